@@ -1,0 +1,1 @@
+//! Moss cryptography (being written).

@@ -1,0 +1,1 @@
+//! Moss discovery (being written).

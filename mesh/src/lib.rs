@@ -1,0 +1,1 @@
+//! The sans-IO Moss node (being written).

@@ -1,0 +1,1 @@
+//! Moss telemetry (being written).
