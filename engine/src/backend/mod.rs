@@ -10,7 +10,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub mod mmsg;
 pub mod portable;
+#[cfg(target_os = "linux")]
+pub mod uring;
 
 /// Largest datagram any backend receives into one buffer slot.
 pub const MAX_DATAGRAM: usize = 2048;
@@ -119,4 +125,105 @@ pub trait Backend: Send {
 
     /// A handle that interrupts `wait` from another thread.
     fn waker(&self) -> Arc<dyn Wakeup>;
+}
+
+/// Why a backend could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend does not exist on this platform.
+    #[error("backend `{backend}` is not supported on this platform")]
+    Unsupported {
+        /// The backend asked for.
+        backend: &'static str,
+    },
+    /// The backend exists but the kernel or policy refuses it here.
+    #[error("backend `{backend}` is unavailable: {reason}")]
+    Unavailable {
+        /// The backend asked for.
+        backend: &'static str,
+        /// What refused it (sysctl, EPERM, missing opcode, ...).
+        reason: String,
+    },
+    /// The socket could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The kernel's error.
+        source: io::Error,
+    },
+    /// Setting the backend up failed with an I/O error.
+    #[error("backend `{backend}` failed to start: {source}")]
+    Io {
+        /// The backend being started.
+        backend: &'static str,
+        /// The kernel's error.
+        source: io::Error,
+    },
+}
+
+/// Binds `addr` and starts the backend `kind`. `Auto` tries `uring`, then
+/// `mmsg`, then `portable`, logging why each one skipped fell back; an
+/// explicit kind fails with the reason when it is unavailable.
+pub fn open(kind: BackendKind, addr: SocketAddr) -> Result<Box<dyn Backend>, BackendError> {
+    let socket =
+        std::net::UdpSocket::bind(addr).map_err(|source| BackendError::Bind { addr, source })?;
+    open_with_socket(kind, socket)
+}
+
+/// Like [`open`] on an already bound socket (e.g. one with `SO_REUSEPORT`
+/// or tuned buffer sizes).
+pub fn open_with_socket(
+    kind: BackendKind,
+    socket: std::net::UdpSocket,
+) -> Result<Box<dyn Backend>, BackendError> {
+    let io_err = |backend| move |source| BackendError::Io { backend, source };
+    match kind {
+        BackendKind::Portable => Ok(Box::new(
+            portable::PortableBackend::new(socket).map_err(io_err("portable"))?,
+        )),
+        #[cfg(target_os = "linux")]
+        BackendKind::Mmsg => Ok(Box::new(
+            mmsg::MmsgBackend::new(socket, mmsg::Offload::default()).map_err(io_err("mmsg"))?,
+        )),
+        #[cfg(target_os = "linux")]
+        BackendKind::Uring => Ok(Box::new(uring::UringBackend::new(
+            socket,
+            uring::UringOptions::default(),
+        )?)),
+        #[cfg(not(target_os = "linux"))]
+        BackendKind::Mmsg | BackendKind::Uring => Err(BackendError::Unsupported {
+            backend: kind.as_str(),
+        }),
+        BackendKind::Auto => open_auto(socket),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn open_auto(socket: std::net::UdpSocket) -> Result<Box<dyn Backend>, BackendError> {
+    let spare = socket.try_clone().map_err(|source| BackendError::Io {
+        backend: "auto",
+        source,
+    })?;
+    match uring::UringBackend::new(spare, uring::UringOptions::default()) {
+        Ok(b) => return Ok(Box::new(b)),
+        Err(e) => tracing::info!(reason = %e, "backend auto: uring unavailable, trying mmsg"),
+    }
+    // A failed attempt may have switched GRO on; only mmsg/uring split it.
+    linux::disable_gro(std::os::fd::AsRawFd::as_raw_fd(&socket));
+    let spare = socket.try_clone().map_err(|source| BackendError::Io {
+        backend: "auto",
+        source,
+    })?;
+    match mmsg::MmsgBackend::new(spare, mmsg::Offload::default()) {
+        Ok(b) => return Ok(Box::new(b)),
+        Err(e) => tracing::info!(reason = %e, "backend auto: mmsg unavailable, using portable"),
+    }
+    linux::disable_gro(std::os::fd::AsRawFd::as_raw_fd(&socket));
+    open_with_socket(BackendKind::Portable, socket)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_auto(socket: std::net::UdpSocket) -> Result<Box<dyn Backend>, BackendError> {
+    open_with_socket(BackendKind::Portable, socket)
 }

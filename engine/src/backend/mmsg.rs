@@ -1,0 +1,542 @@
+//! The `mmsg` backend (Linux): `recvmmsg`/`sendmmsg` on a non-blocking UDP
+//! socket, a whole batch per syscall, with UDP GSO on send and GRO on
+//! receive when the kernel allows them.
+//!
+//! Send: consecutive datagrams to the same destination with equal size (the
+//! last of a run may be shorter) go out as one message carrying a
+//! `UDP_SEGMENT` control message; the payload is gathered from the caller's
+//! slices with one iovec per datagram, so nothing is copied in user space.
+//!
+//! Receive without GRO: `recvmmsg` writes straight into the batch slots (no
+//! copy). With GRO the kernel may hand over a coalesced super-datagram of up
+//! to 64 KiB, larger than a slot, so messages land in 64 KiB scratch buffers
+//! and are split by the `UDP_GRO` segment size into slots (one copy per
+//! datagram). Segments that do not fit in the caller's batch stay pending
+//! and are returned first by the next call; nothing is dropped or truncated
+//! silently (datagrams larger than [`MAX_DATAGRAM`] are dropped and counted
+//! in [`MmsgStats::oversized`]).
+
+use super::linux::{
+    addr_bytes, decode_addr, enable_gro, is_gso_refusal, is_per_datagram_error, plan_runs,
+    poll_two, probe_gso, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
+};
+use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most messages handed to one `sendmmsg` (the kernel's `UIO_MAXIOV`).
+const MAX_MSGS_PER_CALL: usize = 1024;
+
+/// Most 64 KiB GRO scratch buffers (one per message of a `recvmmsg`).
+const MAX_GRO_BUFS: usize = 64;
+
+/// Which offloads to try; each is still probed and may be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offload {
+    /// Try UDP GSO (`UDP_SEGMENT`) on send.
+    pub gso: bool,
+    /// Try UDP GRO (`UDP_GRO`) on receive.
+    pub gro: bool,
+}
+
+impl Default for Offload {
+    fn default() -> Self {
+        Self {
+            gso: true,
+            gro: true,
+        }
+    }
+}
+
+/// Counters of the `mmsg` backend (drop reasons and offload use).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MmsgStats {
+    /// Datagrams dropped on receive because they exceed [`MAX_DATAGRAM`] or
+    /// the kernel truncated them.
+    pub oversized: u64,
+    /// Datagrams dropped on receive because the sender address was not IP.
+    pub bad_addr: u64,
+    /// Datagrams dropped on send by a per-destination error.
+    pub send_dropped: u64,
+    /// Messages sent with a `UDP_SEGMENT` control message.
+    pub gso_sends: u64,
+    /// Received messages that carried more than one GRO segment.
+    pub gro_coalesced: u64,
+}
+
+/// One received message waiting (in a GRO scratch buffer) to be split.
+#[derive(Clone, Copy)]
+struct Held {
+    from: Option<SocketAddr>,
+    segs: Segments,
+}
+
+/// `recvmmsg`/`sendmmsg` backend.
+pub struct MmsgBackend {
+    socket: UdpSocket,
+    event: Arc<EventFd>,
+    gso: bool,
+    gro: bool,
+    stats: MmsgStats,
+    // Send scratch, rebuilt on every call.
+    runs: Vec<Run>,
+    send_hdrs: Vec<libc::mmsghdr>,
+    send_iov: Vec<libc::iovec>,
+    send_addrs: Vec<RawAddr>,
+    send_cmsg: Vec<[u64; CMSG_BUF / 8]>,
+    // Receive scratch, rebuilt on every call.
+    recv_hdrs: Vec<libc::mmsghdr>,
+    recv_iov: Vec<libc::iovec>,
+    recv_addrs: Vec<RawAddr>,
+    recv_cmsg: Vec<[u64; CMSG_BUF / 8]>,
+    gro_bufs: Vec<Vec<u8>>,
+    held: Vec<Held>,
+    /// Next held message to split and the offset inside it.
+    held_msg: usize,
+    held_off: usize,
+}
+
+// SAFETY: the raw pointers inside the scratch `mmsghdr`/`iovec` vectors are
+// written immediately before each syscall from data borrowed for that call
+// only, and never read afterwards; moving the backend to another thread
+// carries no reference to thread-local or borrowed state.
+unsafe impl Send for MmsgBackend {}
+
+impl MmsgBackend {
+    /// Binds `addr` and probes GSO and GRO.
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Self::new(UdpSocket::bind(addr)?, Offload::default())
+    }
+
+    /// Wraps an already bound socket (made non-blocking here) and probes the
+    /// offloads asked for in `want`; a refused one is disabled with a logged
+    /// reason.
+    pub fn new(socket: UdpSocket, want: Offload) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let fd = socket.as_raw_fd();
+        let gso = want.gso
+            && match probe_gso(fd) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(reason = %e, "mmsg: UDP GSO unavailable, sending one datagram per message");
+                    false
+                }
+            };
+        let gro = want.gro
+            && match enable_gro(fd) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(reason = %e, "mmsg: UDP GRO unavailable, receiving one datagram per message");
+                    false
+                }
+            };
+        Ok(Self {
+            socket,
+            event: Arc::new(EventFd::new()?),
+            gso,
+            gro,
+            stats: MmsgStats::default(),
+            runs: Vec::new(),
+            send_hdrs: Vec::new(),
+            send_iov: Vec::new(),
+            send_addrs: Vec::new(),
+            send_cmsg: Vec::new(),
+            recv_hdrs: Vec::new(),
+            recv_iov: Vec::new(),
+            recv_addrs: Vec::new(),
+            recv_cmsg: Vec::new(),
+            gro_bufs: Vec::new(),
+            held: Vec::new(),
+            held_msg: 0,
+            held_off: 0,
+        })
+    }
+
+    /// Whether sends currently use UDP GSO.
+    pub fn gso_enabled(&self) -> bool {
+        self.gso
+    }
+
+    /// Whether receives use UDP GRO.
+    pub fn gro_enabled(&self) -> bool {
+        self.gro
+    }
+
+    /// Drop and offload counters since start.
+    pub fn stats(&self) -> MmsgStats {
+        self.stats
+    }
+
+    fn has_held(&self) -> bool {
+        self.held_msg < self.held.len()
+    }
+
+    /// Copies held GRO segments into free slots starting at `n`.
+    fn drain_held(&mut self, batch: &mut RecvBatch, mut n: usize, cap: usize) -> usize {
+        while n < cap && self.held_msg < self.held.len() {
+            let h = self.held[self.held_msg];
+            let Some(range) = h.segs.piece(self.held_off) else {
+                self.held_msg += 1;
+                self.held_off = 0;
+                continue;
+            };
+            self.held_off = range.end.max(self.held_off + 1);
+            let len = range.len();
+            let Some(from) = h.from else {
+                self.stats.bad_addr += 1;
+                continue;
+            };
+            if len > MAX_DATAGRAM {
+                self.stats.oversized += 1;
+                tracing::debug!(len, "mmsg: dropped datagram larger than MAX_DATAGRAM");
+                continue;
+            }
+            let src = &self.gro_bufs[self.held_msg][range];
+            batch.bufs[n][..len].copy_from_slice(src);
+            batch.lens[n] = len;
+            batch.addrs[n] = from;
+            n += 1;
+        }
+        n
+    }
+
+    /// One `recvmmsg` into the GRO scratch buffers; fills `held`.
+    fn recv_gro(&mut self, want: usize) -> io::Result<()> {
+        let k = want.min(MAX_GRO_BUFS);
+        while self.gro_bufs.len() < k {
+            self.gro_bufs.push(vec![0u8; GRO_BUF]);
+        }
+        self.prepare_recv(k);
+        for j in 0..k {
+            self.recv_iov[j] = libc::iovec {
+                iov_base: self.gro_bufs[j].as_mut_ptr().cast(),
+                iov_len: GRO_BUF,
+            };
+        }
+        let got = self.recvmmsg(k)?;
+        self.held.clear();
+        self.held_msg = 0;
+        self.held_off = 0;
+        for j in 0..got {
+            let hdr = &self.recv_hdrs[j];
+            let len = hdr.msg_len as usize;
+            let from = decode_addr(addr_bytes(
+                &self.recv_addrs[j].storage,
+                hdr.msg_hdr.msg_namelen,
+            ));
+            if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                self.stats.oversized += 1;
+                continue;
+            }
+            let ctl_len = (hdr.msg_hdr.msg_controllen as usize).min(CMSG_BUF);
+            let ctl = cmsg_bytes(&self.recv_cmsg[j], ctl_len);
+            let seg = super::linux::gro_segment(ctl).unwrap_or(0);
+            let seg = if seg >= len { 0 } else { seg };
+            if seg != 0 {
+                self.stats.gro_coalesced += 1;
+            }
+            self.held.push(Held {
+                from,
+                segs: Segments { len, seg },
+            });
+        }
+        // Keep the buffer index aligned with `held`: compact dropped entries
+        // by swapping buffers (no copy of payload).
+        let mut w = 0;
+        let mut r = 0;
+        for j in 0..got {
+            let hdr = &self.recv_hdrs[j];
+            if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                continue;
+            }
+            if w != j {
+                self.gro_bufs.swap(w, j);
+            }
+            w += 1;
+            r += 1;
+        }
+        debug_assert_eq!(r, self.held.len());
+        Ok(())
+    }
+
+    /// Sizes the receive scratch for `k` messages and points names and
+    /// control buffers; iovecs are set by the caller.
+    fn prepare_recv(&mut self, k: usize) {
+        let zero_iov = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        self.recv_iov.resize(k, zero_iov);
+        self.recv_addrs.resize(k, RawAddr::empty());
+        self.recv_cmsg.resize(k, [0u64; CMSG_BUF / 8]);
+        // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
+        let zero_hdr = unsafe { std::mem::zeroed::<libc::mmsghdr>() };
+        self.recv_hdrs.resize(k, zero_hdr);
+    }
+
+    /// Runs `recvmmsg` over the first `k` prepared entries; returns how many
+    /// messages arrived (0 when none are ready).
+    fn recvmmsg(&mut self, k: usize) -> io::Result<usize> {
+        let gro = self.gro;
+        for j in 0..k {
+            let h = &mut self.recv_hdrs[j];
+            h.msg_len = 0;
+            h.msg_hdr.msg_name =
+                (&mut self.recv_addrs[j].storage as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut self.recv_iov[j];
+            h.msg_hdr.msg_iovlen = 1;
+            if gro {
+                h.msg_hdr.msg_control = self.recv_cmsg[j].as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = CMSG_BUF as _;
+            } else {
+                h.msg_hdr.msg_control = std::ptr::null_mut();
+                h.msg_hdr.msg_controllen = 0;
+            }
+            h.msg_hdr.msg_flags = 0;
+        }
+        loop {
+            // SAFETY: the first `k` headers point at live names, iovecs and
+            // control buffers owned by `self` (iovecs at caller buffers that
+            // outlive this call); the kernel writes at most their lengths.
+            let rc = unsafe {
+                libc::recvmmsg(
+                    self.socket.as_raw_fd(),
+                    self.recv_hdrs.as_mut_ptr(),
+                    k as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc >= 0 {
+                return Ok(rc as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => return Ok(0),
+                io::ErrorKind::Interrupted => continue,
+                // A queued ICMP error says nothing about the socket; the
+                // next call reads the datagrams behind it.
+                io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => continue,
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Receives straight into the batch slots (no GRO).
+    fn recv_direct(&mut self, batch: &mut RecvBatch, cap: usize) -> io::Result<usize> {
+        self.prepare_recv(cap);
+        for j in 0..cap {
+            self.recv_iov[j] = libc::iovec {
+                iov_base: batch.bufs[j].as_mut_ptr().cast(),
+                iov_len: MAX_DATAGRAM,
+            };
+        }
+        let got = self.recvmmsg(cap)?;
+        let mut n = 0;
+        for j in 0..got {
+            let hdr = &self.recv_hdrs[j];
+            if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                self.stats.oversized += 1;
+                tracing::debug!("mmsg: dropped datagram larger than MAX_DATAGRAM");
+                continue;
+            }
+            let Some(from) = decode_addr(addr_bytes(
+                &self.recv_addrs[j].storage,
+                hdr.msg_hdr.msg_namelen,
+            )) else {
+                self.stats.bad_addr += 1;
+                continue;
+            };
+            let len = hdr.msg_len as usize;
+            if n != j {
+                // Close the gap left by a dropped one: move the buffer, not
+                // the bytes.
+                batch.bufs.swap(n, j);
+            }
+            batch.lens[n] = len;
+            batch.addrs[n] = from;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Builds one `mmsghdr` per run of `runs[from..]` over `out`.
+    fn build_send(&mut self, out: &[OutDatagram<'_>], from: usize) {
+        let runs = &self.runs[from..];
+        self.send_iov.clear();
+        self.send_addrs.clear();
+        self.send_cmsg.clear();
+        self.send_hdrs.clear();
+        for r in runs {
+            for d in &out[r.start..r.start + r.count] {
+                self.send_iov.push(libc::iovec {
+                    iov_base: d.bytes.as_ptr() as *mut libc::c_void,
+                    iov_len: d.bytes.len(),
+                });
+            }
+            self.send_addrs.push(RawAddr::from_std(out[r.start].to));
+            self.send_cmsg.push([0u64; CMSG_BUF / 8]);
+        }
+        let mut iov_at = 0;
+        for (i, r) in runs.iter().enumerate() {
+            // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
+            let mut h = unsafe { std::mem::zeroed::<libc::mmsghdr>() };
+            h.msg_hdr.msg_name =
+                (&mut self.send_addrs[i].storage as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = self.send_addrs[i].len;
+            h.msg_hdr.msg_iov = &mut self.send_iov[iov_at];
+            h.msg_hdr.msg_iovlen = r.count as _;
+            if r.count > 1 {
+                let len = write_segment_cmsg(&mut self.send_cmsg[i], r.seg as u16);
+                h.msg_hdr.msg_control = self.send_cmsg[i].as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = len as _;
+            }
+            iov_at += r.count;
+            self.send_hdrs.push(h);
+        }
+    }
+}
+
+/// The first `len` bytes of an aligned control buffer.
+fn cmsg_bytes(buf: &[u64; CMSG_BUF / 8], len: usize) -> &[u8] {
+    // SAFETY: a [u64; N] is 8*N initialised bytes; `len` is clamped to that.
+    unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len.min(CMSG_BUF)) }
+}
+
+impl Backend for MmsgBackend {
+    fn name(&self) -> &'static str {
+        "mmsg"
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let cap = batch
+            .bufs
+            .len()
+            .min(batch.lens.len())
+            .min(batch.addrs.len());
+        batch.filled = 0;
+        if cap == 0 {
+            return Ok(0);
+        }
+        let n = if self.gro {
+            let mut n = self.drain_held(batch, 0, cap);
+            if n < cap && !self.has_held() {
+                match self.recv_gro(cap - n) {
+                    Ok(()) => n = self.drain_held(batch, n, cap),
+                    Err(e) if n == 0 => return Err(e),
+                    Err(_) => {}
+                }
+            }
+            n
+        } else {
+            self.recv_direct(batch, cap)?
+        };
+        batch.filled = n;
+        Ok(n)
+    }
+
+    fn send_batch(&mut self, out: &[OutDatagram<'_>]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut runs = std::mem::take(&mut self.runs);
+        plan_runs(out, self.gso, &mut runs);
+        self.runs = runs;
+        self.build_send(out, 0);
+        // `base` is the index in `runs` that send_hdrs[0] corresponds to.
+        let mut base = 0;
+        let mut r = 0;
+        let mut sent = 0usize;
+        // Set after a GSO message was refused and the rest was re-planned
+        // without GSO: the next single send tells whether GSO was at fault.
+        let mut gso_suspect = false;
+        while r < self.runs.len() {
+            let k = (self.runs.len() - r).min(MAX_MSGS_PER_CALL);
+            // SAFETY: send_hdrs[r - base ..] point at iovecs over the
+            // caller's slices (alive for this call), names and control
+            // buffers owned by `self` and not moved since build_send.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    self.socket.as_raw_fd(),
+                    self.send_hdrs.as_mut_ptr().add(r - base),
+                    k as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if rc > 0 {
+                let done = rc as usize;
+                for run in &self.runs[r..r + done] {
+                    sent += run.count;
+                    if run.count > 1 {
+                        self.stats.gso_sends += 1;
+                    }
+                }
+                if gso_suspect {
+                    gso_suspect = false;
+                    self.gso = false;
+                    tracing::warn!("mmsg: kernel refused a UDP GSO send but took the same datagrams one by one; GSO disabled");
+                }
+                r += done;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            let run = self.runs[r];
+            match e.kind() {
+                io::ErrorKind::WouldBlock => break,
+                io::ErrorKind::Interrupted => continue,
+                _ => {}
+            }
+            if run.count > 1 && is_gso_refusal(&e) {
+                // Re-plan everything from this run on without GSO and try
+                // again; whether GSO is to blame is decided by the next send.
+                let start = run.start;
+                let mut tail = Vec::new();
+                plan_runs(&out[start..], false, &mut tail);
+                self.runs.truncate(r);
+                self.runs.extend(tail.into_iter().map(|t| Run {
+                    start: t.start + start,
+                    ..t
+                }));
+                self.build_send(out, r);
+                base = r;
+                gso_suspect = true;
+                tracing::debug!(reason = %e, "mmsg: GSO send refused, retrying without GSO");
+                continue;
+            }
+            if is_per_datagram_error(&e) || e.raw_os_error() == Some(libc::EINVAL) {
+                // This datagram (or destination) is the problem, not GSO.
+                gso_suspect = false;
+                self.stats.send_dropped += run.count as u64;
+                tracing::debug!(to = %out[run.start].to, reason = %e, "mmsg: datagram dropped on send");
+                sent += run.count;
+                r += 1;
+                continue;
+            }
+            if sent == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        Ok(sent)
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.has_held() {
+            return Ok(());
+        }
+        poll_two(self.socket.as_raw_fd(), &self.event, timeout)
+    }
+
+    fn waker(&self) -> Arc<dyn Wakeup> {
+        self.event.clone()
+    }
+}

@@ -1,0 +1,890 @@
+//! The `uring` backend (Linux io_uring).
+//!
+//! Receive: one multishot `RecvMsgMulti` draws buffers from a provided
+//! buffer ring (`IORING_REGISTER_PBUF_RING`); every completion names the
+//! buffer holding `io_uring_recvmsg_out`, the sender address, the `UDP_GRO`
+//! control message and the payload. The trait's [`RecvBatch`] owns its
+//! slots, so each datagram is copied once from the ring buffer into a slot;
+//! the buffer goes back to the ring as soon as all its datagrams are copied.
+//! The multishot request is re-armed whenever the kernel ends it (no
+//! `IORING_CQE_F_MORE`, e.g. `ENOBUFS` while all buffers are out).
+//!
+//! Send: one `SendMsg` per run of datagrams (UDP GSO `UDP_SEGMENT` when the
+//! run has several), all pushed and submitted with one `io_uring_enter`.
+//! `MSG_DONTWAIT` makes each send complete inline (or fail with `EAGAIN`), so
+//! the call waits for its completions without blocking and the caller's
+//! slices are never referenced after it returns.
+//!
+//! Wake-up: a multishot `PollAdd` on an eventfd; `wait` blocks in
+//! `io_uring_enter` until any completion (datagram, wake) or the timeout.
+
+use super::linux::{
+    decode_addr, enable_gro, gro_segment, is_gso_refusal, is_per_datagram_error, plan_runs,
+    probe_gso, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
+};
+use super::{Backend, BackendError, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
+use io_uring::types::{Fd, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, IoUring, Probe};
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const NAME: &str = "uring";
+/// `user_data` of the multishot receive.
+const RECV_TAG: u64 = 1 << 62;
+/// `user_data` of the multishot eventfd poll.
+const WAKE_TAG: u64 = 1 << 61;
+/// `user_data` of cancellations issued on drop.
+const CANCEL_TAG: u64 = 1 << 60;
+/// Submission queue entries.
+const SQ_ENTRIES: u32 = 256;
+/// Completion queue entries (room for every buffer plus a send chunk).
+const CQ_ENTRIES: u32 = 2048;
+/// Most sends pushed before one submit (leaves SQ room for re-arms).
+const SEND_CHUNK: usize = 192;
+/// Provided buffers without GRO (each holds one datagram).
+const RING_ENTRIES_PLAIN: u16 = 512;
+/// Provided buffers with GRO (each holds a 64 KiB super-datagram).
+const RING_ENTRIES_GRO: u16 = 128;
+/// Buffer group id of our ring.
+const BGID: u16 = 0;
+/// `sizeof(struct io_uring_recvmsg_out)`.
+const RECVMSG_OUT: usize = 16;
+/// Name area reserved in each buffer.
+const NAME_LEN: usize = std::mem::size_of::<libc::sockaddr_storage>();
+
+/// Which offloads to try; each is still probed and may be refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UringOptions {
+    /// Try UDP GSO on send.
+    pub gso: bool,
+    /// Try UDP GRO on receive (needs 64 KiB ring buffers).
+    pub gro: bool,
+}
+
+impl Default for UringOptions {
+    fn default() -> Self {
+        Self {
+            gso: true,
+            gro: true,
+        }
+    }
+}
+
+/// Counters of the `uring` backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UringStats {
+    /// Datagrams dropped on receive: larger than [`MAX_DATAGRAM`] or
+    /// truncated by the kernel.
+    pub oversized: u64,
+    /// Completions dropped because the sender address was not IP or the
+    /// buffer could not be parsed.
+    pub bad_buffer: u64,
+    /// Datagrams dropped on send by a per-destination error.
+    pub send_dropped: u64,
+    /// Times the multishot receive was armed (1 + re-arms).
+    pub recv_arms: u64,
+    /// Completions that ended the multishot receive with `ENOBUFS`.
+    pub enobufs: u64,
+    /// Messages sent with a `UDP_SEGMENT` control message.
+    pub gso_sends: u64,
+    /// Received buffers that held more than one GRO segment.
+    pub gro_coalesced: u64,
+    /// Datagrams copied from ring buffers into batch slots.
+    pub copies: u64,
+    /// Bytes copied from ring buffers into batch slots.
+    pub copied_bytes: u64,
+}
+
+/// Anonymous memory mapping that holds the provided buffer ring and its
+/// buffers.
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Self> {
+        // SAFETY: anonymous private mapping, no file; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region mapped in `new`, once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// The provided buffer ring: `entries` descriptors followed by the buffers.
+struct BufRing {
+    ring: Mapping,
+    bufs: Mapping,
+    entries: u16,
+    buf_len: usize,
+    /// Our copy of the tail (published with release ordering).
+    tail: u16,
+}
+
+impl BufRing {
+    fn new(entries: u16, buf_len: usize) -> io::Result<Self> {
+        let ring =
+            Mapping::new(entries as usize * std::mem::size_of::<io_uring::types::BufRingEntry>())?;
+        let bufs = Mapping::new(entries as usize * buf_len)?;
+        Ok(Self {
+            ring,
+            bufs,
+            entries,
+            buf_len,
+            tail: 0,
+        })
+    }
+
+    /// Hands buffer `bid` back to the kernel (visible after `publish`).
+    fn push(&mut self, bid: u16) {
+        let mask = self.entries - 1;
+        let idx = (self.tail & mask) as usize;
+        // SAFETY: `idx < entries`, so the entry lies in the ring mapping;
+        // the kernel reads entries only up to the published tail, and this
+        // one is beyond it until `publish`.
+        unsafe {
+            let entry = &mut *self
+                .ring
+                .ptr
+                .cast::<io_uring::types::BufRingEntry>()
+                .add(idx);
+            entry.set_addr(self.bufs.ptr.add(bid as usize * self.buf_len) as u64);
+            entry.set_len(self.buf_len as u32);
+            entry.set_bid(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Publishes every pushed buffer to the kernel.
+    fn publish(&self) {
+        // SAFETY: the tail is the u16 at byte offset 14 of the ring (the
+        // `resv` field of entry 0, as in `struct io_uring_buf_ring`); the
+        // mapping is page aligned so the atomic is aligned. The kernel reads
+        // it with acquire ordering.
+        let tail = unsafe { &*self.ring.ptr.add(14).cast::<AtomicU16>() };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    /// The bytes of buffer `bid` (first `len`).
+    fn buf(&self, bid: u16, len: usize) -> &[u8] {
+        let len = len.min(self.buf_len);
+        // SAFETY: `bid < entries` is checked by the caller; the kernel has
+        // completed its write into this buffer (we hold its CQE) and will
+        // not touch it until we push it back.
+        unsafe { std::slice::from_raw_parts(self.bufs.ptr.add(bid as usize * self.buf_len), len) }
+    }
+}
+
+/// A completion copied out of the CQ, waiting to be turned into datagrams.
+#[derive(Clone, Copy)]
+struct Completion {
+    result: i32,
+    flags: u32,
+}
+
+/// A ring buffer partly split into batch slots.
+#[derive(Clone, Copy)]
+struct Held {
+    bid: u16,
+    from: SocketAddr,
+    payload: usize,
+    segs: Segments,
+    off: usize,
+}
+
+/// io_uring backend with a provided buffer ring.
+pub struct UringBackend {
+    // Dropped first: the ring (after cancellation in `Drop`), then memory.
+    ring: IoUring,
+    bufs: BufRing,
+    socket: UdpSocket,
+    event: Arc<EventFd>,
+    recv_msg: Box<libc::msghdr>,
+    recv_armed: bool,
+    wake_armed: bool,
+    bufs_out: usize,
+    stash: VecDeque<Completion>,
+    held: Option<Held>,
+    gso: bool,
+    gro: bool,
+    stats: UringStats,
+    // Send scratch, alive until every send completion is reaped.
+    runs: Vec<Run>,
+    send_hdrs: Vec<libc::msghdr>,
+    send_iov: Vec<libc::iovec>,
+    send_addrs: Vec<RawAddr>,
+    send_cmsg: Vec<[u64; CMSG_BUF / 8]>,
+    send_res: Vec<Option<i32>>,
+}
+
+// SAFETY: the ring, the mappings and the scratch pointers are owned by the
+// backend and used only through `&mut self`; no pointer refers to
+// thread-local data, so the backend may move to another thread.
+unsafe impl Send for UringBackend {}
+
+fn unavailable(reason: impl Into<String>) -> BackendError {
+    BackendError::Unavailable {
+        backend: NAME,
+        reason: reason.into(),
+    }
+}
+
+/// Checks `kernel.io_uring_disabled`; `Err` names the reason.
+fn check_sysctl() -> Result<(), BackendError> {
+    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        Ok(s) if s.trim() == "2" => Err(unavailable(
+            "io_uring is disabled by sysctl kernel.io_uring_disabled=2",
+        )),
+        // 1 = only privileged or io_uring_group members: setup tells.
+        _ => Ok(()),
+    }
+}
+
+/// Kernel major.minor from `uname`, if it parses.
+fn kernel_version() -> Option<(u32, u32)> {
+    // SAFETY: utsname is plain old data; uname fills it.
+    let mut u = unsafe { std::mem::zeroed::<libc::utsname>() };
+    // SAFETY: passes a live utsname to fill.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let rel: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    let rel = String::from_utf8_lossy(&rel);
+    let mut it = rel.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+impl UringBackend {
+    /// Binds `addr` and starts the backend with default options.
+    pub fn bind(addr: SocketAddr) -> Result<Self, BackendError> {
+        let socket = UdpSocket::bind(addr).map_err(|source| BackendError::Bind { addr, source })?;
+        Self::new(socket, UringOptions::default())
+    }
+
+    /// Starts the backend on a bound socket. Fails with
+    /// [`BackendError::Unavailable`] and the reason when io_uring is
+    /// disabled, restricted, too old or missing an opcode.
+    pub fn new(socket: UdpSocket, opts: UringOptions) -> Result<Self, BackendError> {
+        check_sysctl()?;
+        if let Some((maj, min)) = kernel_version() {
+            if (maj, min) < (6, 0) {
+                return Err(unavailable(format!(
+                    "kernel {maj}.{min} lacks multishot recvmsg (needs 6.0)"
+                )));
+            }
+        }
+        let ring = IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EPERM) => unavailable(format!(
+                    "io_uring_setup refused with EPERM (sysctl kernel.io_uring_disabled, seccomp or container policy): {e}"
+                )),
+                Some(libc::ENOSYS) => unavailable("kernel built without io_uring (ENOSYS)"),
+                _ => unavailable(format!("io_uring_setup failed: {e}")),
+            })?;
+        if !ring.params().is_feature_ext_arg() {
+            return Err(unavailable("kernel lacks IORING_FEAT_EXT_ARG (needs 5.11)"));
+        }
+        let mut probe = Probe::new();
+        ring.submitter()
+            .register_probe(&mut probe)
+            .map_err(|e| unavailable(format!("IORING_REGISTER_PROBE failed: {e}")))?;
+        for (code, op) in [
+            (opcode::RecvMsg::CODE, "RECVMSG"),
+            (opcode::SendMsg::CODE, "SENDMSG"),
+            (opcode::PollAdd::CODE, "POLL_ADD"),
+            (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+        ] {
+            if !probe.is_supported(code) {
+                return Err(unavailable(format!("opcode IORING_OP_{op} not supported")));
+            }
+        }
+        socket
+            .set_nonblocking(true)
+            .map_err(|source| BackendError::Io {
+                backend: NAME,
+                source,
+            })?;
+        let fd = socket.as_raw_fd();
+        let gso = opts.gso
+            && match probe_gso(fd) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(reason = %e, "uring: UDP GSO unavailable, one datagram per send");
+                    false
+                }
+            };
+        let gro = opts.gro
+            && match enable_gro(fd) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(reason = %e, "uring: UDP GRO unavailable, one datagram per buffer");
+                    false
+                }
+            };
+        let ctl = if gro { CMSG_BUF } else { 0 };
+        let payload = if gro { GRO_BUF } else { MAX_DATAGRAM + 1 };
+        let buf_len = (RECVMSG_OUT + NAME_LEN + ctl + payload).next_multiple_of(64);
+        let entries = if gro {
+            RING_ENTRIES_GRO
+        } else {
+            RING_ENTRIES_PLAIN
+        };
+        let mut bufs = BufRing::new(entries, buf_len)
+            .map_err(|e| unavailable(format!("mapping the buffer ring failed: {e}")))?;
+        // SAFETY: the ring mapping holds `entries` descriptors, is page
+        // aligned and lives in `self.bufs`, which outlives the ring's use
+        // of it: Drop cancels the receive and unregisters first.
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(bufs.ring.ptr as u64, entries, BGID, 0)
+        }
+        .map_err(|e| unavailable(format!("IORING_REGISTER_PBUF_RING failed: {e}")))?;
+        for bid in 0..entries {
+            bufs.push(bid);
+        }
+        bufs.publish();
+        // SAFETY: msghdr is plain old data; all-zero is valid. Only the
+        // name and control lengths matter for a multishot recvmsg.
+        let mut recv_msg = Box::new(unsafe { std::mem::zeroed::<libc::msghdr>() });
+        recv_msg.msg_namelen = NAME_LEN as libc::socklen_t;
+        recv_msg.msg_controllen = ctl as _;
+        let event = Arc::new(EventFd::new().map_err(|source| BackendError::Io {
+            backend: NAME,
+            source,
+        })?);
+        let mut me = Self {
+            ring,
+            bufs,
+            socket,
+            event,
+            recv_msg,
+            recv_armed: false,
+            wake_armed: false,
+            bufs_out: 0,
+            stash: VecDeque::with_capacity(entries as usize),
+            held: None,
+            gso,
+            gro,
+            stats: UringStats::default(),
+            runs: Vec::new(),
+            send_hdrs: Vec::new(),
+            send_iov: Vec::new(),
+            send_addrs: Vec::new(),
+            send_cmsg: Vec::new(),
+            send_res: Vec::new(),
+        };
+        me.arm();
+        me.ring
+            .submit()
+            .map_err(|e| unavailable(format!("first submit failed: {e}")))?;
+        // A kernel without multishot recvmsg fails the request at once.
+        me.reap();
+        if let Some(c) = me.stash.front() {
+            if c.result == -libc::EINVAL {
+                return Err(unavailable("multishot recvmsg refused with EINVAL"));
+            }
+        }
+        Ok(me)
+    }
+
+    /// Whether sends currently use UDP GSO.
+    pub fn gso_enabled(&self) -> bool {
+        self.gso
+    }
+
+    /// Whether receives use UDP GRO.
+    pub fn gro_enabled(&self) -> bool {
+        self.gro
+    }
+
+    /// Drop, copy and re-arm counters since start.
+    pub fn stats(&self) -> UringStats {
+        self.stats
+    }
+
+    /// Pushes the multishot receive and the eventfd poll when not armed.
+    fn arm(&mut self) {
+        if !self.recv_armed && self.bufs_out < self.bufs.entries as usize {
+            let e = opcode::RecvMsgMulti::new(Fd(self.socket.as_raw_fd()), &*self.recv_msg, BGID)
+                .build()
+                .user_data(RECV_TAG);
+            // SAFETY: `recv_msg` is boxed and lives as long as the ring.
+            if unsafe { self.ring.submission().push(&e) }.is_ok() {
+                self.recv_armed = true;
+                self.stats.recv_arms += 1;
+            }
+        }
+        if !self.wake_armed {
+            let e = opcode::PollAdd::new(Fd(self.event.as_raw_fd()), libc::POLLIN as u32)
+                .multi(true)
+                .build()
+                .user_data(WAKE_TAG);
+            // SAFETY: the eventfd lives as long as the ring.
+            if unsafe { self.ring.submission().push(&e) }.is_ok() {
+                self.wake_armed = true;
+            }
+        }
+    }
+
+    /// Moves every completion out of the CQ: receives to the stash, send
+    /// results into `send_res`, wake-ups drained. Returns whether a wake-up
+    /// was seen.
+    fn reap(&mut self) -> bool {
+        let mut woke = false;
+        let mut cq = self.ring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            let ud = cqe.user_data();
+            let more = cqueue::more(cqe.flags());
+            if ud == RECV_TAG {
+                if cqueue::buffer_select(cqe.flags()).is_some() {
+                    self.bufs_out += 1;
+                }
+                if !more {
+                    self.recv_armed = false;
+                }
+                self.stash.push_back(Completion {
+                    result: cqe.result(),
+                    flags: cqe.flags(),
+                });
+            } else if ud == WAKE_TAG {
+                woke = true;
+                self.event.drain();
+                if !more {
+                    self.wake_armed = false;
+                }
+            } else if ud & CANCEL_TAG != 0 {
+                // Cancellation results carry nothing we need.
+            } else if let Some(slot) = self.send_res.get_mut(ud as usize) {
+                *slot = Some(cqe.result());
+            }
+        }
+        woke
+    }
+
+    /// Copies datagrams of the held buffer into slots from `n`; recycles the
+    /// buffer when it is used up.
+    fn drain_held(&mut self, batch: &mut RecvBatch, mut n: usize, cap: usize) -> usize {
+        while let Some(mut h) = self.held {
+            if n >= cap {
+                break;
+            }
+            match h.segs.piece(h.off) {
+                Some(range) => {
+                    h.off = range.end.max(h.off + 1);
+                    self.held = Some(h);
+                    let len = range.len();
+                    if len > MAX_DATAGRAM {
+                        self.stats.oversized += 1;
+                        continue;
+                    }
+                    let src = self.bufs.buf(h.bid, h.payload + range.end);
+                    batch.bufs[n][..len].copy_from_slice(&src[h.payload + range.start..]);
+                    batch.lens[n] = len;
+                    batch.addrs[n] = h.from;
+                    self.stats.copies += 1;
+                    self.stats.copied_bytes += len as u64;
+                    n += 1;
+                }
+                None => {
+                    self.recycle(h.bid);
+                    self.held = None;
+                }
+            }
+        }
+        n
+    }
+
+    fn recycle(&mut self, bid: u16) {
+        self.bufs.push(bid);
+        self.bufs_out = self.bufs_out.saturating_sub(1);
+    }
+
+    /// Turns one receive completion into a held buffer (or a drop/error).
+    fn take(&mut self, c: Completion) -> io::Result<()> {
+        let bid = cqueue::buffer_select(c.flags);
+        if c.result < 0 {
+            if let Some(bid) = bid {
+                self.recycle(bid);
+            }
+            return match -c.result {
+                libc::ENOBUFS => {
+                    self.stats.enobufs += 1;
+                    Ok(())
+                }
+                libc::EINTR | libc::EAGAIN | libc::ECANCELED => Ok(()),
+                libc::ECONNREFUSED | libc::ECONNRESET => Ok(()),
+                e => Err(io::Error::from_raw_os_error(e)),
+            };
+        }
+        let Some(bid) = bid.filter(|b| *b < self.bufs.entries) else {
+            self.stats.bad_buffer += 1;
+            return Ok(());
+        };
+        let buf = self.bufs.buf(bid, c.result as usize);
+        let parsed = io_uring::types::RecvMsgOut::parse(buf, &self.recv_msg)
+            .ok()
+            .and_then(|m| {
+                if m.is_payload_truncated() {
+                    return Some(Err(()));
+                }
+                let from = decode_addr(m.name_data())?;
+                let seg = if self.gro {
+                    gro_segment(m.control_data()).unwrap_or(0)
+                } else {
+                    0
+                };
+                let len = m.payload_data().len();
+                Some(Ok((from, len, seg)))
+            });
+        match parsed {
+            Some(Ok((from, len, seg))) => {
+                let seg = if seg >= len { 0 } else { seg };
+                if seg != 0 {
+                    self.stats.gro_coalesced += 1;
+                }
+                self.held = Some(Held {
+                    bid,
+                    from,
+                    payload: RECVMSG_OUT + NAME_LEN + self.recv_msg.msg_controllen as usize,
+                    segs: Segments { len, seg },
+                    off: 0,
+                });
+            }
+            Some(Err(())) => {
+                self.stats.oversized += 1;
+                self.recycle(bid);
+            }
+            None => {
+                self.stats.bad_buffer += 1;
+                self.recycle(bid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits pending SQEs (re-arms) if any.
+    fn flush(&mut self) -> io::Result<()> {
+        self.arm();
+        if !self.ring.submission().is_empty() {
+            loop {
+                match self.ring.submit() {
+                    Ok(_) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        // CQ overflow backlog: reap and retry once.
+                        self.reap();
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds `msghdr`s for `runs` over `out`.
+    fn build_send(&mut self, out: &[OutDatagram<'_>]) {
+        self.send_iov.clear();
+        self.send_addrs.clear();
+        self.send_cmsg.clear();
+        self.send_hdrs.clear();
+        for r in &self.runs {
+            for d in &out[r.start..r.start + r.count] {
+                self.send_iov.push(libc::iovec {
+                    iov_base: d.bytes.as_ptr() as *mut libc::c_void,
+                    iov_len: d.bytes.len(),
+                });
+            }
+            self.send_addrs.push(RawAddr::from_std(out[r.start].to));
+            self.send_cmsg.push([0u64; CMSG_BUF / 8]);
+        }
+        let mut iov_at = 0;
+        for i in 0..self.runs.len() {
+            let r = self.runs[i];
+            // SAFETY: msghdr is plain old data; all-zero is a valid value.
+            let mut h = unsafe { std::mem::zeroed::<libc::msghdr>() };
+            h.msg_name = (&mut self.send_addrs[i].storage as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = self.send_addrs[i].len;
+            h.msg_iov = &mut self.send_iov[iov_at];
+            h.msg_iovlen = r.count as _;
+            if r.count > 1 {
+                let len = write_segment_cmsg(&mut self.send_cmsg[i], r.seg as u16);
+                h.msg_control = self.send_cmsg[i].as_mut_ptr().cast();
+                h.msg_controllen = len as _;
+            }
+            iov_at += r.count;
+            self.send_hdrs.push(h);
+        }
+    }
+
+    /// Submits sends for `send_hdrs[from..to]` and waits for all their
+    /// completions (they complete inline thanks to `MSG_DONTWAIT`).
+    fn submit_sends(&mut self, from: usize, to: usize) -> io::Result<()> {
+        let fd = self.socket.as_raw_fd();
+        for i in from..to {
+            self.send_res[i] = None;
+            let e = opcode::SendMsg::new(Fd(fd), &self.send_hdrs[i])
+                .flags(libc::MSG_DONTWAIT as u32)
+                .build()
+                .user_data(i as u64);
+            // SAFETY: the msghdr, its iovecs (over the caller's slices),
+            // name and control buffers stay alive and unmoved until this
+            // function has reaped the completion of every pushed entry.
+            while unsafe { self.ring.submission().push(&e) }.is_err() {
+                self.ring.submit()?;
+            }
+        }
+        let mut want = to - from;
+        loop {
+            match self.ring.submit_and_wait(want) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => {
+                    // The entries may still be in flight: wait for them so
+                    // no borrowed slice outlives this call.
+                    if self.send_res[from..to].iter().all(Option::is_some) {
+                        return Err(e);
+                    }
+                }
+            }
+            self.reap();
+            let done = self.send_res[from..to]
+                .iter()
+                .filter(|r| r.is_some())
+                .count();
+            if done == to - from {
+                return Ok(());
+            }
+            want = 1;
+        }
+    }
+}
+
+impl Backend for UringBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let cap = batch
+            .bufs
+            .len()
+            .min(batch.lens.len())
+            .min(batch.addrs.len());
+        batch.filled = 0;
+        if cap == 0 {
+            return Ok(0);
+        }
+        let mut n = self.drain_held(batch, 0, cap);
+        if self.stash.is_empty() {
+            self.reap();
+        }
+        let mut err = None;
+        while n < cap && self.held.is_none() {
+            let Some(c) = self.stash.pop_front() else {
+                break;
+            };
+            if let Err(e) = self.take(c) {
+                err = Some(e);
+                break;
+            }
+            n = self.drain_held(batch, n, cap);
+        }
+        self.bufs.publish();
+        let flushed = self.flush();
+        batch.filled = n;
+        match (n, err, flushed) {
+            (0, Some(e), _) => Err(e),
+            (0, None, Err(e)) => Err(e),
+            _ => Ok(n),
+        }
+    }
+
+    fn send_batch(&mut self, out: &[OutDatagram<'_>]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut runs = std::mem::take(&mut self.runs);
+        plan_runs(out, self.gso, &mut runs);
+        self.runs = runs;
+        self.build_send(out);
+        self.send_res.clear();
+        self.send_res.resize(self.runs.len(), None);
+        let mut at = 0;
+        while at < self.runs.len() {
+            let to = (at + SEND_CHUNK).min(self.runs.len());
+            self.submit_sends(at, to)?;
+            // Stop early when the socket is full.
+            if self.send_res[at..to]
+                .iter()
+                .any(|r| *r == Some(-libc::EAGAIN))
+            {
+                break;
+            }
+            at = to;
+        }
+        // Account in order: the prefix up to the first EAGAIN is accepted.
+        let mut sent = 0;
+        let mut refused = Vec::new();
+        for (i, r) in self.runs.iter().enumerate() {
+            match self.send_res[i] {
+                Some(res) if res >= 0 => {
+                    sent += r.count;
+                    if r.count > 1 {
+                        self.stats.gso_sends += 1;
+                    }
+                }
+                Some(res) => {
+                    let e = io::Error::from_raw_os_error(-res);
+                    if r.count > 1 && is_gso_refusal(&e) {
+                        refused.push(*r);
+                        sent += r.count;
+                    } else if is_per_datagram_error(&e) || res == -libc::EINVAL {
+                        self.stats.send_dropped += r.count as u64;
+                        sent += r.count;
+                    } else if sent == 0 && res != -libc::EAGAIN {
+                        return Err(e);
+                    } else {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        if !refused.is_empty() {
+            // Resend refused GSO runs one datagram per message; if that
+            // works, the kernel or device refused GSO itself.
+            let mut singles = Vec::new();
+            for r in &refused {
+                singles.extend(out[r.start..r.start + r.count].iter().copied());
+            }
+            let was = self.gso;
+            self.gso = false;
+            let ok = self.send_batch(&singles)?;
+            if ok > 0 && was {
+                tracing::warn!("uring: kernel refused a UDP GSO send but took the datagrams one by one; GSO disabled");
+            } else {
+                self.gso = was;
+            }
+            // Datagrams of refused runs that still did not go out.
+            sent -= singles.len() - ok;
+        }
+        Ok(sent)
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.held.is_some() || !self.stash.is_empty() {
+            return Ok(());
+        }
+        if self.reap() || !self.stash.is_empty() {
+            return Ok(());
+        }
+        self.arm();
+        let res = match timeout {
+            Some(t) => {
+                let ts = Timespec::from(t);
+                let args = SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submit_and_wait(1),
+        };
+        match res {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap();
+        Ok(())
+    }
+
+    fn waker(&self) -> Arc<dyn Wakeup> {
+        self.event.clone()
+    }
+}
+
+impl Drop for UringBackend {
+    fn drop(&mut self) {
+        // Cancel the multishot requests and wait (bounded) until the kernel
+        // has finished with them, so no completion writes into the buffer
+        // mapping after it is unmapped.
+        for (n, ud) in [RECV_TAG, WAKE_TAG].into_iter().enumerate() {
+            let e = opcode::AsyncCancel::new(ud)
+                .build()
+                .user_data(CANCEL_TAG | n as u64);
+            // SAFETY: a cancel entry references no memory.
+            let _ = unsafe { self.ring.submission().push(&e) };
+        }
+        let ts = Timespec::from(Duration::from_millis(50));
+        for _ in 0..20 {
+            let args = SubmitArgs::new().timespec(&ts);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            self.reap();
+            if !self.recv_armed && !self.wake_armed {
+                break;
+            }
+        }
+        if self.recv_armed {
+            // The kernel may still own the receive: leak the buffers rather
+            // than unmap memory it could write to.
+            tracing::warn!("uring: multishot receive not cancelled in time; leaking its buffers");
+            let bufs = std::mem::replace(
+                &mut self.bufs.bufs,
+                Mapping {
+                    ptr: std::ptr::null_mut(),
+                    len: 0,
+                },
+            );
+            std::mem::forget(bufs);
+        } else {
+            let _ = self.ring.submitter().unregister_buf_ring(BGID);
+        }
+    }
+}
+
+// The provided-buffer ring layout assumes 16-byte descriptors.
+const _: () = assert!(std::mem::size_of::<io_uring::types::BufRingEntry>() == 16);
