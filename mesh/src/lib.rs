@@ -1,1 +1,28 @@
-//! The sans-IO Moss node (being written).
+//! The sans-IO Moss node: sessions, wire protocol, pub/sub and config.
+//!
+//! A [`Node`] is a deterministic state machine. Its driver feeds it
+//! datagrams ([`Node::handle_datagram`]), the time ([`Node::handle_timeout`])
+//! and commands (subscribe, publish, connect), and drains datagrams
+//! ([`Node::poll_transmit`]), the next deadline ([`Node::poll_timeout`]) and
+//! events ([`Node::poll_event`]). Time is a [`Time`] since an arbitrary
+//! origin chosen by the driver; randomness comes from the seed given to
+//! [`Node::new`].
+
+pub mod config;
+pub mod event;
+mod handshake;
+mod node;
+pub mod pubsub;
+mod session;
+pub mod stats;
+pub mod wire;
+
+pub use config::{Config, ConfigError};
+pub use event::{DisconnectReason, Event, Message};
+pub use moss_crypto::{Identity, PeerId};
+pub use node::{Node, PeerInfo, Transmit, IDLE_TIMEOUT, KEEPALIVE, TICK};
+pub use pubsub::PublishError;
+pub use stats::{DropReason, Drops, Stats};
+
+/// Monotonic time since an origin the driver picks.
+pub type Time = std::time::Duration;

@@ -1,0 +1,435 @@
+//! Node configuration: the JSON document hosts pass to `Moss_Init` (and the
+//! service binaries build from flags), with the defaults of the original.
+//!
+//! Every block is optional and every field inside a block falls back to its
+//! default on its own, so `{"gossipsub": {"D": 8}}` keeps the other degrees.
+//! As in the original, a numeric `0` means "use the default". Type errors,
+//! unknown enum values and inconsistent values name the offending field.
+
+use serde::{Deserialize, Serialize};
+
+/// Built-in tracker list, used when `trackers` is omitted.
+pub const DEFAULT_TRACKERS: &[&str] = &[
+    "udp://tracker.opentrackr.org:1337/announce",
+    "http://tracker.opentrackr.org:1337/announce",
+    "udp://open.demonii.com:1337/announce",
+    "udp://tracker.torrent.eu.org:451/announce",
+    "udp://open.stealth.si:80/announce",
+    "udp://exodus.desync.com:6969/announce",
+    "udp://tracker.openbittorrent.com:6969/announce",
+    "udp://explodie.org:6969/announce",
+];
+
+/// A configuration value that is present but wrong, naming its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The document is not JSON, or a field has the wrong type.
+    #[error("config field `{field}`: {reason}")]
+    Parse {
+        /// Dotted path of the field (`.` for the document itself).
+        field: String,
+        /// What serde reported.
+        reason: String,
+    },
+    /// A field parsed but its value is not allowed.
+    #[error("config field `{field}`: {reason}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: &'static str,
+        /// Why the value is rejected.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The dotted path of the offending field.
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Parse { field, .. } => field,
+            Self::Invalid { field, .. } => field,
+        }
+    }
+}
+
+/// The whole node configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Tracker announce URLs; `None` (omitted) = built-in set, empty = off.
+    pub trackers: Option<Vec<String>>,
+    /// Seconds between tracker announces.
+    pub announce_interval_sec: u32,
+    /// UDP port to bind (0 = any).
+    pub listen_port: u16,
+    /// Most established sessions at once.
+    pub max_peers: u32,
+    /// `host:port` peers dialled at start and re-dialled when lost.
+    pub static_peers: Vec<String>,
+    /// Seconds to wait for the first peers before reporting bootstrap state.
+    pub bootstrap_timeout_sec: u32,
+    /// LAN multicast beacons on/off.
+    pub lan_discovery_enabled: bool,
+    /// UDP port of LAN beacons.
+    pub lan_discovery_port: u16,
+    /// Milliseconds between LAN beacons.
+    pub lan_discovery_ms: u32,
+    /// Mainline DHT on/off.
+    pub dht_enabled: bool,
+    /// UDP port of the DHT socket (0 = any).
+    pub dht_port: u16,
+    /// Most random padding bytes added to handshake datagrams.
+    pub obfs_pad_max: u16,
+    /// Pub/sub router parameters.
+    pub gossipsub: GossipSubConfig,
+    /// NAT traversal and relay parameters.
+    pub nat: NatConfig,
+    /// Limits that protect the node.
+    pub security: SecurityConfig,
+    /// Buffering presets.
+    pub transport: TransportConfig,
+    /// Packet engine choices (a Moss-in-Rust addition).
+    pub engine: EngineConfig,
+}
+
+/// GossipSub degrees and heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GossipSubConfig {
+    /// Target mesh degree.
+    #[serde(rename = "D")]
+    pub d: u32,
+    /// Lowest mesh degree before grafting.
+    #[serde(rename = "D_lo")]
+    pub d_lo: u32,
+    /// Highest mesh degree before pruning.
+    #[serde(rename = "D_high")]
+    pub d_high: u32,
+    /// Outbound peers kept in each mesh.
+    #[serde(rename = "D_out")]
+    pub d_out: u32,
+    /// Peers receiving lazy gossip per heartbeat.
+    #[serde(rename = "D_lazy")]
+    pub d_lazy: u32,
+    /// Heartbeat period in milliseconds.
+    pub heartbeat_ms: u32,
+}
+
+/// NAT traversal and relay parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatConfig {
+    /// Try UPnP IGD port mapping.
+    pub upnp_enabled: bool,
+    /// Try NAT-PMP port mapping.
+    pub natpmp_enabled: bool,
+    /// Try PCP port mapping.
+    pub pcp_enabled: bool,
+    /// Uptime before a reachable node may become a supernode.
+    pub supernode_min_uptime_sec: u32,
+    /// Relay bandwidth cap per supernode.
+    pub relay_max_bandwidth_kbps: u32,
+    /// Most relay sessions a supernode serves.
+    pub relay_max_sessions: u32,
+    /// Relay session lifetime.
+    pub relay_session_ttl_sec: u32,
+    /// Simultaneous-open attempts per hole punch.
+    pub hole_punch_attempts: u32,
+    /// Predict ports of sequential symmetric NATs.
+    pub port_prediction_enabled: bool,
+}
+
+/// Limits that protect the node from its peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityConfig {
+    /// Seconds a handshake may take before it is abandoned.
+    pub handshake_timeout_sec: u32,
+    /// Largest pub/sub payload accepted or published.
+    pub max_message_size_bytes: u32,
+    /// Token-bucket burst of inbound message bytes per peer.
+    pub rate_limit_burst: u32,
+    /// Token-bucket refill of inbound message bytes per peer per second.
+    pub rate_limit_sustained: u32,
+}
+
+/// Buffering presets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TransportConfig {
+    /// Larger per-peer queues for bulk traffic.
+    pub high_throughput: bool,
+    /// Inbound queue length per stream (0 = preset).
+    pub stream_buffer_size: u32,
+    /// Inbound queue length per UDP session (0 = preset).
+    pub udp_buffer_size: u32,
+}
+
+/// Packet engine choices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    /// `auto`, `uring`, `mmsg` or `portable`.
+    pub backend: String,
+    /// Number of shards (0 = one per core).
+    pub shards: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            trackers: None,
+            announce_interval_sec: 120,
+            listen_port: 0,
+            max_peers: 200,
+            static_peers: Vec::new(),
+            bootstrap_timeout_sec: 3,
+            lan_discovery_enabled: true,
+            lan_discovery_port: 44445,
+            lan_discovery_ms: 1500,
+            dht_enabled: true,
+            dht_port: 0,
+            obfs_pad_max: 256,
+            gossipsub: GossipSubConfig::default(),
+            nat: NatConfig::default(),
+            security: SecurityConfig::default(),
+            transport: TransportConfig::default(),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+impl Default for GossipSubConfig {
+    fn default() -> Self {
+        Self {
+            d: 6,
+            d_lo: 4,
+            d_high: 12,
+            d_out: 2,
+            d_lazy: 6,
+            heartbeat_ms: 1000,
+        }
+    }
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        Self {
+            upnp_enabled: false,
+            natpmp_enabled: false,
+            pcp_enabled: false,
+            supernode_min_uptime_sec: 300,
+            relay_max_bandwidth_kbps: 256,
+            relay_max_sessions: 50,
+            relay_session_ttl_sec: 1800,
+            hole_punch_attempts: 3,
+            port_prediction_enabled: true,
+        }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout_sec: 5,
+            max_message_size_bytes: 65536,
+            rate_limit_burst: 256_000,
+            rate_limit_sustained: 64_000,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            backend: "auto".into(),
+            shards: 0,
+        }
+    }
+}
+
+/// Largest `max_message_size_bytes` a node accepts (fragment count bound).
+pub const MAX_MESSAGE_SIZE_LIMIT: u32 = 1 << 20;
+
+/// Replaces a zero with the default, as the original does.
+fn zero_default(v: &mut u32, d: u32) {
+    if *v == 0 {
+        *v = d;
+    }
+}
+
+impl Config {
+    /// Parses a JSON document; empty or whitespace-only text is the default.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Parse {
+                field: path,
+                reason: e.into_inner().to_string(),
+            }
+        })?;
+        cfg.apply_zero_defaults();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply_zero_defaults(&mut self) {
+        let d = Config::default();
+        zero_default(&mut self.announce_interval_sec, d.announce_interval_sec);
+        zero_default(&mut self.max_peers, d.max_peers);
+        zero_default(&mut self.bootstrap_timeout_sec, d.bootstrap_timeout_sec);
+        zero_default(&mut self.lan_discovery_ms, d.lan_discovery_ms);
+        if self.lan_discovery_port == 0 {
+            self.lan_discovery_port = d.lan_discovery_port;
+        }
+        let g = &mut self.gossipsub;
+        let dg = d.gossipsub;
+        zero_default(&mut g.d, dg.d);
+        zero_default(&mut g.d_lo, dg.d_lo);
+        zero_default(&mut g.d_high, dg.d_high);
+        zero_default(&mut g.d_out, dg.d_out);
+        zero_default(&mut g.d_lazy, dg.d_lazy);
+        zero_default(&mut g.heartbeat_ms, dg.heartbeat_ms);
+        let n = &mut self.nat;
+        let dn = d.nat;
+        zero_default(&mut n.supernode_min_uptime_sec, dn.supernode_min_uptime_sec);
+        zero_default(&mut n.relay_max_bandwidth_kbps, dn.relay_max_bandwidth_kbps);
+        zero_default(&mut n.relay_max_sessions, dn.relay_max_sessions);
+        zero_default(&mut n.relay_session_ttl_sec, dn.relay_session_ttl_sec);
+        zero_default(&mut n.hole_punch_attempts, dn.hole_punch_attempts);
+        let s = &mut self.security;
+        let ds = d.security;
+        zero_default(&mut s.handshake_timeout_sec, ds.handshake_timeout_sec);
+        zero_default(&mut s.max_message_size_bytes, ds.max_message_size_bytes);
+        zero_default(&mut s.rate_limit_burst, ds.rate_limit_burst);
+        zero_default(&mut s.rate_limit_sustained, ds.rate_limit_sustained);
+        if self.engine.backend.is_empty() {
+            self.engine.backend = d.engine.backend;
+        }
+    }
+
+    /// Checks cross-field rules; the error names the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let g = &self.gossipsub;
+        if !(g.d_lo <= g.d && g.d <= g.d_high) {
+            return Err(ConfigError::Invalid {
+                field: "gossipsub.D",
+                reason: format!(
+                    "need D_lo ({}) <= D ({}) <= D_high ({})",
+                    g.d_lo, g.d, g.d_high
+                ),
+            });
+        }
+        if g.d_out >= g.d_lo {
+            return Err(ConfigError::Invalid {
+                field: "gossipsub.D_out",
+                reason: format!("must be below D_lo ({})", g.d_lo),
+            });
+        }
+        if self.security.max_message_size_bytes > MAX_MESSAGE_SIZE_LIMIT {
+            return Err(ConfigError::Invalid {
+                field: "security.max_message_size_bytes",
+                reason: format!("at most {MAX_MESSAGE_SIZE_LIMIT}"),
+            });
+        }
+        if self.security.rate_limit_burst < self.security.max_message_size_bytes {
+            return Err(ConfigError::Invalid {
+                field: "security.rate_limit_burst",
+                reason: "must be at least max_message_size_bytes".into(),
+            });
+        }
+        if !matches!(
+            self.engine.backend.as_str(),
+            "auto" | "uring" | "mmsg" | "portable"
+        ) {
+            return Err(ConfigError::Invalid {
+                field: "engine.backend",
+                reason: format!(
+                    "unknown backend `{}` (auto, uring, mmsg, portable)",
+                    self.engine.backend
+                ),
+            });
+        }
+        for (i, p) in self.static_peers.iter().enumerate() {
+            if p.rsplit_once(':')
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(ConfigError::Invalid {
+                    field: "static_peers",
+                    reason: format!("entry {i} `{p}` is not host:port"),
+                });
+            }
+        }
+        if let Some(t) = &self.trackers {
+            for u in t {
+                if !(u.starts_with("udp://")
+                    || u.starts_with("http://")
+                    || u.starts_with("https://"))
+                {
+                    return Err(ConfigError::Invalid {
+                        field: "trackers",
+                        reason: format!("`{u}` is not a udp:// or http(s):// URL"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tracker list in force: the configured one, or the built-in set.
+    pub fn effective_trackers(&self) -> Vec<String> {
+        match &self.trackers {
+            Some(t) => t.clone(),
+            None => DEFAULT_TRACKERS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_blocks_keep_other_defaults() {
+        let c = Config::from_json(r#"{"gossipsub":{"D":8,"D_high":14},"trackers":[]}"#).unwrap();
+        assert_eq!(c.gossipsub.d, 8);
+        assert_eq!(c.gossipsub.d_lo, 4);
+        assert_eq!(c.gossipsub.heartbeat_ms, 1000);
+        assert_eq!(c.trackers, Some(vec![]));
+        assert!(c.effective_trackers().is_empty());
+        let d = Config::from_json("{}").unwrap();
+        assert_eq!(d, Config::default());
+        assert_eq!(d.effective_trackers().len(), DEFAULT_TRACKERS.len());
+    }
+
+    #[test]
+    fn zero_means_default() {
+        let c =
+            Config::from_json(r#"{"max_peers":0,"security":{"handshake_timeout_sec":0}}"#).unwrap();
+        assert_eq!(c.max_peers, 200);
+        assert_eq!(c.security.handshake_timeout_sec, 5);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::from_json(r#"{"gossipsub":{"D_lo":"x"}}"#).unwrap_err();
+        assert_eq!(e.field(), "gossipsub.D_lo");
+        let e = Config::from_json(r#"{"listen_port":70000}"#).unwrap_err();
+        assert_eq!(e.field(), "listen_port");
+        let e = Config::from_json(r#"{"max_peers":-1}"#).unwrap_err();
+        assert_eq!(e.field(), "max_peers");
+        let e = Config::from_json(r#"{"gossipsub":{"D":20}}"#).unwrap_err();
+        assert_eq!(e.field(), "gossipsub.D");
+        let e = Config::from_json(r#"{"engine":{"backend":"dpdk"}}"#).unwrap_err();
+        assert_eq!(e.field(), "engine.backend");
+        let e = Config::from_json(r#"{"static_peers":["nope"]}"#).unwrap_err();
+        assert_eq!(e.field(), "static_peers");
+        let e = Config::from_json("{").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }));
+        assert!(e.to_string().contains("config field"));
+    }
+}

@@ -1,0 +1,167 @@
+//! In-memory network of sans-IO nodes: no sockets, a virtual clock, optional
+//! loss, and a hook to tamper with datagrams in flight.
+
+#![allow(dead_code)]
+
+use moss_mesh::{Config, Event, Identity, Node, Time};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// One datagram in flight.
+pub struct InFlight {
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+    pub at: Time,
+}
+
+/// A set of nodes wired together in memory.
+pub struct Net {
+    pub nodes: Vec<Node>,
+    pub addrs: Vec<SocketAddr>,
+    pub events: Vec<Vec<Event>>,
+    pub now: Time,
+    pub latency: Duration,
+    pub queue: VecDeque<InFlight>,
+    /// Every datagram ever sent (for replay tests).
+    pub log: Vec<InFlight>,
+    rng: u64,
+    /// Fraction of datagrams dropped, in per-mille.
+    pub loss_per_mille: u64,
+    /// Nodes whose output is discarded (crashed or partitioned away).
+    pub muted: Vec<bool>,
+}
+
+pub fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40000 + i as u16))
+}
+
+impl Net {
+    pub fn new(n: usize, mesh: &str, psk: Option<[u8; 32]>) -> Self {
+        Self::with(n, |_| (mesh.to_string(), psk), Config::default())
+    }
+
+    pub fn with(
+        n: usize,
+        mesh_of: impl Fn(usize) -> (String, Option<[u8; 32]>),
+        cfg: Config,
+    ) -> Self {
+        let mut nodes = Vec::new();
+        let mut addrs = Vec::new();
+        for i in 0..n {
+            let (mesh, psk) = mesh_of(i);
+            let id = Identity::from_seed([i as u8 + 1; 32]);
+            let mut seed = [0u8; 32];
+            seed[0] = i as u8;
+            seed[1] = 0xAA;
+            nodes.push(Node::new(
+                cfg.clone(),
+                id,
+                &mesh,
+                psk.as_ref(),
+                seed,
+                Duration::ZERO,
+            ));
+            addrs.push(addr(i));
+        }
+        Self {
+            events: vec![Vec::new(); n],
+            nodes,
+            addrs,
+            now: Duration::ZERO,
+            latency: Duration::from_millis(5),
+            queue: VecDeque::new(),
+            log: Vec::new(),
+            rng: 0x9E3779B97F4A7C15,
+            loss_per_mille: 0,
+            muted: vec![false; n],
+        }
+    }
+
+    fn rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn collect(&mut self) {
+        for i in 0..self.nodes.len() {
+            while let Some(t) = self.nodes[i].poll_transmit() {
+                let f = InFlight {
+                    from: self.addrs[i],
+                    to: t.to,
+                    bytes: t.bytes,
+                    at: self.now + self.latency,
+                };
+                self.log.push(InFlight {
+                    from: f.from,
+                    to: f.to,
+                    bytes: f.bytes.clone(),
+                    at: f.at,
+                });
+                if self.muted[i] {
+                    continue;
+                }
+                if self.loss_per_mille > 0 && self.rand() % 1000 < self.loss_per_mille {
+                    continue;
+                }
+                self.queue.push_back(f);
+            }
+            while let Some(e) = self.nodes[i].poll_event() {
+                self.events[i].push(e);
+            }
+        }
+    }
+
+    /// Delivers one datagram directly (for tests that craft input).
+    pub fn inject(&mut self, to: usize, from: SocketAddr, mut bytes: Vec<u8>) {
+        self.nodes[to].handle_datagram(self.now, from, &mut bytes);
+        self.collect();
+    }
+
+    /// Runs the network for `d` of virtual time.
+    pub fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.collect();
+        while self.now < end {
+            let next_timer = self
+                .nodes
+                .iter()
+                .map(|n| n.poll_timeout())
+                .min()
+                .unwrap_or(end);
+            let next_pkt = self.queue.front().map(|f| f.at).unwrap_or(end);
+            let next = next_timer.min(next_pkt).min(end).max(self.now);
+            self.now = next;
+            while self.queue.front().is_some_and(|f| f.at <= self.now) {
+                let Some(mut f) = self.queue.pop_front() else {
+                    break;
+                };
+                if let Some(j) = self.addrs.iter().position(|a| *a == f.to) {
+                    self.nodes[j].handle_datagram(self.now, f.from, &mut f.bytes);
+                }
+            }
+            for n in &mut self.nodes {
+                if n.poll_timeout() <= self.now {
+                    n.handle_timeout(self.now);
+                }
+            }
+            self.collect();
+            if next == end {
+                break;
+            }
+        }
+    }
+
+    pub fn messages(&self, i: usize) -> Vec<(String, Vec<u8>)> {
+        self.events[i]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) => Some((m.topic.clone(), m.data.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
