@@ -1,1 +1,44 @@
-//! Moss telemetry (being written).
+//! Sans-IO, privacy-preserving mesh telemetry for Moss: HyperLogLog node count, local differential privacy, an LWW-map CRDT per epoch, k-anonymous snapshots and a verifiable hash chain.
+//!
+//! Nothing in this crate touches a socket, a thread or a clock: time is passed
+//! in as unix seconds and randomness as a [`rand_core::RngCore`]. The same code
+//! therefore runs inside the mesh node, inside the deterministic simulator and
+//! inside the explorer's wasm verifier.
+//!
+//! The pieces, bottom up:
+//! - [`eid`]: the unlinkable per-epoch id `BLAKE2s-256(epoch ‖ pubkey)`.
+//! - [`Hll`]: a HyperLogLog sketch (p = 12, 4096 registers) for the node count.
+//! - [`dp`]: clamping and Laplace noise applied by the contributing node.
+//! - [`Contribution`]: one node's clamped, noised, versioned metrics.
+//! - [`EpochState`]: the per-epoch CRDT (LWW map keyed by eid + HLL).
+//! - [`StatDelta`]: the compact binary wire form (see `PROTOCOL.md`).
+//! - [`Snapshot`]: the JSON report served by `/api/stats`.
+//! - [`Chain`], [`verify`], [`cross_check`]: the per-node epoch hash chain
+//!   served by `/api/chain` and checked by the explorer.
+//! - [`Telemetry`]: the façade the mesh node drives.
+
+pub mod chain;
+pub mod config;
+pub mod contribution;
+pub mod crdt;
+pub mod delta;
+pub mod dp;
+pub mod eid;
+pub mod hll;
+pub mod nat;
+pub mod snapshot;
+pub mod telemetry;
+
+pub use chain::{
+    cross_check, epoch_digest, verify, Chain, ChainError, ChainLink, CrossCheck, CrossCheckError,
+    Digest, VerifyError, DEFAULT_CHAIN_CAPACITY,
+};
+pub use config::{ConfigError, TelemetryConfig};
+pub use contribution::{Contribution, ContributionError, LocalMetrics, CONTRIBUTION_LEN};
+pub use crdt::{EpochState, MergeError};
+pub use delta::{DecodeError, DeltaError, StatDelta, DELTA_VERSION, MAX_DELTA_ENTRIES};
+pub use eid::{eid, Eid};
+pub use hll::{Hll, HllError, HLL_MAX_RANK, HLL_PRECISION, HLL_REGISTERS};
+pub use nat::{NatType, UnknownNatType};
+pub use snapshot::{degree_bucket, Disabled, EpochReport, Snapshot};
+pub use telemetry::{ApplyError, Telemetry};
