@@ -1,7 +1,8 @@
 //! Mainline DHT (BEP 5) through the `mainline` crate: periodic `get_peers` and
 //! `announce_peer` on the infohash, on the DHT's own UDP socket.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
@@ -36,10 +37,30 @@ pub(crate) fn run(shared: &Shared, cfg: &DhtConfig, infohash: [u8; 20], interval
     }
     builder.bind_address(cfg.bind);
     builder.request_timeout(cfg.request_timeout);
-    let dht = match builder.build() {
-        Ok(dht) => dht.as_async(),
-        Err(e) => {
+    // mainline 8.0.1 panics inside `Dht::new` (instead of returning the error)
+    // when its socket cannot be bound, so probe the address first for a clear
+    // error, and contain a panic from a lost race as a failure too.
+    if cfg.port != 0 {
+        if let Err(e) = UdpSocket::bind((cfg.bind, cfg.port)) {
+            return set_error(
+                shared,
+                Some(DhtState::Failed),
+                format!("dht bind {}:{}: {e}", cfg.bind, cfg.port),
+            );
+        }
+    }
+    let built = std::panic::catch_unwind(AssertUnwindSafe(|| builder.build()));
+    let dht = match built {
+        Ok(Ok(dht)) => dht.as_async(),
+        Ok(Err(e)) => {
             return set_error(shared, Some(DhtState::Failed), format!("dht start: {e}"));
+        }
+        Err(_) => {
+            return set_error(
+                shared,
+                Some(DhtState::Failed),
+                "dht start: the mainline actor failed to start".into(),
+            );
         }
     };
     let info = block_on(dht.info());
