@@ -376,23 +376,24 @@ pub(crate) fn gro_segment(control: &[u8]) -> Option<usize> {
     let hdr = mem::size_of::<libc::cmsghdr>();
     let align = mem::size_of::<usize>();
     let mut off = 0usize;
-    while off + hdr <= control.len() {
-        let word = |at: usize, n: usize| -> Option<&[u8]> { control.get(off + at..off + at + n) };
-        let len_bytes = word(0, mem::size_of::<usize>())?;
+    loop {
+        let at = |from: usize, n: usize| -> Option<&[u8]> {
+            control.get(off.checked_add(from)?..off.checked_add(from)?.checked_add(n)?)
+        };
+        let word = mem::size_of::<usize>();
         let mut lb = [0u8; mem::size_of::<usize>()];
-        lb.copy_from_slice(len_bytes);
+        lb.copy_from_slice(at(0, word)?);
         let cmsg_len = usize::from_ne_bytes(lb);
-        let lvl = word(mem::size_of::<usize>(), 4)?;
-        let typ = word(mem::size_of::<usize>() + 4, 4)?;
+        let lvl = at(word, 4)?;
+        let typ = at(word + 4, 4)?;
         let level = i32::from_ne_bytes([lvl[0], lvl[1], lvl[2], lvl[3]]);
         let kind = i32::from_ne_bytes([typ[0], typ[1], typ[2], typ[3]]);
         if cmsg_len < hdr {
             return None;
         }
         if level == libc::SOL_UDP && kind == libc::UDP_GRO {
-            let data = control.get(off + hdr..off + cmsg_len)?;
-            // The kernel reports an int (older kernels a u16 via put_cmsg of
-            // the same int size); accept either width.
+            let data = at(hdr, cmsg_len - hdr)?;
+            // The kernel reports an int; accept a u16 too.
             let seg = match data.len() {
                 n if n >= 4 => {
                     i32::from_ne_bytes([data[0], data[1], data[2], data[3]]).max(0) as usize
@@ -402,9 +403,9 @@ pub(crate) fn gro_segment(control: &[u8]) -> Option<usize> {
             };
             return if seg == 0 { None } else { Some(seg) };
         }
-        off += (cmsg_len + align - 1) / align * align;
+        let step = cmsg_len.checked_add(align - 1)? / align * align;
+        off = off.checked_add(step)?;
     }
-    None
 }
 
 /// Where the datagrams of one received buffer lie: `len` bytes, split into
@@ -430,6 +431,14 @@ impl Segments {
         };
         Some(off..end)
     }
+}
+
+/// Raises `SO_RCVBUF`/`SO_SNDBUF` towards `bytes` (best effort; the kernel
+/// caps at `net.core.{r,w}mem_max`).
+pub(crate) fn grow_buffers(fd: RawFd, bytes: usize) {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v);
+    let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, v);
 }
 
 /// Turns `UDP_GRO` off again (best effort), for a socket handed on to a
@@ -467,6 +476,11 @@ mod tests {
         assert_eq!(gro_segment(&bytes[..n]), None);
         assert_eq!(gro_segment(&[]), None);
         assert_eq!(gro_segment(&[0xff; 64]), None);
+        for len in 0..64 {
+            for fill in [0u8, 1, 0x10, 0x7f, 0xff] {
+                let _ = gro_segment(&vec![fill; len]);
+            }
+        }
     }
 
     #[test]

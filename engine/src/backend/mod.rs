@@ -162,12 +162,20 @@ pub enum BackendError {
     },
 }
 
+/// Socket buffer size [`open`] asks for (the kernel caps it at
+/// `net.core.rmem_max` / `wmem_max`): bursts of batched datagrams overflow
+/// the usual 208 KiB default.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Binds `addr` and starts the backend `kind`. `Auto` tries `uring`, then
 /// `mmsg`, then `portable`, logging why each one skipped fell back; an
-/// explicit kind fails with the reason when it is unavailable.
+/// explicit kind fails with the reason when it is unavailable. On Linux the
+/// socket buffers are raised towards [`SOCKET_BUFFER`].
 pub fn open(kind: BackendKind, addr: SocketAddr) -> Result<Box<dyn Backend>, BackendError> {
     let socket =
         std::net::UdpSocket::bind(addr).map_err(|source| BackendError::Bind { addr, source })?;
+    #[cfg(target_os = "linux")]
+    linux::grow_buffers(std::os::fd::AsRawFd::as_raw_fd(&socket), SOCKET_BUFFER);
     open_with_socket(kind, socket)
 }
 
