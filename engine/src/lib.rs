@@ -1,3 +1,25 @@
 //! Moss: the embeddable peer-to-peer mesh runtime (I/O engine and public Rust API).
+//!
+//! ```no_run
+//! let node = moss::Node::builder("local").start()?;
+//! let chat = node.subscribe("chat")?;
+//! node.connect("127.0.0.1:41001")?;
+//! # std::thread::sleep(std::time::Duration::from_secs(1));
+//! node.publish("chat", b"hello")?;
+//! for msg in chat.take(1) {
+//!     println!("{} says {:?}", msg.from, msg.data);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod backend;
+mod driver;
+mod error;
+mod event;
+mod node;
+
+pub use driver::Snapshot;
+pub use error::{NodeError, StartError};
+pub use event::{Event, Message};
+pub use moss_mesh::{Config, ConfigError, Identity, PeerId};
+pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};

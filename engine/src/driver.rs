@@ -1,0 +1,320 @@
+//! The engine thread: owns the sans-IO node and one backend, and moves
+//! batches between them. Commands from the host arrive over a bounded
+//! channel; the thread only sleeps in the backend's `wait`.
+
+use crate::backend::{Backend, OutDatagram, RecvBatch, Wakeup};
+use crate::event::{Event, Message};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use moss_mesh::{Node as Core, PeerId, PeerInfo, Stats, Transmit};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Datagrams received or sent per batch.
+pub const BATCH: usize = 64;
+
+/// State the host handle reads without a round trip.
+pub(crate) struct Shared {
+    pub peer_count: AtomicUsize,
+    pub parked: AtomicBool,
+    pub stopped: AtomicBool,
+    pub events_dropped: AtomicU64,
+    pub messages_dropped: AtomicU64,
+    pub waker: Arc<dyn Wakeup>,
+}
+
+impl Shared {
+    /// Wakes the engine if it is (about to be) asleep.
+    pub fn nudge(&self) {
+        if self.parked.load(Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+}
+
+/// Where the messages of a topic go.
+pub(crate) enum Sink {
+    /// A per-subscription channel.
+    Channel(Sender<Message>),
+    /// The node-wide message channel.
+    Firehose,
+}
+
+/// What the engine reports on request.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Node counters.
+    pub stats: Stats,
+    /// Established peers.
+    pub peers: Vec<PeerInfo>,
+    /// Our topics.
+    pub subscriptions: Vec<String>,
+    /// Session slots (established and handshaking).
+    pub sessions: usize,
+    /// Datagrams the kernel refused to take (send queue full).
+    pub send_dropped: u64,
+    /// Publishes that found no subscribed peer when the engine ran them.
+    pub publish_unrouted: u64,
+}
+
+/// Host → engine commands.
+pub(crate) enum Command {
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+    },
+    Subscribe {
+        topic: String,
+        sink: Sink,
+    },
+    Unsubscribe {
+        topic: String,
+    },
+    Connect {
+        addr: SocketAddr,
+        reply: Option<Sender<Result<PeerId, String>>>,
+    },
+    Snapshot(Sender<Snapshot>),
+    Stop,
+}
+
+pub(crate) struct Driver {
+    pub core: Core,
+    pub backend: Box<dyn Backend>,
+    pub commands: Receiver<Command>,
+    pub shared: Arc<Shared>,
+    pub events: Sender<Event>,
+    pub firehose: Sender<Message>,
+    pub origin: Instant,
+    pub topic_sinks: HashMap<String, Vec<Sender<Message>>>,
+    pub firehose_topics: HashSet<String>,
+    pub connect_waiters: HashMap<SocketAddr, Vec<Sender<Result<PeerId, String>>>>,
+    pub send_dropped: u64,
+    pub publish_unrouted: u64,
+}
+
+impl Driver {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// Runs until a stop command or the handle is dropped.
+    pub fn run(mut self) {
+        let mut batch = RecvBatch::new(BATCH);
+        let mut out: Vec<Transmit> = Vec::with_capacity(BATCH);
+        loop {
+            if !self.drain_commands() {
+                break;
+            }
+            // Receive everything that is ready, a batch at a time.
+            loop {
+                let n = match self.backend.recv_batch(&mut batch) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "receive failed");
+                        0
+                    }
+                };
+                let now = self.now();
+                for i in 0..n {
+                    let len = batch.lens[i];
+                    let from = batch.addrs[i];
+                    self.core
+                        .handle_datagram(now, from, &mut batch.bufs[i][..len]);
+                }
+                if n < BATCH {
+                    break;
+                }
+                // Keep the send side moving during a receive flood.
+                self.transmit(&mut out);
+            }
+            let now = self.now();
+            if self.core.poll_timeout() <= now {
+                self.core.handle_timeout(now);
+            }
+            self.transmit(&mut out);
+            self.dispatch_events();
+            // Sleep until input, a command or the next timer.
+            self.shared.parked.store(true, Ordering::SeqCst);
+            if self.commands.is_empty() {
+                let timeout = self.core.poll_timeout().saturating_sub(self.now());
+                if let Err(e) = self.backend.wait(Some(timeout)) {
+                    tracing::warn!(error = %e, "wait failed");
+                }
+            }
+            self.shared.parked.store(false, Ordering::SeqCst);
+        }
+        self.core.shutdown();
+        self.transmit(&mut out);
+        self.dispatch_events();
+        self.shared.peer_count.store(0, Ordering::SeqCst);
+        self.shared.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Runs queued commands; false when the engine must stop.
+    fn drain_commands(&mut self) -> bool {
+        // Bounded per iteration so a publishing host cannot starve the socket.
+        for _ in 0..4096 {
+            let cmd = match self.commands.try_recv() {
+                Ok(c) => c,
+                Err(crossbeam_channel::TryRecvError::Empty) => return true,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
+            };
+            let now = self.now();
+            match cmd {
+                Command::Publish { topic, data } => {
+                    if self.core.publish(now, &topic, &data).is_err() {
+                        self.publish_unrouted += 1;
+                    }
+                }
+                Command::Subscribe { topic, sink } => {
+                    self.core.subscribe(&topic);
+                    match sink {
+                        Sink::Channel(tx) => self.topic_sinks.entry(topic).or_default().push(tx),
+                        Sink::Firehose => {
+                            self.firehose_topics.insert(topic);
+                        }
+                    }
+                }
+                Command::Unsubscribe { topic } => {
+                    self.topic_sinks.remove(&topic);
+                    self.firehose_topics.remove(&topic);
+                    self.core.unsubscribe(&topic);
+                }
+                Command::Connect { addr, reply } => {
+                    let connected = self.core.peers().into_iter().find(|p| p.addr == addr);
+                    match (connected, reply) {
+                        (Some(p), Some(r)) => {
+                            let _ = r.send(Ok(p.peer));
+                        }
+                        (Some(_), None) => {}
+                        (None, reply) => {
+                            if let Some(r) = reply {
+                                self.connect_waiters.entry(addr).or_default().push(r);
+                            }
+                            self.core.connect(addr);
+                        }
+                    }
+                }
+                Command::Snapshot(reply) => {
+                    let _ = reply.send(Snapshot {
+                        stats: self.core.stats().clone(),
+                        peers: self.core.peers(),
+                        subscriptions: self.core.subscriptions().map(String::from).collect(),
+                        sessions: self.core.session_count(),
+                        send_dropped: self.send_dropped,
+                        publish_unrouted: self.publish_unrouted,
+                    });
+                }
+                Command::Stop => return false,
+            }
+        }
+        true
+    }
+
+    /// Sends everything the node has queued, a batch at a time.
+    fn transmit(&mut self, out: &mut Vec<Transmit>) {
+        loop {
+            while out.len() < BATCH {
+                match self.core.poll_transmit() {
+                    Some(t) => out.push(t),
+                    None => break,
+                }
+            }
+            if out.is_empty() {
+                return;
+            }
+            let full = out.len() == BATCH;
+            let sent = {
+                let views: Vec<OutDatagram<'_>> = out
+                    .iter()
+                    .map(|t| OutDatagram {
+                        to: t.to,
+                        bytes: &t.bytes,
+                    })
+                    .collect();
+                self.backend.send_batch(&views).unwrap_or(0)
+            };
+            self.send_dropped += (out.len() - sent.min(out.len())) as u64;
+            for t in out.drain(..) {
+                self.core.recycle(t.bytes);
+            }
+            if !full {
+                return;
+            }
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        if let Err(TrySendError::Full(_)) = self.events.try_send(e) {
+            self.shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn dispatch_events(&mut self) {
+        while let Some(e) = self.core.poll_event() {
+            match e {
+                moss_mesh::Event::PeerConnected { peer, addr } => {
+                    if let Some(ws) = self.connect_waiters.remove(&addr) {
+                        for w in ws {
+                            let _ = w.send(Ok(peer));
+                        }
+                    }
+                    self.emit(Event::PeerJoined { peer, addr });
+                }
+                moss_mesh::Event::PeerDisconnected { peer, addr, reason } => {
+                    self.emit(Event::PeerLeft {
+                        peer,
+                        addr,
+                        reason: reason.as_str(),
+                    });
+                }
+                moss_mesh::Event::ConnectFailed { addr, reason } => {
+                    if let Some(ws) = self.connect_waiters.remove(&addr) {
+                        for w in ws {
+                            let _ = w.send(Err(reason.clone()));
+                        }
+                    }
+                }
+                moss_mesh::Event::Message(m) => self.route(m),
+            }
+        }
+        self.shared
+            .peer_count
+            .store(self.core.peer_count(), Ordering::SeqCst);
+    }
+
+    fn route(&mut self, m: moss_mesh::Message) {
+        let msg = Message {
+            topic: m.topic,
+            from: m.from,
+            data: m.data,
+            id: m.id,
+        };
+        if self.firehose_topics.contains(&msg.topic) {
+            if let Err(TrySendError::Full(_)) = self.firehose.try_send(msg.clone()) {
+                self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut now_empty = false;
+        if let Some(sinks) = self.topic_sinks.get_mut(&msg.topic) {
+            sinks.retain(|tx| match tx.try_send(msg.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+            now_empty = sinks.is_empty();
+        }
+        if now_empty {
+            self.topic_sinks.remove(&msg.topic);
+            if !self.firehose_topics.contains(&msg.topic) {
+                self.core.unsubscribe(&msg.topic);
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! What a running node reports to its host.
+
+use moss_mesh::PeerId;
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// A message delivered on a subscribed topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The topic.
+    pub topic: String,
+    /// Publisher's peer id.
+    pub from: PeerId,
+    /// Application bytes.
+    pub data: Vec<u8>,
+    /// BLAKE2s message id.
+    pub id: [u8; 32],
+}
+
+/// Host-visible events; [`Event::id`] gives the C ABI event number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A peer session came up (event 1).
+    PeerJoined {
+        /// The peer.
+        peer: PeerId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A peer's last session ended (event 2).
+    PeerLeft {
+        /// The peer.
+        peer: PeerId,
+        /// Its last address.
+        addr: SocketAddr,
+        /// `timeout`, `closed` or `shutdown`.
+        reason: &'static str,
+    },
+    /// A tracker announce succeeded (event 5).
+    TrackerAnnounce {
+        /// Tracker URL.
+        tracker: String,
+        /// Peers it returned.
+        peers: usize,
+    },
+    /// A tracker announce failed (event 6).
+    TrackerFailure {
+        /// Tracker URL.
+        tracker: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// Events were dropped because the host did not drain them in time.
+    Overflow {
+        /// How many were lost since the last report.
+        dropped: u64,
+    },
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracker: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropped: Option<u64>,
+}
+
+impl Event {
+    /// The C ABI event id (1 peer joined, 2 peer left, 5 tracker announce,
+    /// 6 tracker failure; 100 = host queue overflow, a Moss-in-Rust addition).
+    pub fn id(&self) -> i32 {
+        match self {
+            Event::PeerJoined { .. } => 1,
+            Event::PeerLeft { .. } => 2,
+            Event::TrackerAnnounce { .. } => 5,
+            Event::TrackerFailure { .. } => 6,
+            Event::Overflow { .. } => 100,
+        }
+    }
+
+    /// The JSON detail passed to event callbacks.
+    pub fn detail_json(&self) -> String {
+        let mut d = Detail {
+            peer_id: None,
+            addr: None,
+            reason: None,
+            tracker: None,
+            peers: None,
+            error: None,
+            dropped: None,
+        };
+        match self {
+            Event::PeerJoined { peer, addr } => {
+                d.peer_id = Some(peer.to_hex());
+                d.addr = Some(addr.to_string());
+            }
+            Event::PeerLeft { peer, addr, reason } => {
+                d.peer_id = Some(peer.to_hex());
+                d.addr = Some(addr.to_string());
+                d.reason = Some(reason);
+            }
+            Event::TrackerAnnounce { tracker, peers } => {
+                d.tracker = Some(tracker);
+                d.peers = Some(*peers);
+            }
+            Event::TrackerFailure { tracker, error } => {
+                d.tracker = Some(tracker);
+                d.error = Some(error);
+            }
+            Event::Overflow { dropped } => d.dropped = Some(*dropped),
+        }
+        serde_json::to_string(&d).unwrap_or_else(|_| "{}".into())
+    }
+}

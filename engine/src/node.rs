@@ -1,0 +1,496 @@
+//! The public handle of a running node.
+
+use crate::backend::{self, BackendKind};
+use crate::driver::{Command, Driver, Shared, Sink, Snapshot};
+use crate::error::{NodeError, StartError};
+use crate::event::{Event, Message};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use moss_mesh::{Config, Identity, PeerId};
+use serde::Serialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Commands queued between host and engine.
+const COMMAND_QUEUE: usize = 65_536;
+/// Messages buffered per subscription (and in the node-wide channel).
+const MESSAGE_QUEUE: usize = 16_384;
+/// Events buffered for the host.
+const EVENT_QUEUE: usize = 4096;
+
+/// Configures and starts a [`Node`].
+pub struct NodeBuilder {
+    mesh_id: String,
+    psk: Option<[u8; 32]>,
+    config: Config,
+    identity: Option<Identity>,
+    bind: Option<SocketAddr>,
+}
+
+impl NodeBuilder {
+    /// Sets the 32-byte pre-shared key that gates the mesh.
+    pub fn psk(mut self, psk: [u8; 32]) -> Self {
+        self.psk = Some(psk);
+        self
+    }
+
+    /// Sets the configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Parses and sets a JSON configuration (the `Moss_Init` format).
+    pub fn config_json(mut self, json: &str) -> Result<Self, StartError> {
+        self.config = Config::from_json(json)?;
+        Ok(self)
+    }
+
+    /// Uses a stored identity instead of generating one.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Binds this exact address (default: `0.0.0.0:listen_port`).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = Some(addr);
+        self
+    }
+
+    /// Opens the socket and starts the engine thread.
+    pub fn start(self) -> Result<Node, StartError> {
+        self.config.validate()?;
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
+        let identity = match self.identity {
+            Some(id) => id,
+            None => {
+                let mut s = [0u8; 32];
+                getrandom::getrandom(&mut s).map_err(|e| StartError::Random(e.to_string()))?;
+                Identity::from_seed(s)
+            }
+        };
+        let kind = BackendKind::parse(&self.config.engine.backend).unwrap_or(BackendKind::Auto);
+        let bind = self
+            .bind
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.config.listen_port)));
+        let backend = backend::open(kind, bind)?;
+        let local_addr = backend
+            .local_addr()
+            .map_err(|source| backend::BackendError::Io {
+                backend: backend.name(),
+                source,
+            })?;
+        let backend_name = backend.name();
+        let public_key = identity.public_key();
+        let max_message = self.config.security.max_message_size_bytes as usize;
+        let static_peers = self.config.static_peers.clone();
+        let mut core = moss_mesh::Node::new(
+            self.config,
+            identity,
+            &self.mesh_id,
+            self.psk.as_ref(),
+            seed,
+            Duration::ZERO,
+        );
+        for p in &static_peers {
+            match p.to_socket_addrs() {
+                Ok(addrs) => {
+                    for a in addrs
+                        .filter(|a| a.is_ipv4() == local_addr.is_ipv4())
+                        .take(1)
+                    {
+                        core.add_static_peer(a);
+                    }
+                }
+                Err(e) => tracing::warn!(peer = %p, error = %e, "static peer does not resolve"),
+            }
+        }
+        let shared = Arc::new(Shared {
+            peer_count: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            events_dropped: AtomicU64::new(0),
+            messages_dropped: AtomicU64::new(0),
+            waker: backend.waker(),
+        });
+        let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE);
+        let (ev_tx, ev_rx) = bounded(EVENT_QUEUE);
+        let (fh_tx, fh_rx) = bounded(MESSAGE_QUEUE);
+        let driver = Driver {
+            core,
+            backend,
+            commands: cmd_rx,
+            shared: shared.clone(),
+            events: ev_tx,
+            firehose: fh_tx,
+            origin: Instant::now(),
+            topic_sinks: Default::default(),
+            firehose_topics: Default::default(),
+            connect_waiters: Default::default(),
+            send_dropped: 0,
+            publish_unrouted: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("moss-engine".into())
+            .spawn(move || driver.run())
+            .map_err(StartError::Thread)?;
+        Ok(Node {
+            mesh_id: self.mesh_id,
+            public_key,
+            local_addr,
+            backend: backend_name,
+            max_message,
+            started: Instant::now(),
+            commands: cmd_tx,
+            shared,
+            events: ev_rx,
+            messages: fh_rx,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A running Moss node. Dropping it stops the node.
+pub struct Node {
+    mesh_id: String,
+    public_key: PeerId,
+    local_addr: SocketAddr,
+    backend: &'static str,
+    max_message: usize,
+    started: Instant,
+    commands: Sender<Command>,
+    shared: Arc<Shared>,
+    events: Receiver<Event>,
+    messages: Receiver<Message>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Messages of one topic; iterate or poll. Dropping it unsubscribes once no
+/// other subscription of the topic remains.
+pub struct Subscription {
+    topic: String,
+    rx: Receiver<Message>,
+}
+
+impl Subscription {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Waits up to `timeout` for the next message.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Message> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&self) -> Option<Message> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Iterator for Subscription {
+    type Item = Message;
+    fn next(&mut self) -> Option<Message> {
+        self.rx.recv().ok()
+    }
+}
+
+/// `Moss_GetMeshInfo`'s JSON shape (plus engine facts).
+#[derive(Debug, Clone, Serialize)]
+pub struct MeshInfo {
+    /// The mesh id.
+    pub mesh_id: String,
+    /// Bound UDP port.
+    pub listen_port: u16,
+    /// Established peers.
+    pub peer_count: usize,
+    /// Their addresses.
+    pub peers: Vec<String>,
+    /// Our topics.
+    pub channels: Vec<String>,
+    /// NAT classification (`unknown` until NAT profiling runs).
+    pub nat_type: String,
+    /// Our peer id, hex.
+    pub public_key: String,
+    /// Whether this node qualifies as a supernode.
+    pub supernode_ready: bool,
+    /// The I/O backend in use.
+    pub backend: String,
+}
+
+/// Counters and state for `/api/stats` and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStats {
+    /// The mesh id.
+    pub mesh_id: String,
+    /// Our peer id, hex.
+    pub public_key: String,
+    /// Bound address.
+    pub listen_addr: String,
+    /// The I/O backend in use.
+    pub backend: String,
+    /// Seconds since start.
+    pub uptime_sec: u64,
+    /// Established peers.
+    pub peer_count: usize,
+    /// Session slots including handshakes in flight.
+    pub sessions: usize,
+    /// Peers with their addresses and topics.
+    pub peers: Vec<PeerStat>,
+    /// Our topics.
+    pub topics: Vec<String>,
+    /// Node counters, including drops by reason.
+    #[serde(flatten)]
+    pub counters: moss_mesh::Stats,
+    /// Datagrams the kernel refused (send queue full).
+    pub send_dropped: u64,
+    /// Publishes with no subscribed peer at send time.
+    pub publish_unrouted: u64,
+    /// Events the host did not drain in time.
+    pub events_dropped: u64,
+    /// Messages the host did not drain in time.
+    pub messages_dropped: u64,
+}
+
+/// One peer in [`NodeStats`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStat {
+    /// Peer id, hex.
+    pub peer_id: String,
+    /// Address.
+    pub addr: String,
+    /// Its topics.
+    pub topics: Vec<String>,
+    /// True if we dialled it.
+    pub outbound: bool,
+}
+
+impl Node {
+    /// Starts configuring a node of mesh `mesh_id`.
+    pub fn builder(mesh_id: &str) -> NodeBuilder {
+        NodeBuilder {
+            mesh_id: mesh_id.to_string(),
+            psk: None,
+            config: Config::default(),
+            identity: None,
+            bind: None,
+        }
+    }
+
+    /// This node's peer id.
+    pub fn public_key(&self) -> PeerId {
+        self.public_key
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The mesh id.
+    pub fn mesh_id(&self) -> &str {
+        &self.mesh_id
+    }
+
+    /// The I/O backend in use (`uring`, `mmsg` or `portable`).
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Established peers right now.
+    pub fn peer_count(&self) -> usize {
+        self.shared.peer_count.load(Ordering::SeqCst)
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), NodeError> {
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            return Err(NodeError::Stopped);
+        }
+        match self.commands.try_send(cmd) {
+            Ok(()) => {
+                self.shared.nudge();
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => {
+                self.shared.nudge();
+                Err(NodeError::Busy)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(NodeError::Stopped),
+        }
+    }
+
+    fn check_topic(topic: &str) -> Result<(), NodeError> {
+        if topic.is_empty() || topic.len() > moss_mesh::wire::MAX_TOPIC {
+            return Err(NodeError::InvalidTopic);
+        }
+        Ok(())
+    }
+
+    /// Subscribes to `topic`, returning its message stream.
+    pub fn subscribe(&self, topic: &str) -> Result<Subscription, NodeError> {
+        Self::check_topic(topic)?;
+        let (tx, rx) = bounded(MESSAGE_QUEUE);
+        self.send(Command::Subscribe {
+            topic: topic.to_string(),
+            sink: Sink::Channel(tx),
+        })?;
+        Ok(Subscription {
+            topic: topic.to_string(),
+            rx,
+        })
+    }
+
+    /// Subscribes to `topic` with delivery to [`Node::messages`] (for hosts
+    /// that dispatch every topic from one place, like the C ABI).
+    pub fn join(&self, topic: &str) -> Result<(), NodeError> {
+        Self::check_topic(topic)?;
+        self.send(Command::Subscribe {
+            topic: topic.to_string(),
+            sink: Sink::Firehose,
+        })
+    }
+
+    /// Leaves `topic` (all its subscriptions end).
+    pub fn unsubscribe(&self, topic: &str) -> Result<(), NodeError> {
+        Self::check_topic(topic)?;
+        self.send(Command::Unsubscribe {
+            topic: topic.to_string(),
+        })
+    }
+
+    /// Messages of topics joined with [`Node::join`].
+    pub fn messages(&self) -> &Receiver<Message> {
+        &self.messages
+    }
+
+    /// Host events (peer joined/left, tracker results, overflow).
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Publishes `data` on `topic`. Returns once the engine has the message;
+    /// `NoPeers` when no peer is connected at all.
+    pub fn publish(&self, topic: &str, data: &[u8]) -> Result<(), NodeError> {
+        Self::check_topic(topic)?;
+        if data.len() > self.max_message {
+            return Err(NodeError::TooLarge {
+                size: data.len(),
+                max: self.max_message,
+            });
+        }
+        if self.peer_count() == 0 {
+            return Err(NodeError::NoPeers);
+        }
+        self.send(Command::Publish {
+            topic: topic.to_string(),
+            data: data.to_vec(),
+        })
+    }
+
+    /// Dials `host:port` without waiting.
+    pub fn connect(&self, addr: &str) -> Result<(), NodeError> {
+        let addr = self.resolve(addr)?;
+        self.send(Command::Connect { addr, reply: None })
+    }
+
+    /// Dials `host:port` and waits until the session is up or fails.
+    pub fn connect_wait(&self, addr: &str, timeout: Duration) -> Result<PeerId, NodeError> {
+        let addr = self.resolve(addr)?;
+        let (tx, rx) = bounded(1);
+        self.send(Command::Connect {
+            addr,
+            reply: Some(tx),
+        })?;
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(peer)) => Ok(peer),
+            Ok(Err(reason)) => Err(NodeError::ConnectFailed(reason)),
+            Err(_) => Err(NodeError::Timeout),
+        }
+    }
+
+    fn resolve(&self, addr: &str) -> Result<SocketAddr, NodeError> {
+        addr.to_socket_addrs()
+            .map_err(|_| NodeError::BadAddress(addr.to_string()))?
+            .find(|a| a.is_ipv4() == self.local_addr.is_ipv4())
+            .ok_or_else(|| NodeError::BadAddress(addr.to_string()))
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, NodeError> {
+        let (tx, rx) = bounded(1);
+        self.send(Command::Snapshot(tx))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| NodeError::Timeout)
+    }
+
+    /// Counters and peers.
+    pub fn stats(&self) -> Result<NodeStats, NodeError> {
+        let s = self.snapshot()?;
+        Ok(NodeStats {
+            mesh_id: self.mesh_id.clone(),
+            public_key: self.public_key.to_hex(),
+            listen_addr: self.local_addr.to_string(),
+            backend: self.backend.to_string(),
+            uptime_sec: self.started.elapsed().as_secs(),
+            peer_count: s.peers.len(),
+            sessions: s.sessions,
+            peers: s
+                .peers
+                .iter()
+                .map(|p| PeerStat {
+                    peer_id: p.peer.to_hex(),
+                    addr: p.addr.to_string(),
+                    topics: p.topics.clone(),
+                    outbound: p.outbound,
+                })
+                .collect(),
+            topics: s.subscriptions,
+            counters: s.stats,
+            send_dropped: s.send_dropped,
+            publish_unrouted: s.publish_unrouted,
+            events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
+            messages_dropped: self.shared.messages_dropped.load(Ordering::Relaxed),
+        })
+    }
+
+    /// `Moss_GetMeshInfo`'s document.
+    pub fn mesh_info(&self) -> Result<MeshInfo, NodeError> {
+        let s = self.snapshot()?;
+        Ok(MeshInfo {
+            mesh_id: self.mesh_id.clone(),
+            listen_port: self.local_addr.port(),
+            peer_count: s.peers.len(),
+            peers: s.peers.iter().map(|p| p.addr.to_string()).collect(),
+            channels: s.subscriptions,
+            nat_type: "unknown".into(),
+            public_key: self.public_key.to_hex(),
+            supernode_ready: false,
+            backend: self.backend.to_string(),
+        })
+    }
+
+    /// Stops the node: peers are told, the engine thread exits. Idempotent.
+    pub fn stop(&mut self) {
+        let _ = self.commands.try_send(Command::Stop);
+        self.shared.waker.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.shared.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// True once stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,143 @@
+//! Two real nodes on 127.0.0.1 through every backend this machine has.
+
+use moss::{Config, Event, Node};
+use std::time::{Duration, Instant};
+
+fn cfg(backend: &str) -> Config {
+    let mut c =
+        Config::from_json(r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#)
+            .unwrap();
+    c.engine.backend = backend.into();
+    c
+}
+
+fn node(backend: &str) -> Node {
+    Node::builder("loopback-test")
+        .config(cfg(backend))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .start()
+        .unwrap()
+}
+
+fn backends() -> Vec<&'static str> {
+    let mut v = vec!["portable"];
+    if cfg!(target_os = "linux") {
+        v.push("mmsg");
+        if moss::backend::open(
+            moss::backend::BackendKind::Uring,
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .is_ok()
+        {
+            v.push("uring");
+        }
+    }
+    v
+}
+
+fn wait_for(cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn two_nodes_exchange_messages_on_every_backend() {
+    for b in backends() {
+        let a = node(b);
+        let c = node(b);
+        assert_eq!(a.backend(), b);
+        let sub_a = a.subscribe("chat").unwrap();
+        let sub_c = c.subscribe("chat").unwrap();
+        let peer = c
+            .connect_wait(&a.local_addr().to_string(), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(peer, a.public_key());
+        assert!(wait_for(|| a.peer_count() == 1), "{b}: a sees c");
+        // Subscriptions propagate right after the session comes up.
+        assert!(wait_for(|| c
+            .stats()
+            .unwrap()
+            .peers
+            .iter()
+            .any(|p| p.topics.contains(&"chat".to_string()))));
+        assert!(wait_for(|| a
+            .stats()
+            .unwrap()
+            .peers
+            .iter()
+            .any(|p| p.topics.contains(&"chat".to_string()))));
+        c.publish("chat", b"hello from c").unwrap();
+        let m = sub_a
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a receives");
+        assert_eq!(m.data, b"hello from c");
+        assert_eq!(m.from, c.public_key());
+        let big: Vec<u8> = (0..60_000u32).map(|i| i as u8).collect();
+        a.publish("chat", &big).unwrap();
+        let m = sub_c
+            .recv_timeout(Duration::from_secs(10))
+            .expect("c receives big");
+        assert_eq!(m.data, big, "{b}");
+        let joined = a
+            .events()
+            .try_iter()
+            .any(|e| matches!(e, Event::PeerJoined { .. }));
+        assert!(joined, "{b}: peer joined event");
+        let stats = a.stats().unwrap();
+        assert!(stats.counters.datagrams_in > 0);
+        assert_eq!(stats.backend, b);
+        drop(c);
+        // A stopping node closes its sessions, so the other side notices at once.
+        assert!(wait_for(|| a.peer_count() == 0), "{b}: close seen");
+        assert!(wait_for(|| a
+            .events()
+            .try_iter()
+            .any(|e| matches!(e, Event::PeerLeft { .. }))));
+    }
+}
+
+#[test]
+fn api_errors_are_clear() {
+    let mut a = node("portable");
+    assert_eq!(a.publish("t", b"x"), Err(moss::NodeError::NoPeers));
+    assert_eq!(a.publish("", b"x"), Err(moss::NodeError::InvalidTopic));
+    assert!(matches!(
+        a.publish("t", &vec![0; 70_000]),
+        Err(moss::NodeError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        a.connect("not an address"),
+        Err(moss::NodeError::BadAddress(_))
+    ));
+    // Nobody listens on this port: the dial fails within the handshake timeout.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let r = a.connect_wait(
+        &dead.local_addr().unwrap().to_string(),
+        Duration::from_secs(15),
+    );
+    assert!(matches!(r, Err(moss::NodeError::ConnectFailed(_))), "{r:?}");
+    let info = a.mesh_info().unwrap();
+    assert_eq!(info.mesh_id, "loopback-test");
+    assert_eq!(info.public_key, a.public_key().to_hex());
+    a.stop();
+    a.stop();
+    assert_eq!(a.subscribe("t").err(), Some(moss::NodeError::Stopped));
+}
+
+#[test]
+fn bad_config_names_the_field() {
+    let e = Node::builder("m")
+        .config_json(r#"{"security":{"max_message_size_bytes":"big"}}"#)
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("security.max_message_size_bytes"),
+        "{e}"
+    );
+}
