@@ -6,7 +6,7 @@
 //! inside the explorer's wasm verifier.
 //!
 //! The pieces, bottom up:
-//! - [`eid`]: the unlinkable per-epoch id `BLAKE2s-256(epoch ‖ pubkey)`.
+//! - [`eid()`]: the unlinkable per-epoch id `BLAKE2s-256(epoch ‖ pubkey)`.
 //! - [`Hll`]: a HyperLogLog sketch (p = 12, 4096 registers) for the node count.
 //! - [`dp`]: clamping and Laplace noise applied by the contributing node.
 //! - [`Contribution`]: one node's clamped, noised, versioned metrics.
@@ -16,6 +16,17 @@
 //! - [`Chain`], [`verify`], [`cross_check`]: the per-node epoch hash chain
 //!   served by `/api/chain` and checked by the explorer.
 //! - [`Telemetry`]: the façade the mesh node drives.
+
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod chain;
 pub mod config;
