@@ -229,6 +229,27 @@ mod tests {
     }
 
     #[test]
+    fn estimates_across_the_range_stay_within_three_standard_errors() {
+        // Covers both sides of the linear-counting switch at 2.5·m ≈ 10 240.
+        let bound = 3.0 * 1.04 / (HLL_REGISTERS as f64).sqrt();
+        for (seed, n) in [
+            (20u64, 1_000usize),
+            (21, 5_000),
+            (22, 12_000),
+            (23, 15_000),
+            (24, 20_000),
+            (25, 40_000),
+        ] {
+            let mut h = Hll::new();
+            for e in random_eids(seed, n) {
+                h.insert_eid(&e);
+            }
+            let rel = (h.estimate() as f64 - n as f64).abs() / n as f64;
+            assert!(rel <= bound, "n = {n}: error {rel} > {bound}");
+        }
+    }
+
+    #[test]
     fn hundred_thousand_items_within_three_standard_errors() {
         let n = 100_000usize;
         let mut h = Hll::new();
