@@ -297,10 +297,12 @@ pub enum CrossCheckError {
     },
 }
 
-/// Compares two gateways' chains on their common epochs. Equal digests
-/// agree; otherwise equal state commitments agree (the histories differ);
-/// different state commitments, or different digests over the same
-/// `prev_digest`, are a disagreement. Call [`verify`] on each chain first.
+/// Compares two gateways' chains on their common epochs. Different state
+/// commitments are a disagreement; otherwise equal digests agree, equal
+/// state commitments under different digests agree on the state (the
+/// histories differ), and different digests over the same `prev_digest`
+/// without both commitments are a disagreement. Call [`verify`] on each
+/// chain as well: this function does not recompute digests.
 pub fn cross_check(a: &[ChainLink], b: &[ChainLink]) -> Result<CrossCheck, CrossCheckError> {
     let mut report = CrossCheck::default();
     for la in a {
@@ -308,13 +310,13 @@ pub fn cross_check(a: &[ChainLink], b: &[ChainLink]) -> Result<CrossCheck, Cross
             continue;
         };
         report.common_epochs += 1;
-        if la.epoch_digest == lb.epoch_digest {
-            report.digests_agree += 1;
-            continue;
-        }
+        let same_digest = la.epoch_digest == lb.epoch_digest;
         match (la.state_digest, lb.state_digest) {
-            (Some(sa), Some(sb)) if sa == sb => report.states_agree += 1,
-            (Some(_), Some(_)) => return Err(CrossCheckError::StateMismatch { epoch: la.epoch }),
+            (Some(sa), Some(sb)) if sa != sb => {
+                return Err(CrossCheckError::StateMismatch { epoch: la.epoch })
+            }
+            _ if same_digest => report.digests_agree += 1,
+            (Some(_), Some(_)) => report.states_agree += 1,
             _ if la.prev_digest == lb.prev_digest => {
                 return Err(CrossCheckError::DigestMismatch { epoch: la.epoch })
             }
