@@ -199,11 +199,13 @@ impl Parser<'_> {
             Some((b'-', m)) => (true, m),
             _ => (false, digits),
         };
-        let valid = !magnitude.is_empty()
-            && magnitude.iter().all(u8::is_ascii_digit)
-            && !(magnitude.len() > 1 && magnitude[0] == b'0')
-            && !(negative && magnitude == b"0");
-        if !valid {
+        let leading_zero = magnitude.len() > 1 && magnitude.first() == Some(&b'0');
+        let negative_zero = negative && magnitude == b"0";
+        if magnitude.is_empty()
+            || !magnitude.iter().all(u8::is_ascii_digit)
+            || leading_zero
+            || negative_zero
+        {
             return Err(BencodeError::InvalidInteger);
         }
         let mut value: i64 = 0;

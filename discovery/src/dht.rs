@@ -9,6 +9,7 @@ use futures_lite::future::block_on;
 use futures_lite::StreamExt;
 use mainline::{Dht, Id};
 
+use crate::clock::later;
 use crate::runner::{DhtConfig, Source};
 use crate::sink::Shared;
 use crate::stats::DhtState;
@@ -73,7 +74,7 @@ pub(crate) fn run(shared: &Shared, cfg: &DhtConfig, infohash: [u8; 20], interval
         if !shared.sleep_until(next) {
             return;
         }
-        next = Instant::now() + interval;
+        next = later(Instant::now(), interval);
         if let Some(stats) = shared.stats().dht.as_mut() {
             stats.lookups += 1;
         }

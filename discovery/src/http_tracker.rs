@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::bencode::{self, BencodeError, Limits, Value};
+use crate::clock::later;
 use crate::compact::{parse_compact, PeerFamily};
 use crate::tracker_url::TrackerUrl;
 use crate::udp_tracker::AnnounceEvent;
@@ -373,7 +374,7 @@ pub fn fetch(
             std::io::Error::new(std::io::ErrorKind::NotConnected, "no address")
         })));
     };
-    let deadline = Instant::now() + limits.response_timeout;
+    let deadline = later(Instant::now(), limits.response_timeout);
     stream
         .set_write_timeout(Some(limits.response_timeout.max(Duration::from_millis(1))))
         .map_err(HttpTrackerError::Write)?;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::beacon::{self, Beacon, BeaconError};
+use crate::clock::later;
 use crate::runner::{LanConfig, Source};
 use crate::sink::Shared;
 
@@ -67,7 +68,7 @@ pub(crate) fn run(shared: &Shared, cfg: &LanConfig, instance_id: [u8; 8]) {
                     }
                 }
             }
-            next_send = now + cfg.interval;
+            next_send = later(now, cfg.interval);
         }
         let wait = next_send
             .saturating_duration_since(Instant::now())

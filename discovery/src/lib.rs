@@ -14,6 +14,7 @@
 
 pub mod beacon;
 pub mod bencode;
+mod clock;
 pub mod compact;
 pub mod dht;
 pub mod http_tracker;

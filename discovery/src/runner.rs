@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 
 use crate::beacon;
+use crate::clock::later;
 use crate::sink::Shared;
 use crate::stats::{DhtStats, DiscoveryStats, LanStats, TrackerStats};
 use crate::tracker_url::TrackerUrl;
@@ -432,7 +433,7 @@ impl Discovery {
     /// Stops all threads and waits for them up to `stop_timeout`.
     pub fn stop(&mut self) -> StopReport {
         self.shared.stop.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + self.stop_timeout;
+        let deadline = later(Instant::now(), self.stop_timeout);
         let mut remaining = self.threads.len();
         while remaining > 0 {
             let now = Instant::now();

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::clock::later;
 use crate::compact::{parse_compact, CompactPeers, PeerFamily};
 use crate::rng::SplitMix64;
 
@@ -406,7 +407,7 @@ impl UdpTrackerClient {
             }
             | Stage::Announcing {
                 sent_at, attempt, ..
-            } => sent_at + self.retransmit_after(attempt),
+            } => later(sent_at, self.retransmit_after(attempt)),
         }
     }
 
@@ -484,7 +485,7 @@ impl UdpTrackerClient {
                     .max(self.config.min_interval);
                 self.started_sent = true;
                 self.stage = Stage::Idle {
-                    next_at: now + interval,
+                    next_at: later(now, interval),
                 };
                 self.events.push_back(UdpTrackerEvent::Announced {
                     peers: peers.peers,
@@ -562,7 +563,7 @@ impl UdpTrackerClient {
     fn fail(&mut self, now: Instant, failure: Failure) {
         self.transmit = None;
         self.stage = Stage::Idle {
-            next_at: now + self.config.announce_interval,
+            next_at: later(now, self.config.announce_interval),
         };
         self.events.push_back(UdpTrackerEvent::Failed(failure));
     }
@@ -755,8 +756,10 @@ mod tests {
     #[test]
     fn reuses_fresh_connection_id() {
         let t0 = Instant::now();
-        let mut cfg = UdpTrackerConfig::default();
-        cfg.announce_interval = Duration::from_secs(10);
+        let cfg = UdpTrackerConfig {
+            announce_interval: Duration::from_secs(10),
+            ..UdpTrackerConfig::default()
+        };
         let mut c = UdpTrackerClient::new(cfg, PeerFamily::V4, IH, PID, 1, 2, t0);
         c.handle_timeout(t0);
         let req = c.poll_transmit().unwrap();

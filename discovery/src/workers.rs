@@ -4,6 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::later;
 use crate::compact::PeerFamily;
 use crate::http_tracker::{self, FetchLimits, HttpAnnounceParams, HttpTrackerError};
 use crate::runner::{DiscoveryConfig, Source};
@@ -82,7 +83,7 @@ impl TrackerJob {
                 Ok(ok) => break ok,
                 Err(e) => {
                     self.fail(e);
-                    if !self.shared.sleep_until(Instant::now() + interval) {
+                    if !self.shared.sleep_until(later(Instant::now(), interval)) {
                         return;
                     }
                 }
@@ -206,7 +207,7 @@ impl TrackerJob {
                 .and_then(|raw| {
                     http_tracker::parse_response(&raw, self.config.max_peers_per_response)
                 });
-            next = Instant::now() + configured;
+            next = later(Instant::now(), configured);
             match result {
                 Ok(announce) => {
                     started_sent = true;
@@ -215,7 +216,7 @@ impl TrackerJob {
                         .unwrap_or(configured)
                         .min(configured)
                         .max(MIN_INTERVAL);
-                    next = Instant::now() + interval;
+                    next = later(Instant::now(), interval);
                     self.shared.tracker_ok(
                         self.index,
                         &self.url_text,
