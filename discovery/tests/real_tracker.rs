@@ -113,3 +113,23 @@ fn different_infohashes_do_not_meet() {
     });
     assert!(a.candidates().try_iter().all(|c| c.addr.port() != port_b));
 }
+
+#[test]
+fn http_tracker_over_ipv6_returns_peers6() {
+    // The HTTP tracker on [::1] sees both runners as ::1 and returns them in
+    // the compact `peers6` field (18 bytes per peer).
+    let tracker = RealTracker::start_ipv6_http();
+    let url = tracker.http_url();
+    let infohash = random_infohash();
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut ca = test_config(infohash, port_a);
+    ca.trackers = vec![url.clone()];
+    let mut cb = test_config(infohash, port_b);
+    cb.trackers = vec![url.clone()];
+    let a = Discovery::start(ca).expect("start a");
+    let b = Discovery::start(cb).expect("start b");
+    let v6 = |port| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    let (got, _) = expect_candidate(&a.candidates(), v6(port_b));
+    assert_eq!(got.source, Source::Tracker(url));
+    expect_candidate(&b.candidates(), v6(port_a));
+}

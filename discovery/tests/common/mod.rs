@@ -19,7 +19,8 @@ pub fn free_port() -> u16 {
     for _ in 0..50 {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp 127.0.0.1:0");
         let port = tcp.local_addr().expect("local addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("::1", port)).is_ok()
+        {
             return port;
         }
     }
@@ -79,11 +80,22 @@ pub struct RealTracker {
     child: Child,
     /// The port of both its UDP and its HTTP listener.
     pub port: u16,
+    ipv6_http: bool,
 }
 
 impl RealTracker {
-    /// Starts the tracker; panics with install instructions if it is missing.
+    /// Starts the tracker (UDP and HTTP on 127.0.0.1); panics with install
+    /// instructions if it is missing.
     pub fn start() -> RealTracker {
+        Self::start_with(false)
+    }
+
+    /// Starts the tracker with UDP on 127.0.0.1 and HTTP on [::1].
+    pub fn start_ipv6_http() -> RealTracker {
+        Self::start_with(true)
+    }
+
+    fn start_with(ipv6_http: bool) -> RealTracker {
         let dir = js_dir();
         if !dir.join("node_modules").join("bittorrent-tracker").is_dir() {
             panic!(
@@ -98,6 +110,7 @@ impl RealTracker {
                 .arg(dir.join("tracker-server.mjs"))
                 .arg(port.to_string())
                 .arg("1")
+                .arg(if ipv6_http { "ipv6" } else { "ipv4" })
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -112,7 +125,11 @@ impl RealTracker {
             });
             match rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) if line.trim() == format!("READY {port}") => {
-                    return RealTracker { child, port };
+                    return RealTracker {
+                        child,
+                        port,
+                        ipv6_http,
+                    };
                 }
                 other => {
                     last = format!("{other:?}");
@@ -129,9 +146,10 @@ impl RealTracker {
         format!("udp://127.0.0.1:{}/announce", self.port)
     }
 
-    /// `http://127.0.0.1:port/announce`
+    /// `http://127.0.0.1:port/announce` (or `http://[::1]:port/announce`)
     pub fn http_url(&self) -> String {
-        format!("http://127.0.0.1:{}/announce", self.port)
+        let host = if self.ipv6_http { "[::1]" } else { "127.0.0.1" };
+        format!("http://{host}:{}/announce", self.port)
     }
 }
 
