@@ -19,11 +19,16 @@ struct FakeUdp {
     port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    v6: bool,
 }
 
 impl FakeUdp {
     fn start(reply: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static) -> FakeUdp {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        Self::start_on("127.0.0.1:0", reply)
+    }
+
+    fn start_on(bind: &str, reply: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static) -> FakeUdp {
+        let socket = UdpSocket::bind(bind).expect("bind");
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");
@@ -44,11 +49,13 @@ impl FakeUdp {
             port,
             stop,
             thread: Some(thread),
+            v6: bind.starts_with('['),
         }
     }
 
     fn url(&self) -> String {
-        format!("udp://127.0.0.1:{}/announce", self.port)
+        let host = if self.v6 { "[::1]" } else { "127.0.0.1" };
+        format!("udp://{host}:{}/announce", self.port)
     }
 }
 
@@ -353,4 +360,29 @@ fn invalid_config_is_refused() {
         Discovery::start(c),
         Err(moss_discovery::DiscoveryError::ZeroCapacity)
     ));
+}
+
+#[test]
+fn ipv6_udp_tracker_peers_are_18_bytes() {
+    // bittorrent-tracker answers IPv6 UDP announces with IPv4-format peers, so
+    // BEP 15's 18-byte IPv6 peer format is exercised with an in-test tracker.
+    let tracker = FakeUdp::start_on("[::1]:0", |req| {
+        if req.len() == 16 {
+            vec![udp_msg(0, tx(req), &7u64.to_be_bytes())]
+        } else {
+            let mut peer = std::net::Ipv6Addr::LOCALHOST.octets().to_vec();
+            peer.extend_from_slice(&4242u16.to_be_bytes());
+            vec![udp_msg(
+                1,
+                tx(req),
+                &[&[0, 0, 0, 60, 0, 0, 0, 0, 0, 0, 0, 1][..], &peer].concat(),
+            )]
+        }
+    });
+    let mut c = test_config(random_infohash(), free_port());
+    c.trackers = vec![tracker.url()];
+    let d = Discovery::start(c).expect("start");
+    let want = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 4242));
+    let (got, _) = expect_candidate(&d.candidates(), want);
+    assert_eq!(got.source, moss_discovery::Source::Tracker(tracker.url()));
 }
