@@ -63,10 +63,12 @@ struct OwnEntry {
 /// already in its chain) and finalizes an epoch into the chain once its
 /// clock reaches `epoch+2`, so late deltas have a full epoch to arrive.
 ///
-/// Contribution cadence: at the first tick of each epoch the node builds its
-/// contribution for that epoch — the bandwidth recorded since its previous
-/// contribution was built (i.e. over the preceding epoch), clamped and
-/// noised once — and gossips it. It re-gossips the same bytes every
+/// Contribution cadence: at the first tick of each epoch the node picks a
+/// random moment in the next `min(gossip interval, epoch_sec/4)` seconds (so
+/// a large mesh does not burst at every epoch boundary). At that moment it
+/// builds its contribution for the epoch — the bandwidth recorded since its
+/// previous contribution was built (i.e. over the preceding epoch), clamped
+/// and noised once — and gossips it. It re-gossips the same bytes every
 /// [`TelemetryConfig::gossip_interval_sec`] so losses heal, and bumps the
 /// version only when its degree or NAT class changes (degree and NAT are not
 /// noised, so an update spends no extra privacy budget: each epoch's
@@ -80,7 +82,11 @@ pub struct Telemetry {
     degree: u32,
     nat: NatType,
     own: Option<OwnEntry>,
+    /// Unix second of the next due re-gossip of `own`.
     next_emit: u64,
+    /// `(epoch, unix second)` of the first emission scheduled for an epoch
+    /// the node has not contributed to yet.
+    first_emit: Option<(u64, u64)>,
     current: Option<u64>,
     states: BTreeMap<u64, EpochState>,
     chain: Chain,
@@ -100,6 +106,7 @@ impl Telemetry {
             nat: NatType::Unknown,
             own: None,
             next_emit: 0,
+            first_emit: None,
             current: None,
             states: BTreeMap::new(),
             chain: Chain::default(),
@@ -151,9 +158,10 @@ impl Telemetry {
     }
 
     /// Advances the clock to `unix_secs` (finalizing epochs that left the
-    /// window) and returns the node's own delta when it is due: at the first
-    /// tick of an epoch, when its degree or NAT class changed, and every
-    /// gossip interval otherwise. `None` when disabled or nothing is due.
+    /// window) and returns the node's own delta when it is due: at its
+    /// scheduled first emission in an epoch, when its degree or NAT class
+    /// changed, and every gossip interval otherwise. `None` when disabled or
+    /// nothing is due. `rng` supplies the DP noise and the emission jitter.
     pub fn tick<R: RngCore + ?Sized>(&mut self, unix_secs: u64, rng: &mut R) -> Option<StatDelta> {
         if !self.config.enabled {
             return None;
@@ -173,6 +181,18 @@ impl Telemetry {
                 own
             }
             _ => {
+                let due = match self.first_emit {
+                    Some((e, at)) if e == epoch => at,
+                    _ => {
+                        let at = self.first_emission_at(epoch, unix_secs, rng);
+                        self.first_emit = Some((epoch, at));
+                        at
+                    }
+                };
+                if unix_secs < due {
+                    return None;
+                }
+                self.first_emit = None;
                 let metrics = LocalMetrics {
                     bandwidth_in: self.pending_in,
                     bandwidth_out: self.pending_out,
@@ -290,6 +310,44 @@ impl Telemetry {
             .collect()
     }
 
+    /// The unix second at which [`Telemetry::tick`] next has work (a
+    /// scheduled emission, a re-gossip or an epoch boundary); `Some(0)`
+    /// before the first tick, `None` when disabled. Ticking more often is
+    /// harmless.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if !self.config.enabled {
+            return None;
+        }
+        let Some(current) = self.current else {
+            return Some(0);
+        };
+        let next_epoch = current
+            .saturating_add(1)
+            .saturating_mul(self.config.epoch_sec);
+        let due = match (self.own, self.first_emit) {
+            (Some(own), _) if own.epoch == current => self.next_emit,
+            (_, Some((e, at))) if e == current => at,
+            _ => 0,
+        };
+        Some(due.min(next_epoch))
+    }
+
+    /// When to send the first contribution of `epoch` whose first tick is at
+    /// `now`: a uniform jitter of up to `min(gossip interval, epoch_sec/4)`
+    /// seconds, kept inside the epoch.
+    fn first_emission_at<R: RngCore + ?Sized>(&self, epoch: u64, now: u64, rng: &mut R) -> u64 {
+        let spread = self
+            .config
+            .gossip_interval_sec()
+            .min(self.config.epoch_sec / 4);
+        let jitter = rng.next_u64().checked_rem(spread).unwrap_or(0);
+        let last_second = epoch
+            .saturating_add(1)
+            .saturating_mul(self.config.epoch_sec)
+            .saturating_sub(1);
+        now.saturating_add(jitter).min(last_second).max(now)
+    }
+
     /// `epoch_sec` as carried on the wire (validated to fit a u32).
     fn epoch_sec_u32(&self) -> u32 {
         u32::try_from(self.config.epoch_sec).unwrap_or(u32::MAX)
@@ -339,6 +397,17 @@ mod tests {
         }
     }
 
+    /// Ticks every second from `from` until the node emits; returns the
+    /// delta and the second it came out. Fails if nothing within an epoch.
+    fn emit(t: &mut Telemetry, from: u64, rng: &mut ChaCha20Rng) -> (StatDelta, u64) {
+        for now in from..from + t.config().epoch_sec {
+            if let Some(d) = t.tick(now, rng) {
+                return (d, now);
+            }
+        }
+        panic!("no emission within an epoch of {from}");
+    }
+
     fn node(i: u32) -> Telemetry {
         let mut pk = [0u8; 32];
         pk[..4].copy_from_slice(&i.to_be_bytes());
@@ -351,8 +420,9 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         assert!(t.tick(T0, &mut rng).is_none());
         assert_eq!(t.snapshot().to_json(), "{}");
-        let d = node(2).tick(T0, &mut rng).unwrap();
+        let (d, _) = emit(&mut node(2), T0, &mut rng);
         assert_eq!(t.apply_delta(&d, T0), Err(ApplyError::Disabled));
+        assert_eq!(t.poll_timeout(), None);
         assert!(t.state_deltas().is_empty());
         assert_eq!(serde_json::to_string(t.chain()).unwrap(), "[]");
     }
@@ -372,18 +442,21 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         t.set_degree(4);
         t.set_nat("public").unwrap();
-        let first = t.tick(T0, &mut rng).expect("first tick emits");
+        assert_eq!(t.poll_timeout(), Some(0));
+        let (first, at) = emit(&mut t, T0, &mut rng);
+        assert!(at < T0 + 75, "first emission jittered within the interval");
         assert_eq!(first.epoch(), T0 / 300);
         assert_eq!(first.entries().len(), 1);
         assert_eq!(first.entries()[0].0, t.own_eid(T0 / 300));
         assert_eq!(first.entries()[0].1.version, 1);
-        assert!(t.tick(T0 + 10, &mut rng).is_none(), "nothing due yet");
+        assert_eq!(t.poll_timeout(), Some(at + 75));
+        assert!(t.tick(at + 10, &mut rng).is_none(), "nothing due yet");
         // Interval elapsed: the same bytes again (no fresh noise).
-        let again = t.tick(T0 + 75, &mut rng).expect("re-gossip");
+        let again = t.tick(at + 75, &mut rng).expect("re-gossip");
         assert_eq!(again, first);
         // Degree change: version bump, bandwidth unchanged.
         t.set_degree(9);
-        let upd = t.tick(T0 + 76, &mut rng).expect("update");
+        let upd = t.tick(at + 76, &mut rng).expect("update");
         assert_eq!(upd.entries()[0].1.version, 2);
         assert_eq!(upd.entries()[0].1.degree, 9);
         assert_eq!(
@@ -391,12 +464,28 @@ mod tests {
             first.entries()[0].1.bandwidth_in
         );
         assert!(t.set_nat("wormhole").is_err());
-        assert!(t.tick(T0 + 77, &mut rng).is_none());
+        assert!(t.tick(at + 77, &mut rng).is_none());
         // New epoch: new eid, version restarts.
-        let next = t.tick(T0 + 300, &mut rng).expect("new epoch");
+        let (next, _) = emit(&mut t, T0 + 300, &mut rng);
         assert_eq!(next.epoch(), T0 / 300 + 1);
         assert_ne!(next.entries()[0].0, first.entries()[0].0);
         assert_eq!(next.entries()[0].1.version, 1);
+    }
+
+    #[test]
+    fn first_emissions_are_spread_over_the_interval() {
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let offsets: Vec<u64> = (0..40)
+            .map(|i| emit(&mut node(i), T0, &mut rng).1 - T0)
+            .collect();
+        assert!(offsets.iter().all(|&o| o < 75));
+        let distinct: std::collections::BTreeSet<_> = offsets.iter().collect();
+        assert!(distinct.len() > 20, "{offsets:?}");
+        // A node that first ticks at the very end of an epoch still sends
+        // before the epoch closes.
+        let mut late = node(99);
+        let (d, at) = emit(&mut late, T0 + 299, &mut rng);
+        assert_eq!((d.epoch(), at), (T0 / 300, T0 + 299));
     }
 
     #[test]
@@ -409,7 +498,7 @@ mod tests {
         let mut t = Telemetry::new(cfg, [3; 32]).unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         t.record_bandwidth(10, 20);
-        let d = t.tick(T0, &mut rng).unwrap();
+        let (d, _) = emit(&mut t, T0, &mut rng);
         assert_eq!(
             (
                 d.entries()[0].1.bandwidth_in,
@@ -419,7 +508,7 @@ mod tests {
         );
         t.record_bandwidth(5000, 7);
         t.record_bandwidth(5000, 0);
-        let d2 = t.tick(T0 + 300, &mut rng).unwrap();
+        let (d2, _) = emit(&mut t, T0 + 300, &mut rng);
         assert_eq!(
             (
                 d2.entries()[0].1.bandwidth_in,
@@ -434,17 +523,17 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(4);
         let mut old = node(7);
         old.record_bandwidth(123, 0);
-        let stale = old.tick(T0, &mut rng).unwrap();
+        let (stale, at) = emit(&mut old, T0, &mut rng);
         let mut reborn = node(7);
         // The mesh gossips our pre-restart entry back to us first.
-        reborn.apply_delta(&stale, T0).unwrap();
-        let fresh = reborn.tick(T0 + 1, &mut rng).unwrap();
+        reborn.apply_delta(&stale, at).unwrap();
+        let (fresh, at) = emit(&mut reborn, at, &mut rng);
         let (e, c) = fresh.entries()[0];
         assert_eq!(e, stale.entries()[0].0);
         assert!(c.version > stale.entries()[0].1.version);
         assert_eq!(reborn.state(T0 / 300).unwrap().get(&e), Some(&c));
         // And the old incarnation adopts the new value on merge.
-        old.apply_delta(&fresh, T0 + 2).unwrap();
+        old.apply_delta(&fresh, at).unwrap();
         assert_eq!(old.state(T0 / 300).unwrap().get(&e), Some(&c));
     }
 
@@ -454,7 +543,7 @@ mod tests {
         let mut a = node(1);
         let mut b = node(2);
         let e = T0 / 300;
-        let d_now = b.tick(T0, &mut rng).unwrap();
+        let (d_now, _) = emit(&mut b, T0, &mut rng);
         a.tick(T0 + 600, &mut rng); // a is at epoch e+2
         assert_eq!(
             a.apply_delta(&d_now, T0 + 600),
@@ -464,7 +553,7 @@ mod tests {
             })
         );
         let mut c = node(3);
-        let future = c.tick(T0 + 1200, &mut rng).unwrap(); // epoch e+4
+        let (future, _) = emit(&mut c, T0 + 1200, &mut rng); // epoch e+4
         assert_eq!(
             a.apply_delta(&future, T0 + 600),
             Err(ApplyError::EpochTooNew {
@@ -482,10 +571,10 @@ mod tests {
         );
         // Previous and next epochs are open.
         let mut p = node(4);
-        let prev = p.tick(T0 + 300, &mut rng).unwrap();
+        let (prev, _) = emit(&mut p, T0 + 300, &mut rng);
         assert_eq!(a.apply_delta(&prev, T0 + 600), Ok(()));
         let mut n = node(5);
-        let next = n.tick(T0 + 900, &mut rng).unwrap();
+        let (next, _) = emit(&mut n, T0 + 900, &mut rng);
         assert_eq!(a.apply_delta(&next, T0 + 600), Ok(()));
     }
 
@@ -495,7 +584,7 @@ mod tests {
         let mut t = node(1);
         let e = T0 / 300;
         for k in 0..6 {
-            t.tick(T0 + k * 300, &mut rng);
+            emit(&mut t, T0 + k * 300, &mut rng);
         }
         // At epoch e+5, epochs e..=e+3 are final; e+4 and e+5 are open.
         let links = t.chain().recent(0);
@@ -513,7 +602,7 @@ mod tests {
         assert_eq!(r.contributors, 1);
         assert!(!r.k_anon_ok);
         // A long sleep finalizes what is held and leaves a gap.
-        t.tick(T0 + 100 * 300, &mut rng);
+        emit(&mut t, T0 + 100 * 300, &mut rng);
         let links = t.chain().recent(0);
         assert_eq!(links.last().map(|l| l.epoch), Some(e + 5));
         assert_eq!(verify(&links), Ok(()));
@@ -549,11 +638,11 @@ mod tests {
             let mut n = node(i);
             n.set_nat("cgnat").unwrap();
             n.set_degree(3);
-            deltas.push(n.tick(T0, &mut rng).unwrap());
+            deltas.push(emit(&mut n, T0, &mut rng).0);
         }
-        observer.tick(T0, &mut rng);
+        emit(&mut observer, T0, &mut rng);
         for d in &deltas[..3] {
-            observer.apply_delta(d, T0).unwrap();
+            observer.apply_delta(d, T0 + 100).unwrap();
         }
         let json = observer.snapshot().to_json();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -562,7 +651,7 @@ mod tests {
         assert!(v.get("bandwidth_in_total").is_none());
         assert!(v.get("nat_histogram").is_none());
         assert!(v.get("degree_histogram").is_none());
-        observer.apply_delta(&deltas[3], T0).unwrap();
+        observer.apply_delta(&deltas[3], T0 + 100).unwrap();
         let v: serde_json::Value = serde_json::from_str(&observer.snapshot().to_json()).unwrap();
         assert_eq!(v["contributors"], 5);
         assert_eq!(v["k_anon_ok"], true);
@@ -592,7 +681,7 @@ mod tests {
             n.set_degree((i % 37) as u32);
             n.set_nat_type(nats[i % nats.len()]);
             n.record_bandwidth((i as u64) * 1_000_003, (i as u64) * 7_919);
-            let d = n.tick(T0, &mut rng).expect("first tick emits");
+            let (d, _) = emit(n, T0, &mut rng);
             wires.push(d.encode());
         }
         // (receiver, sender) pairs in a random order.
@@ -607,7 +696,7 @@ mod tests {
                 continue;
             }
             let d = StatDelta::decode(&wires[s]).unwrap();
-            nodes[r].apply_delta(&d, T0 + 1).unwrap();
+            nodes[r].apply_delta(&d, T0 + 100).unwrap();
         }
         assert!(
             dropped.len() > N * (N - 1) / 20,
@@ -627,7 +716,7 @@ mod tests {
         // with some that already arrived).
         let mut regossip: Vec<Vec<u8>> = Vec::with_capacity(N);
         for n in nodes.iter_mut() {
-            let d = n.tick(T0 + 80, &mut rng).expect("interval re-emission");
+            let d = n.tick(T0 + 200, &mut rng).expect("interval re-emission");
             regossip.push(d.encode());
         }
         assert_eq!(regossip, wires, "re-gossip must not re-noise");
@@ -636,13 +725,13 @@ mod tests {
         shuffle(&mut retry, &mut rng);
         for (r, s) in retry {
             let d = StatDelta::decode(&regossip[s]).unwrap();
-            nodes[r].apply_delta(&d, T0 + 81).unwrap();
+            nodes[r].apply_delta(&d, T0 + 201).unwrap();
         }
         // One anti-entropy exchange on top (full state of node 0 to all).
         let full = nodes[0].state_deltas();
         for n in nodes.iter_mut().skip(1) {
             for d in &full {
-                n.apply_delta(&StatDelta::decode(&d.encode()).unwrap(), T0 + 82)
+                n.apply_delta(&StatDelta::decode(&d.encode()).unwrap(), T0 + 202)
                     .unwrap();
             }
         }

@@ -18,18 +18,26 @@ fn node(i: u8) -> Telemetry {
     Telemetry::new(cfg, [i; 32]).unwrap()
 }
 
-/// Every node ticks at `now`; every emitted delta reaches every other node
-/// through its wire encoding.
-fn round(nodes: &mut [Telemetry], now: u64, rng: &mut ChaCha20Rng) {
+/// Ticks the node every second for `secs` seconds from `start`, collecting
+/// what it emits as wire bytes.
+fn run(t: &mut Telemetry, start: u64, secs: u64, rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
+    (start..start + secs)
+        .filter_map(|now| t.tick(now, rng))
+        .map(|d| d.encode())
+        .collect()
+}
+
+/// One epoch: every node runs for the first 20 s (first emissions are
+/// jittered over 15 s); every emitted delta then reaches every node.
+fn round(nodes: &mut [Telemetry], start: u64, rng: &mut ChaCha20Rng) {
     let wires: Vec<Vec<u8>> = nodes
         .iter_mut()
-        .filter_map(|n| n.tick(now, rng))
-        .map(|d| d.encode())
+        .flat_map(|n| run(n, start, 20, rng))
         .collect();
     for n in nodes.iter_mut() {
         for w in &wires {
             let d = StatDelta::decode(w).unwrap();
-            n.apply_delta(&d, now).unwrap();
+            n.apply_delta(&d, start + 20).unwrap();
         }
     }
 }
@@ -60,9 +68,10 @@ fn gateways_serve_agreeing_verifiable_chains() {
         for d in nodes[0].state_deltas() {
             let _ = late.apply_delta(&StatDelta::decode(&d.encode()).unwrap(), now);
         }
-        if let Some(d) = late.tick(now, &mut rng) {
+        for w in run(&mut late, now, 20, &mut rng) {
+            let d = StatDelta::decode(&w).unwrap();
             for n in nodes.iter_mut() {
-                n.apply_delta(&d, now).unwrap();
+                n.apply_delta(&d, now + 20).unwrap();
             }
         }
     }
@@ -106,7 +115,8 @@ fn bad_wire_input_is_rejected_without_panic() {
     assert!(StatDelta::decode(&[]).is_err());
     assert!(StatDelta::decode(&[1, 2, 3]).is_err());
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let d = node(2).tick(T0, &mut rng).unwrap();
+    let w = run(&mut node(2), T0, EPOCH_SEC, &mut rng);
+    let d = StatDelta::decode(&w[0]).unwrap();
     // Another node's clock is far ahead.
     assert!(matches!(
         t.apply_delta(&d, T0 + 100 * EPOCH_SEC),
