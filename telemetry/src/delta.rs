@@ -130,6 +130,28 @@ pub enum DecodeError {
     TrailingBytes(usize),
 }
 
+impl DecodeError {
+    /// A stable snake_case name for drop counters and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Empty => "empty",
+            DecodeError::UnsupportedVersion(_) => "unsupported_version",
+            DecodeError::Truncated { .. } => "truncated",
+            DecodeError::ZeroEpochSec => "zero_epoch_sec",
+            DecodeError::UnknownHllForm(_) => "unknown_hll_form",
+            DecodeError::SparseCount(_) => "sparse_count",
+            DecodeError::SparseNotAscending { .. } => "sparse_not_ascending",
+            DecodeError::RegisterIndex(_) => "register_index",
+            DecodeError::RegisterRank { .. } => "register_rank",
+            DecodeError::NonCanonicalDense(_) => "non_canonical_dense",
+            DecodeError::TooManyEntries(_) => "too_many_entries",
+            DecodeError::EntriesNotAscending(_) => "entries_not_ascending",
+            DecodeError::InvalidContribution { .. } => "invalid_contribution",
+            DecodeError::TrailingBytes(_) => "trailing_bytes",
+        }
+    }
+}
+
 /// A piece of an epoch's CRDT state as sent on the wire: the epoch, the
 /// sender's epoch length, a HyperLogLog sketch (possibly empty) and up to
 /// 512 entries in eid order. Applying it is a CRDT merge, so deltas may be

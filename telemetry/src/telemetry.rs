@@ -48,6 +48,18 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    /// A stable snake_case name for drop counters and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApplyError::Disabled => "disabled",
+            ApplyError::EpochLengthMismatch { .. } => "epoch_length_mismatch",
+            ApplyError::EpochTooOld { .. } => "epoch_too_old",
+            ApplyError::EpochTooNew { .. } => "epoch_too_new",
+        }
+    }
+}
+
 /// The node's own entry for the epoch it is contributing to.
 #[derive(Debug, Clone, Copy)]
 struct OwnEntry {
@@ -562,13 +574,15 @@ mod tests {
             })
         );
         let odd = StatDelta::new(60, e + 2, crate::hll::Hll::new(), []).unwrap();
+        let err = a.apply_delta(&odd, T0 + 600).unwrap_err();
         assert_eq!(
-            a.apply_delta(&odd, T0 + 600),
-            Err(ApplyError::EpochLengthMismatch {
+            err,
+            ApplyError::EpochLengthMismatch {
                 ours: 300,
                 theirs: 60
-            })
+            }
         );
+        assert_eq!(err.reason(), "epoch_length_mismatch");
         // Previous and next epochs are open.
         let mut p = node(4);
         let (prev, _) = emit(&mut p, T0 + 300, &mut rng);
