@@ -21,5 +21,5 @@ mod node;
 pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
 pub use event::{Event, Message};
-pub use moss_mesh::{Config, ConfigError, Identity, PeerId};
+pub use moss_mesh::{Config, ConfigError, DropReason, Identity, PeerId, Stats};
 pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};

@@ -1,1 +1,108 @@
-fn main() {}
+//! moss-gateway: a Moss node serving a read-only HTTP API (stats, events, messages, metrics).
+
+mod api;
+mod flags;
+mod inbox;
+mod meshes;
+mod metrics;
+mod options;
+
+use options::Options;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match Options::from_args(&args) {
+        Ok(o) => o,
+        Err(options::OptionsError::Flag(flags::FlagError::Help)) => {
+            eprint!("{}", flags::usage("moss-gateway", options::SPECS));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("moss-gateway: {e}");
+            eprint!("{}", flags::usage("moss-gateway", options::SPECS));
+            return ExitCode::from(2);
+        }
+    };
+    match run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moss-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(opts: Options) -> Result<(), String> {
+    let meshes = meshes::Meshes::start(
+        &opts.mesh,
+        opts.config.clone(),
+        opts.psk,
+        opts.subscribe.clone(),
+        opts.max_meshes,
+    )
+    .map_err(|e| e.to_string())?;
+    let meshes = Arc::new(meshes);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+    let result = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(opts.http)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", opts.http))?;
+        let http = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Ok(primary) = meshes.get(None) {
+            tracing::info!(
+                mesh = %opts.mesh,
+                listen = %primary.node.local_addr(),
+                backend = primary.node.backend(),
+                public_key = %primary.node.public_key(),
+                "moss-gateway: joined mesh, API on http://{http}"
+            );
+        }
+        axum::serve(listener, api::router(meshes.clone()))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| format!("http server: {e}"))
+    });
+    meshes.clear();
+    result
+}
+
+/// Resolves on SIGINT, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("moss-gateway: shutting down");
+}

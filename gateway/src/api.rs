@@ -1,0 +1,179 @@
+//! The read-only HTTP API: `/api/stats`, `/api/events` (SSE),
+//! `/api/messages`, `/metrics`. Every route takes `?meshid=`; every answer
+//! carries CORS and private-network-access headers so an https explorer can
+//! read a gateway on localhost.
+
+use crate::meshes::{MeshError, Meshes, Served};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Seconds between SSE pushes.
+pub const SSE_PERIOD: Duration = Duration::from_secs(2);
+
+/// Query parameters every route understands.
+#[derive(Debug, Deserialize, Default)]
+pub struct Params {
+    /// Which mesh to read (default: the gateway's primary mesh).
+    pub meshid: Option<String>,
+    /// `/api/messages`: the topic.
+    pub topic: Option<String>,
+}
+
+fn api_error(status: StatusCode, msg: String) -> Response {
+    (status, Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+fn mesh_error(e: MeshError) -> Response {
+    let status = match e {
+        MeshError::InvalidId => StatusCode::BAD_REQUEST,
+        MeshError::Limit(_) => StatusCode::SERVICE_UNAVAILABLE,
+        MeshError::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    api_error(status, e.to_string())
+}
+
+async fn served(meshes: &Arc<Meshes>, p: &Params) -> Result<Arc<Served>, Response> {
+    let m = meshes.clone();
+    let id = p.meshid.clone();
+    tokio::task::spawn_blocking(move || m.get(id.as_deref()))
+        .await
+        .map_err(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(mesh_error)
+}
+
+/// Builds the stats document of one mesh. Node facts are counts only,
+/// never peer addresses or ids.
+pub fn stats_document(s: &Served) -> Result<serde_json::Value, String> {
+    let st = s.node.stats().map_err(|e| e.to_string())?;
+    let summary = serde_json::json!({
+        "mesh_id": st.mesh_id,
+        "backend": st.backend,
+        "uptime_sec": st.uptime_sec,
+        "peer_count": st.peer_count,
+        "sessions": st.sessions,
+        "topics": st.topics,
+        "counters": st.counters,
+        "send_dropped": st.send_dropped,
+        "events_dropped": st.events_dropped,
+        "messages_dropped": st.messages_dropped,
+    });
+    Ok(serde_json::json!({ "node": summary }))
+}
+
+async fn stats(State(meshes): State<Arc<Meshes>>, Query(p): Query<Params>) -> Response {
+    let s = match served(&meshes, &p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match tokio::task::spawn_blocking(move || stats_document(&s)).await {
+        Ok(Ok(doc)) => Json(doc).into_response(),
+        Ok(Err(e)) => api_error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn messages(State(meshes): State<Arc<Meshes>>, Query(p): Query<Params>) -> Response {
+    let s = match served(&meshes, &p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match p.topic.as_deref() {
+        None => Json(serde_json::json!({ "topics": s.inbox.topics() })).into_response(),
+        Some(t) => match s.inbox.topic(t) {
+            Some(list) => Json(list).into_response(),
+            None => api_error(
+                StatusCode::NOT_FOUND,
+                format!("topic `{t}` is not subscribed (start the gateway with -subscribe {t})"),
+            ),
+        },
+    }
+}
+
+async fn events(State(meshes): State<Arc<Meshes>>, Query(p): Query<Params>) -> Response {
+    let s = match served(&meshes, &p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let stream = futures_util::stream::unfold((s, true), |(s, first)| async move {
+        if !first {
+            tokio::time::sleep(SSE_PERIOD).await;
+        }
+        let s2 = s.clone();
+        let doc = tokio::task::spawn_blocking(move || stats_document(&s2)).await;
+        let data = match doc {
+            Ok(Ok(d)) => d.to_string(),
+            _ => "{}".to_string(),
+        };
+        let ev: Result<SseEvent, Infallible> = Ok(SseEvent::default().event("stats").data(data));
+        Some((ev, (s, false)))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn metrics(State(meshes): State<Arc<Meshes>>) -> Response {
+    let all = meshes.all();
+    let text = tokio::task::spawn_blocking(move || crate::metrics::render(&all)).await;
+    match text {
+        Ok(t) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn not_found() -> Response {
+    api_error(StatusCode::NOT_FOUND, "no such endpoint".into())
+}
+
+async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
+    let mut res = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
+        api_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this API is read-only".into(),
+        )
+    } else {
+        next.run(req).await
+    };
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        "access-control-allow-private-network",
+        HeaderValue::from_static("true"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// The router over a mesh registry.
+pub fn router(meshes: Arc<Meshes>) -> Router {
+    Router::new()
+        .route("/api/stats", get(stats))
+        .route("/api/events", get(events))
+        .route("/api/messages", get(messages))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(cors))
+        .with_state(meshes)
+}

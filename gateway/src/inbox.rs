@@ -1,0 +1,104 @@
+//! Recent messages of the topics the operator subscribed with `-subscribe`.
+
+use moss::Node;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Messages kept per topic.
+pub const KEEP: usize = 64;
+
+/// One received message as `/api/messages` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Topic.
+    pub topic: String,
+    /// Publisher peer id, hex.
+    pub from: String,
+    /// Payload as text when it is UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Payload, hex.
+    pub data_hex: String,
+    /// Message id, hex.
+    pub id: String,
+    /// Unix time of receipt, milliseconds.
+    pub received_ms: u64,
+}
+
+/// Bounded per-topic message history.
+#[derive(Default)]
+pub struct Inbox {
+    topics: Mutex<HashMap<String, VecDeque<Entry>>>,
+}
+
+impl Inbox {
+    /// Joins `topics` on `node` and collects their messages on a thread
+    /// that ends when the node stops.
+    pub fn start(node: &Node, topics: &[String]) -> Arc<Self> {
+        let inbox = Arc::new(Self::default());
+        let mut joined = Vec::new();
+        for t in topics {
+            match node.join(t) {
+                Ok(()) => joined.push(t.clone()),
+                Err(e) => tracing::warn!(topic = %t, error = %e, "cannot subscribe"),
+            }
+        }
+        if joined.is_empty() {
+            return inbox;
+        }
+        {
+            let mut map = inbox.lock();
+            for t in joined {
+                map.entry(t).or_default();
+            }
+        }
+        let rx = node.messages().clone();
+        let sink = inbox.clone();
+        let spawned = std::thread::Builder::new()
+            .name("moss-inbox".into())
+            .spawn(move || {
+                for m in rx.iter() {
+                    let received_ms = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    let e = Entry {
+                        from: m.from.to_hex(),
+                        text: String::from_utf8(m.data.clone()).ok(),
+                        data_hex: hex::encode(&m.data),
+                        id: hex::encode(m.id),
+                        topic: m.topic,
+                        received_ms,
+                    };
+                    let mut map = sink.lock();
+                    let q = map.entry(e.topic.clone()).or_default();
+                    if q.len() == KEEP {
+                        q.pop_front();
+                    }
+                    q.push_back(e);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the inbox thread");
+        }
+        inbox
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Entry>>> {
+        self.topics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Messages of one topic (oldest first), or `None` if not subscribed.
+    pub fn topic(&self, topic: &str) -> Option<Vec<Entry>> {
+        self.lock().get(topic).map(|q| q.iter().cloned().collect())
+    }
+
+    /// Subscribed topic names.
+    pub fn topics(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock().keys().cloned().collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,169 @@
+//! Gateway options: the flags of the original `moss-gateway`, plus a few
+//! of ours, turned into a node configuration.
+
+use crate::flags::{self, FlagError, Kind, Parsed, Spec};
+use moss::Config;
+use std::net::SocketAddr;
+
+/// Every flag the gateway takes.
+pub const SPECS: &[Spec] = &[
+    Spec { name: "mesh", kind: Kind::Value, help: "mesh id to join (\"global\" is the standard public mesh) (default \"global\")" },
+    Spec { name: "http", kind: Kind::Value, help: "HTTP listen address for the read-only API (default \"127.0.0.1:8787\"; \":PORT\" = all interfaces)" },
+    Spec { name: "listen-port", kind: Kind::Value, help: "mesh UDP listen port (0 = ephemeral)" },
+    Spec { name: "static", kind: Kind::Repeated, help: "comma-separated static peers host:port (repeatable)" },
+    Spec { name: "trackers", kind: Kind::Bool, help: "use the built-in BitTorrent trackers for discovery (default true)" },
+    Spec { name: "psk", kind: Kind::Value, help: "64 hex digits: the mesh pre-shared key" },
+    Spec { name: "config", kind: Kind::Value, help: "path to a JSON config file (the Moss_Init format); flags override it" },
+    Spec { name: "backend", kind: Kind::Value, help: "packet engine backend: auto, uring, mmsg, portable (default auto)" },
+    Spec { name: "subscribe", kind: Kind::Repeated, help: "subscribe to a topic and show its recent messages at /api/messages (repeatable)" },
+    Spec { name: "max-meshes", kind: Kind::Value, help: "most meshes joined on demand through ?meshid= (default 8)" },
+];
+
+/// Why options were rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    /// A flag problem.
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    /// The config file could not be read.
+    #[error("cannot read -config {path}: {source}")]
+    ConfigFile {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The config is invalid (names the field).
+    #[error("invalid config: {0}")]
+    Config(#[from] moss::ConfigError),
+}
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Mesh to join first.
+    pub mesh: String,
+    /// HTTP listen address.
+    pub http: SocketAddr,
+    /// Node configuration.
+    pub config: Config,
+    /// Mesh PSK.
+    pub psk: Option<[u8; 32]>,
+    /// Topics to subscribe to and show.
+    pub subscribe: Vec<String>,
+    /// Most meshes at once.
+    pub max_meshes: usize,
+}
+
+fn bad(flag: &str, value: &str, reason: &str) -> FlagError {
+    FlagError::BadValue {
+        flag: flag.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses `-http`: `host:port`, or `:port` for every interface (as Go does).
+pub fn parse_http(v: &str) -> Result<SocketAddr, FlagError> {
+    let full = if v.starts_with(':') {
+        format!("0.0.0.0{v}")
+    } else {
+        v.to_string()
+    };
+    full.parse()
+        .map_err(|_| bad("http", v, "want host:port or :port"))
+}
+
+fn parse_psk(v: &str) -> Result<[u8; 32], FlagError> {
+    let bytes = hex::decode(v).map_err(|_| bad("psk", v, "not hex"))?;
+    bytes
+        .try_into()
+        .map_err(|_| bad("psk", v, "need exactly 32 bytes (64 hex digits)"))
+}
+
+impl Options {
+    /// Builds options from command-line arguments (without the program name).
+    pub fn from_args(args: &[String]) -> Result<Self, OptionsError> {
+        let p: Parsed = flags::parse(SPECS, args)?;
+        let mut config = match p.get("config") {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| OptionsError::ConfigFile {
+                        path: path.into(),
+                        source,
+                    })?;
+                Config::from_json(&text)?
+            }
+            None => Config::default(),
+        };
+        if p.get("listen-port").is_some() {
+            config.listen_port = p.parse("listen-port", 0u16)?;
+        }
+        if !p.bool("trackers", true)? {
+            config.trackers = Some(Vec::new());
+        }
+        for s in p.all("static") {
+            for peer in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                config.static_peers.push(peer.to_string());
+            }
+        }
+        if let Some(b) = p.get("backend") {
+            config.engine.backend = b.to_string();
+        }
+        config.validate()?;
+        let max_meshes: usize = p.parse("max-meshes", 8)?;
+        if max_meshes == 0 {
+            return Err(bad("max-meshes", "0", "must be at least 1").into());
+        }
+        Ok(Self {
+            mesh: p.get("mesh").unwrap_or("global").to_string(),
+            http: parse_http(p.get("http").unwrap_or("127.0.0.1:8787"))?,
+            config,
+            psk: p.get("psk").map(parse_psk).transpose()?,
+            subscribe: p.all("subscribe").to_vec(),
+            max_meshes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(s: &str) -> Result<Options, OptionsError> {
+        Options::from_args(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn product_description_demo_flags() {
+        let o = opts(
+            "-mesh local -http :8811 -listen-port 41002 -static 127.0.0.1:41001 -trackers=false",
+        )
+        .unwrap();
+        assert_eq!(o.mesh, "local");
+        assert_eq!(o.http, "0.0.0.0:8811".parse().unwrap());
+        assert_eq!(o.config.listen_port, 41002);
+        assert_eq!(o.config.static_peers, vec!["127.0.0.1:41001"]);
+        assert_eq!(o.config.trackers, Some(vec![]));
+        let d = opts("").unwrap();
+        assert_eq!(d.mesh, "global");
+        assert_eq!(d.http, "127.0.0.1:8787".parse().unwrap());
+        assert_eq!(d.config.trackers, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for (args, flag) in [
+            ("-listen-port 99999", "-listen-port"),
+            ("-http nope", "-http"),
+            ("-psk abcd", "-psk"),
+            ("-trackers=perhaps", "-trackers"),
+            ("-static nohostport", "static_peers"),
+            ("-backend dpdk", "engine.backend"),
+            ("-bogus 1", "-bogus"),
+        ] {
+            let e = opts(args).unwrap_err().to_string();
+            assert!(e.contains(flag), "{args}: {e}");
+        }
+    }
+}

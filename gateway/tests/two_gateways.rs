@@ -1,0 +1,207 @@
+//! The product description's offline two-node demo, run as real processes
+//! on loopback: two `moss-gateway` binaries with a static peer and trackers
+//! off connect, and a message published into the mesh reaches both.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Gateway {
+    child: Child,
+    http: String,
+    udp: u16,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(extra: &[&str]) -> Gateway {
+    let udp = free_udp_port();
+    let http = format!("127.0.0.1:{}", free_tcp_port());
+    let mut args = vec![
+        "-mesh".to_string(),
+        "local".into(),
+        "-http".into(),
+        http.clone(),
+        "-listen-port".into(),
+        udp.to_string(),
+        "-trackers=false".into(),
+        "-subscribe".into(),
+        "chat".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(env!("CARGO_BIN_EXE_moss-gateway"))
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn moss-gateway");
+    Gateway { child, http, udp }
+}
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+fn json(addr: &str, path: &str) -> Option<serde_json::Value> {
+    let (status, body) = get(addr, path)?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn peer_count(g: &Gateway) -> Option<u64> {
+    json(&g.http, "/api/stats")?["node"]["peer_count"].as_u64()
+}
+
+#[test]
+fn two_gateways_connect_and_relay_a_message() {
+    let a = spawn(&[]);
+    let static_peer = format!("127.0.0.1:{}", a.udp);
+    let b = spawn(&["-static", &static_peer]);
+    eventually("gateway A up", || peer_count(&a).is_some());
+    eventually("A and B connected", || {
+        peer_count(&a) == Some(1) && peer_count(&b) == Some(1)
+    });
+
+    // A test client joins the mesh through B and publishes on "chat".
+    let client = moss::Node::builder("local")
+        .config(
+            moss::Config::from_json(
+                r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#,
+            )
+            .unwrap(),
+        )
+        .bind("127.0.0.1:0".parse().unwrap())
+        .start()
+        .unwrap();
+    client
+        .connect_wait(&format!("127.0.0.1:{}", b.udp), Duration::from_secs(10))
+        .unwrap();
+    eventually("client learns B's subscription", || {
+        client
+            .stats()
+            .map(|s| s.peers.iter().any(|p| p.topics.iter().any(|t| t == "chat")))
+            .unwrap_or(false)
+    });
+    client.publish("chat", b"hello mesh").unwrap();
+    for g in [&b, &a] {
+        eventually("message shown by the gateway", || {
+            json(&g.http, "/api/messages?topic=chat")
+                .and_then(|v| v.as_array().cloned())
+                .is_some_and(|list| {
+                    list.iter().any(|m| {
+                        m["text"] == "hello mesh" && m["from"] == client.public_key().to_hex()
+                    })
+                })
+        });
+    }
+    let stats = json(&a.http, "/api/stats").unwrap();
+    assert!(stats["node"]["counters"]["messages_delivered"].as_u64() >= Some(1));
+}
+
+#[test]
+fn http_api_is_read_only_cors_enabled_and_bounded() {
+    let g = spawn(&["-max-meshes", "2"]);
+    eventually("gateway up", || peer_count(&g).is_some());
+    let (status, body) = get(&g.http, "/api/stats?meshid=second").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&g.http, "/api/stats?meshid=third").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("mesh limit"));
+    let (status, _) = get(&g.http, "/api/nope").unwrap();
+    assert_eq!(status, 404);
+    let (status, body) = get(&g.http, "/api/messages?topic=other").unwrap();
+    assert_eq!(status, 404, "{body}");
+    let metrics = get(&g.http, "/metrics").unwrap().1;
+    assert!(
+        metrics.contains("moss_drops_total{mesh=\"local\",reason=\"replay\"} 0"),
+        "{metrics}"
+    );
+    // CORS and private-network headers on a preflight.
+    let mut s = TcpStream::connect(&g.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "OPTIONS /api/stats HTTP/1.1\r\nHost: x\r\nOrigin: https://explorer.example\r\nAccess-Control-Request-Private-Network: true\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let lower = resp.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 204"), "{resp}");
+    assert!(lower.contains("access-control-allow-origin: *"));
+    assert!(lower.contains("access-control-allow-private-network: true"));
+    // Server-sent events push a stats document.
+    let mut s = TcpStream::connect(&g.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("data: {") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "stream closed early");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains("event: stats"));
+}
+
+#[test]
+fn bad_flags_exit_with_a_message_naming_the_flag() {
+    for (args, needle) in [
+        (vec!["-listen-port", "70000"], "-listen-port"),
+        (vec!["-trackers=maybe"], "-trackers"),
+        (vec!["-static", "nope"], "static_peers"),
+        (vec!["-unknown"], "-unknown"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_moss-gateway"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
