@@ -160,16 +160,19 @@ impl DecodeError {
 pub struct StatDelta {
     epoch_sec: u32,
     epoch: u64,
-    hll: Hll,
+    /// `None` exactly when the sketch is empty (kept normalized so equal
+    /// deltas compare equal and empty ones cost no 4 KiB allocation).
+    hll: Option<Hll>,
     entries: Vec<(Eid, Contribution)>,
 }
 
 impl StatDelta {
-    /// Builds a delta. Duplicate eids are joined (LWW); entries are sorted.
+    /// Builds a delta carrying `hll` (if any) and `entries`. Duplicate eids
+    /// are joined (LWW); entries are sorted.
     pub fn new(
         epoch_sec: u32,
         epoch: u64,
-        hll: Hll,
+        hll: Option<Hll>,
         entries: impl IntoIterator<Item = (Eid, Contribution)>,
     ) -> Result<Self, DeltaError> {
         if epoch_sec == 0 {
@@ -192,7 +195,7 @@ impl StatDelta {
         Ok(Self {
             epoch_sec,
             epoch,
-            hll,
+            hll: hll.filter(|h| !h.is_empty()),
             entries: map.into_iter().collect(),
         })
     }
@@ -206,24 +209,22 @@ impl StatDelta {
         }
         let all: Vec<(Eid, Contribution)> = state.entries().map(|(e, c)| (*e, *c)).collect();
         let mut out = Vec::with_capacity(all.len() / MAX_DELTA_ENTRIES + 1);
-        let mut hll = Some(state.hll().clone());
+        let mut hll = Some(state.hll().clone()).filter(|h| !h.is_empty());
         for chunk in all.chunks(MAX_DELTA_ENTRIES) {
             out.push(StatDelta {
                 epoch_sec,
                 epoch: state.epoch(),
-                hll: hll.take().unwrap_or_default(),
+                hll: hll.take(),
                 entries: chunk.to_vec(),
             });
         }
         if let Some(h) = hll {
-            if !h.is_empty() {
-                out.push(StatDelta {
-                    epoch_sec,
-                    epoch: state.epoch(),
-                    hll: h,
-                    entries: Vec::new(),
-                });
-            }
+            out.push(StatDelta {
+                epoch_sec,
+                epoch: state.epoch(),
+                hll: Some(h),
+                entries: Vec::new(),
+            });
         }
         Ok(out)
     }
@@ -238,9 +239,9 @@ impl StatDelta {
         self.epoch
     }
 
-    /// The sketch carried (may be empty; entries count on their own).
-    pub fn hll(&self) -> &Hll {
-        &self.hll
+    /// The sketch carried, `None` when empty (entries count on their own).
+    pub fn hll(&self) -> Option<&Hll> {
+        self.hll.as_ref()
     }
 
     /// The entries, in ascending eid order.
@@ -251,7 +252,9 @@ impl StatDelta {
     /// The delta as an [`EpochState`] (entries plus sketch) ready to merge.
     pub fn to_state(&self) -> EpochState {
         let mut s = EpochState::new(self.epoch);
-        s.merge_hll(&self.hll);
+        if let Some(h) = &self.hll {
+            s.merge_hll(h);
+        }
         for (eid, c) in &self.entries {
             s.insert(*eid, *c);
         }
@@ -260,7 +263,7 @@ impl StatDelta {
 
     /// The encoded length in bytes.
     pub fn encoded_len(&self) -> usize {
-        let n = self.hll.nonzero_count();
+        let n = self.hll.as_ref().map_or(0, Hll::nonzero_count);
         let hll_len = match hll_form(n) {
             HLL_NONE => 0,
             HLL_SPARSE => 2 + 3 * n,
@@ -275,20 +278,25 @@ impl StatDelta {
         out.push(DELTA_VERSION);
         out.extend_from_slice(&self.epoch_sec.to_be_bytes());
         out.extend_from_slice(&self.epoch.to_be_bytes());
-        let n = self.hll.nonzero_count();
-        let form = hll_form(n);
-        out.push(form);
-        match form {
-            HLL_NONE => {}
-            HLL_SPARSE => {
-                // n ≤ 1364 here, so both conversions are exact.
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-                for (index, rank) in self.hll.nonzero() {
-                    out.extend_from_slice(&(index as u16).to_be_bytes());
-                    out.push(rank);
+        match &self.hll {
+            None => out.push(HLL_NONE),
+            Some(hll) => {
+                let n = hll.nonzero_count();
+                let form = hll_form(n);
+                out.push(form);
+                match form {
+                    HLL_NONE => {}
+                    HLL_SPARSE => {
+                        // n ≤ 1364 here, so both conversions are exact.
+                        out.extend_from_slice(&(n as u16).to_be_bytes());
+                        for (index, rank) in hll.nonzero() {
+                            out.extend_from_slice(&(index as u16).to_be_bytes());
+                            out.push(rank);
+                        }
+                    }
+                    _ => out.extend_from_slice(&hll.registers()[..]),
                 }
             }
-            _ => out.extend_from_slice(&self.hll.registers()[..]),
         }
         // Construction caps entries at 512.
         out.extend_from_slice(&(self.entries.len() as u16).to_be_bytes());
@@ -318,9 +326,9 @@ impl StatDelta {
         let epoch = u64::from_be_bytes(r.array()?);
         let [form] = r.array()?;
         let hll = match form {
-            HLL_NONE => Hll::new(),
-            HLL_SPARSE => decode_sparse(&mut r)?,
-            HLL_DENSE => decode_dense(&mut r)?,
+            HLL_NONE => None,
+            HLL_SPARSE => Some(decode_sparse(&mut r)?),
+            HLL_DENSE => Some(decode_dense(&mut r)?),
             other => return Err(DecodeError::UnknownHllForm(other)),
         };
         let count = usize::from(u16::from_be_bytes(r.array()?));
@@ -461,7 +469,7 @@ mod tests {
             pk[..8].copy_from_slice(&(i as u64).to_be_bytes());
             (crate::eid::eid(77, &pk), contribution(i as u8))
         });
-        StatDelta::new(300, 77, hll, es).unwrap()
+        StatDelta::new(300, 77, Some(hll), es).unwrap()
     }
 
     /// Extracts the hex test vector between the markers in PROTOCOL.md.
@@ -487,7 +495,7 @@ mod tests {
         StatDelta::new(
             300,
             5_905_020,
-            hll,
+            Some(hll),
             [(
                 eid,
                 Contribution {
@@ -652,16 +660,19 @@ mod tests {
     #[test]
     fn constructor_caps_merges_and_validates() {
         let e = crate::eid::eid(1, &[1; 32]);
-        let d = StatDelta::new(
-            300,
-            1,
-            Hll::new(),
-            [(e, contribution(1)), (e, contribution(3))],
-        )
-        .unwrap();
+        let d = StatDelta::new(300, 1, None, [(e, contribution(1)), (e, contribution(3))]).unwrap();
         assert_eq!(d.entries(), &[(e, contribution(3))]);
+        // An empty sketch is the same as none.
         assert_eq!(
-            StatDelta::new(0, 1, Hll::new(), []),
+            StatDelta::new(300, 1, Some(Hll::new()), []),
+            StatDelta::new(300, 1, None, [])
+        );
+        assert!(StatDelta::new(300, 1, Some(Hll::new()), [])
+            .unwrap()
+            .hll()
+            .is_none());
+        assert_eq!(
+            StatDelta::new(0, 1, None, []),
             Err(DeltaError::ZeroEpochSec)
         );
         let too_many = (0..=MAX_DELTA_ENTRIES as u32).map(|i| {
@@ -670,13 +681,13 @@ mod tests {
             (crate::eid::eid(1, &pk), contribution(0))
         });
         assert!(matches!(
-            StatDelta::new(300, 1, Hll::new(), too_many),
+            StatDelta::new(300, 1, None, too_many),
             Err(DeltaError::TooManyEntries { .. })
         ));
         let mut bad = contribution(0);
         bad.bandwidth_in = u64::MAX;
         assert!(matches!(
-            StatDelta::new(300, 1, Hll::new(), [(e, bad)]),
+            StatDelta::new(300, 1, None, [(e, bad)]),
             Err(DeltaError::InvalidContribution { .. })
         ));
     }
@@ -748,7 +759,7 @@ mod tests {
                         },
                     )
                 });
-                StatDelta::new(epoch_sec, epoch, hll, es).unwrap()
+                StatDelta::new(epoch_sec, epoch, Some(hll), es).unwrap()
             })
     }
 

@@ -242,7 +242,7 @@ impl Telemetry {
         StatDelta::new(
             self.epoch_sec_u32(),
             epoch,
-            crate::hll::Hll::new(),
+            None,
             [(own.eid, own.contribution)],
         )
         .ok()
@@ -273,7 +273,9 @@ impl Telemetry {
             .states
             .entry(epoch)
             .or_insert_with(|| EpochState::new(epoch));
-        state.merge_hll(delta.hll());
+        if let Some(h) = delta.hll() {
+            state.merge_hll(h);
+        }
         for (e, c) in delta.entries() {
             state.insert(*e, *c);
         }
@@ -573,7 +575,7 @@ mod tests {
                 newest_open: e + 3
             })
         );
-        let odd = StatDelta::new(60, e + 2, crate::hll::Hll::new(), []).unwrap();
+        let odd = StatDelta::new(60, e + 2, None, []).unwrap();
         let err = a.apply_delta(&odd, T0 + 600).unwrap_err();
         assert_eq!(
             err,
