@@ -9,8 +9,14 @@ cd "$here/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-discovery-fuzz}"
 for target in udp_tracker_response http_tracker_response beacon; do
   mkdir -p "fuzz/corpus/$target"
+  log="$(mktemp)"
   echo "== fuzz $target for ${seconds}s"
-  cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY)" || true
-  test "${PIPESTATUS[0]}" -eq 0
+  if ! cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+      -max_total_time="$seconds" -max_len=4096 >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "fuzz target $target failed" >&2
+    exit 1
+  fi
+  grep -E "^Done" "$log" || true
+  rm -f "$log"
 done
