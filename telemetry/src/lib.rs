@@ -52,4 +52,4 @@ pub use eid::{eid, Eid};
 pub use hll::{Hll, HllError, HLL_MAX_RANK, HLL_PRECISION, HLL_REGISTERS};
 pub use nat::{NatType, UnknownNatType};
 pub use snapshot::{degree_bucket, Disabled, EpochReport, Snapshot};
-pub use telemetry::{ApplyError, Telemetry};
+pub use telemetry::{ApplyError, Telemetry, DEFAULT_EPOCH_ENTRY_CAP};

@@ -13,6 +13,10 @@ use rand_core::RngCore;
 use std::collections::BTreeMap;
 use thiserror::Error;
 
+/// Default most entries one open epoch may hold (2^18 ≈ 262 k contributors,
+/// roughly 30 MiB of state); see [`Telemetry::set_epoch_entry_cap`].
+pub const DEFAULT_EPOCH_ENTRY_CAP: usize = 1 << 18;
+
 /// Why a remote delta was not applied. The mesh can use the reason to score
 /// the sender: a mismatch of epoch length is a misconfigured peer, a stale
 /// epoch is usually a slow path, an epoch from the future is clock skew or
@@ -38,6 +42,15 @@ pub enum ApplyError {
         /// The oldest epoch still accepted.
         oldest_open: u64,
     },
+    /// Merging would take the epoch past the per-epoch entry cap (a memory
+    /// bound against floods of fake eids).
+    #[error("epoch {epoch} is full ({cap} entries)")]
+    EpochFull {
+        /// The delta's epoch.
+        epoch: u64,
+        /// The cap in force.
+        cap: usize,
+    },
     /// The epoch is more than one epoch ahead of our clock.
     #[error("epoch {epoch} is ahead of the open window (newest open epoch is {newest_open})")]
     EpochTooNew {
@@ -56,6 +69,7 @@ impl ApplyError {
             ApplyError::EpochLengthMismatch { .. } => "epoch_length_mismatch",
             ApplyError::EpochTooOld { .. } => "epoch_too_old",
             ApplyError::EpochTooNew { .. } => "epoch_too_new",
+            ApplyError::EpochFull { .. } => "epoch_full",
         }
     }
 }
@@ -102,6 +116,7 @@ pub struct Telemetry {
     current: Option<u64>,
     states: BTreeMap<u64, EpochState>,
     chain: Chain,
+    entry_cap: usize,
 }
 
 impl Telemetry {
@@ -122,6 +137,7 @@ impl Telemetry {
             current: None,
             states: BTreeMap::new(),
             chain: Chain::default(),
+            entry_cap: DEFAULT_EPOCH_ENTRY_CAP,
         })
     }
 
@@ -157,6 +173,15 @@ impl Telemetry {
     /// Sets the NAT class.
     pub fn set_nat_type(&mut self, nat: NatType) {
         self.nat = nat;
+    }
+
+    /// Sets the most entries an open epoch may hold (default
+    /// [`DEFAULT_EPOCH_ENTRY_CAP`]). Deltas that would add eids beyond it are
+    /// rejected whole with [`ApplyError::EpochFull`]; updates to known eids
+    /// and the node's own entry are always accepted. Nodes converge as long
+    /// as the real contributor count stays under the cap.
+    pub fn set_epoch_entry_cap(&mut self, cap: usize) {
+        self.entry_cap = cap;
     }
 
     /// The current epoch as last seen through `tick`/`apply_delta`.
@@ -273,6 +298,17 @@ impl Telemetry {
             .states
             .entry(epoch)
             .or_insert_with(|| EpochState::new(epoch));
+        let new_eids = delta
+            .entries()
+            .iter()
+            .filter(|(e, _)| state.get(e).is_none())
+            .count();
+        if state.contributors().saturating_add(new_eids) > self.entry_cap {
+            return Err(ApplyError::EpochFull {
+                epoch,
+                cap: self.entry_cap,
+            });
+        }
         if let Some(h) = delta.hll() {
             state.merge_hll(h);
         }
@@ -592,6 +628,39 @@ mod tests {
         let mut n = node(5);
         let (next, _) = emit(&mut n, T0 + 900, &mut rng);
         assert_eq!(a.apply_delta(&next, T0 + 600), Ok(()));
+    }
+
+    #[test]
+    fn entry_cap_rejects_floods_but_not_updates() {
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let mut t = node(0);
+        t.set_epoch_entry_cap(3);
+        let mut deltas = Vec::new();
+        for i in 1..=4 {
+            let mut n = node(i);
+            deltas.push(emit(&mut n, T0, &mut rng).0);
+            n.set_degree(50);
+            deltas.push(n.tick(T0 + 100, &mut rng).unwrap());
+        }
+        let at = T0 + 150;
+        for d in &deltas[..6] {
+            t.apply_delta(d, at).unwrap();
+        }
+        let err = t.apply_delta(&deltas[6], at).unwrap_err();
+        assert_eq!(
+            err,
+            ApplyError::EpochFull {
+                epoch: T0 / 300,
+                cap: 3
+            }
+        );
+        assert_eq!(err.reason(), "epoch_full");
+        // Known eids still update.
+        t.apply_delta(&deltas[1], at).unwrap();
+        assert_eq!(t.state(T0 / 300).unwrap().contributors(), 3);
+        // The node's own entry always fits.
+        assert!(emit(&mut t, at, &mut rng).0.entries().len() == 1);
+        assert_eq!(t.state(T0 / 300).unwrap().contributors(), 4);
     }
 
     #[test]
