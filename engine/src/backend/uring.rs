@@ -234,6 +234,9 @@ pub struct UringBackend {
     gso: bool,
     gro: bool,
     stats: UringStats,
+    /// Set when `io_uring_enter` failed with sends in flight: nothing is
+    /// submitted again (entries may reference a caller's slices).
+    poisoned: bool,
     // Send scratch, alive until every send completion is reaped.
     runs: Vec<Run>,
     send_hdrs: Vec<libc::msghdr>,
@@ -401,6 +404,7 @@ impl UringBackend {
             gso,
             gro,
             stats: UringStats::default(),
+            poisoned: false,
             runs: Vec::new(),
             send_hdrs: Vec::new(),
             send_iov: Vec::new(),
@@ -610,7 +614,7 @@ impl UringBackend {
                     Ok(_) => break,
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        // CQ overflow backlog: reap and retry once.
+                        // CQ overflow backlog: reap, then retry.
                         self.reap();
                         continue;
                     }
@@ -658,8 +662,11 @@ impl UringBackend {
 
     /// Submits sends for `send_hdrs[from..to]` and waits for all their
     /// completions (they complete inline thanks to `MSG_DONTWAIT`).
-    fn submit_sends(&mut self, from: usize, to: usize) -> io::Result<()> {
+    fn submit_sends(&mut self, from: usize, to: usize) -> io::Result<usize> {
+        // Start from an empty SQ so a chunk always fits.
+        self.flush()?;
         let fd = self.socket.as_raw_fd();
+        let mut pushed = from;
         for i in from..to {
             self.send_res[i] = None;
             let e = opcode::SendMsg::new(Fd(fd), &self.send_hdrs[i])
@@ -668,34 +675,46 @@ impl UringBackend {
                 .user_data(i as u64);
             // SAFETY: the msghdr, its iovecs (over the caller's slices),
             // name and control buffers stay alive and unmoved until this
-            // function has reaped the completion of every pushed entry.
-            while unsafe { self.ring.submission().push(&e) }.is_err() {
-                self.ring.submit()?;
+            // function has reaped the completion of every pushed entry; if
+            // the ring fails instead, the backend is poisoned and never
+            // submits again, so no entry outlives the caller's slices.
+            if unsafe { self.ring.submission().push(&e) }.is_err() {
+                break;
             }
+            pushed = i + 1;
         }
-        let mut want = to - from;
         loop {
+            let want = self.send_res[from..pushed]
+                .iter()
+                .filter(|r| r.is_none())
+                .count();
+            if want == 0 {
+                return Ok(pushed);
+            }
             match self.ring.submit_and_wait(want) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
+                    ) => {}
                 Err(e) => {
-                    // The entries may still be in flight: wait for them so
-                    // no borrowed slice outlives this call.
-                    if self.send_res[from..to].iter().all(Option::is_some) {
-                        return Err(e);
-                    }
+                    self.poisoned = true;
+                    tracing::error!(reason = %e, "uring: io_uring_enter failed with sends in flight; backend stopped");
+                    return Err(e);
                 }
             }
             self.reap();
-            let done = self.send_res[from..to]
-                .iter()
-                .filter(|r| r.is_some())
-                .count();
-            if done == to - from {
-                return Ok(());
-            }
-            want = 1;
+        }
+    }
+
+    fn check_poisoned(&self) -> io::Result<()> {
+        if self.poisoned {
+            Err(io::Error::other(
+                "uring backend stopped after a failed io_uring_enter",
+            ))
+        } else {
+            Ok(())
         }
     }
 }
@@ -716,6 +735,7 @@ impl Backend for UringBackend {
             .min(batch.lens.len())
             .min(batch.addrs.len());
         batch.filled = 0;
+        self.check_poisoned()?;
         if cap == 0 {
             return Ok(0);
         }
@@ -745,6 +765,7 @@ impl Backend for UringBackend {
     }
 
     fn send_batch(&mut self, out: &[OutDatagram<'_>]) -> io::Result<usize> {
+        self.check_poisoned()?;
         if out.is_empty() {
             return Ok(0);
         }
@@ -757,9 +778,9 @@ impl Backend for UringBackend {
         let mut at = 0;
         while at < self.runs.len() {
             let to = (at + SEND_CHUNK).min(self.runs.len());
-            self.submit_sends(at, to)?;
+            let pushed = self.submit_sends(at, to)?;
             // Stop early when the socket is full.
-            if self.send_res[at..to].contains(&Some(-libc::EAGAIN)) {
+            if pushed < to || self.send_res[at..pushed].contains(&Some(-libc::EAGAIN)) {
                 break;
             }
             at = to;
@@ -814,6 +835,7 @@ impl Backend for UringBackend {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.check_poisoned()?;
         if self.held.is_some() || !self.stash.is_empty() {
             return Ok(());
         }
