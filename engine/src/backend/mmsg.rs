@@ -606,4 +606,30 @@ mod tests {
         assert_eq!(tx.stats().gso_sends, 0);
         assert_eq!(rx.stats().gro_coalesced, 0);
     }
+
+    /// With UDP checksums off (`SO_NO_CHECK`) the kernel refuses GSO sends
+    /// with EINVAL: the backend must resend one by one, lose nothing and
+    /// turn GSO off.
+    #[test]
+    fn refused_gso_falls_back_without_loss() {
+        let mut tx = bound(Offload::default());
+        let mut rx = bound(Offload::default());
+        if !tx.gso_enabled() {
+            eprintln!("kernel refused GSO here; nothing to check");
+            return;
+        }
+        super::super::linux::setsockopt_int(
+            tx.socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            1,
+        )
+        .expect("SO_NO_CHECK");
+        exchange(&mut tx, &mut rx, 40, 64);
+        assert!(!tx.gso_enabled(), "GSO still on after a refusal");
+        assert_eq!(tx.stats().gso_sends, 0);
+        assert_eq!(tx.stats().send_dropped, 0);
+        // And it keeps working afterwards.
+        exchange(&mut tx, &mut rx, 40, 64);
+    }
 }

@@ -1022,4 +1022,31 @@ mod tests {
         assert!(rx.stats().recv_arms >= 2, "{:?}", rx.stats());
         assert!(rx.stats().enobufs >= 1, "{:?}", rx.stats());
     }
+
+    /// With UDP checksums off (`SO_NO_CHECK`) the kernel refuses GSO sends
+    /// with EINVAL: resend one by one, lose nothing, turn GSO off.
+    #[test]
+    fn refused_gso_falls_back_without_loss() {
+        let (Some(mut tx), Some(mut rx)) = (
+            bound(UringOptions::default()),
+            bound(UringOptions::default()),
+        ) else {
+            return;
+        };
+        if !tx.gso_enabled() {
+            return;
+        }
+        super::super::linux::setsockopt_int(
+            tx.socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NO_CHECK,
+            1,
+        )
+        .expect("SO_NO_CHECK");
+        exchange(&mut tx, &mut rx, 40, 64);
+        assert!(!tx.gso_enabled(), "GSO still on after a refusal");
+        assert_eq!(tx.stats().gso_sends, 0);
+        assert_eq!(tx.stats().send_dropped, 0);
+        exchange(&mut tx, &mut rx, 40, 64);
+    }
 }
