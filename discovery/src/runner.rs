@@ -384,7 +384,19 @@ impl Discovery {
             if let Err(e) = spawn(
                 "moss-dht".into(),
                 &mut discovery,
-                Box::new(move || crate::dht::run(&shared, &dht, infohash, interval)),
+                Box::new(move || {
+                    // The `mainline` crate panics on some internal failures;
+                    // contain them and report the DHT as failed.
+                    let run = std::panic::AssertUnwindSafe(|| {
+                        crate::dht::run(&shared, &dht, infohash, interval)
+                    });
+                    if std::panic::catch_unwind(run).is_err() {
+                        if let Some(d) = shared.stats().dht.as_mut() {
+                            d.state = crate::stats::DhtState::Failed;
+                            d.last_error = Some("dht worker panicked".into());
+                        }
+                    }
+                }),
             ) {
                 discovery.stop();
                 return Err(e);
@@ -453,7 +465,9 @@ impl Discovery {
             }
         }
         if let Some(dht) = self.shared.stats().dht.as_mut() {
-            dht.state = crate::stats::DhtState::Stopped;
+            if dht.state != crate::stats::DhtState::Failed {
+                dht.state = crate::stats::DhtState::Stopped;
+            }
         }
         report
     }

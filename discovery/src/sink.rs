@@ -178,3 +178,72 @@ impl Shared {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(cap: usize, window: Duration) -> (Shared, crossbeam_channel::Receiver<Candidate>) {
+        let (tx, rx) = crossbeam_channel::bounded(cap);
+        let (etx, _erx) = crossbeam_channel::bounded(1);
+        (
+            Shared::new(4000, DiscoveryStats::default(), tx, etx, window),
+            rx,
+        )
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn filters_invalid_self_and_duplicates() {
+        let (s, rx) = shared(8, Duration::from_secs(60));
+        for bad in [
+            "0.0.0.0:1",
+            "10.0.0.1:0",
+            "224.0.0.1:5",
+            "255.255.255.255:5",
+            "[::]:5",
+        ] {
+            s.offer(addr(bad), Source::Dht);
+        }
+        s.offer(addr("127.0.0.1:4000"), Source::Lan);
+        s.offer(addr("[::1]:4000"), Source::Lan);
+        s.offer(addr("192.0.2.7:4000"), Source::Dht); // same port, not loopback: a peer
+        s.offer(addr("192.0.2.7:4000"), Source::Lan);
+        let st = s.stats().clone();
+        assert_eq!(st.drops.invalid_address, 5);
+        assert_eq!(st.drops.self_address, 2);
+        assert_eq!(st.drops.duplicate, 1);
+        assert_eq!(st.candidates_emitted, 1);
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            vec![Candidate {
+                addr: addr("192.0.2.7:4000"),
+                source: Source::Dht
+            }]
+        );
+    }
+
+    #[test]
+    fn redelivers_after_the_window_and_after_overflow() {
+        let (s, rx) = shared(1, Duration::from_millis(30));
+        s.offer(addr("192.0.2.1:1"), Source::Dht);
+        s.offer(addr("192.0.2.2:1"), Source::Dht); // channel full: dropped, not remembered
+        assert_eq!(s.stats().drops.channel_full, 1);
+        assert_eq!(rx.recv().unwrap().addr, addr("192.0.2.1:1"));
+        s.offer(addr("192.0.2.2:1"), Source::Dht);
+        assert_eq!(rx.recv().unwrap().addr, addr("192.0.2.2:1"));
+        std::thread::sleep(Duration::from_millis(60));
+        s.offer(addr("192.0.2.2:1"), Source::Dht);
+        assert_eq!(
+            rx.recv().unwrap().addr,
+            addr("192.0.2.2:1"),
+            "window elapsed"
+        );
+        drop(rx);
+        s.offer(addr("192.0.2.3:1"), Source::Dht);
+        assert_eq!(s.stats().drops.receiver_gone, 1);
+    }
+}
