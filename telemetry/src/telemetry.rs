@@ -120,8 +120,16 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Telemetry for the node with Ed25519 public key `pubkey`. The config is
-    /// validated even when disabled.
+    /// Telemetry for the node whose eids derive from `pubkey`
+    /// (`eid = BLAKE2s(epoch ‖ pubkey)`). The config is validated even when
+    /// disabled.
+    ///
+    /// Passing the Ed25519 public key is the reference behaviour; note that
+    /// anyone who knows that key (every peer does) can then compute the
+    /// node's eid for any epoch and pick out its contribution. Passing a
+    /// 32-byte per-node secret instead (e.g. derived from the identity's
+    /// private key) keeps the same formula but makes eids unlinkable even to
+    /// peers; nothing else in the crate depends on which is used.
     pub fn new(config: TelemetryConfig, pubkey: [u8; 32]) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
