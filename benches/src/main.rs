@@ -55,6 +55,10 @@ struct Args {
     /// Datagram payload sizes in bytes.
     #[arg(long, value_delimiter = ',', default_values_t = vec![64usize, 1200])]
     sizes: Vec<usize>,
+    /// Only measure backend variants whose label contains this text (e.g.
+    /// `uring`, `GSO`).
+    #[arg(long)]
+    only: Option<String>,
     /// Rounds per backend figure (raw and ours interleaved, medians kept).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -69,6 +73,7 @@ struct Run {
     dur: Duration,
     sizes: Vec<usize>,
     rounds: usize,
+    only: Option<String>,
     raw: HashMap<(Mode, usize), Result<f64, String>>,
     tables: Vec<Table>,
 }
@@ -85,6 +90,10 @@ fn median(v: &[f64]) -> f64 {
 }
 
 impl Run {
+    fn wanted(&self, v: Variant) -> bool {
+        self.only.as_deref().is_none_or(|o| v.label().contains(o))
+    }
+
     fn raw(&mut self, mode: Mode, size: usize) -> Result<f64, String> {
         if let Some(r) = self.raw.get(&(mode, size)) {
             return r.clone();
@@ -161,6 +170,9 @@ impl Run {
         let sub = self.dur / rounds as u32;
         let mut per_dgram_ns: HashMap<(Variant, usize), f64> = HashMap::new();
         for v in Variant::ALL {
+            if !self.wanted(v) {
+                continue;
+            }
             for &size in &self.sizes.clone() {
                 eprintln!(
                     "measuring {} {size} B against its raw limit, {rounds} rounds ...",
@@ -263,6 +275,9 @@ impl Run {
             Variant::MmsgOffload,
             Variant::UringOffload,
         ] {
+            if !self.wanted(v) {
+                continue;
+            }
             eprintln!("measuring {} ping-pong ...", v.label());
             let mut row = vec![v.label().to_string()];
             match ours::ping_pong(v, 64, self.dur) {
@@ -305,6 +320,7 @@ fn main() -> ExitCode {
         dur: Duration::from_secs_f64(args.duration),
         sizes: args.sizes.clone(),
         rounds: args.rounds.clamp(1, 20),
+        only: args.only.clone(),
         raw: HashMap::new(),
         tables: Vec::new(),
     };
