@@ -34,7 +34,9 @@ impl Scrambler {
     fn head_mask(&self, sample: &[u8; SAMPLE_LEN]) -> [u8; HEAD_LEN] {
         let mut nonce = [0u8; 12];
         nonce.copy_from_slice(&sample[4..16]);
-        let block = u32::from_le_bytes([sample[0], sample[1], sample[2], sample[3]]);
+        // ChaCha20's block counter is 32 bits; keeping the top bit clear
+        // leaves room for the block, so the keystream never wraps.
+        let block = u32::from_le_bytes([sample[0], sample[1], sample[2], sample[3]]) & 0x7fff_ffff;
         let mut c = ChaCha20::new(&self.key.into(), &nonce.into());
         c.seek(u64::from(block) * 64);
         let mut mask = [0u8; HEAD_LEN];
@@ -103,6 +105,16 @@ mod tests {
         assert_eq!(d, orig);
         assert!(!s.toggle_head(&mut [0u8; 31]));
         assert!(s.peek_head(&[0u8; 31]).is_none());
+    }
+
+    #[test]
+    fn extreme_block_counters_do_not_wrap() {
+        // Found by fuzzing: a sample starting with ff ff ff ff.
+        let s = Scrambler::new([0; 32]);
+        let mut d = vec![0xffu8; 40];
+        assert!(s.toggle_head(&mut d));
+        assert!(s.toggle_head(&mut d));
+        assert_eq!(d, vec![0xffu8; 40]);
     }
 
     #[test]
