@@ -19,8 +19,19 @@ fn open_socket(cfg: &LanConfig, interfaces: &[Ipv4Addr]) -> std::io::Result<UdpS
     #[cfg(unix)]
     socket.set_reuse_port(true)?;
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port)).into())?;
+    // Join on every interface that accepts it; fail only if none does.
+    let mut joined = 0;
+    let mut last_err = None;
     for iface in interfaces {
-        socket.join_multicast_v4(&cfg.group, iface)?;
+        match socket.join_multicast_v4(&cfg.group, iface) {
+            Ok(()) => joined += 1,
+            Err(e) => last_err = Some(e),
+        }
+    }
+    if joined == 0 {
+        return Err(last_err.unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no interface")
+        }));
     }
     socket.set_multicast_loop_v4(true)?;
     socket.set_multicast_ttl_v4(1)?;

@@ -107,6 +107,7 @@ impl TrackerJob {
             Instant::now(),
         );
         let mut buf = vec![0u8; 65536];
+        let mut socket_error: Option<String> = None;
         while !self.shared.stopping() {
             let current = self.shared.port();
             if current != port {
@@ -120,7 +121,7 @@ impl TrackerJob {
                 // like a lost datagram: the retransmission timer covers it.
                 let _ = socket.send(&datagram);
             }
-            self.drain_udp_events(&mut client);
+            self.drain_udp_events(&mut client, &mut socket_error);
             let wait = client
                 .poll_timeout()
                 .saturating_duration_since(Instant::now())
@@ -142,16 +143,26 @@ impl TrackerJob {
                             }
                         }
                     }
-                    self.drain_udp_events(&mut client);
+                    self.drain_udp_events(&mut client, &mut socket_error);
                 }
-                Err(_) => {
-                    // Timeout, or an ICMP error on the connected socket: wait for the timer.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    // An ICMP error on the connected socket (e.g. port
+                    // unreachable): the retransmission timer still decides,
+                    // but the reason goes into the failure message.
+                    socket_error = Some(e.to_string());
                 }
             }
         }
     }
 
-    fn drain_udp_events(&self, client: &mut UdpTrackerClient) {
+    fn drain_udp_events(&self, client: &mut UdpTrackerClient, socket_error: &mut Option<String>) {
         while let Some(event) = client.poll_event() {
             match event {
                 UdpTrackerEvent::Announced {
@@ -159,6 +170,7 @@ impl TrackerJob {
                     truncated,
                     interval,
                 } => {
+                    *socket_error = None;
                     self.shared.tracker_ok(
                         self.index,
                         &self.url_text,
@@ -170,7 +182,10 @@ impl TrackerJob {
                         self.shared.offer(peer, self.source());
                     }
                 }
-                UdpTrackerEvent::Failed(failure) => self.fail(failure.to_string()),
+                UdpTrackerEvent::Failed(failure) => match socket_error.take() {
+                    Some(e) => self.fail(format!("{failure} (last socket error: {e})")),
+                    None => self.fail(failure.to_string()),
+                },
             }
         }
     }

@@ -90,3 +90,11 @@ fn unsupported_urls_are_reported_without_network() {
     assert_eq!(json["trackers"][0]["supported"], false);
     assert_eq!(d.stop().detached, 0);
 }
+
+#[test]
+fn the_handle_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Discovery>();
+    assert_send_sync::<moss_discovery::Candidate>();
+    assert_send_sync::<moss_discovery::DiscoveryStats>();
+}

@@ -386,3 +386,23 @@ fn ipv6_udp_tracker_peers_are_18_bytes() {
     let (got, _) = expect_candidate(&d.candidates(), want);
     assert_eq!(got.source, moss_discovery::Source::Tracker(tracker.url()));
 }
+
+#[test]
+fn closed_udp_tracker_port_reports_the_icmp_error() {
+    let closed = {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.local_addr().expect("addr").port()
+    };
+    let mut c = test_config(random_infohash(), free_port());
+    c.trackers = vec![format!("udp://127.0.0.1:{closed}/announce")];
+    c.udp_retransmit_base = Duration::from_millis(100);
+    c.udp_max_retransmits = 0;
+    let d = Discovery::start(c).expect("start");
+    wait_until("failure reported", || d.stats().trackers[0].failures >= 1);
+    let err = d.stats().trackers[0].last_error.clone().unwrap_or_default();
+    assert!(
+        err.starts_with("connect timed out after 1 attempts"),
+        "{err}"
+    );
+    assert!(err.contains("last socket error"), "{err}");
+}
