@@ -49,11 +49,16 @@ impl TrackerJob {
 
     fn resolve(&self) -> Result<SocketAddr, String> {
         let host = self.url.host_port();
-        let mut addrs = host
+        let addrs: Vec<SocketAddr> = host
             .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .collect();
+        // Prefer IPv4: most trackers and most hosts have working IPv4.
         addrs
-            .next()
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| addrs.first())
+            .copied()
             .ok_or_else(|| format!("cannot resolve {host}: no addresses"))
     }
 

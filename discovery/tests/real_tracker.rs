@@ -77,13 +77,15 @@ fn http_tracker_introduces_two_runners() {
 #[test]
 fn udp_and_http_trackers_together() {
     // Runner A uses only UDP, runner B only HTTP: the tracker's swarm is shared.
+    // The URLs name `localhost`, so the host name goes through the resolver
+    // (/etc/hosts; it may list ::1 first, where nothing listens for HTTP).
     let tracker = RealTracker::start();
     let infohash = random_infohash();
     let (port_a, port_b) = (free_port(), free_port());
     let mut ca = test_config(infohash, port_a);
-    ca.trackers = vec![tracker.udp_url()];
+    ca.trackers = vec![tracker.udp_url().replace("127.0.0.1", "localhost")];
     let mut cb = test_config(infohash, port_b);
-    cb.trackers = vec![tracker.http_url()];
+    cb.trackers = vec![tracker.http_url().replace("127.0.0.1", "localhost")];
     let a = Discovery::start(ca).expect("start a");
     let b = Discovery::start(cb).expect("start b");
     expect_candidate(&a.candidates(), loopback(port_b));
