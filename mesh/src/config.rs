@@ -89,6 +89,8 @@ pub struct Config {
     pub transport: TransportConfig,
     /// Packet engine choices (a Moss-in-Rust addition).
     pub engine: EngineConfig,
+    /// Privacy-preserving telemetry (off by default).
+    pub telemetry: moss_telemetry::TelemetryConfig,
 }
 
 /// GossipSub degrees and heartbeat.
@@ -194,6 +196,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             transport: TransportConfig::default(),
             engine: EngineConfig::default(),
+            telemetry: moss_telemetry::TelemetryConfig::default(),
         }
     }
 }
@@ -306,6 +309,9 @@ impl Config {
         zero_default(&mut s.max_message_size_bytes, ds.max_message_size_bytes);
         zero_default(&mut s.rate_limit_burst, ds.rate_limit_burst);
         zero_default(&mut s.rate_limit_sustained, ds.rate_limit_sustained);
+        if self.telemetry.epoch_sec == 0 {
+            self.telemetry.epoch_sec = d.telemetry.epoch_sec;
+        }
         if self.engine.backend.is_empty() {
             self.engine.backend = d.engine.backend;
         }
@@ -313,6 +319,20 @@ impl Config {
 
     /// Checks cross-field rules; the error names the first bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) = self.telemetry.validate() {
+            let field = match e.field() {
+                "epoch_sec" => "telemetry.epoch_sec",
+                "dp_epsilon" => "telemetry.dp_epsilon",
+                "bandwidth_cap_bytes" => "telemetry.bandwidth_cap_bytes",
+                "degree_cap" => "telemetry.degree_cap",
+                "k_anon" => "telemetry.k_anon",
+                _ => "telemetry",
+            };
+            return Err(ConfigError::Invalid {
+                field,
+                reason: e.to_string(),
+            });
+        }
         let g = &self.gossipsub;
         if !(g.d_lo <= g.d && g.d <= g.d_high) {
             return Err(ConfigError::Invalid {
@@ -428,6 +448,13 @@ mod tests {
         assert_eq!(e.field(), "engine.backend");
         let e = Config::from_json(r#"{"static_peers":["nope"]}"#).unwrap_err();
         assert_eq!(e.field(), "static_peers");
+        let e = Config::from_json(r#"{"telemetry":{"degree_cap":70000}}"#).unwrap_err();
+        assert_eq!(e.field(), "telemetry.degree_cap");
+        let c = Config::from_json(r#"{"telemetry":{"epoch_sec":0}}"#).unwrap();
+        assert_eq!(c.telemetry.epoch_sec, 300);
+        let c = Config::from_json(r#"{"telemetry":{"enabled":true}}"#).unwrap();
+        assert!(c.telemetry.enabled);
+        assert_eq!(c.telemetry.k_anon, 5);
         let e = Config::from_json("{").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }));
         assert!(e.to_string().contains("config field"));

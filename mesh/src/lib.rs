@@ -15,14 +15,17 @@ mod node;
 pub mod pubsub;
 mod session;
 pub mod stats;
+mod telemetry;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use event::{DisconnectReason, Event, Message};
 pub use moss_crypto::{Identity, PeerId};
+pub use moss_telemetry::{ChainLink, Snapshot as NetworkSnapshot, TelemetryConfig};
 pub use node::{Node, PeerInfo, Transmit, IDLE_TIMEOUT, KEEPALIVE, TICK};
 pub use pubsub::PublishError;
 pub use stats::{DropReason, Drops, Stats};
+pub use telemetry::TELEMETRY_TOPIC;
 
 /// Monotonic time since an origin the driver picks.
 pub type Time = std::time::Duration;

@@ -80,6 +80,9 @@ pub struct Node {
     pub(crate) dirty: Vec<u32>,
     next_tick: Time,
     pub(crate) now: Time,
+    pub(crate) telemetry: moss_telemetry::Telemetry,
+    pub(crate) telemetry_bytes_seen: (u64, u64),
+    pub(crate) unix_origin: u64,
 }
 
 impl Node {
@@ -98,6 +101,11 @@ impl Node {
         // Sequence numbers start at a random point so ids never repeat
         // across restarts of the same identity.
         let seq = rng.next_u64() >> 16;
+        let telemetry = crate::telemetry::build(&cfg.telemetry, &identity);
+        let mut subscriptions = BTreeSet::new();
+        if telemetry.is_enabled() {
+            subscriptions.insert(crate::telemetry::TELEMETRY_TOPIC.to_string());
+        }
         Self {
             cfg,
             identity,
@@ -107,7 +115,7 @@ impl Node {
             sessions: HashMap::new(),
             by_addr: HashMap::new(),
             by_peer: HashMap::new(),
-            subscriptions: BTreeSet::new(),
+            subscriptions,
             seq,
             seen: crate::pubsub::SeenCache::default(),
             stats: Stats::default(),
@@ -118,6 +126,9 @@ impl Node {
             dirty: Vec::new(),
             next_tick: now,
             now,
+            telemetry,
+            telemetry_bytes_seen: (0, 0),
+            unix_origin: 0,
         }
     }
 
@@ -141,9 +152,13 @@ impl Node {
         &self.stats
     }
 
-    /// Topics we subscribed to.
+    /// Topics the application subscribed to (internal `moss/` topics,
+    /// such as telemetry's, are not listed).
     pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
-        self.subscriptions.iter().map(|s| s.as_str())
+        self.subscriptions
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC)
     }
 
     /// Established peers.
@@ -210,9 +225,17 @@ impl Node {
         self.transmits.pop_front()
     }
 
-    /// Next event.
+    /// Next event. Telemetry deltas are consumed here, never surfaced.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        loop {
+            let e = self.events.pop_front()?;
+            if let Event::Message(m) = &e {
+                if self.telemetry_intercept(m) {
+                    continue;
+                }
+            }
+            return Some(e);
+        }
     }
 
     /// When [`Node::handle_timeout`] should be called next.
@@ -354,6 +377,7 @@ impl Node {
         }
         self.redial_static(now);
         self.seen.expire(now);
+        self.telemetry_tick();
     }
 
     fn redial_static(&mut self, now: Time) {

@@ -40,11 +40,16 @@ pub enum DropReason {
     BadFragment,
     /// Hop limit reached.
     HopLimit,
+    /// A telemetry stat delta that does not decode.
+    BadStatDelta,
+    /// A telemetry stat delta refused by the CRDT (wrong epoch length,
+    /// epoch outside the open window, epoch full).
+    StatDeltaRejected,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 19;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::TooShort,
@@ -64,6 +69,8 @@ impl DropReason {
         Self::RateLimited,
         Self::BadFragment,
         Self::HopLimit,
+        Self::BadStatDelta,
+        Self::StatDeltaRejected,
     ];
 
     /// Snake-case name used in stats JSON and metrics.
@@ -86,6 +93,8 @@ impl DropReason {
             Self::RateLimited => "rate_limited",
             Self::BadFragment => "bad_fragment",
             Self::HopLimit => "hop_limit",
+            Self::BadStatDelta => "bad_stat_delta",
+            Self::StatDeltaRejected => "stat_delta_rejected",
         }
     }
 }
