@@ -28,16 +28,88 @@ pub enum Variant {
     UringPlain,
     /// `uring` with GSO and GRO as probed.
     UringOffload,
+    /// `mmsg` with GSO and GRO, received through the zero-copy `recv_with`.
+    MmsgZeroCopy,
+    /// `uring` with GSO and GRO, received through the zero-copy `recv_with`.
+    UringZeroCopy,
+}
+
+/// The receiving end of a throughput run: through the trait (one copy into
+/// the owned slots) or through the zero-copy `recv_with`.
+pub enum Receiver {
+    /// `recv_batch` through `dyn Backend`.
+    Trait(Box<dyn Backend>),
+    /// `MmsgBackend::recv_with`.
+    Mmsg(Box<MmsgBackend>),
+    /// `UringBackend::recv_with`.
+    Uring(Box<UringBackend>),
+}
+
+impl Receiver {
+    fn backend(&mut self) -> &mut dyn Backend {
+        match self {
+            Receiver::Trait(b) => b.as_mut(),
+            Receiver::Mmsg(b) => b.as_mut(),
+            Receiver::Uring(b) => b.as_mut(),
+        }
+    }
+
+    /// One receive call; returns the datagrams received.
+    fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let max = batch.bufs.len();
+        let mut touch = |_: std::net::SocketAddr, d: &mut [u8]| {
+            black_box(d.len());
+        };
+        match self {
+            Receiver::Trait(b) => b.recv_batch(batch),
+            Receiver::Mmsg(b) => b.recv_with(max, &mut touch),
+            Receiver::Uring(b) => b.recv_with(max, &mut touch),
+        }
+    }
+}
+
+fn open_mmsg(offload: bool) -> Result<MmsgBackend, String> {
+    let s = loopback_socket().map_err(|e| e.to_string())?;
+    let b = MmsgBackend::new(
+        s,
+        Offload {
+            gso: offload,
+            gro: offload,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if offload && !(b.gso_enabled() && b.gro_enabled()) {
+        return Err("kernel refused UDP GSO/GRO".into());
+    }
+    Ok(b)
+}
+
+fn open_uring(offload: bool) -> Result<UringBackend, String> {
+    let s = loopback_socket().map_err(|e| e.to_string())?;
+    let b = UringBackend::new(
+        s,
+        UringOptions {
+            gso: offload,
+            gro: offload,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if offload && !(b.gso_enabled() && b.gro_enabled()) {
+        return Err("kernel refused UDP GSO/GRO".into());
+    }
+    Ok(b)
 }
 
 impl Variant {
     /// All variants, in table order.
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 7] = [
         Variant::Portable,
         Variant::MmsgPlain,
         Variant::MmsgOffload,
+        Variant::MmsgZeroCopy,
         Variant::UringPlain,
         Variant::UringOffload,
+        Variant::UringZeroCopy,
     ];
 
     /// Label used in the tables.
@@ -48,6 +120,8 @@ impl Variant {
             Variant::MmsgOffload => "mmsg (GSO+GRO)",
             Variant::UringPlain => "uring (no GSO/GRO)",
             Variant::UringOffload => "uring (GSO+GRO)",
+            Variant::MmsgZeroCopy => "mmsg (GSO+GRO), zero-copy recv_with",
+            Variant::UringZeroCopy => "uring (GSO+GRO), zero-copy recv_with",
         }
     }
 
@@ -57,67 +131,56 @@ impl Variant {
         match self {
             Variant::Portable => Mode::Single,
             Variant::MmsgPlain | Variant::UringPlain => Mode::Mmsg,
-            Variant::MmsgOffload | Variant::UringOffload => Mode::GsoGro,
+            Variant::MmsgOffload
+            | Variant::UringOffload
+            | Variant::MmsgZeroCopy
+            | Variant::UringZeroCopy => Mode::GsoGro,
         }
     }
 
     /// Starts this backend on a fresh loopback socket; `Err` names why it
     /// is unavailable here.
     pub fn open(self) -> Result<Box<dyn Backend>, String> {
-        let s = loopback_socket().map_err(|e| e.to_string())?;
-        let plain = (false, false);
-        let on = (true, true);
-        let r: Result<Box<dyn Backend>, String> = match self {
+        match self {
             Variant::Portable => {
+                let s = loopback_socket().map_err(|e| e.to_string())?;
                 moss::backend::open_with_socket(moss::backend::BackendKind::Portable, s)
                     .map_err(|e| e.to_string())
             }
-            Variant::MmsgPlain | Variant::MmsgOffload => {
-                let (gso, gro) = if self == Variant::MmsgPlain {
-                    plain
-                } else {
-                    on
-                };
-                let b = MmsgBackend::new(s, Offload { gso, gro }).map_err(|e| e.to_string())?;
-                if self == Variant::MmsgOffload && !(b.gso_enabled() && b.gro_enabled()) {
-                    return Err("kernel refused UDP GSO/GRO".into());
-                }
-                Ok(Box::new(b))
-            }
-            Variant::UringPlain | Variant::UringOffload => {
-                let (gso, gro) = if self == Variant::UringPlain {
-                    plain
-                } else {
-                    on
-                };
-                let b =
-                    UringBackend::new(s, UringOptions { gso, gro }).map_err(|e| e.to_string())?;
-                if self == Variant::UringOffload && !(b.gso_enabled() && b.gro_enabled()) {
-                    return Err("kernel refused UDP GSO/GRO".into());
-                }
-                Ok(Box::new(b))
-            }
-        };
-        r
+            Variant::MmsgPlain => Ok(Box::new(open_mmsg(false)?)),
+            Variant::MmsgOffload | Variant::MmsgZeroCopy => Ok(Box::new(open_mmsg(true)?)),
+            Variant::UringPlain => Ok(Box::new(open_uring(false)?)),
+            Variant::UringOffload | Variant::UringZeroCopy => Ok(Box::new(open_uring(true)?)),
+        }
+    }
+
+    /// The receiving end for a throughput run.
+    pub fn open_receiver(self) -> Result<Receiver, String> {
+        match self {
+            Variant::MmsgZeroCopy => Ok(Receiver::Mmsg(Box::new(open_mmsg(true)?))),
+            Variant::UringZeroCopy => Ok(Receiver::Uring(Box::new(open_uring(true)?))),
+            _ => Ok(Receiver::Trait(self.open()?)),
+        }
     }
 }
 
-/// Received datagrams per second through the trait: one thread calls
+/// Received datagrams per second through the trait (or `recv_with` for the
+/// zero-copy variants): one thread calls
 /// `send_batch` with [`BATCH`] datagrams of `size` bytes, another calls
 /// `recv_batch` (+ `wait` when idle) with a [`BATCH`]-slot batch.
 pub fn throughput(v: Variant, size: usize, dur: Duration) -> Result<f64, String> {
     let mut tx = v.open()?;
-    let mut rx = v.open()?;
-    let to = rx.local_addr().map_err(|e| e.to_string())?;
+    let mut rx = v.open_receiver()?;
+    let to = rx.backend().local_addr().map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop_rx = stop.clone();
     let receiver = thread::spawn(move || -> io::Result<u64> {
         let mut batch = RecvBatch::new(BATCH);
         let mut count = 0u64;
         while !stop_rx.load(Ordering::Relaxed) {
-            let n = rx.recv_batch(&mut batch)?;
+            let n = rx.recv(&mut batch)?;
             if n == 0 {
-                rx.wait(Some(Duration::from_millis(10)))?;
+                rx.backend().wait(Some(Duration::from_millis(10)))?;
             }
             count += n as u64;
         }
