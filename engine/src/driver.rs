@@ -57,6 +57,8 @@ pub struct Snapshot {
     pub send_dropped: u64,
     /// Publishes that found no subscribed peer when the engine ran them.
     pub publish_unrouted: u64,
+    /// The telemetry snapshot (`{}` when telemetry is off).
+    pub network: moss_mesh::NetworkSnapshot,
 }
 
 /// Host → engine commands.
@@ -77,6 +79,10 @@ pub(crate) enum Command {
         reply: Option<Sender<Result<PeerId, String>>>,
     },
     Snapshot(Sender<Snapshot>),
+    Chain {
+        limit: usize,
+        reply: Sender<Vec<moss_mesh::ChainLink>>,
+    },
     Stop,
 }
 
@@ -206,7 +212,11 @@ impl Driver {
                         sessions: self.core.session_count(),
                         send_dropped: self.send_dropped,
                         publish_unrouted: self.publish_unrouted,
+                        network: self.core.network_stats(),
                     });
+                }
+                Command::Chain { limit, reply } => {
+                    let _ = reply.send(self.core.telemetry_chain(limit));
                 }
                 Command::Stop => return false,
             }

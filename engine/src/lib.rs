@@ -21,5 +21,8 @@ mod node;
 pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
 pub use event::{Event, Message};
-pub use moss_mesh::{Config, ConfigError, DropReason, Identity, PeerId, Stats};
+pub use moss_mesh::{
+    ChainLink, Config, ConfigError, DropReason, Identity, NetworkSnapshot, PeerId, Stats,
+    TelemetryConfig,
+};
 pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};

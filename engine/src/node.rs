@@ -96,6 +96,11 @@ impl NodeBuilder {
             seed,
             Duration::ZERO,
         );
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        core.set_unix_origin(unix);
         for p in &static_peers {
             match p.to_socket_addrs() {
                 Ok(addrs) => {
@@ -455,6 +460,20 @@ impl Node {
             events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
             messages_dropped: self.shared.messages_dropped.load(Ordering::Relaxed),
         })
+    }
+
+    /// The telemetry snapshot (`Moss_GetNetworkStats`; serializes as `{}`
+    /// when telemetry is off).
+    pub fn network_stats(&self) -> Result<moss_mesh::NetworkSnapshot, NodeError> {
+        Ok(self.snapshot()?.network)
+    }
+
+    /// The newest `limit` links of the telemetry hash chain, oldest first.
+    pub fn chain(&self, limit: usize) -> Result<Vec<moss_mesh::ChainLink>, NodeError> {
+        let (tx, rx) = bounded(1);
+        self.send(Command::Chain { limit, reply: tx })?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .map_err(|_| NodeError::Timeout)
     }
 
     /// `Moss_GetMeshInfo`'s document.

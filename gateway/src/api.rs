@@ -1,5 +1,5 @@
-//! The read-only HTTP API: `/api/stats`, `/api/events` (SSE),
-//! `/api/messages`, `/metrics`. Every route takes `?meshid=`; every answer
+//! The read-only HTTP API: `/api/stats` (the telemetry snapshot plus node
+//! counts), `/api/chain`, `/api/events` (SSE), `/api/messages`, `/metrics`. Every route takes `?meshid=`; every answer
 //! carries CORS and private-network-access headers so an https explorer can
 //! read a gateway on localhost.
 
@@ -25,6 +25,8 @@ pub struct Params {
     pub meshid: Option<String>,
     /// `/api/messages`: the topic.
     pub topic: Option<String>,
+    /// `/api/chain`: how many of the newest links.
+    pub limit: Option<String>,
 }
 
 fn api_error(status: StatusCode, msg: String) -> Response {
@@ -65,7 +67,43 @@ pub fn stats_document(s: &Served) -> Result<serde_json::Value, String> {
         "events_dropped": st.events_dropped,
         "messages_dropped": st.messages_dropped,
     });
-    Ok(serde_json::json!({ "node": summary }))
+    let mut doc = match serde_json::to_value(&st_network(s)?) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    doc.insert("node".into(), summary);
+    Ok(serde_json::Value::Object(doc))
+}
+
+fn st_network(s: &Served) -> Result<moss::NetworkSnapshot, String> {
+    s.node.network_stats().map_err(|e| e.to_string())
+}
+
+/// Default and largest `?limit=` of `/api/chain`.
+pub const CHAIN_LIMIT: (usize, usize) = (64, 1024);
+
+async fn chain(State(meshes): State<Arc<Meshes>>, Query(p): Query<Params>) -> Response {
+    let limit = match p.limit.as_deref() {
+        None => CHAIN_LIMIT.0,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n.min(CHAIN_LIMIT.1),
+            _ => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("limit `{v}` is not a positive integer"),
+                )
+            }
+        },
+    };
+    let s = match served(&meshes, &p).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match tokio::task::spawn_blocking(move || s.node.chain(limit)).await {
+        Ok(Ok(links)) => Json(links).into_response(),
+        Ok(Err(e)) => api_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn stats(State(meshes): State<Arc<Meshes>>, Query(p): Query<Params>) -> Response {
@@ -170,6 +208,7 @@ async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Resp
 pub fn router(meshes: Arc<Meshes>) -> Router {
     Router::new()
         .route("/api/stats", get(stats))
+        .route("/api/chain", get(chain))
         .route("/api/events", get(events))
         .route("/api/messages", get(messages))
         .route("/metrics", get(metrics))

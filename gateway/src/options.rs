@@ -16,6 +16,9 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "config", kind: Kind::Value, help: "path to a JSON config file (the Moss_Init format); flags override it" },
     Spec { name: "backend", kind: Kind::Value, help: "packet engine backend: auto, uring, mmsg, portable (default auto)" },
     Spec { name: "subscribe", kind: Kind::Repeated, help: "subscribe to a topic and show its recent messages at /api/messages (repeatable)" },
+    Spec { name: "telemetry", kind: Kind::Bool, help: "gossip and serve privacy-preserving telemetry (default true)" },
+    Spec { name: "epoch-sec", kind: Kind::Value, help: "telemetry epoch length in seconds (default 300)" },
+    Spec { name: "k-anon", kind: Kind::Value, help: "suppress detailed metrics below this many contributors (default 5)" },
     Spec { name: "max-meshes", kind: Kind::Value, help: "most meshes joined on demand through ?meshid= (default 8)" },
 ];
 
@@ -107,6 +110,14 @@ impl Options {
                 config.static_peers.push(peer.to_string());
             }
         }
+        // A gateway exists to serve telemetry: on unless turned off.
+        config.telemetry.enabled = p.bool("telemetry", true)?;
+        if p.get("epoch-sec").is_some() {
+            config.telemetry.epoch_sec = p.parse("epoch-sec", 300u64)?;
+        }
+        if p.get("k-anon").is_some() {
+            config.telemetry.k_anon = p.parse("k-anon", 5u32)?;
+        }
         if let Some(b) = p.get("backend") {
             config.engine.backend = b.to_string();
         }
@@ -160,6 +171,8 @@ mod tests {
             ("-trackers=perhaps", "-trackers"),
             ("-static nohostport", "static_peers"),
             ("-backend dpdk", "engine.backend"),
+            ("-epoch-sec 0", "telemetry.epoch_sec"),
+            ("-k-anon x", "-k-anon"),
             ("-bogus 1", "-bogus"),
         ] {
             let e = opts(args).unwrap_err().to_string();

@@ -205,3 +205,66 @@ fn bad_flags_exit_with_a_message_naming_the_flag() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn two_gateways_converge_to_the_same_chain() {
+    let a = spawn(&["-epoch-sec", "2", "-k-anon", "1"]);
+    let static_peer = format!("127.0.0.1:{}", a.udp);
+    let b = spawn(&["-epoch-sec", "2", "-k-anon", "1", "-static", &static_peer]);
+    eventually("A and B connected", || {
+        peer_count(&a) == Some(1) && peer_count(&b) == Some(1)
+    });
+    // Only epochs that start after both are connected count: earlier ones
+    // may be empty on both sides and agree trivially.
+    let start_epoch = json(&a.http, "/api/stats")
+        .and_then(|s| s["epoch"].as_u64())
+        .unwrap_or(0);
+    let mut agreed = None;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline && agreed.is_none() {
+        std::thread::sleep(Duration::from_millis(250));
+        let (Some(ca), Some(cb)) = (json(&a.http, "/api/chain"), json(&b.http, "/api/chain"))
+        else {
+            continue;
+        };
+        let (Some(ca), Some(cb)) = (ca.as_array().cloned(), cb.as_array().cloned()) else {
+            continue;
+        };
+        // An epoch both finalized after both were connected and contributing:
+        // its digest must be identical.
+        for la in ca
+            .iter()
+            .rev()
+            .filter(|l| l["epoch"].as_u64() > Some(start_epoch))
+        {
+            if let Some(lb) = cb.iter().find(|l| l["epoch"] == la["epoch"]) {
+                assert_eq!(
+                    la["epoch_digest"], lb["epoch_digest"],
+                    "epoch {}",
+                    la["epoch"]
+                );
+                agreed = Some(la.clone());
+                break;
+            }
+        }
+    }
+    let link = agreed.expect("both gateways finalize a common epoch with one digest");
+    assert_eq!(link["epoch_digest"].as_str().map(str::len), Some(64));
+    let stats = json(&a.http, "/api/stats").unwrap();
+    for field in [
+        "epoch",
+        "node_count_estimate",
+        "contributors",
+        "k_anon_ok",
+        "nat_histogram",
+        "epoch_digest",
+        "prev_digest",
+    ] {
+        assert!(
+            stats.get(field).is_some(),
+            "/api/stats lacks {field}: {stats}"
+        );
+    }
+    let (status, _) = get(&a.http, "/api/chain?limit=zero").unwrap();
+    assert_eq!(status, 400);
+}
