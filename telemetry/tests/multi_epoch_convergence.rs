@@ -45,10 +45,10 @@ fn simulate(nodes_n: usize, seed: u64, loss_percent: u32) -> Vec<Vec<moss_teleme
                 continue;
             };
             let wire = d.encode();
-            for j in 0..nodes_n {
+            for (j, n) in nodes.iter_mut().enumerate() {
                 if j != i && rng.next_u32() % 100 >= loss_percent {
                     let d = StatDelta::decode(&wire).unwrap();
-                    nodes[j].apply_delta(&d, now).unwrap();
+                    n.apply_delta(&d, now).unwrap();
                 }
             }
         }
