@@ -220,9 +220,16 @@ impl Handle {
     /// Removes handle `id` from the table and stops its node. No callback of
     /// this handle starts after it returns (unless called from one of them).
     pub fn stop(id: i64) -> Result<Stopped, FfiError> {
-        let h = write_table()
-            .remove(&id)
-            .ok_or(FfiError::InvalidHandle(id))?;
+        let h = {
+            let mut table = write_table();
+            let h = table.remove(&id).ok_or(FfiError::InvalidHandle(id))?;
+            if table.is_empty() {
+                // Give the table's memory back once no handle is left, so a
+                // host that stopped everything holds no Moss allocation.
+                table.shrink_to_fit();
+            }
+            h
+        };
         let old = {
             let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *st, State::Released)
