@@ -454,3 +454,100 @@ fn auto_selection_and_kind_names() {
     }
     assert_eq!(BackendKind::parse("epoll"), None);
 }
+
+/// Installs, on the calling thread only, a seccomp filter that makes
+/// `io_uring_setup` fail with EPERM (as container runtimes do).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn deny_io_uring_setup_on_this_thread() {
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
+    const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+    const ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+    const ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+    let f = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut prog = [
+        f(LD_ABS, 0, 0, 4), // seccomp_data.arch
+        f(JEQ, 0, 3, ARCH),
+        f(LD_ABS, 0, 0, 0), // seccomp_data.nr
+        f(JEQ, 0, 1, libc::SYS_io_uring_setup as u32),
+        f(RET, 0, 0, ERRNO | libc::EPERM as u32),
+        f(RET, 0, 0, ALLOW),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: plain prctl calls; `fprog` points at a live filter program
+    // that the kernel copies. Without TSYNC the filter binds this thread
+    // (and threads it spawns) only.
+    unsafe {
+        assert_eq!(
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            0,
+            "no_new_privs"
+        );
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                2, /* SECCOMP_MODE_FILTER */
+                &fprog as *const libc::sock_fprog
+            ),
+            0,
+            "seccomp filter: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Where policy refuses io_uring, an explicit `uring` fails with a clear
+/// `Unavailable` reason and `auto` falls back to `mmsg`, which works.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn uring_refused_by_policy_is_reported_and_auto_falls_back() {
+    if !kinds().contains(&BackendKind::Uring) {
+        eprintln!("uring unavailable here anyway; nothing to check");
+        return;
+    }
+    std::thread::spawn(|| {
+        deny_io_uring_setup_on_this_thread();
+        let err = match open(BackendKind::Uring, "127.0.0.1:0") {
+            Ok(b) => panic!("uring started despite the filter: {}", b.name()),
+            Err(e) => e,
+        };
+        assert!(
+            err.contains("uring") && err.contains("EPERM"),
+            "unclear reason: {err}"
+        );
+        let s = socket("127.0.0.1:0").expect("socket");
+        match open_with_socket(BackendKind::Uring, s) {
+            Err(moss::backend::BackendError::Unavailable { backend, .. }) => {
+                assert_eq!(backend, "uring")
+            }
+            Err(e) => panic!("wrong error kind: {e}"),
+            Ok(_) => panic!("uring started despite the filter"),
+        }
+        let mut rx = open(BackendKind::Auto, "127.0.0.1:0").expect("auto");
+        assert_eq!(rx.name(), "mmsg");
+        // The fallback works end to end, GSO runs included.
+        let mut tx = open(BackendKind::Mmsg, "127.0.0.1:0").expect("mmsg");
+        let to = rx.local_addr().expect("addr");
+        let from = tx.local_addr().expect("addr");
+        let msgs: Vec<Vec<u8>> = (0..30).map(|i| payload(i, 900)).collect();
+        send_all(tx.as_mut(), to, &msgs);
+        let mut batch = RecvBatch::new(16);
+        let (got, _) = recv_n(rx.as_mut(), &mut batch, msgs.len());
+        check_exact("auto fallback", &got, &msgs, from);
+    })
+    .join()
+    .expect("policy thread");
+}
