@@ -1,0 +1,28 @@
+//! Sans-IO GossipSub v1.1 router for Moss: topic meshes, GRAFT/PRUNE with
+//! backoff and peer exchange, fanout, IHAVE/IWANT/IDONTWANT, message and seen
+//! caches, and peer scoring (P1–P7) with the thresholds of the reference.
+//!
+//! A [`Router`] knows nothing about sockets or wire bytes. Its host (the
+//! mesh `Node`) tells it about peers, subscriptions, messages and control
+//! messages, calls [`Router::heartbeat`] every heartbeat, and drains
+//! [`Action`]s with [`Router::poll_action`]: send this cached message to that
+//! peer, send this control message, dial this peer-exchange address. Time
+//! and randomness are passed in, so equal inputs replay exactly.
+
+pub mod config;
+pub mod control;
+pub mod mcache;
+mod mesh;
+mod router;
+pub mod score;
+pub mod seen;
+pub mod types;
+
+pub use config::{Config, ConfigBuilder, ConfigError};
+pub use control::{Control, PxPeer};
+pub use router::{AppScoreFn, PublishError, Received, Router, MAX_BACKOFF, MAX_PEER_TOPICS};
+pub use score::{ScoreParams, Thresholds};
+pub use types::{Action, MessageId, Topic};
+
+/// Time since an origin the host picks (the mesh node's `Time`).
+pub type Time = std::time::Duration;

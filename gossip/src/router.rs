@@ -1,0 +1,686 @@
+//! The router: peers, subscriptions, message handling and control messages.
+//! Mesh maintenance and gossip emission live in `mesh.rs`.
+
+use crate::config::Config;
+use crate::control::{Control, PxPeer};
+use crate::mcache::MessageCache;
+use crate::score::PeerScore;
+use crate::seen::SeenCache;
+use crate::types::{Action, MessageId, Topic};
+use crate::Time;
+use moss_crypto::PeerId;
+use rand_core::RngCore;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the router refused to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The message id was already seen (a replayed publish).
+    #[error("duplicate message")]
+    Duplicate,
+    /// No peer of the topic is eligible.
+    #[error("no eligible peers for the topic")]
+    NoPeers,
+}
+
+/// What became of a received message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// First copy; deliver it to the application when `subscribed`.
+    New {
+        /// We subscribe to its topic.
+        subscribed: bool,
+    },
+    /// Seen before.
+    Duplicate,
+    /// The sender is graylisted; nothing was processed.
+    Graylisted,
+}
+
+/// Host callback computing the application score (P5) of a peer from its
+/// base score (the other components).
+pub type AppScoreFn = Box<dyn FnMut(&PeerId, f64) -> f64 + Send>;
+
+pub(crate) struct PeerState {
+    pub outbound: bool,
+    pub addr: SocketAddr,
+    pub topics: BTreeSet<Topic>,
+    dont_want: HashMap<MessageId, Time>,
+    dont_want_order: VecDeque<MessageId>,
+    pub ihaves: usize,
+    pub asked: usize,
+}
+
+pub(crate) struct Fanout {
+    pub peers: BTreeSet<PeerId>,
+    pub last_pub: Time,
+}
+
+/// A GossipSub router for one node.
+pub struct Router {
+    pub(crate) cfg: Config,
+    pub(crate) peers: BTreeMap<PeerId, PeerState>,
+    pub(crate) mesh: BTreeMap<Topic, BTreeSet<PeerId>>,
+    pub(crate) fanout: BTreeMap<Topic, Fanout>,
+    pub(crate) backoff: BTreeMap<(Topic, PeerId), Time>,
+    pub(crate) mcache: MessageCache,
+    pub(crate) seen: SeenCache,
+    pub(crate) score: PeerScore,
+    /// IWANT asks: id -> (peer asked, when).
+    pub(crate) promises: HashMap<MessageId, (PeerId, Time)>,
+    pub(crate) actions: VecDeque<Action>,
+    pub(crate) heartbeats: u64,
+    pub(crate) app_score: Option<AppScoreFn>,
+    pub(crate) next_heartbeat: Time,
+}
+
+pub(crate) fn shuffle<T>(v: &mut [T], rng: &mut impl RngCore) {
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}
+
+/// Most topics one peer may announce.
+pub const MAX_PEER_TOPICS: usize = 4096;
+/// Longest backoff a PRUNE may impose.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+impl Router {
+    /// A router with a validated configuration; `now` starts the heartbeat.
+    pub fn new(cfg: Config, now: Time) -> Self {
+        Self {
+            mcache: MessageCache::new(cfg.mcache_len, cfg.mcache_gossip, cfg.mcache_max_bytes),
+            seen: SeenCache::new(cfg.seen_ttl, cfg.seen_capacity),
+            score: PeerScore::new(cfg.score.clone()),
+            next_heartbeat: now + cfg.heartbeat,
+            cfg,
+            peers: BTreeMap::new(),
+            mesh: BTreeMap::new(),
+            fanout: BTreeMap::new(),
+            backoff: BTreeMap::new(),
+            promises: HashMap::new(),
+            actions: VecDeque::new(),
+            heartbeats: 0,
+            app_score: None,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Installs the P5 callback, called for every peer each heartbeat.
+    pub fn set_app_score(&mut self, f: AppScoreFn) {
+        self.app_score = Some(f);
+    }
+
+    /// Next action for the host.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Router::heartbeat`] is due.
+    pub fn next_heartbeat(&self) -> Time {
+        self.next_heartbeat
+    }
+
+    /// The local score of a peer (never sent anywhere).
+    pub fn peer_score(&self, peer: &PeerId, now: Time) -> f64 {
+        self.score.score(peer, now)
+    }
+
+    /// True when the peer's score is below the graylist threshold.
+    pub fn is_graylisted(&self, peer: &PeerId, now: Time) -> bool {
+        self.score.score(peer, now) < self.cfg.thresholds.graylist
+    }
+
+    /// Adds behaviour penalty (P7) to a peer, e.g. for malformed frames.
+    pub fn penalise(&mut self, peer: &PeerId, n: f64) {
+        self.score.add_penalty(peer, n);
+    }
+
+    /// True when `id` was seen.
+    pub fn is_seen(&self, id: &MessageId) -> bool {
+        self.seen.contains(id)
+    }
+
+    /// Our mesh peers for `topic` (sorted).
+    pub fn mesh_peers(&self, topic: &str) -> Vec<PeerId> {
+        self.mesh
+            .get(topic)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Fanout peers for `topic` (sorted).
+    pub fn fanout_peers(&self, topic: &str) -> Vec<PeerId> {
+        self.fanout
+            .get(topic)
+            .map(|f| f.peers.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of cached messages and their body bytes.
+    pub fn cache_usage(&self) -> (usize, usize, usize) {
+        (self.mcache.len(), self.mcache.bytes(), self.seen.len())
+    }
+
+    pub(crate) fn topic(&self, t: &str) -> Topic {
+        if let Some((k, _)) = self.mesh.get_key_value(t) {
+            return k.clone();
+        }
+        if let Some((k, _)) = self.fanout.get_key_value(t) {
+            return k.clone();
+        }
+        Arc::from(t)
+    }
+
+    pub(crate) fn send(&mut self, to: PeerId, control: Control) {
+        self.actions.push_back(Action::Control { to, control });
+    }
+
+    /// A session with `peer` is up (idempotent: a new address is taken).
+    pub fn add_peer(&mut self, peer: PeerId, addr: SocketAddr, outbound: bool) {
+        self.score.add_peer(peer, addr.ip());
+        let st = self.peers.entry(peer).or_insert_with(|| PeerState {
+            outbound,
+            addr,
+            topics: BTreeSet::new(),
+            dont_want: HashMap::new(),
+            dont_want_order: VecDeque::new(),
+            ihaves: 0,
+            asked: 0,
+        });
+        st.addr = addr;
+        st.outbound = outbound;
+    }
+
+    /// The session with `peer` ended.
+    pub fn remove_peer(&mut self, peer: &PeerId, now: Time) {
+        if self.peers.remove(peer).is_none() {
+            return;
+        }
+        for m in self.mesh.values_mut() {
+            m.remove(peer);
+        }
+        for f in self.fanout.values_mut() {
+            f.peers.remove(peer);
+        }
+        self.score.remove_peer(peer, now);
+    }
+
+    /// `peer` subscribed to `topic`.
+    pub fn peer_subscribed(&mut self, peer: &PeerId, topic: &str) {
+        let t = self.topic(topic);
+        if let Some(st) = self.peers.get_mut(peer) {
+            if st.topics.len() < MAX_PEER_TOPICS {
+                st.topics.insert(t);
+            }
+        }
+    }
+
+    /// `peer` left `topic`.
+    pub fn peer_unsubscribed(&mut self, peer: &PeerId, topic: &str, now: Time) {
+        if let Some(st) = self.peers.get_mut(peer) {
+            st.topics.remove(topic);
+        }
+        if let Some(m) = self.mesh.get_mut(topic) {
+            if m.remove(peer) {
+                self.score.prune(peer, topic, now);
+            }
+        }
+        if let Some(f) = self.fanout.get_mut(topic) {
+            f.peers.remove(peer);
+        }
+    }
+
+    /// Topics `peer` announced.
+    pub fn peer_topics(&self, peer: &PeerId) -> Vec<Topic> {
+        self.peers
+            .get(peer)
+            .map(|p| p.topics.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn topic_peers(&self, topic: &str) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, s)| s.topics.contains(topic))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    pub(crate) fn in_backoff(&self, topic: &Topic, peer: &PeerId, now: Time) -> bool {
+        self.backoff
+            .get(&(topic.clone(), *peer))
+            .is_some_and(|&until| now < until)
+    }
+
+    pub(crate) fn set_backoff(&mut self, topic: &Topic, peer: PeerId, until: Time) {
+        let e = self.backoff.entry((topic.clone(), peer)).or_insert(until);
+        if *e < until {
+            *e = until;
+        }
+    }
+
+    /// We join `topic`: the mesh starts from fanout peers and other
+    /// eligible topic peers, who get a GRAFT.
+    pub fn join(&mut self, topic: &str, now: Time, rng: &mut impl RngCore) {
+        let t = self.topic(topic);
+        if self.mesh.contains_key(&t) {
+            return;
+        }
+        let mut mesh = BTreeSet::new();
+        if let Some(f) = self.fanout.remove(&t) {
+            for p in f.peers {
+                if mesh.len() < self.cfg.d && self.score.score(&p, now) >= 0.0 {
+                    mesh.insert(p);
+                }
+            }
+        }
+        let mut more: Vec<PeerId> = self
+            .topic_peers(&t)
+            .into_iter()
+            .filter(|p| !mesh.contains(p) && !self.in_backoff(&t, p, now))
+            .filter(|p| self.score.score(p, now) >= 0.0)
+            .collect();
+        shuffle(&mut more, rng);
+        for p in more {
+            if mesh.len() >= self.cfg.d {
+                break;
+            }
+            mesh.insert(p);
+        }
+        for p in &mesh {
+            self.score.graft(p, &t, now);
+            self.send(*p, Control::Graft { topic: t.clone() });
+        }
+        self.mesh.insert(t, mesh);
+    }
+
+    /// We leave `topic`: every mesh peer gets a PRUNE.
+    pub fn leave(&mut self, topic: &str, now: Time) {
+        let Some(mesh) = self.mesh.remove(topic) else {
+            return;
+        };
+        let t = self.topic(topic);
+        let backoff = self.cfg.unsubscribe_backoff;
+        for p in mesh {
+            self.score.prune(&p, &t, now);
+            self.set_backoff(&t, p, now + backoff);
+            self.send(
+                p,
+                Control::Prune {
+                    topic: Arc::from(topic),
+                    backoff_secs: backoff.as_secs() as u32,
+                    px: Vec::new(),
+                },
+            );
+        }
+    }
+
+    /// True when we subscribe to `topic`.
+    pub fn subscribed(&self, topic: &str) -> bool {
+        self.mesh.contains_key(topic)
+    }
+
+    /// Publishes our own message: flood to every topic peer above the
+    /// publish threshold (or mesh/fanout peers with flood publishing off).
+    pub fn publish(
+        &mut self,
+        now: Time,
+        id: MessageId,
+        topic: &str,
+        body: Arc<[u8]>,
+        rng: &mut impl RngCore,
+    ) -> Result<usize, PublishError> {
+        if self.seen.contains(&id) {
+            return Err(PublishError::Duplicate);
+        }
+        let t = self.topic(topic);
+        let publish_min = self.cfg.thresholds.publish;
+        let targets: Vec<PeerId> = if self.cfg.flood_publish {
+            self.topic_peers(&t)
+                .into_iter()
+                .filter(|p| self.score.score(p, now) >= publish_min)
+                .collect()
+        } else if let Some(m) = self.mesh.get(&t) {
+            m.iter().copied().collect()
+        } else {
+            self.fanout_for(&t, now, rng)
+        };
+        if targets.is_empty() {
+            return Err(PublishError::NoPeers);
+        }
+        if !self.mesh.contains_key(&t) {
+            // Keep fanout state for gossip and later publishes.
+            if !self.fanout.contains_key(&t) {
+                self.fanout_for(&t, now, rng);
+            }
+            if let Some(f) = self.fanout.get_mut(&t) {
+                f.last_pub = now;
+            }
+        }
+        self.seen.insert(id, now);
+        self.mcache.put(id, t, body.clone());
+        for to in &targets {
+            self.actions.push_back(Action::Send {
+                to: *to,
+                id,
+                body: body.clone(),
+            });
+        }
+        Ok(targets.len())
+    }
+
+    /// The fanout peers of `t`, choosing up to D when there are none.
+    fn fanout_for(&mut self, t: &Topic, now: Time, rng: &mut impl RngCore) -> Vec<PeerId> {
+        if let Some(f) = self.fanout.get(t) {
+            if !f.peers.is_empty() {
+                return f.peers.iter().copied().collect();
+            }
+        }
+        let publish_min = self.cfg.thresholds.publish;
+        let mut c: Vec<PeerId> = self
+            .topic_peers(t)
+            .into_iter()
+            .filter(|p| self.score.score(p, now) >= publish_min)
+            .collect();
+        shuffle(&mut c, rng);
+        c.truncate(self.cfg.d);
+        self.fanout.insert(
+            t.clone(),
+            Fanout {
+                peers: c.iter().copied().collect(),
+                last_pub: now,
+            },
+        );
+        c
+    }
+
+    /// A received copy of an already seen message.
+    pub fn on_duplicate(&mut self, from: &PeerId, id: &MessageId, now: Time) {
+        self.score.duplicate(from, id, now);
+        if self.promises.get(id).is_some_and(|(p, _)| p == from) {
+            self.promises.remove(id);
+        }
+    }
+
+    /// A message from `from` failed validation (bad signature or rejected
+    /// by the application): P4.
+    pub fn on_invalid(&mut self, from: &PeerId, topic: &str) {
+        let t = self.topic(topic);
+        self.score.invalid_message(from, &t);
+    }
+
+    /// A valid message. New messages are cached, announced with IDONTWANT
+    /// when large, and forwarded to mesh peers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_message(
+        &mut self,
+        now: Time,
+        from: &PeerId,
+        origin: &PeerId,
+        id: MessageId,
+        topic: &str,
+        payload_len: usize,
+        body: Arc<[u8]>,
+    ) -> Received {
+        if self.is_graylisted(from, now) {
+            return Received::Graylisted;
+        }
+        if !self.seen.insert(id, now) {
+            self.on_duplicate(from, &id, now);
+            return Received::Duplicate;
+        }
+        let t = self.topic(topic);
+        self.promises.remove(&id);
+        self.score.first_delivery(from, id, &t, now);
+        self.mcache.put(id, t.clone(), body.clone());
+        let Some(mesh) = self.mesh.get(&t) else {
+            return Received::New { subscribed: false };
+        };
+        let targets: Vec<PeerId> = mesh
+            .iter()
+            .filter(|p| *p != from && *p != origin)
+            .copied()
+            .collect();
+        if self.cfg.idontwant && payload_len > self.cfg.idontwant_threshold {
+            for p in &targets {
+                self.send(*p, Control::IDontWant { ids: vec![id] });
+            }
+        }
+        for to in targets {
+            if self
+                .peers
+                .get(&to)
+                .is_some_and(|s| s.dont_want.contains_key(&id))
+            {
+                continue;
+            }
+            self.actions.push_back(Action::Send {
+                to,
+                id,
+                body: body.clone(),
+            });
+        }
+        Received::New { subscribed: true }
+    }
+
+    /// A control message from `from`.
+    pub fn on_control(&mut self, now: Time, from: &PeerId, c: Control, rng: &mut impl RngCore) {
+        if !self.peers.contains_key(from) || self.is_graylisted(from, now) {
+            return;
+        }
+        match c {
+            Control::Graft { topic } => self.on_graft(now, from, &topic),
+            Control::Prune {
+                topic,
+                backoff_secs,
+                px,
+            } => self.on_prune(now, from, &topic, backoff_secs, px, rng),
+            Control::IHave { topic, ids } => self.on_ihave(now, from, &topic, ids, rng),
+            Control::IWant { ids } => self.on_iwant(now, from, ids),
+            Control::IDontWant { ids } => self.on_idontwant(now, from, ids),
+        }
+    }
+
+    pub(crate) fn prune_msg(&self, t: &Topic, to: &PeerId, now: Time, with_px: bool) -> Control {
+        let mut px = Vec::new();
+        if with_px && self.score.score(to, now) >= 0.0 {
+            for (p, s) in &self.peers {
+                if px.len() >= self.cfg.prune_peers {
+                    break;
+                }
+                if p != to && s.topics.contains(t) && self.score.score(p, now) >= 0.0 {
+                    px.push(PxPeer {
+                        peer: *p,
+                        addr: s.addr,
+                    });
+                }
+            }
+        }
+        Control::Prune {
+            topic: t.clone(),
+            backoff_secs: self.cfg.prune_backoff.as_secs() as u32,
+            px,
+        }
+    }
+
+    fn on_graft(&mut self, now: Time, from: &PeerId, topic: &str) {
+        let t = self.topic(topic);
+        let Some(mesh) = self.mesh.get(&t) else {
+            // Not subscribed: refuse without peer exchange.
+            let m = self.prune_msg(&t, from, now, false);
+            return self.send(*from, m);
+        };
+        if mesh.contains(from) {
+            return;
+        }
+        if let Some(&until) = self.backoff.get(&(t.clone(), *from)) {
+            if now < until {
+                // GRAFT during backoff: P7, doubled for a flood.
+                let mut pen = 1.0;
+                let pruned_at = until.saturating_sub(self.cfg.prune_backoff);
+                if now < pruned_at + self.cfg.graft_flood_threshold {
+                    pen += 1.0;
+                }
+                self.score.add_penalty(from, pen);
+                self.set_backoff(&t, *from, now + self.cfg.prune_backoff);
+                let m = self.prune_msg(&t, from, now, false);
+                return self.send(*from, m);
+            }
+        }
+        if self.score.score(from, now) < 0.0 {
+            self.set_backoff(&t, *from, now + self.cfg.prune_backoff);
+            let m = self.prune_msg(&t, from, now, false);
+            return self.send(*from, m);
+        }
+        let outbound = self.peers.get(from).is_some_and(|s| s.outbound);
+        if mesh.len() >= self.cfg.d_high && !outbound {
+            self.set_backoff(&t, *from, now + self.cfg.prune_backoff);
+            let m = self.prune_msg(&t, from, now, true);
+            return self.send(*from, m);
+        }
+        if let Some(m) = self.mesh.get_mut(&t) {
+            m.insert(*from);
+        }
+        self.score.graft(from, &t, now);
+    }
+
+    fn on_prune(
+        &mut self,
+        now: Time,
+        from: &PeerId,
+        topic: &str,
+        backoff_secs: u32,
+        px: Vec<PxPeer>,
+        rng: &mut impl RngCore,
+    ) {
+        let t = self.topic(topic);
+        if let Some(m) = self.mesh.get_mut(&t) {
+            if m.remove(from) {
+                self.score.prune(from, &t, now);
+            }
+        }
+        let backoff = Duration::from_secs(u64::from(backoff_secs)).clamp(
+            self.cfg.unsubscribe_backoff.min(self.cfg.prune_backoff),
+            MAX_BACKOFF,
+        );
+        self.set_backoff(&t, *from, now + backoff);
+        if px.is_empty() || self.score.score(from, now) < self.cfg.thresholds.accept_px {
+            return;
+        }
+        let mut px: Vec<PxPeer> = px
+            .into_iter()
+            .filter(|x| !self.peers.contains_key(&x.peer))
+            .collect();
+        shuffle(&mut px, rng);
+        px.truncate(self.cfg.prune_peers);
+        for x in px {
+            self.actions.push_back(Action::Dial(x.addr));
+        }
+    }
+
+    fn on_ihave(
+        &mut self,
+        now: Time,
+        from: &PeerId,
+        topic: &str,
+        ids: Vec<MessageId>,
+        rng: &mut impl RngCore,
+    ) {
+        if self.score.score(from, now) < self.cfg.thresholds.gossip
+            || !self.mesh.contains_key(topic)
+        {
+            return;
+        }
+        let max = self.cfg.max_ihave_length;
+        // Ask again (maybe someone else) if the last ask is this old.
+        let retry = (self.cfg.iwant_followup / 3).max(Duration::from_millis(1));
+        let Some(st) = self.peers.get_mut(from) else {
+            return;
+        };
+        st.ihaves += 1;
+        if st.ihaves > self.cfg.max_ihave_messages || st.asked >= max {
+            return;
+        }
+        let mut want: Vec<MessageId> = ids
+            .into_iter()
+            .filter(|id| !self.seen.contains(id))
+            .filter(|id| {
+                self.promises
+                    .get(id)
+                    .is_none_or(|(_, asked)| now >= *asked + retry)
+            })
+            .collect();
+        want.sort_unstable();
+        want.dedup();
+        shuffle(&mut want, rng);
+        want.truncate(max - st.asked);
+        if want.is_empty() {
+            return;
+        }
+        st.asked += want.len();
+        for id in &want {
+            self.promises.insert(*id, (*from, now));
+        }
+        self.send(*from, Control::IWant { ids: want });
+    }
+
+    fn on_iwant(&mut self, now: Time, from: &PeerId, ids: Vec<MessageId>) {
+        if self.score.score(from, now) < self.cfg.thresholds.gossip {
+            return;
+        }
+        let limit = self.cfg.gossip_retransmission;
+        for id in ids.into_iter().take(self.cfg.max_ihave_length) {
+            if let Some(body) = self.mcache.get_for_iwant(&id, *from, limit) {
+                self.actions.push_back(Action::Send {
+                    to: *from,
+                    id,
+                    body,
+                });
+            }
+        }
+    }
+
+    fn on_idontwant(&mut self, now: Time, from: &PeerId, ids: Vec<MessageId>) {
+        let cap = self.cfg.max_idontwant_per_peer;
+        let Some(st) = self.peers.get_mut(from) else {
+            return;
+        };
+        for id in ids {
+            if st.dont_want.insert(id, now).is_none() {
+                st.dont_want_order.push_back(id);
+            }
+            while st.dont_want_order.len() > cap {
+                if let Some(old) = st.dont_want_order.pop_front() {
+                    st.dont_want.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Forgets IDONTWANT entries older than the seen TTL.
+    pub(crate) fn expire_dont_want(&mut self, now: Time) {
+        let ttl = self.cfg.heartbeat * 3;
+        for st in self.peers.values_mut() {
+            while let Some(id) = st.dont_want_order.front().copied() {
+                match st.dont_want.get(&id) {
+                    Some(&t) if now.saturating_sub(t) < ttl => break,
+                    _ => {
+                        st.dont_want_order.pop_front();
+                        st.dont_want.remove(&id);
+                    }
+                }
+            }
+            st.ihaves = 0;
+            st.asked = 0;
+        }
+    }
+}
