@@ -114,6 +114,30 @@ pub struct GossipSubConfig {
     pub d_lazy: u32,
     /// Heartbeat period in milliseconds.
     pub heartbeat_ms: u32,
+    /// Own messages go to every eligible topic peer (a Moss-in-Rust field;
+    /// off = mesh or fanout peers only).
+    pub flood_publish: bool,
+    /// Send and honour IDONTWANT for messages over 1 KiB (a Moss-in-Rust
+    /// field; off only for measurements).
+    pub idontwant: bool,
+}
+
+impl GossipSubConfig {
+    /// The router configuration these values give (other router
+    /// parameters keep the reference defaults).
+    pub fn router_config(&self) -> Result<moss_gossip::Config, moss_gossip::ConfigError> {
+        moss_gossip::Config::builder()
+            .d(self.d as usize)
+            .d_lo(self.d_lo as usize)
+            .d_high(self.d_high as usize)
+            .d_out(self.d_out as usize)
+            .d_score((self.d_lo as usize).min(self.d as usize))
+            .d_lazy(self.d_lazy as usize)
+            .heartbeat(std::time::Duration::from_millis(u64::from(self.heartbeat_ms)))
+            .flood_publish(self.flood_publish)
+            .idontwant(self.idontwant)
+            .build()
+    }
 }
 
 /// NAT traversal and relay parameters.
@@ -210,6 +234,8 @@ impl Default for GossipSubConfig {
             d_out: 2,
             d_lazy: 6,
             heartbeat_ms: 1000,
+            flood_publish: true,
+            idontwant: true,
         }
     }
 }
@@ -347,6 +373,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "gossipsub.D_out",
                 reason: format!("must be below D_lo ({})", g.d_lo),
+            });
+        }
+        if let Err(e) = g.router_config() {
+            return Err(ConfigError::Invalid {
+                field: "gossipsub",
+                reason: e.to_string(),
             });
         }
         if self.security.max_message_size_bytes > MAX_MESSAGE_SIZE_LIMIT {

@@ -14,6 +14,8 @@ pub struct Message {
     pub data: Vec<u8>,
     /// BLAKE2s message id.
     pub id: [u8; 32],
+    /// Links the message travelled to reach us (1 = straight from the origin).
+    pub hops: u8,
 }
 
 /// Why a session ended.

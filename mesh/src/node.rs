@@ -71,7 +71,7 @@ pub struct Node {
     pub(crate) by_peer: HashMap<PeerId, u32>,
     pub(crate) subscriptions: BTreeSet<String>,
     pub(crate) seq: u64,
-    pub(crate) seen: crate::pubsub::SeenCache,
+    pub(crate) gossip: crate::pubsub::Gossip,
     pub(crate) stats: Stats,
     transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
@@ -106,6 +106,7 @@ impl Node {
         if telemetry.is_enabled() {
             subscriptions.insert(crate::telemetry::TELEMETRY_TOPIC.to_string());
         }
+        let gossip = crate::pubsub::Gossip::new(&cfg, &subscriptions, now);
         Self {
             cfg,
             identity,
@@ -117,7 +118,7 @@ impl Node {
             by_peer: HashMap::new(),
             subscriptions,
             seq,
-            seen: crate::pubsub::SeenCache::default(),
+            gossip,
             stats: Stats::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -376,7 +377,7 @@ impl Node {
             self.seal_and_send(idx, true);
         }
         self.redial_static(now);
-        self.seen.expire(now);
+        self.pubsub_tick(now);
         self.telemetry_tick();
     }
 
@@ -410,6 +411,7 @@ impl Node {
         if let State::Established(e) = &s.state {
             if self.by_peer.get(&e.peer) == Some(&idx) {
                 self.by_peer.remove(&e.peer);
+                self.pubsub_peer_down(&e.peer);
                 if let Some(reason) = reason {
                     self.events.push_back(Event::PeerDisconnected {
                         peer: e.peer,

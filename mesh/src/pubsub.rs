@@ -1,28 +1,42 @@
-//! Minimal correct pub/sub: subscriptions are announced to every peer, a
-//! node floods its own messages to subscribed peers, and received messages
-//! are delivered once (BLAKE2s-id seen cache) and forwarded to the other
-//! subscribed peers. Messages larger than a datagram travel as fragments.
+//! Pub/sub in the node: the glue between wire frames and the sans-IO
+//! GossipSub router of `moss-gossip`.
+//!
+//! Own messages are signed (Ed25519 over `"moss/msg/v1" ‖ message id`) and
+//! flood-published; received ones are deduplicated by id, verified once
+//! (the first copy only), offered to the application validator, delivered
+//! when subscribed and forwarded to mesh peers by the router. Control
+//! messages (GRAFT, PRUNE with peer exchange, IHAVE, IWANT, IDONTWANT) are
+//! frames of their own; bodies larger than a datagram travel as fragments.
+//! A message with a bad signature, an unsigned one, or one the validator
+//! rejects counts against the peer that sent it (P4).
 
+use crate::config::Config;
 use crate::event::{DisconnectReason, Event, Message};
 use crate::node::Node;
 use crate::session::FragmentResult;
 use crate::stats::DropReason;
 use crate::wire::{
-    Frame, FrameReader, Publish, FRAGMENT_CHUNK, FRAME_HEADER, MAX_PLAINTEXT, MAX_TOPIC,
-    PUBLISH_FIXED,
+    signing_bytes, Frame, FrameReader, IdList, PxList, SignedPublish, FRAGMENT_CHUNK, FRAME_HEADER,
+    MAX_IDS_PER_FRAME, MAX_PLAINTEXT, MAX_TOPIC, PUBLISH_FIXED, SIGNATURE_LEN,
 };
 use crate::Time;
 use moss_crypto::msgid::message_id;
 use moss_crypto::PeerId;
-use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
+use moss_gossip::{Action, Control, PxPeer, Received, Router};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
-/// How long a message id is remembered.
-pub const SEEN_TTL: Duration = Duration::from_secs(120);
-/// Most ids remembered; the oldest are forgotten first beyond this.
-pub const SEEN_CAPACITY: usize = 200_000;
 /// Messages are not forwarded beyond this many hops.
 pub const MAX_HOPS: u8 = 32;
+
+/// Application validator: `(topic, origin, payload) -> accept`. A rejected
+/// message is neither delivered nor forwarded, and the peer that sent it is
+/// penalised (P4).
+pub type Validator = Box<dyn FnMut(&str, &PeerId, &[u8]) -> bool + Send>;
+
+/// Host scoring callback: `(peer, base score) -> application score (P5)`,
+/// called for every connected peer each heartbeat.
+pub type AppScore = Box<dyn FnMut(&PeerId, f64) -> f64 + Send>;
 
 /// Why a publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,53 +52,63 @@ pub enum PublishError {
         /// Configured limit.
         max: usize,
     },
-    /// No connected peer subscribes to the topic.
+    /// No connected peer subscribes to the topic (or none is eligible).
     #[error("no peers subscribe to the topic")]
     NoPeers,
 }
 
-/// Time-bounded, size-bounded set of message ids.
-#[derive(Default)]
-pub struct SeenCache {
-    ids: HashMap<[u8; 32], Time>,
-    order: VecDeque<([u8; 32], Time)>,
+/// Adversarial behaviours for the simulator's attack scenarios (feature
+/// `adversary`; never compiled into normal builds).
+#[cfg(feature = "adversary")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Adversary {
+    /// Never forward other nodes' messages, never answer IWANT.
+    pub black_hole: bool,
 }
 
-impl SeenCache {
-    /// Inserts `id`; false if it was already present.
-    pub fn insert(&mut self, id: [u8; 32], now: Time) -> bool {
-        if self.ids.contains_key(&id) {
-            return false;
-        }
-        if self.order.len() >= SEEN_CAPACITY {
-            if let Some((old, _)) = self.order.pop_front() {
-                self.ids.remove(&old);
-            }
-        }
-        self.ids.insert(id, now);
-        self.order.push_back((id, now));
-        true
-    }
+/// The node's pub/sub state.
+pub(crate) struct Gossip {
+    pub router: Router,
+    validator: Option<Validator>,
+    #[cfg(feature = "adversary")]
+    adversary: Adversary,
+}
 
-    /// Forgets ids older than the TTL.
-    pub fn expire(&mut self, now: Time) {
-        while let Some(&(id, t)) = self.order.front() {
-            if now.saturating_sub(t) < SEEN_TTL {
-                break;
-            }
-            self.order.pop_front();
-            self.ids.remove(&id);
+impl Gossip {
+    /// A router configured from the `gossipsub` block, already joined to
+    /// `topics`.
+    pub fn new(cfg: &Config, topics: &BTreeSet<String>, now: Time) -> Self {
+        let rc = cfg.gossipsub.router_config().unwrap_or_default();
+        let mut router = Router::new(rc, now);
+        for t in topics {
+            // No peers yet: joining picks no one, so no randomness is used.
+            router.join(t, now, &mut ZeroRng);
+        }
+        Self {
+            router,
+            validator: None,
+            #[cfg(feature = "adversary")]
+            adversary: Adversary::default(),
         }
     }
+}
 
-    /// Number of remembered ids.
-    pub fn len(&self) -> usize {
-        self.ids.len()
+/// A deterministic source for joins that cannot draw (no peers yet).
+struct ZeroRng;
+
+impl rand_core::RngCore for ZeroRng {
+    fn next_u32(&mut self) -> u32 {
+        0
     }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+    fn next_u64(&mut self) -> u64 {
+        0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.fill(0);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        dest.fill(0);
+        Ok(())
     }
 }
 
@@ -93,8 +117,8 @@ fn valid_topic(t: &str) -> bool {
 }
 
 impl Node {
-    /// Subscribes to a topic; peers learn at once. Returns false for an
-    /// invalid topic name.
+    /// Subscribes to a topic; peers learn at once and the topic mesh is
+    /// formed. Returns false for an invalid topic name.
     pub fn subscribe(&mut self, topic: &str) -> bool {
         if !valid_topic(topic) {
             return false;
@@ -104,6 +128,9 @@ impl Node {
             for idx in peers {
                 self.queue_frame(idx, &Frame::Subscribe(topic));
             }
+            let now = self.now;
+            self.gossip.router.join(topic, now, &mut self.rng);
+            self.drain_router();
         }
         true
     }
@@ -113,21 +140,72 @@ impl Node {
         if !self.subscriptions.remove(topic) {
             return false;
         }
+        let now = self.now;
+        self.gossip.router.leave(topic, now);
         let peers: Vec<u32> = self.by_peer.values().copied().collect();
         for idx in peers {
             self.queue_frame(idx, &Frame::Unsubscribe(topic));
         }
+        self.drain_router();
         true
     }
 
+    /// Installs the application validator.
+    pub fn set_validator(&mut self, v: Validator) {
+        self.gossip.validator = Some(v);
+    }
+
+    /// Installs the host scoring callback (P5; `Moss_SetScoringCallback`).
+    pub fn set_app_score(&mut self, f: AppScore) {
+        self.gossip.router.set_app_score(f);
+    }
+
+    /// Our local score of a connected or recently connected peer. Scores
+    /// never leave the node.
+    pub fn peer_score(&self, peer: &PeerId) -> f64 {
+        self.gossip.router.peer_score(peer, self.now)
+    }
+
+    /// Our mesh peers for a topic.
+    pub fn mesh_peers(&self, topic: &str) -> Vec<PeerId> {
+        self.gossip.router.mesh_peers(topic)
+    }
+
+    /// Messages and body bytes in the message cache, ids in the seen cache.
+    pub fn cache_usage(&self) -> (usize, usize, usize) {
+        self.gossip.router.cache_usage()
+    }
+
+    /// Announces our subscriptions to a newly established session and
+    /// registers its peer with the router.
     pub(crate) fn send_subscriptions(&mut self, idx: u32) {
+        if let Some(s) = self.sessions.get(&idx) {
+            if let Some(e) = s.established() {
+                self.gossip.router.add_peer(e.peer, s.addr, e.initiator);
+            }
+        }
         let topics: Vec<String> = self.subscriptions.iter().cloned().collect();
         for t in topics {
             self.queue_frame(idx, &Frame::Subscribe(&t));
         }
     }
 
-    /// Publishes `data` on `topic` to every connected subscriber.
+    /// The router forgets a peer whose last session ended.
+    pub(crate) fn pubsub_peer_down(&mut self, peer: &PeerId) {
+        let now = self.now;
+        self.gossip.router.remove_peer(peer, now);
+    }
+
+    /// Runs the heartbeat when due (called from the node's tick).
+    pub(crate) fn pubsub_tick(&mut self, now: Time) {
+        if now >= self.gossip.router.next_heartbeat() {
+            self.gossip.router.heartbeat(now, &mut self.rng);
+            self.drain_router();
+        }
+    }
+
+    /// Publishes `data` on `topic`: signed, then flooded to every eligible
+    /// peer of the topic. Returns the message id.
     pub fn publish(
         &mut self,
         now: Time,
@@ -145,96 +223,176 @@ impl Node {
                 max,
             });
         }
-        let targets = self.subscribers(topic, None, None);
-        if targets.is_empty() {
-            return Err(PublishError::NoPeers);
-        }
         let origin = self.identity.public_key().0;
         let seq = self.seq;
-        self.seq = self.seq.wrapping_add(1);
         let id = message_id(&origin, seq, topic, data);
-        self.seen.insert(id, now);
-        let p = Publish {
-            hops: 0,
-            origin,
-            seq,
-            topic,
-            payload: data,
-        };
+        let signature = self.identity.sign(&signing_bytes(&id));
+        let body = encode_signed(signature, 0, origin, seq, topic, data);
+        match self
+            .gossip
+            .router
+            .publish(now, id, topic, body, &mut self.rng)
+        {
+            Ok(_) => {}
+            Err(_) => return Err(PublishError::NoPeers),
+        }
+        self.seq = self.seq.wrapping_add(1);
         self.stats.messages_published += 1;
-        self.send_publish(&targets, &p);
+        self.drain_router();
         Ok(id)
     }
 
-    /// Established sessions whose peer subscribes to `topic`, except the
-    /// session a message came from and its origin.
-    fn subscribers(
-        &self,
-        topic: &str,
-        except_idx: Option<u32>,
-        except_peer: Option<PeerId>,
-    ) -> Vec<u32> {
-        self.by_peer
-            .iter()
-            .filter(|(p, i)| Some(**i) != except_idx && Some(**p) != except_peer)
-            .filter(|(_, i)| {
-                self.sessions
-                    .get(i)
-                    .and_then(|s| s.established())
-                    .is_some_and(|e| e.topics.contains(topic))
-            })
-            .map(|(_, i)| *i)
-            .collect()
+    /// Carries out what the router asked for.
+    pub(crate) fn drain_router(&mut self) {
+        while let Some(a) = self.gossip.router.poll_action() {
+            match a {
+                Action::Send { to, body, .. } => {
+                    #[cfg(feature = "adversary")]
+                    if self.gossip.adversary.black_hole
+                        && body.get(SIGNATURE_LEN + 1..SIGNATURE_LEN + 33)
+                            != Some(&self.identity.public_key().0[..])
+                    {
+                        continue;
+                    }
+                    if let Some(&idx) = self.by_peer.get(&to) {
+                        self.send_body(idx, &body);
+                    }
+                }
+                Action::Control { to, control } => {
+                    if let Some(&idx) = self.by_peer.get(&to) {
+                        self.send_control(idx, &control);
+                    }
+                }
+                Action::Dial(addr) => {
+                    if self.sessions.len() < self.cfg.max_peers as usize
+                        && !self.by_addr.contains_key(&addr)
+                    {
+                        self.connect(addr);
+                    }
+                }
+            }
+        }
     }
 
-    fn send_publish(&mut self, targets: &[u32], p: &Publish<'_>) {
-        let mut body = Vec::with_capacity(p.body_len());
-        p.encode_body(&mut body);
+    /// Queues a signed publish body, fragmented when it exceeds a datagram.
+    fn send_body(&mut self, idx: u32, body: &[u8]) {
         if FRAME_HEADER + body.len() <= MAX_PLAINTEXT {
             let mut frame = Vec::with_capacity(FRAME_HEADER + body.len());
-            frame.push(0x20);
+            frame.push(0x22);
             frame.extend_from_slice(&(body.len() as u16).to_le_bytes());
-            frame.extend_from_slice(&body);
-            for &idx in targets {
-                self.queue_frame_bytes(idx, &frame);
-            }
-            return;
+            frame.extend_from_slice(body);
+            self.stats.messages_forwarded += 1;
+            return self.queue_frame_bytes(idx, &frame);
         }
         let count = body.len().div_ceil(FRAGMENT_CHUNK) as u16;
-        for &idx in targets {
-            let Some(e) = self
-                .sessions
-                .get_mut(&idx)
-                .and_then(|s| s.established_mut())
-            else {
-                continue;
+        let Some(e) = self
+            .sessions
+            .get_mut(&idx)
+            .and_then(|s| s.established_mut())
+        else {
+            return;
+        };
+        let transfer = e.next_transfer;
+        e.next_transfer = e.next_transfer.wrapping_add(1);
+        self.stats.messages_forwarded += 1;
+        for (i, chunk) in body.chunks(FRAGMENT_CHUNK).enumerate() {
+            let f = Frame::SignedFragment {
+                transfer,
+                index: i as u16,
+                count,
+                data: chunk,
             };
-            let transfer = e.next_transfer;
-            e.next_transfer = e.next_transfer.wrapping_add(1);
-            for (i, chunk) in body.chunks(FRAGMENT_CHUNK).enumerate() {
-                let f = Frame::Fragment {
-                    transfer,
-                    index: i as u16,
-                    count,
-                    data: chunk,
-                };
-                self.queue_frame(idx, &f);
+            self.queue_frame(idx, &f);
+        }
+    }
+
+    fn send_control(&mut self, idx: u32, c: &Control) {
+        match c {
+            Control::Graft { topic } => self.queue_frame(idx, &Frame::Graft(topic)),
+            Control::Prune {
+                topic,
+                backoff_secs,
+                px,
+            } => {
+                let recs: Vec<_> = px.iter().map(|p| (p.peer.0, p.addr)).collect();
+                let mut bytes = Vec::new();
+                PxList::encode_records(&recs, &mut bytes);
+                if let Ok(px) = PxList::parse(&bytes) {
+                    self.queue_frame(
+                        idx,
+                        &Frame::Prune {
+                            topic,
+                            backoff_secs: *backoff_secs,
+                            px,
+                        },
+                    );
+                }
+            }
+            Control::IHave { topic, ids } => {
+                for chunk in ids.chunks(MAX_IDS_PER_FRAME) {
+                    if let Some(ids) = IdList::new(chunk) {
+                        self.queue_frame(idx, &Frame::IHave { topic, ids });
+                    }
+                }
+            }
+            Control::IWant { ids } => {
+                for chunk in ids.chunks(MAX_IDS_PER_FRAME) {
+                    if let Some(ids) = IdList::new(chunk) {
+                        self.queue_frame(idx, &Frame::IWant(ids));
+                    }
+                }
+            }
+            Control::IDontWant { ids } => {
+                for chunk in ids.chunks(MAX_IDS_PER_FRAME) {
+                    if let Some(ids) = IdList::new(chunk) {
+                        self.queue_frame(idx, &Frame::IDontWant(ids));
+                    }
+                }
             }
         }
     }
 
-    /// Processes the frames of one authenticated datagram.
+    fn session_peer(&self, idx: u32) -> Option<PeerId> {
+        self.sessions
+            .get(&idx)
+            .and_then(|s| s.established())
+            .map(|e| e.peer)
+    }
+
+    /// Processes the frames of one authenticated datagram. Everything from
+    /// a graylisted peer is ignored.
     pub(crate) fn handle_frames(&mut self, idx: u32, plain: &[u8]) {
+        if let Some(peer) = self.session_peer(idx) {
+            if self.gossip.router.is_graylisted(&peer, self.now) {
+                return self.drop_input(DropReason::Graylisted);
+            }
+        }
         for f in FrameReader::new(plain) {
             match f {
                 Ok(f) => self.handle_frame(idx, f),
-                Err(_) => return self.drop_input(DropReason::MalformedFrame),
+                Err(_) => {
+                    self.penalise_malformed(idx);
+                    self.drop_input(DropReason::MalformedFrame);
+                    break;
+                }
             }
+        }
+        self.drain_router();
+    }
+
+    /// A malformed frame inside an authenticated datagram is the peer's
+    /// fault: it counts as misbehaviour (P7).
+    fn penalise_malformed(&mut self, idx: u32) {
+        if let Some(peer) = self.session_peer(idx) {
+            self.gossip.router.penalise(&peer, 1.0);
         }
     }
 
     fn handle_frame(&mut self, idx: u32, f: Frame<'_>) {
         let now = self.now;
+        let Some(peer) = self.session_peer(idx) else {
+            return;
+        };
         match f {
             Frame::Subscribe(t) => {
                 if let Some(e) = self
@@ -242,10 +400,11 @@ impl Node {
                     .get_mut(&idx)
                     .and_then(|s| s.established_mut())
                 {
-                    if e.topics.len() < 4096 {
+                    if e.topics.len() < moss_gossip::MAX_PEER_TOPICS {
                         e.topics.insert(t.into());
                     }
                 }
+                self.gossip.router.peer_subscribed(&peer, t);
             }
             Frame::Unsubscribe(t) => {
                 if let Some(e) = self
@@ -255,16 +414,31 @@ impl Node {
                 {
                     e.topics.remove(t);
                 }
+                self.gossip.router.peer_unsubscribed(&peer, t, now);
             }
-            Frame::Publish(p) => self.handle_publish(idx, p),
+            Frame::Publish(p) => {
+                // Unsigned messages are not accepted: invalid (P4).
+                self.gossip.router.on_invalid(&peer, p.topic);
+                self.drop_input(DropReason::InvalidMessage);
+            }
+            Frame::SignedPublish(sp) => self.handle_signed(idx, peer, sp),
             Frame::Fragment {
                 transfer,
                 index,
                 count,
                 data,
+            }
+            | Frame::SignedFragment {
+                transfer,
+                index,
+                count,
+                data,
             } => {
-                let max_body =
-                    self.cfg.security.max_message_size_bytes as usize + PUBLISH_FIXED + MAX_TOPIC;
+                let signed = matches!(f, Frame::SignedFragment { .. });
+                let max_body = self.cfg.security.max_message_size_bytes as usize
+                    + SIGNATURE_LEN
+                    + PUBLISH_FIXED
+                    + MAX_TOPIC;
                 let Some(e) = self
                     .sessions
                     .get_mut(&idx)
@@ -277,20 +451,84 @@ impl Node {
                     .add(transfer, index, count, data, max_body, now)
                 {
                     FragmentResult::Incomplete => {}
-                    FragmentResult::Rejected => self.drop_input(DropReason::BadFragment),
-                    FragmentResult::Complete(body) => match Publish::decode_body(&body) {
-                        Ok(p) => self.handle_publish(idx, p),
-                        Err(_) => self.drop_input(DropReason::MalformedFrame),
-                    },
+                    FragmentResult::Rejected => {
+                        self.gossip.router.penalise(&peer, 0.25);
+                        self.drop_input(DropReason::BadFragment)
+                    }
+                    FragmentResult::Complete(body) if signed => {
+                        match SignedPublish::decode_body(&body) {
+                            Ok(sp) => self.handle_signed(idx, peer, sp),
+                            Err(_) => {
+                                self.penalise_malformed(idx);
+                                self.drop_input(DropReason::MalformedFrame)
+                            }
+                        }
+                    }
+                    FragmentResult::Complete(_) => {
+                        self.gossip.router.penalise(&peer, 1.0);
+                        self.drop_input(DropReason::InvalidMessage)
+                    }
                 }
             }
             Frame::Close(_) => self.remove_session(idx, Some(DisconnectReason::Closed)),
+            Frame::Graft(t) => self.control(peer, Control::Graft { topic: t.into() }),
+            Frame::Prune {
+                topic,
+                backoff_secs,
+                px,
+            } => {
+                let px = px
+                    .iter()
+                    .map(|(p, addr)| PxPeer {
+                        peer: PeerId(p),
+                        addr,
+                    })
+                    .collect();
+                self.control(
+                    peer,
+                    Control::Prune {
+                        topic: topic.into(),
+                        backoff_secs,
+                        px,
+                    },
+                )
+            }
+            Frame::IHave { topic, ids } => self.control(
+                peer,
+                Control::IHave {
+                    topic: topic.into(),
+                    ids: ids.iter().collect(),
+                },
+            ),
+            Frame::IWant(ids) => self.control(
+                peer,
+                Control::IWant {
+                    ids: ids.iter().collect(),
+                },
+            ),
+            Frame::IDontWant(ids) => self.control(
+                peer,
+                Control::IDontWant {
+                    ids: ids.iter().collect(),
+                },
+            ),
         }
     }
 
-    fn handle_publish(&mut self, idx: u32, p: Publish<'_>) {
+    fn control(&mut self, peer: PeerId, c: Control) {
         let now = self.now;
+        #[cfg(feature = "adversary")]
+        if self.gossip.adversary.black_hole && matches!(c, Control::IWant { .. }) {
+            return;
+        }
+        self.gossip.router.on_control(now, &peer, c, &mut self.rng);
+    }
+
+    fn handle_signed(&mut self, idx: u32, peer: PeerId, sp: SignedPublish<'_>) {
+        let now = self.now;
+        let p = sp.publish;
         if p.payload.len() > self.cfg.security.max_message_size_bytes as usize {
+            self.gossip.router.on_invalid(&peer, p.topic);
             return self.drop_input(DropReason::MessageTooLarge);
         }
         let Some(e) = self
@@ -300,37 +538,122 @@ impl Node {
         else {
             return;
         };
-        if !e.bucket.take(p.body_len(), now) {
+        if !e.bucket.take(sp.body_len(), now) {
             return self.drop_input(DropReason::RateLimited);
         }
         let id = message_id(&p.origin, p.seq, p.topic, p.payload);
-        if !self.seen.insert(id, now) {
+        if self.gossip.router.is_seen(&id) {
+            self.gossip.router.on_duplicate(&peer, &id, now);
             self.stats.messages_duplicate += 1;
             return;
         }
         let origin = PeerId(p.origin);
-        if self.subscriptions.contains(p.topic) {
-            self.stats.messages_delivered += 1;
-            self.events.push_back(Event::Message(Message {
-                topic: p.topic.to_string(),
-                from: origin,
-                data: p.payload.to_vec(),
-                id,
-            }));
+        // Only the first copy of an id is verified; an invalid copy is not
+        // remembered, so it cannot shadow the genuine message.
+        if !origin.verify(&signing_bytes(&id), &sp.signature) {
+            self.gossip.router.on_invalid(&peer, p.topic);
+            return self.drop_input(DropReason::InvalidMessage);
         }
-        if p.hops >= MAX_HOPS {
-            return self.drop_input(DropReason::HopLimit);
+        if let Some(v) = self.gossip.validator.as_mut() {
+            if !v(p.topic, &origin, p.payload) {
+                self.gossip.router.on_invalid(&peer, p.topic);
+                return self.drop_input(DropReason::InvalidMessage);
+            }
         }
-        let targets = self.subscribers(p.topic, Some(idx), Some(origin));
-        if targets.is_empty() {
-            return;
-        }
-        self.stats.messages_forwarded += targets.len() as u64;
-        let fwd = Publish {
-            hops: p.hops + 1,
-            ..p
+        let hops = p.hops.saturating_add(1);
+        let body = if p.hops >= MAX_HOPS {
+            None
+        } else {
+            Some(encode_signed(
+                sp.signature,
+                hops,
+                p.origin,
+                p.seq,
+                p.topic,
+                p.payload,
+            ))
         };
-        self.send_publish(&targets, &fwd);
+        let fwd = body.clone().unwrap_or_else(|| Arc::from(&[][..]));
+        let r =
+            self.gossip
+                .router
+                .on_message(now, &peer, &origin, id, p.topic, p.payload.len(), fwd);
+        if body.is_none() {
+            self.drop_input(DropReason::HopLimit);
+        }
+        match r {
+            Received::New { subscribed } => {
+                if subscribed && self.subscriptions.contains(p.topic) {
+                    self.stats.messages_delivered += 1;
+                    self.events.push_back(Event::Message(Message {
+                        topic: p.topic.to_string(),
+                        from: origin,
+                        data: p.payload.to_vec(),
+                        id,
+                        hops,
+                    }));
+                }
+            }
+            Received::Duplicate => self.stats.messages_duplicate += 1,
+            Received::Graylisted => self.drop_input(DropReason::Graylisted),
+        }
+    }
+}
+
+/// Encodes a signed publish body.
+fn encode_signed(
+    signature: [u8; SIGNATURE_LEN],
+    hops: u8,
+    origin: [u8; 32],
+    seq: u64,
+    topic: &str,
+    payload: &[u8],
+) -> Arc<[u8]> {
+    let sp = SignedPublish {
+        signature,
+        publish: crate::wire::Publish {
+            hops,
+            origin,
+            seq,
+            topic,
+            payload,
+        },
+    };
+    let mut v = Vec::with_capacity(sp.body_len());
+    sp.encode_body(&mut v);
+    v.into()
+}
+
+#[cfg(feature = "adversary")]
+impl Node {
+    /// Sets this node's misbehaviour (simulator attack scenarios).
+    pub fn set_adversary(&mut self, a: Adversary) {
+        self.gossip.adversary = a;
+    }
+
+    /// Sends a message with a forged signature straight to every connected
+    /// peer of `topic` (an invalid-message spammer).
+    pub fn publish_invalid(&mut self, now: Time, topic: &str, data: &[u8]) -> usize {
+        self.now = now;
+        let origin = self.identity.public_key().0;
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let body = encode_signed([0x5A; SIGNATURE_LEN], 0, origin, seq, topic, data);
+        let targets: Vec<u32> = self
+            .by_peer
+            .values()
+            .copied()
+            .filter(|i| {
+                self.sessions
+                    .get(i)
+                    .and_then(|s| s.established())
+                    .is_some_and(|e| e.topics.contains(topic))
+            })
+            .collect();
+        for &idx in &targets {
+            self.send_body(idx, &body);
+        }
+        targets.len()
     }
 }
 
@@ -339,12 +662,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seen_cache_dedups_and_expires() {
-        let mut c = SeenCache::default();
-        assert!(c.insert([1; 32], Duration::ZERO));
-        assert!(!c.insert([1; 32], Duration::from_secs(1)));
-        c.expire(SEEN_TTL);
-        assert!(c.is_empty());
-        assert!(c.insert([1; 32], SEEN_TTL));
+    fn signed_bodies_round_trip_and_sign_the_id() {
+        let id = crate::Identity::from_seed([3; 32]);
+        let origin = id.public_key().0;
+        let mid = message_id(&origin, 7, "t", b"x");
+        let sig = id.sign(&signing_bytes(&mid));
+        let body = encode_signed(sig, 2, origin, 7, "t", b"x");
+        let sp = SignedPublish::decode_body(&body).unwrap();
+        assert_eq!(sp.publish.hops, 2);
+        assert_eq!(body[SignedPublish::HOPS_OFFSET], 2);
+        assert!(PeerId(origin).verify(&signing_bytes(&mid), &sp.signature));
+        let other = message_id(&origin, 8, "t", b"x");
+        assert!(!PeerId(origin).verify(&signing_bytes(&other), &sp.signature));
     }
 }

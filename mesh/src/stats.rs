@@ -45,11 +45,16 @@ pub enum DropReason {
     /// A telemetry stat delta refused by the CRDT (wrong epoch length,
     /// epoch outside the open window, epoch full).
     StatDeltaRejected,
+    /// A pub/sub message with a bad or missing signature, or rejected by
+    /// the application validator.
+    InvalidMessage,
+    /// Input from a peer whose score is below the graylist threshold.
+    Graylisted,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 21;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::TooShort,
@@ -71,6 +76,8 @@ impl DropReason {
         Self::HopLimit,
         Self::BadStatDelta,
         Self::StatDeltaRejected,
+        Self::InvalidMessage,
+        Self::Graylisted,
     ];
 
     /// Snake-case name used in stats JSON and metrics.
@@ -95,6 +102,8 @@ impl DropReason {
             Self::HopLimit => "hop_limit",
             Self::BadStatDelta => "bad_stat_delta",
             Self::StatDeltaRejected => "stat_delta_rejected",
+            Self::InvalidMessage => "invalid_message",
+            Self::Graylisted => "graylisted",
         }
     }
 }

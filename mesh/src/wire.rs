@@ -207,6 +207,13 @@ mod ty {
     pub const PUBLISH: u8 = 0x20;
     pub const FRAGMENT: u8 = 0x21;
     pub const CLOSE: u8 = 0x30;
+    pub const SIGNED_PUBLISH: u8 = 0x22;
+    pub const SIGNED_FRAGMENT: u8 = 0x23;
+    pub const GRAFT: u8 = 0x40;
+    pub const PRUNE: u8 = 0x41;
+    pub const IHAVE: u8 = 0x42;
+    pub const IWANT: u8 = 0x43;
+    pub const IDONTWANT: u8 = 0x44;
 }
 
 /// A pub/sub message as it travels.
@@ -286,6 +293,229 @@ pub enum Frame<'a> {
     },
     /// The sender is closing the session.
     Close(u8),
+    /// A whole pub/sub message with the origin's Ed25519 signature.
+    SignedPublish(SignedPublish<'a>),
+    /// One piece of a signed publish body too large for one datagram
+    /// (same layout as [`Frame::Fragment`]).
+    SignedFragment {
+        /// Sender-chosen id grouping the pieces.
+        transfer: u32,
+        /// Piece number, from 0.
+        index: u16,
+        /// Number of pieces.
+        count: u16,
+        /// Piece bytes.
+        data: &'a [u8],
+    },
+    /// GossipSub GRAFT: the sender added us to its mesh of a topic.
+    Graft(&'a str),
+    /// GossipSub PRUNE: the sender removed us from its mesh of a topic.
+    Prune {
+        /// Topic.
+        topic: &'a str,
+        /// Seconds before we may graft again.
+        backoff_secs: u32,
+        /// Peer exchange records.
+        px: PxList<'a>,
+    },
+    /// GossipSub IHAVE: recent message ids of a topic.
+    IHave {
+        /// Topic.
+        topic: &'a str,
+        /// Message ids.
+        ids: IdList<'a>,
+    },
+    /// GossipSub IWANT: message ids the sender asks for.
+    IWant(IdList<'a>),
+    /// GossipSub IDONTWANT: ids of large messages the sender already has.
+    IDontWant(IdList<'a>),
+}
+
+/// Bytes of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+/// Most message ids in one IHAVE/IWANT/IDONTWANT frame: with the longest
+/// topic the frame still fits one datagram.
+pub const MAX_IDS_PER_FRAME: usize = (MAX_PLAINTEXT - FRAME_HEADER - 1 - MAX_TOPIC) / 32;
+/// Most peer-exchange records in one PRUNE.
+pub const MAX_PX: usize = 16;
+/// Fixed bytes of a PRUNE body besides topic and records.
+pub const PRUNE_FIXED: usize = 4 + 1;
+
+/// A publish body signed by its origin: `signature (64) ‖ publish body`.
+/// The signature covers `"moss/msg/v1" ‖ message id`, and the id commits to
+/// origin, sequence number, topic and payload (not to `hops`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedPublish<'a> {
+    /// Ed25519 signature of the origin.
+    pub signature: [u8; SIGNATURE_LEN],
+    /// The message.
+    pub publish: Publish<'a>,
+}
+
+impl<'a> SignedPublish<'a> {
+    /// Encoded body length.
+    pub fn body_len(&self) -> usize {
+        SIGNATURE_LEN + self.publish.body_len()
+    }
+
+    /// Appends the body to `out`.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.signature);
+        self.publish.encode_body(out);
+    }
+
+    /// Decodes a body.
+    pub fn decode_body(b: &'a [u8]) -> Result<Self, WireError> {
+        if b.len() < SIGNATURE_LEN {
+            return Err(WireError::Truncated);
+        }
+        let mut signature = [0u8; SIGNATURE_LEN];
+        signature.copy_from_slice(&b[..SIGNATURE_LEN]);
+        Ok(Self {
+            signature,
+            publish: Publish::decode_body(&b[SIGNATURE_LEN..])?,
+        })
+    }
+
+    /// Offset of the `hops` byte in an encoded body.
+    pub const HOPS_OFFSET: usize = SIGNATURE_LEN;
+}
+
+/// The bytes an origin signs for message `id`.
+pub fn signing_bytes(id: &[u8; 32]) -> [u8; 43] {
+    let mut b = [0u8; 43];
+    b[..11].copy_from_slice(b"moss/msg/v1");
+    b[11..].copy_from_slice(id);
+    b
+}
+
+/// A validated list of 32-byte message ids (at least one, at most
+/// [`MAX_IDS_PER_FRAME`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdList<'a>(&'a [u8]);
+
+impl<'a> IdList<'a> {
+    /// Wraps ids for encoding; `None` when empty or too many.
+    pub fn new(ids: &'a [[u8; 32]]) -> Option<Self> {
+        (!ids.is_empty() && ids.len() <= MAX_IDS_PER_FRAME).then(|| Self(ids.as_flattened()))
+    }
+
+    fn parse(b: &'a [u8]) -> Result<Self, WireError> {
+        if b.is_empty() || b.len() % 32 != 0 || b.len() / 32 > MAX_IDS_PER_FRAME {
+            return Err(WireError::BadLength);
+        }
+        Ok(Self(b))
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.0.len() / 32
+    }
+
+    /// True when there are none (never for a decoded list).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The ids.
+    pub fn iter(&self) -> impl Iterator<Item = [u8; 32]> + 'a {
+        self.0.chunks_exact(32).map(|c| {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(c);
+            id
+        })
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+/// A validated list of peer-exchange records, each `peer (32) ‖ family (u8:
+/// 4 or 6) ‖ address (4 or 16) ‖ port (u16 BE)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PxList<'a>(&'a [u8]);
+
+/// One peer-exchange record.
+pub type PxRecord = ([u8; 32], std::net::SocketAddr);
+
+impl<'a> PxList<'a> {
+    /// Appends the encoding of `records` (at most [`MAX_PX`] are taken).
+    pub fn encode_records(records: &[PxRecord], out: &mut Vec<u8>) {
+        for (peer, addr) in records.iter().take(MAX_PX) {
+            out.extend_from_slice(peer);
+            match addr.ip() {
+                std::net::IpAddr::V4(ip) => {
+                    out.push(4);
+                    out.extend_from_slice(&ip.octets());
+                }
+                std::net::IpAddr::V6(ip) => {
+                    out.push(6);
+                    out.extend_from_slice(&ip.octets());
+                }
+            }
+            out.extend_from_slice(&addr.port().to_be_bytes());
+        }
+    }
+
+    /// Wraps bytes produced by [`PxList::encode_records`]; checks them.
+    pub fn parse(b: &'a [u8]) -> Result<Self, WireError> {
+        let mut rest = b;
+        let mut n = 0;
+        while !rest.is_empty() {
+            let fam = *rest.get(32).ok_or(WireError::Truncated)?;
+            let len = match fam {
+                4 => 32 + 1 + 4 + 2,
+                6 => 32 + 1 + 16 + 2,
+                _ => return Err(WireError::BadLength),
+            };
+            if rest.len() < len {
+                return Err(WireError::Truncated);
+            }
+            rest = &rest[len..];
+            n += 1;
+            if n > MAX_PX {
+                return Err(WireError::BadLength);
+            }
+        }
+        Ok(Self(b))
+    }
+
+    /// The records.
+    pub fn iter(&self) -> impl Iterator<Item = PxRecord> + 'a {
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            let fam = *rest.get(32)?;
+            let alen = if fam == 4 { 4 } else { 16 };
+            let rec = rest.get(..32 + 1 + alen + 2)?;
+            rest = &rest[rec.len()..];
+            let mut peer = [0u8; 32];
+            peer.copy_from_slice(&rec[..32]);
+            let a = &rec[33..33 + alen];
+            let port = u16::from_be_bytes([rec[33 + alen], rec[34 + alen]]);
+            let ip: std::net::IpAddr = if fam == 4 {
+                std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).into()
+            } else {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(a);
+                std::net::Ipv6Addr::from(o).into()
+            };
+            Some((peer, std::net::SocketAddr::new(ip, port)))
+        })
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+/// Splits `topic_len (u8) ‖ topic ‖ rest`.
+fn topic_prefixed(b: &[u8]) -> Result<(&str, &[u8]), WireError> {
+    let (&tlen, rest) = b.split_first().ok_or(WireError::Truncated)?;
+    let tb = rest.get(..tlen as usize).ok_or(WireError::Truncated)?;
+    Ok((topic(tb)?, &rest[tlen as usize..]))
 }
 
 fn topic(b: &[u8]) -> Result<&str, WireError> {
@@ -304,6 +534,12 @@ impl<'a> Frame<'a> {
                 Frame::Publish(p) => p.body_len(),
                 Frame::Fragment { data, .. } => FRAGMENT_FIXED + data.len(),
                 Frame::Close(_) => 1,
+                Frame::SignedPublish(p) => p.body_len(),
+                Frame::SignedFragment { data, .. } => FRAGMENT_FIXED + data.len(),
+                Frame::Graft(t) => t.len(),
+                Frame::Prune { topic, px, .. } => PRUNE_FIXED + topic.len() + px.as_bytes().len(),
+                Frame::IHave { topic, ids } => 1 + topic.len() + ids.as_bytes().len(),
+                Frame::IWant(ids) | Frame::IDontWant(ids) => ids.as_bytes().len(),
             }
     }
 
@@ -317,6 +553,13 @@ impl<'a> Frame<'a> {
             Frame::Publish(_) => ty::PUBLISH,
             Frame::Fragment { .. } => ty::FRAGMENT,
             Frame::Close(_) => ty::CLOSE,
+            Frame::SignedPublish(_) => ty::SIGNED_PUBLISH,
+            Frame::SignedFragment { .. } => ty::SIGNED_FRAGMENT,
+            Frame::Graft(_) => ty::GRAFT,
+            Frame::Prune { .. } => ty::PRUNE,
+            Frame::IHave { .. } => ty::IHAVE,
+            Frame::IWant(_) => ty::IWANT,
+            Frame::IDontWant(_) => ty::IDONTWANT,
         };
         out.push(t);
         out.extend_from_slice(&body_len.to_le_bytes());
@@ -328,6 +571,12 @@ impl<'a> Frame<'a> {
                 index,
                 count,
                 data,
+            }
+            | Frame::SignedFragment {
+                transfer,
+                index,
+                count,
+                data,
             } => {
                 out.extend_from_slice(&transfer.to_le_bytes());
                 out.extend_from_slice(&index.to_le_bytes());
@@ -335,6 +584,24 @@ impl<'a> Frame<'a> {
                 out.extend_from_slice(data);
             }
             Frame::Close(r) => out.push(*r),
+            Frame::SignedPublish(p) => p.encode_body(out),
+            Frame::Graft(t) => out.extend_from_slice(t.as_bytes()),
+            Frame::Prune {
+                topic,
+                backoff_secs,
+                px,
+            } => {
+                out.extend_from_slice(&backoff_secs.to_le_bytes());
+                out.push(topic.len() as u8);
+                out.extend_from_slice(topic.as_bytes());
+                out.extend_from_slice(px.as_bytes());
+            }
+            Frame::IHave { topic, ids } => {
+                out.push(topic.len() as u8);
+                out.extend_from_slice(topic.as_bytes());
+                out.extend_from_slice(ids.as_bytes());
+            }
+            Frame::IWant(ids) | Frame::IDontWant(ids) => out.extend_from_slice(ids.as_bytes()),
         }
     }
 
@@ -343,7 +610,7 @@ impl<'a> Frame<'a> {
             ty::SUBSCRIBE => Frame::Subscribe(topic(b)?),
             ty::UNSUBSCRIBE => Frame::Unsubscribe(topic(b)?),
             ty::PUBLISH => Frame::Publish(Publish::decode_body(b)?),
-            ty::FRAGMENT => {
+            ty::FRAGMENT | ty::SIGNED_FRAGMENT => {
                 if b.len() < FRAGMENT_FIXED {
                     return Err(WireError::Truncated);
                 }
@@ -352,13 +619,46 @@ impl<'a> Frame<'a> {
                 if count == 0 || count > MAX_FRAGMENTS || index >= count {
                     return Err(WireError::BadFragment);
                 }
-                Frame::Fragment {
-                    transfer: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                    index,
-                    count,
-                    data: &b[FRAGMENT_FIXED..],
+                let transfer = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                let data = &b[FRAGMENT_FIXED..];
+                if t == ty::FRAGMENT {
+                    Frame::Fragment {
+                        transfer,
+                        index,
+                        count,
+                        data,
+                    }
+                } else {
+                    Frame::SignedFragment {
+                        transfer,
+                        index,
+                        count,
+                        data,
+                    }
                 }
             }
+            ty::SIGNED_PUBLISH => Frame::SignedPublish(SignedPublish::decode_body(b)?),
+            ty::GRAFT => Frame::Graft(topic(b)?),
+            ty::PRUNE => {
+                let backoff = b.get(..4).ok_or(WireError::Truncated)?;
+                let (topic, rest) = topic_prefixed(&b[4..])?;
+                Frame::Prune {
+                    topic,
+                    backoff_secs: u32::from_le_bytes([
+                        backoff[0], backoff[1], backoff[2], backoff[3],
+                    ]),
+                    px: PxList::parse(rest)?,
+                }
+            }
+            ty::IHAVE => {
+                let (topic, rest) = topic_prefixed(b)?;
+                Frame::IHave {
+                    topic,
+                    ids: IdList::parse(rest)?,
+                }
+            }
+            ty::IWANT => Frame::IWant(IdList::parse(b)?),
+            ty::IDONTWANT => Frame::IDontWant(IdList::parse(b)?),
             ty::CLOSE => {
                 if b.len() != 1 {
                     return Err(WireError::BadLength);
