@@ -34,36 +34,26 @@ pub enum Variant {
     UringZeroCopy,
 }
 
-/// The receiving end of a throughput run: through the trait (one copy into
-/// the owned slots) or through the zero-copy `recv_with`.
-pub enum Receiver {
-    /// `recv_batch` through `dyn Backend`.
-    Trait(Box<dyn Backend>),
-    /// `MmsgBackend::recv_with`.
-    Mmsg(Box<MmsgBackend>),
-    /// `UringBackend::recv_with`.
-    Uring(Box<UringBackend>),
+/// The receiving end of a throughput run: `recv_batch` (one copy into the
+/// owned slots) or the zero-copy `recv_with`.
+pub struct Receiver {
+    backend: Box<dyn Backend>,
+    zero_copy: bool,
 }
 
 impl Receiver {
     fn backend(&mut self) -> &mut dyn Backend {
-        match self {
-            Receiver::Trait(b) => b.as_mut(),
-            Receiver::Mmsg(b) => b.as_mut(),
-            Receiver::Uring(b) => b.as_mut(),
-        }
+        self.backend.as_mut()
     }
 
     /// One receive call; returns the datagrams received.
     fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
-        let max = batch.bufs.len();
-        let mut touch = |_: std::net::SocketAddr, d: &mut [u8]| {
-            black_box(d.len());
-        };
-        match self {
-            Receiver::Trait(b) => b.recv_batch(batch),
-            Receiver::Mmsg(b) => b.recv_with(max, &mut touch),
-            Receiver::Uring(b) => b.recv_with(max, &mut touch),
+        if self.zero_copy {
+            self.backend.recv_with(batch, &mut |_, d: &mut [u8]| {
+                black_box(d.len());
+            })
+        } else {
+            self.backend.recv_batch(batch)
         }
     }
 }
@@ -156,11 +146,10 @@ impl Variant {
 
     /// The receiving end for a throughput run.
     pub fn open_receiver(self) -> Result<Receiver, String> {
-        match self {
-            Variant::MmsgZeroCopy => Ok(Receiver::Mmsg(Box::new(open_mmsg(true)?))),
-            Variant::UringZeroCopy => Ok(Receiver::Uring(Box::new(open_uring(true)?))),
-            _ => Ok(Receiver::Trait(self.open()?)),
-        }
+        Ok(Receiver {
+            backend: self.open()?,
+            zero_copy: matches!(self, Variant::MmsgZeroCopy | Variant::UringZeroCopy),
+        })
     }
 }
 

@@ -227,19 +227,6 @@ impl MmsgBackend {
         Ok(n)
     }
 
-    /// Zero-copy receive: hands each ready datagram (at most `max`) to `f`
-    /// as a mutable view into the receive buffer it arrived in (in-place
-    /// decryption needs no copy), with its sender. GRO super-datagrams are
-    /// split by their segment size; datagrams that do not fit in `max` stay
-    /// queued for the next call. Returns how many were handed over.
-    pub fn recv_with(
-        &mut self,
-        max: usize,
-        f: &mut dyn FnMut(SocketAddr, &mut [u8]),
-    ) -> io::Result<usize> {
-        self.recv_scratch(max, f)
-    }
-
     /// One `recvmmsg` into the GRO scratch buffers; fills `held`.
     fn recv_gro(&mut self, want: usize) -> io::Result<()> {
         let k = want.min(MAX_GRO_BUFS);
@@ -478,6 +465,35 @@ impl Backend for MmsgBackend {
         Ok(n)
     }
 
+    /// Zero-copy: with GRO (or datagrams queued from an earlier call) `f`
+    /// sees mutable views into the scratch buffer each datagram arrived in,
+    /// super-datagrams split by segment size; without GRO the kernel writes
+    /// straight into the slots of `batch` and `f` sees those.
+    fn recv_with(
+        &mut self,
+        batch: &mut RecvBatch,
+        f: &mut dyn FnMut(SocketAddr, &mut [u8]),
+    ) -> io::Result<usize> {
+        let cap = batch
+            .bufs
+            .len()
+            .min(batch.lens.len())
+            .min(batch.addrs.len());
+        batch.filled = 0;
+        if cap == 0 {
+            return Ok(0);
+        }
+        if self.gro || self.has_held() {
+            return self.recv_scratch(cap, f);
+        }
+        let n = self.recv_direct(batch, cap)?;
+        for i in 0..n {
+            let len = batch.lens[i];
+            f(batch.addrs[i], &mut batch.bufs[i][..len]);
+        }
+        Ok(n)
+    }
+
     fn send_batch(&mut self, out: &[OutDatagram<'_>]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
@@ -696,8 +712,9 @@ mod tests {
             turn += 1;
             let n = if turn % 2 == 0 {
                 let mut seen = Vec::new();
+                let mut five = RecvBatch::new(5);
                 let n = rx
-                    .recv_with(5, &mut |a, data| {
+                    .recv_with(&mut five, &mut |a, data| {
                         assert_eq!(a, from);
                         // In-place processing: flip the bytes, flip back.
                         data.iter_mut().for_each(|b| *b = !*b);

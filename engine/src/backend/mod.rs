@@ -114,6 +114,26 @@ pub trait Backend: Send {
     /// blocking; sets `batch.filled` and returns it (0 when none are ready).
     fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize>;
 
+    /// Like [`Backend::recv_batch`], but hands each datagram to `f` (sender,
+    /// mutable bytes for in-place decryption) instead of leaving it in
+    /// `batch`. Backends that receive into buffers of their own (`uring`'s
+    /// ring, `mmsg`'s GRO scratch) skip the copy into the slots; the others
+    /// use `batch` as the receive area (this default). At most as many
+    /// datagrams as `batch` has slots; returns how many `f` saw. The
+    /// contents of `batch` are unspecified afterwards.
+    fn recv_with(
+        &mut self,
+        batch: &mut RecvBatch,
+        f: &mut dyn FnMut(SocketAddr, &mut [u8]),
+    ) -> io::Result<usize> {
+        let n = self.recv_batch(batch)?;
+        for i in 0..n {
+            let len = batch.lens[i];
+            f(batch.addrs[i], &mut batch.bufs[i][..len]);
+        }
+        Ok(n)
+    }
+
     /// Sends the datagrams in order; returns how many the kernel accepted.
     /// Datagrams that would block are dropped by the caller's accounting,
     /// never retried forever.

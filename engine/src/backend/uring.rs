@@ -584,19 +584,6 @@ impl UringBackend {
         }
     }
 
-    /// Zero-copy receive: hands each ready datagram (at most `max`) to `f`
-    /// as a mutable view into the ring buffer it arrived in (in-place
-    /// decryption needs no copy), with its sender. A buffer goes back to
-    /// the ring once `f` has seen all its datagrams; datagrams beyond `max`
-    /// stay queued for the next call. Returns how many were handed over.
-    pub fn recv_with(
-        &mut self,
-        max: usize,
-        f: &mut dyn FnMut(SocketAddr, &mut [u8]),
-    ) -> io::Result<usize> {
-        self.recv_each(max, f)
-    }
-
     fn recycle(&mut self, bid: u16) {
         self.bufs.push(bid);
         self.bufs_out = self.bufs_out.saturating_sub(1);
@@ -815,6 +802,19 @@ impl Backend for UringBackend {
         self.stats.copied_bytes += bytes;
         batch.filled = n;
         Ok(n)
+    }
+
+    /// Zero-copy: `f` sees a mutable view into the ring buffer each
+    /// datagram arrived in; a buffer goes back to the ring once `f` has seen
+    /// all its datagrams, and datagrams beyond the slot count of `batch`
+    /// stay queued for the next call.
+    fn recv_with(
+        &mut self,
+        batch: &mut RecvBatch,
+        f: &mut dyn FnMut(SocketAddr, &mut [u8]),
+    ) -> io::Result<usize> {
+        batch.filled = 0;
+        self.recv_each(batch.bufs.len(), f)
     }
 
     fn send_batch(&mut self, out: &[OutDatagram<'_>]) -> io::Result<usize> {
@@ -1128,8 +1128,9 @@ mod tests {
             turn += 1;
             let n = if turn % 2 == 0 {
                 let mut seen = Vec::new();
+                let mut five = RecvBatch::new(5);
                 let n = rx
-                    .recv_with(5, &mut |a, data| {
+                    .recv_with(&mut five, &mut |a, data| {
                         assert_eq!(a, from);
                         // In-place processing: flip the bytes, flip back.
                         data.iter_mut().for_each(|b| *b = !*b);
