@@ -13,6 +13,7 @@
 //! ```
 
 pub mod backend;
+mod discovery;
 mod driver;
 mod error;
 mod event;
@@ -21,6 +22,7 @@ mod node;
 pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
 pub use event::{Event, Message};
+pub use moss_discovery::DiscoveryStats;
 pub use moss_mesh::{
     ChainLink, Config, ConfigError, DropReason, Identity, NetworkSnapshot, PeerId, Stats,
     TelemetryConfig,

@@ -124,6 +124,22 @@ impl NodeBuilder {
         });
         let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = bounded(EVENT_QUEUE);
+        let keys = core.mesh_keys().clone();
+        let discovery = crate::discovery::config(
+            core.config(),
+            keys.infohash,
+            keys.beacon_key,
+            local_addr.port(),
+        )
+        .and_then(crate::discovery::start);
+        if let Some(d) = &discovery {
+            let (cands, evs) = (d.candidates(), d.events());
+            let (cmds, hev, sh) = (cmd_tx.clone(), ev_tx.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("moss-discovery-fwd".into())
+                .spawn(move || crate::discovery::forward(cands, evs, cmds, hev, sh, local_addr))
+                .map_err(StartError::Thread)?;
+        }
         let (fh_tx, fh_rx) = bounded(MESSAGE_QUEUE);
         let driver = Driver {
             core,
@@ -155,6 +171,7 @@ impl NodeBuilder {
             events: ev_rx,
             messages: fh_rx,
             thread: Some(thread),
+            discovery,
         })
     }
 }
@@ -172,6 +189,7 @@ pub struct Node {
     events: Receiver<Event>,
     messages: Receiver<Message>,
     thread: Option<JoinHandle<()>>,
+    discovery: Option<moss_discovery::Discovery>,
 }
 
 /// Messages of one topic; iterate or poll. Dropping it unsubscribes once no
@@ -476,6 +494,12 @@ impl Node {
             .map_err(|_| NodeError::Timeout)
     }
 
+    /// Discovery state: per-tracker health, DHT, LAN beacons, drops
+    /// (`None` when every discovery channel is off).
+    pub fn discovery_stats(&self) -> Option<moss_discovery::DiscoveryStats> {
+        self.discovery.as_ref().map(|d| d.stats())
+    }
+
     /// `Moss_GetMeshInfo`'s document.
     pub fn mesh_info(&self) -> Result<MeshInfo, NodeError> {
         let s = self.snapshot()?;
@@ -494,6 +518,9 @@ impl Node {
 
     /// Stops the node: peers are told, the engine thread exits. Idempotent.
     pub fn stop(&mut self) {
+        if let Some(mut d) = self.discovery.take() {
+            d.stop();
+        }
         let _ = self.commands.try_send(Command::Stop);
         self.shared.waker.wake();
         if let Some(t) = self.thread.take() {

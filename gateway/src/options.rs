@@ -12,6 +12,10 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "listen-port", kind: Kind::Value, help: "mesh UDP listen port (0 = ephemeral)" },
     Spec { name: "static", kind: Kind::Repeated, help: "comma-separated static peers host:port (repeatable)" },
     Spec { name: "trackers", kind: Kind::Bool, help: "use the built-in BitTorrent trackers for discovery (default true)" },
+    Spec { name: "dht", kind: Kind::Bool, help: "use the Mainline DHT for discovery (default true)" },
+    Spec { name: "dht-bootstrap", kind: Kind::Repeated, help: "DHT bootstrap node host:port (repeatable; default: the public routers)" },
+    Spec { name: "lan", kind: Kind::Bool, help: "find peers on the LAN with multicast beacons (default true)" },
+    Spec { name: "lan-interface", kind: Kind::Repeated, help: "IPv4 address of an interface for LAN beacons (repeatable; default: the system's)" },
     Spec { name: "psk", kind: Kind::Value, help: "64 hex digits: the mesh pre-shared key" },
     Spec { name: "config", kind: Kind::Value, help: "path to a JSON config file (the Moss_Init format); flags override it" },
     Spec { name: "backend", kind: Kind::Value, help: "packet engine backend: auto, uring, mmsg, portable (default auto)" },
@@ -105,6 +109,18 @@ impl Options {
         if !p.bool("trackers", true)? {
             config.trackers = Some(Vec::new());
         }
+        if p.get("dht").is_some() {
+            config.dht_enabled = p.bool("dht", true)?;
+        }
+        config
+            .dht_bootstrap
+            .extend(p.all("dht-bootstrap").iter().cloned());
+        if p.get("lan").is_some() {
+            config.lan_discovery_enabled = p.bool("lan", true)?;
+        }
+        config
+            .lan_interfaces
+            .extend(p.all("lan-interface").iter().cloned());
         for s in p.all("static") {
             for peer in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
                 config.static_peers.push(peer.to_string());
@@ -172,6 +188,8 @@ mod tests {
             ("-static nohostport", "static_peers"),
             ("-backend dpdk", "engine.backend"),
             ("-epoch-sec 0", "telemetry.epoch_sec"),
+            ("-lan-interface eth0", "lan_interfaces"),
+            ("-dht-bootstrap nope", "dht_bootstrap"),
             ("-k-anon x", "-k-anon"),
             ("-bogus 1", "-bogus"),
         ] {

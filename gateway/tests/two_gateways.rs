@@ -47,6 +47,8 @@ fn spawn(extra: &[&str]) -> Gateway {
         "-listen-port".into(),
         udp.to_string(),
         "-trackers=false".into(),
+        "-dht=false".into(),
+        "-lan=false".into(),
         "-subscribe".into(),
         "chat".into(),
     ];

@@ -77,6 +77,13 @@ pub struct Config {
     pub dht_enabled: bool,
     /// UDP port of the DHT socket (0 = any).
     pub dht_port: u16,
+    /// DHT bootstrap nodes `host:port` (empty = the public Mainline
+    /// routers; a Moss-in-Rust addition so tests can use a local DHT).
+    pub dht_bootstrap: Vec<String>,
+    /// IPv4 addresses of the interfaces LAN beacons use (empty = the system
+    /// default; a Moss-in-Rust addition, e.g. `["127.0.0.1"]` to keep
+    /// beacons on this host).
+    pub lan_interfaces: Vec<String>,
     /// Most random padding bytes added to handshake datagrams.
     pub obfs_pad_max: u16,
     /// Pub/sub router parameters.
@@ -133,7 +140,9 @@ impl GossipSubConfig {
             .d_out(self.d_out as usize)
             .d_score((self.d_lo as usize).min(self.d as usize))
             .d_lazy(self.d_lazy as usize)
-            .heartbeat(std::time::Duration::from_millis(u64::from(self.heartbeat_ms)))
+            .heartbeat(std::time::Duration::from_millis(u64::from(
+                self.heartbeat_ms,
+            )))
             .flood_publish(self.flood_publish)
             .idontwant(self.idontwant)
             .build()
@@ -214,6 +223,8 @@ impl Default for Config {
             lan_discovery_ms: 1500,
             dht_enabled: true,
             dht_port: 0,
+            dht_bootstrap: Vec::new(),
+            lan_interfaces: Vec::new(),
             obfs_pad_max: 256,
             gossipsub: GossipSubConfig::default(),
             nat: NatConfig::default(),
@@ -412,6 +423,25 @@ impl Config {
             {
                 return Err(ConfigError::Invalid {
                     field: "static_peers",
+                    reason: format!("entry {i} `{p}` is not host:port"),
+                });
+            }
+        }
+        for (i, a) in self.lan_interfaces.iter().enumerate() {
+            if a.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    field: "lan_interfaces",
+                    reason: format!("entry {i} `{a}` is not an IPv4 address"),
+                });
+            }
+        }
+        for (i, p) in self.dht_bootstrap.iter().enumerate() {
+            if p.rsplit_once(':')
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(ConfigError::Invalid {
+                    field: "dht_bootstrap",
                     reason: format!("entry {i} `{p}` is not host:port"),
                 });
             }
