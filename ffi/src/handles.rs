@@ -40,7 +40,7 @@ pub enum State {
     /// The node runs.
     Running {
         /// The engine node.
-        node: Node,
+        node: Box<Node>,
         /// Its dispatch thread.
         dispatcher: Dispatcher,
     },
@@ -196,7 +196,10 @@ impl Handle {
                 .map_err(|e| FfiError::Internal(format!("cannot spawn the dispatch thread: {e}")));
         match dispatcher {
             Ok(dispatcher) => {
-                *st = State::Running { node, dispatcher };
+                *st = State::Running {
+                    node: Box::new(node),
+                    dispatcher,
+                };
                 Ok(())
             }
             Err(e) => {
