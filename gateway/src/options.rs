@@ -15,6 +15,7 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "dht", kind: Kind::Bool, help: "use the Mainline DHT for discovery (default true)" },
     Spec { name: "dht-bootstrap", kind: Kind::Repeated, help: "DHT bootstrap node host:port (repeatable; default: the public routers)" },
     Spec { name: "lan", kind: Kind::Bool, help: "find peers on the LAN with multicast beacons (default true)" },
+    Spec { name: "lan-port", kind: Kind::Value, help: "UDP port of LAN beacons (default 44445)" },
     Spec { name: "lan-interface", kind: Kind::Repeated, help: "IPv4 address of an interface for LAN beacons (repeatable; default: the system's)" },
     Spec { name: "psk", kind: Kind::Value, help: "64 hex digits: the mesh pre-shared key" },
     Spec { name: "config", kind: Kind::Value, help: "path to a JSON config file (the Moss_Init format); flags override it" },

@@ -270,3 +270,22 @@ fn two_gateways_converge_to_the_same_chain() {
     let (status, _) = get(&a.http, "/api/chain?limit=zero").unwrap();
     assert_eq!(status, 400);
 }
+
+#[test]
+fn two_gateways_without_static_peers_find_each_other_on_the_lan() {
+    // Default discovery, except: no public trackers or DHT (no internet in
+    // tests) and beacons kept on the loopback interface.
+    let lan_port = free_udp_port().to_string();
+    let lan = [
+        "-lan=true",
+        "-lan-interface",
+        "127.0.0.1",
+        "-lan-port",
+        &lan_port,
+    ];
+    let a = spawn(&lan);
+    let b = spawn(&lan);
+    eventually("A and B connected via LAN beacons", || {
+        peer_count(&a) == Some(1) && peer_count(&b) == Some(1)
+    });
+}
