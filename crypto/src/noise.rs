@@ -79,6 +79,33 @@ pub struct HandshakeOutcome {
     pub handshake_hash: [u8; 32],
 }
 
+/// Our side's long-lived handshake material for one mesh: the X25519 static
+/// key pair and the signed identity binding. Computing it costs a scalar
+/// multiplication and a signature, so a node builds it once, not per
+/// handshake.
+#[derive(Clone)]
+pub struct LocalStatic {
+    secret: [u8; 32],
+    binding: [u8; BINDING_LEN],
+    prologue: [u8; 32],
+}
+
+impl LocalStatic {
+    /// Derives the static key from `identity` and signs the binding for the
+    /// mesh `prologue` ([`crate::MeshKeys::prologue`]).
+    pub fn new(identity: &Identity, prologue: &[u8; 32]) -> Self {
+        let (secret, public) = static_keypair(identity);
+        let mut binding = [0u8; BINDING_LEN];
+        binding[..32].copy_from_slice(&identity.public_key().0);
+        binding[32..].copy_from_slice(&identity.sign(&bind_message(prologue, &public)));
+        Self {
+            secret,
+            binding,
+            prologue: *prologue,
+        }
+    }
+}
+
 /// One in-progress Noise XX handshake.
 pub struct Handshake {
     state: snow::HandshakeState,
@@ -157,33 +184,39 @@ fn snow_err(e: snow::Error) -> HandshakeError {
 
 impl Handshake {
     /// Starts a handshake. `prologue` is [`crate::MeshKeys::prologue`];
-    /// `rng_seed` supplies the ephemeral key.
+    /// `rng_seed` supplies the ephemeral key. Builds the static material on
+    /// the spot; nodes use [`Handshake::with_static`] instead.
     pub fn new(
         role: Role,
         identity: &Identity,
         prologue: &[u8; 32],
         rng_seed: [u8; 32],
     ) -> Result<Self, HandshakeError> {
+        Self::with_static(role, &LocalStatic::new(identity, prologue), rng_seed)
+    }
+
+    /// Starts a handshake with precomputed static material.
+    pub fn with_static(
+        role: Role,
+        local: &LocalStatic,
+        rng_seed: [u8; 32],
+    ) -> Result<Self, HandshakeError> {
         let params = PATTERN
             .parse()
             .map_err(|e: snow::Error| HandshakeError::Setup(e.to_string()))?;
-        let (secret, public) = static_keypair(identity);
         let builder = snow::Builder::with_resolver(params, Box::new(Resolver { seed: rng_seed }))
-            .local_private_key(&secret)
-            .prologue(prologue);
+            .local_private_key(&local.secret)
+            .prologue(&local.prologue);
         let state = match role {
             Role::Initiator => builder.build_initiator(),
             Role::Responder => builder.build_responder(),
         }
         .map_err(|e| HandshakeError::Setup(e.to_string()))?;
-        let mut binding = [0u8; BINDING_LEN];
-        binding[..32].copy_from_slice(&identity.public_key().0);
-        binding[32..].copy_from_slice(&identity.sign(&bind_message(prologue, &public)));
         Ok(Self {
             state,
             role,
-            binding,
-            prologue: *prologue,
+            binding: local.binding,
+            prologue: local.prologue,
             remote: None,
         })
     }

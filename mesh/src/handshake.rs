@@ -59,17 +59,16 @@ impl Node {
         }
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
-        let mut hs =
-            match Handshake::new(Role::Initiator, &self.identity, &self.keys.prologue, seed) {
-                Ok(hs) => hs,
-                Err(e) => {
-                    self.events.push_back(Event::ConnectFailed {
-                        addr,
-                        reason: e.to_string(),
-                    });
-                    return;
-                }
-            };
+        let mut hs = match Handshake::with_static(Role::Initiator, &self.local_static, seed) {
+            Ok(hs) => hs,
+            Err(e) => {
+                self.events.push_back(Event::ConnectFailed {
+                    addr,
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
         let mut msg = [0u8; MAX_MESSAGE];
         let n = match hs.write(&[], &mut msg) {
             Ok(n) => n,
@@ -204,13 +203,19 @@ impl Node {
         {
             return self.drop_input(DropReason::Capacity);
         }
+        // Answering costs three X25519 operations: a flood of bogus message
+        // 1s is cut off here, before any of them, so established sessions
+        // keep their CPU.
+        let now = self.now;
+        if !self.handshake_budget.take(1, now) {
+            return self.drop_input(DropReason::HandshakeRateLimited);
+        }
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
-        let mut hs =
-            match Handshake::new(Role::Responder, &self.identity, &self.keys.prologue, seed) {
-                Ok(hs) => hs,
-                Err(_) => return self.drop_input(DropReason::BadHandshake),
-            };
+        let mut hs = match Handshake::with_static(Role::Responder, &self.local_static, seed) {
+            Ok(hs) => hs,
+            Err(_) => return self.drop_input(DropReason::BadHandshake),
+        };
         if let Err(e) = hs.read(b.noise) {
             return self.drop_input(Self::fail_reason(&e));
         }

@@ -26,6 +26,10 @@ pub const KEEPALIVE: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_RETRY: Duration = Duration::from_millis(500);
 /// Most handshakes in flight at once.
 pub const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Handshake initiations a node answers in a burst.
+pub const HANDSHAKE_BURST: u32 = 512;
+/// Handshake initiations a node answers per second, sustained.
+pub const HANDSHAKE_RATE: u32 = 2000;
 /// Longest back-off between dials of a lost static peer.
 pub const MAX_REDIAL: Duration = Duration::from_secs(30);
 
@@ -81,6 +85,8 @@ pub struct Node {
     next_tick: Time,
     pub(crate) now: Time,
     pub(crate) telemetry: moss_telemetry::Telemetry,
+    pub(crate) local_static: moss_crypto::LocalStatic,
+    pub(crate) handshake_budget: crate::session::TokenBucket,
     pub(crate) telemetry_bytes_seen: (u64, u64),
     pub(crate) unix_origin: u64,
 }
@@ -102,6 +108,7 @@ impl Node {
         // across restarts of the same identity.
         let seq = rng.next_u64() >> 16;
         let telemetry = crate::telemetry::build(&cfg.telemetry, &identity);
+        let local_static = moss_crypto::LocalStatic::new(&identity, &keys.prologue);
         let mut subscriptions = BTreeSet::new();
         if telemetry.is_enabled() {
             subscriptions.insert(crate::telemetry::TELEMETRY_TOPIC.to_string());
@@ -128,6 +135,12 @@ impl Node {
             next_tick: now,
             now,
             telemetry,
+            local_static,
+            handshake_budget: crate::session::TokenBucket::new(
+                HANDSHAKE_BURST,
+                HANDSHAKE_RATE,
+                now,
+            ),
             telemetry_bytes_seen: (0, 0),
             unix_origin: 0,
         }

@@ -45,6 +45,8 @@ pub enum DropReason {
     /// A telemetry stat delta refused by the CRDT (wrong epoch length,
     /// epoch outside the open window, epoch full).
     StatDeltaRejected,
+    /// A handshake initiation beyond the responder's rate budget.
+    HandshakeRateLimited,
     /// A pub/sub message with a bad or missing signature, or rejected by
     /// the application validator.
     InvalidMessage,
@@ -54,7 +56,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 22;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::TooShort,
@@ -76,6 +78,7 @@ impl DropReason {
         Self::HopLimit,
         Self::BadStatDelta,
         Self::StatDeltaRejected,
+        Self::HandshakeRateLimited,
         Self::InvalidMessage,
         Self::Graylisted,
     ];
@@ -102,6 +105,7 @@ impl DropReason {
             Self::HopLimit => "hop_limit",
             Self::BadStatDelta => "bad_stat_delta",
             Self::StatDeltaRejected => "stat_delta_rejected",
+            Self::HandshakeRateLimited => "handshake_rate_limited",
             Self::InvalidMessage => "invalid_message",
             Self::Graylisted => "graylisted",
         }

@@ -274,3 +274,34 @@ fn same_seed_same_bytes() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_flood_of_bogus_handshakes_is_rate_limited_and_sessions_keep_working() {
+    let mut net = Net::new(2, "local", None);
+    net.nodes[1].add_static_peer(addr(0));
+    net.nodes[0].subscribe("t");
+    net.run(Duration::from_secs(1));
+    // Capture a genuine message 1 from a third node and replay it from many
+    // spoofed sources: each looks like a new dialler.
+    let mut spoofer = Net::new(3, "local", None);
+    spoofer.nodes[2].connect(addr(0));
+    let init = spoofer.nodes[2].poll_transmit().unwrap().bytes;
+    for i in 0..5000u32 {
+        let from = std::net::SocketAddr::from(([127, 1, (i >> 8) as u8, i as u8], 50000));
+        net.inject(0, from, init.clone());
+    }
+    let d = net.nodes[0].stats().drops.clone();
+    let limited = d.get(DropReason::HandshakeRateLimited);
+    let capacity = d.get(DropReason::Capacity);
+    assert!(
+        limited + capacity >= 4000,
+        "most of the flood was refused before any DH: {limited} + {capacity}"
+    );
+    let now = net.now;
+    net.nodes[1].publish(now, "t", b"still here").unwrap();
+    net.run(Duration::from_millis(100));
+    assert_eq!(
+        net.messages(0),
+        vec![("t".to_string(), b"still here".to_vec())]
+    );
+}
