@@ -2,7 +2,7 @@
 //! in C form, the eventfd waker, UDP GSO run planning, `UDP_GRO` control
 //! messages and splitting of coalesced receive buffers.
 
-use super::{OutDatagram, Wakeup, MAX_DATAGRAM};
+use super::{OutDatagram, Wakeup};
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -270,13 +270,33 @@ pub(crate) fn enable_gro(fd: RawFd) -> io::Result<()> {
     setsockopt_int(fd, libc::SOL_UDP, libc::UDP_GRO, 1)
 }
 
-/// True for the errors with which a kernel or device refuses a GSO send
-/// (then GSO is disabled and the datagrams are sent one by one).
-pub(crate) fn is_gso_refusal(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINVAL) | Some(libc::ENOPROTOOPT) | Some(libc::EIO)
-    )
+/// How the kernel turned down a GSO message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GsoRefusal {
+    /// `EMSGSIZE`: segment plus headers exceed the route's MTU; smaller
+    /// segments can still be coalesced.
+    TooBig,
+    /// `EINVAL`/`ENOPROTOOPT`/`EIO`: the kernel or device refuses GSO.
+    Refused,
+}
+
+/// Classifies a send error of a message that carried `UDP_SEGMENT`.
+pub(crate) fn gso_refusal(e: &io::Error) -> Option<GsoRefusal> {
+    match e.raw_os_error() {
+        Some(libc::EMSGSIZE) => Some(GsoRefusal::TooBig),
+        Some(libc::EINVAL) | Some(libc::ENOPROTOOPT) | Some(libc::EIO) => Some(GsoRefusal::Refused),
+        _ => None,
+    }
+}
+
+/// The largest segment size still coalesced after a refusal of a run of
+/// `seg`-byte segments was confirmed (the same datagrams then went out one
+/// by one): below `seg` for [`GsoRefusal::TooBig`], 0 (GSO off) otherwise.
+pub(crate) fn after_refusal(max_seg: usize, kind: GsoRefusal, seg: usize) -> usize {
+    match kind {
+        GsoRefusal::TooBig => max_seg.min(seg.saturating_sub(1)),
+        GsoRefusal::Refused => 0,
+    }
 }
 
 /// True for send errors that concern one datagram or destination only; the
@@ -310,8 +330,9 @@ pub(crate) struct Run {
     pub seg: usize,
 }
 
-/// Splits `out` into runs; with `gso` false every run has one datagram.
-pub(crate) fn plan_runs(out: &[OutDatagram<'_>], gso: bool, runs: &mut Vec<Run>) {
+/// Splits `out` into runs; only segments of at most `max_seg` bytes are
+/// coalesced (0: every run has one datagram).
+pub(crate) fn plan_runs(out: &[OutDatagram<'_>], max_seg: usize, runs: &mut Vec<Run>) {
     runs.clear();
     let mut i = 0;
     while i < out.len() {
@@ -319,7 +340,7 @@ pub(crate) fn plan_runs(out: &[OutDatagram<'_>], gso: bool, runs: &mut Vec<Run>)
         let mut count = 1;
         let mut total = seg;
         // Zero-length and oversized segments never coalesce.
-        if gso && seg > 0 && seg <= MAX_DATAGRAM.max(1500) {
+        if seg > 0 && seg <= max_seg {
             while i + count < out.len() && count < MAX_GSO_SEGMENTS {
                 let next = &out[i + count];
                 let len = next.bytes.len();
@@ -447,8 +468,52 @@ pub(crate) fn disable_gro(fd: RawFd) {
     let _ = setsockopt_int(fd, libc::SOL_UDP, libc::UDP_GRO, 0);
 }
 
+/// Runs `f` on a thread inside a fresh network namespace whose loopback is
+/// up with the given MTU (tests of MTU-dependent GSO behaviour). `None`
+/// when namespaces cannot be created here (no CAP_SYS_ADMIN); panics in `f`
+/// propagate.
+#[cfg(test)]
+pub(crate) fn with_loopback_mtu<R: Send + 'static>(
+    mtu: i32,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let handle = std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread's network namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            eprintln!("no network namespace: {}", io::Error::last_os_error());
+            return None;
+        }
+        // SAFETY: plain socket/ioctl/close on a socket we own, with a live,
+        // zero-initialised ifreq naming "lo".
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+            let mut ifr: libc::ifreq = mem::zeroed();
+            for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+                *d = *s as libc::c_char;
+            }
+            assert_eq!(
+                libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr),
+                0,
+                "SIOCGIFFLAGS"
+            );
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            assert_eq!(libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr), 0, "SIOCSIFFLAGS");
+            ifr.ifr_ifru.ifru_mtu = mtu;
+            assert_eq!(libc::ioctl(fd, libc::SIOCSIFMTU, &ifr), 0, "SIOCSIFMTU");
+            libc::close(fd);
+        }
+        Some(f())
+    });
+    match handle.join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::MAX_DATAGRAM;
     use super::*;
 
     #[test]
@@ -500,13 +565,23 @@ mod tests {
             d(b, &small[..]),
         ];
         let mut runs = Vec::new();
-        plan_runs(&out, true, &mut runs);
+        plan_runs(&out, MAX_DATAGRAM, &mut runs);
         let got: Vec<(usize, usize)> = runs.iter().map(|r| (r.start, r.count)).collect();
         assert_eq!(got, vec![(0, 3), (3, 1), (4, 1), (5, 1), (6, 1)]);
-        plan_runs(&out, false, &mut runs);
+        plan_runs(&out, 0, &mut runs);
         assert_eq!(runs.len(), out.len());
+        // Segments above the limit go one by one; smaller ones still coalesce.
+        plan_runs(&out, 1199, &mut runs);
+        let got: Vec<(usize, usize)> = runs.iter().map(|r| (r.start, r.count)).collect();
+        assert_eq!(
+            got,
+            vec![(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)]
+        );
+        assert_eq!(after_refusal(MAX_DATAGRAM, GsoRefusal::TooBig, 1400), 1399);
+        assert_eq!(after_refusal(1000, GsoRefusal::TooBig, 1400), 1000);
+        assert_eq!(after_refusal(MAX_DATAGRAM, GsoRefusal::Refused, 1400), 0);
         let many: Vec<_> = (0..200).map(|_| d(a, &big[..])).collect();
-        plan_runs(&many, true, &mut runs);
+        plan_runs(&many, MAX_DATAGRAM, &mut runs);
         assert!(runs.iter().all(|r| r.count * r.seg <= MAX_GSO_BYTES));
         assert_eq!(runs.iter().map(|r| r.count).sum::<usize>(), 200);
     }

@@ -17,9 +17,9 @@
 //! in [`MmsgStats::oversized`]).
 
 use super::linux::{
-    addr_bytes, decode_addr, enable_gro, gro_segment, is_gso_refusal, is_per_datagram_error,
-    plan_runs, poll_two, probe_gso, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF,
-    GRO_BUF,
+    addr_bytes, after_refusal, decode_addr, enable_gro, gro_segment, gso_refusal,
+    is_per_datagram_error, plan_runs, poll_two, probe_gso, write_segment_cmsg, EventFd, GsoRefusal,
+    RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
 use std::io;
@@ -81,7 +81,8 @@ struct Held {
 pub struct MmsgBackend {
     socket: UdpSocket,
     event: Arc<EventFd>,
-    gso: bool,
+    /// Largest segment coalesced with GSO; 0 = GSO off.
+    gso_max_seg: usize,
     gro: bool,
     stats: MmsgStats,
     // Send scratch, rebuilt on every call.
@@ -139,7 +140,7 @@ impl MmsgBackend {
         Ok(Self {
             socket,
             event: Arc::new(EventFd::new()?),
-            gso,
+            gso_max_seg: if gso { MAX_DATAGRAM } else { 0 },
             gro,
             stats: MmsgStats::default(),
             runs: Vec::new(),
@@ -160,7 +161,13 @@ impl MmsgBackend {
 
     /// Whether sends currently use UDP GSO.
     pub fn gso_enabled(&self) -> bool {
-        self.gso
+        self.gso_max_seg > 0
+    }
+
+    /// Largest datagram size still coalesced with GSO (lowered when a route's
+    /// MTU turns a run down with `EMSGSIZE`; 0 when GSO is off).
+    pub fn gso_max_segment(&self) -> usize {
+        self.gso_max_seg
     }
 
     /// Whether receives use UDP GRO.
@@ -499,7 +506,7 @@ impl Backend for MmsgBackend {
             return Ok(0);
         }
         let mut runs = std::mem::take(&mut self.runs);
-        plan_runs(out, self.gso, &mut runs);
+        plan_runs(out, self.gso_max_seg, &mut runs);
         self.runs = runs;
         self.build_send(out, 0);
         // `base` is the index in `runs` that send_hdrs[0] corresponds to.
@@ -508,7 +515,7 @@ impl Backend for MmsgBackend {
         let mut sent = 0usize;
         // Set after a GSO message was refused and the rest was re-planned
         // without GSO: the next single send tells whether GSO was at fault.
-        let mut gso_suspect = false;
+        let mut gso_suspect: Option<(GsoRefusal, usize)> = None;
         while r < self.runs.len() {
             let k = (self.runs.len() - r).min(MAX_MSGS_PER_CALL);
             // SAFETY: send_hdrs[r - base ..] point at iovecs over the
@@ -530,10 +537,14 @@ impl Backend for MmsgBackend {
                         self.stats.gso_sends += 1;
                     }
                 }
-                if gso_suspect {
-                    gso_suspect = false;
-                    self.gso = false;
-                    tracing::warn!("mmsg: kernel refused a UDP GSO send but took the same datagrams one by one; GSO disabled");
+                if let Some((kind, seg)) = gso_suspect.take() {
+                    self.gso_max_seg = after_refusal(self.gso_max_seg, kind, seg);
+                    tracing::warn!(
+                        ?kind,
+                        seg,
+                        max_seg = self.gso_max_seg,
+                        "mmsg: kernel refused a UDP GSO send but took the same datagrams one by one; GSO limited (0 = off)"
+                    );
                 }
                 r += done;
                 continue;
@@ -545,12 +556,13 @@ impl Backend for MmsgBackend {
                 io::ErrorKind::Interrupted => continue,
                 _ => {}
             }
-            if run.count > 1 && is_gso_refusal(&e) {
+            let refusal = if run.count > 1 { gso_refusal(&e) } else { None };
+            if let Some(kind) = refusal {
                 // Re-plan everything from this run on without GSO and try
                 // again; whether GSO is to blame is decided by the next send.
                 let start = run.start;
                 let mut tail = Vec::new();
-                plan_runs(&out[start..], false, &mut tail);
+                plan_runs(&out[start..], 0, &mut tail);
                 self.runs.truncate(r);
                 self.runs.extend(tail.into_iter().map(|t| Run {
                     start: t.start + start,
@@ -558,13 +570,13 @@ impl Backend for MmsgBackend {
                 }));
                 self.build_send(out, r);
                 base = r;
-                gso_suspect = true;
+                gso_suspect = Some((kind, run.seg));
                 tracing::debug!(reason = %e, "mmsg: GSO send refused, retrying without GSO");
                 continue;
             }
             if is_per_datagram_error(&e) || e.raw_os_error() == Some(libc::EINVAL) {
                 // This datagram (or destination) is the problem, not GSO.
-                gso_suspect = false;
+                gso_suspect = None;
                 self.stats.send_dropped += run.count as u64;
                 tracing::debug!(to = %out[run.start].to, reason = %e, "mmsg: datagram dropped on send");
                 sent += run.count;
@@ -609,8 +621,18 @@ mod tests {
         count: usize,
         slots: usize,
     ) -> (Vec<Vec<u8>>, usize) {
+        exchange_sized(tx, rx, count, 1000, slots)
+    }
+
+    fn exchange_sized(
+        tx: &mut MmsgBackend,
+        rx: &mut MmsgBackend,
+        count: usize,
+        size: usize,
+        slots: usize,
+    ) -> (Vec<Vec<u8>>, usize) {
         let to = rx.local_addr().expect("addr");
-        let msgs: Vec<Vec<u8>> = (0..count).map(|i| vec![i as u8; 1000]).collect();
+        let msgs: Vec<Vec<u8>> = (0..count).map(|i| vec![i as u8; size]).collect();
         let out: Vec<_> = msgs.iter().map(|m| OutDatagram { to, bytes: m }).collect();
         assert_eq!(tx.send_batch(&out).expect("send"), count);
         let mut batch = RecvBatch::new(slots);
@@ -734,5 +756,33 @@ mod tests {
             }
         }
         assert_eq!(got, msgs);
+    }
+
+    /// A route MTU below the segment size makes the kernel answer a GSO run
+    /// with EMSGSIZE: the datagrams go out one by one (fragmented), nothing
+    /// is lost, and smaller segments are still coalesced afterwards.
+    #[test]
+    fn segments_above_the_route_mtu_go_one_by_one_and_smaller_still_coalesce() {
+        let ran = super::super::linux::with_loopback_mtu(1280, || {
+            let mut tx = bound(Offload::default());
+            let mut rx = bound(Offload::default());
+            if !tx.gso_enabled() {
+                return;
+            }
+            exchange_sized(&mut tx, &mut rx, 20, 1400, 64);
+            assert!(tx.gso_enabled(), "GSO switched off by an MTU refusal");
+            assert!(
+                (1000..1400).contains(&tx.gso_max_segment()),
+                "limit {}",
+                tx.gso_max_segment()
+            );
+            assert_eq!(tx.stats().send_dropped, 0);
+            let before = tx.stats().gso_sends;
+            exchange_sized(&mut tx, &mut rx, 20, 1000, 64);
+            assert!(tx.stats().gso_sends > before, "{:?}", tx.stats());
+        });
+        if ran.is_none() {
+            eprintln!("network namespaces unavailable; MTU refusal not exercised");
+        }
     }
 }

@@ -19,8 +19,8 @@
 //! `io_uring_enter` until any completion (datagram, wake) or the timeout.
 
 use super::linux::{
-    decode_addr, enable_gro, gro_segment, is_gso_refusal, is_per_datagram_error, plan_runs,
-    probe_gso, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
+    after_refusal, decode_addr, enable_gro, gro_segment, gso_refusal, is_per_datagram_error,
+    plan_runs, probe_gso, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{Backend, BackendError, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
 use io_uring::types::{Fd, SubmitArgs, Timespec};
@@ -245,7 +245,8 @@ pub struct UringBackend {
     bufs_out: usize,
     stash: VecDeque<Completion>,
     held: Option<Held>,
-    gso: bool,
+    /// Largest segment coalesced with GSO; 0 = GSO off.
+    gso_max_seg: usize,
     gro: bool,
     stats: UringStats,
     /// Set when `io_uring_enter` failed with sends in flight: nothing is
@@ -415,7 +416,7 @@ impl UringBackend {
             bufs_out: 0,
             stash: VecDeque::with_capacity(entries as usize),
             held: None,
-            gso,
+            gso_max_seg: if gso { MAX_DATAGRAM } else { 0 },
             gro,
             stats: UringStats::default(),
             poisoned: false,
@@ -442,7 +443,13 @@ impl UringBackend {
 
     /// Whether sends currently use UDP GSO.
     pub fn gso_enabled(&self) -> bool {
-        self.gso
+        self.gso_max_seg > 0
+    }
+
+    /// Largest datagram size still coalesced with GSO (lowered when a route's
+    /// MTU turns a run down with `EMSGSIZE`; 0 when GSO is off).
+    pub fn gso_max_segment(&self) -> usize {
+        self.gso_max_seg
     }
 
     /// Whether receives use UDP GRO.
@@ -823,7 +830,7 @@ impl Backend for UringBackend {
             return Ok(0);
         }
         let mut runs = std::mem::take(&mut self.runs);
-        plan_runs(out, self.gso, &mut runs);
+        plan_runs(out, self.gso_max_seg, &mut runs);
         self.runs = runs;
         self.build_send(out);
         self.send_res.clear();
@@ -851,8 +858,9 @@ impl Backend for UringBackend {
                 }
                 Some(res) => {
                     let e = io::Error::from_raw_os_error(-res);
-                    if r.count > 1 && is_gso_refusal(&e) {
-                        refused.push(*r);
+                    let refusal = if r.count > 1 { gso_refusal(&e) } else { None };
+                    if let Some(kind) = refusal {
+                        refused.push((*r, kind));
                         sent += r.count;
                     } else if is_per_datagram_error(&e) || res == -libc::EINVAL {
                         self.stats.send_dropped += r.count as u64;
@@ -868,21 +876,28 @@ impl Backend for UringBackend {
         }
         if !refused.is_empty() {
             // Resend refused GSO runs one datagram per message; if that
-            // works, the kernel or device refused GSO itself.
+            // works, GSO (or this segment size) was the problem.
             let mut singles = Vec::new();
-            for r in &refused {
+            for (r, _) in &refused {
                 singles.extend(out[r.start..r.start + r.count].iter().copied());
             }
-            let was = self.gso;
-            self.gso = false;
-            let ok = self.send_batch(&singles)?;
-            if ok > 0 && was {
-                tracing::warn!("uring: kernel refused a UDP GSO send but took the datagrams one by one; GSO disabled");
-            } else {
-                self.gso = was;
+            let was = self.gso_max_seg;
+            self.gso_max_seg = 0;
+            let ok = self.send_batch(&singles).unwrap_or(0);
+            self.gso_max_seg = was;
+            if ok > 0 {
+                let mut limit = was;
+                for (r, kind) in &refused {
+                    limit = after_refusal(limit, *kind, r.seg);
+                }
+                self.gso_max_seg = limit;
+                tracing::warn!(
+                    max_seg = limit,
+                    "uring: kernel refused a UDP GSO send but took the datagrams one by one; GSO limited (0 = off)"
+                );
             }
             // Datagrams of refused runs that still did not go out.
-            sent -= singles.len() - ok;
+            sent -= singles.len() - ok.min(singles.len());
         }
         Ok(sent)
     }
@@ -982,8 +997,18 @@ mod tests {
     }
 
     fn exchange(tx: &mut UringBackend, rx: &mut UringBackend, count: usize, slots: usize) {
+        exchange_sized(tx, rx, count, 1000, slots)
+    }
+
+    fn exchange_sized(
+        tx: &mut UringBackend,
+        rx: &mut UringBackend,
+        count: usize,
+        size: usize,
+        slots: usize,
+    ) {
         let to = rx.local_addr().expect("addr");
-        let msgs: Vec<Vec<u8>> = (0..count).map(|i| vec![i as u8; 1000]).collect();
+        let msgs: Vec<Vec<u8>> = (0..count).map(|i| vec![i as u8; size]).collect();
         let out: Vec<_> = msgs.iter().map(|m| OutDatagram { to, bytes: m }).collect();
         assert_eq!(tx.send_batch(&out).expect("send"), count);
         let mut batch = RecvBatch::new(slots);
@@ -1150,5 +1175,37 @@ mod tests {
             }
         }
         assert_eq!(got, msgs);
+    }
+
+    /// A route MTU below the segment size makes the kernel answer a GSO run
+    /// with EMSGSIZE: resent one by one (fragmented), nothing lost, smaller
+    /// segments still coalesced afterwards.
+    #[test]
+    fn segments_above_the_route_mtu_go_one_by_one_and_smaller_still_coalesce() {
+        let ran = super::super::linux::with_loopback_mtu(1280, || {
+            let (Some(mut tx), Some(mut rx)) = (
+                bound(UringOptions::default()),
+                bound(UringOptions::default()),
+            ) else {
+                return;
+            };
+            if !tx.gso_enabled() {
+                return;
+            }
+            exchange_sized(&mut tx, &mut rx, 20, 1400, 64);
+            assert!(tx.gso_enabled(), "GSO switched off by an MTU refusal");
+            assert!(
+                (1000..1400).contains(&tx.gso_max_segment()),
+                "limit {}",
+                tx.gso_max_segment()
+            );
+            assert_eq!(tx.stats().send_dropped, 0);
+            let before = tx.stats().gso_sends;
+            exchange_sized(&mut tx, &mut rx, 20, 1000, 64);
+            assert!(tx.stats().gso_sends > before, "{:?}", tx.stats());
+        });
+        if ran.is_none() {
+            eprintln!("network namespaces unavailable; MTU refusal not exercised");
+        }
     }
 }
