@@ -32,6 +32,12 @@ pub enum Variant {
     MmsgZeroCopy,
     /// `uring` with GSO and GRO, received through the zero-copy `recv_with`.
     UringZeroCopy,
+    /// `mmsg` receiving with GRO on from a peer that sends without GSO
+    /// (nothing to coalesce on loopback: every datagram is its own message).
+    MmsgGroUncoalesced,
+    /// `uring` receiving with GRO on (64 KiB ring buffers) from a peer that
+    /// sends without GSO.
+    UringGroUncoalesced,
 }
 
 /// The receiving end of a throughput run: `recv_batch` (one copy into the
@@ -92,12 +98,14 @@ fn open_uring(offload: bool) -> Result<UringBackend, String> {
 
 impl Variant {
     /// All variants, in table order.
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Portable,
         Variant::MmsgPlain,
+        Variant::MmsgGroUncoalesced,
         Variant::MmsgOffload,
         Variant::MmsgZeroCopy,
         Variant::UringPlain,
+        Variant::UringGroUncoalesced,
         Variant::UringOffload,
         Variant::UringZeroCopy,
     ];
@@ -112,6 +120,8 @@ impl Variant {
             Variant::UringOffload => "uring (GSO+GRO)",
             Variant::MmsgZeroCopy => "mmsg (GSO+GRO), zero-copy recv_with",
             Variant::UringZeroCopy => "uring (GSO+GRO), zero-copy recv_with",
+            Variant::MmsgGroUncoalesced => "mmsg (GRO on, peer sends without GSO)",
+            Variant::UringGroUncoalesced => "uring (GRO on, peer sends without GSO)",
         }
     }
 
@@ -120,7 +130,10 @@ impl Variant {
         use crate::raw::Mode;
         match self {
             Variant::Portable => Mode::Single,
-            Variant::MmsgPlain | Variant::UringPlain => Mode::Mmsg,
+            Variant::MmsgPlain
+            | Variant::UringPlain
+            | Variant::MmsgGroUncoalesced
+            | Variant::UringGroUncoalesced => Mode::Mmsg,
             Variant::MmsgOffload
             | Variant::UringOffload
             | Variant::MmsgZeroCopy
@@ -137,17 +150,22 @@ impl Variant {
                 moss::backend::open_with_socket(moss::backend::BackendKind::Portable, s)
                     .map_err(|e| e.to_string())
             }
-            Variant::MmsgPlain => Ok(Box::new(open_mmsg(false)?)),
+            Variant::MmsgPlain | Variant::MmsgGroUncoalesced => Ok(Box::new(open_mmsg(false)?)),
             Variant::MmsgOffload | Variant::MmsgZeroCopy => Ok(Box::new(open_mmsg(true)?)),
-            Variant::UringPlain => Ok(Box::new(open_uring(false)?)),
+            Variant::UringPlain | Variant::UringGroUncoalesced => Ok(Box::new(open_uring(false)?)),
             Variant::UringOffload | Variant::UringZeroCopy => Ok(Box::new(open_uring(true)?)),
         }
     }
 
     /// The receiving end for a throughput run.
     pub fn open_receiver(self) -> Result<Receiver, String> {
+        let backend: Box<dyn Backend> = match self {
+            Variant::MmsgGroUncoalesced => Box::new(open_mmsg(true)?),
+            Variant::UringGroUncoalesced => Box::new(open_uring(true)?),
+            _ => self.open()?,
+        };
         Ok(Receiver {
-            backend: self.open()?,
+            backend,
             zero_copy: matches!(self, Variant::MmsgZeroCopy | Variant::UringZeroCopy),
         })
     }
