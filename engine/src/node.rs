@@ -533,6 +533,16 @@ impl Node {
     pub fn is_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::SeqCst)
     }
+
+    /// `(messages, events)` dropped so far because the host did not drain
+    /// them in time: the counters of [`NodeStats`], read without a round
+    /// trip to the engine thread (which can be busy in a receive flood).
+    pub fn host_drops(&self) -> (u64, u64) {
+        (
+            self.shared.messages_dropped.load(Ordering::Relaxed),
+            self.shared.events_dropped.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Drop for Node {
