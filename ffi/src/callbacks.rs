@@ -170,6 +170,7 @@ fn run(
     stop: &AtomicBool,
 ) {
     let mut reported = 0u64;
+    let mut topic = TopicCache::default();
     let mut next_check = Instant::now() + OVERFLOW_CHECK;
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -178,7 +179,7 @@ fn run(
         let timeout = next_check.saturating_duration_since(Instant::now());
         select! {
             recv(messages) -> m => match m {
-                Ok(m) => deliver_message(handle, stop, &m),
+                Ok(m) => deliver_message(handle, stop, &mut topic, &m),
                 Err(_) => return,
             },
             recv(events) -> e => match e {
@@ -206,16 +207,34 @@ fn run(
 /// A valid address for empty payloads (never read: `len` is 0).
 static EMPTY: u8 = 0;
 
-fn deliver_message(handle: &Handle, stop: &AtomicBool, m: &Message) {
+/// The C form of the last delivered topic, reused while the topic repeats.
+#[derive(Default)]
+struct TopicCache {
+    topic: String,
+    c: CString,
+}
+
+impl TopicCache {
+    /// The NUL-terminated topic; `None` if it holds a NUL byte (never the
+    /// case for topics the host subscribed with a C string).
+    fn get(&mut self, topic: &str) -> Option<&CString> {
+        if self.topic != topic || self.c.as_bytes().is_empty() {
+            self.c = CString::new(topic).ok()?;
+            self.topic.clear();
+            self.topic.push_str(topic);
+        }
+        Some(&self.c)
+    }
+}
+
+fn deliver_message(handle: &Handle, stop: &AtomicBool, topic: &mut TopicCache, m: &Message) {
     let Some(cb) = handle.callbacks.message() else {
         return;
     };
     if stop.load(Ordering::SeqCst) {
         return;
     }
-    // Topics we deliver are ones the host subscribed with a C string, so
-    // they hold no NUL; skip anything else rather than truncate it.
-    let Ok(channel) = CString::new(m.topic.as_str()) else {
+    let Some(channel) = topic.get(&m.topic) else {
         return;
     };
     let Ok(len) = u32::try_from(m.data.len()) else {

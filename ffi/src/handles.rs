@@ -209,13 +209,14 @@ impl Handle {
         }
     }
 
-    /// Messages and events the engine dropped because the host was slow.
+    /// Messages and events the engine dropped because the host was slow
+    /// (atomic counters: no round trip to a possibly busy engine thread).
     pub fn host_drops(&self) -> Option<u64> {
         match &*self.state() {
-            State::Running { node, .. } => node
-                .stats()
-                .ok()
-                .map(|s| s.events_dropped + s.messages_dropped),
+            State::Running { node, .. } => {
+                let (messages, events) = node.host_drops();
+                Some(messages + events)
+            }
             _ => None,
         }
     }
