@@ -13,7 +13,11 @@
 //! run has several), all pushed and submitted with one `io_uring_enter`.
 //! `MSG_DONTWAIT` makes each send complete inline (or fail with `EAGAIN`), so
 //! the call waits for its completions without blocking and the caller's
-//! slices are never referenced after it returns.
+//! slices are never referenced after it returns. The entries are not linked,
+//! so when the socket buffer fills, a message after the first `EAGAIN` may
+//! still have gone out; the returned count is the prefix before that
+//! `EAGAIN` (the trait's contract), so such a datagram is counted as not
+//! accepted although it was sent.
 //!
 //! Wake-up: a multishot `PollAdd` on an eventfd; `wait` blocks in
 //! `io_uring_enter` until any completion (datagram, wake) or the timeout.
