@@ -6,12 +6,16 @@
 //! last of a run may be shorter) go out as one message carrying a
 //! `UDP_SEGMENT` control message; the payload is gathered from the caller's
 //! slices with one iovec per datagram, so nothing is copied in user space.
+//! A GSO message the kernel refuses is resent one datagram per message: on
+//! `EMSGSIZE` (segment above the route MTU) only larger segments stop being
+//! coalesced; on `EINVAL`/`ENOPROTOOPT`/`EIO` GSO is turned off.
 //!
 //! Receive without GRO: `recvmmsg` writes straight into the batch slots (no
 //! copy). With GRO the kernel may hand over a coalesced super-datagram of up
 //! to 64 KiB, larger than a slot, so messages land in 64 KiB scratch buffers
 //! and are split by the `UDP_GRO` segment size into slots (one copy per
-//! datagram). Segments that do not fit in the caller's batch stay pending
+//! datagram; [`Backend::recv_with`] hands out views of the scratch buffer
+//! instead, with no copy). Segments that do not fit in the caller's batch stay pending
 //! and are returned first by the next call; nothing is dropped or truncated
 //! silently (datagrams larger than [`MAX_DATAGRAM`] are dropped and counted
 //! in [`MmsgStats::oversized`]).
