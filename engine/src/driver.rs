@@ -15,6 +15,12 @@ use std::time::{Duration, Instant};
 /// Datagrams received or sent per batch.
 pub const BATCH: usize = 64;
 
+/// Placeholder address of an unused send view.
+const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
 /// State the host handle reads without a round trip.
 pub(crate) struct Shared {
     pub peer_count: AtomicUsize,
@@ -114,22 +120,22 @@ impl Driver {
             if !self.drain_commands() {
                 break;
             }
-            // Receive everything that is ready, a batch at a time.
+            // Receive everything that is ready, a batch at a time. Each
+            // datagram is decrypted in place in the backend's own buffer
+            // (uring's ring, mmsg's GRO scratch) or the batch slot
+            // (portable): no copy between the kernel and the node.
             loop {
-                let n = match self.backend.recv_batch(&mut batch) {
+                let now = self.now();
+                let core = &mut self.core;
+                let n = match self.backend.recv_with(&mut batch, &mut |from, bytes| {
+                    core.handle_datagram(now, from, bytes)
+                }) {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::warn!(error = %e, "receive failed");
                         0
                     }
                 };
-                let now = self.now();
-                for i in 0..n {
-                    let len = batch.lens[i];
-                    let from = batch.addrs[i];
-                    self.core
-                        .handle_datagram(now, from, &mut batch.bufs[i][..len]);
-                }
                 if n < BATCH {
                     break;
                 }
@@ -237,15 +243,24 @@ impl Driver {
                 return;
             }
             let full = out.len() == BATCH;
-            let sent = {
-                let views: Vec<OutDatagram<'_>> = out
-                    .iter()
-                    .map(|t| OutDatagram {
-                        to: t.to,
-                        bytes: &t.bytes,
-                    })
-                    .collect();
-                self.backend.send_batch(&views).unwrap_or(0)
+            // Views into the node's buffers, on the stack: no per-batch
+            // allocation.
+            let mut views = [OutDatagram {
+                to: UNSPECIFIED,
+                bytes: &[],
+            }; BATCH];
+            for (v, t) in views.iter_mut().zip(out.iter()) {
+                *v = OutDatagram {
+                    to: t.to,
+                    bytes: &t.bytes,
+                };
+            }
+            let sent = match self.backend.send_batch(&views[..out.len()]) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(error = %e, "send failed");
+                    0
+                }
             };
             self.send_dropped += (out.len() - sent.min(out.len())) as u64;
             for t in out.drain(..) {
@@ -303,27 +318,54 @@ impl Driver {
             data: m.data,
             id: m.id,
         };
-        if self.firehose_topics.contains(&msg.topic) {
-            if let Err(TrySendError::Full(_)) = self.firehose.try_send(msg.clone()) {
-                self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let to_firehose = self.firehose_topics.contains(&msg.topic);
         let mut now_empty = false;
-        if let Some(sinks) = self.topic_sinks.get_mut(&msg.topic) {
-            sinks.retain(|tx| match tx.try_send(msg.clone()) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
-                    true
+        // The message moves into the last destination; only additional
+        // destinations cost a clone.
+        let mut pending = Some(msg);
+        if let Some(sinks) = self
+            .topic_sinks
+            .get_mut(pending.as_ref().map_or("", |m| &m.topic))
+        {
+            let last = sinks.len().saturating_sub(1);
+            let mut i = 0;
+            sinks.retain(|tx| {
+                let m = if i == last && !to_firehose {
+                    pending.take()
+                } else {
+                    pending.clone()
+                };
+                i += 1;
+                let Some(m) = m else { return true };
+                match tx.try_send(m) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(m)) => {
+                        self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
+                        pending.get_or_insert(m);
+                        true
+                    }
+                    Err(TrySendError::Disconnected(m)) => {
+                        pending.get_or_insert(m);
+                        false
+                    }
                 }
-                Err(TrySendError::Disconnected(_)) => false,
             });
             now_empty = sinks.is_empty();
         }
+        if to_firehose {
+            if let Some(m) = pending.take() {
+                if let Err(TrySendError::Full(_)) = self.firehose.try_send(m) {
+                    self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         if now_empty {
-            self.topic_sinks.remove(&msg.topic);
-            if !self.firehose_topics.contains(&msg.topic) {
-                self.core.unsubscribe(&msg.topic);
+            if let Some(m) = pending.as_ref() {
+                let topic = m.topic.clone();
+                self.topic_sinks.remove(&topic);
+                if !self.firehose_topics.contains(&topic) {
+                    self.core.unsubscribe(&topic);
+                }
             }
         }
     }
