@@ -396,15 +396,10 @@ fn timeout_returns_and_idle_recv_is_empty() {
 }
 
 /// A datagram larger than a slot is never delivered truncated as if it
-/// were whole; the datagrams around it arrive intact. (Checked on the
-/// Linux backends; `portable` reads with `recv_from`, which truncates
-/// silently, see the lead's `portable.rs`.)
+/// were whole; the datagrams around it arrive intact, on every backend.
 #[test]
 fn oversized_datagrams_are_dropped_not_truncated() {
     for kind in kinds() {
-        if kind == BackendKind::Portable {
-            continue;
-        }
         let (mut tx, mut rx) = pair(kind, kind, "127.0.0.1:0");
         let to = rx.local_addr().expect("local addr");
         let from = tx.local_addr().expect("local addr");

@@ -1,10 +1,16 @@
 //! The portable backend: mio over epoll (Linux), kqueue (macOS/BSD) or IOCP
-//! (Windows). One `recv_from`/`send_to` per datagram, batched at the API.
+//! (Windows). One `recvmsg`/`send_to` per datagram, batched at the API.
+//!
+//! A datagram larger than [`MAX_DATAGRAM`] is dropped and counted in
+//! [`PortableStats::oversized`], never delivered cut: the receive asks the
+//! kernel for the truncation flag (`MSG_TRUNC` on Unix, `WSAEMSGSIZE` on
+//! Windows, both surfaced by `socket2`'s `recv_from_vectored`).
 
-use super::{Backend, OutDatagram, RecvBatch, Wakeup};
+use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +18,25 @@ use std::time::Duration;
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 
+/// Counters of the `portable` backend (drop reasons).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortableStats {
+    /// Datagrams dropped on receive because they exceed [`MAX_DATAGRAM`]
+    /// (the kernel truncated them).
+    pub oversized: u64,
+    /// Datagrams dropped on receive because the sender address was not IP.
+    pub bad_addr: u64,
+    /// Datagrams dropped on send by a per-destination error.
+    pub send_dropped: u64,
+}
+
 /// mio-driven UDP socket.
 pub struct PortableBackend {
     socket: UdpSocket,
     poll: Poll,
     events: Events,
     waker: Arc<MioWaker>,
+    stats: PortableStats,
 }
 
 struct MioWaker(Waker);
@@ -43,7 +62,26 @@ impl PortableBackend {
             poll,
             events: Events::with_capacity(8),
             waker,
+            stats: PortableStats::default(),
         })
+    }
+
+    /// Drop counters since start.
+    pub fn stats(&self) -> PortableStats {
+        self.stats
+    }
+
+    /// One datagram into `buf`: `(length, sender, truncated)`.
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, Option<SocketAddr>, bool)> {
+        let sock = socket2::SockRef::from(&self.socket);
+        // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, the bytes
+        // are initialised already, and the kernel only writes initialised
+        // bytes into them, so `buf` stays valid `[u8]`.
+        let uninit: &mut [MaybeUninit<u8>] =
+            unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        let mut bufs = [socket2::MaybeUninitSlice::new(uninit)];
+        let (len, flags, addr) = sock.recv_from_vectored(&mut bufs)?;
+        Ok((len, addr.as_socket(), flags.is_truncated()))
     }
 }
 
@@ -59,13 +97,20 @@ impl Backend for PortableBackend {
     fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
         let mut n = 0;
         while n < batch.bufs.len() {
-            match self.socket.recv_from(&mut batch.bufs[n][..]) {
-                Ok((len, addr)) => {
+            match self.recv_one(&mut batch.bufs[n][..]) {
+                Ok((len, Some(addr), false)) if len <= MAX_DATAGRAM => {
                     batch.lens[n] = len;
                     batch.addrs[n] = addr;
                     n += 1;
                 }
+                Ok((_, None, _)) => self.stats.bad_addr += 1,
+                // Cut by the kernel: drop, never deliver a prefix as if it
+                // were the datagram.
+                Ok(_) => self.stats.oversized += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // Windows reports a truncated datagram as WSAEMSGSIZE.
+                #[cfg(windows)]
+                Err(e) if e.raw_os_error() == Some(10040) => self.stats.oversized += 1,
                 // ICMP errors surface as ConnectionRefused/Reset on some
                 // platforms; they say nothing about the socket itself.
                 Err(e)
@@ -96,7 +141,10 @@ impl Backend for PortableBackend {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // Unreachable destinations and similar per-datagram failures
                 // drop that datagram only.
-                Err(_) => sent += 1,
+                Err(_) => {
+                    self.stats.send_dropped += 1;
+                    sent += 1
+                }
             }
         }
         Ok(sent)
@@ -112,5 +160,34 @@ impl Backend for PortableBackend {
 
     fn waker(&self) -> Arc<dyn Wakeup> {
         self.waker.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A datagram above [`MAX_DATAGRAM`] is counted and dropped; the one
+    /// after it arrives whole.
+    #[test]
+    fn oversized_is_counted_not_truncated() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let to = rx.local_addr().expect("addr");
+        let mut b = PortableBackend::new(rx).expect("backend");
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        tx.send_to(&vec![7u8; MAX_DATAGRAM + 1000], to)
+            .expect("send");
+        tx.send_to(&[9u8; 10], to).expect("send");
+        let mut batch = RecvBatch::new(4);
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.is_empty() && Instant::now() < deadline {
+            b.wait(Some(Duration::from_millis(50))).expect("wait");
+            b.recv_batch(&mut batch).expect("recv");
+            got.extend(batch.iter().map(|(_, d)| d.to_vec()));
+        }
+        assert_eq!(got, vec![vec![9u8; 10]]);
+        assert_eq!(b.stats().oversized, 1);
     }
 }
