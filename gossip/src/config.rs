@@ -76,6 +76,15 @@ pub struct Config {
     pub seen_ttl: Duration,
     /// Most ids remembered as seen.
     pub seen_capacity: usize,
+    /// Heartbeats during which our own messages are advertised (IHAVE) to
+    /// mesh and fanout peers not known to have them: a publisher whose
+    /// first copies were lost (or whose peers died unnoticed) still gets
+    /// its message out once it has live peers again.
+    pub own_gossip_windows: usize,
+    /// Every this many heartbeats each mesh peer gets our GRAFT again
+    /// (control rides on unreliable datagrams; a lost GRAFT or PRUNE would
+    /// leave the two ends disagreeing). 0 = never.
+    pub graft_refresh_ticks: u64,
     /// Own messages go to every topic peer above the publish threshold.
     pub flood_publish: bool,
     /// Most ids in IHAVE (and requested by IWANT) per peer per heartbeat.
@@ -127,6 +136,8 @@ impl Default for Config {
             mcache_max_bytes: 32 << 20,
             seen_ttl: Duration::from_secs(120),
             seen_capacity: 200_000,
+            own_gossip_windows: 60,
+            graft_refresh_ticks: 10,
             flood_publish: true,
             max_ihave_length: 5000,
             max_ihave_messages: 10,

@@ -15,7 +15,13 @@ pub struct Entry {
     pub body: Arc<[u8]>,
     /// How often each peer was sent it on IWANT.
     iwant: Vec<(PeerId, u32)>,
+    /// Peers known to have it (sent it to us, announced it, or said
+    /// IDONTWANT).
+    have: Vec<PeerId>,
 }
+
+/// Most peers remembered per message as having it.
+const MAX_HAVE: usize = 32;
 
 /// Windows of message ids, newest first.
 #[derive(Debug)]
@@ -56,6 +62,7 @@ impl MessageCache {
                 topic,
                 body,
                 iwant: Vec::new(),
+                have: Vec::new(),
             },
         );
         if let Some(w) = self.windows.front_mut() {
@@ -93,6 +100,20 @@ impl MessageCache {
             None => e.iwant.push((peer, 1)),
         }
         Some(e.body.clone())
+    }
+
+    /// Records that `peer` has message `id`.
+    pub fn mark_has(&mut self, id: &MessageId, peer: PeerId) {
+        if let Some(e) = self.msgs.get_mut(id) {
+            if e.have.len() < MAX_HAVE && !e.have.contains(&peer) {
+                e.have.push(peer);
+            }
+        }
+    }
+
+    /// True when `peer` is known to have message `id`.
+    pub fn peer_has(&self, id: &MessageId, peer: &PeerId) -> bool {
+        self.msgs.get(id).is_some_and(|e| e.have.contains(peer))
     }
 
     /// Ids of `topic` in the gossip windows.

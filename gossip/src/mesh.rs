@@ -22,6 +22,7 @@ impl Router {
         let topics: Vec<Topic> = self.mesh.keys().cloned().collect();
         for t in &topics {
             self.maintain_mesh(t, now, rng);
+            self.refresh_grafts(t);
         }
         self.maintain_fanout(now, rng);
         let gossip_topics: Vec<Topic> = self
@@ -34,6 +35,15 @@ impl Router {
             self.emit_gossip(t, now, rng);
         }
         self.mcache.shift();
+        let keep = self.cfg.own_gossip_windows as u64;
+        let beat = self.heartbeats;
+        while self
+            .own
+            .front()
+            .is_some_and(|(_, _, b)| beat.saturating_sub(*b) > keep)
+        {
+            self.own.pop_front();
+        }
         self.seen.expire(now);
         self.expire_dont_want(now);
     }
@@ -52,15 +62,19 @@ impl Router {
 
     fn broken_promises(&mut self, now: Time) {
         let followup = self.cfg.iwant_followup;
-        let mut broken: Vec<(MessageId, PeerId)> = self
-            .promises
-            .iter()
-            .filter(|(_, (_, asked))| now >= *asked + followup)
-            .map(|(id, (p, _))| (*id, *p))
-            .collect();
+        let mut broken: Vec<(MessageId, PeerId)> = Vec::new();
+        for (id, asks) in self.promises.iter_mut() {
+            asks.retain(|(p, asked)| {
+                let late = now >= *asked + followup;
+                if late {
+                    broken.push((*id, *p));
+                }
+                !late
+            });
+        }
+        self.promises.retain(|_, asks| !asks.is_empty());
         broken.sort_unstable();
         for (id, p) in broken {
-            self.promises.remove(&id);
             if !self.seen.contains(&id) {
                 self.score.add_penalty(&p, 1.0);
             }
@@ -160,6 +174,28 @@ impl Router {
         }
     }
 
+    /// Re-sends GRAFT to the mesh peers whose turn it is.
+    fn refresh_grafts(&mut self, t: &Topic) {
+        let every = self.cfg.graft_refresh_ticks;
+        if every == 0 {
+            return;
+        }
+        let beat = self.heartbeats % every;
+        let due: Vec<PeerId> = self
+            .mesh
+            .get(t)
+            .map(|m| {
+                m.iter()
+                    .filter(|p| u64::from(p.0[0]) % every == beat)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in due {
+            self.send(p, Control::Graft { topic: t.clone() });
+        }
+    }
+
     fn mesh_counts(&self, t: &Topic) -> (usize, usize) {
         self.mesh.get(t).map_or((0, 0), |m| {
             let out = m
@@ -251,7 +287,15 @@ impl Router {
     /// eligible peers outside the mesh/fanout.
     fn emit_gossip(&mut self, t: &Topic, now: Time, rng: &mut impl RngCore) {
         let mut ids = self.mcache.gossip_ids(t);
-        if ids.is_empty() {
+        let own: Vec<MessageId> = self
+            .own
+            .iter()
+            .filter(|(id, topic, _)| {
+                topic == t && self.mcache.get(id).is_some() && !ids.contains(id)
+            })
+            .map(|(id, _, _)| *id)
+            .collect();
+        if ids.is_empty() && own.is_empty() {
             return;
         }
         let exclude: BTreeSet<PeerId> = self
@@ -275,6 +319,30 @@ impl Router {
         if ids.len() > self.cfg.max_ihave_length {
             shuffle(&mut ids, rng);
             ids.truncate(self.cfg.max_ihave_length);
+        }
+        // Mesh peers normally have every message by push; under loss one
+        // may not. Those not known to have a message hear of it too.
+        let mesh: Vec<PeerId> = exclude.iter().copied().collect();
+        for p in mesh {
+            let mut missing: Vec<MessageId> = ids
+                .iter()
+                .chain(own.iter())
+                .filter(|id| !self.mcache.peer_has(id, &p))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                shuffle(&mut missing, rng);
+                self.send(
+                    p,
+                    Control::IHave {
+                        topic: t.clone(),
+                        ids: missing,
+                    },
+                );
+            }
+        }
+        if ids.is_empty() {
+            return;
         }
         for p in c {
             let mut mine = ids.clone();

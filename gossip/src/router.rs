@@ -69,12 +69,14 @@ pub struct Router {
     pub(crate) mcache: MessageCache,
     pub(crate) seen: SeenCache,
     pub(crate) score: PeerScore,
-    /// IWANT asks: id -> (peer asked, when).
-    pub(crate) promises: HashMap<MessageId, (PeerId, Time)>,
+    /// IWANT asks: id -> (peer asked, when), at most [`MAX_ASKS`] each.
+    pub(crate) promises: HashMap<MessageId, Vec<(PeerId, Time)>>,
     pub(crate) actions: VecDeque<Action>,
     pub(crate) heartbeats: u64,
     pub(crate) app_score: Option<AppScoreFn>,
     pub(crate) next_heartbeat: Time,
+    /// Our own recent messages: (id, topic, heartbeat published).
+    pub(crate) own: VecDeque<(MessageId, Topic, u64)>,
 }
 
 pub(crate) fn shuffle<T>(v: &mut [T], rng: &mut impl RngCore) {
@@ -84,14 +86,20 @@ pub(crate) fn shuffle<T>(v: &mut [T], rng: &mut impl RngCore) {
     }
 }
 
+/// Most peers asked at once for one message id.
+pub const MAX_ASKS: usize = 2;
+
 /// Most topics one peer may announce.
 pub const MAX_PEER_TOPICS: usize = 4096;
 /// Longest backoff a PRUNE may impose.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 impl Router {
-    /// A router with a validated configuration; `now` starts the heartbeat.
-    pub fn new(cfg: Config, now: Time) -> Self {
+    /// A router with a validated configuration; the first heartbeat is at
+    /// `first_heartbeat` (hosts spread it over one period so that nodes do
+    /// not beat in lockstep).
+    pub fn new(cfg: Config, first_heartbeat: Time) -> Self {
+        let now = first_heartbeat.saturating_sub(cfg.heartbeat);
         Self {
             mcache: MessageCache::new(cfg.mcache_len, cfg.mcache_gossip, cfg.mcache_max_bytes),
             seen: SeenCache::new(cfg.seen_ttl, cfg.seen_capacity),
@@ -106,6 +114,7 @@ impl Router {
             actions: VecDeque::new(),
             heartbeats: 0,
             app_score: None,
+            own: VecDeque::new(),
         }
     }
 
@@ -122,6 +131,11 @@ impl Router {
     /// Next action for the host.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// Heartbeats run so far.
+    pub fn heartbeat_count(&self) -> u64 {
+        self.heartbeats
     }
 
     /// When [`Router::heartbeat`] is due.
@@ -367,7 +381,8 @@ impl Router {
             }
         }
         self.seen.insert(id, now);
-        self.mcache.put(id, t, body.clone());
+        self.mcache.put(id, t.clone(), body.clone());
+        self.own.push_back((id, t, self.heartbeats));
         for to in &targets {
             self.actions.push_back(Action::Send {
                 to: *to,
@@ -406,8 +421,12 @@ impl Router {
     /// A received copy of an already seen message.
     pub fn on_duplicate(&mut self, from: &PeerId, id: &MessageId, now: Time) {
         self.score.duplicate(from, id, now);
-        if self.promises.get(id).is_some_and(|(p, _)| p == from) {
-            self.promises.remove(id);
+        self.mcache.mark_has(id, *from);
+        if let Some(asks) = self.promises.get_mut(id) {
+            asks.retain(|(p, _)| p != from);
+            if asks.is_empty() {
+                self.promises.remove(id);
+            }
         }
     }
 
@@ -442,6 +461,7 @@ impl Router {
         self.promises.remove(&id);
         self.score.first_delivery(from, id, &t, now);
         self.mcache.put(id, t.clone(), body.clone());
+        self.mcache.mark_has(&id, *from);
         let Some(mesh) = self.mesh.get(&t) else {
             return Received::New { subscribed: false };
         };
@@ -513,6 +533,8 @@ impl Router {
     }
 
     fn on_graft(&mut self, now: Time, from: &PeerId, topic: &str) {
+        // A GRAFT implies the sender subscribes (its SUBSCRIBE may be lost).
+        self.peer_subscribed(from, topic);
         let t = self.topic(topic);
         let Some(mesh) = self.mesh.get(&t) else {
             // Not subscribed: refuse without peer exchange.
@@ -600,9 +622,23 @@ impl Router {
         {
             return;
         }
+        // Only subscribers gossip a topic to us.
+        self.peer_subscribed(from, topic);
+        // A mesh peer advertises what it thinks we lack; acknowledge what
+        // we have with IDONTWANT so it stops.
+        if self.mesh.get(topic).is_some_and(|m| m.contains(from)) {
+            let have: Vec<MessageId> = ids
+                .iter()
+                .filter(|id| self.seen.contains(id))
+                .copied()
+                .collect();
+            if !have.is_empty() {
+                self.send(*from, Control::IDontWant { ids: have });
+            }
+        }
         let max = self.cfg.max_ihave_length;
-        // Ask again (maybe someone else) if the last ask is this old.
-        let retry = (self.cfg.iwant_followup / 3).max(Duration::from_millis(1));
+        // Ask someone else too if the oldest ask is this old.
+        let retry = (self.cfg.heartbeat / 2).max(Duration::from_millis(1));
         let Some(st) = self.peers.get_mut(from) else {
             return;
         };
@@ -610,13 +646,18 @@ impl Router {
         if st.ihaves > self.cfg.max_ihave_messages || st.asked >= max {
             return;
         }
+        for id in &ids {
+            self.mcache.mark_has(id, *from);
+        }
         let mut want: Vec<MessageId> = ids
             .into_iter()
             .filter(|id| !self.seen.contains(id))
             .filter(|id| {
-                self.promises
-                    .get(id)
-                    .is_none_or(|(_, asked)| now >= *asked + retry)
+                self.promises.get(id).is_none_or(|asks| {
+                    !asks.iter().any(|(p, _)| p == from)
+                        && (asks.len() < MAX_ASKS
+                            || asks.iter().any(|(_, asked)| now >= *asked + retry))
+                })
             })
             .collect();
         want.sort_unstable();
@@ -628,7 +669,11 @@ impl Router {
         }
         st.asked += want.len();
         for id in &want {
-            self.promises.insert(*id, (*from, now));
+            let asks = self.promises.entry(*id).or_default();
+            if asks.len() >= MAX_ASKS {
+                asks.remove(0);
+            }
+            asks.push((*from, now));
         }
         self.send(*from, Control::IWant { ids: want });
     }
@@ -655,6 +700,7 @@ impl Router {
             return;
         };
         for id in ids {
+            self.mcache.mark_has(&id, *from);
             if st.dont_want.insert(id, now).is_none() {
                 st.dont_want_order.push_back(id);
             }
