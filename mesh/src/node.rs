@@ -113,7 +113,7 @@ impl Node {
         if telemetry.is_enabled() {
             subscriptions.insert(crate::telemetry::TELEMETRY_TOPIC.to_string());
         }
-        let gossip = crate::pubsub::Gossip::new(&cfg, &subscriptions, now);
+        let gossip = crate::pubsub::Gossip::new(&cfg, &subscriptions, now, &mut rng);
         Self {
             cfg,
             identity,

@@ -26,6 +26,11 @@ use moss_gossip::{Action, Control, PxPeer, Received, Router};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// Heartbeats between re-announcements of our subscriptions to a peer.
+pub const RESUBSCRIBE_EVERY: u64 = 5;
+/// Longest gap, in heartbeats, between re-announcements to a peer.
+pub const RESUBSCRIBE_MAX: u64 = 30;
+
 /// Messages are not forwarded beyond this many hops.
 pub const MAX_HOPS: u8 = 32;
 
@@ -77,9 +82,17 @@ pub(crate) struct Gossip {
 impl Gossip {
     /// A router configured from the `gossipsub` block, already joined to
     /// `topics`.
-    pub fn new(cfg: &Config, topics: &BTreeSet<String>, now: Time) -> Self {
+    pub fn new(
+        cfg: &Config,
+        topics: &BTreeSet<String>,
+        now: Time,
+        rng: &mut impl rand_core::RngCore,
+    ) -> Self {
         let rc = cfg.gossipsub.router_config().unwrap_or_default();
-        let mut router = Router::new(rc, now);
+        let phase = rc
+            .heartbeat
+            .mul_f64(rng.next_u32() as f64 / (u64::from(u32::MAX) + 1) as f64);
+        let mut router = Router::new(rc, now + phase);
         for t in topics {
             // No peers yet: joining picks no one, so no randomness is used.
             router.join(t, now, &mut ZeroRng);
@@ -201,6 +214,31 @@ impl Node {
         if now >= self.gossip.router.next_heartbeat() {
             self.gossip.router.heartbeat(now, &mut self.rng);
             self.drain_router();
+            // Subscriptions ride on unreliable datagrams: each peer hears
+            // them again every RESUBSCRIBE_EVERY heartbeats when a datagram
+            // goes to it anyway, and every RESUBSCRIBE_MAX regardless.
+            let beat = self.gossip.router.heartbeat_count();
+            let due: Vec<u32> = self
+                .by_peer
+                .values()
+                .copied()
+                .filter(|&idx| {
+                    let i = u64::from(idx);
+                    let busy = self
+                        .sessions
+                        .get(&idx)
+                        .and_then(|s| s.established())
+                        .is_some_and(|e| !e.pending.is_empty());
+                    (busy && i % RESUBSCRIBE_EVERY == beat % RESUBSCRIBE_EVERY)
+                        || i % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX
+                })
+                .collect();
+            for idx in due {
+                let topics: Vec<String> = self.subscriptions.iter().cloned().collect();
+                for t in topics {
+                    self.queue_frame(idx, &Frame::Subscribe(&t));
+                }
+            }
         }
     }
 
