@@ -218,9 +218,11 @@ int32_t Moss_SetKeyStore(MossKeyStoreLoadCallback load, MossKeyStoreSaveCallback
 // NULL if the handle is invalid or not started (see `Moss_LastError`).
 char *Moss_GetMeshInfo(MossHandle handle);
 
-// The network telemetry snapshot as JSON. Telemetry is not wired into this
-// version, so it is always `{}` (the documented "telemetry off" output).
-// Moss-owned: release with `Moss_Free`. NULL if the handle is invalid.
+// The network telemetry snapshot as JSON (`epoch`,
+// `node_count_estimate`, `contributors`, `k_anon_ok`, histograms, digests,
+// ...), or `{}` when telemetry is off (`telemetry.enabled`, the default) or
+// the node is not started. Moss-owned: release with `Moss_Free`. NULL if
+// the handle is invalid.
 char *Moss_GetNetworkStats(MossHandle handle);
 
 // This node's peer id (Ed25519 public key) as 64 lower-case hex digits,

@@ -349,14 +349,22 @@ pub extern "C" fn Moss_GetMeshInfo(handle: MossHandle) -> *mut c_char {
     })
 }
 
-/// The network telemetry snapshot as JSON. Telemetry is not wired into this
-/// version, so it is always `{}` (the documented "telemetry off" output).
-/// Moss-owned: release with `Moss_Free`. NULL if the handle is invalid.
+/// The network telemetry snapshot as JSON (`epoch`,
+/// `node_count_estimate`, `contributors`, `k_anon_ok`, histograms, digests,
+/// ...), or `{}` when telemetry is off (`telemetry.enabled`, the default) or
+/// the node is not started. Moss-owned: release with `Moss_Free`. NULL if
+/// the handle is invalid.
 #[no_mangle]
 pub extern "C" fn Moss_GetNetworkStats(handle: MossHandle) -> *mut c_char {
     run_string(|| {
-        Handle::get(handle)?;
-        Ok("{}".to_string())
+        let h = Handle::get(handle)?;
+        match h.with_node(|n| n.network_stats().map_err(FfiError::from_node)) {
+            Ok(snapshot) => {
+                serde_json::to_string(&snapshot).map_err(|e| FfiError::Internal(e.to_string()))
+            }
+            Err(FfiError::NotStarted) => Ok("{}".to_string()),
+            Err(e) => Err(e),
+        }
     })
 }
 

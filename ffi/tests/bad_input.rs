@@ -299,6 +299,17 @@ fn getters_free_and_unavailable_features() {
 }
 
 #[test]
+fn network_stats_with_telemetry_on() {
+    let h = init(c"{\"trackers\":[],\"lan_discovery_enabled\":false,\"dht_enabled\":false,\"telemetry\":{\"enabled\":true}}");
+    assert_eq!(take(Moss_GetNetworkStats(h)).as_deref(), Some("{}"));
+    assert_eq!(Moss_Start(h), MOSS_OK);
+    let stats = take(Moss_GetNetworkStats(h)).expect("network stats");
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(v.get("epoch").is_some(), "{stats}");
+    assert_eq!(Moss_Stop(h), MOSS_OK);
+}
+
+#[test]
 fn listen_failure_is_reported() {
     // Hold a UDP port, then ask a node to bind it.
     let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
