@@ -509,47 +509,11 @@ impl Node {
                 }
             }
             Frame::Close(_) => self.remove_session(idx, Some(DisconnectReason::Closed)),
-            Frame::Graft(t) => self.control(peer, Control::Graft { topic: t.into() }),
-            Frame::Prune {
-                topic,
-                backoff_secs,
-                px,
-            } => {
-                let px = px
-                    .iter()
-                    .map(|(p, addr)| PxPeer {
-                        peer: PeerId(p),
-                        addr,
-                    })
-                    .collect();
-                self.control(
-                    peer,
-                    Control::Prune {
-                        topic: topic.into(),
-                        backoff_secs,
-                        px,
-                    },
-                )
+            f => {
+                if let Some(c) = control_of(&f) {
+                    self.control(peer, c);
+                }
             }
-            Frame::IHave { topic, ids } => self.control(
-                peer,
-                Control::IHave {
-                    topic: topic.into(),
-                    ids: ids.iter().collect(),
-                },
-            ),
-            Frame::IWant(ids) => self.control(
-                peer,
-                Control::IWant {
-                    ids: ids.iter().collect(),
-                },
-            ),
-            Frame::IDontWant(ids) => self.control(
-                peer,
-                Control::IDontWant {
-                    ids: ids.iter().collect(),
-                },
-            ),
         }
     }
 
@@ -638,6 +602,40 @@ impl Node {
     }
 }
 
+/// The router's value for a GossipSub control frame (`None` for other
+/// frames).
+pub fn control_of(f: &Frame<'_>) -> Option<Control> {
+    Some(match *f {
+        Frame::Graft(t) => Control::Graft { topic: t.into() },
+        Frame::Prune {
+            topic,
+            backoff_secs,
+            px,
+        } => Control::Prune {
+            topic: topic.into(),
+            backoff_secs,
+            px: px
+                .iter()
+                .map(|(p, addr)| PxPeer {
+                    peer: PeerId(p),
+                    addr,
+                })
+                .collect(),
+        },
+        Frame::IHave { topic, ids } => Control::IHave {
+            topic: topic.into(),
+            ids: ids.iter().collect(),
+        },
+        Frame::IWant(ids) => Control::IWant {
+            ids: ids.iter().collect(),
+        },
+        Frame::IDontWant(ids) => Control::IDontWant {
+            ids: ids.iter().collect(),
+        },
+        _ => return None,
+    })
+}
+
 /// Encodes a signed publish body.
 fn encode_signed(
     signature: [u8; SIGNATURE_LEN],
@@ -667,6 +665,15 @@ impl Node {
     /// Sets this node's misbehaviour (simulator attack scenarios).
     pub fn set_adversary(&mut self, a: Adversary) {
         self.gossip.adversary = a;
+    }
+
+    /// Queues raw frame bytes (possibly malformed) to a connected peer.
+    pub fn send_raw_frames(&mut self, peer: &PeerId, frames: &[u8]) -> bool {
+        let Some(&idx) = self.by_peer.get(peer) else {
+            return false;
+        };
+        self.queue_frame_bytes(idx, frames);
+        true
     }
 
     /// Sends a message with a forged signature straight to every connected

@@ -1,0 +1,132 @@
+//! What a run reports.
+
+use std::fmt;
+
+/// Figures of one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Seed of the run.
+    pub seed: u64,
+    /// Honest nodes at the start.
+    pub nodes: usize,
+    /// Messages published.
+    pub messages: usize,
+    /// (message, subscriber) pairs that must be delivered: subscribers that
+    /// stayed in the network the whole run.
+    pub expected: usize,
+    /// Of those, delivered.
+    pub delivered: usize,
+    /// Up to 10 missing (node, message index) pairs, for debugging.
+    pub missing: Vec<(usize, usize)>,
+    /// Hops of deliveries: p50, p99, max.
+    pub hops: (u8, u8, u8),
+    /// Latency of deliveries in ms: p50, p99, max.
+    pub latency_ms: (f64, f64, f64),
+    /// Duplicate copies received per delivered message (all honest nodes).
+    pub duplicates_per_delivery: f64,
+    /// Bytes sent by honest nodes during the message phase per payload byte
+    /// delivered (everything: headers, control, gossip, keepalives).
+    pub bytes_per_delivered_byte: f64,
+    /// Duplicate payload bytes received per delivered payload byte.
+    pub duplicate_bytes_ratio: f64,
+    /// Datagrams sent and lost in flight.
+    pub datagrams: (u64, u64),
+    /// Eclipse target: delivered / expected for that node.
+    pub target: Option<(usize, usize)>,
+    /// Invalid-message spam: (honest nodes that graylisted the spammers and
+    /// still score them below zero at the end, honest nodes that received
+    /// forged messages).
+    pub graylisted: Option<(usize, usize)>,
+    /// Nodes that left and joined during the run.
+    pub churn: (usize, usize),
+    /// Hash of every datagram of the run.
+    pub fingerprint: u64,
+}
+
+impl Report {
+    /// Delivered / expected.
+    pub fn delivery_ratio(&self) -> f64 {
+        if self.expected == 0 {
+            1.0
+        } else {
+            self.delivered as f64 / self.expected as f64
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "seed                      {}", self.seed)?;
+        writeln!(f, "nodes                     {}", self.nodes)?;
+        writeln!(f, "churn (left, joined)      {:?}", self.churn)?;
+        writeln!(f, "messages                  {}", self.messages)?;
+        writeln!(
+            f,
+            "delivery ratio            {:.6} ({}/{})",
+            self.delivery_ratio(),
+            self.delivered,
+            self.expected
+        )?;
+        writeln!(
+            f,
+            "hops p50/p99/max          {}/{}/{}",
+            self.hops.0, self.hops.1, self.hops.2
+        )?;
+        writeln!(
+            f,
+            "latency ms p50/p99/max    {:.1}/{:.1}/{:.1}",
+            self.latency_ms.0, self.latency_ms.1, self.latency_ms.2
+        )?;
+        writeln!(
+            f,
+            "duplicates per delivery   {:.3}",
+            self.duplicates_per_delivery
+        )?;
+        writeln!(
+            f,
+            "duplicate bytes ratio     {:.3}",
+            self.duplicate_bytes_ratio
+        )?;
+        writeln!(
+            f,
+            "bytes per delivered byte  {:.3}",
+            self.bytes_per_delivered_byte
+        )?;
+        writeln!(f, "datagrams (sent, lost)    {:?}", self.datagrams)?;
+        if let Some((d, e)) = self.target {
+            writeln!(f, "eclipse target            {d}/{e}")?;
+        }
+        if let Some((g, n)) = self.graylisted {
+            writeln!(
+                f,
+                "spammers graylisted by    {g}/{n} honest nodes that got spam"
+            )?;
+        }
+        if !self.missing.is_empty() {
+            writeln!(f, "missing (node, msg)       {:?}", self.missing)?;
+        }
+        write!(f, "fingerprint               {:016x}", self.fingerprint)
+    }
+}
+
+/// The `q` quantile (0..=1) of sorted values.
+pub fn quantile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
+    if sorted.is_empty() {
+        return T::default();
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles() {
+        let v = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert_eq!(quantile(&v, 0.5), 6);
+        assert_eq!(quantile(&v, 0.99), 10);
+        assert_eq!(quantile::<u8>(&[], 0.5), 0);
+    }
+}
