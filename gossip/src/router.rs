@@ -438,7 +438,8 @@ impl Router {
     }
 
     /// A valid message. New messages are cached, announced with IDONTWANT
-    /// when large, and forwarded to mesh peers.
+    /// when large, and forwarded to mesh peers; `body` is what to forward,
+    /// `None` when the message must go no further (hop limit).
     #[allow(clippy::too_many_arguments)]
     pub fn on_message(
         &mut self,
@@ -448,7 +449,7 @@ impl Router {
         id: MessageId,
         topic: &str,
         payload_len: usize,
-        body: Arc<[u8]>,
+        body: Option<Arc<[u8]>>,
     ) -> Received {
         if self.is_graylisted(from, now) {
             return Received::Graylisted;
@@ -460,6 +461,10 @@ impl Router {
         let t = self.topic(topic);
         self.promises.remove(&id);
         self.score.first_delivery(from, id, &t, now);
+        let subscribed = self.mesh.contains_key(&t);
+        let Some(body) = body else {
+            return Received::New { subscribed };
+        };
         self.mcache.put(id, t.clone(), body.clone());
         self.mcache.mark_has(&id, *from);
         let Some(mesh) = self.mesh.get(&t) else {

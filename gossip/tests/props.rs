@@ -99,7 +99,7 @@ proptest! {
                 }
                 Op::Msg(p, id, t, n) => {
                     let body: std::sync::Arc<[u8]> = vec![0u8; usize::from(n % 4096)].into();
-                    r.on_message(now, &peer(p), &peer(200), [id; 32], &topic(t), usize::from(n), body);
+                    r.on_message(now, &peer(p), &peer(200), [id; 32], &topic(t), usize::from(n), Some(body));
                 }
                 Op::Invalid(p, t) => r.on_invalid(&peer(p), &topic(t)),
                 Op::Publish(id, t) => {

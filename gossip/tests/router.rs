@@ -273,7 +273,15 @@ fn received_messages_go_to_mesh_peers_only_and_idontwant_is_sent_and_honoured() 
         Control::IDontWant { ids: vec![[9; 32]] },
         &mut g,
     );
-    let got = r.on_message(secs(1), &from, &p(200), [9; 32], "t", 2000, body(2000));
+    let got = r.on_message(
+        secs(1),
+        &from,
+        &p(200),
+        [9; 32],
+        "t",
+        2000,
+        Some(body(2000)),
+    );
     assert_eq!(got, Received::New { subscribed: true });
     let a = drain(&mut r);
     let to = sends(&a);
@@ -291,11 +299,19 @@ fn received_messages_go_to_mesh_peers_only_and_idontwant_is_sent_and_honoured() 
         .collect();
     assert_eq!(idw, mesh[1..].to_vec(), "IDONTWANT to mesh peers at once");
     assert_eq!(
-        r.on_message(secs(1), &mesh[2], &p(200), [9; 32], "t", 2000, body(2000)),
+        r.on_message(
+            secs(1),
+            &mesh[2],
+            &p(200),
+            [9; 32],
+            "t",
+            2000,
+            Some(body(2000))
+        ),
         Received::Duplicate
     );
     // Small messages get no IDONTWANT.
-    r.on_message(secs(1), &from, &p(200), [8; 32], "t", 100, body(100));
+    r.on_message(secs(1), &from, &p(200), [8; 32], "t", 100, Some(body(100)));
     assert!(drain(&mut r).iter().all(|a| !matches!(
         a,
         Action::Control {
@@ -308,7 +324,15 @@ fn received_messages_go_to_mesh_peers_only_and_idontwant_is_sent_and_honoured() 
     off.join("t", secs(0), &mut g);
     drain(&mut off);
     let m = off.mesh_peers("t");
-    off.on_message(secs(1), &m[0], &p(200), [9; 32], "t", 2000, body(2000));
+    off.on_message(
+        secs(1),
+        &m[0],
+        &p(200),
+        [9; 32],
+        "t",
+        2000,
+        Some(body(2000)),
+    );
     assert!(drain(&mut off).iter().all(|a| !matches!(
         a,
         Action::Control {
@@ -355,7 +379,7 @@ fn ihave_iwant_repair_with_limits_and_broken_promise_penalty() {
     r.heartbeat(secs(5), &mut g);
     assert!(r.peer_score(&outsider, secs(5)) < -5.0);
     let m0 = r.mesh_peers("t")[0];
-    r.on_message(secs(5), &m0, &p(200), [1; 32], "t", 10, body(10));
+    r.on_message(secs(5), &m0, &p(200), [1; 32], "t", 10, Some(body(10)));
     drain(&mut r);
     // IWANT is served from the cache, at most 3 times per peer.
     for _ in 0..5 {
@@ -390,7 +414,7 @@ fn heartbeat_gossips_ihave_to_lazy_peers() {
     r.join("t", secs(0), &mut g);
     drain(&mut r);
     let mesh = r.mesh_peers("t");
-    r.on_message(secs(1), &mesh[0], &p(200), [5; 32], "t", 10, body(10));
+    r.on_message(secs(1), &mesh[0], &p(200), [5; 32], "t", 10, Some(body(10)));
     drain(&mut r);
     r.heartbeat(secs(1), &mut g);
     let lazy: Vec<PeerId> = drain(&mut r)
@@ -416,7 +440,7 @@ fn invalid_messages_graylist_and_graylisted_peers_are_ignored() {
     }
     assert!(r.is_graylisted(&p(1), secs(1)));
     assert_eq!(
-        r.on_message(secs(1), &p(1), &p(1), [1; 32], "t", 1, body(1)),
+        r.on_message(secs(1), &p(1), &p(1), [1; 32], "t", 1, Some(body(1))),
         Received::Graylisted
     );
     assert!(!r.is_seen(&[1; 32]));

@@ -575,12 +575,12 @@ impl Node {
                 p.payload,
             ))
         };
-        let fwd = body.clone().unwrap_or_else(|| Arc::from(&[][..]));
+        let last_hop = body.is_none();
         let r =
             self.gossip
                 .router
-                .on_message(now, &peer, &origin, id, p.topic, p.payload.len(), fwd);
-        if body.is_none() {
+                .on_message(now, &peer, &origin, id, p.topic, p.payload.len(), body);
+        if last_hop {
             self.drop_input(DropReason::HopLimit);
         }
         match r {
