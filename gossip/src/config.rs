@@ -278,8 +278,10 @@ mod tests {
             Config::builder().mcache_gossip(0).build(),
             Err(ConfigError::Mcache { .. })
         ));
-        let mut t = Thresholds::default();
-        t.publish = 5.0;
+        let t = Thresholds {
+            publish: 5.0,
+            ..Thresholds::default()
+        };
         assert_eq!(
             Config::builder().thresholds(t).build(),
             Err(ConfigError::Thresholds)

@@ -150,7 +150,9 @@ impl Router {
         }
         // Opportunistic grafting when the mesh scores poorly.
         if cfg.opportunistic_graft_ticks > 0
-            && self.heartbeats % cfg.opportunistic_graft_ticks == 0
+            && self
+                .heartbeats
+                .is_multiple_of(cfg.opportunistic_graft_ticks)
             && size > 1
         {
             let mut scores: Vec<f64> = self

@@ -397,11 +397,11 @@ pub struct IdList<'a>(&'a [u8]);
 impl<'a> IdList<'a> {
     /// Wraps ids for encoding; `None` when empty or too many.
     pub fn new(ids: &'a [[u8; 32]]) -> Option<Self> {
-        (!ids.is_empty() && ids.len() <= MAX_IDS_PER_FRAME).then(|| Self(ids.as_flattened()))
+        (!ids.is_empty() && ids.len() <= MAX_IDS_PER_FRAME).then_some(Self(ids.as_flattened()))
     }
 
     fn parse(b: &'a [u8]) -> Result<Self, WireError> {
-        if b.is_empty() || b.len() % 32 != 0 || b.len() / 32 > MAX_IDS_PER_FRAME {
+        if b.is_empty() || !b.len().is_multiple_of(32) || b.len() / 32 > MAX_IDS_PER_FRAME {
             return Err(WireError::BadLength);
         }
         Ok(Self(b))

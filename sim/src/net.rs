@@ -267,18 +267,20 @@ impl Sim {
             self.datagrams.0 += 1;
             self.datagrams.2 += bytes.len() as u64;
             self.fingerprint = fnv(self.fingerprint, &now.as_nanos().to_le_bytes());
-            self.fingerprint = fnv(self.fingerprint, t.to.to_string().as_bytes());
+            let to_ip = match t.to.ip() {
+                std::net::IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+                std::net::IpAddr::V6(ip) => ip.octets(),
+            };
+            self.fingerprint = fnv(self.fingerprint, &to_ip);
+            self.fingerprint = fnv(self.fingerprint, &t.to.port().to_le_bytes());
             self.fingerprint = fnv(self.fingerprint, &bytes);
             let depart = {
                 let sn = &mut self.nodes[i];
                 let start = sn.uplink_free.max(now);
-                let ser = if self.link.uplink_bps == 0 {
-                    Duration::ZERO
-                } else {
-                    Duration::from_nanos(
-                        (bytes.len() as u64 + 28) * 8 * 1_000_000_000 / self.link.uplink_bps,
-                    )
-                };
+                // 28 bytes of IP and UDP headers per datagram.
+                let ser = ((bytes.len() as u64 + 28) * 8 * 1_000_000_000)
+                    .checked_div(self.link.uplink_bps)
+                    .map_or(Duration::ZERO, Duration::from_nanos);
                 sn.uplink_free = start + ser;
                 sn.uplink_free
             };
