@@ -75,6 +75,9 @@ pub struct Router {
     pub(crate) heartbeats: u64,
     pub(crate) app_score: Option<AppScoreFn>,
     pub(crate) next_heartbeat: Time,
+    /// Ids announced by early IDONTWANT (bounded).
+    pub(crate) early: std::collections::HashSet<MessageId>,
+    pub(crate) early_order: VecDeque<MessageId>,
     /// Our own recent messages: (id, topic, heartbeat published).
     pub(crate) own: VecDeque<(MessageId, Topic, u64)>,
 }
@@ -85,6 +88,9 @@ pub(crate) fn shuffle<T>(v: &mut [T], rng: &mut impl RngCore) {
         v.swap(i, j);
     }
 }
+
+/// Most ids remembered as announced by early IDONTWANT.
+pub const MAX_EARLY: usize = 4096;
 
 /// Most peers asked at once for one message id.
 pub const MAX_ASKS: usize = 2;
@@ -115,6 +121,8 @@ impl Router {
             heartbeats: 0,
             app_score: None,
             own: VecDeque::new(),
+            early: std::collections::HashSet::new(),
+            early_order: VecDeque::new(),
         }
     }
 
@@ -475,7 +483,10 @@ impl Router {
             .filter(|p| *p != from && *p != origin)
             .copied()
             .collect();
-        if self.cfg.idontwant && payload_len > self.cfg.idontwant_threshold {
+        if self.cfg.idontwant
+            && payload_len > self.cfg.idontwant_threshold
+            && !self.early.contains(&id)
+        {
             for p in &targets {
                 self.send(*p, Control::IDontWant { ids: vec![id] });
             }
@@ -495,6 +506,34 @@ impl Router {
             });
         }
         Received::New { subscribed: true }
+    }
+
+    /// The first fragment of a large message `id` on `topic` arrived from
+    /// `from`: IDONTWANT goes to our other mesh peers now, before the rest
+    /// of the message (and again, cheaply, never: `on_message` skips it).
+    pub fn early_idontwant(&mut self, now: Time, from: &PeerId, id: MessageId, topic: &str) {
+        if !self.cfg.idontwant
+            || self.seen.contains(&id)
+            || self.early.contains(&id)
+            || self.is_graylisted(from, now)
+            || self.score.score(from, now) < 0.0
+        {
+            return;
+        }
+        let Some(mesh) = self.mesh.get(topic) else {
+            return;
+        };
+        let targets: Vec<PeerId> = mesh.iter().filter(|p| *p != from).copied().collect();
+        if self.early_order.len() >= MAX_EARLY {
+            if let Some(old) = self.early_order.pop_front() {
+                self.early.remove(&old);
+            }
+        }
+        self.early.insert(id);
+        self.early_order.push_back(id);
+        for p in targets {
+            self.send(p, Control::IDontWant { ids: vec![id] });
+        }
     }
 
     /// A control message from `from`.

@@ -481,3 +481,48 @@ fn app_score_callback_and_ip_colocation_shape_the_mesh() {
         "pruned for its app score"
     );
 }
+
+#[test]
+fn early_idontwant_goes_out_once_at_the_first_fragment() {
+    let mut r = router(12, Config::default());
+    let mut g = rng();
+    r.join("t", secs(0), &mut g);
+    drain(&mut r);
+    let mesh = r.mesh_peers("t");
+    r.early_idontwant(secs(1), &mesh[0], [4; 32], "t");
+    let idw = |a: &[Action]| {
+        a.iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Control {
+                        control: Control::IDontWant { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(idw(&drain(&mut r)), mesh.len() - 1);
+    r.early_idontwant(secs(1), &mesh[1], [4; 32], "t");
+    assert_eq!(idw(&drain(&mut r)), 0, "once per id");
+    r.on_message(
+        secs(1),
+        &mesh[0],
+        &p(200),
+        [4; 32],
+        "t",
+        16384,
+        Some(body(16384)),
+    );
+    assert_eq!(idw(&drain(&mut r)), 0, "not again after reassembly");
+    // Not for seen ids, nor when turned off.
+    r.early_idontwant(secs(1), &mesh[0], [4; 32], "t");
+    assert!(drain(&mut r).is_empty());
+    let mut off = router(12, Config::builder().idontwant(false).build().unwrap());
+    off.join("t", secs(0), &mut g);
+    drain(&mut off);
+    let m = off.mesh_peers("t");
+    off.early_idontwant(secs(1), &m[0], [4; 32], "t");
+    assert!(drain(&mut off).is_empty());
+}

@@ -284,7 +284,7 @@ impl Node {
     pub(crate) fn drain_router(&mut self) {
         while let Some(a) = self.gossip.router.poll_action() {
             match a {
-                Action::Send { to, body, .. } => {
+                Action::Send { to, id, body } => {
                     #[cfg(feature = "adversary")]
                     if self.gossip.adversary.black_hole
                         && body.get(SIGNATURE_LEN + 1..SIGNATURE_LEN + 33)
@@ -293,7 +293,7 @@ impl Node {
                         continue;
                     }
                     if let Some(&idx) = self.by_peer.get(&to) {
-                        self.send_body(idx, &body);
+                        self.send_body(idx, &id, &body);
                     }
                 }
                 Action::Control { to, control } => {
@@ -313,7 +313,10 @@ impl Node {
     }
 
     /// Queues a signed publish body, fragmented when it exceeds a datagram.
-    fn send_body(&mut self, idx: u32, body: &[u8]) {
+    /// A fragmented body travels as `id ‖ body`, so the receiver learns the
+    /// id from the first fragment and can send IDONTWANT before the rest
+    /// arrives (the id is checked against the body once it is complete).
+    fn send_body(&mut self, idx: u32, id: &[u8; 32], body: &[u8]) {
         if FRAME_HEADER + body.len() <= MAX_PLAINTEXT {
             let mut frame = Vec::with_capacity(FRAME_HEADER + body.len());
             frame.push(0x22);
@@ -322,6 +325,10 @@ impl Node {
             self.stats.messages_forwarded += 1;
             return self.queue_frame_bytes(idx, &frame);
         }
+        let mut framed = Vec::with_capacity(32 + body.len());
+        framed.extend_from_slice(id);
+        framed.extend_from_slice(body);
+        let body = &framed[..];
         let count = body.len().div_ceil(FRAGMENT_CHUNK) as u16;
         let Some(e) = self
             .sessions
@@ -473,7 +480,11 @@ impl Node {
                 data,
             } => {
                 let signed = matches!(f, Frame::SignedFragment { .. });
+                if signed && index == 0 {
+                    self.early_idontwant(peer, data);
+                }
                 let max_body = self.cfg.security.max_message_size_bytes as usize
+                    + 32
                     + SIGNATURE_LEN
                     + PUBLISH_FIXED
                     + MAX_TOPIC;
@@ -489,13 +500,21 @@ impl Node {
                     .add(transfer, index, count, data, max_body, now)
                 {
                     FragmentResult::Incomplete => {}
-                    FragmentResult::Rejected => {
-                        self.gossip.router.penalise(&peer, 0.25);
-                        self.drop_input(DropReason::BadFragment)
-                    }
+                    // Not scored: loss leaves honest transfers incomplete too.
+                    FragmentResult::Rejected => self.drop_input(DropReason::BadFragment),
                     FragmentResult::Complete(body) if signed => {
-                        match SignedPublish::decode_body(&body) {
-                            Ok(sp) => self.handle_signed(idx, peer, sp),
+                        let (claimed, rest) = body.split_at(32.min(body.len()));
+                        match SignedPublish::decode_body(rest) {
+                            Ok(sp) => {
+                                let p = sp.publish;
+                                let id = message_id(&p.origin, p.seq, p.topic, p.payload);
+                                if claimed != id {
+                                    // Lied about the id in the first fragment.
+                                    self.gossip.router.on_invalid(&peer, p.topic);
+                                    return self.drop_input(DropReason::InvalidMessage);
+                                }
+                                self.handle_signed(idx, peer, sp)
+                            }
                             Err(_) => {
                                 self.penalise_malformed(idx);
                                 self.drop_input(DropReason::MalformedFrame)
@@ -515,6 +534,27 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// First fragment of a large message: `id ‖ signature ‖ hops ‖ origin
+    /// ‖ seq ‖ topic_len ‖ topic ‖ …`. Tell mesh peers at once that we are
+    /// getting it.
+    fn early_idontwant(&mut self, from: PeerId, data: &[u8]) {
+        let head = 32 + SIGNATURE_LEN + PUBLISH_FIXED;
+        let Some(&tlen) = data.get(head - 1) else {
+            return;
+        };
+        let Some(topic) = data
+            .get(head..head + tlen as usize)
+            .and_then(|t| std::str::from_utf8(t).ok())
+        else {
+            return;
+        };
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&data[..32]);
+        let now = self.now;
+        self.gossip.router.early_idontwant(now, &from, id, topic);
+        self.drain_router();
     }
 
     fn control(&mut self, peer: PeerId, c: Control) {
@@ -696,7 +736,7 @@ impl Node {
             })
             .collect();
         for &idx in &targets {
-            self.send_body(idx, &body);
+            self.send_body(idx, &[0x5A; 32], &body);
         }
         targets.len()
     }

@@ -295,8 +295,9 @@ pub enum Frame<'a> {
     Close(u8),
     /// A whole pub/sub message with the origin's Ed25519 signature.
     SignedPublish(SignedPublish<'a>),
-    /// One piece of a signed publish body too large for one datagram
-    /// (same layout as [`Frame::Fragment`]).
+    /// One piece of `message id (32) ‖ signed publish body` when the body is
+    /// too large for one datagram (same layout as [`Frame::Fragment`]); the
+    /// id up front lets the receiver send IDONTWANT at the first piece.
     SignedFragment {
         /// Sender-chosen id grouping the pieces.
         transfer: u32,
