@@ -33,10 +33,11 @@ pub struct Report {
     pub datagrams: (u64, u64),
     /// Eclipse target: delivered / expected for that node.
     pub target: Option<(usize, usize)>,
-    /// Invalid-message spam: (honest nodes that graylisted the spammers and
-    /// still score them below zero at the end, honest nodes that received
-    /// forged messages).
-    pub graylisted: Option<(usize, usize)>,
+    /// Invalid-message spam: ((honest nodes that graylisted a spammer,
+    /// honest nodes that received at least 32 forged messages), (honest nodes
+    /// scoring a spammer below the publish threshold at the end, honest
+    /// nodes that received any forged message)).
+    pub graylisted: Option<((usize, usize), (usize, usize))>,
     /// Nodes that left and joined during the run.
     pub churn: (usize, usize),
     /// Hash of every datagram of the run.
@@ -96,10 +97,14 @@ impl fmt::Display for Report {
         if let Some((d, e)) = self.target {
             writeln!(f, "eclipse target            {d}/{e}")?;
         }
-        if let Some((g, n)) = self.graylisted {
+        if let Some(((g, n), (e, h))) = self.graylisted {
             writeln!(
                 f,
-                "spammers graylisted by    {g}/{n} honest nodes that got spam"
+                "spam graylisted by        {g} honest nodes ({n} got >= 32 forged)"
+            )?;
+            writeln!(
+                f,
+                "spam below publish thr.   {e}/{h} honest nodes that got any"
             )?;
         }
         if !self.missing.is_empty() {

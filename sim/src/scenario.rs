@@ -128,6 +128,10 @@ struct Pub {
     node: usize,
 }
 
+/// Forged messages on one topic that bring a sender below the graylist
+/// threshold with the default P4 weight (−10 · n² < −10,000).
+pub const SPAM_GRAYLIST: u64 = 32;
+
 /// A scenario being run.
 struct Run {
     sc: Scenario,
@@ -522,31 +526,37 @@ fn report(
     dups += r.sim.retired.messages_duplicate;
     let delivered_bytes = (honest_deliveries * sc.message_size).max(1) as f64;
     let graylisted = if let Attack::InvalidSpam { .. } = sc.attack {
-        // Every honest node that received forged messages (only spammers
-        // send them) should have graylisted their sender, and at the end
-        // still rank every spammer it knows below the publish threshold.
-        let mut g = 0;
-        let mut n = 0;
+        // Only spammers send forged messages. P4 is quadratic per topic:
+        // about 32 forged messages on one topic graylist their sender, fewer
+        // already put it below the gossip and publish thresholds.
+        let (mut g, mut heavy, mut excluded, mut hit) = (0, 0, 0, 0);
         for (i, sn) in r.sim.nodes.iter().enumerate() {
             if r.honest.get(i) != Some(&true) {
                 continue;
             }
             let Some(node) = &sn.node else { continue };
             let drops = &node.stats().drops;
-            if drops.get(DropReason::InvalidMessage) == 0 {
+            let forged = drops.get(DropReason::InvalidMessage);
+            if forged == 0 {
                 continue;
             }
-            n += 1;
-            let below = attackers.iter().all(|&a| {
-                r.sim
-                    .node(a)
-                    .is_none_or(|att| node.peer_score(&att.public_key()) <= 0.0)
-            });
-            if drops.get(DropReason::Graylisted) > 0 && below {
+            hit += 1;
+            let worst = attackers
+                .iter()
+                .filter_map(|&a| r.sim.node(a))
+                .map(|att| node.peer_score(&att.public_key()))
+                .fold(f64::INFINITY, f64::min);
+            if worst < -100.0 {
+                excluded += 1;
+            }
+            if forged >= SPAM_GRAYLIST {
+                heavy += 1;
+            }
+            if drops.get(DropReason::Graylisted) > 0 {
                 g += 1;
             }
         }
-        Some((g, n))
+        Some(((g, heavy), (excluded, hit)))
     } else {
         None
     };
