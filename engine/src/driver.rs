@@ -15,6 +15,18 @@ use std::time::{Duration, Instant};
 /// Datagrams received or sent per batch.
 pub const BATCH: usize = 64;
 
+/// Host commands run per engine round before the engine turns to the
+/// socket and seals what they queued. Small enough that the frames a burst
+/// of publishes queues for one peer are sealed while they are few (the
+/// node's per-session pending buffer is worked off from its front, so a
+/// long backlog costs more per message); large enough to amortise a round.
+const COMMANDS_PER_ROUND: usize = 256;
+
+/// Receive batches per engine round. A flood keeps every batch full; the
+/// round must still end so timers run, events reach the host and host
+/// commands are served (an unbounded receive loop starved all three).
+const RECV_BATCHES_PER_ROUND: usize = 8;
+
 /// Placeholder address of an unused send view.
 const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     std::net::Ipv4Addr::UNSPECIFIED,
@@ -124,7 +136,10 @@ impl Driver {
             // datagram is decrypted in place in the backend's own buffer
             // (uring's ring, mmsg's GRO scratch) or the batch slot
             // (portable): no copy between the kernel and the node.
-            loop {
+            // True while the socket may hold more than this round took:
+            // then the round does not sleep (mio is edge-triggered).
+            let mut more = false;
+            for _ in 0..RECV_BATCHES_PER_ROUND {
                 let now = self.now();
                 let core = &mut self.core;
                 let n = match self.backend.recv_with(&mut batch, &mut |from, bytes| {
@@ -136,7 +151,8 @@ impl Driver {
                         0
                     }
                 };
-                if n < BATCH {
+                more = n == BATCH;
+                if !more {
                     break;
                 }
                 // Keep the send side moving during a receive flood.
@@ -149,6 +165,9 @@ impl Driver {
             self.transmit(&mut out);
             self.dispatch_events();
             // Sleep until input, a command or the next timer.
+            if more {
+                continue;
+            }
             self.shared.parked.store(true, Ordering::SeqCst);
             if self.commands.is_empty() {
                 let timeout = self.core.poll_timeout().saturating_sub(self.now());
@@ -168,7 +187,7 @@ impl Driver {
     /// Runs queued commands; false when the engine must stop.
     fn drain_commands(&mut self) -> bool {
         // Bounded per iteration so a publishing host cannot starve the socket.
-        for _ in 0..4096 {
+        for _ in 0..COMMANDS_PER_ROUND {
             let cmd = match self.commands.try_recv() {
                 Ok(c) => c,
                 Err(crossbeam_channel::TryRecvError::Empty) => return true,

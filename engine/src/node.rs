@@ -521,10 +521,24 @@ impl Node {
         if let Some(mut d) = self.discovery.take() {
             d.stop();
         }
-        let _ = self.commands.try_send(Command::Stop);
+        // A full command queue (a host publishing flat out) must not lose
+        // the stop: wait for room. The engine drains the queue while it
+        // runs, so this only times out if the engine thread is wedged, and
+        // then joining it would hang too, so it is left detached.
+        self.shared.waker.wake();
+        let sent = self
+            .commands
+            .send_timeout(Command::Stop, Duration::from_secs(5));
         self.shared.waker.wake();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            match sent {
+                Ok(()) | Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                    let _ = t.join();
+                }
+                Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {
+                    tracing::warn!("engine thread did not take the stop command; left detached");
+                }
+            }
         }
         self.shared.stopped.store(true, Ordering::SeqCst);
     }
