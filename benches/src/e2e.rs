@@ -1,0 +1,438 @@
+//! Scenarios through real nodes (`moss::Node`, the engine thread, a real
+//! backend) on 127.0.0.1: sealed-datagram throughput (`echo`), one-hop
+//! latency, and delivery under a junk/handshake flood.
+
+use hdrhistogram::Histogram;
+use moss::{Config, Node, NodeError, Subscription};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Loopback-only nodes. The per-peer inbound limiter is raised from the
+/// product default (64 000 B/s sustained, 256 000 B burst per peer) so the
+/// scenarios measure the engine, not the policy; see [`DEFAULT_LIMITS`].
+const CONFIG: &str = r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false,
+    "security":{"rate_limit_burst":4000000000,"rate_limit_sustained":4000000000}}"#;
+/// The same without the raised limiter (the product defaults).
+const DEFAULT_LIMITS: &str = r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#;
+
+/// Largest payload on topic [`TOPIC`] that travels in one datagram (larger
+/// ones are fragmented): the wire's plaintext budget minus the frame
+/// header, signature and fixed publish fields and the topic.
+pub fn single_datagram_payload() -> usize {
+    use moss_mesh::wire::{FRAME_HEADER, MAX_PLAINTEXT, PUBLISH_FIXED, SIGNATURE_LEN};
+    MAX_PLAINTEXT - FRAME_HEADER - SIGNATURE_LEN - PUBLISH_FIXED - TOPIC.len()
+}
+/// Mesh id of every bench node.
+pub const MESH: &str = "moss-bench";
+const TOPIC: &str = "bench";
+/// Longest any setup step may take.
+const SETUP: Duration = Duration::from_secs(10);
+
+/// Starts a node on 127.0.0.1 with `backend` (`policy`: keep the product's
+/// default per-peer limiter instead of raising it).
+fn start(backend: &str, policy: bool) -> Result<Node, String> {
+    let json = if policy { DEFAULT_LIMITS } else { CONFIG };
+    let mut c = Config::from_json(json).map_err(|e| e.to_string())?;
+    c.engine.backend = backend.into();
+    Node::builder(MESH)
+        .config(c)
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .start()
+        .map_err(|e| format!("{backend}: {e}"))
+}
+
+/// A publisher `a` connected to a subscriber `b` that `a` knows subscribes.
+pub struct Pair {
+    /// Publisher.
+    pub a: Node,
+    /// Subscriber.
+    pub b: Node,
+    /// `b`'s subscription to the bench topic.
+    pub sub: Subscription,
+}
+
+/// Two nodes on `backend`, `b` subscribed, `a` connected and aware of it.
+pub fn pair(backend: &str, policy: bool) -> Result<Pair, String> {
+    let a = start(backend, policy)?;
+    let b = start(backend, policy)?;
+    let sub = b.subscribe(TOPIC).map_err(|e| e.to_string())?;
+    a.connect_wait(&b.local_addr().to_string(), SETUP)
+        .map_err(|e| format!("connect: {e}"))?;
+    let deadline = Instant::now() + SETUP;
+    loop {
+        let st = a.stats().map_err(|e| e.to_string())?;
+        if st.peers.iter().any(|p| p.topics.iter().any(|t| t == TOPIC)) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the subscription never reached the publisher".into());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(Pair { a, b, sub })
+}
+
+/// Publishes until `until`, yielding on `Busy`; returns messages accepted.
+fn publish_until(a: &Node, data: &[u8], until: Instant) -> Result<u64, String> {
+    let mut n = 0u64;
+    while Instant::now() < until {
+        for _ in 0..64 {
+            match a.publish(TOPIC, data) {
+                Ok(()) => n += 1,
+                Err(NodeError::Busy) => thread::yield_now(),
+                Err(e) => return Err(format!("publish: {e}")),
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Counts messages of `sub` in a thread until `stop`.
+fn counter(
+    sub: Subscription,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if sub.recv_timeout(Duration::from_millis(20)).is_some() {
+                count.fetch_add(1, Ordering::Relaxed);
+                while sub.try_recv().is_some() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    })
+}
+
+/// What the echo scenario measured for one backend and payload.
+pub struct Echo {
+    /// Messages delivered to the subscriber per second.
+    pub delivered: f64,
+    /// Messages the publisher's API accepted per second.
+    pub accepted: f64,
+    /// Datagrams the subscriber's node received per second.
+    pub datagrams: f64,
+    /// Average received datagram size in bytes (what the raw limit uses).
+    pub avg_datagram: usize,
+    /// Messages the host API dropped at the subscriber (channel full).
+    pub host_dropped: u64,
+    /// Messages the publisher's node published (signed and queued) per second.
+    pub published: f64,
+    /// Datagrams the publisher's node sent per second.
+    pub sent: f64,
+    /// Datagrams the publisher's kernel refused (send queue full) in the window.
+    pub send_dropped: u64,
+    /// Publishes the publisher's engine found no routed peer for.
+    pub unrouted: u64,
+    /// Input the subscriber's node dropped: (reason, count).
+    pub node_drops: Vec<(&'static str, u64)>,
+    /// Allocation calls in the whole process per delivered message
+    /// (publisher API, both engines, the counting thread).
+    pub allocs_per_msg: f64,
+}
+
+/// Sealed-datagram throughput: `a` publishes `size`-byte messages as fast as
+/// the API accepts them for `dur`; `b` counts deliveries in that window.
+pub fn echo(backend: &str, size: usize, dur: Duration, policy: bool) -> Result<Echo, String> {
+    let p = pair(backend, policy)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let h = counter(p.sub, stop.clone(), count.clone());
+    let data = vec![0x5Au8; size];
+    // Warm up: sessions, buffers, channels.
+    publish_until(&p.a, &data, Instant::now() + Duration::from_millis(200))?;
+    thread::sleep(Duration::from_millis(50));
+    // Let the publisher's engine work off the warm-up backlog first.
+    let p0 = stats(&p.a)?;
+    let s0 = stats(&p.b)?;
+    let c0 = count.load(Ordering::Relaxed);
+    let a0 = crate::alloc::calls();
+    let t0 = Instant::now();
+    let accepted = publish_until(&p.a, &data, t0 + dur)?;
+    let el = t0.elapsed();
+    let c1 = count.load(Ordering::Relaxed);
+    let a1 = crate::alloc::calls();
+    let s1 = stats(&p.b)?;
+    // The publisher's counters once its queue is worked off: what it
+    // published and sent for the messages accepted in the window (its
+    // send/publish rates are over the longer span until then).
+    let p1 = stats(&p.a)?;
+    let el_pub = t0.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = h.join();
+    let dg = s1.counters.datagrams_in - s0.counters.datagrams_in;
+    let bytes = s1.counters.bytes_in - s0.counters.bytes_in;
+    Ok(Echo {
+        delivered: (c1 - c0) as f64 / el.as_secs_f64(),
+        accepted: accepted as f64 / el.as_secs_f64(),
+        datagrams: dg as f64 / el.as_secs_f64(),
+        avg_datagram: (bytes / dg.max(1)) as usize,
+        host_dropped: s1.messages_dropped - s0.messages_dropped,
+        node_drops: drops_between(&s0, &s1),
+        published: (p1.counters.messages_published - p0.counters.messages_published) as f64
+            / el_pub.as_secs_f64(),
+        sent: (p1.counters.datagrams_out - p0.counters.datagrams_out) as f64 / el_pub.as_secs_f64(),
+        send_dropped: p1.send_dropped - p0.send_dropped,
+        unrouted: p1.publish_unrouted - p0.publish_unrouted,
+        allocs_per_msg: (a1 - a0) as f64 / (c1 - c0).max(1) as f64,
+    })
+}
+
+/// `n.stats()`, waiting out a command queue that a flat-out publisher
+/// filled (retried for at most 60 s).
+fn stats(n: &Node) -> Result<moss::NodeStats, String> {
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match n.stats() {
+            Ok(s) => return Ok(s),
+            Err(NodeError::Busy) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("stats: {last}"))
+}
+
+/// Drop counters that grew between two stats snapshots.
+fn drops_between(s0: &moss::NodeStats, s1: &moss::NodeStats) -> Vec<(&'static str, u64)> {
+    moss_mesh::DropReason::ALL
+        .iter()
+        .map(|&r| {
+            (
+                r.as_str(),
+                s1.counters.drops.get(r) - s0.counters.drops.get(r),
+            )
+        })
+        .filter(|&(_, n)| n > 0)
+        .collect()
+}
+
+/// Ed25519 verifications per second on one core (every delivered message
+/// is verified once by its receiver).
+pub fn ed25519_verify_rate(dur: Duration) -> f64 {
+    let id = moss_crypto::Identity::from_seed([3u8; 32]);
+    let pk = id.public_key();
+    let msg = [9u8; 48];
+    let sig = id.sign(&msg);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < dur {
+        for _ in 0..64 {
+            std::hint::black_box(pk.verify(std::hint::black_box(&msg), &sig));
+            n += 1;
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Ed25519 signatures per second on one core (every publish signs once).
+pub fn ed25519_sign_rate(dur: Duration) -> f64 {
+    let id = moss_crypto::Identity::from_seed([3u8; 32]);
+    let msg = [9u8; 48];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < dur {
+        for _ in 0..64 {
+            std::hint::black_box(id.sign(std::hint::black_box(&msg)));
+            n += 1;
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One-hop latency percentiles in microseconds.
+pub struct OneHop {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Samples.
+    pub samples: u64,
+}
+
+/// Publish→deliver latency through two nodes: one message in flight at a
+/// time, timed from `publish` to the subscriber's `recv`.
+pub fn latency(backend: &str, size: usize, dur: Duration) -> Result<OneHop, String> {
+    let p = pair(backend, false)?;
+    let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).map_err(|e| e.to_string())?;
+    let data = vec![0xA5u8; size];
+    let start = Instant::now();
+    let mut lost = 0u32;
+    while start.elapsed() < dur {
+        let t = Instant::now();
+        match p.a.publish(TOPIC, &data) {
+            Ok(()) => {}
+            Err(NodeError::Busy) => continue,
+            Err(e) => return Err(format!("publish: {e}")),
+        }
+        match p.sub.recv_timeout(Duration::from_secs(1)) {
+            Some(_) => {
+                let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+                h.saturating_record(ns.max(1));
+            }
+            None => {
+                lost += 1;
+                if lost > 3 {
+                    return Err("messages lost".into());
+                }
+            }
+        }
+    }
+    let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Ok(OneHop {
+        p50: us(0.5),
+        p99: us(0.99),
+        p999: us(0.999),
+        samples: h.len(),
+    })
+}
+
+/// What the flood scenario measured.
+pub struct Flood {
+    /// Legit messages offered per second.
+    pub offered: f64,
+    /// Delivered per second without the flood.
+    pub calm: f64,
+    /// Delivered per second during the flood.
+    pub flooded: f64,
+    /// Flood datagrams sent per second (junk + replayed message 1s).
+    pub flood_rate: f64,
+    /// Receiver drop counters that grew during the flood: (reason, count).
+    pub drops: Vec<(&'static str, u64)>,
+    /// Receiver input datagrams per second during the flood.
+    pub received: f64,
+    /// Receiver output datagrams per second during the flood (answers to
+    /// replayed message 1s included).
+    pub answered: f64,
+}
+
+/// A real handshake message 1 for `to` in this mesh, made by a sans-IO node.
+fn message1(to: SocketAddr) -> Result<Vec<u8>, String> {
+    let mut n = moss_mesh::Node::new(
+        moss_mesh::Config::default(),
+        moss_mesh::Identity::from_seed([0x66; 32]),
+        MESH,
+        None,
+        [0x77; 32],
+        Duration::ZERO,
+    );
+    n.connect(to);
+    n.poll_transmit()
+        .map(|t| t.bytes)
+        .ok_or_else(|| "the sans-IO node produced no message 1".into())
+}
+
+/// Sends `size`-byte legit messages at `rate`/s for `dur`; returns how many
+/// the subscriber delivered per second in that window.
+fn paced(
+    a: &Node,
+    count: &AtomicU64,
+    data: &[u8],
+    rate: f64,
+    dur: Duration,
+) -> Result<f64, String> {
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let c0 = count.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let mut next = t0;
+    while t0.elapsed() < dur {
+        let now = Instant::now();
+        if now < next {
+            thread::sleep((next - now).min(Duration::from_millis(1)));
+            continue;
+        }
+        next += gap;
+        match a.publish(TOPIC, data) {
+            Ok(()) | Err(NodeError::Busy) => {}
+            Err(e) => return Err(format!("publish: {e}")),
+        }
+    }
+    // Count what was in flight at the end of the window too.
+    thread::sleep(Duration::from_millis(50));
+    Ok((count.load(Ordering::Relaxed) - c0) as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// Legit delivery at `rate` msgs/s with and without a flood of junk
+/// datagrams and replayed handshake message 1s from `ports` source ports.
+pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Flood, String> {
+    let Pair { a, b, sub } = pair(backend, false)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let to = b.local_addr();
+    let h = counter(sub, stop.clone(), count.clone());
+    let data = vec![0x42u8; 256];
+    let calm = paced(&a, &count, &data, rate, dur)?;
+    // The flooder: junk of varied sizes and one real message 1 replayed,
+    // round-robin over many source ports, as fast as the kernel takes them.
+    let m1 = message1(to)?;
+    let socks: Vec<UdpSocket> = (0..ports)
+        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    for s in &socks {
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    }
+    let fstop = Arc::new(AtomicBool::new(false));
+    let fstop2 = fstop.clone();
+    let flooder = thread::spawn(move || {
+        let mut junk = [0u8; 1200];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut sent = 0u64;
+        let mut i = 0usize;
+        while !fstop2.load(Ordering::Relaxed) {
+            for _ in 0..256 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let s = &socks[i % socks.len()];
+                i += 1;
+                let r = if x.is_multiple_of(2) {
+                    junk[..8].copy_from_slice(&x.to_le_bytes());
+                    s.send_to(&junk[..40 + (x as usize >> 8) % 1100], to)
+                } else {
+                    s.send_to(&m1, to)
+                };
+                if r.is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    });
+    thread::sleep(Duration::from_millis(100));
+    let s0 = b.stats().map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let flooded = paced(&a, &count, &data, rate, dur);
+    let s1 = b.stats().map_err(|e| e.to_string());
+    let el = t0.elapsed();
+    fstop.store(true, Ordering::Relaxed);
+    let sent = flooder.join().map_err(|_| "flooder panicked".to_string())?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = h.join();
+    let (flooded, s1) = (flooded?, s1?);
+    let drops = moss_mesh::DropReason::ALL
+        .iter()
+        .map(|&r| {
+            (
+                r.as_str(),
+                s1.counters.drops.get(r) - s0.counters.drops.get(r),
+            )
+        })
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    Ok(Flood {
+        offered: rate,
+        calm,
+        flooded,
+        flood_rate: sent as f64 / (el.as_secs_f64() + 0.1),
+        drops,
+        received: (s1.counters.datagrams_in - s0.counters.datagrams_in) as f64 / el.as_secs_f64(),
+        answered: (s1.counters.datagrams_out - s0.counters.datagrams_out) as f64 / el.as_secs_f64(),
+    })
+}
