@@ -236,6 +236,30 @@ impl Router {
         self.score.remove_peer(peer, now);
     }
 
+    /// `peer` has been silent too long for a mesh peer (the host sees its
+    /// session): it leaves every mesh and fanout now, with backoff and a
+    /// PRUNE in case it is alive, instead of when its session times out.
+    pub fn peer_unresponsive(&mut self, peer: &PeerId, now: Time) {
+        let topics: Vec<Topic> = self
+            .mesh
+            .iter()
+            .filter(|(_, m)| m.contains(peer))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in topics {
+            if let Some(m) = self.mesh.get_mut(&t) {
+                m.remove(peer);
+            }
+            self.score.prune(peer, &t, now);
+            self.set_backoff(&t, *peer, now + self.cfg.prune_backoff);
+            let msg = self.prune_msg(&t, peer, now, false);
+            self.send(*peer, msg);
+        }
+        for f in self.fanout.values_mut() {
+            f.peers.remove(peer);
+        }
+    }
+
     /// `peer` subscribed to `topic`.
     pub fn peer_subscribed(&mut self, peer: &PeerId, topic: &str) {
         let t = self.topic(topic);
@@ -697,10 +721,12 @@ impl Router {
             .into_iter()
             .filter(|id| !self.seen.contains(id))
             .filter(|id| {
+                // Ask when nobody was asked, when a second peer may be
+                // asked, or when an ask (maybe to this very peer, whose
+                // answer may be lost) is older than `retry`.
                 self.promises.get(id).is_none_or(|asks| {
-                    !asks.iter().any(|(p, _)| p == from)
-                        && (asks.len() < MAX_ASKS
-                            || asks.iter().any(|(_, asked)| now >= *asked + retry))
+                    (asks.len() < MAX_ASKS && !asks.iter().any(|(p, _)| p == from))
+                        || asks.iter().any(|(_, asked)| now >= *asked + retry)
                 })
             })
             .collect();
@@ -714,10 +740,14 @@ impl Router {
         st.asked += want.len();
         for id in &want {
             let asks = self.promises.entry(*id).or_default();
-            if asks.len() >= MAX_ASKS {
-                asks.remove(0);
+            if let Some(a) = asks.iter_mut().find(|(p, _)| p == from) {
+                a.1 = now;
+            } else {
+                if asks.len() >= MAX_ASKS {
+                    asks.remove(0);
+                }
+                asks.push((*from, now));
             }
-            asks.push((*from, now));
         }
         self.send(*from, Control::IWant { ids: want });
     }

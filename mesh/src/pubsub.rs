@@ -26,6 +26,13 @@ use moss_gossip::{Action, Control, PxPeer, Received, Router};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// A mesh peer we sent nothing to for this many heartbeats gets an empty
+/// datagram (liveness for the check below).
+pub const MESH_KEEPALIVE_BEATS: u32 = 2;
+/// A mesh peer silent for this many heartbeats leaves our meshes (its
+/// session may live on until the idle timeout).
+pub const MESH_SILENCE_BEATS: u32 = 6;
+
 /// Heartbeats between re-announcements of our subscriptions to a peer.
 pub const RESUBSCRIBE_EVERY: u64 = 5;
 /// Longest gap, in heartbeats, between re-announcements to a peer.
@@ -214,6 +221,7 @@ impl Node {
         if now >= self.gossip.router.next_heartbeat() {
             self.gossip.router.heartbeat(now, &mut self.rng);
             self.drain_router();
+            self.mesh_liveness(now);
             // Subscriptions ride on unreliable datagrams: each peer hears
             // them again every RESUBSCRIBE_EVERY heartbeats when a datagram
             // goes to it anyway, and every RESUBSCRIBE_MAX regardless.
@@ -240,6 +248,33 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Mesh peers must be alive: they hear from us at least every
+    /// [`MESH_KEEPALIVE_BEATS`] heartbeats, and one silent for
+    /// [`MESH_SILENCE_BEATS`] is dropped from our meshes, so a node whose
+    /// neighbours vanished grafts live ones long before sessions time out.
+    fn mesh_liveness(&mut self, now: Time) {
+        let hb = self.gossip.router.config().heartbeat;
+        let mut mesh: BTreeSet<PeerId> = BTreeSet::new();
+        for t in &self.subscriptions {
+            mesh.extend(self.gossip.router.mesh_peers(t));
+        }
+        for p in mesh {
+            let Some(&idx) = self.by_peer.get(&p) else {
+                continue;
+            };
+            let Some(s) = self.sessions.get(&idx) else {
+                continue;
+            };
+            let (sent, heard) = (s.last_send, s.last_recv);
+            if now.saturating_sub(heard) >= hb * MESH_SILENCE_BEATS {
+                self.gossip.router.peer_unresponsive(&p, now);
+            } else if now.saturating_sub(sent) >= hb * MESH_KEEPALIVE_BEATS {
+                self.seal_and_send(idx, true);
+            }
+        }
+        self.drain_router();
     }
 
     /// Publishes `data` on `topic`: signed, then flooded to every eligible
