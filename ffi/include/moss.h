@@ -140,7 +140,10 @@ int32_t Moss_Start(MossHandle handle);
 // inside one of them, it returns at once and the dispatch thread ends when
 // that callback returns. Returns `MOSS_OK`, `MOSS_ERR_INVALID_HANDLE`
 // (unknown or already stopped), or `MOSS_ERR_NOT_STARTED` (the handle was
-// never started; it is released all the same).
+// never started; it is released all the same). It first waits for calls of
+// other threads still running on this handle (a `Moss_Connect` at most
+// `security.handshake_timeout_sec`, a getter at most 5 s), so that when it
+// returns the socket is closed and the engine thread has ended.
 int32_t Moss_Stop(MossHandle handle);
 
 // Subscribes to `channel` (1 to 255 bytes of UTF-8). Before `Moss_Start`

@@ -161,7 +161,10 @@ pub extern "C" fn Moss_Start(handle: MossHandle) -> i32 {
 /// inside one of them, it returns at once and the dispatch thread ends when
 /// that callback returns. Returns `MOSS_OK`, `MOSS_ERR_INVALID_HANDLE`
 /// (unknown or already stopped), or `MOSS_ERR_NOT_STARTED` (the handle was
-/// never started; it is released all the same).
+/// never started; it is released all the same). It first waits for calls of
+/// other threads still running on this handle (a `Moss_Connect` at most
+/// `security.handshake_timeout_sec`, a getter at most 5 s), so that when it
+/// returns the socket is closed and the engine thread has ended.
 #[no_mangle]
 pub extern "C" fn Moss_Stop(handle: MossHandle) -> i32 {
     run_code(|| match Handle::stop(handle)? {
