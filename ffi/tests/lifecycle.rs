@@ -365,15 +365,6 @@ fn stop_races_deliveries_and_concurrent_calls() {
                     }
                 };
                 codes.insert(rc);
-                // Paced (a few thousand calls/s): an unpaced flood keeps the
-                // receiving engine in its receive loop, where it does not
-                // look at commands (Stop included) until the flood ends;
-                // that engine behaviour is reported, not tested here.
-                if i == 0 {
-                    std::thread::sleep(Duration::from_micros(200));
-                } else {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
             }
             codes
         }));
