@@ -285,27 +285,27 @@ fn per_message(net: &mut Net, src: usize, at: usize, expect_forward: bool) -> f6
 }
 
 /// Current bound for (i): allocation calls per delivered message. Measured
-/// 6.01 (working tree of 2026-11-25, lines as of then):
-/// 1. `mesh/src/pubsub.rs:658` `encode_signed`: `Vec::with_capacity` — the
+/// 6.01 (line numbers as of commit b0563b6):
+/// 1. `mesh/src/pubsub.rs:733` `encode_signed`: `Vec::with_capacity` — the
 ///    received message is re-encoded for the cache/forwarding (called from
-///    `handle_signed`, pubsub.rs:569);
-/// 2. `mesh/src/pubsub.rs:660` `v.into()`: that Vec converted into a shared
+///    `handle_signed`, pubsub.rs:644);
+/// 2. `mesh/src/pubsub.rs:735` `v.into()`: that Vec converted into a shared
 ///    slice — a second allocation and copy of the same bytes;
 /// 3. `gossip/src/score.rs:373` `credited: vec![*peer]` in first-delivery
-///    bookkeeping (via `router.rs:462`);
+///    bookkeeping (via `router.rs:495`);
 /// 4. `gossip/src/mcache.rs:109` `e.have.push(peer)` — a per-message Vec in
-///    the message cache entry (via `router.rs:464`);
-/// 5. `mesh/src/pubsub.rs:591` `p.topic.to_string()` — `Message::topic`;
-/// 6. `mesh/src/pubsub.rs:593` `p.payload.to_vec()` — `Message::data`.
+///    the message cache entry (via `router.rs:501`);
+/// 5. `mesh/src/pubsub.rs:666` `p.topic.to_string()` — `Message::topic`;
+/// 6. `mesh/src/pubsub.rs:668` `p.payload.to_vec()` — `Message::data`.
 ///
 /// The 0.01 is amortised growth of the seen/cache maps.
 const RECEIVE_DELIVER_BOUND: f64 = 6.1;
 /// Current bound for (ii): allocation calls per message B delivers and
 /// forwards. Measured 9.01: the six above plus
-/// 7. `gossip/src/router.rs:472` `.collect()` — the forward peer list;
-/// 8. `mesh/src/pubsub.rs:318` `Vec::with_capacity` — a frame built in a
+/// 7. `gossip/src/router.rs:509` `.collect()` — the forward peer list;
+/// 8. `mesh/src/pubsub.rs:356` `Vec::with_capacity` — a frame built in a
 ///    temporary Vec, then copied into the session's pending frames
-///    (`queue_frame_bytes`, pubsub.rs:323);
+///    (`queue_frame_bytes`, pubsub.rs:361);
 /// 9. `mesh/src/node.rs:455` `self.dirty.push(idx)` — the dirty-session
 ///    list loses its capacity every flush.
 const FORWARD_BOUND: f64 = 9.1;
