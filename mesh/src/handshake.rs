@@ -11,6 +11,10 @@ use moss_crypto::{Handshake, HandshakeError, Role, TransportCipher};
 use rand_core::RngCore;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Shortest gap between two answers to repeated copies of one message 1.
+pub const ECHO_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Encodes an observed address for the handshake's extra payload.
 fn encode_addr(a: SocketAddr) -> Vec<u8> {
@@ -96,6 +100,7 @@ impl Node {
                     last_datagram: datagram.clone(),
                     attempts: 0,
                     next_retry: now + HANDSHAKE_RETRY,
+                    last_echo: now,
                 })),
             },
         );
@@ -183,11 +188,18 @@ impl Node {
         if b.receiver != 0 {
             return self.drop_input(DropReason::BadHandshake);
         }
-        // A retransmitted message 1: answer with the same message 2.
+        // A retransmitted message 1: answer with the same message 2, but at
+        // most once per echo interval, so replayed message 1s cannot turn
+        // the node into a reflector.
+        let now = self.now;
         if let Some(&idx) = self.by_addr.get(&from) {
-            if let Some(s) = self.sessions.get(&idx) {
+            if let Some(s) = self.sessions.get_mut(&idx) {
                 if s.remote_index == b.sender {
-                    if let State::Responding(p) = &s.state {
+                    if let State::Responding(p) = &mut s.state {
+                        if now.saturating_sub(p.last_echo) < ECHO_INTERVAL {
+                            return self.drop_input(DropReason::HandshakeRateLimited);
+                        }
+                        p.last_echo = now;
                         let d = p.last_datagram.clone();
                         return self.emit(from, d);
                     }
@@ -206,7 +218,6 @@ impl Node {
         // Answering costs three X25519 operations: a flood of bogus message
         // 1s is cut off here, before any of them, so established sessions
         // keep their CPU.
-        let now = self.now;
         if !self.handshake_budget.take(1, now) {
             return self.drop_input(DropReason::HandshakeRateLimited);
         }
@@ -242,6 +253,7 @@ impl Node {
                     last_datagram: datagram.clone(),
                     attempts: 0,
                     next_retry: now + HANDSHAKE_RETRY * 2,
+                    last_echo: now,
                 })),
             },
         );

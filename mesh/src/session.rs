@@ -45,6 +45,8 @@ pub(crate) struct Pending {
     pub attempts: u32,
     /// When to retransmit next.
     pub next_retry: Time,
+    /// When we last answered a repeated message (responder side).
+    pub last_echo: Time,
 }
 
 /// An established session.

@@ -305,3 +305,26 @@ fn a_flood_of_bogus_handshakes_is_rate_limited_and_sessions_keep_working() {
         vec![("t".to_string(), b"still here".to_vec())]
     );
 }
+
+#[test]
+fn a_replayed_message_1_is_not_reflected_at_line_rate() {
+    let mut net = Net::new(2, "local", None);
+    net.nodes[1].connect(addr(0));
+    let init = net.nodes[1].poll_transmit().unwrap().bytes;
+    let before = net.nodes[0].stats().datagrams_out;
+    for _ in 0..1000 {
+        net.inject(0, addr(1), init.clone());
+    }
+    let answered = net.nodes[0].stats().datagrams_out - before;
+    assert!(
+        answered <= 2,
+        "1000 copies of one message 1 got {answered} answers"
+    );
+    assert!(
+        net.nodes[0]
+            .stats()
+            .drops
+            .get(DropReason::HandshakeRateLimited)
+            >= 998
+    );
+}
