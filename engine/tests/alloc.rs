@@ -285,7 +285,7 @@ fn per_message(net: &mut Net, src: usize, at: usize, expect_forward: bool) -> f6
 }
 
 /// Current bound for (i): allocation calls per delivered message. Measured
-/// 6.01 (line numbers as of commit b0563b6):
+/// 6.01 (line numbers as of commits b0563b6 and 5c4b7d2):
 /// 1. `mesh/src/pubsub.rs:733` `encode_signed`: `Vec::with_capacity` — the
 ///    received message is re-encoded for the cache/forwarding (called from
 ///    `handle_signed`, pubsub.rs:644);
