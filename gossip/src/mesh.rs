@@ -75,7 +75,13 @@ impl Router {
         self.promises.retain(|_, asks| !asks.is_empty());
         broken.sort_unstable();
         for (id, p) in broken {
-            if !self.seen.contains(&id) {
+            // Our own rate limiter may have dropped the answer: no blame.
+            let limited = self
+                .peers
+                .get(&p)
+                .and_then(|s| s.rate_limited)
+                .is_some_and(|t| now.saturating_sub(t) <= followup);
+            if !self.seen.contains(&id) && !limited {
                 self.score.add_penalty(&p, 1.0);
             }
         }
@@ -289,11 +295,12 @@ impl Router {
     /// eligible peers outside the mesh/fanout.
     fn emit_gossip(&mut self, t: &Topic, now: Time, rng: &mut impl RngCore) {
         let mut ids = self.mcache.gossip_ids(t);
+        let recent: std::collections::HashSet<&MessageId> = ids.iter().collect();
         let own: Vec<MessageId> = self
             .own
             .iter()
             .filter(|(id, topic, _)| {
-                topic == t && self.mcache.get(id).is_some() && !ids.contains(id)
+                topic == t && !recent.contains(id) && self.mcache.get(id).is_some()
             })
             .map(|(id, _, _)| *id)
             .collect();

@@ -52,6 +52,8 @@ pub(crate) struct PeerState {
     dont_want_order: VecDeque<MessageId>,
     pub ihaves: usize,
     pub asked: usize,
+    /// When our rate limiter last dropped a message from this peer.
+    pub rate_limited: Option<Time>,
 }
 
 pub(crate) struct Fanout {
@@ -161,6 +163,14 @@ impl Router {
         self.score.score(peer, now) < self.cfg.thresholds.graylist
     }
 
+    /// Our rate limiter dropped a message from `peer`: IWANT answers it
+    /// may have sent are not counted as broken promises for a while.
+    pub fn rate_limited(&mut self, peer: &PeerId, now: Time) {
+        if let Some(s) = self.peers.get_mut(peer) {
+            s.rate_limited = Some(now);
+        }
+    }
+
     /// Adds behaviour penalty (P7) to a peer, e.g. for malformed frames.
     pub fn penalise(&mut self, peer: &PeerId, n: f64) {
         self.score.add_penalty(peer, n);
@@ -217,6 +227,7 @@ impl Router {
             dont_want_order: VecDeque::new(),
             ihaves: 0,
             asked: 0,
+            rate_limited: None,
         });
         st.addr = addr;
         st.outbound = outbound;
@@ -415,6 +426,10 @@ impl Router {
         self.seen.insert(id, now);
         self.mcache.put(id, t.clone(), body.clone());
         self.own.push_back((id, t, self.heartbeats));
+        // Bounded: a fast publisher advertises only its newest messages.
+        while self.own.len() > self.cfg.max_ihave_length {
+            self.own.pop_front();
+        }
         for to in &targets {
             self.actions.push_back(Action::Send {
                 to: *to,

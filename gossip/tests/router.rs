@@ -526,3 +526,24 @@ fn early_idontwant_goes_out_once_at_the_first_fragment() {
     off.early_idontwant(secs(1), &m[0], [4; 32], "t");
     assert!(drain(&mut off).is_empty());
 }
+
+#[test]
+fn answers_our_rate_limiter_dropped_are_not_broken_promises() {
+    let mut r = router(12, Config::default());
+    let mut g = rng();
+    r.join("t", secs(0), &mut g);
+    drain(&mut r);
+    let outsider = (1..=12)
+        .map(p)
+        .find(|q| !r.mesh_peers("t").contains(q))
+        .unwrap();
+    let ihave = Control::IHave {
+        topic: "t".into(),
+        ids: vec![[1; 32], [2; 32]],
+    };
+    r.on_control(secs(1), &outsider, ihave, &mut g);
+    drain(&mut r);
+    r.rate_limited(&outsider, secs(2));
+    r.heartbeat(secs(5), &mut g);
+    assert_eq!(r.peer_score(&outsider, secs(5)), 0.0);
+}

@@ -616,6 +616,7 @@ impl Node {
             return;
         };
         if !e.bucket.take(sp.body_len(), now) {
+            self.gossip.router.rate_limited(&peer, now);
             return self.drop_input(DropReason::RateLimited);
         }
         let id = message_id(&p.origin, p.seq, p.topic, p.payload);
