@@ -632,6 +632,14 @@ impl Node {
             self.gossip.router.on_invalid(&peer, p.topic);
             return self.drop_input(DropReason::InvalidMessage);
         }
+        // Telemetry deltas are validated here, before forwarding: a
+        // malformed one goes no further and counts against its sender.
+        if p.topic == crate::telemetry::TELEMETRY_TOPIC
+            && moss_telemetry::StatDelta::decode(p.payload).is_err()
+        {
+            self.gossip.router.on_invalid(&peer, p.topic);
+            return self.drop_input(DropReason::BadStatDelta);
+        }
         if let Some(v) = self.gossip.validator.as_mut() {
             if !v(p.topic, &origin, p.payload) {
                 self.gossip.router.on_invalid(&peer, p.topic);

@@ -83,4 +83,11 @@ fn malformed_deltas_are_dropped_and_counted() {
     net.run(Duration::from_millis(100));
     assert_eq!(net.nodes[1].stats().drops.get(DropReason::BadStatDelta), 1);
     assert!(net.messages(1).is_empty());
+    // The sender is scored for it (P4, invalid message).
+    let sender = net.nodes[0].public_key();
+    assert!(
+        net.nodes[1].peer_score(&sender) < 0.0,
+        "score {}",
+        net.nodes[1].peer_score(&sender)
+    );
 }
