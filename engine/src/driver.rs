@@ -97,6 +97,7 @@ pub(crate) enum Command {
         reply: Option<Sender<Result<PeerId, String>>>,
     },
     Snapshot(Sender<Snapshot>),
+    SetAppScore(moss_mesh::pubsub::AppScore),
     Chain {
         limit: usize,
         reply: Sender<Vec<moss_mesh::ChainLink>>,
@@ -240,6 +241,7 @@ impl Driver {
                         network: self.core.network_stats(),
                     });
                 }
+                Command::SetAppScore(f) => self.core.set_app_score(f),
                 Command::Chain { limit, reply } => {
                     let _ = reply.send(self.core.telemetry_chain(limit));
                 }

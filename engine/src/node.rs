@@ -480,6 +480,16 @@ impl Node {
         })
     }
 
+    /// Installs the application score (GossipSub P5): `f(peer, base_score)`
+    /// runs on the engine thread for every connected peer each heartbeat, so
+    /// it must be quick and must not wait on this node.
+    pub fn set_app_score(
+        &self,
+        f: impl FnMut(&PeerId, f64) -> f64 + Send + 'static,
+    ) -> Result<(), NodeError> {
+        self.send(Command::SetAppScore(Box::new(f)))
+    }
+
     /// The telemetry snapshot (`Moss_GetNetworkStats`; serializes as `{}`
     /// when telemetry is off).
     pub fn network_stats(&self) -> Result<moss_mesh::NetworkSnapshot, NodeError> {

@@ -200,11 +200,13 @@ int32_t Moss_SetCallback(MossHandle handle, MossMessageCallback cb);
 // `MOSS_ERR_INVALID_HANDLE`.
 int32_t Moss_SetEventCallback(MossHandle handle, MossEventCallback cb);
 
-// Stores (or with NULL clears) the peer scoring callback. NOT CONSULTED
-// YET: this version has no gossip router that scores peers, so the
-// callback is kept for when it does and never called. Returns
-// `MOSS_ERR_NOT_AVAILABLE` when a callback is stored (to say so),
-// `MOSS_OK` when cleared, or `MOSS_ERR_INVALID_HANDLE`.
+// Sets (or with NULL clears) the peer scoring callback: the gossip router
+// calls `cb(peer_id /*32 bytes*/, base_score)` for every connected peer each
+// heartbeat and uses the answer as the application score (P5; a
+// non-finite answer counts as 0). It runs on the engine thread, so it must
+// return quickly and must not call Moss functions that wait on this node
+// (getters); it may be set before or after `Moss_Start`. Returns `MOSS_OK`
+// or `MOSS_ERR_INVALID_HANDLE`.
 int32_t Moss_SetScoringCallback(MossHandle handle, MossScoringCallback cb);
 
 // Sets (or with NULLs clears) the global identity store used by later

@@ -303,21 +303,18 @@ pub extern "C" fn Moss_SetEventCallback(handle: MossHandle, cb: MossEventCallbac
     })
 }
 
-/// Stores (or with NULL clears) the peer scoring callback. NOT CONSULTED
-/// YET: this version has no gossip router that scores peers, so the
-/// callback is kept for when it does and never called. Returns
-/// `MOSS_ERR_NOT_AVAILABLE` when a callback is stored (to say so),
-/// `MOSS_OK` when cleared, or `MOSS_ERR_INVALID_HANDLE`.
+/// Sets (or with NULL clears) the peer scoring callback: the gossip router
+/// calls `cb(peer_id /*32 bytes*/, base_score)` for every connected peer each
+/// heartbeat and uses the answer as the application score (P5; a
+/// non-finite answer counts as 0). It runs on the engine thread, so it must
+/// return quickly and must not call Moss functions that wait on this node
+/// (getters); it may be set before or after `Moss_Start`. Returns `MOSS_OK`
+/// or `MOSS_ERR_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn Moss_SetScoringCallback(handle: MossHandle, cb: MossScoringCallback) -> i32 {
     run_code(|| {
         let h = Handle::get(handle)?;
         h.callbacks.set_scoring(cb);
-        if h.callbacks.has_scoring() {
-            return Err(FfiError::NotAvailable(
-                "peer scoring: the callback is stored but not called until the gossip router scores peers",
-            ));
-        }
         Ok(MOSS_OK)
     })
 }

@@ -55,7 +55,7 @@ type ScoringFn = unsafe extern "C" fn(*const u8, f64) -> f64;
 pub struct Callbacks {
     message: AtomicPtr<c_void>,
     event: AtomicPtr<c_void>,
-    scoring: AtomicPtr<c_void>,
+    scoring: std::sync::Arc<AtomicPtr<c_void>>,
 }
 
 impl Callbacks {
@@ -71,7 +71,8 @@ impl Callbacks {
         self.event.store(p, Ordering::Release);
     }
 
-    /// Stores or clears the scoring callback (kept for the future router).
+    /// Stores or clears the scoring callback; the router consults the
+    /// current one every heartbeat.
     pub fn set_scoring(&self, cb: MossScoringCallback) {
         let p = cb.map_or(std::ptr::null_mut(), |f| f as *mut c_void);
         self.scoring.store(p, Ordering::Release);
@@ -102,16 +103,28 @@ impl Callbacks {
         Some(unsafe { std::mem::transmute::<*mut c_void, EventFn>(p) })
     }
 
-    /// The stored scoring callback (unused until the router scores peers).
-    #[allow(dead_code)]
-    fn scoring(&self) -> Option<ScoringFn> {
-        let p = self.scoring.load(Ordering::Acquire);
-        if p.is_null() {
-            return None;
+    /// A scorer for the engine: calls whatever scoring callback is stored
+    /// at the time (none stored: no application score), on the engine
+    /// thread, once per peer per heartbeat. A non-finite answer counts as 0.
+    pub fn scorer(&self) -> impl FnMut(&moss_engine::PeerId, f64) -> f64 + Send + 'static {
+        let slot = self.scoring.clone();
+        move |peer, base| {
+            let p = slot.load(Ordering::Acquire);
+            if p.is_null() {
+                return 0.0;
+            }
+            // SAFETY: non-NULL values are only stored by `set_scoring`, from
+            // a `ScoringFn`.
+            let f = unsafe { std::mem::transmute::<*mut c_void, ScoringFn>(p) };
+            // SAFETY: the host promised a function of this signature; the
+            // peer id points at 32 bytes that outlive the call.
+            let v = unsafe { f(peer.0.as_ptr(), base) };
+            if v.is_finite() {
+                v
+            } else {
+                0.0
+            }
         }
-        // SAFETY: non-NULL values are only stored by `set_scoring`, from a
-        // `ScoringFn`.
-        Some(unsafe { std::mem::transmute::<*mut c_void, ScoringFn>(p) })
     }
 }
 

@@ -185,6 +185,10 @@ impl Handle {
                 return Err(e);
             }
         };
+        if let Err(e) = node.set_app_score(self.callbacks.scorer()) {
+            *st = State::Ready { pending };
+            return Err(FfiError::from_node(e));
+        }
         for c in &pending {
             if let Err(e) = node.join(c) {
                 *st = State::Ready { pending };

@@ -398,3 +398,38 @@ fn stop_races_deliveries_and_concurrent_calls() {
     }
     assert_eq!(Moss_Stop(a), MOSS_OK);
 }
+
+static SCORED: AtomicUsize = AtomicUsize::new(0);
+static SCORED_PEER: Mutex<Option<[u8; 32]>> = Mutex::new(None);
+
+unsafe extern "C" fn record_score(peer: *const u8, base: f64) -> f64 {
+    let mut id = [0u8; 32];
+    // SAFETY: the ABI promises 32 readable bytes.
+    unsafe { std::ptr::copy_nonoverlapping(peer, id.as_mut_ptr(), 32) };
+    *SCORED_PEER.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+    SCORED.fetch_add(1, Ordering::SeqCst);
+    base + 1.0
+}
+
+#[test]
+fn the_scoring_callback_is_consulted_for_connected_peers() {
+    let a = init("ffi-scoring", QUIET);
+    let b = init("ffi-scoring", QUIET);
+    assert_eq!(Moss_SetScoringCallback(a, Some(record_score)), MOSS_OK);
+    let chan = CString::new("s").unwrap();
+    pair(a, b, &chan);
+    let b_key = take(Moss_GetPublicKey(b));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while SCORED.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(SCORED.load(Ordering::SeqCst) > 0, "callback never called");
+    let seen = SCORED_PEER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .expect("a peer id");
+    let hex: String = seen.iter().map(|x| format!("{x:02x}")).collect();
+    assert_eq!(hex, b_key, "scored peer is the connected one");
+    assert_eq!(Moss_Stop(a), MOSS_OK);
+    assert_eq!(Moss_Stop(b), MOSS_OK);
+}
