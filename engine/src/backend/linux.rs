@@ -266,6 +266,33 @@ pub(crate) fn probe_gso(fd: RawFd) -> io::Result<()> {
 }
 
 /// Turns on `UDP_GRO` (the GRO probe). `Err` carries the kernel's reason.
+/// Probes the offloads a backend asked for and returns `(gso, gro)`: each
+/// one refused by the kernel is off, with the reason logged under `backend`.
+pub(crate) fn probe_offloads(
+    fd: RawFd,
+    want_gso: bool,
+    want_gro: bool,
+    backend: &str,
+) -> (bool, bool) {
+    let gso = want_gso
+        && match probe_gso(fd) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!(reason = %e, "{backend}: UDP GSO unavailable, one datagram per send");
+                false
+            }
+        };
+    let gro = want_gro
+        && match enable_gro(fd) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!(reason = %e, "{backend}: UDP GRO unavailable, one datagram per receive");
+                false
+            }
+        };
+    (gso, gro)
+}
+
 pub(crate) fn enable_gro(fd: RawFd) -> io::Result<()> {
     setsockopt_int(fd, libc::SOL_UDP, libc::UDP_GRO, 1)
 }

@@ -21,9 +21,9 @@
 //! in [`MmsgStats::oversized`]).
 
 use super::linux::{
-    addr_bytes, after_refusal, decode_addr, enable_gro, gro_segment, gso_refusal,
-    is_per_datagram_error, plan_runs, poll_two, probe_gso, write_segment_cmsg, EventFd, GsoRefusal,
-    RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
+    addr_bytes, after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error,
+    plan_runs, poll_two, probe_offloads, write_segment_cmsg, EventFd, GsoRefusal, RawAddr, Run,
+    Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
 use std::io;
@@ -125,22 +125,7 @@ impl MmsgBackend {
     pub fn new(socket: UdpSocket, want: Offload) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let fd = socket.as_raw_fd();
-        let gso = want.gso
-            && match probe_gso(fd) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::info!(reason = %e, "mmsg: UDP GSO unavailable, sending one datagram per message");
-                    false
-                }
-            };
-        let gro = want.gro
-            && match enable_gro(fd) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::info!(reason = %e, "mmsg: UDP GRO unavailable, receiving one datagram per message");
-                    false
-                }
-            };
+        let (gso, gro) = probe_offloads(fd, want.gso, want.gro, "mmsg");
         Ok(Self {
             socket,
             event: Arc::new(EventFd::new()?),

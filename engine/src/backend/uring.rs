@@ -23,8 +23,8 @@
 //! `io_uring_enter` until any completion (datagram, wake) or the timeout.
 
 use super::linux::{
-    after_refusal, decode_addr, enable_gro, gro_segment, gso_refusal, is_per_datagram_error,
-    plan_runs, probe_gso, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
+    after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error, plan_runs,
+    probe_offloads, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{Backend, BackendError, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
 use io_uring::types::{Fd, SubmitArgs, Timespec};
@@ -252,22 +252,7 @@ impl UringBackend {
                 source,
             })?;
         let fd = socket.as_raw_fd();
-        let gso = opts.gso
-            && match probe_gso(fd) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::info!(reason = %e, "uring: UDP GSO unavailable, one datagram per send");
-                    false
-                }
-            };
-        let gro = opts.gro
-            && match enable_gro(fd) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::info!(reason = %e, "uring: UDP GRO unavailable, one datagram per buffer");
-                    false
-                }
-            };
+        let (gso, gro) = probe_offloads(fd, opts.gso, opts.gro, "uring");
         let ctl = if gro { CMSG_BUF } else { 0 };
         let payload = if gro { GRO_BUF } else { MAX_DATAGRAM + 1 };
         let buf_len = (RECVMSG_OUT + NAME_LEN + ctl + payload).next_multiple_of(64);
