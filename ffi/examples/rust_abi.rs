@@ -158,8 +158,8 @@ pub fn run(path: &str) -> Result<(), String> {
         if a <= 0 || b <= 0 {
             return Err(format!("Moss_Init: {}", m.error()));
         }
-        if (m.set_scoring_callback)(a, Some(score)) != -11 {
-            return Err("scoring callback should report MOSS_ERR_NOT_AVAILABLE".into());
+        if (m.set_scoring_callback)(a, Some(score)) != 0 {
+            return Err(format!("Moss_SetScoringCallback: {}", m.error()));
         }
         (m.set_callback)(b, Some(on_message));
         (m.set_event_callback)(b, Some(on_event));
