@@ -43,6 +43,14 @@ pub enum ConfigError {
     /// A score weight has the wrong sign or a decay is outside (0, 1).
     #[error("score parameter `{0}` is out of range")]
     Score(&'static str),
+    /// A score parameter of one topic is out of range.
+    #[error("score parameter `{field}` of topic `{topic}` is out of range")]
+    TopicScore {
+        /// The topic.
+        topic: String,
+        /// The parameter.
+        field: &'static str,
+    },
 }
 
 /// Router parameters.

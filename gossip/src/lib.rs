@@ -1,6 +1,7 @@
 //! Sans-IO GossipSub v1.1 router for Moss: topic meshes, GRAFT/PRUNE with
 //! backoff and peer exchange, fanout, IHAVE/IWANT/IDONTWANT, message and seen
-//! caches, and peer scoring (P1–P7) with the thresholds of the reference.
+//! caches, and peer scoring (P1–P7 with P3b, per-topic parameters and a topic score
+//! cap) with the thresholds of the reference.
 //!
 //! A [`Router`] knows nothing about sockets or wire bytes. Its host (the
 //! mesh `Node`) tells it about peers, subscriptions, messages and control
@@ -16,12 +17,13 @@ mod mesh;
 mod router;
 pub mod score;
 pub mod seen;
+mod small;
 pub mod types;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use control::{Control, PxPeer};
 pub use router::{AppScoreFn, PublishError, Received, Router, MAX_BACKOFF, MAX_PEER_TOPICS};
-pub use score::{ScoreParams, Thresholds};
+pub use score::{ScoreParams, Thresholds, TopicParams};
 pub use types::{Action, MessageId, Topic};
 
 /// Time since an origin the host picks (the mesh node's `Time`).

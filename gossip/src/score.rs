@@ -1,20 +1,27 @@
-//! Peer scoring, GossipSub v1.1 style: P1 time in mesh, P2 first message
-//! deliveries, P3 mesh message delivery deficit, P4 invalid messages, P5
-//! application score, P6 IP colocation, P7 behaviour penalty. Scores are
-//! local: they are never sent to anyone.
+//! Peer scoring, GossipSub v1.1 style. Per topic, weighted by the topic's
+//! weight: P1 time in mesh, P2 first message deliveries, P3 mesh message
+//! delivery deficit, P3b mesh failure penalty (a sticky, decaying counter
+//! of the squared deficit a peer had when it left the mesh), P4 invalid
+//! messages; the sum over topics is capped by `topic_score_cap` when that
+//! is positive. Then per peer: P5 application score, P6 IP colocation, P7
+//! behaviour penalty. Topics without parameters of their own use the
+//! defaults (the flat fields of [`ScoreParams`]). Scores are local: they
+//! are never sent to anyone.
 
 use crate::config::ConfigError;
+use crate::small::PeerSet;
 use crate::types::{MessageId, Topic};
 use crate::Time;
 use moss_crypto::PeerId;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// Weights, caps and decays of the score function (one set for all topics,
-/// topic weight 1).
+/// Weights, caps and decays of one topic's score (P1–P4 and P3b).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ScoreParams {
+pub struct TopicParams {
+    /// Weight of this topic's sum of P1–P4 in the peer's score.
+    pub topic_weight: f64,
     /// P1 weight per quantum in mesh.
     pub time_in_mesh_weight: f64,
     /// P1 quantum.
@@ -39,6 +46,116 @@ pub struct ScoreParams {
     pub mesh_deliveries_activation: Duration,
     /// A duplicate this soon after the first copy still counts for P3.
     pub mesh_deliveries_window: Duration,
+    /// P3b weight (negative) of the mesh failure counter.
+    pub mesh_failure_penalty_weight: f64,
+    /// P3b counter decay.
+    pub mesh_failure_penalty_decay: f64,
+    /// P4 weight (negative) of the squared invalid-message counter.
+    pub invalid_weight: f64,
+    /// P4 decay.
+    pub invalid_decay: f64,
+}
+
+impl Default for TopicParams {
+    fn default() -> Self {
+        ScoreParams::default().topic_defaults()
+    }
+}
+
+impl TopicParams {
+    /// Checks signs and ranges; the error names the first bad field.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let decay = |d: f64| d > 0.0 && d < 1.0;
+        let nonneg = |v: f64| v.is_finite() && v >= 0.0;
+        let nonpos = |v: f64| v.is_finite() && v <= 0.0;
+        let checks: [(bool, &'static str); 17] = [
+            (nonneg(self.topic_weight), "topic_weight"),
+            (nonneg(self.time_in_mesh_weight), "time_in_mesh_weight"),
+            (!self.time_in_mesh_quantum.is_zero(), "time_in_mesh_quantum"),
+            (nonneg(self.time_in_mesh_cap), "time_in_mesh_cap"),
+            (
+                nonneg(self.first_deliveries_weight),
+                "first_deliveries_weight",
+            ),
+            (decay(self.first_deliveries_decay), "first_deliveries_decay"),
+            (nonneg(self.first_deliveries_cap), "first_deliveries_cap"),
+            (
+                nonpos(self.mesh_deliveries_weight),
+                "mesh_deliveries_weight",
+            ),
+            (decay(self.mesh_deliveries_decay), "mesh_deliveries_decay"),
+            (
+                nonneg(self.mesh_deliveries_threshold),
+                "mesh_deliveries_threshold",
+            ),
+            (
+                nonneg(self.mesh_deliveries_cap)
+                    && self.mesh_deliveries_cap >= self.mesh_deliveries_threshold,
+                "mesh_deliveries_cap",
+            ),
+            (true, "mesh_deliveries_activation"),
+            (
+                self.mesh_deliveries_window <= Duration::from_secs(5),
+                "mesh_deliveries_window",
+            ),
+            (
+                nonpos(self.mesh_failure_penalty_weight),
+                "mesh_failure_penalty_weight",
+            ),
+            (
+                decay(self.mesh_failure_penalty_decay),
+                "mesh_failure_penalty_decay",
+            ),
+            (nonpos(self.invalid_weight), "invalid_weight"),
+            (decay(self.invalid_decay), "invalid_decay"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, name)) => Err(name),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Weights, caps and decays of the score function. The flat P1–P4/P3b
+/// fields and `topic_weight` are the defaults of every topic; `topics`
+/// overrides them per topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreParams {
+    /// Default topic weight.
+    pub topic_weight: f64,
+    /// Cap of the weighted sum of topic scores (0 = no cap).
+    pub topic_score_cap: f64,
+    /// Topics with parameters of their own.
+    pub topics: BTreeMap<String, TopicParams>,
+    /// P1 weight per quantum in mesh.
+    pub time_in_mesh_weight: f64,
+    /// P1 quantum.
+    pub time_in_mesh_quantum: Duration,
+    /// P1 cap in quanta.
+    pub time_in_mesh_cap: f64,
+    /// P2 weight per first delivery.
+    pub first_deliveries_weight: f64,
+    /// P2 decay per decay interval.
+    pub first_deliveries_decay: f64,
+    /// P2 counter cap.
+    pub first_deliveries_cap: f64,
+    /// P3 weight (negative) of the squared deficit.
+    pub mesh_deliveries_weight: f64,
+    /// P3 counter decay.
+    pub mesh_deliveries_decay: f64,
+    /// P3 deliveries expected (decayed counter) of an active mesh peer.
+    pub mesh_deliveries_threshold: f64,
+    /// P3 counter cap.
+    pub mesh_deliveries_cap: f64,
+    /// Time in mesh before P3 applies.
+    pub mesh_deliveries_activation: Duration,
+    /// A duplicate this soon after the first copy still counts for P3.
+    pub mesh_deliveries_window: Duration,
+    /// P3b weight (negative) of the mesh failure counter: the squared
+    /// deficit of a peer that left the mesh with P3 active and a deficit.
+    pub mesh_failure_penalty_weight: f64,
+    /// P3b counter decay.
+    pub mesh_failure_penalty_decay: f64,
     /// P4 weight (negative) of the squared invalid-message counter.
     pub invalid_weight: f64,
     /// P4 decay.
@@ -68,6 +185,9 @@ pub struct ScoreParams {
 impl Default for ScoreParams {
     fn default() -> Self {
         Self {
+            topic_weight: 1.0,
+            topic_score_cap: 0.0,
+            topics: BTreeMap::new(),
             time_in_mesh_weight: 0.03,
             time_in_mesh_quantum: Duration::from_secs(1),
             time_in_mesh_cap: 1000.0,
@@ -80,6 +200,8 @@ impl Default for ScoreParams {
             mesh_deliveries_cap: 20.0,
             mesh_deliveries_activation: Duration::from_secs(30),
             mesh_deliveries_window: Duration::from_millis(50),
+            mesh_failure_penalty_weight: -0.5,
+            mesh_failure_penalty_decay: 0.97,
             invalid_weight: -10.0,
             invalid_decay: 0.99,
             app_weight: 1.0,
@@ -97,37 +219,89 @@ impl Default for ScoreParams {
 }
 
 impl ScoreParams {
-    /// Checks signs and ranges.
+    /// The parameters of topics without their own (the flat fields).
+    pub fn topic_defaults(&self) -> TopicParams {
+        TopicParams {
+            topic_weight: self.topic_weight,
+            time_in_mesh_weight: self.time_in_mesh_weight,
+            time_in_mesh_quantum: self.time_in_mesh_quantum,
+            time_in_mesh_cap: self.time_in_mesh_cap,
+            first_deliveries_weight: self.first_deliveries_weight,
+            first_deliveries_decay: self.first_deliveries_decay,
+            first_deliveries_cap: self.first_deliveries_cap,
+            mesh_deliveries_weight: self.mesh_deliveries_weight,
+            mesh_deliveries_decay: self.mesh_deliveries_decay,
+            mesh_deliveries_threshold: self.mesh_deliveries_threshold,
+            mesh_deliveries_cap: self.mesh_deliveries_cap,
+            mesh_deliveries_activation: self.mesh_deliveries_activation,
+            mesh_deliveries_window: self.mesh_deliveries_window,
+            mesh_failure_penalty_weight: self.mesh_failure_penalty_weight,
+            mesh_failure_penalty_decay: self.mesh_failure_penalty_decay,
+            invalid_weight: self.invalid_weight,
+            invalid_decay: self.invalid_decay,
+        }
+    }
+
+    /// Sets the flat (default topic) fields from `t`.
+    pub fn set_topic_defaults(&mut self, t: &TopicParams) {
+        self.topic_weight = t.topic_weight;
+        self.time_in_mesh_weight = t.time_in_mesh_weight;
+        self.time_in_mesh_quantum = t.time_in_mesh_quantum;
+        self.time_in_mesh_cap = t.time_in_mesh_cap;
+        self.first_deliveries_weight = t.first_deliveries_weight;
+        self.first_deliveries_decay = t.first_deliveries_decay;
+        self.first_deliveries_cap = t.first_deliveries_cap;
+        self.mesh_deliveries_weight = t.mesh_deliveries_weight;
+        self.mesh_deliveries_decay = t.mesh_deliveries_decay;
+        self.mesh_deliveries_threshold = t.mesh_deliveries_threshold;
+        self.mesh_deliveries_cap = t.mesh_deliveries_cap;
+        self.mesh_deliveries_activation = t.mesh_deliveries_activation;
+        self.mesh_deliveries_window = t.mesh_deliveries_window;
+        self.mesh_failure_penalty_weight = t.mesh_failure_penalty_weight;
+        self.mesh_failure_penalty_decay = t.mesh_failure_penalty_decay;
+        self.invalid_weight = t.invalid_weight;
+        self.invalid_decay = t.invalid_decay;
+    }
+
+    /// Checks signs and ranges of the peer-wide fields, the topic defaults
+    /// and every topic's parameters.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let decay = |d: f64| d > 0.0 && d < 1.0;
-        let checks: [(bool, &'static str); 10] = [
-            (self.time_in_mesh_weight >= 0.0, "time_in_mesh_weight"),
+        self.topic_defaults().check().map_err(ConfigError::Score)?;
+        let checks: [(bool, &'static str); 7] = [
             (
-                self.first_deliveries_weight >= 0.0,
-                "first_deliveries_weight",
+                self.topic_score_cap.is_finite() && self.topic_score_cap >= 0.0,
+                "topic_score_cap",
             ),
-            (self.mesh_deliveries_weight <= 0.0, "mesh_deliveries_weight"),
-            (self.invalid_weight <= 0.0, "invalid_weight"),
-            (self.ip_colocation_weight <= 0.0, "ip_colocation_weight"),
+            (self.app_weight.is_finite(), "app_weight"),
             (
-                self.behaviour_penalty_weight <= 0.0,
+                self.ip_colocation_weight.is_finite() && self.ip_colocation_weight <= 0.0,
+                "ip_colocation_weight",
+            ),
+            (
+                self.behaviour_penalty_weight.is_finite() && self.behaviour_penalty_weight <= 0.0,
                 "behaviour_penalty_weight",
             ),
-            (decay(self.first_deliveries_decay), "first_deliveries_decay"),
-            (decay(self.mesh_deliveries_decay), "mesh_deliveries_decay"),
             (
-                decay(self.invalid_decay) && decay(self.behaviour_penalty_decay),
-                "invalid_decay",
+                decay(self.behaviour_penalty_decay),
+                "behaviour_penalty_decay",
             ),
+            (!self.decay_interval.is_zero(), "decay_interval"),
             (
-                !self.decay_interval.is_zero() && !self.time_in_mesh_quantum.is_zero(),
-                "decay_interval",
+                self.decay_to_zero.is_finite() && self.decay_to_zero >= 0.0,
+                "decay_to_zero",
             ),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, name)) => Err(ConfigError::Score(name)),
-            None => Ok(()),
+        if let Some((_, name)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(ConfigError::Score(name));
         }
+        for (topic, t) in &self.topics {
+            t.check().map_err(|field| ConfigError::TopicScore {
+                topic: topic.clone(),
+                field,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -176,12 +350,29 @@ impl Thresholds {
 #[derive(Debug, Default, Clone)]
 struct TopicStats {
     in_mesh: bool,
+    mesh_active: bool,
     graft_time: Time,
     mesh_time: Duration,
     first_deliveries: f64,
     mesh_deliveries: f64,
-    mesh_active: bool,
+    mesh_failure: f64,
     invalid: f64,
+}
+
+impl TopicStats {
+    /// The peer leaves the mesh: P3b takes the squared deficit when P3
+    /// was active.
+    fn leave_mesh(&mut self, tp: &TopicParams, now: Time) {
+        if self.in_mesh {
+            self.mesh_time += now.saturating_sub(self.graft_time);
+            if self.mesh_active && self.mesh_deliveries < tp.mesh_deliveries_threshold {
+                let deficit = tp.mesh_deliveries_threshold - self.mesh_deliveries;
+                self.mesh_failure += deficit * deficit;
+            }
+        }
+        self.in_mesh = false;
+        self.mesh_active = false;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -189,16 +380,48 @@ struct PeerStats {
     connected: bool,
     expire: Time,
     ip: Option<IpAddr>,
-    topics: BTreeMap<Topic, TopicStats>,
+    /// Sorted by topic; a handful per peer, so a vector.
+    topics: Vec<(Topic, TopicStats)>,
     behaviour_penalty: f64,
     app_score: f64,
 }
+
+impl PeerStats {
+    fn topic(&self, t: &str) -> Option<&TopicStats> {
+        self.topics
+            .binary_search_by(|(k, _)| (**k).cmp(t))
+            .ok()
+            .map(|i| &self.topics[i].1)
+    }
+
+    fn topic_mut(&mut self, t: &str) -> Option<&mut TopicStats> {
+        match self.topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
+            Ok(i) => Some(&mut self.topics[i].1),
+            Err(_) => None,
+        }
+    }
+
+    fn topic_entry(&mut self, t: &Topic) -> &mut TopicStats {
+        let i = match self.topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.topics.insert(i, (t.clone(), TopicStats::default()));
+                i
+            }
+        };
+        &mut self.topics[i].1
+    }
+}
+
+/// Most peers credited for one message (P3 counts near-first duplicates
+/// from mesh peers; a mesh holds at most `D_high` plus a few outbound).
+const MAX_CREDITED: usize = 16;
 
 #[derive(Debug)]
 struct Delivery {
     first: Time,
     topic: Topic,
-    credited: Vec<PeerId>,
+    credited: PeerSet<MAX_CREDITED>,
 }
 
 /// Most delivery records kept (for P3's near-first duplicates).
@@ -208,17 +431,29 @@ const MAX_DELIVERY_RECORDS: usize = 65_536;
 #[derive(Debug)]
 pub struct PeerScore {
     p: ScoreParams,
+    /// `p.topic_defaults()`, for topics without their own parameters.
+    defaults: TopicParams,
     peers: HashMap<PeerId, PeerStats>,
-    ips: HashMap<IpAddr, BTreeSet<PeerId>>,
+    /// Connected peers per IP (P6 needs only the count).
+    ips: HashMap<IpAddr, u32>,
     deliveries: HashMap<MessageId, Delivery>,
     delivery_order: VecDeque<(MessageId, Time)>,
     last_decay: Time,
+}
+
+/// The parameters of `topic`.
+fn params<'a>(p: &'a ScoreParams, defaults: &'a TopicParams, topic: &str) -> &'a TopicParams {
+    if p.topics.is_empty() {
+        return defaults;
+    }
+    p.topics.get(topic).unwrap_or(defaults)
 }
 
 impl PeerScore {
     /// Empty scores.
     pub fn new(p: ScoreParams) -> Self {
         Self {
+            defaults: p.topic_defaults(),
             p,
             peers: HashMap::new(),
             ips: HashMap::new(),
@@ -228,34 +463,43 @@ impl PeerScore {
         }
     }
 
+    /// The parameters scoring `topic`.
+    pub fn topic_params(&self, topic: &str) -> &TopicParams {
+        params(&self.p, &self.defaults, topic)
+    }
+
     /// The current score of `peer` (0 for unknown peers).
     pub fn score(&self, peer: &PeerId, now: Time) -> f64 {
         let Some(s) = self.peers.get(peer) else {
             return 0.0;
         };
         let p = &self.p;
-        let mut total = 0.0;
-        for t in s.topics.values() {
-            let mesh_time = if t.in_mesh {
-                t.mesh_time + now.saturating_sub(t.graft_time)
-            } else {
-                t.mesh_time
-            };
+        let mut topics = 0.0;
+        for (topic, t) in &s.topics {
+            let tp = params(p, &self.defaults, topic);
+            let mut ts = 0.0;
             if t.in_mesh {
-                let q = mesh_time.as_secs_f64() / p.time_in_mesh_quantum.as_secs_f64();
-                total += p.time_in_mesh_weight * q.min(p.time_in_mesh_cap);
+                let mesh_time = t.mesh_time + now.saturating_sub(t.graft_time);
+                let q = mesh_time.as_secs_f64() / tp.time_in_mesh_quantum.as_secs_f64();
+                ts += tp.time_in_mesh_weight * q.min(tp.time_in_mesh_cap);
             }
-            total += p.first_deliveries_weight * t.first_deliveries;
-            if t.mesh_active && t.mesh_deliveries < p.mesh_deliveries_threshold {
-                let deficit = p.mesh_deliveries_threshold - t.mesh_deliveries;
-                total += p.mesh_deliveries_weight * deficit * deficit;
+            ts += tp.first_deliveries_weight * t.first_deliveries;
+            if t.mesh_active && t.mesh_deliveries < tp.mesh_deliveries_threshold {
+                let deficit = tp.mesh_deliveries_threshold - t.mesh_deliveries;
+                ts += tp.mesh_deliveries_weight * deficit * deficit;
             }
-            total += p.invalid_weight * t.invalid * t.invalid;
+            ts += tp.mesh_failure_penalty_weight * t.mesh_failure;
+            ts += tp.invalid_weight * t.invalid * t.invalid;
+            topics += tp.topic_weight * ts;
         }
+        if p.topic_score_cap > 0.0 && topics > p.topic_score_cap {
+            topics = p.topic_score_cap;
+        }
+        let mut total = topics;
         total += p.app_weight * s.app_score;
         if let Some(ip) = s.ip {
             if !(p.ip_colocation_exempt_loopback && ip.is_loopback()) {
-                let n = self.ips.get(&ip).map_or(0, |set| set.len());
+                let n = self.ips.get(&ip).map_or(0, |&n| n as usize);
                 if n > p.ip_colocation_threshold {
                     let surplus = (n - p.ip_colocation_threshold) as f64;
                     total += p.ip_colocation_weight * surplus * surplus;
@@ -275,36 +519,39 @@ impl PeerScore {
         self.score(peer, now) - self.p.app_weight * app
     }
 
+    fn ip_down(ips: &mut HashMap<IpAddr, u32>, ip: &IpAddr) {
+        if let Some(n) = ips.get_mut(ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                ips.remove(ip);
+            }
+        }
+    }
+
     /// A peer connected from `ip`.
     pub fn add_peer(&mut self, peer: PeerId, ip: IpAddr) {
         let s = self.peers.entry(peer).or_default();
         s.connected = true;
-        if let Some(old) = s.ip.replace(ip) {
-            if let Some(set) = self.ips.get_mut(&old) {
-                set.remove(&peer);
-            }
+        if s.ip == Some(ip) {
+            return;
         }
-        self.ips.entry(ip).or_default().insert(peer);
+        if let Some(old) = s.ip.replace(ip) {
+            Self::ip_down(&mut self.ips, &old);
+        }
+        *self.ips.entry(ip).or_insert(0) += 1;
     }
 
-    /// A peer disconnected; its score is retained for a while.
+    /// A peer disconnected; its score is retained for a while. Leaving
+    /// its meshes this way counts for P3b like a prune.
     pub fn remove_peer(&mut self, peer: &PeerId, now: Time) {
         let Some(s) = self.peers.get_mut(peer) else {
             return;
         };
         if let Some(ip) = s.ip.take() {
-            if let Some(set) = self.ips.get_mut(&ip) {
-                set.remove(peer);
-                if set.is_empty() {
-                    self.ips.remove(&ip);
-                }
-            }
+            Self::ip_down(&mut self.ips, &ip);
         }
-        for t in s.topics.values_mut() {
-            if t.in_mesh {
-                t.mesh_time += now.saturating_sub(t.graft_time);
-                t.in_mesh = false;
-            }
+        for (topic, t) in s.topics.iter_mut() {
+            t.leave_mesh(params(&self.p, &self.defaults, topic), now);
         }
         s.connected = false;
         s.expire = now + self.p.retain_score;
@@ -320,7 +567,7 @@ impl PeerScore {
     /// The peer joined our mesh for `topic`.
     pub fn graft(&mut self, peer: &PeerId, topic: &Topic, now: Time) {
         if let Some(s) = self.peers.get_mut(peer) {
-            let t = s.topics.entry(topic.clone()).or_default();
+            let t = s.topic_entry(topic);
             t.in_mesh = true;
             t.graft_time = now;
             t.mesh_time = Duration::ZERO;
@@ -328,18 +575,12 @@ impl PeerScore {
         }
     }
 
-    /// The peer left our mesh for `topic`.
+    /// The peer left our mesh for `topic`; a delivery deficit while P3
+    /// was active is remembered by P3b.
     pub fn prune(&mut self, peer: &PeerId, topic: &str, now: Time) {
-        if let Some(t) = self
-            .peers
-            .get_mut(peer)
-            .and_then(|s| s.topics.get_mut(topic))
-        {
-            if t.in_mesh {
-                t.mesh_time += now.saturating_sub(t.graft_time);
-            }
-            t.in_mesh = false;
-            t.mesh_active = false;
+        let tp = params(&self.p, &self.defaults, topic);
+        if let Some(t) = self.peers.get_mut(peer).and_then(|s| s.topic_mut(topic)) {
+            t.leave_mesh(tp, now);
         }
     }
 
@@ -353,7 +594,7 @@ impl PeerScore {
     /// An invalid message on `topic` came from `peer` (P4).
     pub fn invalid_message(&mut self, peer: &PeerId, topic: &Topic) {
         if let Some(s) = self.peers.get_mut(peer) {
-            s.topics.entry(topic.clone()).or_default().invalid += 1.0;
+            s.topic_entry(topic).invalid += 1.0;
         }
     }
 
@@ -370,7 +611,7 @@ impl PeerScore {
             Delivery {
                 first: now,
                 topic: topic.clone(),
-                credited: vec![*peer],
+                credited: PeerSet::one(peer),
             },
         );
         self.delivery_order.push_back((id, now));
@@ -379,27 +620,26 @@ impl PeerScore {
     /// `peer` delivered a copy of `id` again; near-first copies from mesh
     /// peers still count for P3.
     pub fn duplicate(&mut self, peer: &PeerId, id: &MessageId, now: Time) {
-        let window = self.p.mesh_deliveries_window;
         let Some(d) = self.deliveries.get_mut(id) else {
             return;
         };
-        if d.credited.contains(peer) || now.saturating_sub(d.first) > window {
+        let window = params(&self.p, &self.defaults, &d.topic).mesh_deliveries_window;
+        if now.saturating_sub(d.first) > window || !d.credited.insert(peer, MAX_CREDITED) {
             return;
         }
-        d.credited.push(*peer);
         let topic = d.topic.clone();
         self.credit(peer, &topic, false);
     }
 
     fn credit(&mut self, peer: &PeerId, topic: &Topic, first: bool) {
-        let p = &self.p;
+        let tp = params(&self.p, &self.defaults, topic);
         if let Some(s) = self.peers.get_mut(peer) {
-            let t = s.topics.entry(topic.clone()).or_default();
+            let t = s.topic_entry(topic);
             if first {
-                t.first_deliveries = (t.first_deliveries + 1.0).min(p.first_deliveries_cap);
+                t.first_deliveries = (t.first_deliveries + 1.0).min(tp.first_deliveries_cap);
             }
             if t.in_mesh {
-                t.mesh_deliveries = (t.mesh_deliveries + 1.0).min(p.mesh_deliveries_cap);
+                t.mesh_deliveries = (t.mesh_deliveries + 1.0).min(tp.mesh_deliveries_cap);
             }
         }
     }
@@ -421,19 +661,25 @@ impl PeerScore {
         self.peers.retain(|_, s| s.connected || now < s.expire);
         for s in self.peers.values_mut() {
             dec(&mut s.behaviour_penalty, p.behaviour_penalty_decay);
-            for t in s.topics.values_mut() {
-                dec(&mut t.first_deliveries, p.first_deliveries_decay);
-                dec(&mut t.mesh_deliveries, p.mesh_deliveries_decay);
-                dec(&mut t.invalid, p.invalid_decay);
-                if t.in_mesh && now.saturating_sub(t.graft_time) >= p.mesh_deliveries_activation {
+            for (topic, t) in s.topics.iter_mut() {
+                let tp = params(p, &self.defaults, topic);
+                dec(&mut t.first_deliveries, tp.first_deliveries_decay);
+                dec(&mut t.mesh_deliveries, tp.mesh_deliveries_decay);
+                dec(&mut t.mesh_failure, tp.mesh_failure_penalty_decay);
+                dec(&mut t.invalid, tp.invalid_decay);
+                if t.in_mesh && now.saturating_sub(t.graft_time) >= tp.mesh_deliveries_activation {
                     t.mesh_active = true;
                 }
             }
-            s.topics.retain(|_, t| {
-                t.in_mesh || t.first_deliveries > 0.0 || t.invalid > 0.0 || t.mesh_deliveries > 0.0
+            s.topics.retain(|(_, t)| {
+                t.in_mesh
+                    || t.first_deliveries > 0.0
+                    || t.invalid > 0.0
+                    || t.mesh_deliveries > 0.0
+                    || t.mesh_failure > 0.0
             });
         }
-        let horizon = Duration::from_secs(5).max(p.mesh_deliveries_window);
+        let horizon = Duration::from_secs(5);
         while let Some(&(id, t)) = self.delivery_order.front() {
             if now.saturating_sub(t) < horizon {
                 break;
@@ -445,7 +691,22 @@ impl PeerScore {
 
     /// Peers sharing `ip` (for tests and diagnostics).
     pub fn peers_on_ip(&self, ip: &IpAddr) -> usize {
-        self.ips.get(ip).map_or(0, |s| s.len())
+        self.ips.get(ip).map_or(0, |&n| n as usize)
+    }
+
+    #[cfg(test)]
+    fn mesh_deliveries_scale(&mut self, peer: &PeerId, topic: &str, f: f64) {
+        if let Some(t) = self.peers.get_mut(peer).and_then(|s| s.topic_mut(topic)) {
+            t.mesh_deliveries *= f;
+        }
+    }
+
+    /// The P3b counter of `peer` on `topic` (for tests and diagnostics).
+    pub fn mesh_failure(&self, peer: &PeerId, topic: &str) -> f64 {
+        self.peers
+            .get(peer)
+            .and_then(|s| s.topic(topic))
+            .map_or(0.0, |t| t.mesh_failure)
     }
 }
 
@@ -511,5 +772,236 @@ mod tests {
         s.remove_peer(&a, t(32));
         s.refresh(t(32 + 121));
         assert_eq!(s.score(&a, t(200)), 0.0, "forgotten after retain_score");
+    }
+
+    fn peer_a() -> (PeerScore, PeerId) {
+        (PeerScore::new(ScoreParams::default()), PeerId([1; 32]))
+    }
+
+    #[test]
+    fn p3b_mesh_failure_is_sticky_and_decays() {
+        let (mut s, a) = peer_a();
+        let topic: Topic = "x".into();
+        s.add_peer(a, "10.0.0.1".parse().unwrap());
+        s.graft(&a, &topic, t(0));
+        s.refresh(t(31));
+        s.prune(&a, &topic, t(31));
+        assert_eq!(s.mesh_failure(&a, "x"), 1.0, "deficit 1, squared");
+        assert!((s.score(&a, t(31)) + 0.5).abs() < 1e-9, "P3b -0.5 * 1");
+        s.refresh(t(32));
+        assert!((s.score(&a, t(32)) + 0.5 * 0.97).abs() < 1e-9, "decays");
+        // Grafted again, it still carries the penalty.
+        s.graft(&a, &topic, t(32));
+        assert!(s.score(&a, t(32)) < 0.0);
+        // Decays to zero eventually and the record goes.
+        for k in 33..400 {
+            s.refresh(t(k));
+            s.prune(&a, &topic, t(k));
+        }
+        assert_eq!(s.mesh_failure(&a, "x"), 0.0);
+    }
+
+    #[test]
+    fn p3b_needs_an_active_deficit() {
+        let (mut s, a) = peer_a();
+        let topic: Topic = "x".into();
+        s.add_peer(a, "10.0.0.1".parse().unwrap());
+        // Pruned before activation: no penalty.
+        s.graft(&a, &topic, t(0));
+        s.refresh(t(10));
+        s.prune(&a, &topic, t(10));
+        assert_eq!(s.mesh_failure(&a, "x"), 0.0);
+        // Active but delivering enough: no penalty.
+        s.graft(&a, &topic, t(10));
+        s.refresh(t(41));
+        for i in 0..3u8 {
+            s.first_delivery(&a, [i; 32], &topic, t(41));
+        }
+        s.prune(&a, &topic, t(41));
+        assert_eq!(s.mesh_failure(&a, "x"), 0.0);
+        // A partial deficit counts squared; a disconnect counts as leaving.
+        let b = PeerId([2; 32]);
+        s.add_peer(b, "10.0.0.2".parse().unwrap());
+        s.graft(&b, &topic, t(41));
+        s.refresh(t(72));
+        s.credit(&b, &topic, false);
+        s.mesh_deliveries_scale(&b, "x", 0.5);
+        s.remove_peer(&b, t(72));
+        assert!((s.mesh_failure(&b, "x") - 0.25).abs() < 1e-9);
+        assert!(s.score(&b, t(72)) < 0.0);
+    }
+
+    #[test]
+    fn p3b_weight_zero_turns_it_off() {
+        let p = ScoreParams {
+            mesh_failure_penalty_weight: 0.0,
+            ..ScoreParams::default()
+        };
+        let mut s = PeerScore::new(p);
+        let a = PeerId([1; 32]);
+        let topic: Topic = "x".into();
+        s.add_peer(a, "10.0.0.1".parse().unwrap());
+        s.graft(&a, &topic, t(0));
+        s.refresh(t(31));
+        s.prune(&a, &topic, t(31));
+        assert_eq!(s.score(&a, t(31)), 0.0);
+    }
+
+    fn with_topic(name: &str, tp: TopicParams) -> ScoreParams {
+        let mut p = ScoreParams::default();
+        p.topics.insert(name.into(), tp);
+        p
+    }
+
+    #[test]
+    fn per_topic_weights_and_topic_weight() {
+        let tp = TopicParams {
+            topic_weight: 2.0,
+            time_in_mesh_weight: 0.1,
+            first_deliveries_weight: 1.0,
+            invalid_weight: -1.0,
+            ..TopicParams::default()
+        };
+        let mut s = PeerScore::new(with_topic("a", tp));
+        let p1 = PeerId([1; 32]);
+        let (a, b): (Topic, Topic) = ("a".into(), "b".into());
+        s.add_peer(p1, "10.0.0.1".parse().unwrap());
+        s.graft(&p1, &a, t(0));
+        assert!(
+            (s.score(&p1, t(10)) - 2.0 * 0.1 * 10.0).abs() < 1e-9,
+            "P1 of a"
+        );
+        s.graft(&p1, &b, t(10));
+        assert!(
+            (s.score(&p1, t(20)) - (4.0 + 0.3)).abs() < 1e-9,
+            "b keeps the defaults"
+        );
+        s.first_delivery(&p1, [1; 32], &a, t(20));
+        assert!(
+            (s.score(&p1, t(20)) - (4.0 + 2.0 + 0.3)).abs() < 1e-9,
+            "P2 of a"
+        );
+        s.invalid_message(&p1, &a);
+        s.invalid_message(&p1, &a);
+        assert!(
+            (s.score(&p1, t(20)) - (4.0 + 2.0 - 2.0 * 4.0 + 0.3)).abs() < 1e-9,
+            "P4 of a: -1 * 2^2, weighted 2"
+        );
+        s.invalid_message(&p1, &b);
+        assert!(s.score(&p1, t(20)) < -9.0, "P4 of b: -10");
+    }
+
+    #[test]
+    fn per_topic_caps_and_decays() {
+        let tp = TopicParams {
+            first_deliveries_cap: 2.0,
+            first_deliveries_decay: 0.5,
+            time_in_mesh_cap: 5.0,
+            ..TopicParams::default()
+        };
+        let mut s = PeerScore::new(with_topic("a", tp));
+        let p1 = PeerId([1; 32]);
+        let a: Topic = "a".into();
+        s.add_peer(p1, "10.0.0.1".parse().unwrap());
+        for i in 0..5u8 {
+            s.first_delivery(&p1, [i; 32], &a, t(0));
+        }
+        assert!((s.score(&p1, t(0)) - 0.66 * 2.0).abs() < 1e-9, "P2 cap 2");
+        s.refresh(t(1));
+        assert!((s.score(&p1, t(1)) - 0.66).abs() < 1e-9, "P2 decay 0.5");
+        let q = PeerId([2; 32]);
+        s.add_peer(q, "10.0.0.2".parse().unwrap());
+        s.graft(&q, &a, t(0));
+        assert!((s.score(&q, t(100)) - 0.03 * 5.0).abs() < 1e-9, "P1 cap 5");
+    }
+
+    #[test]
+    fn per_topic_p3_and_p3b() {
+        let tp = TopicParams {
+            mesh_deliveries_threshold: 4.0,
+            mesh_deliveries_cap: 10.0,
+            mesh_deliveries_activation: Duration::from_secs(5),
+            mesh_failure_penalty_weight: -2.0,
+            time_in_mesh_weight: 0.0,
+            ..TopicParams::default()
+        };
+        let mut s = PeerScore::new(with_topic("a", tp));
+        let p1 = PeerId([1; 32]);
+        let a: Topic = "a".into();
+        s.add_peer(p1, "10.0.0.1".parse().unwrap());
+        s.graft(&p1, &a, t(0));
+        s.refresh(t(6));
+        assert!((s.score(&p1, t(6)) + 0.5 * 16.0).abs() < 1e-9, "deficit 4");
+        s.prune(&p1, &a, t(6));
+        assert!(
+            (s.score(&p1, t(6)) + 2.0 * 16.0).abs() < 1e-9,
+            "P3b -2 * 16"
+        );
+    }
+
+    #[test]
+    fn topic_score_cap_bounds_only_the_topic_part() {
+        let p = ScoreParams {
+            topic_score_cap: 0.5,
+            ..ScoreParams::default()
+        };
+        let mut s = PeerScore::new(p);
+        let a = PeerId([1; 32]);
+        let topic: Topic = "x".into();
+        s.add_peer(a, "10.0.0.1".parse().unwrap());
+        s.graft(&a, &topic, t(0));
+        assert!((s.score(&a, t(5)) - 0.15).abs() < 1e-9, "below the cap");
+        assert_eq!(s.score(&a, t(100)), 0.5, "capped");
+        s.set_app_score(&a, 3.0);
+        assert_eq!(s.score(&a, t(100)), 3.5, "P5 is outside the cap");
+        s.add_penalty(&a, 2.0);
+        assert_eq!(s.score(&a, t(100)), 3.5 - 10.0, "P7 is outside the cap");
+    }
+
+    #[test]
+    fn topic_params_are_validated_by_name() {
+        let bad = TopicParams {
+            mesh_failure_penalty_weight: 1.0,
+            ..TopicParams::default()
+        };
+        assert_eq!(
+            with_topic("a", bad).validate(),
+            Err(ConfigError::TopicScore {
+                topic: "a".into(),
+                field: "mesh_failure_penalty_weight"
+            })
+        );
+        let bad = TopicParams {
+            topic_weight: -1.0,
+            ..TopicParams::default()
+        };
+        assert!(with_topic("a", bad).validate().is_err());
+        let p = ScoreParams {
+            topic_score_cap: -1.0,
+            ..ScoreParams::default()
+        };
+        assert_eq!(p.validate(), Err(ConfigError::Score("topic_score_cap")));
+        let p = ScoreParams {
+            mesh_failure_penalty_decay: 1.5,
+            ..ScoreParams::default()
+        };
+        assert_eq!(
+            p.validate(),
+            Err(ConfigError::Score("mesh_failure_penalty_decay"))
+        );
+        assert_eq!(ScoreParams::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn colocation_counts_follow_reconnects() {
+        let (mut s, a) = peer_a();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        s.add_peer(a, ip);
+        s.add_peer(a, ip);
+        assert_eq!(s.peers_on_ip(&ip), 1, "idempotent");
+        s.add_peer(a, "10.0.0.2".parse().unwrap());
+        assert_eq!(s.peers_on_ip(&ip), 0, "moved");
+        s.remove_peer(&a, t(1));
+        assert_eq!(s.peers_on_ip(&"10.0.0.2".parse().unwrap()), 0);
     }
 }
