@@ -339,7 +339,7 @@ impl Driver {
             data: m.data,
             id: m.id,
         };
-        let to_firehose = self.firehose_topics.contains(&msg.topic);
+        let to_firehose = self.firehose_topics.contains(&*msg.topic);
         let mut now_empty = false;
         // The message moves into the last destination; only additional
         // destinations cost a clone.
@@ -383,8 +383,8 @@ impl Driver {
         if now_empty {
             if let Some(m) = pending.as_ref() {
                 let topic = m.topic.clone();
-                self.topic_sinks.remove(&topic);
-                if !self.firehose_topics.contains(&topic) {
+                self.topic_sinks.remove(&*topic);
+                if !self.firehose_topics.contains(&*topic) {
                     self.core.unsubscribe(&topic);
                 }
             }
