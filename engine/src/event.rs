@@ -1,20 +1,41 @@
 //! What a running node reports to its host.
 
+pub use moss_mesh::Payload;
 use moss_mesh::PeerId;
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-/// A message delivered on a subscribed topic.
+/// A message delivered on a subscribed topic. The topic is shared with
+/// the subscription and the payload sits in a pooled buffer that goes back
+/// to the node when the message is dropped: delivery allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// The topic.
-    pub topic: String,
+    /// The topic (see [`Message::topic`] for a `&str`).
+    pub topic: Arc<str>,
     /// Publisher's peer id.
     pub from: PeerId,
-    /// Application bytes.
-    pub data: Vec<u8>,
+    /// Application bytes: derefs to `[u8]` (see [`Message::data`]).
+    pub data: Payload,
     /// BLAKE2s message id.
     pub id: [u8; 32],
+}
+
+impl Message {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The application bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The application bytes as a vector, without copying.
+    pub fn into_data(self) -> Vec<u8> {
+        self.data.into_vec()
+    }
 }
 
 /// Host-visible events; [`Event::id`] gives the C ABI event number.

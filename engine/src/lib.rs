@@ -21,7 +21,7 @@ mod node;
 
 pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
-pub use event::{Event, Message};
+pub use event::{Event, Message, Payload};
 pub use moss_discovery::DiscoveryStats;
 pub use moss_mesh::{
     ChainLink, Config, ConfigError, DropReason, Identity, NetworkSnapshot, PeerId, Stats,

@@ -66,10 +66,10 @@ impl Inbox {
                         .unwrap_or(0);
                     let e = Entry {
                         from: m.from.to_hex(),
-                        text: String::from_utf8(m.data.clone()).ok(),
+                        text: std::str::from_utf8(m.data()).ok().map(str::to_owned),
                         data_hex: hex::encode(&m.data),
                         id: hex::encode(m.id),
-                        topic: m.topic,
+                        topic: m.topic().to_owned(),
                         received_ms,
                     };
                     let mut map = sink.lock();

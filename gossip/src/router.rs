@@ -44,16 +44,38 @@ pub enum Received {
 /// base score (the other components).
 pub type AppScoreFn = Box<dyn FnMut(&PeerId, f64) -> f64 + Send>;
 
+/// Per-peer state, kept small: most peers are idle, so what only busy
+/// peers need (IDONTWANT ids) is allocated on first use.
 pub(crate) struct PeerState {
     pub outbound: bool,
     pub addr: SocketAddr,
-    pub topics: BTreeSet<Topic>,
-    dont_want: HashMap<MessageId, Time>,
-    dont_want_order: VecDeque<MessageId>,
-    pub ihaves: usize,
-    pub asked: usize,
+    /// Topics it announced, sorted (a few per peer: a vector, not a tree).
+    pub topics: Vec<Topic>,
+    dont_want: Option<Box<DontWant>>,
+    pub ihaves: u32,
+    pub asked: u32,
     /// When our rate limiter last dropped a message from this peer.
     pub rate_limited: Option<Time>,
+}
+
+/// Ids a peer told us it does not want, oldest first.
+#[derive(Default)]
+struct DontWant {
+    ids: HashMap<MessageId, Time>,
+    order: VecDeque<MessageId>,
+}
+
+impl PeerState {
+    /// True when the peer announced `topic`.
+    pub fn has_topic(&self, topic: &str) -> bool {
+        self.topics.binary_search_by(|t| (**t).cmp(topic)).is_ok()
+    }
+
+    fn dont_want(&self, id: &MessageId) -> bool {
+        self.dont_want
+            .as_ref()
+            .is_some_and(|d| d.ids.contains_key(id))
+    }
 }
 
 pub(crate) struct Fanout {
@@ -82,6 +104,9 @@ pub struct Router {
     pub(crate) early_order: VecDeque<MessageId>,
     /// Our own recent messages: (id, topic, heartbeat published).
     pub(crate) own: VecDeque<(MessageId, Topic, u64)>,
+    /// Scratch list of forward targets (kept to avoid an allocation per
+    /// message).
+    pub(crate) scratch_peers: Vec<PeerId>,
 }
 
 pub(crate) fn shuffle<T>(v: &mut [T], rng: &mut impl RngCore) {
@@ -125,6 +150,7 @@ impl Router {
             own: VecDeque::new(),
             early: std::collections::HashSet::new(),
             early_order: VecDeque::new(),
+            scratch_peers: Vec::new(),
         }
     }
 
@@ -197,9 +223,21 @@ impl Router {
             .unwrap_or_default()
     }
 
+    /// The cached body of message `id` (what an [`Action::Send`] sends),
+    /// while the message cache holds it.
+    pub fn cached_body(&self, id: &MessageId) -> Option<&[u8]> {
+        self.mcache.body(id)
+    }
+
     /// Number of cached messages and their body bytes.
     pub fn cache_usage(&self) -> (usize, usize, usize) {
         (self.mcache.len(), self.mcache.bytes(), self.seen.len())
+    }
+
+    /// The router's shared name for topic `t`: a clone of the name its
+    /// mesh or fanout holds (no allocation), or a new one.
+    pub fn intern(&self, t: &str) -> Topic {
+        self.topic(t)
     }
 
     pub(crate) fn topic(&self, t: &str) -> Topic {
@@ -222,9 +260,8 @@ impl Router {
         let st = self.peers.entry(peer).or_insert_with(|| PeerState {
             outbound,
             addr,
-            topics: BTreeSet::new(),
-            dont_want: HashMap::new(),
-            dont_want_order: VecDeque::new(),
+            topics: Vec::new(),
+            dont_want: None,
             ihaves: 0,
             asked: 0,
             rate_limited: None,
@@ -275,8 +312,10 @@ impl Router {
     pub fn peer_subscribed(&mut self, peer: &PeerId, topic: &str) {
         let t = self.topic(topic);
         if let Some(st) = self.peers.get_mut(peer) {
-            if st.topics.len() < MAX_PEER_TOPICS {
-                st.topics.insert(t);
+            if let Err(i) = st.topics.binary_search_by(|x| (**x).cmp(&*t)) {
+                if st.topics.len() < MAX_PEER_TOPICS {
+                    st.topics.insert(i, t);
+                }
             }
         }
     }
@@ -284,7 +323,9 @@ impl Router {
     /// `peer` left `topic`.
     pub fn peer_unsubscribed(&mut self, peer: &PeerId, topic: &str, now: Time) {
         if let Some(st) = self.peers.get_mut(peer) {
-            st.topics.remove(topic);
+            if let Ok(i) = st.topics.binary_search_by(|x| (**x).cmp(topic)) {
+                st.topics.remove(i);
+            }
         }
         if let Some(m) = self.mesh.get_mut(topic) {
             if m.remove(peer) {
@@ -307,7 +348,7 @@ impl Router {
     pub(crate) fn topic_peers(&self, topic: &str) -> Vec<PeerId> {
         self.peers
             .iter()
-            .filter(|(_, s)| s.topics.contains(topic))
+            .filter(|(_, s)| s.has_topic(topic))
             .map(|(p, _)| *p)
             .collect()
     }
@@ -393,7 +434,7 @@ impl Router {
         now: Time,
         id: MessageId,
         topic: &str,
-        body: Arc<[u8]>,
+        body: impl AsRef<[u8]>,
         rng: &mut impl RngCore,
     ) -> Result<usize, PublishError> {
         if self.seen.contains(&id) {
@@ -424,18 +465,14 @@ impl Router {
             }
         }
         self.seen.insert(id, now);
-        self.mcache.put(id, t.clone(), body.clone());
+        self.mcache.put(id, t.clone(), body.as_ref());
         self.own.push_back((id, t, self.heartbeats));
         // Bounded: a fast publisher advertises only its newest messages.
         while self.own.len() > self.cfg.max_ihave_length {
             self.own.pop_front();
         }
         for to in &targets {
-            self.actions.push_back(Action::Send {
-                to: *to,
-                id,
-                body: body.clone(),
-            });
+            self.actions.push_back(Action::Send { to: *to, id });
         }
         Ok(targets.len())
     }
@@ -496,7 +533,7 @@ impl Router {
         id: MessageId,
         topic: &str,
         payload_len: usize,
-        body: Option<Arc<[u8]>>,
+        body: Option<impl AsRef<[u8]>>,
     ) -> Received {
         if self.is_graylisted(from, now) {
             return Received::Graylisted;
@@ -512,16 +549,15 @@ impl Router {
         let Some(body) = body else {
             return Received::New { subscribed };
         };
-        self.mcache.put(id, t.clone(), body.clone());
+        self.mcache.put(id, t.clone(), body.as_ref());
         self.mcache.mark_has(&id, *from);
         let Some(mesh) = self.mesh.get(&t) else {
             return Received::New { subscribed: false };
         };
-        let targets: Vec<PeerId> = mesh
-            .iter()
-            .filter(|p| *p != from && *p != origin)
-            .copied()
-            .collect();
+        // The forward list lives in a scratch vector kept between calls.
+        let mut targets = std::mem::take(&mut self.scratch_peers);
+        targets.clear();
+        targets.extend(mesh.iter().filter(|p| *p != from && *p != origin));
         if self.cfg.idontwant
             && payload_len > self.cfg.idontwant_threshold
             && !self.early.contains(&id)
@@ -530,20 +566,13 @@ impl Router {
                 self.send(*p, Control::IDontWant { ids: vec![id] });
             }
         }
-        for to in targets {
-            if self
-                .peers
-                .get(&to)
-                .is_some_and(|s| s.dont_want.contains_key(&id))
-            {
+        for &to in &targets {
+            if self.peers.get(&to).is_some_and(|s| s.dont_want(&id)) {
                 continue;
             }
-            self.actions.push_back(Action::Send {
-                to,
-                id,
-                body: body.clone(),
-            });
+            self.actions.push_back(Action::Send { to, id });
         }
+        self.scratch_peers = targets;
         Received::New { subscribed: true }
     }
 
@@ -600,7 +629,7 @@ impl Router {
                 if px.len() >= self.cfg.prune_peers {
                     break;
                 }
-                if p != to && s.topics.contains(t) && self.score.score(p, now) >= 0.0 {
+                if p != to && s.has_topic(t) && self.score.score(p, now) >= 0.0 {
                     px.push(PxPeer {
                         peer: *p,
                         addr: s.addr,
@@ -725,8 +754,8 @@ impl Router {
         let Some(st) = self.peers.get_mut(from) else {
             return;
         };
-        st.ihaves += 1;
-        if st.ihaves > self.cfg.max_ihave_messages || st.asked >= max {
+        st.ihaves = st.ihaves.saturating_add(1);
+        if st.ihaves as usize > self.cfg.max_ihave_messages || st.asked as usize >= max {
             return;
         }
         for id in &ids {
@@ -748,11 +777,11 @@ impl Router {
         want.sort_unstable();
         want.dedup();
         shuffle(&mut want, rng);
-        want.truncate(max - st.asked);
+        want.truncate(max - st.asked as usize);
         if want.is_empty() {
             return;
         }
-        st.asked += want.len();
+        st.asked = st.asked.saturating_add(want.len() as u32);
         for id in &want {
             let asks = self.promises.entry(*id).or_default();
             if let Some(a) = asks.iter_mut().find(|(p, _)| p == from) {
@@ -773,12 +802,8 @@ impl Router {
         }
         let limit = self.cfg.gossip_retransmission;
         for id in ids.into_iter().take(self.cfg.max_ihave_length) {
-            if let Some(body) = self.mcache.get_for_iwant(&id, *from, limit) {
-                self.actions.push_back(Action::Send {
-                    to: *from,
-                    id,
-                    body,
-                });
+            if self.mcache.take_for_iwant(&id, *from, limit) {
+                self.actions.push_back(Action::Send { to: *from, id });
             }
         }
     }
@@ -788,14 +813,15 @@ impl Router {
         let Some(st) = self.peers.get_mut(from) else {
             return;
         };
+        let dw = st.dont_want.get_or_insert_with(Box::default);
         for id in ids {
             self.mcache.mark_has(&id, *from);
-            if st.dont_want.insert(id, now).is_none() {
-                st.dont_want_order.push_back(id);
+            if dw.ids.insert(id, now).is_none() {
+                dw.order.push_back(id);
             }
-            while st.dont_want_order.len() > cap {
-                if let Some(old) = st.dont_want_order.pop_front() {
-                    st.dont_want.remove(&old);
+            while dw.order.len() > cap {
+                if let Some(old) = dw.order.pop_front() {
+                    dw.ids.remove(&old);
                 }
             }
         }
@@ -805,12 +831,14 @@ impl Router {
     pub(crate) fn expire_dont_want(&mut self, now: Time) {
         let ttl = self.cfg.heartbeat * 3;
         for st in self.peers.values_mut() {
-            while let Some(id) = st.dont_want_order.front().copied() {
-                match st.dont_want.get(&id) {
-                    Some(&t) if now.saturating_sub(t) < ttl => break,
-                    _ => {
-                        st.dont_want_order.pop_front();
-                        st.dont_want.remove(&id);
+            if let Some(dw) = st.dont_want.as_mut() {
+                while let Some(id) = dw.order.front().copied() {
+                    match dw.ids.get(&id) {
+                        Some(&t) if now.saturating_sub(t) < ttl => break,
+                        _ => {
+                            dw.order.pop_front();
+                            dw.ids.remove(&id);
+                        }
                     }
                 }
             }

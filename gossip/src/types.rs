@@ -14,14 +14,13 @@ pub type Topic = Arc<str>;
 /// Something the host must do for the router.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Send a cached message (its encoded body as the host stored it).
+    /// Send a cached message: its body (as the host passed it to
+    /// `publish`/`on_message`) is [`crate::Router::cached_body`].
     Send {
         /// Destination peer.
         to: PeerId,
         /// Message id.
         id: MessageId,
-        /// The body the host passed to `publish`/`on_message`.
-        body: Arc<[u8]>,
     },
     /// Send a control message.
     Control {

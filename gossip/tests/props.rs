@@ -103,7 +103,7 @@ proptest! {
                 }
                 Op::Invalid(p, t) => r.on_invalid(&peer(p), &topic(t)),
                 Op::Publish(id, t) => {
-                    let _ = r.publish(now, [id ^ 0x80; 32], &topic(t), vec![1u8; 10].into(), &mut rng);
+                    let _ = r.publish(now, [id ^ 0x80; 32], &topic(t), vec![1u8; 10], &mut rng);
                 }
                 Op::Join(t) => r.join(&topic(t), now, &mut rng),
                 Op::Leave(t) => r.leave(&topic(t), now),

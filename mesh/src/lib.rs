@@ -19,7 +19,7 @@ mod telemetry;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
-pub use event::{DisconnectReason, Event, Message};
+pub use event::{DisconnectReason, Event, Message, Payload};
 pub use moss_crypto::{Identity, PeerId};
 pub use moss_telemetry::{ChainLink, Snapshot as NetworkSnapshot, TelemetryConfig};
 pub use node::{Node, PeerInfo, Transmit, IDLE_TIMEOUT, KEEPALIVE, TICK};

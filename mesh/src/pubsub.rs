@@ -11,7 +11,7 @@
 //! rejects counts against the peer that sent it (P4).
 
 use crate::config::Config;
-use crate::event::{DisconnectReason, Event, Message};
+use crate::event::{DisconnectReason, Event, Message, PayloadPool};
 use crate::node::Node;
 use crate::session::FragmentResult;
 use crate::stats::DropReason;
@@ -24,7 +24,6 @@ use moss_crypto::msgid::message_id;
 use moss_crypto::PeerId;
 use moss_gossip::{Action, Control, PxPeer, Received, Router};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 /// A mesh peer we sent nothing to for this many heartbeats gets an empty
 /// datagram (liveness for the check below).
@@ -82,6 +81,14 @@ pub struct Adversary {
 pub(crate) struct Gossip {
     pub router: Router,
     validator: Option<Validator>,
+    /// Buffers of delivered payloads, returned when the application drops
+    /// the message.
+    payloads: PayloadPool,
+    /// Scratch for a message body being encoded (kept between messages so
+    /// the per-packet path does not allocate).
+    body_buf: Vec<u8>,
+    /// Scratch for a frame being built.
+    frame_buf: Vec<u8>,
     #[cfg(feature = "adversary")]
     adversary: Adversary,
 }
@@ -107,6 +114,9 @@ impl Gossip {
         Self {
             router,
             validator: None,
+            payloads: PayloadPool::default(),
+            body_buf: Vec::new(),
+            frame_buf: Vec::new(),
             #[cfg(feature = "adversary")]
             adversary: Adversary::default(),
         }
@@ -300,14 +310,16 @@ impl Node {
         let seq = self.seq;
         let id = message_id(&origin, seq, topic, data);
         let signature = self.identity.sign(&signing_bytes(&id));
-        let body = encode_signed(signature, 0, origin, seq, topic, data);
-        match self
+        let mut body = std::mem::take(&mut self.gossip.body_buf);
+        body.clear();
+        encode_signed(&mut body, signature, 0, origin, seq, topic, data);
+        let r = self
             .gossip
             .router
-            .publish(now, id, topic, body, &mut self.rng)
-        {
-            Ok(_) => {}
-            Err(_) => return Err(PublishError::NoPeers),
+            .publish(now, id, topic, &body[..], &mut self.rng);
+        self.gossip.body_buf = body;
+        if r.is_err() {
+            return Err(PublishError::NoPeers);
         }
         self.seq = self.seq.wrapping_add(1);
         self.stats.messages_published += 1;
@@ -319,16 +331,9 @@ impl Node {
     pub(crate) fn drain_router(&mut self) {
         while let Some(a) = self.gossip.router.poll_action() {
             match a {
-                Action::Send { to, id, body } => {
-                    #[cfg(feature = "adversary")]
-                    if self.gossip.adversary.black_hole
-                        && body.get(SIGNATURE_LEN + 1..SIGNATURE_LEN + 33)
-                            != Some(&self.identity.public_key().0[..])
-                    {
-                        continue;
-                    }
+                Action::Send { to, id } => {
                     if let Some(&idx) = self.by_peer.get(&to) {
-                        self.send_body(idx, &id, &body);
+                        self.send_cached(idx, &id);
                     }
                 }
                 Action::Control { to, control } => {
@@ -347,23 +352,51 @@ impl Node {
         }
     }
 
+    /// Queues the cached body of message `id` to session `idx` (nothing if
+    /// the message cache no longer holds it).
+    fn send_cached(&mut self, idx: u32, id: &[u8; 32]) {
+        let mut buf = std::mem::take(&mut self.gossip.body_buf);
+        buf.clear();
+        if let Some(body) = self.gossip.router.cached_body(id) {
+            buf.extend_from_slice(body);
+        }
+        #[cfg(feature = "adversary")]
+        let skip = self.gossip.adversary.black_hole
+            && buf.get(SIGNATURE_LEN + 1..SIGNATURE_LEN + 33)
+                != Some(&self.identity.public_key().0[..]);
+        #[cfg(not(feature = "adversary"))]
+        let skip = false;
+        if !buf.is_empty() && !skip {
+            self.send_body(idx, id, &buf);
+        }
+        self.gossip.body_buf = buf;
+    }
+
     /// Queues a signed publish body, fragmented when it exceeds a datagram.
     /// A fragmented body travels as `id ‖ body`, so the receiver learns the
     /// id from the first fragment and can send IDONTWANT before the rest
     /// arrives (the id is checked against the body once it is complete).
     fn send_body(&mut self, idx: u32, id: &[u8; 32], body: &[u8]) {
+        let mut frame = std::mem::take(&mut self.gossip.frame_buf);
+        frame.clear();
         if FRAME_HEADER + body.len() <= MAX_PLAINTEXT {
-            let mut frame = Vec::with_capacity(FRAME_HEADER + body.len());
             frame.push(0x22);
             frame.extend_from_slice(&(body.len() as u16).to_le_bytes());
             frame.extend_from_slice(body);
             self.stats.messages_forwarded += 1;
-            return self.queue_frame_bytes(idx, &frame);
+            self.queue_frame_bytes(idx, &frame);
+            self.gossip.frame_buf = frame;
+            return;
         }
-        let mut framed = Vec::with_capacity(32 + body.len());
+        let mut framed = frame;
         framed.extend_from_slice(id);
         framed.extend_from_slice(body);
-        let body = &framed[..];
+        self.send_fragments(idx, &framed);
+        self.gossip.frame_buf = framed;
+    }
+
+    /// Queues `id ‖ body` as signed fragments.
+    fn send_fragments(&mut self, idx: u32, body: &[u8]) {
         let count = body.len().div_ceil(FRAGMENT_CHUNK) as u16;
         let Some(e) = self
             .sessions
@@ -647,23 +680,28 @@ impl Node {
             }
         }
         let hops = p.hops.saturating_add(1);
-        let body = if p.hops >= MAX_HOPS {
-            None
-        } else {
-            Some(encode_signed(
+        let last_hop = p.hops >= MAX_HOPS;
+        // The body to forward (hop count raised), encoded in the scratch
+        // buffer; the router copies it into its message cache.
+        let mut buf = std::mem::take(&mut self.gossip.body_buf);
+        buf.clear();
+        if !last_hop {
+            encode_signed(
+                &mut buf,
                 sp.signature,
                 hops,
                 p.origin,
                 p.seq,
                 p.topic,
                 p.payload,
-            ))
-        };
-        let last_hop = body.is_none();
+            );
+        }
+        let body = (!last_hop).then_some(&buf[..]);
         let r =
             self.gossip
                 .router
                 .on_message(now, &peer, &origin, id, p.topic, p.payload.len(), body);
+        self.gossip.body_buf = buf;
         if last_hop {
             self.drop_input(DropReason::HopLimit);
         }
@@ -671,10 +709,12 @@ impl Node {
             Received::New { subscribed } => {
                 if subscribed && self.subscriptions.contains(p.topic) {
                     self.stats.messages_delivered += 1;
+                    // The topic is the router's interned name and the
+                    // payload a pooled buffer: no allocation per message.
                     self.events.push_back(Event::Message(Message {
-                        topic: p.topic.to_string(),
+                        topic: self.gossip.router.intern(p.topic),
                         from: origin,
-                        data: p.payload.to_vec(),
+                        data: self.gossip.payloads.copy_of(p.payload),
                         id,
                         hops,
                     }));
@@ -720,15 +760,16 @@ pub fn control_of(f: &Frame<'_>) -> Option<Control> {
     })
 }
 
-/// Encodes a signed publish body.
+/// Appends a signed publish body to `out`.
 fn encode_signed(
+    out: &mut Vec<u8>,
     signature: [u8; SIGNATURE_LEN],
     hops: u8,
     origin: [u8; 32],
     seq: u64,
     topic: &str,
     payload: &[u8],
-) -> Arc<[u8]> {
+) {
     let sp = SignedPublish {
         signature,
         publish: crate::wire::Publish {
@@ -739,9 +780,8 @@ fn encode_signed(
             payload,
         },
     };
-    let mut v = Vec::with_capacity(sp.body_len());
-    sp.encode_body(&mut v);
-    v.into()
+    out.reserve(sp.body_len());
+    sp.encode_body(out);
 }
 
 #[cfg(feature = "adversary")]
@@ -767,7 +807,16 @@ impl Node {
         let origin = self.identity.public_key().0;
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
-        let body = encode_signed([0x5A; SIGNATURE_LEN], 0, origin, seq, topic, data);
+        let mut body = Vec::new();
+        encode_signed(
+            &mut body,
+            [0x5A; SIGNATURE_LEN],
+            0,
+            origin,
+            seq,
+            topic,
+            data,
+        );
         let targets: Vec<u32> = self
             .by_peer
             .values()
@@ -796,7 +845,8 @@ mod tests {
         let origin = id.public_key().0;
         let mid = message_id(&origin, 7, "t", b"x");
         let sig = id.sign(&signing_bytes(&mid));
-        let body = encode_signed(sig, 2, origin, 7, "t", b"x");
+        let mut body = Vec::new();
+        encode_signed(&mut body, sig, 2, origin, 7, "t", b"x");
         let sp = SignedPublish::decode_body(&body).unwrap();
         assert_eq!(sp.publish.hops, 2);
         assert_eq!(body[SignedPublish::HOPS_OFFSET], 2);

@@ -87,7 +87,7 @@ impl Node {
 
     /// Consumes telemetry messages; returns true when `m` was one.
     pub(crate) fn telemetry_intercept(&mut self, m: &Message) -> bool {
-        if m.topic != TELEMETRY_TOPIC {
+        if &*m.topic != TELEMETRY_TOPIC {
             return false;
         }
         if !self.telemetry.is_enabled() {

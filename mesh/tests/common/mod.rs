@@ -159,7 +159,7 @@ impl Net {
         self.events[i]
             .iter()
             .filter_map(|e| match e {
-                Event::Message(m) => Some((m.topic.clone(), m.data.clone())),
+                Event::Message(m) => Some((m.topic().to_owned(), m.data().to_vec())),
                 _ => None,
             })
             .collect()
