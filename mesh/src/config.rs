@@ -7,6 +7,8 @@
 //! unknown enum values and inconsistent values name the offending field.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Built-in tracker list, used when `trackers` is omitted.
 pub const DEFAULT_TRACKERS: &[&str] = &[
@@ -39,6 +41,15 @@ pub enum ConfigError {
         /// Why the value is rejected.
         reason: String,
     },
+    /// A field under a key the document chose (a per-topic score
+    /// parameter) parsed but its value is not allowed.
+    #[error("config field `{field}`: {reason}")]
+    InvalidAt {
+        /// Dotted path of the field.
+        field: String,
+        /// Why the value is rejected.
+        reason: String,
+    },
 }
 
 impl ConfigError {
@@ -47,6 +58,7 @@ impl ConfigError {
         match self {
             Self::Parse { field, .. } => field,
             Self::Invalid { field, .. } => field,
+            Self::InvalidAt { field, .. } => field,
         }
     }
 }
@@ -100,7 +112,7 @@ pub struct Config {
     pub telemetry: moss_telemetry::TelemetryConfig,
 }
 
-/// GossipSub degrees and heartbeat.
+/// GossipSub degrees, heartbeat and score parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GossipSubConfig {
@@ -127,13 +139,188 @@ pub struct GossipSubConfig {
     /// Send and honour IDONTWANT for messages over 1 KiB (a Moss-in-Rust
     /// field; off only for measurements).
     pub idontwant: bool,
+    /// Cap of a peer's weighted sum of topic scores (P1–P4 and P3b over
+    /// all topics); 0 = no cap.
+    pub topic_score_cap: f64,
+    /// Score parameters of every topic without its own entry in `topics`
+    /// (fields left out keep the reference values).
+    pub topic_defaults: TopicScoreConfig,
+    /// Score parameters per topic name (fields left out keep the values
+    /// of `topic_defaults`).
+    pub topics: BTreeMap<String, TopicScoreConfig>,
 }
 
+/// Score parameters of one topic, each optional (GossipSub v1.1 P1–P4
+/// and the P3b mesh failure penalty; weights of penalties are ≤ 0,
+/// decays in (0, 1)). Unknown fields are errors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicScoreConfig {
+    /// Weight of the topic's score in the peer's score (≥ 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_weight: Option<f64>,
+    /// P1 weight per quantum in mesh (≥ 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_in_mesh_weight: Option<f64>,
+    /// P1 quantum in milliseconds (> 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_in_mesh_quantum_ms: Option<u64>,
+    /// P1 cap in quanta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_in_mesh_cap: Option<f64>,
+    /// P2 weight per first delivery (≥ 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_deliveries_weight: Option<f64>,
+    /// P2 decay per decay interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_deliveries_decay: Option<f64>,
+    /// P2 counter cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_deliveries_cap: Option<f64>,
+    /// P3 weight of the squared delivery deficit (≤ 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_deliveries_weight: Option<f64>,
+    /// P3 counter decay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_deliveries_decay: Option<f64>,
+    /// P3 deliveries expected from an active mesh peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_deliveries_threshold: Option<f64>,
+    /// P3 counter cap (≥ the threshold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_deliveries_cap: Option<f64>,
+    /// Milliseconds in mesh before P3 applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_deliveries_activation_ms: Option<u64>,
+    /// Milliseconds after the first copy during which a mesh peer's copy
+    /// still counts for P3 (at most 5000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_deliveries_window_ms: Option<u64>,
+    /// P3b weight of the mesh failure counter (≤ 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_failure_penalty_weight: Option<f64>,
+    /// P3b counter decay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_failure_penalty_decay: Option<f64>,
+    /// P4 weight of the squared invalid-message counter (≤ 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_weight: Option<f64>,
+    /// P4 decay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_decay: Option<f64>,
+}
+
+impl TopicScoreConfig {
+    /// `base` with the fields given here replaced.
+    pub fn apply(&self, base: &moss_gossip::TopicParams) -> moss_gossip::TopicParams {
+        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+        let b = base;
+        moss_gossip::TopicParams {
+            topic_weight: self.topic_weight.unwrap_or(b.topic_weight),
+            time_in_mesh_weight: self.time_in_mesh_weight.unwrap_or(b.time_in_mesh_weight),
+            time_in_mesh_quantum: ms(self.time_in_mesh_quantum_ms, b.time_in_mesh_quantum),
+            time_in_mesh_cap: self.time_in_mesh_cap.unwrap_or(b.time_in_mesh_cap),
+            first_deliveries_weight: self
+                .first_deliveries_weight
+                .unwrap_or(b.first_deliveries_weight),
+            first_deliveries_decay: self
+                .first_deliveries_decay
+                .unwrap_or(b.first_deliveries_decay),
+            first_deliveries_cap: self.first_deliveries_cap.unwrap_or(b.first_deliveries_cap),
+            mesh_deliveries_weight: self
+                .mesh_deliveries_weight
+                .unwrap_or(b.mesh_deliveries_weight),
+            mesh_deliveries_decay: self
+                .mesh_deliveries_decay
+                .unwrap_or(b.mesh_deliveries_decay),
+            mesh_deliveries_threshold: self
+                .mesh_deliveries_threshold
+                .unwrap_or(b.mesh_deliveries_threshold),
+            mesh_deliveries_cap: self.mesh_deliveries_cap.unwrap_or(b.mesh_deliveries_cap),
+            mesh_deliveries_activation: ms(
+                self.mesh_deliveries_activation_ms,
+                b.mesh_deliveries_activation,
+            ),
+            mesh_deliveries_window: ms(self.mesh_deliveries_window_ms, b.mesh_deliveries_window),
+            mesh_failure_penalty_weight: self
+                .mesh_failure_penalty_weight
+                .unwrap_or(b.mesh_failure_penalty_weight),
+            mesh_failure_penalty_decay: self
+                .mesh_failure_penalty_decay
+                .unwrap_or(b.mesh_failure_penalty_decay),
+            invalid_weight: self.invalid_weight.unwrap_or(b.invalid_weight),
+            invalid_decay: self.invalid_decay.unwrap_or(b.invalid_decay),
+        }
+    }
+}
+
+/// The JSON name of a router score parameter (durations are in ms).
+fn score_json_name(router_field: &str) -> String {
+    match router_field {
+        "time_in_mesh_quantum" | "mesh_deliveries_activation" | "mesh_deliveries_window" => {
+            format!("{router_field}_ms")
+        }
+        f => f.to_string(),
+    }
+}
+
+/// Topic parameter names of `moss_gossip::TopicParams` (the rest of
+/// `ScoreParams` is not set from JSON except `topic_score_cap`).
+const TOPIC_PARAM_FIELDS: &[&str] = &[
+    "topic_weight",
+    "time_in_mesh_weight",
+    "time_in_mesh_quantum",
+    "time_in_mesh_cap",
+    "first_deliveries_weight",
+    "first_deliveries_decay",
+    "first_deliveries_cap",
+    "mesh_deliveries_weight",
+    "mesh_deliveries_decay",
+    "mesh_deliveries_threshold",
+    "mesh_deliveries_cap",
+    "mesh_deliveries_activation",
+    "mesh_deliveries_window",
+    "mesh_failure_penalty_weight",
+    "mesh_failure_penalty_decay",
+    "invalid_weight",
+    "invalid_decay",
+];
+
 impl GossipSubConfig {
+    /// The score parameters these values give (peer-wide parameters keep
+    /// the reference defaults).
+    pub fn score_params(&self) -> moss_gossip::ScoreParams {
+        let mut p = moss_gossip::ScoreParams::default();
+        let defaults = self.topic_defaults.apply(&p.topic_defaults());
+        p.set_topic_defaults(&defaults);
+        p.topic_score_cap = self.topic_score_cap;
+        for (topic, t) in &self.topics {
+            p.topics.insert(topic.clone(), t.apply(&defaults));
+        }
+        p
+    }
+
+    /// The dotted path of the JSON field behind a router error.
+    fn error_field(e: &moss_gossip::ConfigError) -> String {
+        match e {
+            moss_gossip::ConfigError::Score(f) if TOPIC_PARAM_FIELDS.contains(f) => {
+                format!("gossipsub.topic_defaults.{}", score_json_name(f))
+            }
+            moss_gossip::ConfigError::Score("topic_score_cap") => {
+                "gossipsub.topic_score_cap".into()
+            }
+            moss_gossip::ConfigError::TopicScore { topic, field } => {
+                format!("gossipsub.topics.{topic}.{}", score_json_name(field))
+            }
+            _ => "gossipsub".into(),
+        }
+    }
+
     /// The router configuration these values give (other router
     /// parameters keep the reference defaults).
     pub fn router_config(&self) -> Result<moss_gossip::Config, moss_gossip::ConfigError> {
         moss_gossip::Config::builder()
+            .score(self.score_params())
             .d(self.d as usize)
             .d_lo(self.d_lo as usize)
             .d_high(self.d_high as usize)
@@ -247,6 +434,9 @@ impl Default for GossipSubConfig {
             heartbeat_ms: 1000,
             flood_publish: true,
             idontwant: true,
+            topic_score_cap: 0.0,
+            topic_defaults: TopicScoreConfig::default(),
+            topics: BTreeMap::new(),
         }
     }
 }
@@ -387,8 +577,8 @@ impl Config {
             });
         }
         if let Err(e) = g.router_config() {
-            return Err(ConfigError::Invalid {
-                field: "gossipsub",
+            return Err(ConfigError::InvalidAt {
+                field: GossipSubConfig::error_field(&e),
                 reason: e.to_string(),
             });
         }
@@ -520,5 +710,78 @@ mod tests {
         let e = Config::from_json("{").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }));
         assert!(e.to_string().contains("config field"));
+    }
+
+    #[test]
+    fn score_parameters_per_topic_and_defaults() {
+        let c = Config::from_json(
+            r#"{"gossipsub":{"topic_score_cap":50,
+                "topic_defaults":{"mesh_failure_penalty_weight":-2,"invalid_weight":-20},
+                "topics":{"news":{"topic_weight":0.5,"time_in_mesh_quantum_ms":500,
+                                  "first_deliveries_cap":10}}}}"#,
+        )
+        .unwrap();
+        let p = c.gossipsub.score_params();
+        assert_eq!(p.topic_score_cap, 50.0);
+        assert_eq!(p.mesh_failure_penalty_weight, -2.0);
+        assert_eq!(p.invalid_weight, -20.0);
+        assert_eq!(p.time_in_mesh_weight, 0.03, "reference value kept");
+        let news = &p.topics["news"];
+        assert_eq!(news.topic_weight, 0.5);
+        assert_eq!(news.time_in_mesh_quantum, Duration::from_millis(500));
+        assert_eq!(news.first_deliveries_cap, 10.0);
+        assert_eq!(news.invalid_weight, -20.0, "from topic_defaults");
+        assert_eq!(
+            c.gossipsub.router_config().map(|r| r.score.topics.len()),
+            Ok(1)
+        );
+        // Round trip through JSON.
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(Config::from_json(&text).unwrap(), c);
+        // Nothing given: the reference parameters.
+        let d = Config::default().gossipsub.score_params();
+        assert_eq!(d, moss_gossip::ScoreParams::default());
+    }
+
+    #[test]
+    fn bad_score_parameters_name_the_field() {
+        let cases = [
+            (
+                r#"{"gossipsub":{"topics":{"news":{"mesh_failure_penalty_weight":1}}}}"#,
+                "gossipsub.topics.news.mesh_failure_penalty_weight",
+            ),
+            (
+                r#"{"gossipsub":{"topics":{"news":{"first_deliveries_decay":1.5}}}}"#,
+                "gossipsub.topics.news.first_deliveries_decay",
+            ),
+            (
+                r#"{"gossipsub":{"topics":{"a":{"time_in_mesh_quantum_ms":0}}}}"#,
+                "gossipsub.topics.a.time_in_mesh_quantum_ms",
+            ),
+            (
+                r#"{"gossipsub":{"topic_defaults":{"topic_weight":-1}}}"#,
+                "gossipsub.topic_defaults.topic_weight",
+            ),
+            (
+                r#"{"gossipsub":{"topic_score_cap":-3}}"#,
+                "gossipsub.topic_score_cap",
+            ),
+            (
+                r#"{"gossipsub":{"topics":{"a":{"invalid_weight":"x"}}}}"#,
+                "gossipsub.topics.a.invalid_weight",
+            ),
+            (
+                r#"{"gossipsub":{"topics":{"a":{"typo_weight":1}}}}"#,
+                "gossipsub.topics.a",
+            ),
+            (
+                r#"{"gossipsub":{"topics":{"a":{"mesh_deliveries_window_ms":-1}}}}"#,
+                "gossipsub.topics.a.mesh_deliveries_window_ms",
+            ),
+        ];
+        for (json, field) in cases {
+            let e = Config::from_json(json).unwrap_err();
+            assert!(e.field().starts_with(field), "{json}: {e}");
+        }
     }
 }
