@@ -84,6 +84,7 @@ impl Node {
                 return;
             }
         };
+        self.pick_dial_owner();
         let idx = self.random_index();
         let datagram = self.handshake_datagram(Kind::Init, idx, 0, &msg[..n]);
         let now = self.now;
@@ -363,10 +364,16 @@ impl Node {
             }
         };
         s.last_recv = now;
+        let cipher = self.detach_cipher(
+            idx,
+            s.remote_index,
+            s.addr,
+            TransportCipher::new(&out.send_key, &out.recv_key),
+        );
         s.state = State::Established(Box::new(Established {
             peer: out.remote,
             initiator,
-            cipher: TransportCipher::new(&out.send_key, &out.recv_key),
+            cipher,
             topics: HashSet::new(),
             pending: Vec::new(),
             final_datagram,

@@ -14,6 +14,7 @@ mod handshake;
 mod node;
 pub mod pubsub;
 mod session;
+pub mod shard;
 pub mod stats;
 mod telemetry;
 pub mod wire;
@@ -22,8 +23,9 @@ pub use config::{Config, ConfigError};
 pub use event::{DisconnectReason, Event, Message, Payload};
 pub use moss_crypto::{Identity, PeerId};
 pub use moss_telemetry::{ChainLink, Snapshot as NetworkSnapshot, TelemetryConfig};
-pub use node::{Node, PeerInfo, Transmit, IDLE_TIMEOUT, KEEPALIVE, TICK};
+pub use node::{DetachError, Node, PeerInfo, Transmit, IDLE_TIMEOUT, KEEPALIVE, TICK};
 pub use pubsub::PublishError;
+pub use shard::{Inbound, SessionShard, TransportOp};
 pub use stats::{DropReason, Drops, Stats};
 pub use telemetry::TELEMETRY_TOPIC;
 

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::event::{DisconnectReason, Event};
 use crate::session::{Session, State};
+use crate::shard::{TransportOp, MAX_SHARDS};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Frame, Head, MAX_DATAGRAM};
 use crate::Time;
@@ -57,6 +58,31 @@ pub struct PeerInfo {
     pub outbound: bool,
 }
 
+/// Why [`Node::detach_transport`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DetachError {
+    /// The shard count is 0 or above [`MAX_SHARDS`].
+    #[error("shard count must be 1..={max}, got {got}", max = MAX_SHARDS)]
+    BadShardCount {
+        /// The count asked for.
+        got: usize,
+    },
+    /// Sessions exist already; detach before any traffic.
+    #[error("transport can only be detached before the first session")]
+    SessionsExist,
+}
+
+/// Detached-transport bookkeeping: where new sessions go and what the
+/// shards must do.
+struct Detached {
+    shards: usize,
+    /// Owner of the next index `random_index` draws.
+    next_owner: usize,
+    /// Round-robin owner of the next outbound dial.
+    next_dial: usize,
+    ops: VecDeque<TransportOp>,
+}
+
 struct StaticPeer {
     addr: SocketAddr,
     next_dial: Time,
@@ -89,6 +115,7 @@ pub struct Node {
     pub(crate) handshake_budget: crate::session::TokenBucket,
     pub(crate) telemetry_bytes_seen: (u64, u64),
     pub(crate) unix_origin: u64,
+    detached: Option<Detached>,
 }
 
 impl Node {
@@ -143,7 +170,80 @@ impl Node {
             ),
             telemetry_bytes_seen: (0, 0),
             unix_origin: 0,
+            detached: None,
         }
+    }
+
+    /// Switches to detached transport over `shards` shards: established
+    /// sessions' ciphers leave the node ([`Node::poll_transport`]), the
+    /// driver's [`crate::shard::SessionShard`]s open and seal their
+    /// datagrams and feed the plaintext back ([`Node::handle_plaintext`]).
+    /// Only before the first session.
+    pub fn detach_transport(&mut self, shards: usize) -> Result<(), DetachError> {
+        if shards == 0 || shards > MAX_SHARDS {
+            return Err(DetachError::BadShardCount { got: shards });
+        }
+        if !self.sessions.is_empty() {
+            return Err(DetachError::SessionsExist);
+        }
+        self.detached = Some(Detached {
+            shards,
+            next_owner: 0,
+            next_dial: 0,
+            ops: VecDeque::new(),
+        });
+        Ok(())
+    }
+
+    /// The shard count when transport is detached.
+    pub fn detached_shards(&self) -> Option<usize> {
+        self.detached.as_ref().map(|d| d.shards)
+    }
+
+    /// Next operation for the shards (detached transport only). Pending
+    /// frames are handed out lazily here, like [`Node::poll_transmit`].
+    pub fn poll_transport(&mut self) -> Option<TransportOp> {
+        if self.detached.as_ref()?.ops.is_empty() {
+            self.flush();
+        }
+        self.detached.as_mut()?.ops.pop_front()
+    }
+
+    /// Feeds a datagram that shard `shard` received and did not open (a
+    /// handshake datagram): sessions it creates as responder are owned by
+    /// that shard. The shard counted it already.
+    pub fn handle_shard_datagram(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        shard: usize,
+        datagram: &mut [u8],
+    ) {
+        self.now = now;
+        if let Some(d) = self.detached.as_mut() {
+            d.next_owner = shard % d.shards;
+        }
+        self.dispatch_datagram(from, datagram);
+    }
+
+    /// Feeds the plaintext frames a shard opened for session `index`
+    /// (detached transport): the session is alive, its peer's address is
+    /// `from`, and the frames go to pub/sub as if the node had opened them.
+    pub fn handle_plaintext(&mut self, now: Time, index: u32, from: SocketAddr, plain: &[u8]) {
+        self.now = now;
+        let Some(s) = self.sessions.get_mut(&index) else {
+            return self.drop_input(DropReason::UnknownSession);
+        };
+        if s.established().is_none() {
+            return self.drop_input(DropReason::NotEstablished);
+        }
+        s.last_recv = now;
+        if s.addr != from {
+            self.by_addr.remove(&s.addr);
+            s.addr = from;
+            self.by_addr.insert(from, index);
+        }
+        self.handle_frames(index, plain);
     }
 
     /// This node's peer id.
@@ -273,6 +373,11 @@ impl Node {
         self.now = now;
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
+        self.dispatch_datagram(from, datagram);
+    }
+
+    /// Unmasks and routes one datagram (already counted).
+    fn dispatch_datagram(&mut self, from: SocketAddr, datagram: &mut [u8]) {
         if datagram.len() < MIN_DATAGRAM {
             return self.drop_input(DropReason::TooShort);
         }
@@ -311,10 +416,11 @@ impl Node {
         let Some(s) = self.sessions.get_mut(&receiver) else {
             return self.drop_input(DropReason::UnknownSession);
         };
-        let Some(e) = s.established_mut() else {
+        let Some(cipher) = s.established_mut().and_then(|e| e.cipher.as_mut()) else {
+            // Detached transport: data never reaches the node itself.
             return self.drop_input(DropReason::NotEstablished);
         };
-        let n = match e.cipher.open(counter, head, body) {
+        let n = match cipher.open(counter, head, body) {
             Ok(n) => n,
             Err(moss_crypto::OpenError::Replay) => return self.drop_input(DropReason::Replay),
             Err(_) => return self.drop_input(DropReason::BadTag),
@@ -422,6 +528,9 @@ impl Node {
             self.by_addr.remove(&s.addr);
         }
         if let State::Established(e) = &s.state {
+            if let Some(d) = self.detached.as_mut() {
+                d.ops.push_back(TransportOp::Remove { index: idx });
+            }
             if self.by_peer.get(&e.peer) == Some(&idx) {
                 self.by_peer.remove(&e.peer);
                 self.pubsub_peer_down(&e.peer);
@@ -496,6 +605,9 @@ impl Node {
     /// Seals a session's pending frames into one datagram; with
     /// `allow_empty` an empty keepalive is sent too.
     pub(crate) fn seal_and_send(&mut self, idx: u32, allow_empty: bool) {
+        if self.detached.is_some() {
+            return self.hand_to_shard(idx, allow_empty);
+        }
         let mut buf = self.buffer();
         let now = self.now;
         let Some(s) = self.sessions.get_mut(&idx) else {
@@ -509,19 +621,19 @@ impl Node {
         if e.pending.is_empty() && !allow_empty {
             return self.recycle(buf);
         }
+        let Some(cipher) = e.cipher.as_mut() else {
+            return self.recycle(buf);
+        };
         let head = Head::Data {
             receiver: remote,
-            counter: e.cipher.next_counter(),
+            counter: cipher.next_counter(),
         }
         .encode();
         buf.extend_from_slice(&head);
         buf.extend_from_slice(&e.pending);
         e.pending.clear();
         let mut tag = [0u8; TAG_LEN];
-        if e.cipher
-            .seal(&head, &mut buf[HEAD_LEN..], &mut tag)
-            .is_err()
-        {
+        if cipher.seal(&head, &mut buf[HEAD_LEN..], &mut tag).is_err() {
             // Counter exhausted: this session cannot send again.
             return self.recycle(buf);
         }
@@ -531,9 +643,74 @@ impl Node {
         self.emit(to, buf);
     }
 
+    /// Detached transport: hands a session's pending frames (or an empty
+    /// keepalive) to its shard instead of sealing them here.
+    fn hand_to_shard(&mut self, idx: u32, allow_empty: bool) {
+        let fresh = self.buffer();
+        let now = self.now;
+        let plaintext = match self.sessions.get_mut(&idx) {
+            Some(s) => match s.state {
+                State::Established(ref mut e) if allow_empty || !e.pending.is_empty() => {
+                    s.last_send = now;
+                    Some(std::mem::replace(&mut e.pending, fresh))
+                }
+                _ => {
+                    self.recycle(fresh);
+                    None
+                }
+            },
+            None => {
+                self.recycle(fresh);
+                None
+            }
+        };
+        if let (Some(plaintext), Some(d)) = (plaintext, self.detached.as_mut()) {
+            d.ops.push_back(TransportOp::Send {
+                index: idx,
+                plaintext,
+            });
+        }
+    }
+
+    /// Detached transport: queues the install of a just-established
+    /// session's cipher on its shard. Returns the cipher back when transport
+    /// is not detached.
+    pub(crate) fn detach_cipher(
+        &mut self,
+        idx: u32,
+        remote_index: u32,
+        addr: SocketAddr,
+        cipher: moss_crypto::TransportCipher,
+    ) -> Option<moss_crypto::TransportCipher> {
+        match self.detached.as_mut() {
+            Some(d) => {
+                d.ops.push_back(TransportOp::Install {
+                    index: idx,
+                    session: crate::shard::ShardSession::new(remote_index, addr, cipher),
+                });
+                None
+            }
+            None => Some(cipher),
+        }
+    }
+
+    /// Detached transport: the next outbound dial's session goes to the
+    /// next shard in turn (the reply lands wherever the kernel hashes it;
+    /// a mismatch is handed over between shards).
+    pub(crate) fn pick_dial_owner(&mut self) {
+        if let Some(d) = self.detached.as_mut() {
+            d.next_owner = d.next_dial;
+            d.next_dial = (d.next_dial + 1) % d.shards;
+        }
+    }
+
     pub(crate) fn random_index(&mut self) -> u32 {
         loop {
             let i = self.rng.next_u32();
+            let i = match &self.detached {
+                Some(d) => crate::shard::with_owner(i, d.next_owner),
+                None => i,
+            };
             if i != 0 && !self.sessions.contains_key(&i) {
                 return i;
             }

@@ -55,8 +55,9 @@ pub(crate) struct Established {
     pub peer: PeerId,
     /// True if we sent message 1.
     pub initiator: bool,
-    /// Transport cipher and replay window.
-    pub cipher: TransportCipher,
+    /// Transport cipher and replay window (`None` once handed to a shard
+    /// under detached transport).
+    pub cipher: Option<TransportCipher>,
     /// Topics the peer subscribed to.
     pub topics: HashSet<Box<str>>,
     /// Encoded frames waiting to be sealed into a datagram.

@@ -1,0 +1,333 @@
+//! Detached transport: the per-datagram work of established sessions as a
+//! sans-IO [`SessionShard`], one per engine shard.
+//!
+//! A [`crate::Node`] switched to detached transport
+//! ([`crate::Node::detach_transport`]) keeps handshakes, identity, the
+//! router and subscriptions, but hands each established session's
+//! transport cipher to the shard named by the top [`SHARD_BITS`] bits of
+//! the session's local index ([`TransportOp::Install`]). The shard then
+//! does, per datagram: unmask the header, look the receiver index up in its
+//! own table, AEAD open with the replay window (in place), and on the way
+//! out seal and mask the plaintext the node emits per session
+//! ([`TransportOp::Send`]). The wire format is exactly the single-threaded
+//! node's.
+
+use crate::stats::{DropReason, Stats};
+use crate::wire::{Head, MAX_DATAGRAM, MAX_PLAINTEXT};
+use moss_crypto::scramble::{HEAD_LEN, MIN_DATAGRAM};
+use moss_crypto::transport::TAG_LEN;
+use moss_crypto::{MeshKeys, OpenError, Scrambler, TransportCipher};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+/// Bits at the top of a session index that name its owning shard.
+pub const SHARD_BITS: u32 = 4;
+/// Most shards a detached node can spread its sessions over.
+pub const MAX_SHARDS: usize = 1 << SHARD_BITS;
+const SHARD_SHIFT: u32 = 32 - SHARD_BITS;
+const LOCAL_MASK: u32 = (1 << SHARD_SHIFT) - 1;
+
+/// The shard that owns session index `index` (its top [`SHARD_BITS`] bits).
+pub fn owner_of(index: u32) -> usize {
+    (index >> SHARD_SHIFT) as usize
+}
+
+/// `random` with its top bits replaced by `owner`.
+pub(crate) fn with_owner(random: u32, owner: usize) -> u32 {
+    (random & LOCAL_MASK) | (((owner % MAX_SHARDS) as u32) << SHARD_SHIFT)
+}
+
+/// Transport state of one established session, moved from the node to the
+/// shard that owns it.
+pub struct ShardSession {
+    remote_index: u32,
+    addr: SocketAddr,
+    cipher: TransportCipher,
+}
+
+impl ShardSession {
+    pub(crate) fn new(remote_index: u32, addr: SocketAddr, cipher: TransportCipher) -> Self {
+        Self {
+            remote_index,
+            addr,
+            cipher,
+        }
+    }
+
+    /// Where the peer's datagrams come from (and ours go).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The peer's index for this session.
+    pub fn remote_index(&self) -> u32 {
+        self.remote_index
+    }
+}
+
+impl std::fmt::Debug for ShardSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs.
+        f.debug_struct("ShardSession")
+            .field("remote_index", &self.remote_index)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Work a detached node hands to the shard owning a session
+/// ([`crate::Node::poll_transport`]).
+#[derive(Debug)]
+pub enum TransportOp {
+    /// A session was established: its cipher now lives on the shard.
+    Install {
+        /// Our local index (names the owning shard).
+        index: u32,
+        /// The transport half of the session.
+        session: ShardSession,
+    },
+    /// The session is gone; forget its cipher.
+    Remove {
+        /// Our local index.
+        index: u32,
+    },
+    /// Seal `plaintext` (encoded frames, possibly empty for a keepalive)
+    /// into one datagram of session `index` and send it.
+    Send {
+        /// Our local index.
+        index: u32,
+        /// Frames; return the buffer with [`crate::Node::recycle`].
+        plaintext: Vec<u8>,
+    },
+}
+
+impl TransportOp {
+    /// The session index the operation is about.
+    pub fn index(&self) -> u32 {
+        match self {
+            Self::Install { index, .. } | Self::Remove { index } | Self::Send { index, .. } => {
+                *index
+            }
+        }
+    }
+
+    /// The shard that must carry it out.
+    pub fn shard(&self) -> usize {
+        owner_of(self.index())
+    }
+}
+
+/// What a shard made of one received datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// Authenticated data of a session this shard owns; the plaintext frames
+    /// are `datagram[plain]` (possibly empty: a keepalive). Feed them to
+    /// [`crate::Node::handle_plaintext`].
+    Frames {
+        /// Our local session index.
+        index: u32,
+        /// Where the plaintext lies in the datagram.
+        plain: Range<usize>,
+    },
+    /// A handshake datagram (untouched): feed it to
+    /// [`crate::Node::handle_shard_datagram`].
+    Handshake,
+    /// Data of a session another shard owns (untouched): hand it there.
+    Foreign {
+        /// The owning shard.
+        owner: usize,
+    },
+    /// Data for an index this shard owns but has no cipher for (untouched):
+    /// the install may still be on its way from the node.
+    Unknown {
+        /// The receiver index.
+        index: u32,
+    },
+    /// Dropped (and counted) for this reason.
+    Dropped(DropReason),
+}
+
+/// Why a plaintext could not be sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ShardSealError {
+    /// This shard holds no cipher for the session.
+    #[error("no such session on this shard")]
+    UnknownSession,
+    /// The plaintext exceeds one datagram.
+    #[error("plaintext larger than one datagram")]
+    TooLarge,
+    /// The session's send counter is exhausted.
+    #[error("send counter exhausted")]
+    CounterExhausted,
+}
+
+/// One shard's slice of the session table: transport ciphers and replay
+/// windows of the sessions it owns.
+pub struct SessionShard {
+    id: usize,
+    scrambler: Scrambler,
+    sessions: HashMap<u32, ShardSession>,
+    stats: Stats,
+}
+
+impl SessionShard {
+    /// Shard number `id` of a node of the mesh with these keys.
+    pub fn new(id: usize, keys: &MeshKeys) -> Self {
+        Self {
+            id,
+            scrambler: Scrambler::new(keys.scramble_key),
+            sessions: HashMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// This shard's number.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Sessions whose cipher this shard holds.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True if the shard holds session `index`.
+    pub fn contains(&self, index: u32) -> bool {
+        self.sessions.contains_key(&index)
+    }
+
+    /// Datagram and drop counters of this shard's transport work.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Counts a drop decided by the driver (e.g. an [`Inbound::Unknown`]
+    /// datagram that waited in vain).
+    pub fn drop_input(&mut self, r: DropReason) {
+        self.stats.drops.add(r);
+    }
+
+    /// Applies an install or remove; a send is sealed into `out` and its
+    /// destination returned.
+    pub fn apply(
+        &mut self,
+        op: TransportOp,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<(SocketAddr, Vec<u8>)>, ShardSealError> {
+        match op {
+            TransportOp::Install { index, session } => {
+                self.sessions.insert(index, session);
+                Ok(None)
+            }
+            TransportOp::Remove { index } => {
+                self.sessions.remove(&index);
+                Ok(None)
+            }
+            TransportOp::Send { index, plaintext } => {
+                let to = self.seal(index, &plaintext, out)?;
+                Ok(Some((to, plaintext)))
+            }
+        }
+    }
+
+    /// Handles a datagram received on this shard's socket (counted).
+    pub fn receive(&mut self, from: SocketAddr, datagram: &mut [u8]) -> Inbound {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        self.receive_forwarded(from, datagram)
+    }
+
+    /// Handles a datagram another shard received and handed over (already
+    /// counted there).
+    pub fn receive_forwarded(&mut self, from: SocketAddr, datagram: &mut [u8]) -> Inbound {
+        if datagram.len() < MIN_DATAGRAM {
+            return self.dropped(DropReason::TooShort);
+        }
+        if datagram.len() > MAX_DATAGRAM {
+            return self.dropped(DropReason::Oversize);
+        }
+        let Some(raw) = self.scrambler.peek_head(datagram) else {
+            return self.dropped(DropReason::TooShort);
+        };
+        let (receiver, counter) = match Head::decode(&raw) {
+            Ok(Head::Data { receiver, counter }) => (receiver, counter),
+            Ok(Head::Handshake { .. }) => return Inbound::Handshake,
+            Err(_) => return self.dropped(DropReason::Unrecognized),
+        };
+        let owner = owner_of(receiver);
+        if owner != self.id {
+            return Inbound::Foreign { owner };
+        }
+        let Some(s) = self.sessions.get_mut(&receiver) else {
+            return Inbound::Unknown { index: receiver };
+        };
+        datagram[..HEAD_LEN].copy_from_slice(&raw);
+        match s.cipher.open(counter, &raw, &mut datagram[HEAD_LEN..]) {
+            Ok(n) => {
+                // Authenticated from a new address: the peer roamed.
+                s.addr = from;
+                Inbound::Frames {
+                    index: receiver,
+                    plain: HEAD_LEN..HEAD_LEN + n,
+                }
+            }
+            Err(OpenError::Replay) => self.dropped(DropReason::Replay),
+            Err(_) => self.dropped(DropReason::BadTag),
+        }
+    }
+
+    fn dropped(&mut self, r: DropReason) -> Inbound {
+        self.stats.drops.add(r);
+        Inbound::Dropped(r)
+    }
+
+    /// Seals `plaintext` as one datagram of session `index` into `out`
+    /// (cleared first) and returns where it goes.
+    pub fn seal(
+        &mut self,
+        index: u32,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<SocketAddr, ShardSealError> {
+        if plaintext.len() > MAX_PLAINTEXT {
+            return Err(ShardSealError::TooLarge);
+        }
+        let s = self
+            .sessions
+            .get_mut(&index)
+            .ok_or(ShardSealError::UnknownSession)?;
+        let head = Head::Data {
+            receiver: s.remote_index,
+            counter: s.cipher.next_counter(),
+        }
+        .encode();
+        out.clear();
+        out.extend_from_slice(&head);
+        out.extend_from_slice(plaintext);
+        let mut tag = [0u8; TAG_LEN];
+        s.cipher
+            .seal(&head, &mut out[HEAD_LEN..], &mut tag)
+            .map_err(|_| ShardSealError::CounterExhausted)?;
+        out.extend_from_slice(&tag);
+        self.scrambler.toggle_head(out);
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += out.len() as u64;
+        Ok(s.addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_bits() {
+        for owner in 0..MAX_SHARDS {
+            let i = with_owner(0xdead_beef, owner);
+            assert_eq!(owner_of(i), owner);
+            assert_eq!(i & LOCAL_MASK, 0xdead_beef & LOCAL_MASK);
+        }
+        assert_eq!(owner_of(with_owner(u32::MAX, 17)), 1);
+    }
+}
