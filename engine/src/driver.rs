@@ -77,6 +77,8 @@ pub struct Snapshot {
     pub publish_unrouted: u64,
     /// The telemetry snapshot (`{}` when telemetry is off).
     pub network: moss_mesh::NetworkSnapshot,
+    /// Per-shard figures (one entry when the engine runs unsharded).
+    pub shards: Vec<crate::shard::ShardStat>,
 }
 
 /// Host → engine commands.
@@ -118,7 +120,13 @@ pub(crate) struct Driver {
     pub connect_waiters: HashMap<SocketAddr, Vec<Sender<Result<PeerId, String>>>>,
     pub send_dropped: u64,
     pub publish_unrouted: u64,
+    /// The shard threads when `engine.shards` > 1 (the node is then in
+    /// detached-transport mode and `backend` only sends handshakes).
+    pub shards: Option<crate::shard::Shards>,
 }
+
+/// Shard → core items the core works per round.
+const CORE_INBOUND_PER_ROUND: usize = 4096;
 
 impl Driver {
     fn now(&self) -> Duration {
@@ -127,6 +135,9 @@ impl Driver {
 
     /// Runs until a stop command or the handle is dropped.
     pub fn run(mut self) {
+        if let Some(shards) = self.shards.take() {
+            return self.run_sharded(shards);
+        }
         let mut batch = RecvBatch::new(BATCH);
         let mut out: Vec<Transmit> = Vec::with_capacity(BATCH);
         loop {
@@ -185,6 +196,108 @@ impl Driver {
         self.shared.stopped.store(true, Ordering::SeqCst);
     }
 
+    /// The core loop of a sharded engine: commands, frames and handshakes
+    /// from the shards, timers; plaintext for the shards, handshakes out.
+    fn run_sharded(mut self, shards: crate::shard::Shards) {
+        let mut out: Vec<Transmit> = Vec::with_capacity(BATCH);
+        self.shards = Some(shards);
+        loop {
+            if !self.drain_commands() {
+                break;
+            }
+            let mut n = 0;
+            while n < CORE_INBOUND_PER_ROUND {
+                let Some(m) = self.shards.as_ref().and_then(|s| s.rx.try_recv().ok()) else {
+                    break;
+                };
+                n += 1;
+                let now = self.now();
+                match m {
+                    crate::shard::ToCore::Frames {
+                        shard,
+                        index,
+                        from,
+                        bytes,
+                    } => {
+                        self.core.handle_plaintext(now, index, from, &bytes);
+                        if let Some(s) = &self.shards {
+                            s.give_back(shard, bytes);
+                        }
+                    }
+                    crate::shard::ToCore::Handshake {
+                        shard,
+                        from,
+                        mut bytes,
+                    } => {
+                        self.core
+                            .handle_shard_datagram(now, from, shard, &mut bytes);
+                        if let Some(s) = &self.shards {
+                            s.give_back(shard, bytes);
+                        }
+                    }
+                }
+                if n % 256 == 0 {
+                    // Keep the shards busy while a burst is worked off.
+                    self.transmit(&mut out);
+                    self.route_ops();
+                }
+            }
+            let now = self.now();
+            if self.core.poll_timeout() <= now {
+                self.core.handle_timeout(now);
+            }
+            self.transmit(&mut out);
+            self.route_ops();
+            self.dispatch_events();
+            if n == CORE_INBOUND_PER_ROUND {
+                continue;
+            }
+            let timeout = self.core.poll_timeout().saturating_sub(self.now());
+            if let Some(s) = &self.shards {
+                let mut sel = crossbeam_channel::Select::new();
+                sel.recv(&self.commands);
+                sel.recv(&s.rx);
+                let _ = sel.ready_timeout(timeout);
+            }
+        }
+        self.core.shutdown();
+        self.transmit(&mut out);
+        self.route_ops();
+        if let Some(mut s) = self.shards.take() {
+            s.stop();
+        }
+        self.dispatch_events();
+        self.shared.peer_count.store(0, Ordering::SeqCst);
+        self.shared.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Hands the node's transport operations to their shards and wakes the
+    /// shards that got any.
+    fn route_ops(&mut self) {
+        let Some(shards) = self.shards.as_ref() else {
+            return;
+        };
+        // Drained buffers of sealed plaintext go back to the node's pool.
+        while let Ok(b) = shards.recycle.try_recv() {
+            self.core.recycle(b);
+        }
+        let mut touched = 0u32;
+        let mut back = Vec::new();
+        while let Some(op) = self.core.poll_transport() {
+            if let Some(s) = shards.route(op, &mut |b| back.push(b)) {
+                touched |= 1 << s;
+            }
+        }
+        for b in back {
+            self.core.recycle(b);
+        }
+        for s in 0..shards.len() {
+            if touched & (1 << s) != 0 {
+                shards.nudge(s);
+            }
+        }
+    }
+
     /// Runs queued commands; false when the engine must stop.
     fn drain_commands(&mut self) -> bool {
         // Bounded per iteration so a publishing host cannot starve the socket.
@@ -231,14 +344,32 @@ impl Driver {
                     }
                 }
                 Command::Snapshot(reply) => {
+                    let mut stats = self.core.stats().clone();
+                    let mut send_dropped = self.send_dropped;
+                    let shards = match &self.shards {
+                        Some(s) => {
+                            let (per, total, dropped) = s.report();
+                            stats.merge(&total);
+                            send_dropped += dropped;
+                            per
+                        }
+                        None => vec![crate::shard::ShardStat {
+                            shard: 0,
+                            datagrams_in: stats.datagrams_in,
+                            datagrams_out: stats.datagrams_out,
+                            sessions: self.core.session_count(),
+                            ..Default::default()
+                        }],
+                    };
                     let _ = reply.send(Snapshot {
-                        stats: self.core.stats().clone(),
+                        stats,
                         peers: self.core.peers(),
                         subscriptions: self.core.subscriptions().map(String::from).collect(),
                         sessions: self.core.session_count(),
-                        send_dropped: self.send_dropped,
+                        send_dropped,
                         publish_unrouted: self.publish_unrouted,
                         network: self.core.network_stats(),
+                        shards,
                     });
                 }
                 Command::SetAppScore(f) => self.core.set_app_score(f),

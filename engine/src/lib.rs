@@ -18,6 +18,7 @@ mod driver;
 mod error;
 mod event;
 mod node;
+mod shard;
 
 pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
@@ -28,3 +29,4 @@ pub use moss_mesh::{
     TelemetryConfig,
 };
 pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};
+pub use shard::{ShardError, ShardStat};

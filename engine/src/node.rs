@@ -20,6 +20,20 @@ const MESSAGE_QUEUE: usize = 16_384;
 /// Events buffered for the host.
 const EVENT_QUEUE: usize = 4096;
 
+/// Shards to run for config value `configured` (0 = one per core): at most
+/// [`moss_mesh::shard::MAX_SHARDS`], and 1 where `SO_REUSEPORT` sharding is
+/// not built (outside Linux).
+fn shard_count(configured: u32) -> usize {
+    if !cfg!(target_os = "linux") {
+        return 1;
+    }
+    let n = match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    n.clamp(1, moss_mesh::shard::MAX_SHARDS)
+}
+
 /// Configures and starts a [`Node`].
 pub struct NodeBuilder {
     mesh_id: String,
@@ -77,14 +91,25 @@ impl NodeBuilder {
         let bind = self
             .bind
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.config.listen_port)));
-        let backend = backend::open(kind, bind)?;
-        let local_addr = backend
-            .local_addr()
-            .map_err(|source| backend::BackendError::Io {
-                backend: backend.name(),
-                source,
+        let shard_count = shard_count(self.config.engine.shards);
+        let (backend, local_addr, backend_name, shards) = if shard_count > 1 {
+            let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
+            let s = crate::shard::start(kind, bind, shard_count, &keys).map_err(|e| match e {
+                crate::shard::ShardError::Backend(b) => StartError::Backend(b),
+                crate::shard::ShardError::Thread(t) => StartError::Thread(t),
             })?;
-        let backend_name = backend.name();
+            (s.core_io, s.local_addr, s.backend_name, Some(s.shards))
+        } else {
+            let backend = backend::open(kind, bind)?;
+            let local_addr = backend
+                .local_addr()
+                .map_err(|source| backend::BackendError::Io {
+                    backend: backend.name(),
+                    source,
+                })?;
+            let name = backend.name();
+            (backend, local_addr, name, None)
+        };
         let public_key = identity.public_key();
         let max_message = self.config.security.max_message_size_bytes as usize;
         let static_peers = self.config.static_peers.clone();
@@ -101,6 +126,13 @@ impl NodeBuilder {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         core.set_unix_origin(unix);
+        if let Some(s) = &shards {
+            core.detach_transport(s.len())
+                .map_err(|e| backend::BackendError::Unavailable {
+                    backend: "shards",
+                    reason: e.to_string(),
+                })?;
+        }
         for p in &static_peers {
             match p.to_socket_addrs() {
                 Ok(addrs) => {
@@ -154,6 +186,7 @@ impl NodeBuilder {
             connect_waiters: Default::default(),
             send_dropped: 0,
             publish_unrouted: 0,
+            shards,
         };
         let thread = std::thread::Builder::new()
             .name("moss-engine".into())
@@ -278,6 +311,10 @@ pub struct NodeStats {
     pub events_dropped: u64,
     /// Messages the host did not drain in time.
     pub messages_dropped: u64,
+    /// Engine shards (threads with their own socket and sessions).
+    pub shards: usize,
+    /// Per-shard datagrams, sessions and hand-offs.
+    pub shard_stats: Vec<crate::shard::ShardStat>,
 }
 
 /// One peer in [`NodeStats`].
@@ -477,6 +514,8 @@ impl Node {
             publish_unrouted: s.publish_unrouted,
             events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
             messages_dropped: self.shared.messages_dropped.load(Ordering::Relaxed),
+            shards: s.shards.len(),
+            shard_stats: s.shards,
         })
     }
 

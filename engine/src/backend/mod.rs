@@ -255,3 +255,20 @@ fn open_auto(socket: std::net::UdpSocket) -> Result<Box<dyn Backend>, BackendErr
 fn open_auto(socket: std::net::UdpSocket) -> Result<Box<dyn Backend>, BackendError> {
     open_with_socket(BackendKind::Portable, socket)
 }
+
+/// Binds a UDP socket to `addr` with `SO_REUSEPORT` set (so shards can bind
+/// one socket each to the same port) and its buffers raised towards
+/// [`SOCKET_BUFFER`]. Linux only: elsewhere the kernel's reuse semantics
+/// differ, and the engine runs one shard.
+#[cfg(target_os = "linux")]
+pub fn bind_reuseport(addr: SocketAddr) -> Result<std::net::UdpSocket, BackendError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let bind_err = |source| BackendError::Bind { addr, source };
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(bind_err)?;
+    s.set_reuse_port(true).map_err(bind_err)?;
+    s.bind(&addr.into()).map_err(bind_err)?;
+    let socket: std::net::UdpSocket = s.into();
+    linux::grow_buffers(std::os::fd::AsRawFd::as_raw_fd(&socket), SOCKET_BUFFER);
+    Ok(socket)
+}
