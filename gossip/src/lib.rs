@@ -9,6 +9,12 @@
 //! [`Action`]s with [`Router::poll_action`]: send this cached message to that
 //! peer, send this control message, dial this peer-exchange address. Time
 //! and randomness are passed in, so equal inputs replay exactly.
+//!
+//! The per-message path does not allocate in steady state: the router
+//! copies a message's body into its cache (one byte arena per heartbeat
+//! window, recycled with the window), an [`Action::Send`] names the message
+//! and the host reads the bytes with [`Router::cached_body`], and forward
+//! lists and per-message peer sets use scratch or inline storage.
 
 pub mod config;
 pub mod control;

@@ -273,7 +273,7 @@ impl Router {
             let keep: BTreeSet<PeerId> = current
                 .into_iter()
                 .filter(|p| {
-                    self.peers.get(p).is_some_and(|s| s.topics.contains(&t))
+                    self.peers.get(p).is_some_and(|s| s.has_topic(&t))
                         && self.score.score(p, now) >= publish_min
                 })
                 .collect();

@@ -1,5 +1,10 @@
 //! The router: peers, subscriptions, message handling and control messages.
 //! Mesh maintenance and gossip emission live in `mesh.rs`.
+//!
+//! Per-peer state is kept small for idle peers (sorted topic vectors,
+//! IDONTWANT state allocated on first use); the score side keeps a count
+//! per IP. Received messages are cached and forwarded without allocating
+//! (see the crate docs).
 
 use crate::config::Config;
 use crate::control::{Control, PxPeer};
