@@ -29,8 +29,11 @@ use std::time::{Duration, Instant};
 
 /// Capacity of each shard's inbound queue (core operations and hand-offs).
 const SHARD_QUEUE: usize = 16_384;
-/// Capacity of the shards → core queue.
-const CORE_QUEUE: usize = 16_384;
+/// Capacity of the shards → core queue, in datagrams (each up to a dozen
+/// messages the core verifies): a few rounds of the core's work, so a core
+/// that cannot keep up drops at the queue, as the unsharded engine drops at
+/// its socket, instead of delivering seconds late.
+const CORE_QUEUE: usize = 1024;
 /// Capacity of the buffer-return queues.
 const FREE_QUEUE: usize = 4096;
 /// Inbound queue entries a shard works per round.
