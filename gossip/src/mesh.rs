@@ -79,7 +79,7 @@ impl Router {
             let limited = self
                 .peers
                 .get(&p)
-                .and_then(|s| s.rate_limited)
+                .and_then(|s| s.rate_limited())
                 .is_some_and(|t| now.saturating_sub(t) <= followup);
             if !self.seen.contains(&id) && !limited {
                 self.score.add_penalty(&p, 1.0);

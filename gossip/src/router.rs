@@ -50,24 +50,26 @@ pub enum Received {
 pub type AppScoreFn = Box<dyn FnMut(&PeerId, f64) -> f64 + Send>;
 
 /// Per-peer state, kept small: most peers are idle, so what only busy
-/// peers need (IDONTWANT ids) is allocated on first use.
+/// peers need (IDONTWANT ids, rate-limit time) is allocated on first use.
 pub(crate) struct PeerState {
     pub outbound: bool,
     pub addr: SocketAddr,
     /// Topics it announced, sorted (a few per peer: a vector, not a tree).
     pub topics: Vec<Topic>,
-    dont_want: Option<Box<DontWant>>,
+    busy: Option<Box<Busy>>,
     pub ihaves: u32,
     pub asked: u32,
-    /// When our rate limiter last dropped a message from this peer.
-    pub rate_limited: Option<Time>,
 }
 
-/// Ids a peer told us it does not want, oldest first.
+/// State of peers that sent IDONTWANT or were rate limited.
 #[derive(Default)]
-struct DontWant {
+struct Busy {
+    /// Ids the peer told us it does not want.
     ids: HashMap<MessageId, Time>,
+    /// The same, oldest first.
     order: VecDeque<MessageId>,
+    /// When our rate limiter last dropped a message from this peer.
+    rate_limited: Option<Time>,
 }
 
 impl PeerState {
@@ -77,9 +79,12 @@ impl PeerState {
     }
 
     fn dont_want(&self, id: &MessageId) -> bool {
-        self.dont_want
-            .as_ref()
-            .is_some_and(|d| d.ids.contains_key(id))
+        self.busy.as_ref().is_some_and(|d| d.ids.contains_key(id))
+    }
+
+    /// When our rate limiter last dropped a message from this peer.
+    pub fn rate_limited(&self) -> Option<Time> {
+        self.busy.as_ref().and_then(|b| b.rate_limited)
     }
 }
 
@@ -198,7 +203,7 @@ impl Router {
     /// may have sent are not counted as broken promises for a while.
     pub fn rate_limited(&mut self, peer: &PeerId, now: Time) {
         if let Some(s) = self.peers.get_mut(peer) {
-            s.rate_limited = Some(now);
+            s.busy.get_or_insert_with(Box::default).rate_limited = Some(now);
         }
     }
 
@@ -266,10 +271,9 @@ impl Router {
             outbound,
             addr,
             topics: Vec::new(),
-            dont_want: None,
+            busy: None,
             ihaves: 0,
             asked: 0,
-            rate_limited: None,
         });
         st.addr = addr;
         st.outbound = outbound;
@@ -818,7 +822,7 @@ impl Router {
         let Some(st) = self.peers.get_mut(from) else {
             return;
         };
-        let dw = st.dont_want.get_or_insert_with(Box::default);
+        let dw = st.busy.get_or_insert_with(Box::default);
         for id in ids {
             self.mcache.mark_has(&id, *from);
             if dw.ids.insert(id, now).is_none() {
@@ -836,7 +840,7 @@ impl Router {
     pub(crate) fn expire_dont_want(&mut self, now: Time) {
         let ttl = self.cfg.heartbeat * 3;
         for st in self.peers.values_mut() {
-            if let Some(dw) = st.dont_want.as_mut() {
+            if let Some(dw) = st.busy.as_mut() {
                 while let Some(id) = dw.order.front().copied() {
                     match dw.ids.get(&id) {
                         Some(&t) if now.saturating_sub(t) < ttl => break,

@@ -375,41 +375,71 @@ impl TopicStats {
     }
 }
 
+/// A peer's score state. Most connected peers are idle (no topic
+/// counters, no penalty, no application score), so everything but the
+/// address and the retention time lives behind a box allocated on first
+/// use and freed when it is back to zero.
 #[derive(Debug, Default)]
 struct PeerStats {
     connected: bool,
-    expire: Time,
     ip: Option<IpAddr>,
+    /// Forgotten at this time (milliseconds) once disconnected.
+    expire_ms: u64,
+    ext: Option<Box<PeerExt>>,
+}
+
+#[derive(Debug, Default)]
+struct PeerExt {
     /// Sorted by topic; a handful per peer, so a vector.
     topics: Vec<(Topic, TopicStats)>,
     behaviour_penalty: f64,
     app_score: f64,
 }
 
+/// Milliseconds of a time (saturating).
+fn ms(t: Time) -> u64 {
+    u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl PeerStats {
+    fn ext_mut(&mut self) -> &mut PeerExt {
+        self.ext.get_or_insert_with(Box::default)
+    }
+
+    fn topics(&self) -> &[(Topic, TopicStats)] {
+        self.ext.as_ref().map_or(&[], |x| &x.topics[..])
+    }
+
+    fn app_score(&self) -> f64 {
+        self.ext.as_ref().map_or(0.0, |x| x.app_score)
+    }
+
     fn topic(&self, t: &str) -> Option<&TopicStats> {
-        self.topics
+        let topics = self.topics();
+        topics
             .binary_search_by(|(k, _)| (**k).cmp(t))
             .ok()
-            .map(|i| &self.topics[i].1)
+            .map(|i| &topics[i].1)
     }
 
     fn topic_mut(&mut self, t: &str) -> Option<&mut TopicStats> {
-        match self.topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
-            Ok(i) => Some(&mut self.topics[i].1),
+        let topics = &mut self.ext.as_mut()?.topics;
+        match topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
+            Ok(i) => Some(&mut topics[i].1),
             Err(_) => None,
         }
     }
 
     fn topic_entry(&mut self, t: &Topic) -> &mut TopicStats {
-        let i = match self.topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
+        let topics = &mut self.ext_mut().topics;
+        let i = match topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
             Ok(i) => i,
             Err(i) => {
-                self.topics.insert(i, (t.clone(), TopicStats::default()));
+                topics.insert(i, (t.clone(), TopicStats::default()));
                 i
             }
         };
-        &mut self.topics[i].1
+        &mut topics[i].1
     }
 }
 
@@ -475,7 +505,7 @@ impl PeerScore {
         };
         let p = &self.p;
         let mut topics = 0.0;
-        for (topic, t) in &s.topics {
+        for (topic, t) in s.topics() {
             let tp = params(p, &self.defaults, topic);
             let mut ts = 0.0;
             if t.in_mesh {
@@ -496,7 +526,7 @@ impl PeerScore {
             topics = p.topic_score_cap;
         }
         let mut total = topics;
-        total += p.app_weight * s.app_score;
+        total += p.app_weight * s.app_score();
         if let Some(ip) = s.ip {
             if !(p.ip_colocation_exempt_loopback && ip.is_loopback()) {
                 let n = self.ips.get(&ip).map_or(0, |&n| n as usize);
@@ -506,8 +536,9 @@ impl PeerScore {
                 }
             }
         }
-        if s.behaviour_penalty > p.behaviour_penalty_threshold {
-            let excess = s.behaviour_penalty - p.behaviour_penalty_threshold;
+        let behaviour = s.ext.as_ref().map_or(0.0, |x| x.behaviour_penalty);
+        if behaviour > p.behaviour_penalty_threshold {
+            let excess = behaviour - p.behaviour_penalty_threshold;
             total += p.behaviour_penalty_weight * excess * excess;
         }
         total
@@ -515,7 +546,7 @@ impl PeerScore {
 
     /// The score without the application component (the callback's input).
     pub fn base_score(&self, peer: &PeerId, now: Time) -> f64 {
-        let app = self.peers.get(peer).map_or(0.0, |s| s.app_score);
+        let app = self.peers.get(peer).map_or(0.0, |s| s.app_score());
         self.score(peer, now) - self.p.app_weight * app
     }
 
@@ -550,17 +581,22 @@ impl PeerScore {
         if let Some(ip) = s.ip.take() {
             Self::ip_down(&mut self.ips, &ip);
         }
-        for (topic, t) in s.topics.iter_mut() {
-            t.leave_mesh(params(&self.p, &self.defaults, topic), now);
+        if let Some(x) = s.ext.as_mut() {
+            for (topic, t) in x.topics.iter_mut() {
+                t.leave_mesh(params(&self.p, &self.defaults, topic), now);
+            }
         }
         s.connected = false;
-        s.expire = now + self.p.retain_score;
+        s.expire_ms = ms(now + self.p.retain_score);
     }
 
     /// Sets the P5 input of a peer.
     pub fn set_app_score(&mut self, peer: &PeerId, v: f64) {
         if let Some(s) = self.peers.get_mut(peer) {
-            s.app_score = if v.is_finite() { v } else { 0.0 };
+            let v = if v.is_finite() { v } else { 0.0 };
+            if v != 0.0 || s.ext.is_some() {
+                s.ext_mut().app_score = v;
+            }
         }
     }
 
@@ -587,7 +623,7 @@ impl PeerScore {
     /// Adds P7 penalty.
     pub fn add_penalty(&mut self, peer: &PeerId, n: f64) {
         if let Some(s) = self.peers.get_mut(peer) {
-            s.behaviour_penalty += n;
+            s.ext_mut().behaviour_penalty += n;
         }
     }
 
@@ -658,10 +694,15 @@ impl PeerScore {
                 *v = 0.0;
             }
         };
-        self.peers.retain(|_, s| s.connected || now < s.expire);
+        let now_ms = ms(now);
+        self.peers
+            .retain(|_, s| s.connected || now_ms < s.expire_ms);
         for s in self.peers.values_mut() {
-            dec(&mut s.behaviour_penalty, p.behaviour_penalty_decay);
-            for (topic, t) in s.topics.iter_mut() {
+            let Some(x) = s.ext.as_mut() else {
+                continue;
+            };
+            dec(&mut x.behaviour_penalty, p.behaviour_penalty_decay);
+            for (topic, t) in x.topics.iter_mut() {
                 let tp = params(p, &self.defaults, topic);
                 dec(&mut t.first_deliveries, tp.first_deliveries_decay);
                 dec(&mut t.mesh_deliveries, tp.mesh_deliveries_decay);
@@ -671,13 +712,16 @@ impl PeerScore {
                     t.mesh_active = true;
                 }
             }
-            s.topics.retain(|(_, t)| {
+            x.topics.retain(|(_, t)| {
                 t.in_mesh
                     || t.first_deliveries > 0.0
                     || t.invalid > 0.0
                     || t.mesh_deliveries > 0.0
                     || t.mesh_failure > 0.0
             });
+            if x.topics.is_empty() && x.behaviour_penalty == 0.0 && x.app_score == 0.0 {
+                s.ext = None;
+            }
         }
         let horizon = Duration::from_secs(5);
         while let Some(&(id, t)) = self.delivery_order.front() {
