@@ -32,11 +32,14 @@ const TOPIC: &str = "bench";
 const SETUP: Duration = Duration::from_secs(10);
 
 /// Starts a node on 127.0.0.1 with `backend` (`policy`: keep the product's
-/// default per-peer limiter instead of raising it).
-fn start(backend: &str, policy: bool) -> Result<Node, String> {
+/// default per-peer limiter instead of raising it) and `engine.shards` =
+/// `shards` (the scenarios other than `shards` keep the unsharded engine
+/// their figures were measured with).
+fn start_sharded(backend: &str, policy: bool, shards: u32) -> Result<Node, String> {
     let json = if policy { DEFAULT_LIMITS } else { CONFIG };
     let mut c = Config::from_json(json).map_err(|e| e.to_string())?;
     c.engine.backend = backend.into();
+    c.engine.shards = shards;
     Node::builder(MESH)
         .config(c)
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -56,8 +59,13 @@ pub struct Pair {
 
 /// Two nodes on `backend`, `b` subscribed, `a` connected and aware of it.
 pub fn pair(backend: &str, policy: bool) -> Result<Pair, String> {
-    let a = start(backend, policy)?;
-    let b = start(backend, policy)?;
+    pair_sharded(backend, policy, 1)
+}
+
+/// [`pair`] with both nodes running `shards` shards.
+pub fn pair_sharded(backend: &str, policy: bool, shards: u32) -> Result<Pair, String> {
+    let a = start_sharded(backend, policy, shards)?;
+    let b = start_sharded(backend, policy, shards)?;
     let sub = b.subscribe(TOPIC).map_err(|e| e.to_string())?;
     a.connect_wait(&b.local_addr().to_string(), SETUP)
         .map_err(|e| format!("connect: {e}"))?;
@@ -133,12 +141,27 @@ pub struct Echo {
     /// Allocation calls in the whole process per delivered message
     /// (publisher API, both engines, the counting thread).
     pub allocs_per_msg: f64,
+    /// Hand-offs between the subscriber's shards in the window.
+    pub handoffs: u64,
+    /// Queue-full drops at the subscriber's shards in the window.
+    pub queue_drops: u64,
 }
 
 /// Sealed-datagram throughput: `a` publishes `size`-byte messages as fast as
 /// the API accepts them for `dur`; `b` counts deliveries in that window.
 pub fn echo(backend: &str, size: usize, dur: Duration, policy: bool) -> Result<Echo, String> {
-    let p = pair(backend, policy)?;
+    echo_sharded(backend, size, dur, policy, 1)
+}
+
+/// [`echo`] with both nodes running `shards` shards.
+pub fn echo_sharded(
+    backend: &str,
+    size: usize,
+    dur: Duration,
+    policy: bool,
+    shards: u32,
+) -> Result<Echo, String> {
+    let p = pair_sharded(backend, policy, shards)?;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let h = counter(p.sub, stop.clone(), count.clone());
@@ -179,6 +202,10 @@ pub fn echo(backend: &str, size: usize, dur: Duration, policy: bool) -> Result<E
         send_dropped: p1.send_dropped - p0.send_dropped,
         unrouted: p1.publish_unrouted - p0.publish_unrouted,
         allocs_per_msg: (a1 - a0) as f64 / (c1 - c0).max(1) as f64,
+        handoffs: s1.shard_stats.iter().map(|x| x.handoffs_out).sum::<u64>()
+            - s0.shard_stats.iter().map(|x| x.handoffs_out).sum::<u64>(),
+        queue_drops: s1.shard_stats.iter().map(|x| x.queue_drops).sum::<u64>()
+            - s0.shard_stats.iter().map(|x| x.queue_drops).sum::<u64>(),
     })
 }
 
@@ -434,5 +461,104 @@ pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Fl
         drops,
         received: (s1.counters.datagrams_in - s0.counters.datagrams_in) as f64 / el.as_secs_f64(),
         answered: (s1.counters.datagrams_out - s0.counters.datagrams_out) as f64 / el.as_secs_f64(),
+    })
+}
+
+/// What the fan-in scenario measured.
+pub struct FanIn {
+    /// Messages delivered at the hub per second.
+    pub delivered: f64,
+    /// Datagrams the hub received per second.
+    pub datagrams: f64,
+    /// Average received datagram size.
+    pub avg_datagram: usize,
+    /// Datagrams each hub shard received in the window.
+    pub per_shard: Vec<u64>,
+    /// Hand-offs between the hub's shards in the window.
+    pub handoffs: u64,
+    /// Queue-full drops at the hub's shards in the window.
+    pub queue_drops: u64,
+    /// Input the hub's node dropped: (reason, count).
+    pub node_drops: Vec<(&'static str, u64)>,
+}
+
+/// Fan-in: `senders` unsharded nodes dial a hub running `shards` shards and
+/// publish `size`-byte messages flat out for `dur` (one thread each); the
+/// hub counts deliveries. Receive-side work (unmask, open, verify) is the
+/// hub's.
+pub fn fan_in(
+    backend: &str,
+    size: usize,
+    dur: Duration,
+    shards: u32,
+    senders: usize,
+) -> Result<FanIn, String> {
+    let hub = start_sharded(backend, false, shards)?;
+    let sub = hub.subscribe(TOPIC).map_err(|e| e.to_string())?;
+    let mut pubs = Vec::new();
+    for _ in 0..senders {
+        let p = start_sharded(backend, false, 1)?;
+        p.connect_wait(&hub.local_addr().to_string(), SETUP)
+            .map_err(|e| format!("connect: {e}"))?;
+        pubs.push(p);
+    }
+    let deadline = Instant::now() + SETUP;
+    for p in &pubs {
+        loop {
+            let st = p.stats().map_err(|e| e.to_string())?;
+            if st.peers.iter().any(|x| x.topics.iter().any(|t| t == TOPIC)) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("the subscription never reached a sender".into());
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let h = counter(sub, stop.clone(), count.clone());
+    let data = vec![0x5Au8; size];
+    let pubs = Arc::new(pubs);
+    let run = |until: Instant| -> Result<(), String> {
+        let hs: Vec<_> = (0..pubs.len())
+            .map(|i| {
+                let (pubs, data) = (pubs.clone(), data.clone());
+                thread::spawn(move || publish_until(&pubs[i], &data, until))
+            })
+            .collect();
+        for h in hs {
+            h.join().map_err(|_| "publisher panicked".to_string())??;
+        }
+        Ok(())
+    };
+    run(Instant::now() + Duration::from_millis(200))?;
+    thread::sleep(Duration::from_millis(50));
+    let s0 = stats(&hub)?;
+    let c0 = count.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    run(t0 + dur)?;
+    let el = t0.elapsed();
+    let c1 = count.load(Ordering::Relaxed);
+    let s1 = stats(&hub)?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = h.join();
+    let dg = s1.counters.datagrams_in - s0.counters.datagrams_in;
+    let bytes = s1.counters.bytes_in - s0.counters.bytes_in;
+    let ho = |s: &moss::NodeStats| s.shard_stats.iter().map(|x| x.handoffs_out).sum::<u64>();
+    let qd = |s: &moss::NodeStats| s.shard_stats.iter().map(|x| x.queue_drops).sum::<u64>();
+    Ok(FanIn {
+        delivered: (c1 - c0) as f64 / el.as_secs_f64(),
+        datagrams: dg as f64 / el.as_secs_f64(),
+        avg_datagram: (bytes / dg.max(1)) as usize,
+        per_shard: s1
+            .shard_stats
+            .iter()
+            .zip(&s0.shard_stats)
+            .map(|(b, a)| b.datagrams_in - a.datagrams_in)
+            .collect(),
+        handoffs: ho(&s1) - ho(&s0),
+        queue_drops: qd(&s1) - qd(&s0),
+        node_drops: drops_between(&s0, &s1),
     })
 }

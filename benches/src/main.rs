@@ -47,6 +47,8 @@ enum Scenario {
     Flood,
     /// Heap bytes per idle established session (sans-IO, counting allocator).
     Idle,
+    /// Engine shards: echo and fan-in throughput per `--shards` count.
+    Shards,
 }
 
 /// Moss benchmark harness.
@@ -75,6 +77,12 @@ struct Args {
     /// Legit messages per second in the `flood` scenario.
     #[arg(long, default_value_t = 2000.0)]
     flood_rate: f64,
+    /// Shard counts the `shards` scenario compares.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1u32, 2])]
+    shards: Vec<u32>,
+    /// Sender nodes in the `shards` scenario's fan-in rows.
+    #[arg(long, default_value_t = 4)]
+    senders: usize,
     /// Also write the markdown section into this file (replacing an earlier
     /// `moss-bench` section in place).
     #[arg(long)]
@@ -89,6 +97,8 @@ struct Run {
     only: Option<String>,
     sessions: u64,
     flood_rate: f64,
+    shards: Vec<u32>,
+    senders: usize,
     raw: HashMap<(Mode, usize), Result<f64, String>>,
     tables: Vec<Table>,
 }
@@ -561,6 +571,120 @@ impl Run {
     }
 
     /// Legit delivery under a flood.
+    /// Echo (two nodes) and fan-in (senders → one hub) per shard count.
+    fn shards(&mut self) {
+        let mut t = Table::new(
+            "Ours: engine shards — echo and fan-in throughput per shard count vs the limits",
+            vec![
+                "backend",
+                "shards",
+                "workload",
+                "delivered msgs/s",
+                "datagrams/s (avg size)",
+                "datagrams per shard",
+                "hand-offs",
+                "raw UDP, same batching, same size",
+                "ratio (datagrams)",
+                "ring seal+open, same size",
+                "ratio (msgs)",
+                "ratio to Ed25519 verify/s",
+                "drops at the receiver",
+            ],
+        );
+        let dur = self.dur;
+        eprintln!("measuring Ed25519 verify ...");
+        let verify = e2e::ed25519_verify_rate(dur.min(Duration::from_secs(1)));
+        let size = self.sizes.iter().copied().min().unwrap_or(64);
+        for b in node_backends(self.only.as_deref()) {
+            let mode = if b == "portable" {
+                Mode::Single
+            } else {
+                Mode::GsoGro
+            };
+            for &n in &self.shards.clone() {
+                for fan in [false, true] {
+                    let workload = if fan {
+                        format!("fan-in, {} senders, {size} B", self.senders)
+                    } else {
+                        format!("echo, {size} B")
+                    };
+                    eprintln!("measuring {workload} on {b} with {n} shard(s) ...");
+                    let mut row = vec![b.to_string(), n.to_string(), workload];
+                    let r = if fan {
+                        e2e::fan_in(b, size, dur, n, self.senders).map(|f| {
+                            (
+                                f.delivered,
+                                f.datagrams,
+                                f.avg_datagram,
+                                f.per_shard
+                                    .iter()
+                                    .map(|x| x.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(" / "),
+                                f.handoffs,
+                                f.node_drops,
+                                f.queue_drops,
+                            )
+                        })
+                    } else {
+                        e2e::echo_sharded(b, size, dur, false, n).map(|e| {
+                            (
+                                e.delivered,
+                                e.datagrams,
+                                e.avg_datagram,
+                                "-".to_string(),
+                                e.handoffs,
+                                e.node_drops,
+                                e.queue_drops,
+                            )
+                        })
+                    };
+                    match r {
+                        Ok((delivered, dgrams, avg, per, handoffs, drops, qd)) => {
+                            let dsize = avg.clamp(1, 1472);
+                            row.extend([
+                                rate(delivered),
+                                format!("{} ({} B)", rate(dgrams), avg),
+                                per,
+                                handoffs.to_string(),
+                            ]);
+                            match self.raw(mode, dsize) {
+                                Ok(r) => row.extend([
+                                    format!("{} ({})", rate(r), mode.label()),
+                                    format!("{:.3}", dgrams / r),
+                                ]),
+                                Err(x) => row.extend([format!("failed: {x}"), "-".into()]),
+                            }
+                            match crypto::seal_open_rate(dsize, dur) {
+                                Ok(r) => row.extend([rate(r), format!("{:.3}", delivered / r)]),
+                                Err(x) => row.extend([format!("failed: {x}"), "-".into()]),
+                            }
+                            row.push(format!("{:.2}", delivered / verify));
+                            let d: Vec<String> =
+                                drops.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                            row.push(format!("queues {qd}; node: {}", d.join(", ")));
+                        }
+                        Err(e) => {
+                            row.push(format!("failed: {e}"));
+                            row.extend(std::iter::repeat_n("-".to_string(), 9));
+                        }
+                    }
+                    t.rows.push(row);
+                }
+            }
+        }
+        t.notes.push(format!(
+            "Same nodes and limiter as the echo table, with `engine.shards` set on the measured nodes \
+             (echo: both nodes; fan-in: the hub, senders unsharded). A shard is a pinned thread with its \
+             own SO_REUSEPORT socket and backend that unmasks, opens (AEAD + replay) and seals; the core \
+             thread keeps handshakes, the router and Ed25519 signing and verification. {} cores are \
+             shared by every node, publisher and counter thread of the run. Ed25519 verify on one core: {}.",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            rate(verify),
+        ));
+        self.tables.push(t);
+    }
+
     fn flood(&mut self) {
         let mut t = Table::new(
             "Ours: legit delivery under a flood of junk and replayed handshake message 1s",
@@ -694,6 +818,8 @@ fn main() -> ExitCode {
         only: args.only.clone(),
         sessions: args.sessions.clamp(1, 1_000_000),
         flood_rate: args.flood_rate.clamp(1.0, 1e6),
+        shards: args.shards.iter().map(|&n| n.clamp(1, 16)).collect(),
+        senders: args.senders.clamp(1, 32),
         raw: HashMap::new(),
         tables: Vec::new(),
     };
@@ -708,6 +834,7 @@ fn main() -> ExitCode {
             run.handshakes();
             run.flood();
             run.idle();
+            run.shards();
         }
         Scenario::Limits => run.limits(),
         Scenario::Crypto => run.crypto(),
@@ -720,6 +847,7 @@ fn main() -> ExitCode {
         Scenario::Handshakes => run.handshakes(),
         Scenario::Flood => run.flood(),
         Scenario::Idle => run.idle(),
+        Scenario::Shards => run.shards(),
     }
     let header = format!(
         "Run: `moss-bench {}` ({:.1} s per figure). Machine: {machine}.",
