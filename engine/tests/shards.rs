@@ -147,6 +147,9 @@ fn many_peers_spread_over_shards() {
     assert!(sessions.iter().all(|&n| n > 0), "{sessions:?}");
     // Inbound sessions live on the shard that receives their datagrams.
     assert_eq!(handoffs(&s), (0, 0), "{:?}", s.shard_stats);
+    // Data racing its session's install (message 3 and the subscriptions
+    // travel together) waited for it instead of being lost.
+    assert_eq!(s.counters.drops.get(moss::DropReason::UnknownSession), 0);
     hub.publish("spread", b"to all").unwrap();
     for (p, sub) in &peers {
         let m = sub

@@ -208,6 +208,16 @@ impl SessionShard {
         self.stats.drops.add(r);
     }
 
+    /// Takes over the transport half of session `index`.
+    pub fn install(&mut self, index: u32, session: ShardSession) {
+        self.sessions.insert(index, session);
+    }
+
+    /// Forgets session `index`; true if it was here.
+    pub fn remove(&mut self, index: u32) -> bool {
+        self.sessions.remove(&index).is_some()
+    }
+
     /// Applies an install or remove; a send is sealed into `out` and its
     /// destination returned.
     pub fn apply(
@@ -217,11 +227,11 @@ impl SessionShard {
     ) -> Result<Option<(SocketAddr, Vec<u8>)>, ShardSealError> {
         match op {
             TransportOp::Install { index, session } => {
-                self.sessions.insert(index, session);
+                self.install(index, session);
                 Ok(None)
             }
             TransportOp::Remove { index } => {
-                self.sessions.remove(&index);
+                self.remove(index);
                 Ok(None)
             }
             TransportOp::Send { index, plaintext } => {
@@ -320,6 +330,90 @@ impl SessionShard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair() -> (SessionShard, SessionShard, MeshKeys) {
+        let keys = MeshKeys::derive("shard-unit", None);
+        let mut a = SessionShard::new(0, &keys);
+        let mut b = SessionShard::new(1, &keys);
+        let (ia, ib) = (with_owner(0x1234_5678, 0), with_owner(0x0abc_def0, 1));
+        let addr_a: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let addr_b: SocketAddr = "10.0.0.2:2".parse().unwrap();
+        a.install(
+            ia,
+            ShardSession::new(ib, addr_b, TransportCipher::new(&[1; 32], &[2; 32])),
+        );
+        b.install(
+            ib,
+            ShardSession::new(ia, addr_a, TransportCipher::new(&[2; 32], &[1; 32])),
+        );
+        (a, b, keys)
+    }
+
+    #[test]
+    fn seal_then_open_and_every_other_outcome() {
+        let (mut a, mut b, keys) = pair();
+        let ia = with_owner(0x1234_5678, 0);
+        let ib = with_owner(0x0abc_def0, 1);
+        let from: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let mut d = Vec::new();
+        let to = a.seal(ia, b"frames", &mut d).unwrap();
+        assert_eq!(to, "10.0.0.2:2".parse().unwrap());
+        let mut copy = d.clone();
+        match b.receive(from, &mut d) {
+            Inbound::Frames { index, plain } => {
+                assert_eq!(index, ib);
+                assert_eq!(&d[plain], b"frames");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same datagram again is a replay.
+        assert_eq!(
+            b.receive(from, &mut copy),
+            Inbound::Dropped(DropReason::Replay)
+        );
+        // An empty keepalive opens to empty frames.
+        let mut k = Vec::new();
+        a.seal(ia, &[], &mut k).unwrap();
+        assert!(
+            matches!(b.receive(from, &mut k), Inbound::Frames { plain, .. } if plain.is_empty())
+        );
+        // Data for shard 1's session arriving at shard 0 is foreign.
+        let mut f = Vec::new();
+        a.seal(ia, b"x", &mut f).unwrap();
+        assert_eq!(a.receive(from, &mut f), Inbound::Foreign { owner: 1 });
+        // Removed: unknown (left untouched for a later install).
+        b.remove(ib);
+        let before = f.clone();
+        assert_eq!(
+            b.receive_forwarded(from, &mut f),
+            Inbound::Unknown { index: ib }
+        );
+        assert_eq!(f, before);
+        // Handshake heads go to the node; junk and short input are dropped.
+        let mut h = crate::wire::Head::Handshake {
+            kind: crate::wire::Kind::Init,
+            pad_len: 0,
+            nonce: [0; 12],
+        }
+        .encode()
+        .to_vec();
+        h.extend_from_slice(&[0u8; 40]);
+        Scrambler::new(keys.scramble_key).toggle_head(&mut h);
+        assert_eq!(b.receive(from, &mut h), Inbound::Handshake);
+        assert_eq!(
+            b.receive(from, &mut [0u8; 8]),
+            Inbound::Dropped(DropReason::TooShort)
+        );
+        assert_eq!(
+            a.seal(ia, &[0u8; MAX_PLAINTEXT + 1], &mut d),
+            Err(ShardSealError::TooLarge)
+        );
+        assert_eq!(
+            a.seal(ib, b"x", &mut d),
+            Err(ShardSealError::UnknownSession)
+        );
+        assert_eq!(b.stats().drops.get(DropReason::Replay), 1);
+    }
 
     #[test]
     fn owner_bits() {
