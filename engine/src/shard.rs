@@ -511,7 +511,7 @@ impl Ctx {
             Inbound::Frames { index, plain } => {
                 let mut v = self.buffer();
                 v.extend_from_slice(bytes.get(plain).unwrap_or(&[]));
-                self.to_core(ToCore::Frames {
+                self.send_to_core(ToCore::Frames {
                     shard: self.id,
                     index,
                     from,
@@ -521,7 +521,7 @@ impl Ctx {
             Inbound::Handshake => {
                 let mut v = self.buffer();
                 v.extend_from_slice(bytes);
-                self.to_core(ToCore::Handshake {
+                self.send_to_core(ToCore::Handshake {
                     shard: self.id,
                     from,
                     bytes: v,
@@ -577,7 +577,7 @@ impl Ctx {
         }
     }
 
-    fn to_core(&mut self, m: ToCore) {
+    fn send_to_core(&mut self, m: ToCore) {
         if self.core_tx.try_send(m).is_err() {
             self.shared[self.id]
                 .queue_drops
@@ -595,7 +595,7 @@ impl Ctx {
                 Inbound::Frames { index, plain } => {
                     let mut v = self.buffer();
                     v.extend_from_slice(bytes.get(plain).unwrap_or(&[]));
-                    self.to_core(ToCore::Frames {
+                    self.send_to_core(ToCore::Frames {
                         shard: self.id,
                         index,
                         from,

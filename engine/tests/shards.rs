@@ -53,7 +53,7 @@ fn wait_for(cond: impl Fn() -> bool) -> bool {
 }
 
 fn knows_topic(n: &Node, peers: usize, topic: &str) -> bool {
-    n.stats().map_or(false, |s| {
+    n.stats().is_ok_and(|s| {
         s.peers
             .iter()
             .filter(|p| p.topics.iter().any(|t| t == topic))

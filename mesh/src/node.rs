@@ -686,7 +686,7 @@ impl Node {
             Some(d) => {
                 d.ops.push_back(TransportOp::Install {
                     index: idx,
-                    session: crate::shard::ShardSession::new(remote_index, addr, cipher),
+                    session: Box::new(crate::shard::ShardSession::new(remote_index, addr, cipher)),
                 });
                 None
             }

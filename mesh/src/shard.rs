@@ -84,8 +84,9 @@ pub enum TransportOp {
     Install {
         /// Our local index (names the owning shard).
         index: u32,
-        /// The transport half of the session.
-        session: ShardSession,
+        /// The transport half of the session (boxed: ciphers are large,
+        /// sends are the common operation).
+        session: Box<ShardSession>,
     },
     /// The session is gone; forget its cipher.
     Remove {
@@ -227,7 +228,7 @@ impl SessionShard {
     ) -> Result<Option<(SocketAddr, Vec<u8>)>, ShardSealError> {
         match op {
             TransportOp::Install { index, session } => {
-                self.install(index, session);
+                self.install(index, *session);
                 Ok(None)
             }
             TransportOp::Remove { index } => {
