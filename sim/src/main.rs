@@ -1,7 +1,7 @@
 //! `moss-sim`: runs one scenario and prints its report.
 
 use clap::Parser;
-use moss_sim::{Attack, LinkModel, Scenario};
+use moss_sim::{Attack, LinkModel, NatKind, NatModel, Scenario};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -79,6 +79,17 @@ struct Args {
     /// Attack: none, sybil, eclipse, spam.
     #[arg(long, default_value = "none")]
     attack: String,
+    /// Fraction of honest nodes behind a NAT (one NAT each).
+    #[arg(long, default_value_t = 0.0)]
+    nat_fraction: f64,
+    /// NAT kind: full-cone, address-restricted, port-restricted,
+    /// symmetric, or mixed (each NATed node draws one of the four).
+    #[arg(long, default_value = "mixed")]
+    nat_kind: String,
+    /// NAT mapping timeout in seconds (mappings lapse without outbound
+    /// traffic).
+    #[arg(long, default_value_t = 30)]
+    nat_timeout: u64,
 }
 
 fn main() {
@@ -96,6 +107,16 @@ fn main() {
             messages: 100,
         },
         _ => Attack::None,
+    };
+    let nat_kind = match a.nat_kind.as_str() {
+        "mixed" => None,
+        k => match k.parse::<NatKind>() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        },
     };
     let sc = Scenario {
         seed: a.seed,
@@ -116,6 +137,11 @@ fn main() {
         publish_window: Duration::from_secs(a.window),
         drain: Duration::from_secs(a.drain),
         attack,
+        nat: NatModel {
+            fraction: a.nat_fraction,
+            kind: nat_kind,
+            timeout: Duration::from_secs(a.nat_timeout),
+        },
         ..Scenario::default()
     };
     let base = LIVE.load(Ordering::Relaxed);

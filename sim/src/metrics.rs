@@ -1,5 +1,6 @@
 //! What a run reports.
 
+use crate::nat::NatStats;
 use std::fmt;
 
 /// Figures of one run.
@@ -42,6 +43,13 @@ pub struct Report {
     pub churn: (usize, usize),
     /// Hash of every datagram of the run.
     pub fingerprint: u64,
+    /// With NATs: (class, delivered, expected) per class of subscriber
+    /// ("public" or the NAT kind), sorted by class.
+    pub classes: Vec<(String, usize, usize)>,
+    /// With NATs: the NATs' counters summed.
+    pub nat: Option<NatStats>,
+    /// Handshakes completed and failed (every node, both sides).
+    pub handshakes: (u64, u64),
 }
 
 impl Report {
@@ -107,6 +115,21 @@ impl fmt::Display for Report {
                 "spam below publish thr.   {e}/{h} honest nodes that got any"
             )?;
         }
+        for (c, d, e) in &self.classes {
+            writeln!(
+                f,
+                "  {c:<23} {:.6} ({d}/{e})",
+                if *e == 0 { 1.0 } else { *d as f64 / *e as f64 }
+            )?;
+        }
+        if let Some(n) = &self.nat {
+            writeln!(
+                f,
+                "NAT mappings / dropped   {} mappings; inbound {} passed, {} dropped unmapped, {} dropped by filtering",
+                n.mappings, n.passed, n.dropped_unmapped, n.dropped_filtered
+            )?;
+        }
+        writeln!(f, "handshakes (done, failed) {:?}", self.handshakes)?;
         if !self.missing.is_empty() {
             writeln!(f, "missing (node, msg)       {:?}", self.missing)?;
         }

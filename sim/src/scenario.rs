@@ -2,12 +2,13 @@
 //! model, churn, optional attackers, a publish phase, and the report.
 
 use crate::metrics::{quantile, Report};
+use crate::nat::NatKind;
 use crate::net::{LinkModel, Sim};
 use crate::rng::{derive, SimRng};
 use moss_mesh::pubsub::Adversary;
 use moss_mesh::{Config, DropReason, Identity};
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// Attackers added to a scenario (the GossipSub v1.1 evaluation's attacks).
@@ -42,6 +43,29 @@ pub enum Attack {
         /// Invalid messages each sends.
         messages: usize,
     },
+}
+
+/// Honest nodes behind NATs (one node per NAT, each NAT with its own
+/// public IP).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NatModel {
+    /// Fraction of honest nodes behind a NAT.
+    pub fraction: f64,
+    /// Their NAT kind; `None` gives each NATed node one of the four kinds
+    /// at random.
+    pub kind: Option<NatKind>,
+    /// Idle time after which a NAT mapping lapses.
+    pub timeout: Duration,
+}
+
+impl Default for NatModel {
+    fn default() -> Self {
+        Self {
+            fraction: 0.0,
+            kind: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A run's parameters.
@@ -82,6 +106,8 @@ pub struct Scenario {
     pub rendezvous_interval: Duration,
     /// Attackers.
     pub attack: Attack,
+    /// NATs in front of honest nodes.
+    pub nat: NatModel,
 }
 
 impl Default for Scenario {
@@ -104,6 +130,7 @@ impl Default for Scenario {
             idontwant: true,
             rendezvous_interval: Duration::from_secs(5),
             attack: Attack::None,
+            nat: NatModel::default(),
         }
     }
 }
@@ -112,6 +139,21 @@ fn honest_addr(i: usize) -> SocketAddr {
     SocketAddr::from((
         Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8),
         4000,
+    ))
+}
+
+/// Private address of honest node `i` behind its NAT.
+fn private_addr(i: usize) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8), 4000))
+}
+
+/// Public IP of the NAT in front of honest node `i`.
+fn nat_ip(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        100,
+        64 + (i >> 16) as u8,
+        (i >> 8) as u8,
+        i as u8,
     ))
 }
 
@@ -137,6 +179,8 @@ struct Run {
     sc: Scenario,
     sim: Sim,
     rng: SimRng,
+    /// NAT choices (a stream of their own: runs without NATs are unchanged).
+    nat_rng: SimRng,
     cfg: Config,
     /// Topics of each honest node (index = node id; attackers have none).
     topics_of: Vec<Vec<usize>>,
@@ -157,6 +201,7 @@ impl Run {
         Self {
             sim: Sim::new(derive(sc.seed, 1), sc.link.clone()),
             rng: SimRng::new(derive(sc.seed, 2)),
+            nat_rng: SimRng::new(derive(sc.seed, 3)),
             cfg,
             topics_of: Vec::new(),
             honest: Vec::new(),
@@ -173,7 +218,22 @@ impl Run {
     fn add_honest(&mut self) -> usize {
         let id = self.identity();
         let i = self.sim.nodes.len();
-        let n = self.sim.add_node(self.cfg.clone(), id, honest_addr(i));
+        let model = self.sc.nat;
+        let n = if model.fraction > 0.0 && self.nat_rng.unit() < model.fraction {
+            let kind = model.kind.unwrap_or_else(|| {
+                NatKind::ALL[self.nat_rng.below(NatKind::ALL.len() as u64) as usize]
+            });
+            self.sim.add_node_behind_nat(
+                self.cfg.clone(),
+                id,
+                private_addr(i),
+                kind,
+                nat_ip(i),
+                model.timeout,
+            )
+        } else {
+            self.sim.add_node(self.cfg.clone(), id, honest_addr(i))
+        };
         let topics = self.rng.sample(self.sc.topics, self.sc.topics_per_node);
         for &t in &topics {
             self.sim
@@ -494,6 +554,8 @@ fn report(
     let mut delivered = 0;
     let mut missing = Vec::new();
     let mut tgt = (0, 0);
+    let class = |i: usize| r.sim.nat_kind(i).map_or("public", |k| k.name());
+    let mut classes: Vec<(String, usize, usize)> = Vec::new();
     for (k, p) in pubs.iter().enumerate() {
         if published[k].is_none() {
             continue;
@@ -508,6 +570,16 @@ fn report(
                 delivered += 1;
             } else if missing.len() < 10 {
                 missing.push((i, k));
+            }
+            if sc.nat.fraction > 0.0 {
+                let c = class(i);
+                match classes.iter_mut().find(|e| e.0 == c) {
+                    Some(e) => {
+                        e.1 += usize::from(ok);
+                        e.2 += 1;
+                    }
+                    None => classes.push((c.to_string(), usize::from(ok), 1)),
+                }
             }
             if Some(i) == target {
                 tgt.0 += usize::from(ok);
@@ -584,6 +656,15 @@ fn report(
         target: target.map(|_| tgt),
         graylisted,
         churn: (r.left.len(), r.joined.len()),
+        classes: {
+            classes.sort();
+            classes
+        },
+        nat: (sc.nat.fraction > 0.0).then(|| r.sim.nat_stats()),
+        handshakes: {
+            let s = r.sim.total_stats();
+            (s.handshakes_completed, s.handshakes_failed)
+        },
         fingerprint: r.sim.fingerprint(),
     }
 }
