@@ -416,8 +416,11 @@ impl Node {
         let Some(s) = self.sessions.get_mut(&receiver) else {
             return self.drop_input(DropReason::UnknownSession);
         };
-        let Some(cipher) = s.established_mut().and_then(|e| e.cipher.as_mut()) else {
-            // Detached transport: data never reaches the node itself.
+        if self.detached.is_some() {
+            // Detached transport: the shards open data, never the node.
+            return self.drop_input(DropReason::NotEstablished);
+        }
+        let Some(cipher) = s.established_mut().map(|e| &mut e.cipher) else {
             return self.drop_input(DropReason::NotEstablished);
         };
         let n = match cipher.open(counter, head, body) {
@@ -621,9 +624,7 @@ impl Node {
         if e.pending.is_empty() && !allow_empty {
             return self.recycle(buf);
         }
-        let Some(cipher) = e.cipher.as_mut() else {
-            return self.recycle(buf);
-        };
+        let cipher = &mut e.cipher;
         let head = Head::Data {
             receiver: remote,
             counter: cipher.next_counter(),
@@ -673,25 +674,32 @@ impl Node {
     }
 
     /// Detached transport: queues the install of a just-established
-    /// session's cipher on its shard. Returns the cipher back when transport
-    /// is not detached.
+    /// session's cipher on its shard and returns a stand-in with random
+    /// keys for the node's own slot (never used: the node neither seals
+    /// nor opens when detached). Otherwise returns the cipher itself.
     pub(crate) fn detach_cipher(
         &mut self,
         idx: u32,
         remote_index: u32,
         addr: SocketAddr,
         cipher: moss_crypto::TransportCipher,
-    ) -> Option<moss_crypto::TransportCipher> {
-        match self.detached.as_mut() {
-            Some(d) => {
-                d.ops.push_back(TransportOp::Install {
-                    index: idx,
-                    session: Box::new(crate::shard::ShardSession::new(remote_index, addr, cipher)),
-                });
-                None
-            }
-            None => Some(cipher),
+    ) -> moss_crypto::TransportCipher {
+        if self.detached.is_none() {
+            return cipher;
         }
+        let mut keys = [0u8; 64];
+        self.rng.fill_bytes(&mut keys);
+        let mut send = [0u8; 32];
+        let mut recv = [0u8; 32];
+        send.copy_from_slice(&keys[..32]);
+        recv.copy_from_slice(&keys[32..]);
+        if let Some(d) = self.detached.as_mut() {
+            d.ops.push_back(TransportOp::Install {
+                index: idx,
+                session: Box::new(crate::shard::ShardSession::new(remote_index, addr, cipher)),
+            });
+        }
+        moss_crypto::TransportCipher::new(&send, &recv)
     }
 
     /// Detached transport: the next outbound dial's session goes to the

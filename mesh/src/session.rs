@@ -55,9 +55,10 @@ pub(crate) struct Established {
     pub peer: PeerId,
     /// True if we sent message 1.
     pub initiator: bool,
-    /// Transport cipher and replay window (`None` once handed to a shard
-    /// under detached transport).
-    pub cipher: Option<TransportCipher>,
+    /// Transport cipher and replay window. Under detached transport the
+    /// real one lives on a shard and this is a never-used stand-in with
+    /// random keys (an `Option` would cost 8 B per idle session).
+    pub cipher: TransportCipher,
     /// Topics the peer subscribed to.
     pub topics: HashSet<Box<str>>,
     /// Encoded frames waiting to be sealed into a datagram.
