@@ -599,10 +599,15 @@ impl Node {
     }
 
     fn flush(&mut self) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for idx in dirty {
+        // The list keeps its capacity across flushes: no allocation per
+        // round once it has grown to the number of busy sessions.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &idx in &dirty {
             self.seal_and_send(idx, false);
         }
+        dirty.clear();
+        dirty.append(&mut self.dirty);
+        self.dirty = dirty;
     }
 
     /// Seals a session's pending frames into one datagram; with
