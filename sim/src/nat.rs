@@ -171,14 +171,11 @@ impl Nat {
         loop {
             let p = self.next_port;
             self.next_port = if p == u16::MAX { PORT_BASE } else { p + 1 };
-            if !self.by_port.contains_key(&p) {
-                self.by_port.insert(
-                    p,
-                    Mapping {
-                        remote,
-                        last_out: now,
-                    },
-                );
+            if let std::collections::hash_map::Entry::Vacant(e) = self.by_port.entry(p) {
+                e.insert(Mapping {
+                    remote,
+                    last_out: now,
+                });
                 self.stats.mappings += 1;
                 self.newest = Some(p);
                 return p;

@@ -114,7 +114,7 @@ impl Calendar {
             }
             self.migrate();
             let v = &mut self.ring[Self::slot(self.cur)];
-            v.sort_unstable_by(|a, b| (b.at, b.seq).cmp(&(a.at, a.seq)));
+            v.sort_unstable_by_key(|e| Reverse((e.at, e.seq)));
         }
     }
 
