@@ -13,9 +13,8 @@
 //!   A's datagram, delivers, and seals and sends the forward to C (its
 //!   transmit buffer returned with `recycle`, as the driver does).
 //!
-//! Receive + deliver allocates nothing per message; forwarding has one
-//! allocation left (see `FORWARD_BOUND`). The bounds below are the honest
-//! current counts; a change that adds an allocation fails the test, and
+//! Neither path allocates per message in steady state. The bounds below
+//! are the honest current counts (amortised cache growth only); a change that adds an allocation fails the test, and
 //! one that removes some should lower the bound. Run with
 //! `MOSS_ALLOC_SITES=1 cargo test -p moss --test alloc -- --nocapture` to
 //! print one backtrace per allocation of the last warm-up message.
@@ -298,15 +297,12 @@ fn per_message(net: &mut Net, src: usize, at: usize, expect_forward: bool) -> f6
 /// node when dropped).
 const RECEIVE_DELIVER_BOUND: f64 = 0.02;
 /// Bound for (ii): allocation calls per message B delivers and forwards.
-/// Measured 1.01: the growth above plus one site outside the pub/sub
-/// code, left to the shard restructuring of `mesh/src/node.rs`:
-/// 1. `mesh/src/node.rs` `self.dirty.push(idx)` in `queue_frame_bytes` —
-///    the dirty-session list loses its capacity every flush.
-///
-/// Gone (were 9 per message): the six of (i), the forward peer list
-/// (`router.rs` `.collect()`, now a scratch vector in the router) and the
-/// temporary frame `Vec` in `send_body` (now a scratch buffer).
-const FORWARD_BOUND: f64 = 1.02;
+/// Measured 0.01: the growth above, nothing per message. Gone (were 9 per
+/// message): the six of (i), the forward peer list (`router.rs`
+/// `.collect()`, now a scratch vector in the router), the temporary frame
+/// `Vec` in `send_body` (now a scratch buffer) and the node's dirty-session
+/// list, which lost its capacity at every flush.
+const FORWARD_BOUND: f64 = 0.02;
 
 #[test]
 fn receive_decrypt_deliver_allocations_per_message() {
