@@ -196,6 +196,17 @@ impl MessageCache {
             .collect()
     }
 
+    /// Up to `max` ids of `topic` from every window, newest first.
+    pub fn recent_ids(&self, topic: &str, max: usize) -> Vec<MessageId> {
+        self.windows
+            .iter()
+            .flat_map(|w| w.ids[w.start..].iter().rev())
+            .filter(|id| self.msgs.get(*id).is_some_and(|e| &*e.topic == topic))
+            .take(max)
+            .copied()
+            .collect()
+    }
+
     /// Starts a new window, dropping the oldest beyond the history length
     /// (its buffers become the new window's).
     pub fn shift(&mut self) {

@@ -10,6 +10,9 @@ use moss_crypto::PeerId;
 use rand_core::RngCore;
 use std::collections::BTreeSet;
 
+/// Most message ids offered to a peer when it joins one of our topic meshes.
+pub const GRAFT_CATCH_UP: usize = 256;
+
 impl Router {
     /// Runs one heartbeat. Call when [`Router::next_heartbeat`] is due.
     pub fn heartbeat(&mut self, now: Time, rng: &mut impl RngCore) {
@@ -93,6 +96,32 @@ impl Router {
         }
         self.score.graft(&p, t, now);
         self.send(p, Control::Graft { topic: t.clone() });
+        self.catch_up(t, p);
+    }
+
+    /// Tells a peer that just joined our mesh for `t` which cached messages
+    /// of `t` it is not known to have (newest first, at most
+    /// [`GRAFT_CATCH_UP`]). Ordinary gossip advertises only the last few
+    /// heartbeats to mesh peers, so without this a node whose every topic
+    /// neighbour left and was replaced after a publish could miss it for
+    /// good although its new neighbours still cache it.
+    pub(crate) fn catch_up(&mut self, t: &Topic, p: PeerId) {
+        let max = GRAFT_CATCH_UP.min(self.cfg.max_ihave_length);
+        let ids: Vec<MessageId> = self
+            .mcache
+            .recent_ids(t, max)
+            .into_iter()
+            .filter(|id| !self.mcache.peer_has(id, &p))
+            .collect();
+        if !ids.is_empty() {
+            self.send(
+                p,
+                Control::IHave {
+                    topic: t.clone(),
+                    ids,
+                },
+            );
+        }
     }
 
     fn prune(&mut self, t: &Topic, p: PeerId, now: Time, px: bool) {

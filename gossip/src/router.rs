@@ -694,6 +694,7 @@ impl Router {
             m.insert(*from);
         }
         self.score.graft(from, &t, now);
+        self.catch_up(&t, *from);
     }
 
     fn on_prune(

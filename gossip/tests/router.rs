@@ -1,7 +1,7 @@
 //! Router behaviour, driven directly (no wire, no sockets).
 
 use moss_crypto::PeerId;
-use moss_gossip::{Action, Config, Control, PxPeer, Received, Router};
+use moss_gossip::{Action, Config, Control, MessageId, PxPeer, Received, Router};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::net::SocketAddr;
@@ -623,4 +623,58 @@ fn topic_weight_and_topic_score_cap_apply_through_the_router() {
     }
     assert_eq!(r.peer_score(&p(1), secs(1)), 1.0, "P2 on t, capped");
     assert_eq!(r.peer_score(&p(2), secs(1)), 0.0, "topic weight 0");
+}
+
+/// IHAVE id lists sent to `to` in `a`.
+fn ihaves_to(a: &[Action], to: &PeerId) -> Vec<Vec<MessageId>> {
+    a.iter()
+        .filter_map(|x| match x {
+            Action::Control {
+                to: t,
+                control: Control::IHave { ids, .. },
+            } if t == to => Some(ids.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_joining_the_mesh_hears_of_cached_messages_older_than_the_gossip_windows() {
+    let mut r = router(3, Config::default());
+    let mut g = rng();
+    r.join("t", secs(0), &mut g);
+    drain(&mut r);
+    let mesh = r.mesh_peers("t");
+    r.on_message(secs(1), &mesh[0], &p(200), [5; 32], "t", 10, Some(body(10)));
+    drain(&mut r);
+    // Long after the gossip windows, but still cached.
+    for s in 2..20 {
+        r.heartbeat(secs(s), &mut g);
+    }
+    drain(&mut r);
+    // A new subscriber grafts onto us: it is offered the old message...
+    r.add_peer(p(50), addr(50), false);
+    r.peer_subscribed(&p(50), "t");
+    r.on_control(
+        secs(20),
+        &p(50),
+        Control::Graft { topic: "t".into() },
+        &mut g,
+    );
+    assert!(r.mesh_peers("t").contains(&p(50)));
+    let offered = ihaves_to(&drain(&mut r), &p(50));
+    assert_eq!(offered, vec![vec![[5; 32]]]);
+    // ...but not the copy it is known to have (the peer sent it to us).
+    r.add_peer(p(51), addr(51), false);
+    r.peer_subscribed(&p(51), "t");
+    r.on_message(secs(20), &p(51), &p(200), [5; 32], "t", 10, Some(body(10)));
+    drain(&mut r);
+    r.on_control(
+        secs(20),
+        &p(51),
+        Control::Graft { topic: "t".into() },
+        &mut g,
+    );
+    assert!(r.mesh_peers("t").contains(&p(51)));
+    assert!(ihaves_to(&drain(&mut r), &p(51)).is_empty());
 }
