@@ -1,49 +1,13 @@
 //! Two real nodes on 127.0.0.1 through every backend this machine has.
 
-use moss::{Config, Event, Node};
-use std::time::{Duration, Instant};
+mod common;
 
-fn cfg(backend: &str) -> Config {
-    let mut c =
-        Config::from_json(r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#)
-            .unwrap();
-    c.engine.backend = backend.into();
-    c
-}
+use common::{backends, wait_for};
+use moss::{Event, Node};
+use std::time::Duration;
 
 fn node(backend: &str) -> Node {
-    Node::builder("loopback-test")
-        .config(cfg(backend))
-        .bind("127.0.0.1:0".parse().unwrap())
-        .start()
-        .unwrap()
-}
-
-fn backends() -> Vec<&'static str> {
-    let mut v = vec!["portable"];
-    if cfg!(target_os = "linux") {
-        v.push("mmsg");
-        if moss::backend::open(
-            moss::backend::BackendKind::Uring,
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .is_ok()
-        {
-            v.push("uring");
-        }
-    }
-    v
-}
-
-fn wait_for(cond: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
+    common::node("loopback-test", backend, None)
 }
 
 #[test]

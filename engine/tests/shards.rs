@@ -2,54 +2,17 @@
 //! 127.0.0.1 talk to each other on every backend, many peers spread over
 //! the shards, and datagrams that land on the wrong shard are handed over.
 
-use moss::{Config, Node, NodeStats};
+mod common;
+
+use common::{backends, wait_for};
+use moss::{Node, NodeStats};
 use std::net::UdpSocket;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MESH: &str = "shards-test";
 
-fn cfg(backend: &str, shards: u32) -> Config {
-    let mut c =
-        Config::from_json(r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#)
-            .unwrap();
-    c.engine.backend = backend.into();
-    c.engine.shards = shards;
-    c
-}
-
 fn node(backend: &str, shards: u32) -> Node {
-    Node::builder(MESH)
-        .config(cfg(backend, shards))
-        .bind("127.0.0.1:0".parse().unwrap())
-        .start()
-        .unwrap()
-}
-
-fn backends() -> Vec<&'static str> {
-    let mut v = vec!["portable"];
-    if cfg!(target_os = "linux") {
-        v.push("mmsg");
-        if moss::backend::open(
-            moss::backend::BackendKind::Uring,
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .is_ok()
-        {
-            v.push("uring");
-        }
-    }
-    v
-}
-
-fn wait_for(cond: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
+    common::node(MESH, backend, Some(shards))
 }
 
 fn knows_topic(n: &Node, peers: usize, topic: &str) -> bool {
