@@ -3,13 +3,12 @@
 
 use crate::event::Event;
 use crate::node::{Node, HANDSHAKE_RETRY, MAX_PENDING_HANDSHAKES};
-use crate::session::{Established, Pending, Reassembly, Session, State, TokenBucket};
+use crate::session::{Established, Pending, Reassembly, Session, Stamp, State, TokenBucket};
 use crate::stats::DropReason;
 use crate::wire::{Frame, HandshakeBody, Head, Kind, HANDSHAKE_FIXED};
 use moss_crypto::noise::MAX_MESSAGE;
 use moss_crypto::{Handshake, HandshakeError, Role, TransportCipher};
 use rand_core::RngCore;
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -93,12 +92,12 @@ impl Node {
             Session {
                 remote_index: 0,
                 addr,
-                created: now,
-                last_recv: now,
-                last_send: now,
+                last_recv: Stamp::at(now),
+                last_send: Stamp::at(now),
                 state: State::Initiating(Box::new(Pending {
                     hs,
                     last_datagram: datagram.clone(),
+                    created: now,
                     attempts: 0,
                     next_retry: now + HANDSHAKE_RETRY,
                     last_echo: now,
@@ -246,12 +245,12 @@ impl Node {
             Session {
                 remote_index: b.sender,
                 addr: from,
-                created: now,
-                last_recv: now,
-                last_send: now,
+                last_recv: Stamp::at(now),
+                last_send: Stamp::at(now),
                 state: State::Responding(Box::new(Pending {
                     hs,
                     last_datagram: datagram.clone(),
+                    created: now,
                     attempts: 0,
                     next_retry: now + HANDSHAKE_RETRY * 2,
                     last_echo: now,
@@ -270,7 +269,7 @@ impl Node {
         if let State::Established(e) = &s.state {
             // Our message 3 was lost: the responder repeated message 2.
             if s.remote_index == b.sender {
-                if let Some(d) = e.final_datagram.clone() {
+                if let Some(d) = e.final_datagram.as_deref().map(<[u8]>::to_vec) {
                     let to = s.addr;
                     return self.emit(to, d);
                 }
@@ -303,7 +302,7 @@ impl Node {
         s.addr = from;
         let datagram = self.handshake_datagram(Kind::Final, idx, b.sender, &msg[..n]);
         self.emit(from, datagram.clone());
-        self.establish(idx, observed, Some(datagram));
+        self.establish(idx, observed, Some(datagram.into_boxed_slice()));
     }
 
     fn on_final(&mut self, b: HandshakeBody<'_>) {
@@ -337,7 +336,7 @@ impl Node {
         &mut self,
         idx: u32,
         observed: Option<SocketAddr>,
-        final_datagram: Option<Vec<u8>>,
+        final_datagram: Option<Box<[u8]>>,
     ) {
         let now = self.now;
         let burst = self.cfg.security.rate_limit_burst;
@@ -363,7 +362,7 @@ impl Node {
                 return self.drop_input(DropReason::HandshakeAuth);
             }
         };
-        s.last_recv = now;
+        s.last_recv = Stamp::at(now);
         let cipher = self.detach_cipher(
             idx,
             s.remote_index,
@@ -374,7 +373,7 @@ impl Node {
             peer: out.remote,
             initiator,
             cipher,
-            topics: HashSet::new(),
+            topics: Default::default(),
             pending: Vec::new(),
             final_datagram,
             reassembly: Reassembly::default(),

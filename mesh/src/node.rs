@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::event::{DisconnectReason, Event};
-use crate::session::{Session, State};
+use crate::session::{Session, Stamp, State};
 use crate::shard::{TransportOp, MAX_SHARDS};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Frame, Head, MAX_DATAGRAM};
@@ -237,7 +237,7 @@ impl Node {
         if s.established().is_none() {
             return self.drop_input(DropReason::NotEstablished);
         }
-        s.last_recv = now;
+        s.heard(now);
         if s.addr != from {
             self.by_addr.remove(&s.addr);
             s.addr = from;
@@ -428,7 +428,7 @@ impl Node {
             Err(moss_crypto::OpenError::Replay) => return self.drop_input(DropReason::Replay),
             Err(_) => return self.drop_input(DropReason::BadTag),
         };
-        s.last_recv = now;
+        s.heard(now);
         if s.addr != from {
             // Authenticated datagram from a new address: the peer roamed.
             self.by_addr.remove(&s.addr);
@@ -452,7 +452,7 @@ impl Node {
         for (&idx, s) in self.sessions.iter_mut() {
             match &mut s.state {
                 State::Initiating(p) | State::Responding(p) => {
-                    if now.saturating_sub(s.created) >= hs_timeout {
+                    if now.saturating_sub(p.created) >= hs_timeout {
                         expired.push((idx, None));
                     } else if now >= p.next_retry {
                         p.attempts += 1;
@@ -462,11 +462,11 @@ impl Node {
                     }
                 }
                 State::Established(e) => {
-                    if now.saturating_sub(s.last_recv) >= IDLE_TIMEOUT {
+                    if s.last_recv.since(now) >= IDLE_TIMEOUT {
                         expired.push((idx, Some(e.peer)));
                     } else {
                         e.reassembly.expire(now);
-                        if now.saturating_sub(s.last_send) >= KEEPALIVE {
+                        if s.last_send.since(now) >= KEEPALIVE {
                             keepalive.push(idx);
                         }
                     }
@@ -644,7 +644,7 @@ impl Node {
             return self.recycle(buf);
         }
         buf.extend_from_slice(&tag);
-        s.last_send = now;
+        s.last_send = Stamp::at(now);
         self.scrambler.toggle_head(&mut buf);
         self.emit(to, buf);
     }
@@ -657,7 +657,7 @@ impl Node {
         let plaintext = match self.sessions.get_mut(&idx) {
             Some(s) => match s.state {
                 State::Established(ref mut e) if allow_empty || !e.pending.is_empty() => {
-                    s.last_send = now;
+                    s.last_send = Stamp::at(now);
                     Some(std::mem::replace(&mut e.pending, fresh))
                 }
                 _ => {

@@ -278,9 +278,9 @@ impl Node {
                 continue;
             };
             let (sent, heard) = (s.last_send, s.last_recv);
-            if now.saturating_sub(heard) >= hb * MESH_SILENCE_BEATS {
+            if heard.since(now) >= hb * MESH_SILENCE_BEATS {
                 self.gossip.router.peer_unresponsive(&p, now);
-            } else if now.saturating_sub(sent) >= hb * MESH_KEEPALIVE_BEATS {
+            } else if sent.since(now) >= hb * MESH_KEEPALIVE_BEATS {
                 self.seal_and_send(idx, true);
             }
         }

@@ -5,7 +5,6 @@
 use crate::wire::{FRAGMENT_CHUNK, MAX_FRAGMENTS};
 use crate::Time;
 use moss_crypto::{Handshake, PeerId, TransportCipher};
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,14 +14,29 @@ pub(crate) struct Session {
     pub remote_index: u32,
     /// Where the peer's datagrams come from (updated on authenticated data).
     pub addr: SocketAddr,
-    /// When the slot was created.
-    pub created: Time,
     /// Last authenticated datagram from the peer.
-    pub last_recv: Time,
+    pub last_recv: Stamp,
     /// Last datagram we sent.
-    pub last_send: Time,
+    pub last_send: Stamp,
     /// Handshake or transport state.
     pub state: State,
+}
+
+/// A point on the node's clock in whole milliseconds: 8 B where a
+/// `Duration` takes 16, for the timestamps every idle session keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Stamp(u64);
+
+impl Stamp {
+    /// `t`, rounded down to the millisecond.
+    pub fn at(t: Time) -> Self {
+        Self(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Time from this stamp to `now` (zero if `now` is earlier).
+    pub fn since(self, now: Time) -> Duration {
+        now.saturating_sub(Duration::from_millis(self.0))
+    }
 }
 
 /// Where a session is in its life.
@@ -47,6 +61,8 @@ pub(crate) struct Pending {
     pub next_retry: Time,
     /// When we last answered a repeated message (responder side).
     pub last_echo: Time,
+    /// When the handshake started (it times out from here).
+    pub created: Time,
 }
 
 /// An established session.
@@ -60,11 +76,11 @@ pub(crate) struct Established {
     /// random keys (an `Option` would cost 8 B per idle session).
     pub cipher: TransportCipher,
     /// Topics the peer subscribed to.
-    pub topics: HashSet<Box<str>>,
+    pub topics: TopicList,
     /// Encoded frames waiting to be sealed into a datagram.
     pub pending: Vec<u8>,
     /// Initiator only: our message 3, resent if message 2 arrives again.
-    pub final_datagram: Option<Vec<u8>>,
+    pub final_datagram: Option<Box<[u8]>>,
     /// Partially received fragmented messages.
     pub reassembly: Reassembly,
     /// Inbound message-byte limiter.
@@ -76,6 +92,16 @@ pub(crate) struct Established {
 }
 
 impl Session {
+    /// Notes an authenticated datagram from the peer at `now`. An
+    /// initiator's copy of message 3 is no longer needed once the
+    /// responder talks: it has the session, so it won't repeat message 2.
+    pub fn heard(&mut self, now: Time) {
+        self.last_recv = Stamp::at(now);
+        if let State::Established(e) = &mut self.state {
+            e.final_datagram = None;
+        }
+    }
+
     /// The established state, if any.
     pub fn established(&self) -> Option<&Established> {
         match &self.state {
@@ -93,12 +119,57 @@ impl Session {
     }
 }
 
+/// The topics a peer subscribed to: a short sorted list (at most
+/// `MAX_PEER_TOPICS`), half the size of an empty hash set per session.
+#[derive(Default)]
+pub(crate) struct TopicList(Vec<Box<str>>);
+
+impl TopicList {
+    /// Number of topics.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if the peer subscribed to `topic`.
+    #[cfg_attr(not(feature = "adversary"), allow(dead_code))]
+    pub fn contains(&self, topic: &str) -> bool {
+        self.0.binary_search_by(|t| (**t).cmp(topic)).is_ok()
+    }
+
+    /// Adds `topic`; false if it was there.
+    pub fn insert(&mut self, topic: &str) -> bool {
+        match self.0.binary_search_by(|t| (**t).cmp(topic)) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, topic.into());
+                true
+            }
+        }
+    }
+
+    /// Removes `topic`; false if it was not there.
+    pub fn remove(&mut self, topic: &str) -> bool {
+        match self.0.binary_search_by(|t| (**t).cmp(topic)) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The topics in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|t| &**t)
+    }
+}
+
 /// Token bucket over bytes.
 pub(crate) struct TokenBucket {
     tokens: f64,
-    burst: f64,
-    rate: f64,
-    last: Time,
+    burst: u32,
+    rate: u32,
+    last: Stamp,
 }
 
 impl TokenBucket {
@@ -106,17 +177,17 @@ impl TokenBucket {
     pub fn new(burst: u32, rate_per_sec: u32, now: Time) -> Self {
         Self {
             tokens: f64::from(burst),
-            burst: f64::from(burst),
-            rate: f64::from(rate_per_sec),
-            last: now,
+            burst,
+            rate: rate_per_sec,
+            last: Stamp::at(now),
         }
     }
 
     /// Takes `n` tokens if available.
     pub fn take(&mut self, n: usize, now: Time) -> bool {
-        let dt = now.saturating_sub(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        let dt = self.last.since(now).as_secs_f64();
+        self.last = Stamp::at(now);
+        self.tokens = (self.tokens + dt * f64::from(self.rate)).min(f64::from(self.burst));
         if self.tokens >= n as f64 {
             self.tokens -= n as f64;
             true
@@ -153,7 +224,9 @@ struct Partial {
 /// Bounded reassembly of fragmented publish bodies.
 #[derive(Default)]
 pub(crate) struct Reassembly {
-    transfers: HashMap<u32, Partial>,
+    /// At most `MAX_TRANSFERS` entries, so a vector (24 B when idle, half
+    /// an empty hash map) searched linearly.
+    transfers: Vec<(u32, Partial)>,
 }
 
 impl Reassembly {
@@ -173,20 +246,28 @@ impl Reassembly {
         {
             return FragmentResult::Rejected;
         }
-        if !self.transfers.contains_key(&transfer) && self.transfers.len() >= MAX_TRANSFERS {
-            return FragmentResult::Rejected;
-        }
-        let p = self.transfers.entry(transfer).or_insert_with(|| Partial {
-            count,
-            received: 0,
-            parts: vec![None; count as usize],
-            bytes: 0,
-            started: now,
-        });
+        let at = match self.transfers.iter().position(|(t, _)| *t == transfer) {
+            Some(i) => i,
+            None if self.transfers.len() >= MAX_TRANSFERS => return FragmentResult::Rejected,
+            None => {
+                self.transfers.push((
+                    transfer,
+                    Partial {
+                        count,
+                        received: 0,
+                        parts: vec![None; count as usize],
+                        bytes: 0,
+                        started: now,
+                    },
+                ));
+                self.transfers.len() - 1
+            }
+        };
+        let p = &mut self.transfers[at].1;
         // All pieces but the last are full chunks.
         let full = data.len() == FRAGMENT_CHUNK;
         if p.count != count || (index + 1 < count && !full) || p.bytes + data.len() > max_body {
-            self.transfers.remove(&transfer);
+            self.transfers.swap_remove(at);
             return FragmentResult::Rejected;
         }
         let Some(slot) = p.parts.get_mut(index as usize) else {
@@ -201,9 +282,7 @@ impl Reassembly {
         if p.received < p.count {
             return FragmentResult::Incomplete;
         }
-        let Some(p) = self.transfers.remove(&transfer) else {
-            return FragmentResult::Rejected;
-        };
+        let (_, p) = self.transfers.swap_remove(at);
         let mut body = Vec::with_capacity(p.bytes);
         for part in p.parts.into_iter().flatten() {
             body.extend_from_slice(&part);
@@ -215,7 +294,7 @@ impl Reassembly {
     pub fn expire(&mut self, now: Time) -> usize {
         let before = self.transfers.len();
         self.transfers
-            .retain(|_, p| now.saturating_sub(p.started) < REASSEMBLY_TIMEOUT);
+            .retain(|(_, p)| now.saturating_sub(p.started) < REASSEMBLY_TIMEOUT);
         before - self.transfers.len()
     }
 }
@@ -258,5 +337,25 @@ mod tests {
         assert!(b.take(100, Duration::ZERO));
         assert!(!b.take(1, Duration::ZERO));
         assert!(b.take(10, Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn topic_list_is_a_sorted_set() {
+        let mut t = TopicList::default();
+        assert!(t.insert("b") && t.insert("a") && !t.insert("b"));
+        assert_eq!(t.iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(t.contains("a") && !t.contains("c"));
+        assert!(t.remove("a") && !t.remove("a"));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn stamps_measure_elapsed_time_in_milliseconds() {
+        let s = Stamp::at(Duration::from_micros(1_500));
+        assert_eq!(
+            s.since(Duration::from_millis(11)),
+            Duration::from_millis(10)
+        );
+        assert_eq!(s.since(Duration::ZERO), Duration::ZERO);
     }
 }
