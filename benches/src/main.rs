@@ -676,8 +676,9 @@ impl Run {
         t.notes.push(format!(
             "Same nodes and limiter as the echo table, with `engine.shards` set on the measured nodes \
              (echo: both nodes; fan-in: the hub, senders unsharded). A shard is a pinned thread with its \
-             own SO_REUSEPORT socket and backend that unmasks, opens (AEAD + replay) and seals; the core \
-             thread keeps handshakes, the router and Ed25519 signing and verification. {} cores are \
+             own SO_REUSEPORT socket and backend that unmasks, opens (AEAD + replay), verifies the Ed25519 \
+             signatures of the messages it opened (once per message id across shards) and seals; the \
+             core thread keeps handshakes, the router and signing. {} cores are \
              shared by every node, publisher and counter thread of the run. Ed25519 verify on one core: {}.",
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             rate(verify),

@@ -221,8 +221,10 @@ impl Driver {
                         index,
                         from,
                         bytes,
+                        verified,
                     } => {
-                        self.core.handle_plaintext(now, index, from, &bytes);
+                        self.core
+                            .handle_plaintext_verified(now, index, from, &bytes, verified);
                         if let Some(s) = &self.shards {
                             s.give_back(shard, bytes);
                         }

@@ -5,8 +5,10 @@
 //! transport ciphers of the sessions whose index names it). The sans-IO
 //! node runs on the core thread (the driver) in detached-transport mode:
 //! handshakes, router, subscriptions, timers. Per datagram a shard unmasks
-//! the header, opens established sessions' data in place and hands the
-//! plaintext frames to the core; the core hands back per-session plaintext
+//! the header, opens established sessions' data in place, verifies the
+//! signatures of the messages in it (once per message id across shards,
+//! see [`moss_mesh::preverify`]) and hands the plaintext frames to the
+//! core; the core hands back per-session plaintext
 //! that the owning shard seals and sends. Handshake datagrams go to the
 //! core as they are; data for a session another shard owns is handed to
 //! that shard. Every queue is a bounded crossbeam channel: a full queue
@@ -17,7 +19,7 @@ use crate::driver::BATCH;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use moss_crypto::MeshKeys;
 use moss_mesh::shard::{Inbound, SessionShard, TransportOp};
-use moss_mesh::{DropReason, Stats};
+use moss_mesh::{preverify, DropReason, Stats, VerifiedFilter};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::io;
@@ -29,8 +31,10 @@ use std::time::{Duration, Instant};
 
 /// Capacity of each shard's inbound queue (core operations and hand-offs).
 const SHARD_QUEUE: usize = 16_384;
+/// Slots of the shards' shared filter of verified message ids (8 B each).
+const VERIFIED_SLOTS: usize = 1 << 16;
 /// Capacity of the shards → core queue, in datagrams (each up to a dozen
-/// messages the core verifies): a few rounds of the core's work, so a core
+/// messages for the router): a few rounds of the core's work, so a core
 /// that cannot keep up drops at the queue, as the unsharded engine drops at
 /// its socket, instead of delivering seconds late.
 const CORE_QUEUE: usize = 1024;
@@ -61,12 +65,14 @@ pub(crate) enum ToShard {
 
 /// Shard → core messages.
 pub(crate) enum ToCore {
-    /// Opened plaintext frames of session `index`.
+    /// Opened plaintext frames of session `index`; `verified`: the shard
+    /// checked every signed message in them ([`moss_mesh::preverify`]).
     Frames {
         shard: usize,
         index: u32,
         from: SocketAddr,
         bytes: Vec<u8>,
+        verified: bool,
     },
     /// A handshake datagram, untouched.
     Handshake {
@@ -202,6 +208,7 @@ pub(crate) fn start(
         }));
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let verified = Arc::new(VerifiedFilter::new(VERIFIED_SLOTS));
     let mut threads = Vec::with_capacity(shards);
     for (id, ((backend, rx), free_rx)) in backends.into_iter().zip(rxs).zip(free_rxs).enumerate() {
         let worker = Worker {
@@ -215,6 +222,7 @@ pub(crate) fn start(
                 recycle_tx: recycle_tx.clone(),
                 peers: txs.clone(),
                 shared: shared.clone(),
+                verified: verified.clone(),
                 held: VecDeque::new(),
                 out: Vec::with_capacity(BATCH),
                 spare: (0..BATCH)
@@ -380,6 +388,8 @@ struct Ctx {
     recycle_tx: Sender<Vec<u8>>,
     peers: Vec<Sender<ToShard>>,
     shared: Vec<Arc<ShardShared>>,
+    /// Ids of messages some shard verified already.
+    verified: Arc<VerifiedFilter>,
     /// Datagrams for sessions of this shard whose install has not arrived.
     held: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
     /// Sealed datagrams waiting for the next `send_batch`.
@@ -511,11 +521,13 @@ impl Ctx {
             Inbound::Frames { index, plain } => {
                 let mut v = self.buffer();
                 v.extend_from_slice(bytes.get(plain).unwrap_or(&[]));
+                let verified = preverify(&v, &self.verified);
                 self.send_to_core(ToCore::Frames {
                     shard: self.id,
                     index,
                     from,
                     bytes: v,
+                    verified,
                 });
             }
             Inbound::Handshake => {
@@ -595,11 +607,13 @@ impl Ctx {
                 Inbound::Frames { index, plain } => {
                     let mut v = self.buffer();
                     v.extend_from_slice(bytes.get(plain).unwrap_or(&[]));
+                    let verified = preverify(&v, &self.verified);
                     self.send_to_core(ToCore::Frames {
                         shard: self.id,
                         index,
                         from,
                         bytes: v,
+                        verified,
                     });
                     self.spare.push(bytes);
                 }

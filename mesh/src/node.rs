@@ -116,6 +116,9 @@ pub struct Node {
     pub(crate) telemetry_bytes_seen: (u64, u64),
     pub(crate) unix_origin: u64,
     detached: Option<Detached>,
+    /// True while handling plaintext whose signed messages a shard
+    /// verified (see [`crate::preverify`]).
+    pub(crate) preverified: bool,
 }
 
 impl Node {
@@ -170,6 +173,7 @@ impl Node {
             ),
             telemetry_bytes_seen: (0, 0),
             unix_origin: 0,
+            preverified: false,
             detached: None,
         }
     }
@@ -230,6 +234,21 @@ impl Node {
     /// (detached transport): the session is alive, its peer's address is
     /// `from`, and the frames go to pub/sub as if the node had opened them.
     pub fn handle_plaintext(&mut self, now: Time, index: u32, from: SocketAddr, plain: &[u8]) {
+        self.handle_plaintext_verified(now, index, from, plain, false);
+    }
+
+    /// [`Node::handle_plaintext`] for plaintext whose signed messages the
+    /// shard already verified: with `verified` (the result of
+    /// [`crate::preverify`] on exactly these bytes) the node skips their
+    /// Ed25519 checks.
+    pub fn handle_plaintext_verified(
+        &mut self,
+        now: Time,
+        index: u32,
+        from: SocketAddr,
+        plain: &[u8],
+        verified: bool,
+    ) {
         self.now = now;
         let Some(s) = self.sessions.get_mut(&index) else {
             return self.drop_input(DropReason::UnknownSession);
@@ -243,7 +262,9 @@ impl Node {
             s.addr = from;
             self.by_addr.insert(from, index);
         }
+        self.preverified = verified;
         self.handle_frames(index, plain);
+        self.preverified = false;
     }
 
     /// This node's peer id.
