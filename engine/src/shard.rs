@@ -519,16 +519,7 @@ impl Ctx {
         };
         match r {
             Inbound::Frames { index, plain } => {
-                let mut v = self.buffer();
-                v.extend_from_slice(bytes.get(plain).unwrap_or(&[]));
-                let verified = preverify(&v, &self.verified);
-                self.send_to_core(ToCore::Frames {
-                    shard: self.id,
-                    index,
-                    from,
-                    bytes: v,
-                    verified,
-                });
+                self.frames_to_core(index, from, bytes.get(plain).unwrap_or(&[]))
             }
             Inbound::Handshake => {
                 let mut v = self.buffer();
@@ -597,6 +588,21 @@ impl Ctx {
         }
     }
 
+    /// Copies opened plaintext into a pooled buffer, verifies its signed
+    /// messages and queues it for the core.
+    fn frames_to_core(&mut self, index: u32, from: SocketAddr, plain: &[u8]) {
+        let mut v = self.buffer();
+        v.extend_from_slice(plain);
+        let verified = preverify(&v, &self.verified);
+        self.send_to_core(ToCore::Frames {
+            shard: self.id,
+            index,
+            from,
+            bytes: v,
+            verified,
+        });
+    }
+
     /// Runs held datagrams again after an install.
     fn retry_held(&mut self) {
         let held = std::mem::take(&mut self.held);
@@ -605,16 +611,7 @@ impl Ctx {
             match r {
                 Inbound::Unknown { .. } => self.held.push_back((t, from, bytes)),
                 Inbound::Frames { index, plain } => {
-                    let mut v = self.buffer();
-                    v.extend_from_slice(bytes.get(plain).unwrap_or(&[]));
-                    let verified = preverify(&v, &self.verified);
-                    self.send_to_core(ToCore::Frames {
-                        shard: self.id,
-                        index,
-                        from,
-                        bytes: v,
-                        verified,
-                    });
+                    self.frames_to_core(index, from, bytes.get(plain).unwrap_or(&[]));
                     self.spare.push(bytes);
                 }
                 _ => self.spare.push(bytes),
