@@ -572,7 +572,9 @@ impl Node {
                 {
                     FragmentResult::Incomplete => {}
                     // Not scored: loss leaves honest transfers incomplete too.
-                    FragmentResult::Rejected => self.drop_input(DropReason::BadFragment),
+                    FragmentResult::Rejected | FragmentResult::IncompleteEvicted => {
+                        self.drop_input(DropReason::BadFragment)
+                    }
                     FragmentResult::Complete(body) if signed => {
                         let (claimed, rest) = body.split_at(32.min(body.len()));
                         match SignedPublish::decode_body(rest) {

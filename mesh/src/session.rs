@@ -207,6 +207,10 @@ pub(crate) const MAX_TRANSFERS: usize = 8;
 pub(crate) enum FragmentResult {
     /// More pieces are needed.
     Incomplete,
+    /// More pieces are needed, and the oldest incomplete transfer was
+    /// dropped to make room for this one (under loss, transfers that will
+    /// never complete must not block new ones until they time out).
+    IncompleteEvicted,
     /// The whole body is here.
     Complete(Vec<u8>),
     /// The piece violates a limit or disagrees with earlier pieces.
@@ -246,10 +250,17 @@ impl Reassembly {
         {
             return FragmentResult::Rejected;
         }
+        let mut evicted = false;
         let at = match self.transfers.iter().position(|(t, _)| *t == transfer) {
             Some(i) => i,
-            None if self.transfers.len() >= MAX_TRANSFERS => return FragmentResult::Rejected,
             None => {
+                if self.transfers.len() >= MAX_TRANSFERS {
+                    let oldest = (0..self.transfers.len())
+                        .min_by_key(|&i| self.transfers[i].1.started)
+                        .unwrap_or(0);
+                    self.transfers.swap_remove(oldest);
+                    evicted = true;
+                }
                 self.transfers.push((
                     transfer,
                     Partial {
@@ -280,7 +291,11 @@ impl Reassembly {
         p.received += 1;
         p.bytes += data.len();
         if p.received < p.count {
-            return FragmentResult::Incomplete;
+            return if evicted {
+                FragmentResult::IncompleteEvicted
+            } else {
+                FragmentResult::Incomplete
+            };
         }
         let (_, p) = self.transfers.swap_remove(at);
         let mut body = Vec::with_capacity(p.bytes);
@@ -327,8 +342,23 @@ mod tests {
         for t in 10..10 + MAX_TRANSFERS as u32 {
             assert_eq!(r.add(t, 0, 2, &a, 100_000, now), FragmentResult::Incomplete);
         }
-        assert_eq!(r.add(99, 0, 2, &a, 100_000, now), FragmentResult::Rejected);
-        assert_eq!(r.expire(REASSEMBLY_TIMEOUT), MAX_TRANSFERS);
+        // A new transfer beyond the bound evicts the oldest one.
+        let later = now + Duration::from_millis(1);
+        assert_eq!(
+            r.add(99, 0, 2, &a, 100_000, later),
+            FragmentResult::IncompleteEvicted
+        );
+        assert_eq!(
+            r.add(10, 1, 2, &b, 100_000, later),
+            FragmentResult::IncompleteEvicted,
+            "10 was the oldest; its piece 1 starts it afresh"
+        );
+        match r.add(99, 1, 2, &b, 100_000, later) {
+            FragmentResult::Complete(body) => assert_eq!(body.len(), a.len() + b.len()),
+            other => panic!("{other:?}"),
+        }
+        // 12..=17 and the restarted 10 are left.
+        assert_eq!(r.expire(later + REASSEMBLY_TIMEOUT), MAX_TRANSFERS - 1);
     }
 
     #[test]
