@@ -195,7 +195,8 @@ fn two_nodes_meet_through_lan_beacons() {
     });
     b.publish("lan", b"found you").unwrap();
     assert_eq!(
-        sub.recv_timeout(Duration::from_secs(10)).map(|m| m.into_data()),
+        sub.recv_timeout(Duration::from_secs(10))
+            .map(|m| m.into_data()),
         Some(b"found you".to_vec())
     );
 }
