@@ -4,9 +4,9 @@
 //! origin_shift degree_cap` (defaults 20 75 0 256), e.g.
 //! `cargo run --release -p moss-sim --example telemetry_probe -- 10 33 0 1`.
 
-use moss_mesh::{Config, Identity};
-use moss_sim::{LinkModel, Sim};
-use std::net::{Ipv4Addr, SocketAddr};
+use moss_mesh::Config;
+use moss_sim::overlay::telemetry_network;
+use moss_sim::LinkModel;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -17,13 +17,6 @@ fn main() {
     let back: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
     let seed = 7;
     let n = 500;
-    let mut sim = Sim::new(
-        seed,
-        LinkModel {
-            loss: 0.05,
-            ..LinkModel::default()
-        },
-    );
     let json = r#"{"trackers":[],"dht_enabled":false,"lan_discovery_enabled":false}"#;
     let mut cfg = match Config::from_json(json) {
         Ok(c) => c,
@@ -33,24 +26,16 @@ fn main() {
     cfg.telemetry.epoch_sec = epoch;
     cfg.telemetry.k_anon = 5;
     cfg.telemetry.degree_cap = dcap;
-    for i in 0..n {
-        let mut s = [0u8; 32];
-        s[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-        s[31] = 0x7e;
-        let addr = SocketAddr::from((Ipv4Addr::new(10, 9, (i >> 8) as u8, i as u8), 4000));
-        let id = sim.add_node(cfg.clone(), Identity::from_seed(s), addr);
-        sim.with_node(id, |node, _| node.set_unix_origin(1_800_000_000 - back));
-    }
-    let mut x: u64 = seed;
-    for i in 1..n {
-        for _ in 0..4 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let j = (x >> 33) as usize % i;
-            sim.dial(i, j);
-        }
-    }
+    let mut sim = telemetry_network(
+        seed,
+        n,
+        LinkModel {
+            loss: 0.05,
+            ..LinkModel::default()
+        },
+        &cfg,
+        1_800_000_000 - back,
+    );
     let t0 = Instant::now();
     for s in 1..=secs {
         sim.run_for(Duration::from_secs(1));

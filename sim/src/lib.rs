@@ -7,6 +7,7 @@
 pub mod metrics;
 pub mod nat;
 pub mod net;
+pub mod overlay;
 pub mod queue;
 pub mod rng;
 pub mod scenario;

@@ -2,22 +2,15 @@
 //! gossip stat deltas on the internal topic and converge to one hash chain.
 //! Addresses are in-memory labels only; nothing touches a socket.
 
-use moss_mesh::{Config, Identity};
-use moss_sim::{LinkModel, Sim};
-use std::net::{Ipv4Addr, SocketAddr};
+use moss_mesh::Config;
+use moss_sim::overlay::telemetry_network;
+use moss_sim::LinkModel;
 use std::time::Duration;
 
 #[test]
 fn five_hundred_nodes_with_loss_converge_to_one_chain() {
     let seed = 7;
     let n = 500;
-    let mut sim = Sim::new(
-        seed,
-        LinkModel {
-            loss: 0.05,
-            ..LinkModel::default()
-        },
-    );
     let mut cfg =
         Config::from_json(r#"{"trackers":[],"dht_enabled":false,"lan_discovery_enabled":false}"#)
             .unwrap();
@@ -33,25 +26,16 @@ fn five_hundred_nodes_with_loss_converge_to_one_chain() {
     // the clamp only the first connection does. Degree is not asserted.
     cfg.telemetry.degree_cap = 1;
     cfg.telemetry.k_anon = 5;
-    for i in 0..n {
-        let mut s = [0u8; 32];
-        s[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-        s[31] = 0x7e;
-        let addr = SocketAddr::from((Ipv4Addr::new(10, 9, (i >> 8) as u8, i as u8), 4000));
-        let id = sim.add_node(cfg.clone(), Identity::from_seed(s), addr);
-        sim.with_node(id, |node, _| node.set_unix_origin(1_800_000_000));
-    }
-    // A connected overlay: each node dials a few earlier ones.
-    let mut x: u64 = seed;
-    for i in 1..n {
-        for _ in 0..4 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let j = (x >> 33) as usize % i;
-            sim.dial(i, j);
-        }
-    }
+    let mut sim = telemetry_network(
+        seed,
+        n,
+        LinkModel {
+            loss: 0.05,
+            ..LinkModel::default()
+        },
+        &cfg,
+        1_800_000_000,
+    );
     // Four epochs: the first two are finalized into every chain, the
     // fourth is open and holds the contributions of its first 2 s.
     sim.run_for(Duration::from_secs(33));
