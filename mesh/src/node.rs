@@ -116,9 +116,6 @@ pub struct Node {
     pub(crate) telemetry_bytes_seen: (u64, u64),
     pub(crate) unix_origin: u64,
     detached: Option<Detached>,
-    /// True while handling plaintext whose signed messages a shard
-    /// verified (see [`crate::preverify`]).
-    pub(crate) preverified: bool,
 }
 
 impl Node {
@@ -173,7 +170,6 @@ impl Node {
             ),
             telemetry_bytes_seen: (0, 0),
             unix_origin: 0,
-            preverified: false,
             detached: None,
         }
     }
@@ -262,9 +258,7 @@ impl Node {
             s.addr = from;
             self.by_addr.insert(from, index);
         }
-        self.preverified = verified;
-        self.handle_frames(index, plain);
-        self.preverified = false;
+        self.handle_frames(index, plain, verified);
     }
 
     /// This node's peer id.
@@ -456,7 +450,7 @@ impl Node {
             s.addr = from;
             self.by_addr.insert(from, receiver);
         }
-        self.handle_frames(receiver, &body[..n]);
+        self.handle_frames(receiver, &body[..n], false);
     }
 
     /// Advances timers: retransmissions, keepalives, expiry, re-dials.

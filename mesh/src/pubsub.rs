@@ -473,8 +473,9 @@ impl Node {
     }
 
     /// Processes the frames of one authenticated datagram. Everything from
-    /// a graylisted peer is ignored.
-    pub(crate) fn handle_frames(&mut self, idx: u32, plain: &[u8]) {
+    /// a graylisted peer is ignored. `checked`: a shard verified every
+    /// signed publish frame in `plain` ([`crate::preverify`]).
+    pub(crate) fn handle_frames(&mut self, idx: u32, plain: &[u8], checked: bool) {
         if let Some(peer) = self.session_peer(idx) {
             if self.gossip.router.is_graylisted(&peer, self.now) {
                 return self.drop_input(DropReason::Graylisted);
@@ -482,7 +483,7 @@ impl Node {
         }
         for f in FrameReader::new(plain) {
             match f {
-                Ok(f) => self.handle_frame(idx, f),
+                Ok(f) => self.handle_frame(idx, f, checked),
                 Err(_) => {
                     self.penalise_malformed(idx);
                     self.drop_input(DropReason::MalformedFrame);
@@ -501,7 +502,7 @@ impl Node {
         }
     }
 
-    fn handle_frame(&mut self, idx: u32, f: Frame<'_>) {
+    fn handle_frame(&mut self, idx: u32, f: Frame<'_>, checked: bool) {
         let now = self.now;
         let Some(peer) = self.session_peer(idx) else {
             return;
@@ -534,10 +535,7 @@ impl Node {
                 self.gossip.router.on_invalid(&peer, p.topic);
                 self.drop_input(DropReason::InvalidMessage);
             }
-            Frame::SignedPublish(sp) => {
-                let checked = self.preverified;
-                self.handle_signed(idx, peer, sp, checked)
-            }
+            Frame::SignedPublish(sp) => self.handle_signed(idx, peer, sp, checked),
             Frame::Fragment {
                 transfer,
                 index,
