@@ -1,10 +1,11 @@
 //! What the node tells its driver and application.
 
+use crossbeam_queue::ArrayQueue;
 use moss_crypto::PeerId;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A pub/sub message delivered to this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +42,21 @@ const POOL_MAX_CAPACITY: usize = 64 * 1024;
 /// Least capacity of a fresh pooled buffer.
 const POOL_MIN_CAPACITY: usize = 256;
 
-type Shelf = Arc<Mutex<Vec<Vec<u8>>>>;
+/// Lock-free, so the node thread taking buffers and application threads
+/// returning them never wait on each other.
+type Shelf = Arc<ArrayQueue<Vec<u8>>>;
 
 /// A node's free list of payload buffers: a delivered [`Payload`] goes
 /// back to it when the application drops it, so delivering a message in
 /// steady state allocates nothing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct PayloadPool(Shelf);
+
+impl Default for PayloadPool {
+    fn default() -> Self {
+        Self(Arc::new(ArrayQueue::new(POOL_BUFFERS)))
+    }
+}
 
 impl PayloadPool {
     /// A payload holding a copy of `data`, in a recycled buffer when one
@@ -55,9 +64,7 @@ impl PayloadPool {
     pub(crate) fn copy_of(&self, data: &[u8]) -> Payload {
         let mut buf = self
             .0
-            .lock()
-            .ok()
-            .and_then(|mut v| v.pop())
+            .pop()
             .unwrap_or_else(|| Vec::with_capacity(data.len().max(POOL_MIN_CAPACITY)));
         buf.clear();
         buf.extend_from_slice(data);
@@ -94,15 +101,8 @@ impl Drop for Payload {
             return;
         }
         let buf = std::mem::take(&mut self.buf);
-        if let Ok(mut v) = pool.lock() {
-            let held = v.len();
-            if held < POOL_BUFFERS {
-                if v.capacity() < POOL_BUFFERS {
-                    v.reserve_exact(POOL_BUFFERS - held);
-                }
-                v.push(buf);
-            }
-        };
+        // A full pool frees the buffer.
+        let _ = pool.push(buf);
     }
 }
 
@@ -267,8 +267,8 @@ mod tests {
         assert_eq!(c, b);
         let v = c.into_vec();
         assert_eq!(v, b"again".to_vec());
-        assert_eq!(pool.0.lock().map(|v| v.len()).unwrap_or(9), 0);
+        assert_eq!(pool.0.len(), 0);
         drop(b);
-        assert_eq!(pool.0.lock().map(|v| v.len()).unwrap_or(9), 1);
+        assert_eq!(pool.0.len(), 1);
     }
 }
