@@ -40,7 +40,14 @@ fn two_runners_meet(url: String) {
         ),
         "events: {ev:?}"
     );
-    let stats = a.stats();
+    // The worker hands out a candidate before it publishes its counters:
+    // wait (bounded) for the snapshot that counts it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut stats = a.stats();
+    while stats.candidates_emitted == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stats = a.stats();
+    }
     let t = &stats.trackers[0];
     assert!(
         t.supported && t.announces_ok >= 1 && t.last_ok_unix_ms.is_some(),
