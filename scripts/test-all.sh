@@ -40,3 +40,11 @@ echo "== workspace tests"
 cargo build --workspace --all-targets
 cargo test --workspace --doc
 cargo nextest run --workspace --no-fail-fast
+
+# Suites outside cargo's test runner (browser, real NATs, Python host):
+# each crate that has one ships <crate>/scripts/extra-tests.sh.
+for s in */scripts/extra-tests.sh; do
+  [ -f "$s" ] || continue
+  echo "== extra tests: $s"
+  bash "$s"
+done
