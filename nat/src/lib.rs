@@ -1,0 +1,7 @@
+//! Moss NAT traversal, sans-IO: the STUN codec and client, the NAT classifier
+//! and the NAT-PMP codec. No sockets, no clock, no threads: the caller passes
+//! time and randomness in and moves the datagrams.
+
+pub mod classify;
+pub mod natpmp;
+pub mod stun;
