@@ -5,3 +5,6 @@
 pub mod classify;
 pub mod natpmp;
 pub mod stun;
+
+/// The RNG traits the clients take (re-exported so drivers need no extra dependency).
+pub use rand_core;
