@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # moss-nat real-NAT suite: builds the lab (nat/scripts/natlab: real Linux NATs
 # in network namespaces, coturn STUN on pub1), runs the sans-IO classifier
-# (examples/natlab.rs, std UDP sockets) in every h-<kind> host and asserts the
-# class of each kind. miniupnpd (NAT-PMP) runs on the cgnat home router: its
+# (examples/natlab, std UDP sockets) in every h-<kind> host and its twin and
+# asserts the class of each kind; then punches every pair of kinds with the
+# sans-IO planner (rendezvous on pub1) and asserts that every pair the rig
+# measured as punchable with plain UDP punches, and that symmetric<->symmetric
+# is refused (relay). The spray pairs (symmetric<->port-restricted/cgnat) are
+# reported. PUNCH_TRIES=N repeats each pair N times (default 1). miniupnpd (NAT-PMP) runs on the cgnat home router: its
 # WAN is RFC 6598 space, so it answers "network failure" (no public address)
 # while STUN sees a public one, which is how the host detects the NAT beyond.
 # (miniupnpd also counts the lab's documentation ranges as reserved, so it
@@ -31,7 +35,7 @@ BIN=$PWD/target/debug/examples/natlab
 WORK=$(mktemp -d -t moss-nat-lab.XXXXXX)
 cleanup() { "$LAB" down || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-"$LAB" up --no-twins
+"$LAB" up
 
 # NAT-PMP on the cgnat home router (real miniupnpd, nftables build).
 upnp() {  # router-ns lan-subnet id
@@ -48,24 +52,82 @@ EOF
   "$LAB" bg "$1" "upnp-$1" miniupnpd -f "$WORK/$1.conf" -P "$WORK/$1.pid" -d
 }
 upnp nat-cgnat 192.168.5.0/24 5
+upnp nat-cgnat2 192.168.15.0/24 6
+"$LAB" bg pub1 rdv "$BIN" rendezvous --listen 203.0.113.10:4000 --seconds 900
 "$LAB" bg pub2 prober "$BIN" probe-server --listen 203.0.113.20:4000 --from 198.51.100.20 --seconds 600
 sleep 1
 
 expect() {
   case $1 in symmetric) echo symmetric_nat;; *) echo "$1";; esac
 }
+site_n() {
+  case ${1%2} in full_cone) n=1;; restricted_cone) n=2;; port_restricted_cone) n=3;; symmetric) n=4;; cgnat) n=5;; public) n=6;; esac
+  [ "$1" = "${1%2}" ] || n=$((n + 10))
+  echo $n
+}
+KINDS="full_cone restricted_cone port_restricted_cone symmetric cgnat public"
 fail=0
-printf '%-22s %-22s %-20s %-26s %-10s %-18s %s\n' kind class mapping filtering reachable gateway ms
-for kind in full_cone restricted_cone port_restricted_cone symmetric cgnat public; do
-  case $kind in full_cone) n=1;; restricted_cone) n=2;; port_restricted_cone) n=3;; symmetric) n=4;; cgnat) n=5;; public) n=6;; esac
-  gw=192.168.$n.1; [ $kind = public ] && gw=203.0.113.1
-  out=$("$LAB" exec "h-$kind" "$BIN" classify --stun 203.0.113.10:3478 --stun-alt 198.51.100.10:3478 \
-        --prober 203.0.113.20:4000 --gateway "$gw:5351" 2>&1) || true
-  echo "$out" >"$WORK/$kind.json"
-  got=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["class"])' "$out" 2>/dev/null || echo "error")
-  row=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("%-20s %-26s %-10s %-18s %s" % (d["mapping"], d["filtering"], d["reachable"], d["gateway"], d["ms"]))' "$out" 2>/dev/null || echo "$out")
-  want=$(expect "$kind")
-  mark=ok; [ "$got" = "$want" ] || { mark="<-- expected $want"; fail=1; }
-  printf '%-22s %-22s %s %s\n' "$kind" "$got" "$row" "$mark"
+echo "== classification (sans-IO client + classifier, std sockets, in each host)"
+printf '%-22s %-22s %-20s %-26s %-10s %-18s %s\n' host class mapping filtering reachable gateway ms
+declare -A CLASS
+for kind in $KINDS; do
+  for site in "$kind" "${kind}2"; do
+    n=$(site_n "$site")
+    gw=192.168.$n.1; [ $kind = public ] && gw=203.0.113.1
+    out=$("$LAB" exec "h-$site" "$BIN" classify --stun 203.0.113.10:3478 --stun-alt 198.51.100.10:3478 \
+          --prober 203.0.113.20:4000 --gateway "$gw:5351" 2>&1) || true
+    got=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["class"])' "$out" 2>/dev/null || echo "error")
+    row=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("%-20s %-26s %-10s %-18s %s" % (d["mapping"], d["filtering"], d["reachable"], d["gateway"], d["ms"]))' "$out" 2>/dev/null || echo "$out")
+    CLASS[$site]=$got
+    want=$(expect "$kind")
+    mark=ok; [ "$got" = "$want" ] || { mark="<-- expected $want"; fail=1; }
+    printf '%-22s %-22s %s %s\n' "h-$site" "$got" "$row" "$mark"
+  done
 done
-if [ $fail = 0 ]; then echo "moss-nat real-NAT classification: all kinds as expected"; else echo "FAIL: moss-nat real-NAT classification"; exit 1; fi
+
+echo
+echo "== hole punching (sans-IO planner, std sockets; rendezvous on pub1; twin host for same-kind pairs)"
+tries=${PUNCH_TRIES:-1}
+plain_ok() {  # the rig's plain-UDP measurement
+  case "$1-$2" in
+    symmetric-symmetric|symmetric-port_restricted_cone|port_restricted_cone-symmetric|symmetric-cgnat|cgnat-symmetric) return 1;;
+  esac
+  return 0
+}
+printf '%-21s %-21s %-8s %-26s %-9s %-8s %s\n' A B plain-udp "strategy (A / B)" punched probes "ms (median, max)"
+kl=($KINDS)
+for ((i = 0; i < ${#kl[@]}; i++)); do
+  for ((j = i; j < ${#kl[@]}; j++)); do
+    ka=${kl[i]}; kb=${kl[j]}; sb=$kb; [ "$ka" = "$kb" ] && sb="${kb}2"
+    ok=0; strat=""; probes=""; times=()
+    for ((t = 0; t < tries; t++)); do
+      id="p$i$j$t$RANDOM"
+      "$LAB" exec "h-$ka" "$BIN" punch --rdv 203.0.113.10:4000 --pair "$id" --role A --class "${CLASS[$ka]}" >"$WORK/pa" 2>&1 &
+      pa=$!
+      "$LAB" exec "h-$sb" "$BIN" punch --rdv 203.0.113.10:4000 --pair "$id" --role B --class "${CLASS[$sb]}" >"$WORK/pb" 2>&1 || true
+      wait $pa || true
+      read -r r s p ms < <(python3 - "$WORK/pa" "$WORK/pb" <<'PY'
+import json, sys
+try:
+    a, b = (json.loads(open(f).read().strip().splitlines()[-1]) for f in sys.argv[1:3])
+except Exception:
+    print("0 error - 0"); sys.exit()
+ok = a.get("ok") and b.get("ok")
+ms = max(a.get("ms", 0), b.get("ms", 0))
+print(int(bool(ok)), "%s/%s" % (a.get("strategy"), b.get("strategy")), "%d+%d" % (a.get("sent", 0), b.get("sent", 0)), ms)
+PY
+)
+      ok=$((ok + r)); strat=$s; probes=$p; [ "$r" = 1 ] && times+=("$ms")
+    done
+    stats=$(printf '%s\n' "${times[@]:-}" | python3 -c 'import sys; v=sorted(float(x) for x in sys.stdin.read().split()); print("%.1f, %.1f" % (v[len(v)//2], v[-1]) if v else "-")')
+    if plain_ok "$ka" "$kb"; then exp=yes; else exp=no; fi
+    mark=""
+    case "$ka-$kb" in
+      symmetric-symmetric) [ "$strat" = "none/none" ] || { mark="<-- expected a relay verdict"; fail=1; };;
+      symmetric-port_restricted_cone|port_restricted_cone-symmetric|symmetric-cgnat|cgnat-symmetric) mark="(spray: reported)";;
+      *) [ "$ok" = "$tries" ] || { mark="<-- expected punched"; fail=1; };;
+    esac
+    printf '%-21s %-21s %-8s %-26s %-9s %-8s %s %s\n' "$ka" "$sb" "$exp" "$strat" "$ok/$tries" "$probes" "$stats" "$mark"
+  done
+done
+if [ $fail = 0 ]; then echo "moss-nat real-NAT suite: all as expected"; else echo "FAIL: moss-nat real-NAT suite"; exit 1; fi

@@ -19,6 +19,9 @@ use crate::classify::{NatClass, PortPrediction};
 
 /// Largest spray (probes or local sockets) a configuration may ask for.
 pub const MAX_SPRAY: u16 = 4096;
+/// Probes per destination IP per second a node allows by default (a full
+/// spray of 1024 probes then takes about half a second).
+pub const DEFAULT_PROBES_PER_IP_PER_SEC: u32 = 2000;
 /// Destination IPs a [`ProbeLimiter`] tracks; new ones past this are refused.
 pub const MAX_LIMITED_IPS: usize = 1024;
 

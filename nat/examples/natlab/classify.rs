@@ -1,16 +1,7 @@
-//! Drives the sans-IO STUN client, NAT-PMP query and classifier with std UDP
-//! sockets, for the real-NAT lab (`nat/scripts/extra-tests.sh`).
-//!
-//! ```text
-//! natlab classify --stun A:3478 --stun-alt B:3478 --prober C:4000 --gateway G
-//! natlab probe-server --listen C:4000 --from D --seconds N
-//! ```
-//! `classify` prints one JSON line with the verdict and the time it took.
-//! `probe-server` answers "PROBE <nonce>" by sending "PROBED <nonce>" from
-//! another IP to the requester's observed address only (never elsewhere).
+//! `classify`: one host's NAT class from the lab's STUN server (two IPs),
+//! the prober on pub2 and the gateway's NAT-PMP answer.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -19,56 +10,7 @@ use moss_nat::natpmp::{ExternalAddressQuery, QueryOutcome, ResultCode};
 use moss_nat::stun::{BindingFailure, ChangeRequest, ClientConfig, StunClient};
 use rand_core::{OsRng, RngCore};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("classify") => classify(&flags(&args[1..])),
-        Some("probe-server") => probe_server(&flags(&args[1..])),
-        _ => Err("usage: natlab classify|probe-server --flag value ...".into()),
-    };
-    if let Err(e) = result {
-        eprintln!("natlab: {e}");
-        std::process::exit(2);
-    }
-}
-
-fn flags(args: &[String]) -> HashMap<String, String> {
-    args.chunks(2)
-        .filter_map(|c| match c {
-            [k, v] => Some((k.trim_start_matches("--").to_owned(), v.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn addr(f: &HashMap<String, String>, key: &str) -> Res<SocketAddr> {
-    Ok(f.get(key).ok_or(format!("--{key} missing"))?.parse()?)
-}
-
-fn probe_server(f: &HashMap<String, String>) -> Res<()> {
-    let listen = UdpSocket::bind(addr(f, "listen")?)?;
-    let from_ip: IpAddr = f.get("from").ok_or("--from missing")?.parse()?;
-    let sender = UdpSocket::bind(SocketAddr::new(from_ip, 0))?;
-    let secs: u64 = f.get("seconds").map_or(Ok(600), |s| s.parse())?;
-    let end = Instant::now() + Duration::from_secs(secs);
-    listen.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let mut buf = [0u8; 128];
-    while Instant::now() < end {
-        let Ok((n, src)) = listen.recv_from(&mut buf) else {
-            continue;
-        };
-        if let Some(nonce) = buf[..n].strip_prefix(b"PROBE ") {
-            if nonce.len() <= 32 {
-                let mut reply = b"PROBED ".to_vec();
-                reply.extend_from_slice(nonce);
-                let _ = sender.send_to(&reply, src);
-            }
-        }
-    }
-    Ok(())
-}
+use crate::{addr, drain, Res};
 
 /// One local socket with its STUN client.
 struct Probe {
@@ -104,20 +46,7 @@ impl Probe {
     }
 }
 
-/// Receives everything waiting on `sock`, handing each datagram to `f`.
-fn drain(sock: &UdpSocket, mut f: impl FnMut(SocketAddr, &[u8])) -> Res<()> {
-    let mut buf = [0u8; 1500];
-    loop {
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) => f(from, &buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn classify(f: &HashMap<String, String>) -> Res<()> {
+pub fn classify(f: &HashMap<String, String>) -> Res<()> {
     let stun = addr(f, "stun")?;
     let stun_alt = addr(f, "stun-alt")?;
     let prober = addr(f, "prober")?;
