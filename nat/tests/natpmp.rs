@@ -164,3 +164,119 @@ proptest! {
         let _ = Response::decode(&d);
     }
 }
+
+mod mapping {
+    use super::*;
+    use moss_nat::natpmp::{MappingClient, MappingState};
+
+    fn granted(port: u16, ext: u16, lifetime: u32) -> Vec<u8> {
+        Response::Map {
+            tcp: false,
+            epoch: 1,
+            internal_port: port,
+            external_port: ext,
+            lifetime,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn requests_renews_at_half_life_and_deletes_on_stop() {
+        let t0 = Instant::now();
+        let mut m = MappingClient::new(4000, 120, 4);
+        let req = m.poll_transmit(t0).unwrap();
+        assert_eq!(
+            req,
+            Request::Map {
+                tcp: false,
+                internal_port: 4000,
+                suggested_external_port: 4000,
+                lifetime: 120
+            }
+            .encode()
+        );
+        m.handle_datagram(t0, &granted(4000, 4100, 120)).unwrap();
+        assert_eq!(
+            m.state(),
+            MappingState::Mapped {
+                external_port: 4100,
+                lifetime: 120
+            }
+        );
+        assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+        let t1 = t0 + Duration::from_secs(60);
+        m.handle_timeout(t1);
+        let renew = m.poll_transmit(t1).unwrap();
+        assert_eq!(
+            renew,
+            Request::Map {
+                tcp: false,
+                internal_port: 4000,
+                suggested_external_port: 4100,
+                lifetime: 120
+            }
+            .encode()
+        );
+        m.handle_datagram(t1, &granted(4000, 4100, 120)).unwrap();
+        m.stop();
+        let del = m.poll_transmit(t1).unwrap();
+        assert_eq!(
+            del,
+            Request::Map {
+                tcp: false,
+                internal_port: 4000,
+                suggested_external_port: 0,
+                lifetime: 0
+            }
+            .encode()
+        );
+        m.handle_datagram(t1, &granted(4000, 0, 0)).unwrap();
+        assert_eq!(m.state(), MappingState::Stopped);
+        assert_eq!(m.poll_timeout(), None);
+    }
+
+    #[test]
+    fn refusal_and_silence_fail() {
+        let t0 = Instant::now();
+        let mut m = MappingClient::new(4000, 120, 2);
+        m.poll_transmit(t0).unwrap();
+        m.handle_datagram(
+            t0,
+            &Response::Failure {
+                opcode: Opcode::MapUdp,
+                result: ResultCode::NotAuthorized,
+                epoch: 0,
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert_eq!(
+            m.state(),
+            MappingState::Failed(Some(ResultCode::NotAuthorized))
+        );
+
+        let mut m = MappingClient::new(4000, 120, 2);
+        let mut now = t0;
+        let mut sends = 0;
+        loop {
+            if m.poll_transmit(now).is_some() {
+                sends += 1;
+            }
+            let Some(t) = m.poll_timeout() else { break };
+            now = t;
+            m.handle_timeout(now);
+        }
+        assert_eq!(sends, 2);
+        assert_eq!(m.state(), MappingState::Failed(None));
+    }
+
+    #[test]
+    fn answers_for_other_ports_are_ignored() {
+        let t0 = Instant::now();
+        let mut m = MappingClient::new(4000, 120, 2);
+        m.poll_transmit(t0).unwrap();
+        m.handle_datagram(t0, &granted(4001, 9999, 120)).unwrap();
+        assert_eq!(m.state(), MappingState::Requesting);
+        assert!(m.handle_datagram(t0, &[0, 129, 0]).is_err());
+    }
+}

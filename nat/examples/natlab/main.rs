@@ -6,10 +6,13 @@
 //! natlab probe-server --listen C:4000 --from D --seconds N
 //! natlab rendezvous --listen R:4000 --seconds N
 //! natlab punch --rdv R:4000 --pair ID --role A|B --class CLASS
+//! natlab map --gateway G:5351 --port P --lifetime S --seconds N
+//! natlab ask --to W:P
 //! ```
 //! Each client subcommand prints one JSON line.
 
 mod classify;
+mod portmap;
 mod punch;
 
 use std::collections::HashMap;
@@ -27,7 +30,11 @@ fn main() {
         Some("probe-server") => probe_server(&f),
         Some("rendezvous") => punch::rendezvous(&f),
         Some("punch") => punch::punch(&f),
-        _ => Err("usage: natlab classify|probe-server|rendezvous|punch --flag value ...".into()),
+        Some("map") => portmap::map(&f),
+        Some("ask") => portmap::ask(&f),
+        _ => Err(
+            "usage: natlab classify|probe-server|rendezvous|punch|map|ask --flag value ...".into(),
+        ),
     };
     if let Err(e) = result {
         eprintln!("natlab: {e}");
