@@ -1,11 +1,12 @@
 //! Moss NAT traversal, sans-IO: the STUN codec and client, the NAT
-//! classifier, the hole-punch planner and the NAT-PMP codec. No sockets, no
-//! clock, no threads: the caller passes time and randomness in and moves the
-//! datagrams.
+//! classifier, the hole-punch planner, the NAT-PMP codec and client, and the
+//! relay table. No sockets, no clock, no threads: the caller passes time and
+//! randomness in and moves the datagrams.
 
 pub mod classify;
 pub mod natpmp;
 pub mod punch;
+pub mod relay;
 pub mod stun;
 
 /// The RNG traits the clients take (re-exported so drivers need no extra dependency).
