@@ -1,10 +1,13 @@
 //! Moss NAT traversal, sans-IO: the STUN codec and client, the NAT
-//! classifier, the hole-punch planner, the NAT-PMP codec and client, and the
+//! classifier, the hole-punch planner, NAT-PMP and PCP codecs with
+//! a shared port-mapping client, and the
 //! relay table. No sockets, no clock, no threads: the caller passes time and
 //! randomness in and moves the datagrams.
 
 pub mod classify;
 pub mod natpmp;
+pub mod pcp;
+pub mod portmap;
 pub mod punch;
 pub mod relay;
 pub mod stun;

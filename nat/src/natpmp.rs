@@ -4,7 +4,7 @@
 //! NAT behind a NAT (CGNAT) and, later, to open mappings.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The NAT-PMP server port on the gateway.
 pub const SERVER_PORT: u16 = 5351;
@@ -113,7 +113,8 @@ impl ResultCode {
         }
     }
 
-    fn value(self) -> u16 {
+    /// The code on the wire.
+    pub fn value(self) -> u16 {
         match self {
             ResultCode::Success => 0,
             ResultCode::UnsupportedVersion => 1,
@@ -292,8 +293,7 @@ pub struct ExternalAddressQuery {
     outcome: Option<QueryOutcome>,
 }
 
-/// First retransmission interval (RFC 6886: 250 ms, doubled each attempt).
-pub const INITIAL_INTERVAL: Duration = Duration::from_millis(250);
+pub use crate::portmap::INITIAL_INTERVAL;
 
 impl ExternalAddressQuery {
     /// A query that sends up to `max_attempts` times (RFC 6886: 9).
@@ -361,168 +361,48 @@ impl ExternalAddressQuery {
     }
 }
 
-/// What a [`MappingClient`] is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MappingState {
-    /// Asking for the mapping (first time or after a loss).
-    Requesting,
-    /// Mapped; renewed at half the granted lifetime.
-    Mapped {
-        /// The external port the gateway granted.
-        external_port: u16,
-        /// Granted lifetime in seconds.
+/// NAT-PMP as a [`crate::portmap::MappingProtocol`] (UDP mappings).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NatPmp;
+
+impl crate::portmap::MappingProtocol for NatPmp {
+    type Error = DecodeError;
+
+    fn encode_map(
+        &self,
+        internal_port: u16,
+        suggested_external_port: u16,
         lifetime: u32,
-    },
-    /// Deleting the mapping (after `stop`).
-    Deleting,
-    /// Deleted, or the delete went unanswered: nothing more to do.
-    Stopped,
-    /// The gateway refused, or never answered.
-    Failed(Option<ResultCode>),
-}
-
-/// A sans-IO NAT-PMP UDP mapping: request, renew before expiry, delete on stop.
-#[derive(Debug)]
-pub struct MappingClient {
-    internal_port: u16,
-    lifetime: u32,
-    max_attempts: u32,
-    state: MappingState,
-    attempts: u32,
-    pending: bool,
-    deadline: Option<Instant>,
-    renew_at: Option<Instant>,
-}
-
-impl MappingClient {
-    /// Starts mapping UDP `internal_port` for `lifetime` seconds (RFC 6886 suggests 7200).
-    pub fn new(internal_port: u16, lifetime: u32, max_attempts: u32) -> Self {
-        MappingClient {
-            internal_port,
-            lifetime: lifetime.max(1),
-            max_attempts: max_attempts.max(1),
-            state: MappingState::Requesting,
-            attempts: 0,
-            pending: true,
-            deadline: None,
-            renew_at: None,
-        }
-    }
-
-    /// The current state.
-    pub fn state(&self) -> MappingState {
-        self.state
-    }
-
-    fn request(&self) -> Request {
-        let (suggested, lifetime) = match self.state {
-            MappingState::Mapped { external_port, .. } => (external_port, self.lifetime),
-            MappingState::Deleting => (0, 0),
-            _ => (self.internal_port, self.lifetime),
-        };
+    ) -> Vec<u8> {
         Request::Map {
             tcp: false,
-            internal_port: self.internal_port,
-            suggested_external_port: suggested,
+            internal_port,
+            suggested_external_port,
             lifetime,
         }
+        .encode()
     }
 
-    /// The request to send now, if one is due.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if !self.pending {
-            return None;
-        }
-        self.pending = false;
-        self.deadline = Some(now + INITIAL_INTERVAL * (1u32 << self.attempts.min(16)));
-        self.attempts += 1;
-        Some(self.request().encode())
-    }
-
-    /// When `handle_timeout` is next due.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
-            MappingState::Stopped | MappingState::Failed(_) => None,
-            _ if self.pending => None,
-            _ => [self.deadline, self.renew_at].into_iter().flatten().min(),
-        }
-    }
-
-    /// Retransmits, renews at half-life, and gives up after `max_attempts`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.renew_at.is_some_and(|r| r <= now) {
-            self.renew_at = None;
-            self.attempts = 0;
-            self.pending = true;
-            return;
-        }
-        if self.pending || self.deadline.is_none_or(|d| d > now) {
-            return;
-        }
-        self.deadline = None;
-        if self.attempts < self.max_attempts {
-            self.pending = true;
-            return;
-        }
-        self.state = match self.state {
-            MappingState::Deleting => MappingState::Stopped,
-            // A renewal that goes unanswered: the mapping may be gone.
-            _ => MappingState::Failed(None),
-        };
-    }
-
-    /// Feeds a datagram from the gateway's port 5351.
-    pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) -> Result<(), DecodeError> {
-        match Response::decode(data)? {
+    fn decode_map(&self, data: &[u8]) -> Result<Option<crate::portmap::MapReply>, DecodeError> {
+        use crate::portmap::MapReply;
+        Ok(match Response::decode(data)? {
             Response::Map {
                 tcp: false,
                 internal_port,
                 external_port,
                 lifetime,
                 ..
-            } if internal_port == self.internal_port => {
-                self.deadline = None;
-                self.pending = false;
-                if self.state == MappingState::Deleting || lifetime == 0 {
-                    self.state = MappingState::Stopped;
-                    self.renew_at = None;
-                } else {
-                    self.state = MappingState::Mapped {
-                        external_port,
-                        lifetime,
-                    };
-                    self.renew_at = Some(now + Duration::from_secs(u64::from(lifetime)) / 2);
-                }
-            }
+            } => Some(MapReply::Granted {
+                internal_port,
+                external_port,
+                lifetime,
+            }),
             Response::Failure {
                 opcode: Opcode::MapUdp,
                 result,
                 ..
-            } => {
-                self.deadline = None;
-                self.pending = false;
-                self.renew_at = None;
-                self.state = if self.state == MappingState::Deleting {
-                    MappingState::Stopped
-                } else {
-                    MappingState::Failed(Some(result))
-                };
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Deletes the mapping (lifetime 0); a no-op unless mapped or requesting.
-    pub fn stop(&mut self) {
-        if matches!(
-            self.state,
-            MappingState::Mapped { .. } | MappingState::Requesting
-        ) {
-            self.state = MappingState::Deleting;
-            self.attempts = 0;
-            self.renew_at = None;
-            self.pending = true;
-        }
+            } => Some(MapReply::Refused(result.value())),
+            _ => None,
+        })
     }
 }

@@ -167,7 +167,8 @@ proptest! {
 
 mod mapping {
     use super::*;
-    use moss_nat::natpmp::{MappingClient, MappingState};
+    use moss_nat::natpmp::NatPmp;
+    use moss_nat::portmap::{MappingClient, MappingState};
 
     fn granted(port: u16, ext: u16, lifetime: u32) -> Vec<u8> {
         Response::Map {
@@ -183,7 +184,7 @@ mod mapping {
     #[test]
     fn requests_renews_at_half_life_and_deletes_on_stop() {
         let t0 = Instant::now();
-        let mut m = MappingClient::new(4000, 120, 4);
+        let mut m = MappingClient::new(NatPmp, 4000, 120, 4);
         let req = m.poll_transmit(t0).unwrap();
         assert_eq!(
             req,
@@ -238,7 +239,7 @@ mod mapping {
     #[test]
     fn refusal_and_silence_fail() {
         let t0 = Instant::now();
-        let mut m = MappingClient::new(4000, 120, 2);
+        let mut m = MappingClient::new(NatPmp, 4000, 120, 2);
         m.poll_transmit(t0).unwrap();
         m.handle_datagram(
             t0,
@@ -250,12 +251,9 @@ mod mapping {
             .encode(),
         )
         .unwrap();
-        assert_eq!(
-            m.state(),
-            MappingState::Failed(Some(ResultCode::NotAuthorized))
-        );
+        assert_eq!(m.state(), MappingState::Failed(Some(2)));
 
-        let mut m = MappingClient::new(4000, 120, 2);
+        let mut m = MappingClient::new(NatPmp, 4000, 120, 2);
         let mut now = t0;
         let mut sends = 0;
         loop {
@@ -273,7 +271,7 @@ mod mapping {
     #[test]
     fn answers_for_other_ports_are_ignored() {
         let t0 = Instant::now();
-        let mut m = MappingClient::new(4000, 120, 2);
+        let mut m = MappingClient::new(NatPmp, 4000, 120, 2);
         m.poll_transmit(t0).unwrap();
         m.handle_datagram(t0, &granted(4001, 9999, 120)).unwrap();
         assert_eq!(m.state(), MappingState::Requesting);

@@ -1,4 +1,4 @@
-//! `map` (inside a host): a NAT-PMP UDP mapping through the real gateway,
+//! `map` (inside a host): a NAT-PMP or PCP (`--protocol pcp`) UDP mapping through the real gateway,
 //! kept renewed while an echo service answers on it, deleted at the end.
 //! `ask` (outside): does a datagram to an address get an echo?
 
@@ -7,11 +7,29 @@ use std::io::Write;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use moss_nat::natpmp::{MappingClient, MappingState};
+use moss_nat::natpmp::NatPmp;
+use moss_nat::pcp::Pcp;
+use moss_nat::portmap::{MappingClient, MappingProtocol, MappingState};
+use rand_core::OsRng;
 
 use crate::{addr, drain, seconds, Res};
 
 pub fn map(f: &HashMap<String, String>) -> Res<()> {
+    match f.get("protocol").map(String::as_str) {
+        Some("pcp") => {
+            let gateway = addr(f, "gateway")?;
+            let local = {
+                let s = UdpSocket::bind("0.0.0.0:0")?;
+                s.connect(gateway)?;
+                s.local_addr()?.ip()
+            };
+            map_with(f, Pcp::new(local, &mut OsRng), "pcp")
+        }
+        _ => map_with(f, NatPmp, "natpmp"),
+    }
+}
+
+fn map_with<P: MappingProtocol>(f: &HashMap<String, String>, protocol: P, name: &str) -> Res<()> {
     let gateway = addr(f, "gateway")?;
     let port: u16 = f.get("port").ok_or("--port missing")?.parse()?;
     let lifetime: u32 = f.get("lifetime").map_or(Ok(60), |s| s.parse())?;
@@ -20,7 +38,7 @@ pub fn map(f: &HashMap<String, String>) -> Res<()> {
     sock.set_nonblocking(true)?;
     let pmp = UdpSocket::bind("0.0.0.0:0")?;
     pmp.set_nonblocking(true)?;
-    let mut m = MappingClient::new(port, lifetime, 4);
+    let mut m = MappingClient::new(protocol, port, lifetime, 4);
     let started = Instant::now();
     let mut stop_at: Option<Instant> = None;
     let (mut requests, mut echoed) = (0u32, 0u32);
@@ -44,7 +62,7 @@ pub fn map(f: &HashMap<String, String>) -> Res<()> {
                     },
                 ) = (before, m.state())
                 {
-                    let _ = writeln!(out, "{{\"mapped\":true,\"external_port\":{external_port},\"lifetime\":{lifetime}}}");
+                    let _ = writeln!(out, "{{\"mapped\":true,\"protocol\":\"{name}\",\"external_port\":{external_port},\"lifetime\":{lifetime}}}");
                     let _ = out.flush();
                     stop_at = Some(now + serve);
                 }
