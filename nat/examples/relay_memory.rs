@@ -3,28 +3,12 @@
 //!
 //! `cargo run --release -p moss-nat --example relay_memory [SESSIONS]`
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use moss_nat::relay::{RelayConfig, RelayTable};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "../tests/support/counting.rs"]
+mod counting;
 
 fn key(n: u32, side: u8) -> [u8; 32] {
     let mut k = [side; 32];
@@ -44,7 +28,7 @@ fn main() {
         ..RelayConfig::default()
     };
     let mut idx = Vec::with_capacity(n as usize);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting::live();
     let mut t = RelayTable::new(cfg, t0);
     for i in 0..n {
         idx.push(
@@ -52,7 +36,7 @@ fn main() {
                 .expect("capacity was raised to n"),
         );
     }
-    let table = LIVE.load(Ordering::Relaxed) - before;
+    let table = counting::live() - before;
     println!(
         "{n} sessions (2 distinct peers each): {table} B in the table = {:.0} B per session",
         table as f64 / f64::from(n)

@@ -1,28 +1,12 @@
 //! Memory per relay session, measured with a counting allocator (this test
 //! binary holds only this test, so nothing else allocates meanwhile).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use moss_nat::relay::{RelayConfig, RelayTable, PEER_SLOT_BYTES, SESSION_SLOT_BYTES};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::SeqCst);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::SeqCst);
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 fn key(n: u32, side: u8) -> [u8; 32] {
     let mut k = [side; 32];
@@ -33,7 +17,7 @@ fn key(n: u32, side: u8) -> [u8; 32] {
 /// Bytes per session of a full table of `n` sessions between distinct peers.
 fn per_session(n: u32) -> f64 {
     let t0 = Instant::now();
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = counting::live();
     let mut t = RelayTable::new(
         RelayConfig {
             max_sessions: n as usize,
@@ -44,7 +28,7 @@ fn per_session(n: u32) -> f64 {
     for i in 0..n {
         t.open(t0, key(i, 1), key(i, 2)).unwrap();
     }
-    let bytes = LIVE.load(Ordering::SeqCst) - before;
+    let bytes = counting::live() - before;
     assert_eq!(t.len(), n as usize);
     bytes as f64 / f64::from(n)
 }
