@@ -32,6 +32,11 @@ pub struct PunchConfig {
     pub attempts: u32,
     /// Time between rounds.
     pub round_interval: Duration,
+    /// How much later a symmetric side fires than a cone peer punching
+    /// directly, so that the cone's outbound opens its filter before the
+    /// symmetric side's new mapping knocks (both firing at once loses the
+    /// first round to that race).
+    pub symmetric_stagger: Duration,
     /// Try predicted ports of a sequential symmetric NAT (`port_prediction_enabled`).
     pub port_prediction: bool,
     /// Ports either side of the prediction (±5).
@@ -47,6 +52,7 @@ impl Default for PunchConfig {
         PunchConfig {
             attempts: 3,
             round_interval: Duration::from_millis(400),
+            symmetric_stagger: Duration::from_millis(25),
             port_prediction: true,
             prediction_spread: 5,
             spray_sockets: 256,
@@ -264,6 +270,11 @@ impl Puncher {
             _ => Vec::new(),
         };
         extra.retain(|&p| p != peer.observed.port());
+        let fire_at = if strategy == Strategy::Direct && symmetric(me.class) {
+            fire_at + cfg.symmetric_stagger
+        } else {
+            fire_at
+        };
         let mut schedule = Vec::new();
         let rounds = cfg.attempts as usize;
         for r in 0..rounds {

@@ -111,6 +111,31 @@ fn direct_punch_fires_three_rounds_then_fails() {
 }
 
 #[test]
+fn a_symmetric_side_fires_a_little_after_its_cone_peer() {
+    let cfg = PunchConfig::default();
+    let t0 = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut sym = Puncher::new(
+        &cfg,
+        &side(PEER, NatClass::SymmetricNat),
+        &side(ME, NatClass::RestrictedCone),
+        t0,
+        &mut rng,
+    )
+    .unwrap();
+    let mut cone = Puncher::new(
+        &cfg,
+        &side(ME, NatClass::RestrictedCone),
+        &side(PEER, NatClass::SymmetricNat),
+        t0,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(drain(&mut cone, t0)[0].2, Duration::ZERO);
+    assert_eq!(drain(&mut sym, t0)[0].2, cfg.symmetric_stagger);
+}
+
+#[test]
 fn nothing_fires_before_the_agreed_time() {
     let t0 = Instant::now();
     let fire = t0 + Duration::from_millis(50);
