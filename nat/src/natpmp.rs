@@ -101,7 +101,8 @@ pub enum ResultCode {
 }
 
 impl ResultCode {
-    fn from_value(v: u16) -> Self {
+    /// The code from the wire.
+    pub fn from_value(v: u16) -> Self {
         match v {
             0 => ResultCode::Success,
             1 => ResultCode::UnsupportedVersion,

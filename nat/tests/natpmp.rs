@@ -140,14 +140,7 @@ fn arb_response() -> impl Strategy<Value = Response> {
             }),
         (op, 1u16.., any::<u32>()).prop_map(|(opcode, r, epoch)| Response::Failure {
             opcode,
-            result: match r {
-                1 => ResultCode::UnsupportedVersion,
-                2 => ResultCode::NotAuthorized,
-                3 => ResultCode::NetworkFailure,
-                4 => ResultCode::OutOfResources,
-                5 => ResultCode::UnsupportedOpcode,
-                n => ResultCode::Other(n),
-            },
+            result: ResultCode::from_value(r),
             epoch,
         }),
     ]
