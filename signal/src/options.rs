@@ -57,7 +57,7 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: "max-conns",
         kind: Kind::Value,
-        help: "most HTTP connections at once, WebSockets included (default 8192)",
+        help: "most HTTP connections at once; an upgraded WebSocket leaves this count and is bounded by -max-peers (default 8192)",
     },
     Spec {
         name: "header-timeout-sec",
