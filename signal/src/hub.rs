@@ -225,7 +225,8 @@ impl Hub {
         };
         let to: Vec<ConnId> = match env.to.as_deref().filter(|t| !t.is_empty()) {
             None => members.values().copied().filter(|c| *c != conn).collect(),
-            Some(t) => match members.get(t) {
+            // Addressed to a peer not in the room, or to the sender itself.
+            Some(t) => match members.get(t).filter(|c| **c != conn) {
                 Some(c) => vec![*c],
                 None => {
                     self.counters.unroutable += 1;
@@ -377,5 +378,72 @@ mod tests {
             h.route(later, a, r#"{"type":"x"}"#).unwrap_err(),
             Reject::RateLimited
         );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Join(u8, u8),
+            Leave(u8),
+            Route(u8, String),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u8..4, 0u8..6).prop_map(|(r, i)| Op::Join(r, i)),
+                (0u8..16).prop_map(Op::Leave),
+                (
+                    0u8..16,
+                    prop_oneof![
+                        any::<String>(),
+                        "[a-f]{1,3}"
+                            .prop_map(|to| format!(r#"{{"type":"t","to":"{to}","data":[1]}}"#)),
+                        Just(r#"{"type":"t"}"#.to_string()),
+                    ]
+                )
+                    .prop_map(|(c, t)| Op::Route(c, t)),
+            ]
+        }
+
+        proptest! {
+            /// Any sequence of joins, leaves and arbitrary text: no panic,
+            /// the bounds hold, every send goes to a live peer other than
+            /// its source, and every text sent is JSON with a stamped `from`.
+            #[test]
+            fn bounds_and_addressing_hold(ops in proptest::collection::vec(op(), 1..80)) {
+                let limits = Limits { max_rooms: 3, max_room_peers: 3, max_peers: 5, max_envelope: 128, ..Limits::default() };
+                let (mut h, t) = hub(limits);
+                let mut conns: Vec<ConnId> = Vec::new();
+                for op in ops {
+                    let (sends, from) = match op {
+                        Op::Join(r, i) => match h.join(t, &format!("r{r}"), &format!("{}", (b'a' + i) as char)) {
+                            Ok(j) => { conns.push(j.conn); (j.sends, None) }
+                            Err(_) => (Vec::new(), None),
+                        },
+                        Op::Leave(c) => match conns.get(c as usize).copied() {
+                            Some(conn) => { conns.retain(|x| *x != conn); (h.leave(conn), Some(conn)) }
+                            None => (Vec::new(), None),
+                        },
+                        Op::Route(c, text) => match conns.get(c as usize).copied() {
+                            Some(conn) => (h.route(t, conn, &text).unwrap_or_default(), Some(conn)),
+                            None => (Vec::new(), None),
+                        },
+                    };
+                    prop_assert!(h.rooms() <= 3 && h.peers() <= 5);
+                    prop_assert_eq!(h.peers(), conns.len());
+                    for s in sends {
+                        let v: serde_json::Value = serde_json::from_str(&s.text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        prop_assert!(v["type"].is_string());
+                        for to in &s.to {
+                            prop_assert!(conns.contains(to));
+                            prop_assert!(Some(*to) != from);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

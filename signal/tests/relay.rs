@@ -110,6 +110,15 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `moss_signal_closed_total` for one cause.
+    fn closed(&self, reason: &str, code: u16) -> f64 {
+        self.metric(&format!(
+            r#"moss_signal_closed_total{{reason="{reason}",code="{code}"}}"#
+        ))
+    }
+}
+
 /// The next text message as JSON (pings skipped).
 async fn next(ws: &mut Ws) -> Value {
     loop {
@@ -237,22 +246,10 @@ async fn join_limits_close_with_codes() {
     // The room still works.
     send(&mut b, r#"{"type":"offer","to":"a"}"#).await;
     assert_eq!(next(&mut a).await["from"], "b");
-    assert_eq!(
-        s.metric(r#"moss_signal_closed_total{reason="bad_room",code="4400"}"#),
-        2.0
-    );
-    assert_eq!(
-        s.metric(r#"moss_signal_closed_total{reason="bad_id",code="4400"}"#),
-        2.0
-    );
-    assert_eq!(
-        s.metric(r#"moss_signal_closed_total{reason="duplicate_id",code="4409"}"#),
-        1.0
-    );
-    assert_eq!(
-        s.metric(r#"moss_signal_closed_total{reason="server_full",code="1013"}"#),
-        1.0
-    );
+    assert_eq!(s.closed("bad_room", 4400), 2.0);
+    assert_eq!(s.closed("bad_id", 4400), 2.0);
+    assert_eq!(s.closed("duplicate_id", 4409), 1.0);
+    assert_eq!(s.closed("server_full", 1013), 1.0);
 }
 
 #[tokio::test]
@@ -317,18 +314,9 @@ async fn bad_input_is_closed_with_a_reason_and_others_carry_on() {
     send(&mut b, r#"{"type":"offer","to":"a"}"#).await;
     assert_eq!(next(&mut a).await["from"], "b");
     assert_eq!(s.get("/healthz").0, 200);
-    assert_eq!(
-        s.metric(r#"moss_signal_closed_total{reason="malformed",code="1007"}"#),
-        3.0
-    );
-    assert_eq!(
-        s.metric(r#"moss_signal_closed_total{reason="oversize",code="1009"}"#),
-        2.0
-    );
-    assert_eq!(
-        s.metric(r#"moss_signal_closed_total{reason="rate_limited",code="4429"}"#),
-        1.0
-    );
+    assert_eq!(s.closed("malformed", 1007), 3.0);
+    assert_eq!(s.closed("oversize", 1009), 2.0);
+    assert_eq!(s.closed("rate_limited", 4429), 1.0);
 }
 
 #[tokio::test]
@@ -369,7 +357,7 @@ async fn silent_connection_is_closed_as_idle() {
     // until the server counts the idle close, then read its close frame
     // while it still waits for our answer.
     for _ in 0..100 {
-        if s.metric(r#"moss_signal_closed_total{reason="idle",code="1001"}"#) > 0.0 {
+        if s.closed("idle", 1001) > 0.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
