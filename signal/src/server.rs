@@ -184,7 +184,7 @@ async fn session(s: Arc<Signal>, mut socket: WebSocket, room: String, id: String
         }
     };
     let idle = s.limits.idle;
-    let mut ping = tokio::time::interval(idle / 3);
+    let mut ping = tokio::time::interval((idle / 3).max(std::time::Duration::from_millis(10)));
     ping.tick().await;
     let mut heard = Instant::now();
     let cause = loop {
@@ -229,12 +229,15 @@ async fn session(s: Arc<Signal>, mut socket: WebSocket, room: String, id: String
             }
         }
     };
+    // Leave the room first: nothing is routed to a peer being closed.
+    {
+        let mut st = s.lock();
+        st.outs.remove(&conn);
+        let sends = st.hub.leave(conn);
+        st.deliver(sends);
+    }
     if let Some(r) = cause {
         close(&mut socket, r).await;
     }
-    let mut st = s.lock();
-    st.connections -= 1;
-    st.outs.remove(&conn);
-    let sends = st.hub.leave(conn);
-    st.deliver(sends);
+    s.lock().connections -= 1;
 }
