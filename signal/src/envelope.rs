@@ -61,6 +61,13 @@ pub fn decode(text: &str) -> Result<Inbound<'_>, EnvelopeError> {
     if SERVER_TYPES.contains(&env.kind.as_ref()) {
         return Err(EnvelopeError::Reserved(env.kind.into_owned()));
     }
+    // `data` is kept raw, and the raw scan lets escapes such as a lone
+    // surrogate (`"\udc00"`) through. Forward only I-JSON (RFC 7493), which
+    // every receiver's parser accepts: decode it once, strictly.
+    if let Some(d) = env.data {
+        serde_json::from_str::<serde_json::Value>(d.get())
+            .map_err(|e| EnvelopeError::Json(e.to_string()))?;
+    }
     Ok(env)
 }
 
@@ -130,6 +137,7 @@ mod tests {
             r#"{"type":5}"#,
             r#"{"type":"offer","to":7}"#,
             r#"{"type":"offer""#,
+            r#"{"type":"offer","data":{"sdp":"\udc00"}}"#,
         ] {
             assert!(matches!(decode(bad), Err(EnvelopeError::Json(_))), "{bad}");
         }
