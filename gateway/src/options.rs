@@ -26,7 +26,7 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "k-anon", kind: Kind::Value, help: "suppress detailed metrics below this many contributors (default 5)" },
     Spec { name: "max-meshes", kind: Kind::Value, help: "most meshes joined on demand through ?meshid= (default 8)" },
     Spec { name: "public-meshes", kind: Kind::Repeated, help: "comma-separated on-demand mesh ids allowed to use trackers and the DHT (repeatable; \"*\" = all; default none)" },
-    Spec { name: "http-max-conns", kind: Kind::Value, help: "most HTTP connections at once; more wait in the backlog (default 512)" },
+    Spec { name: "http-max-conns", kind: Kind::Value, help: "most HTTP connections at once; at the cap a new client evicts the oldest connection that never sent a request, else waits in the backlog (default 512)" },
     Spec { name: "http-header-timeout-sec", kind: Kind::Value, help: "longest wait for a request head, also the keep-alive idle timeout (default 10)" },
 ];
 
@@ -163,8 +163,16 @@ impl Options {
                 p.parse("http-header-timeout-sec", 10u64)?,
             ),
         };
-        if http_limits.max_connections == 0 || http_limits.header_timeout.is_zero() {
-            return Err(bad("http-max-conns", "0", "HTTP limits must be at least 1").into());
+        for (flag, zero) in [
+            ("http-max-conns", http_limits.max_connections == 0),
+            (
+                "http-header-timeout-sec",
+                http_limits.header_timeout.is_zero(),
+            ),
+        ] {
+            if zero {
+                return Err(bad(flag, "0", "must be at least 1").into());
+            }
         }
         Ok(Self {
             public_meshes: split_list(p.all("public-meshes")),
