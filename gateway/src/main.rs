@@ -6,6 +6,7 @@ mod inbox;
 mod meshes;
 mod metrics;
 mod options;
+mod serve;
 
 use options::Options;
 use std::process::ExitCode;
@@ -51,7 +52,10 @@ fn run(opts: Options) -> Result<(), String> {
         opts.config.clone(),
         opts.psk,
         opts.subscribe.clone(),
-        opts.max_meshes,
+        meshes::Policy {
+            max: opts.max_meshes,
+            public: opts.public_meshes.clone(),
+        },
     )
     .map_err(|e| e.to_string())?;
     let meshes = Arc::new(meshes);
@@ -74,35 +78,15 @@ fn run(opts: Options) -> Result<(), String> {
                 "moss-gateway: joined mesh, API on http://{http}"
             );
         }
-        axum::serve(listener, api::router(meshes.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("http server: {e}"))
+        serve::serve(
+            listener,
+            api::router(meshes.clone()),
+            opts.http_limits,
+            serve::shutdown_signal(),
+        )
+        .await;
+        Ok::<(), String>(())
     });
     meshes.clear();
     result
-}
-
-/// Resolves on SIGINT, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("moss-gateway: shutting down");
 }

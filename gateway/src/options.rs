@@ -25,6 +25,9 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "epoch-sec", kind: Kind::Value, help: "telemetry epoch length in seconds (default 300)" },
     Spec { name: "k-anon", kind: Kind::Value, help: "suppress detailed metrics below this many contributors (default 5)" },
     Spec { name: "max-meshes", kind: Kind::Value, help: "most meshes joined on demand through ?meshid= (default 8)" },
+    Spec { name: "public-meshes", kind: Kind::Repeated, help: "comma-separated on-demand mesh ids allowed to use trackers and the DHT (repeatable; \"*\" = all; default none)" },
+    Spec { name: "http-max-conns", kind: Kind::Value, help: "most HTTP connections at once; at the cap a new client evicts the oldest connection that never sent a request, else waits in the backlog (default 512)" },
+    Spec { name: "http-header-timeout-sec", kind: Kind::Value, help: "longest wait for a request head, also the keep-alive idle timeout (default 10)" },
 ];
 
 /// Why options were rejected.
@@ -61,6 +64,10 @@ pub struct Options {
     pub subscribe: Vec<String>,
     /// Most meshes at once.
     pub max_meshes: usize,
+    /// On-demand meshes allowed to announce publicly (`*` = all).
+    pub public_meshes: Vec<String>,
+    /// HTTP server bounds.
+    pub http_limits: crate::serve::HttpLimits,
 }
 
 fn bad(flag: &str, value: &str, reason: &str) -> FlagError {
@@ -87,6 +94,17 @@ fn parse_psk(v: &str) -> Result<[u8; 32], FlagError> {
     bytes
         .try_into()
         .map_err(|_| bad("psk", v, "need exactly 32 bytes (64 hex digits)"))
+}
+
+/// Every item of comma-separated, repeatable values, trimmed, empties skipped.
+fn split_list(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 impl Options {
@@ -122,11 +140,7 @@ impl Options {
         config
             .lan_interfaces
             .extend(p.all("lan-interface").iter().cloned());
-        for s in p.all("static") {
-            for peer in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-                config.static_peers.push(peer.to_string());
-            }
-        }
+        config.static_peers.extend(split_list(p.all("static")));
         // A gateway exists to serve telemetry: on unless turned off.
         config.telemetry.enabled = p.bool("telemetry", true)?;
         if p.get("epoch-sec").is_some() {
@@ -143,7 +157,26 @@ impl Options {
         if max_meshes == 0 {
             return Err(bad("max-meshes", "0", "must be at least 1").into());
         }
+        let http_limits = crate::serve::HttpLimits {
+            max_connections: p.parse("http-max-conns", 512usize)?,
+            header_timeout: std::time::Duration::from_secs(
+                p.parse("http-header-timeout-sec", 10u64)?,
+            ),
+        };
+        for (flag, zero) in [
+            ("http-max-conns", http_limits.max_connections == 0),
+            (
+                "http-header-timeout-sec",
+                http_limits.header_timeout.is_zero(),
+            ),
+        ] {
+            if zero {
+                return Err(bad(flag, "0", "must be at least 1").into());
+            }
+        }
         Ok(Self {
+            public_meshes: split_list(p.all("public-meshes")),
+            http_limits,
             mesh: p.get("mesh").unwrap_or("global").to_string(),
             http: parse_http(p.get("http").unwrap_or("127.0.0.1:8787"))?,
             config,

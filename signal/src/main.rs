@@ -1,0 +1,57 @@
+//! moss-signal: the WebRTC signaling relay for browser Moss peers.
+
+use moss_signal::options::{Options, OptionsError, SPECS};
+use moss_signal::{flags, serve, server};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match Options::from_args(&args) {
+        Ok(o) => o,
+        Err(OptionsError::Flag(flags::FlagError::Help)) => {
+            eprint!("{}", flags::usage("moss-signal", SPECS));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("moss-signal: {e}");
+            eprint!("{}", flags::usage("moss-signal", SPECS));
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("moss-signal: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(opts.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("moss-signal: cannot listen on {}: {e}", opts.addr);
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!("moss-signal: listening on ws://{addr}/signal");
+        let app = server::router(server::Signal::new(opts.limits));
+        serve::serve(listener, app, opts.http, serve::shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
