@@ -275,30 +275,16 @@ pub fn audit(links: &[ChainLink]) -> ChainAudit {
         if recomputed.is_none() {
             a.unrecomputed += 1;
         }
+        // At most two faults per link: its place in the chain, its digest.
+        let mut continuity = None;
         if let Some((p, p_recomputed)) = previous {
             if link.epoch <= p.epoch {
-                let kind = BreakKind::EpochNotIncreasing { previous: p.epoch };
-                note(
-                    &mut a,
-                    Break {
-                        index,
-                        epoch: link.epoch,
-                        kind,
-                    },
-                );
+                continuity = Some(BreakKind::EpochNotIncreasing { previous: p.epoch });
             } else if link.prev_digest != p.epoch_digest && Some(link.prev_digest) != p_recomputed {
-                let kind = BreakKind::BrokenLink {
+                continuity = Some(BreakKind::BrokenLink {
                     expected: p.epoch_digest,
                     got: link.prev_digest,
-                };
-                note(
-                    &mut a,
-                    Break {
-                        index,
-                        epoch: link.epoch,
-                        kind,
-                    },
-                );
+                });
             } else if link.epoch > p.epoch.saturating_add(1) {
                 a.gaps.push(Gap {
                     after: p.epoch,
@@ -306,19 +292,15 @@ pub fn audit(links: &[ChainLink]) -> ChainAudit {
                 });
             }
         }
-        if let Some(expected) = recomputed.filter(|d| *d != link.epoch_digest) {
-            let kind = BreakKind::DigestMismatch {
+        let digest = recomputed
+            .filter(|d| *d != link.epoch_digest)
+            .map(|expected| BreakKind::DigestMismatch {
                 expected,
                 got: link.epoch_digest,
-            };
-            note(
-                &mut a,
-                Break {
-                    index,
-                    epoch: link.epoch,
-                    kind,
-                },
-            );
+            });
+        for kind in [continuity, digest].into_iter().flatten() {
+            let epoch = link.epoch;
+            note(&mut a, Break { index, epoch, kind });
         }
         previous = Some((link, recomputed));
     }
