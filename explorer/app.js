@@ -90,6 +90,8 @@ async function pollChain(gw) {
     if (gw.state === 'other-mesh') return;
     const r = JSON.parse(verifier.setChain(gw.slot, bytes));
     if (r.ok) { gw.audit = r.audit; gw.chainError = null; } else { gw.audit = null; gw.chainError = r.error.message; }
+    const now = gw.report && gw.history.get(gw.report.epoch);
+    if (now) now.chain = gw.audit?.links ?? 0;
     agreement = JSON.parse(verifier.agreement()).agreement;
     gw.latency.chain = ms;
     if (gw.chainError) setState(gw, 'error', `chain: ${gw.chainError}`);

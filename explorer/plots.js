@@ -51,10 +51,12 @@ export function linePlot(canvas, series, { empty = 'no data yet' } = {}) {
     ctx.beginPath(); ctx.moveTo(PAD.l, Y(y)); ctx.lineTo(PAD.l + W, Y(y)); ctx.stroke();
     ctx.fillText(fmt(y), PAD.l - 4, Y(y) + 4);
   }
-  ctx.textAlign = 'center';
-  ctx.fillText(`epoch ${x0}`, PAD.l + 30, canvas.height - 8);
-  ctx.fillText(`epoch ${x1}`, PAD.l + W - 30, canvas.height - 8);
-  series.forEach((s, i) => {
+  ctx.textAlign = 'left';
+  ctx.fillText(`epoch ${x0}`, PAD.l, canvas.height - 8);
+  ctx.textAlign = 'right';
+  ctx.fillText(`epoch ${x1}`, PAD.l + W, canvas.height - 8);
+  let legendX = PAD.l + 6;
+  series.forEach(s => {
     ctx.strokeStyle = ctx.fillStyle = s.color;
     ctx.lineWidth = 2;
     ctx.beginPath();
@@ -62,7 +64,8 @@ export function linePlot(canvas, series, { empty = 'no data yet' } = {}) {
     ctx.stroke();
     for (const [x, y] of s.points) { ctx.beginPath(); ctx.arc(X(x), Y(y), 2.5, 0, 7); ctx.fill(); }
     ctx.textAlign = 'left';
-    ctx.fillText(s.label, PAD.l + 6 + i * 130, PAD.t + 10);
+    ctx.fillText(s.label, legendX, PAD.t + 10);
+    legendX += ctx.measureText(s.label).width + 14;
   });
   ctx.lineWidth = 1;
 }

@@ -35,7 +35,8 @@ done
 echo "explorer/pkg matches the fresh build ($(stat -c %s "$FRESH/moss_wasm_bg.wasm") bytes wasm, $(gzip -9c "$FRESH/moss_wasm_bg.wasm" | wc -c) gzipped)"
 
 echo "== moss-wasm: wasm-bindgen-test in headless Chromium"
-/usr/bin/cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD"
+# --release reuses the std and dependencies the build above compiled
+/usr/bin/cargo test --locked --release --target wasm32-unknown-unknown "$BUILD_STD"
 
 echo "== moss-wasm: native verification benchmark"
 NATIVE_BENCH_MS=$(env -u CARGO_TARGET_DIR CARGO_TARGET_DIR="$CARGO_TARGET_DIR/native" \

@@ -48,7 +48,7 @@ function freePort(kind) {
 }
 
 const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'moss-explorer-')), 'config.json');
-fs.writeFileSync(config, JSON.stringify({ telemetry: { enabled: true, epoch_sec: 5, k_anon: 1 } }));
+fs.writeFileSync(config, JSON.stringify({ telemetry: { enabled: true, epoch_sec: 5, k_anon: 1, bandwidth_cap_bytes: 1000000 } }));
 
 async function gateway(staticPeer) {
   const udp = await freePort('udp'), http = await freePort('tcp');
@@ -74,8 +74,15 @@ try {
   const node = await gateway(a.udp); // a third node in the mesh, not shown
   const site = await staticServer(path.join(ROOT, 'explorer'), PKG);
   const fake = await fakeGateway(a.base);
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // The explorer's origin counts as a public site, so every gateway read is
+    // a public-to-local request, as from an https explorer to localhost.
+    // Chromium 156 gates those by the Local Network Access permission (it no
+    // longer sends Private Network Access preflights; the gateway still
+    // answers them, checked below), granted here as a user would.
+    `--ip-address-space-overrides=${site.origin.replace('http://', '')}=public`] });
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 1250 } });
+  await ctx.grantPermissions(['local-network-access']);
   const errors = [];
   ctx.on('weberror', e => errors.push(String(e.error())));
 
@@ -103,8 +110,7 @@ try {
     const diverged = await healthy.locator('#agreement-card').getAttribute('data-diverged');
     assert(!diverged, `healthy gateways diverge at ${diverged}`);
     assert(await attr(healthy, 0, 'data-mesh') === MESH, 'mesh id shown');
-    await until('node-count plot has points', async () => (await healthy.locator('#topology').getAttribute('data-nodes')) >= 1);
-    await healthy.screenshot({ path: path.join(ARTIFACTS, 'explorer-healthy.png'), fullPage: true });
+    await until('the topology drawn', async () => (await healthy.locator('#topology').getAttribute('data-nodes')) >= 1);
   });
 
   await step('the topology drawing is deterministic for a digest and histograms, and shows no ids', async () => {
@@ -205,6 +211,15 @@ try {
       (native ? `, native ${native.toFixed(2)} ms, wasm/native ${(ms / native).toFixed(2)}x` : '');
     console.log(line);
     fs.writeFileSync(path.join(ARTIFACTS, 'bench.txt'), line + '\n');
+  });
+
+  await step('the healthy page keeps verifying as epochs pass (screenshot)', async () => {
+    const first = Number(await attr(healthy, 0, 'data-verified-through'));
+    await until('a newer verified epoch on both', async () => {
+      for (const i of [0, 1]) if (Number(await attr(healthy, i, 'data-verified-through')) <= first) return false;
+      return !(await healthy.locator('#agreement-card').getAttribute('data-diverged'));
+    }, 30000);
+    await healthy.screenshot({ path: path.join(ARTIFACTS, 'explorer-healthy.png'), fullPage: true });
   });
 
   await step('no uncaught error in any page', async () => { assert(errors.length === 0, errors.join('\n')); });
