@@ -13,7 +13,10 @@ fn main() {
             let t0 = Instant::now();
             let r = v.set_chain(0, json.as_bytes());
             let ms = t0.elapsed().as_secs_f64() * 1e3;
-            assert!(r.contains("\"verified_through\":10000"), "bench chain did not verify");
+            assert!(
+                r.contains("\"verified_through\":10000"),
+                "bench chain did not verify"
+            );
             ms
         })
         .collect();

@@ -217,6 +217,8 @@ try {
     const first = Number(await attr(healthy, 0, 'data-verified-through'));
     await until('a newer verified epoch on both', async () => {
       for (const i of [0, 1]) if (Number(await attr(healthy, i, 'data-verified-through')) <= first) return false;
+      // All three nodes' contributions merged, for a representative picture.
+      if (!/3 contributors/.test(await panel(healthy, 0).innerText())) return false;
       return !(await healthy.locator('#agreement-card').getAttribute('data-diverged'));
     }, 30000);
     await healthy.screenshot({ path: path.join(ARTIFACTS, 'explorer-healthy.png'), fullPage: true });
