@@ -61,7 +61,7 @@ export class Verifier {
         wasm.verifier_clearChain(this.__wbg_ptr, slot);
     }
     /**
-     * A verifier with `slots` empty gateway slots.
+     * A verifier with `slots` empty gateway slots (at most 64).
      * @param {number} slots
      */
     constructor(slots) {

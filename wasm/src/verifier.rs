@@ -15,7 +15,7 @@ pub struct Verifier {
 
 #[wasm_bindgen]
 impl Verifier {
-    /// A verifier with `slots` empty gateway slots.
+    /// A verifier with `slots` empty gateway slots (at most 64).
     #[wasm_bindgen(constructor)]
     pub fn new(slots: usize) -> Verifier {
         Verifier {
