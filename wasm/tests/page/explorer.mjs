@@ -140,7 +140,6 @@ try {
     assert(diverged === String(epoch), `diverged epochs ${diverged}, want ${epoch}`);
     const breakText = await panel(tampered, 2).locator('.breaks li').first().innerText();
     assert(breakText.includes(`epoch ${epoch}`) && /expected [0-9a-f]{10}… got ff|expected [0-9a-f]{10}… got 00/.test(breakText), breakText);
-    await tampered.screenshot({ path: path.join(ARTIFACTS, 'explorer-tampered.png'), fullPage: true });
   });
 
   await step('bad gateways give clear states: 100 MB body, truncated JSON, down, another mesh, slow', async () => {
@@ -213,7 +212,7 @@ try {
     fs.writeFileSync(path.join(ARTIFACTS, 'bench.txt'), line + '\n');
   });
 
-  await step('the healthy page keeps verifying as epochs pass (screenshot)', async () => {
+  await step('the pages keep their verdicts as epochs pass (screenshots)', async () => {
     const first = Number(await attr(healthy, 0, 'data-verified-through'));
     await until('a newer verified epoch on both', async () => {
       for (const i of [0, 1]) if (Number(await attr(healthy, i, 'data-verified-through')) <= first) return false;
@@ -222,6 +221,11 @@ try {
       return !(await healthy.locator('#agreement-card').getAttribute('data-diverged'));
     }, 30000);
     await healthy.screenshot({ path: path.join(ARTIFACTS, 'explorer-healthy.png'), fullPage: true });
+    // The tampered page has kept running meanwhile: still exactly one epoch.
+    const epoch = String(fake.tampered());
+    assert(await attr(tampered, 2, 'data-break-epochs') === epoch, 'tampered page changed its verdict');
+    assert(await attr(tampered, 2, 'data-dissent') === epoch, 'tampered page changed its dissent');
+    await tampered.screenshot({ path: path.join(ARTIFACTS, 'explorer-tampered.png'), fullPage: true });
   });
 
   await step('no uncaught error in any page', async () => { assert(errors.length === 0, errors.join('\n')); });
