@@ -82,7 +82,7 @@ export function followEvents(url, { maxEvent, onEvent, onState }) {
   async function once() {
     ctl = new AbortController();
     const res = await fetch(url, { signal: ctl.signal, cache: 'no-store', headers: { accept: 'text/event-stream' } });
-    if (!res.ok) throw new GatewayError('http', `HTTP ${res.status}`);
+    if (!res.ok) { res.body?.cancel().catch(() => {}); throw new GatewayError('http', `HTTP ${res.status}`); }
     onState('open');
     delay = 1000;
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -61,6 +61,15 @@ export function simulate({ digest, nodeCount, natHistogram, degreeHistogram }) {
     const [a, b] = [Math.min(stubs[k], stubs[k + 1]), Math.max(stubs[k], stubs[k + 1])];
     if (a !== b && !seen.has(a * 100000 + b)) { seen.add(a * 100000 + b); edges.push([a, b]); }
   }
+  // Pairing drops self-loops and repeats: give each node that wanted a
+  // neighbour and lost them all one, so degree buckets above 0 stay visible.
+  const touched = new Set(edges.flat());
+  nodes.forEach((nd, i) => {
+    if (nd.degree === 0 || touched.has(i) || n < 2) return;
+    const j = (i + 1 + Math.floor(rnd() * (n - 1))) % n;
+    edges.push([Math.min(i, j), Math.max(i, j)]);
+    touched.add(i); touched.add(j);
+  });
   // Fruchterman–Reingold, fixed iteration count: deterministic.
   const k = Math.sqrt(4 / n);
   for (let it = 0, temp = 0.1; it < 120; it++, temp *= 0.97) {
