@@ -1,7 +1,8 @@
 //! The read-only HTTP API: `/api/stats` (the telemetry snapshot plus node
-//! counts), `/api/chain`, `/api/events` (SSE), `/api/messages`, `/metrics`. Every route takes `?meshid=`; every answer
-//! carries CORS and private-network-access headers so an https explorer can
-//! read a gateway on localhost.
+//! counts), `/api/chain`, `/api/events` (SSE), `/api/messages`, `/metrics`,
+//! and the explorer page at `/explorer/`. Every API route takes `?meshid=`;
+//! every answer carries CORS and private-network-access headers so an https
+//! explorer can read a gateway on localhost.
 
 use crate::meshes::{MeshError, Meshes, Served};
 use axum::extract::{Query, State};
@@ -213,6 +214,7 @@ pub fn router(meshes: Arc<Meshes>) -> Router {
         .route("/api/events", get(events))
         .route("/api/messages", get(messages))
         .route("/metrics", get(metrics))
+        .merge(crate::explorer::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(cors))
         .with_state(meshes)

@@ -231,34 +231,21 @@ pub enum VerifyError {
 /// not checked (its predecessor may have been pruned). Gaps in epoch numbers
 /// are allowed (a node that was offline finalizes nothing for those epochs).
 pub fn verify(links: &[ChainLink]) -> Result<(), VerifyError> {
-    let mut previous: Option<&ChainLink> = None;
-    for (index, link) in links.iter().enumerate() {
-        if let Some(p) = previous {
-            if link.epoch <= p.epoch {
-                return Err(VerifyError::EpochNotIncreasing {
-                    index,
-                    epoch: link.epoch,
-                    previous: p.epoch,
-                });
-            }
-            if link.prev_digest != p.epoch_digest {
-                return Err(VerifyError::BrokenLink {
-                    index,
-                    epoch: link.epoch,
-                });
-            }
-        }
-        if let Some(state) = &link.state_digest {
-            if epoch_digest(link.epoch, state, &link.prev_digest) != link.epoch_digest {
-                return Err(VerifyError::DigestMismatch {
-                    index,
-                    epoch: link.epoch,
-                });
-            }
-        }
-        previous = Some(link);
-    }
-    Ok(())
+    use crate::audit::BreakKind;
+    // The full audit reports every break; its first one is this verdict.
+    let Some(b) = crate::audit::audit(links).breaks.first().copied() else {
+        return Ok(());
+    };
+    let (index, epoch) = (b.index, b.epoch);
+    Err(match b.kind {
+        BreakKind::EpochNotIncreasing { previous } => VerifyError::EpochNotIncreasing {
+            index,
+            epoch,
+            previous,
+        },
+        BreakKind::BrokenLink { .. } => VerifyError::BrokenLink { index, epoch },
+        BreakKind::DigestMismatch { .. } => VerifyError::DigestMismatch { index, epoch },
+    })
 }
 
 /// How two chains relate on the epochs both hold.

@@ -15,6 +15,9 @@
 //! - [`Snapshot`]: the JSON report served by `/api/stats`.
 //! - [`Chain`], [`verify`], [`cross_check`]: the per-node epoch hash chain
 //!   served by `/api/chain` and checked by the explorer.
+//! - [`audit()`], [`agreement`]: size-capped parsing of served documents, a
+//!   full report of every chain break and the agreement of several
+//!   gateways (what the explorer's wasm verifier runs).
 //! - [`Telemetry`]: the façade the mesh node drives.
 
 #![warn(missing_docs)]
@@ -28,6 +31,7 @@
     )
 )]
 
+pub mod audit;
 pub mod chain;
 pub mod config;
 pub mod contribution;
@@ -40,6 +44,10 @@ pub mod nat;
 pub mod snapshot;
 pub mod telemetry;
 
+pub use audit::{
+    agreement, audit, check_snapshot, parse_chain, parse_stats, Agreement, Break, BreakKind,
+    ChainAudit, EpochAgreement, Gap, InputError, SnapshotIssue, StatsDoc, Verdict,
+};
 pub use chain::{
     cross_check, epoch_digest, verify, Chain, ChainError, ChainLink, CrossCheck, CrossCheckError,
     Digest, VerifyError, DEFAULT_CHAIN_CAPACITY,

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# moss-wasm and explorer suites outside cargo's workspace runner:
+#  1. builds the wasm verifier fresh (Debian rustc-web, -Zbuild-std) and
+#     checks the committed explorer/pkg (what the gateway embeds) matches it;
+#  2. runs the #[wasm_bindgen_test] tests in headless Chromium;
+#  3. times the 10,000-link verification natively (same code, same profile);
+#  4. runs the playwright page tests (tests/page/explorer.mjs) against real
+#     gateways; screenshots and bench.txt land in target/explorer-artifacts/.
+# Without the toolchain or browser it prints SKIP, and fails when CI=true.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+skip() {
+  echo "SKIP: moss-wasm/explorer tests: $1 (run wasm/scripts/install-test-deps.sh)"
+  [ "${CI:-}" = true ] && { echo "FAIL: CI=true and the browser suite cannot run" >&2; exit 1; }
+  exit 0
+}
+for t in /usr/bin/rustc /usr/bin/chromium /usr/bin/chromedriver "${WASM_TOOLS_ROOT:-/opt/wasm-tools}/bin/wasm-bindgen"; do
+  [ -x "$t" ] || skip "missing $t"
+done
+[ -d "$HERE/node_modules/playwright-core" ] || skip "missing npm playwright-core"
+ORIG_PATH=$PATH
+source "$HERE/scripts/env.sh"
+cd "$HERE"
+
+echo "== moss-wasm: build (wasm32, std from source)"
+FRESH=$CARGO_TARGET_DIR/explorer-pkg
+bash scripts/build.sh "$FRESH" >/dev/null
+for f in moss_wasm.js moss_wasm_bg.wasm; do
+  if ! cmp -s "$FRESH/$f" "$ROOT/explorer/pkg/$f"; then
+    echo "FAIL: explorer/pkg/$f differs from a fresh build: run wasm/scripts/build.sh and commit explorer/pkg" >&2
+    exit 1
+  fi
+done
+echo "explorer/pkg matches the fresh build ($(stat -c %s "$FRESH/moss_wasm_bg.wasm") bytes wasm, $(gzip -9c "$FRESH/moss_wasm_bg.wasm" | wc -c) gzipped)"
+
+echo "== moss-wasm: wasm-bindgen-test in headless Chromium"
+# (debug profile: a --release test build mixes panic strategies under
+# -Zbuild-std and fails with duplicate lang items)
+/usr/bin/cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD"
+
+echo "== moss-wasm: native verification benchmark"
+NATIVE_BENCH_MS=$(env -u CARGO_TARGET_DIR CARGO_TARGET_DIR="$CARGO_TARGET_DIR/native" \
+  /usr/bin/cargo run --locked --quiet --release --example verify_bench)
+export NATIVE_BENCH_MS
+
+echo "== explorer: page tests in Chromium"
+# the workspace toolchain (rustup), not the wasm one
+(cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
+  cargo build --quiet -p moss-gateway)
+export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$FRESH ARTIFACTS=$ROOT/target/explorer-artifacts
+node tests/page/explorer.mjs
