@@ -19,6 +19,7 @@ mod error;
 mod event;
 mod node;
 mod shard;
+mod story;
 
 pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
@@ -30,3 +31,4 @@ pub use moss_mesh::{
 };
 pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};
 pub use shard::{ShardError, ShardStat};
+pub use story::{path_of, short_id, Story};
