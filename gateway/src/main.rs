@@ -6,6 +6,7 @@ mod inbox;
 mod meshes;
 mod metrics;
 mod options;
+mod story;
 
 use options::Options;
 use std::process::ExitCode;

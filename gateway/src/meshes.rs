@@ -86,7 +86,9 @@ impl Meshes {
         }
         let node = b.start().map_err(|e| MeshError::Start(e.to_string()))?;
         let inbox = Inbox::start(&node, &self.topics);
-        Ok(Arc::new(Served { node, inbox }))
+        let served = Arc::new(Served { node, inbox });
+        crate::story::follow(mesh, &served);
+        Ok(served)
     }
 
     /// The node of `mesh` (the primary when `None`), joining it if needed.
@@ -102,6 +104,12 @@ impl Meshes {
             return Err(MeshError::Limit(self.max));
         }
         let s = self.spawn(id, false)?;
+        tracing::info!(
+            mesh = id,
+            listen = %s.node.local_addr(),
+            peer = %moss::short_id(&s.node.public_key()),
+            "joined mesh on demand (?meshid=)"
+        );
         let mut map = self.lock();
         if map.len() >= self.max {
             return Err(MeshError::Limit(self.max));
