@@ -14,30 +14,20 @@ const FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// Waits up to `wait` for a connected peer subscribed to `topic`; returns
 /// its peer id (hex).
 pub fn wait_for_subscriber(node: &Node, topic: &str, wait: Duration) -> Result<String, CliError> {
-    let deadline = Instant::now() + wait;
-    loop {
-        if node.peer_count() > 0 {
-            let stats = node.stats()?;
-            if let Some(p) = stats
-                .peers
-                .iter()
-                .find(|p| p.topics.iter().any(|t| t == topic))
-            {
-                return Ok(p.peer_id.clone());
-            }
-        }
-        if Instant::now() >= deadline {
+    match node.wait_for_subscriber(topic, wait) {
+        Ok(peer) => Ok(peer.to_hex()),
+        Err(NodeError::Timeout) => {
             let peers = node.peer_count();
-            return Err(CliError::NoPeer(if peers == 0 {
+            Err(CliError::NoPeer(if peers == 0 {
                 format!("no peer connected within {}s", wait.as_secs_f32())
             } else {
                 format!(
                     "{peers} peer(s) connected, none subscribed to `{topic}` within {}s",
                     wait.as_secs_f32()
                 )
-            }));
+            }))
         }
-        std::thread::sleep(POLL);
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -18,8 +18,10 @@ mod driver;
 mod error;
 mod event;
 mod node;
+mod reactor;
 mod shard;
 mod story;
+mod stream;
 
 pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
@@ -32,3 +34,4 @@ pub use moss_mesh::{
 pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};
 pub use shard::{ShardError, ShardStat};
 pub use story::{path_of, short_id, Story};
+pub use stream::{Connect, Publish, SubscriptionStream, WaitForSubscriber};
