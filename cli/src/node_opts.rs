@@ -142,8 +142,12 @@ pub fn with_story<T>(node: &Node, f: impl FnOnce() -> T) -> T {
     let mut story = moss::Story::new(node.mesh_id());
     std::thread::scope(|s| {
         let logger = s.spawn(|| {
-            while !done.load(Ordering::Relaxed) && story.step(node, STORY_ROUND) {}
-            story
+            // Each step blocks up to STORY_ROUND on the node's events.
+            loop {
+                if done.load(Ordering::Relaxed) || !story.step(node, STORY_ROUND) {
+                    break story;
+                }
+            }
         });
         let out = f();
         done.store(true, Ordering::Relaxed);

@@ -119,6 +119,13 @@ pub(crate) fn explain(error: &str) -> String {
     }
 }
 
+/// True the first time `cond` holds (tracked in `seen`).
+fn once(seen: &mut bool, cond: bool) -> bool {
+    let first = cond && !*seen;
+    *seen |= cond;
+    first
+}
+
 /// What the discovery part of [`crate::Story`] has logged so far, so that
 /// each line says something new: counts when they change, first errors.
 #[derive(Debug, Default)]
@@ -207,19 +214,21 @@ impl DiscoveryLog {
                     error = %explain(d.last_error.as_deref().unwrap_or("")),
                     "dht: could not start"
                 ),
-                state => tracing::info!(mesh, state = ?state, port = ?d.local_port, "dht"),
+                moss_discovery::stats::DhtState::Running => {
+                    tracing::info!(mesh, port = d.local_port.unwrap_or(0), "dht: running")
+                }
+                state => tracing::debug!(mesh, state = ?state, "dht"),
             }
         }
-        if d.announces_ok > 0 && !self.dht_announced {
-            self.dht_announced = true;
+        if once(&mut self.dht_announced, d.announces_ok > 0) {
             tracing::info!(
                 mesh,
                 announces_ok = d.announces_ok,
                 "dht: announced our address"
             );
         }
-        if d.announce_failures > 0 && !self.dht_failed && !self.dht_announced {
-            self.dht_failed = true;
+        let failed = d.announce_failures > 0 && !self.dht_announced;
+        if once(&mut self.dht_failed, failed) {
             tracing::info!(
                 mesh,
                 announce_failures = d.announce_failures,
@@ -239,20 +248,20 @@ impl DiscoveryLog {
     }
 
     fn lan(&mut self, mesh: &str, l: &moss_discovery::stats::LanStats) {
-        if l.beacons_sent > 0 && !self.lan_sending {
-            self.lan_sending = true;
+        if once(&mut self.lan_sending, l.beacons_sent > 0) {
             tracing::info!(mesh, beacons_sent = l.beacons_sent, "lan: sending beacons");
         }
-        if l.beacons_accepted > 0 && !self.lan_accepted {
-            self.lan_accepted = true;
+        if once(&mut self.lan_accepted, l.beacons_accepted > 0) {
             tracing::info!(
                 mesh,
                 beacons_accepted = l.beacons_accepted,
                 "lan: beacons from peers of this mesh"
             );
         }
-        if (l.last_error.is_some() || l.send_errors > 0) && !self.lan_error {
-            self.lan_error = true;
+        if once(
+            &mut self.lan_error,
+            l.last_error.is_some() || l.send_errors > 0,
+        ) {
             tracing::warn!(
                 mesh,
                 send_errors = l.send_errors,

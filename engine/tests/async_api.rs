@@ -83,7 +83,7 @@ fn async_publish_waits_on_back_pressure_instead_of_failing() {
     // More publishes than the engine's command queue holds, as fast as the
     // host can go: the blocking call would report `Busy` when the queue is
     // full; the future waits for room, so every one succeeds.
-    const N: u64 = 100_000;
+    const N: u64 = 80_000;
     let (_alice, bob, _stream) = pair("load");
     let (result, pending) = block_on(async {
         for i in 0..N {
@@ -93,9 +93,15 @@ fn async_publish_waits_on_back_pressure_instead_of_failing() {
     });
     result.unwrap();
     println!("{N} publishes, {pending} waits for queue room");
-    assert!(common::wait_for(|| bob
-        .stats()
-        .is_ok_and(|s| s.counters.messages_published >= N)));
+    // Every accepted publish is run by the engine (bounded wait, generous
+    // for a loaded machine: the engine works off a full queue first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut published = 0;
+    while published < N && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        published = bob.stats().map_or(0, |s| s.counters.messages_published);
+    }
+    assert_eq!(published, N);
 }
 
 #[test]
