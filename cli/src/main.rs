@@ -4,6 +4,7 @@
 mod error;
 mod identity;
 mod inspect;
+mod interrupt;
 mod node_opts;
 mod publish;
 mod sub;

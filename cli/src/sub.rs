@@ -6,6 +6,9 @@ use serde::Serialize;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+/// Longest wait for a message before looking at the interrupt flag.
+const ROUND: Duration = Duration::from_millis(200);
+
 /// One `--json` output line.
 #[derive(Debug, Serialize)]
 pub struct JsonLine<'a> {
@@ -44,7 +47,7 @@ pub fn write_message(out: &mut impl Write, m: &Message, json: bool) -> std::io::
 }
 
 /// Subscribes to `topic` and prints messages until `count` have arrived
-/// (forever when `None`) or `timeout` runs out.
+/// (forever when `None`), `timeout` runs out, or Ctrl-C (a clean stop).
 pub fn run(
     node: &Node,
     topic: &str,
@@ -52,18 +55,23 @@ pub fn run(
     count: Option<u64>,
     timeout: Option<Duration>,
 ) -> Result<(), CliError> {
+    crate::interrupt::catch();
     let sub = node.subscribe(topic)?;
     tracing::info!(topic, "subscribed; waiting for messages");
     let deadline = timeout.map(|t| Instant::now() + t);
     let stdout = std::io::stdout();
     let mut got = 0u64;
     while count.is_none_or(|c| got < c) {
+        if crate::interrupt::interrupted() {
+            tracing::info!("interrupted");
+            return Ok(());
+        }
         let wait = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(w) => w,
+                Some(w) => w.min(ROUND),
                 None => break,
             },
-            None => Duration::from_secs(3600),
+            None => ROUND,
         };
         if let Some(m) = sub.recv_timeout(wait) {
             got += 1;

@@ -173,3 +173,25 @@ fn id_creates_once_then_shows_the_same_peer_id() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn sigterm_stops_sub_cleanly() {
+    let (mut sub, _port, mut err) = subscriber(&[]);
+    // Signals are caught from the "subscribed" line on.
+    let mut line = String::new();
+    while !line.contains("subscribed") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "sub exited early");
+    }
+    let pid = sub.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = sub.0.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(status.success(), "{status:?} {rest}");
+    assert!(rest.contains("node shutting down"), "{rest}");
+}
