@@ -4,6 +4,14 @@
 //! executor: a waker thread inside `moss` (one per process) wakes them when
 //! the engine's channels have something, so no runtime is required.
 //!
+//! Cost: a stream that has messages queued takes them without any hop; one
+//! that waits is woken through the waker thread, one thread switch more
+//! than a blocking `recv`. Measured one message at a time (publish, wait
+//! for it, 2000 times, six alternating rounds, loopback, 2 shared cores at
+//! load 10): stream/blocking time ratio 0.63 to 2.6, median about 1.5. An
+//! engine that woke the task itself would save that hop, at the price of
+//! an async-aware sink in the engine thread.
+//!
 //! ```
 //! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     struct W(std::thread::Thread);
