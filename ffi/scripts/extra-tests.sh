@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python package's tests: builds libmoss.so if needed, installs
+# The Python package's tests: builds libmoss.so if needed (cargo decides), installs
 # ./ffi/python into a fresh virtual environment (system packages visible,
 # so an installed setuptools/pytest is reused; pytest is installed if
 # missing) and runs pytest from the repository root against the installed
@@ -7,10 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ ! -f target/debug/libmoss.so ] || [ -n "$(find ffi/src engine/src mesh/src -newer target/debug/libmoss.so -name '*.rs' -print -quit)" ]; then
-  echo "-- building libmoss.so"
-  cargo build -q -p moss-ffi
-fi
+# A no-op when the workspace build already made it.
+cargo build -q -p moss-ffi
 
 venv=$(mktemp -d)
 trap 'rm -rf "$venv"' EXIT
