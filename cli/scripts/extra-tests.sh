@@ -53,11 +53,11 @@ for name in chat-sub chat-pub gateways; do
 done
 
 use_ns=0
-if [ "$(id -u)" = 0 ] && unshare --net --pid --fork --kill-child true 2>/dev/null; then
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && unshare --net --pid --fork --kill-child true 2>/dev/null; then
   use_ns=1
   echo "-- each demo runs in its own network and PID namespace"
 else
-  echo "-- no namespaces (not root): demos use the host's loopback"
+  echo "-- no namespaces (needs root, unshare and ip): demos use the host's loopback"
 fi
 # ns.sh SCRIPT: runs SCRIPT in a fresh network + PID namespace with
 # loopback up (everything it starts dies with it), or plainly.
