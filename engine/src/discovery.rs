@@ -105,9 +105,183 @@ pub(crate) fn start(cfg: DiscoveryConfig) -> Option<Discovery> {
     }
 }
 
+/// The Mainline DHT crate's error when no DHT node is known to store our
+/// address at; its text ends in "at" with nothing after it.
+const DHT_NO_NODES: &str = "Failed to find any nodes close to store value at";
+
+/// A discovery error as logs show it: the DHT's truncated "no nodes" error
+/// gets its meaning spelled out.
+pub(crate) fn explain(error: &str) -> String {
+    if error.trim_end().ends_with(DHT_NO_NODES) {
+        format!("{error} (no DHT node known: the routing table is empty, so bootstrap failed; offline or UDP blocked?)")
+    } else {
+        error.to_string()
+    }
+}
+
+/// True the first time `cond` holds (tracked in `seen`).
+fn once(seen: &mut bool, cond: bool) -> bool {
+    let first = cond && !*seen;
+    *seen |= cond;
+    first
+}
+
+/// What the discovery part of [`crate::Story`] has logged so far, so that
+/// each line says something new: counts when they change, first errors.
+#[derive(Debug, Default)]
+pub(crate) struct DiscoveryLog {
+    trackers: Option<(usize, usize)>,
+    dht_state: Option<moss_discovery::stats::DhtState>,
+    dht_announced: bool,
+    dht_failed: bool,
+    dht_peers: u64,
+    lan_sending: bool,
+    lan_accepted: bool,
+    lan_error: bool,
+    candidates: u64,
+}
+
+impl DiscoveryLog {
+    /// A tracker result arrived as a host event: the summary comes from the
+    /// stats, so the single result is only debug.
+    pub(crate) fn tracker(&mut self, mesh: &str, tracker: &str, result: Result<usize, &String>) {
+        match result {
+            Ok(peers) => tracing::debug!(mesh, tracker, peers, "tracker announce"),
+            Err(e) => tracing::debug!(mesh, tracker, error = %e, "tracker failure"),
+        }
+    }
+
+    /// Logs what is new in `s`.
+    pub(crate) fn stats(&mut self, mesh: &str, s: &moss_discovery::DiscoveryStats) {
+        self.trackers(mesh, &s.trackers);
+        if let Some(d) = &s.dht {
+            self.dht(mesh, d);
+        }
+        if let Some(l) = &s.lan {
+            self.lan(mesh, l);
+        }
+        if s.candidates_emitted > self.candidates {
+            self.candidates = s.candidates_emitted;
+            tracing::info!(
+                mesh,
+                candidates = s.candidates_emitted,
+                "discovery: peer addresses to dial so far"
+            );
+        }
+    }
+
+    fn trackers(&mut self, mesh: &str, t: &[moss_discovery::stats::TrackerStats]) {
+        if t.is_empty() {
+            return;
+        }
+        let answered = t
+            .iter()
+            .filter(|t| t.announces_ok > 0 && t.consecutive_failures == 0)
+            .count();
+        let failing: Vec<_> = t
+            .iter()
+            .filter(|t| t.consecutive_failures > 0 || !t.supported)
+            .collect();
+        if answered + failing.len() < t.len() && self.trackers.is_none() {
+            // Wait until every tracker has a first result.
+            return;
+        }
+        if self.trackers == Some((answered, failing.len())) {
+            return;
+        }
+        self.trackers = Some((answered, failing.len()));
+        let peers: u64 = t.iter().map(|t| t.peers_returned).sum();
+        match failing.first() {
+            Some(f) => tracing::info!(
+                mesh,
+                trackers = t.len(),
+                answered,
+                failing = failing.len(),
+                peers,
+                first_error = %format!("{}: {}", f.url, explain(f.last_error.as_deref().unwrap_or("unsupported URL"))),
+                "trackers"
+            ),
+            None => tracing::info!(mesh, trackers = t.len(), answered, peers, "trackers"),
+        }
+    }
+
+    fn dht(&mut self, mesh: &str, d: &moss_discovery::stats::DhtStats) {
+        if self.dht_state != Some(d.state) {
+            self.dht_state = Some(d.state);
+            match d.state {
+                moss_discovery::stats::DhtState::Failed => tracing::warn!(
+                    mesh,
+                    error = %explain(d.last_error.as_deref().unwrap_or("")),
+                    "dht: could not start"
+                ),
+                moss_discovery::stats::DhtState::Running => {
+                    tracing::info!(mesh, port = d.local_port.unwrap_or(0), "dht: running")
+                }
+                state => tracing::debug!(mesh, state = ?state, "dht"),
+            }
+        }
+        if once(&mut self.dht_announced, d.announces_ok > 0) {
+            tracing::info!(
+                mesh,
+                announces_ok = d.announces_ok,
+                "dht: announced our address"
+            );
+        }
+        let failed = d.announce_failures > 0 && !self.dht_announced;
+        if once(&mut self.dht_failed, failed) {
+            tracing::info!(
+                mesh,
+                announce_failures = d.announce_failures,
+                first_error = %explain(d.last_error.as_deref().unwrap_or("")),
+                "dht: announce failed"
+            );
+        }
+        if d.peers_found > self.dht_peers {
+            self.dht_peers = d.peers_found;
+            tracing::info!(
+                mesh,
+                lookups = d.lookups,
+                peers_found = d.peers_found,
+                "dht: peers found"
+            );
+        }
+    }
+
+    fn lan(&mut self, mesh: &str, l: &moss_discovery::stats::LanStats) {
+        if once(&mut self.lan_sending, l.beacons_sent > 0) {
+            tracing::info!(mesh, beacons_sent = l.beacons_sent, "lan: sending beacons");
+        }
+        if once(&mut self.lan_accepted, l.beacons_accepted > 0) {
+            tracing::info!(
+                mesh,
+                beacons_accepted = l.beacons_accepted,
+                "lan: beacons from peers of this mesh"
+            );
+        }
+        if once(
+            &mut self.lan_error,
+            l.last_error.is_some() || l.send_errors > 0,
+        ) {
+            tracing::warn!(
+                mesh,
+                send_errors = l.send_errors,
+                first_error = l.last_error.as_deref().unwrap_or("send failed"),
+                "lan: beacon problem"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_truncated_dht_error_is_explained() {
+        let e = explain("announce_peer: Failed to find any nodes close to store value at");
+        assert!(e.contains("bootstrap failed"), "{e}");
+        assert_eq!(explain("cannot resolve"), "cannot resolve");
+    }
 
     #[test]
     fn self_addresses_are_recognised() {

@@ -35,6 +35,7 @@ fn shard_count(configured: u32) -> usize {
 }
 
 /// Configures and starts a [`Node`].
+#[must_use = "a builder does nothing until `start` is called"]
 pub struct NodeBuilder {
     mesh_id: String,
     psk: Option<[u8; 32]>,
@@ -227,9 +228,10 @@ pub struct Node {
 
 /// Messages of one topic; iterate or poll. Dropping it unsubscribes once no
 /// other subscription of the topic remains.
+#[must_use = "dropping a subscription unsubscribes"]
 pub struct Subscription {
     topic: String,
-    rx: Receiver<Message>,
+    pub(crate) rx: Receiver<Message>,
 }
 
 impl Subscription {
@@ -367,7 +369,7 @@ impl Node {
         self.shared.peer_count.load(Ordering::SeqCst)
     }
 
-    fn send(&self, cmd: Command) -> Result<(), NodeError> {
+    pub(crate) fn send(&self, cmd: Command) -> Result<(), NodeError> {
         if self.shared.stopped.load(Ordering::SeqCst) {
             return Err(NodeError::Stopped);
         }
@@ -473,7 +475,7 @@ impl Node {
         }
     }
 
-    fn resolve(&self, addr: &str) -> Result<SocketAddr, NodeError> {
+    pub(crate) fn resolve(&self, addr: &str) -> Result<SocketAddr, NodeError> {
         addr.to_socket_addrs()
             .map_err(|_| NodeError::BadAddress(addr.to_string()))?
             .find(|a| a.is_ipv4() == self.local_addr.is_ipv4())

@@ -8,6 +8,7 @@ mod meshes;
 mod metrics;
 mod options;
 mod serve;
+mod story;
 
 use options::Options;
 use std::process::ExitCode;

@@ -150,11 +150,13 @@ impl Meshes {
         }
         let node = b.start().map_err(|e| MeshError::Start(e.to_string()))?;
         let inbox = Inbox::start(&node, &self.topics);
-        Ok(Arc::new(Served {
+        let served = Arc::new(Served {
             node,
             inbox,
             _live: live,
-        }))
+        });
+        crate::story::follow(mesh, &served);
+        Ok(served)
     }
 
     /// The node of `mesh` (the primary when `None`), joining it if needed.
@@ -174,7 +176,20 @@ impl Meshes {
             }
         };
         // Other requests for the same id wait here for the one building it.
-        let r = slot.get_or_init(|| self.spawn(id, false)).clone();
+        let r = slot
+            .get_or_init(|| {
+                let built = self.spawn(id, false);
+                if let Ok(s) = &built {
+                    tracing::info!(
+                        mesh = id,
+                        listen = %s.node.local_addr(),
+                        peer = %moss::short_id(&s.node.public_key()),
+                        "joined mesh on demand (?meshid=)"
+                    );
+                }
+                built
+            })
+            .clone();
         if r.is_err() {
             let mut map = self.lock();
             if map.get(id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {

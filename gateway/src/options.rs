@@ -213,6 +213,17 @@ mod tests {
     }
 
     #[test]
+    fn offline_flags_turn_every_discovery_channel_off() {
+        let o = opts("-trackers=false -dht=false -lan=false").unwrap();
+        assert_eq!(o.config.trackers, Some(vec![]));
+        assert!(!o.config.dht_enabled);
+        assert!(!o.config.lan_discovery_enabled);
+        // -trackers=false keeps its meaning: trackers only.
+        let o = opts("-trackers=false").unwrap();
+        assert!(o.config.dht_enabled && o.config.lan_discovery_enabled);
+    }
+
+    #[test]
     fn bad_values_name_the_flag() {
         for (args, flag) in [
             ("-listen-port 99999", "-listen-port"),
