@@ -18,8 +18,8 @@
 
 pub mod config;
 pub mod control;
+mod heartbeat;
 pub mod mcache;
-mod mesh;
 mod router;
 pub mod score;
 pub mod seen;
@@ -28,7 +28,7 @@ pub mod types;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use control::{Control, PxPeer};
-pub use mesh::GRAFT_CATCH_UP;
+pub use heartbeat::GRAFT_CATCH_UP;
 pub use router::{AppScoreFn, PublishError, Received, Router, MAX_BACKOFF, MAX_PEER_TOPICS};
 pub use score::{ScoreParams, Thresholds, TopicParams};
 pub use types::{Action, MessageId, Topic};
