@@ -87,7 +87,7 @@ impl NodeBuilder {
                 Identity::from_seed(s)
             }
         };
-        let kind = BackendKind::parse(&self.config.engine.backend).unwrap_or(BackendKind::Auto);
+        let kind = BackendKind::from_config(&self.config.engine)?;
         let bind = self
             .bind
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.config.listen_port)));

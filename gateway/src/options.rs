@@ -139,6 +139,7 @@ impl Options {
             config.engine.backend = b.to_string();
         }
         config.validate()?;
+        moss::backend::BackendKind::from_config(&config.engine)?;
         let max_meshes: usize = p.parse("max-meshes", 8)?;
         if max_meshes == 0 {
             return Err(bad("max-meshes", "0", "must be at least 1").into());

@@ -5,6 +5,7 @@
 //! The driver owns the buffers (caller-owned, reused every iteration) so the
 //! steady-state path allocates nothing.
 
+use moss_mesh::ConfigError;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,21 @@ impl BackendKind {
             "portable" => Some(Self::Portable),
             _ => None,
         }
+    }
+
+    /// Parses `engine.backend` of a node config (an empty string is
+    /// `auto`); the error names the field `engine.backend`.
+    pub fn from_config(engine: &moss_mesh::config::EngineConfig) -> Result<Self, ConfigError> {
+        if engine.backend.is_empty() {
+            return Ok(Self::Auto);
+        }
+        Self::parse(&engine.backend).ok_or_else(|| ConfigError::Invalid {
+            field: "engine.backend",
+            reason: format!(
+                "unknown backend `{}` (auto, uring, mmsg, portable)",
+                engine.backend
+            ),
+        })
     }
 
     /// The config string of this kind.
@@ -271,4 +287,26 @@ pub fn bind_reuseport(addr: SocketAddr) -> Result<std::net::UdpSocket, BackendEr
     let socket: std::net::UdpSocket = s.into();
     linux::grow_buffers(std::os::fd::AsRawFd::as_raw_fd(&socket), SOCKET_BUFFER);
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_parse_and_errors_name_the_field() {
+        for k in [
+            BackendKind::Auto,
+            BackendKind::Uring,
+            BackendKind::Mmsg,
+            BackendKind::Portable,
+        ] {
+            assert_eq!(BackendKind::parse(k.as_str()), Some(k));
+        }
+        let cfg = moss_mesh::Config::from_json(r#"{"engine":{"backend":"dpdk"}}"#).unwrap();
+        let e = BackendKind::from_config(&cfg.engine).unwrap_err();
+        assert_eq!(e.field(), "engine.backend");
+        let d = moss_mesh::Config::from_json("{}").unwrap();
+        assert_eq!(BackendKind::from_config(&d.engine), Ok(BackendKind::Auto));
+    }
 }
