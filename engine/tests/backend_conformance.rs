@@ -3,7 +3,9 @@
 //! refuses is reported and skipped). Loopback only; every loop is bounded by
 //! a deadline that fails the test instead of hanging; no timing assertions.
 
-use moss::backend::{open_with_socket, Backend, BackendKind, OutDatagram, RecvBatch, MAX_DATAGRAM};
+use moss::backend::{
+    open_with_socket, Backend, BackendKind, OutDatagram, RecvBatch, MAX_RECV_DATAGRAM,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -200,7 +202,7 @@ const MIXED: &[usize] = &[
     2000,
     2046,
     2047,
-    MAX_DATAGRAM,
+    MAX_RECV_DATAGRAM,
 ];
 
 fn mixed_roundtrip(addr: &str) {
@@ -242,7 +244,7 @@ fn equal_size_runs(addr: &str) {
     let ks = kinds();
     // (count, size): a normal run, one longer than a GSO message may carry,
     // one whose total exceeds 64 KiB, and a run closed by a shorter datagram.
-    let shapes: &[(usize, usize)] = &[(40, 1000), (150, 64), (80, 1472), (7, MAX_DATAGRAM)];
+    let shapes: &[(usize, usize)] = &[(40, 1000), (150, 64), (80, 1472), (7, MAX_RECV_DATAGRAM)];
     for &a in &ks {
         for &b in &ks {
             let (mut tx, mut rx) = pair(a, b, addr);
@@ -404,7 +406,7 @@ fn oversized_datagrams_are_dropped_not_truncated() {
         let to = rx.local_addr().expect("local addr");
         let from = tx.local_addr().expect("local addr");
         let before = payload(1, 100);
-        let big = payload(2, MAX_DATAGRAM + 1000);
+        let big = payload(2, MAX_RECV_DATAGRAM + 1000);
         let after = payload(3, 100);
         send_all(tx.as_mut(), to, &[before.clone(), big, after.clone()]);
         let mut batch = RecvBatch::new(8);

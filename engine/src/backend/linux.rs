@@ -540,7 +540,7 @@ pub(crate) fn with_loopback_mtu<R: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::MAX_DATAGRAM;
+    use super::super::MAX_RECV_DATAGRAM;
     use super::*;
 
     #[test]
@@ -592,7 +592,7 @@ mod tests {
             d(b, &small[..]),
         ];
         let mut runs = Vec::new();
-        plan_runs(&out, MAX_DATAGRAM, &mut runs);
+        plan_runs(&out, MAX_RECV_DATAGRAM, &mut runs);
         let got: Vec<(usize, usize)> = runs.iter().map(|r| (r.start, r.count)).collect();
         assert_eq!(got, vec![(0, 3), (3, 1), (4, 1), (5, 1), (6, 1)]);
         plan_runs(&out, 0, &mut runs);
@@ -604,11 +604,17 @@ mod tests {
             got,
             vec![(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)]
         );
-        assert_eq!(after_refusal(MAX_DATAGRAM, GsoRefusal::TooBig, 1400), 1399);
+        assert_eq!(
+            after_refusal(MAX_RECV_DATAGRAM, GsoRefusal::TooBig, 1400),
+            1399
+        );
         assert_eq!(after_refusal(1000, GsoRefusal::TooBig, 1400), 1000);
-        assert_eq!(after_refusal(MAX_DATAGRAM, GsoRefusal::Refused, 1400), 0);
+        assert_eq!(
+            after_refusal(MAX_RECV_DATAGRAM, GsoRefusal::Refused, 1400),
+            0
+        );
         let many: Vec<_> = (0..200).map(|_| d(a, &big[..])).collect();
-        plan_runs(&many, MAX_DATAGRAM, &mut runs);
+        plan_runs(&many, MAX_RECV_DATAGRAM, &mut runs);
         assert!(runs.iter().all(|r| r.count * r.seg <= MAX_GSO_BYTES));
         assert_eq!(runs.iter().map(|r| r.count).sum::<usize>(), 200);
     }

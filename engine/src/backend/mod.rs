@@ -20,7 +20,7 @@ pub mod portable;
 pub mod uring;
 
 /// Largest datagram any backend receives into one buffer slot.
-pub const MAX_DATAGRAM: usize = 2048;
+pub const MAX_RECV_DATAGRAM: usize = 2048;
 
 /// Which backend to run (config `engine.backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl BackendKind {
 /// A batch of receive slots owned by the driver and reused on every call.
 pub struct RecvBatch {
     /// Fixed-size buffers, one datagram each.
-    pub bufs: Vec<Box<[u8; MAX_DATAGRAM]>>,
+    pub bufs: Vec<Box<[u8; MAX_RECV_DATAGRAM]>>,
     /// For slot `i < filled`: length of the datagram in `bufs[i]`.
     pub lens: Vec<usize>,
     /// For slot `i < filled`: the sender.
@@ -90,7 +90,7 @@ impl RecvBatch {
     pub fn new(n: usize) -> Self {
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Self {
-            bufs: (0..n).map(|_| Box::new([0u8; MAX_DATAGRAM])).collect(),
+            bufs: (0..n).map(|_| Box::new([0u8; MAX_RECV_DATAGRAM])).collect(),
             lens: vec![0; n],
             addrs: vec![unspecified; n],
             filled: 0,
@@ -287,6 +287,17 @@ pub fn bind_reuseport(addr: SocketAddr) -> Result<std::net::UdpSocket, BackendEr
     let socket: std::net::UdpSocket = s.into();
     linux::grow_buffers(std::os::fd::AsRawFd::as_raw_fd(&socket), SOCKET_BUFFER);
     Ok(socket)
+}
+
+/// Reports that a test cannot run its real component on this machine:
+/// prints `SKIP: reason`, and panics when `CI=true` (CI must run it).
+#[cfg(test)]
+pub(crate) fn skip(reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "SKIP refused under CI=true: {reason}"
+    );
+    eprintln!("SKIP: {reason}");
 }
 
 #[cfg(test)]
