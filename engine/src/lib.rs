@@ -13,6 +13,7 @@
 //! ```
 
 pub mod backend;
+pub mod config;
 mod discovery;
 mod driver;
 mod error;

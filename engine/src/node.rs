@@ -58,7 +58,7 @@ impl NodeBuilder {
 
     /// Parses and sets a JSON configuration (the `Moss_Init` format).
     pub fn config_json(mut self, json: &str) -> Result<Self, StartError> {
-        self.config = Config::from_json(json)?;
+        self.config = crate::config::parse(json)?;
         Ok(self)
     }
 

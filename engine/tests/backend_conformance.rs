@@ -1,6 +1,6 @@
 //! One conformance suite run against every backend this machine has:
 //! `portable` always, `mmsg` and `uring` on Linux (a backend the kernel
-//! refuses is reported and skipped). Loopback only; every loop is bounded by
+//! refuses is a visible `SKIP:`, and a failure under `CI=true`). Loopback only; every loop is bounded by
 //! a deadline that fails the test instead of hanging; no timing assertions.
 
 use moss::backend::{
@@ -10,6 +10,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::skip;
 
 /// How long any single exchange may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -21,7 +24,7 @@ fn kinds() -> Vec<BackendKind> {
         for k in [BackendKind::Mmsg, BackendKind::Uring] {
             match open(k, "127.0.0.1:0") {
                 Ok(_) => out.push(k),
-                Err(e) => eprintln!("skipping backend {}: {e}", k.as_str()),
+                Err(e) => skip(&format!("backend {} unavailable: {e}", k.as_str())),
             }
         }
     }
@@ -231,7 +234,7 @@ fn mixed_sizes_arrive_intact_in_order_ipv4() {
 #[test]
 fn mixed_sizes_arrive_intact_in_order_ipv6() {
     if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here; skipping");
+        skip("no IPv6 loopback here");
         return;
     }
     mixed_roundtrip("[::1]:0");
@@ -273,7 +276,7 @@ fn equal_size_runs_split_correctly_across_backends_ipv4() {
 #[test]
 fn equal_size_runs_split_correctly_across_backends_ipv6() {
     if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here; skipping");
+        skip("no IPv6 loopback here");
         return;
     }
     equal_size_runs("[::1]:0");
@@ -525,7 +528,7 @@ fn deny_io_uring_setup_on_this_thread() {
 #[test]
 fn uring_refused_by_policy_is_reported_and_auto_falls_back() {
     if !kinds().contains(&BackendKind::Uring) {
-        eprintln!("uring unavailable here anyway; nothing to check");
+        skip("uring unavailable here");
         return;
     }
     std::thread::spawn(|| {

@@ -56,3 +56,13 @@ pub fn wait_for(cond: impl Fn() -> bool) -> bool {
     }
     false
 }
+
+/// Reports that a test cannot run its real component on this machine:
+/// prints `SKIP: reason`, and panics when `CI=true` (CI must run it).
+pub fn skip(reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "SKIP refused under CI=true: {reason}"
+    );
+    eprintln!("SKIP: {reason}");
+}
