@@ -621,3 +621,155 @@ fn recv_with_hands_out_every_datagram_in_place() {
         assert_quiet(rx.as_mut(), &mut batch);
     }
 }
+
+/// The part of the suite for the backends with UDP segmentation offload
+/// (`mmsg` and `uring`): the same GSO tests run over both.
+#[cfg(target_os = "linux")]
+mod offload {
+    use super::*;
+    use moss::backend::mmsg::{MmsgBackend, Offload};
+    use moss::backend::uring::{UringBackend, UringOptions};
+
+    /// What the GSO tests read of an offloading backend.
+    trait Offloading: Backend {
+        fn gso_on(&self) -> bool;
+        fn gso_limit(&self) -> usize;
+        fn gso_sends(&self) -> u64;
+        fn send_dropped(&self) -> u64;
+    }
+
+    impl Offloading for MmsgBackend {
+        fn gso_on(&self) -> bool {
+            self.gso_enabled()
+        }
+        fn gso_limit(&self) -> usize {
+            self.gso_max_segment()
+        }
+        fn gso_sends(&self) -> u64 {
+            self.stats().gso_sends
+        }
+        fn send_dropped(&self) -> u64 {
+            self.stats().send_dropped
+        }
+    }
+
+    impl Offloading for UringBackend {
+        fn gso_on(&self) -> bool {
+            self.gso_enabled()
+        }
+        fn gso_limit(&self) -> usize {
+            self.gso_max_segment()
+        }
+        fn gso_sends(&self) -> u64 {
+            self.stats().gso_sends
+        }
+        fn send_dropped(&self) -> u64 {
+            self.stats().send_dropped
+        }
+    }
+
+    /// The offloading kinds this machine runs.
+    fn offload_kinds() -> Vec<BackendKind> {
+        kinds()
+            .into_iter()
+            .filter(|k| matches!(k, BackendKind::Mmsg | BackendKind::Uring))
+            .collect()
+    }
+
+    /// A backend of `kind` (default offloads) on a fresh loopback socket,
+    /// with a second handle to that socket.
+    fn open_offloading(kind: BackendKind) -> (Box<dyn Offloading>, UdpSocket) {
+        let s = socket("127.0.0.1:0").expect("bind loopback");
+        let handle = s.try_clone().expect("clone socket");
+        let b: Box<dyn Offloading> = match kind {
+            BackendKind::Mmsg => {
+                Box::new(MmsgBackend::new(s, Offload::default()).expect("mmsg backend"))
+            }
+            _ => Box::new(UringBackend::new(s, UringOptions::default()).expect("uring backend")),
+        };
+        (b, handle)
+    }
+
+    /// Sends `count` datagrams of `size` bytes and checks they all arrive
+    /// intact and in order.
+    fn exchange_sized(tx: &mut dyn Offloading, rx: &mut dyn Offloading, count: usize, size: usize) {
+        let to = rx.local_addr().expect("local addr");
+        let from = tx.local_addr().expect("local addr");
+        let msgs: Vec<Vec<u8>> = (0..count).map(|i| payload(i, size)).collect();
+        let out: Vec<OutDatagram<'_>> = msgs.iter().map(|m| OutDatagram { to, bytes: m }).collect();
+        assert_eq!(tx.send_batch(&out).expect("send"), count, "{}", tx.name());
+        let mut batch = RecvBatch::new(64);
+        let (got, _) = recv_n(rx, &mut batch, count);
+        check_exact(tx.name(), &got, &msgs, from);
+    }
+
+    /// With UDP checksums off (`SO_NO_CHECK`) the kernel refuses GSO sends
+    /// with EINVAL: the backend resends one by one, loses nothing and turns
+    /// GSO off.
+    #[test]
+    fn refused_gso_falls_back_without_loss() {
+        for kind in offload_kinds() {
+            let (mut tx, handle) = open_offloading(kind);
+            let (mut rx, _) = open_offloading(kind);
+            if !tx.gso_on() {
+                skip(&format!("{}: kernel refused GSO here", kind.as_str()));
+                continue;
+            }
+            use std::os::fd::AsRawFd;
+            let one: libc::c_int = 1;
+            // SAFETY: passes a live c_int and its size for a socket we own.
+            let rc = unsafe {
+                libc::setsockopt(
+                    handle.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_NO_CHECK,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "SO_NO_CHECK");
+            exchange_sized(tx.as_mut(), rx.as_mut(), 40, 1000);
+            assert!(
+                !tx.gso_on(),
+                "{}: GSO still on after a refusal",
+                kind.as_str()
+            );
+            assert_eq!(tx.gso_sends(), 0, "{}", kind.as_str());
+            assert_eq!(tx.send_dropped(), 0, "{}", kind.as_str());
+            // And it keeps working afterwards.
+            exchange_sized(tx.as_mut(), rx.as_mut(), 40, 1000);
+        }
+    }
+
+    /// A route MTU below the segment size makes the kernel answer a GSO run
+    /// with EMSGSIZE: the datagrams go out one by one (fragmented), nothing
+    /// is lost, and smaller segments are still coalesced afterwards.
+    #[test]
+    fn segments_above_the_route_mtu_go_one_by_one_and_smaller_still_coalesce() {
+        let ran = common::with_loopback_mtu(1280, || {
+            for kind in offload_kinds() {
+                let (mut tx, _) = open_offloading(kind);
+                let (mut rx, _) = open_offloading(kind);
+                if !tx.gso_on() {
+                    skip(&format!("{}: kernel refused GSO here", kind.as_str()));
+                    continue;
+                }
+                let name = kind.as_str();
+                exchange_sized(tx.as_mut(), rx.as_mut(), 20, 1400);
+                assert!(tx.gso_on(), "{name}: GSO switched off by an MTU refusal");
+                assert!(
+                    (1000..1400).contains(&tx.gso_limit()),
+                    "{name}: limit {}",
+                    tx.gso_limit()
+                );
+                assert_eq!(tx.send_dropped(), 0, "{name}");
+                let before = tx.gso_sends();
+                exchange_sized(tx.as_mut(), rx.as_mut(), 20, 1000);
+                assert!(tx.gso_sends() > before, "{name}: no GSO send after");
+            }
+        });
+        if ran.is_none() {
+            skip("network namespaces unavailable; MTU refusal not exercised");
+        }
+    }
+}
