@@ -638,35 +638,26 @@ mod offload {
         fn send_dropped(&self) -> u64;
     }
 
-    impl Offloading for MmsgBackend {
-        fn gso_on(&self) -> bool {
-            self.gso_enabled()
-        }
-        fn gso_limit(&self) -> usize {
-            self.gso_max_segment()
-        }
-        fn gso_sends(&self) -> u64 {
-            self.stats().gso_sends
-        }
-        fn send_dropped(&self) -> u64 {
-            self.stats().send_dropped
-        }
+    macro_rules! offloading {
+        ($($t:ty),*) => {$(
+            impl Offloading for $t {
+                fn gso_on(&self) -> bool {
+                    self.gso_enabled()
+                }
+                fn gso_limit(&self) -> usize {
+                    self.gso_max_segment()
+                }
+                fn gso_sends(&self) -> u64 {
+                    self.stats().gso_sends
+                }
+                fn send_dropped(&self) -> u64 {
+                    self.stats().send_dropped
+                }
+            }
+        )*};
     }
 
-    impl Offloading for UringBackend {
-        fn gso_on(&self) -> bool {
-            self.gso_enabled()
-        }
-        fn gso_limit(&self) -> usize {
-            self.gso_max_segment()
-        }
-        fn gso_sends(&self) -> u64 {
-            self.stats().gso_sends
-        }
-        fn send_dropped(&self) -> u64 {
-            self.stats().send_dropped
-        }
-    }
+    offloading!(MmsgBackend, UringBackend);
 
     /// The offloading kinds this machine runs.
     fn offload_kinds() -> Vec<BackendKind> {

@@ -11,10 +11,7 @@ use moss_gossip::{Action, Config, Control};
 fn ihave_iwant_repair_with_limits_and_broken_promise_penalty() {
     let (mut r, mut g) = joined(12, Config::default());
     drain(&mut r);
-    let outsider = (1..=12)
-        .map(p)
-        .find(|q| !r.mesh_peers("t").contains(q))
-        .unwrap();
+    let outsider = outside_mesh(&r, 12);
     r.on_control(
         secs(1),
         &outsider,
@@ -95,10 +92,7 @@ fn heartbeat_gossips_ihave_to_lazy_peers() {
 fn answers_our_rate_limiter_dropped_are_not_broken_promises() {
     let (mut r, mut g) = joined(12, Config::default());
     drain(&mut r);
-    let outsider = (1..=12)
-        .map(p)
-        .find(|q| !r.mesh_peers("t").contains(q))
-        .unwrap();
+    let outsider = outside_mesh(&r, 12);
     let ihave = Control::IHave {
         topic: "t".into(),
         ids: vec![[1; 32], [2; 32]],

@@ -85,16 +85,7 @@ fn received_messages_go_to_mesh_peers_only_and_idontwant_is_sent_and_honoured() 
     let to = sends(&a);
     let expect: Vec<PeerId> = mesh[2..].to_vec();
     assert_eq!(to, expect, "mesh minus sender minus IDONTWANT");
-    let idw: Vec<PeerId> = a
-        .iter()
-        .filter_map(|a| match a {
-            Action::Control {
-                to,
-                control: Control::IDontWant { .. },
-            } => Some(*to),
-            _ => None,
-        })
-        .collect();
+    let idw = controls_to(&a, |c| matches!(c, Control::IDontWant { .. }));
     assert_eq!(idw, mesh[1..].to_vec(), "IDONTWANT to mesh peers at once");
     assert_eq!(
         r.on_message(

@@ -88,6 +88,23 @@ fn handshake_datagram(
     d
 }
 
+/// [`handshake_datagram`] without padding, from the body's fields.
+fn hs_datagram(
+    scr: &Scrambler,
+    kind: Kind,
+    nonce: [u8; 12],
+    sender: u32,
+    receiver: u32,
+    noise: &[u8],
+) -> Vec<u8> {
+    let body = HandshakeBody {
+        sender,
+        receiver,
+        noise,
+    };
+    handshake_datagram(scr, kind, nonce, body, &[])
+}
+
 /// Unmasks and unscrambles a handshake datagram: (kind, sender, receiver, noise).
 fn open_handshake(scr: &Scrambler, mut d: Vec<u8>) -> (Kind, u32, u32, Vec<u8>) {
     scr.toggle_head(&mut d);
@@ -164,12 +181,7 @@ impl Peer {
     fn init(&self, hs: &mut Handshake) -> Vec<u8> {
         let mut m = [0u8; 1024];
         let n = hs.write(&[], &mut m).unwrap();
-        let body = HandshakeBody {
-            sender: self.index,
-            receiver: 0,
-            noise: &m[..n],
-        };
-        handshake_datagram(&self.scr, Kind::Init, [1; 12], body, &[])
+        hs_datagram(&self.scr, Kind::Init, [1; 12], self.index, 0, &m[..n])
     }
 
     /// Runs message 1 and 2; returns the node's index and message 3.
@@ -182,15 +194,8 @@ impl Peer {
         hs.read(&noise).unwrap();
         let mut m = [0u8; 1024];
         let n = hs.write(&[], &mut m).unwrap();
-        let body = HandshakeBody {
-            sender: self.index,
-            receiver: sender,
-            noise: &m[..n],
-        };
-        (
-            sender,
-            handshake_datagram(&self.scr, Kind::Final, [2; 12], body, &[]),
-        )
+        let d3 = hs_datagram(&self.scr, Kind::Final, [2; 12], self.index, sender, &m[..n]);
+        (sender, d3)
     }
 
     /// A complete handshake with the node.
@@ -220,6 +225,13 @@ impl Peer {
         let mut d = data_datagram(&self.scr, &mut s.cipher, s.remote, frames);
         node.handle_datagram(now, self.addr, &mut d);
     }
+}
+
+/// `node` with peer 0 connected.
+fn connected(mut node: Node) -> (Node, Peer, Session) {
+    let p = Peer::new(0);
+    let s = p.connect(&mut node);
+    (node, p, s)
 }
 
 /// A SIGNED_PUBLISH frame by `origin`, signed unless `forge`.
@@ -283,18 +295,8 @@ fn unrecognized_garbage_another_mesh_and_wrong_psk() {
         let mut hs = Handshake::new(Role::Initiator, &id, &keys.prologue, [3; 32]).unwrap();
         let mut m = [0u8; 1024];
         let len = hs.write(&[], &mut m).unwrap();
-        let body = HandshakeBody {
-            sender: 77,
-            receiver: 0,
-            noise: &m[..len],
-        };
-        let mut d = handshake_datagram(
-            &Scrambler::new(keys.scramble_key),
-            Kind::Init,
-            [1; 12],
-            body,
-            &[],
-        );
+        let scr = Scrambler::new(keys.scramble_key);
+        let mut d = hs_datagram(&scr, Kind::Init, [1; 12], 77, 0, &m[..len]);
         n.handle_datagram(T0, peer_addr(1), &mut d);
     }
     assert_eq!(only(&n, DropReason::Unrecognized), 3);
@@ -312,12 +314,7 @@ fn unknown_session_for_data_and_stray_messages_2_and_3() {
     assert_eq!(only(&n, DropReason::UnknownSession), 1);
     // Message 2 and message 3 naming an index the node does not have.
     for kind in [Kind::Response, Kind::Final] {
-        let body = HandshakeBody {
-            sender: 5,
-            receiver: 0x0bad_0bad,
-            noise: &[0u8; 64],
-        };
-        let mut d = handshake_datagram(&p.scr, kind, [4; 12], body, &[]);
+        let mut d = hs_datagram(&p.scr, kind, [4; 12], 5, 0x0bad_0bad, &[0u8; 64]);
         n.handle_datagram(T0, p.addr, &mut d);
     }
     assert_eq!(only(&n, DropReason::UnknownSession), 3);
@@ -325,8 +322,7 @@ fn unknown_session_for_data_and_stray_messages_2_and_3() {
 
 #[test]
 fn not_established_for_data_to_a_half_open_index() {
-    let mut n = node();
-    let p = Peer::new(0);
+    let (mut n, p) = (node(), Peer::new(0));
     let mut hs = p.handshake();
     // Message 1 and 2 only: the node's index exists but is still handshaking.
     let (remote, _final) = p.until_final(&mut n, &mut hs);
@@ -338,9 +334,7 @@ fn not_established_for_data_to_a_half_open_index() {
 
 #[test]
 fn replay_bad_tag_and_counters_near_the_end() {
-    let mut n = node();
-    let p = Peer::new(0);
-    let mut s = p.connect(&mut n);
+    let (mut n, p, mut s) = connected(node());
     let d = data_datagram(&p.scr, &mut s.cipher, s.remote, &[]);
     n.handle_datagram(T0, p.addr, &mut d.clone());
     n.handle_datagram(T0, p.addr, &mut d.clone());
@@ -370,9 +364,7 @@ fn replay_bad_tag_and_counters_near_the_end() {
 
 #[test]
 fn malformed_frame_unknown_type_and_fragment_index_past_count() {
-    let mut n = node();
-    let p = Peer::new(0);
-    let mut s = p.connect(&mut n);
+    let (mut n, p, mut s) = connected(node());
     // An unknown frame type (0x7f) is not skipped: the rest of the datagram goes.
     p.send(&mut n, &mut s, &[0x7f, 1, 0, 0]);
     assert_eq!(only(&n, DropReason::MalformedFrame), 1);
@@ -388,26 +380,15 @@ fn malformed_frame_unknown_type_and_fragment_index_past_count() {
 
 #[test]
 fn bad_handshake_for_undecodable_bodies_and_a_message_1_naming_a_receiver() {
-    let mut n = node();
-    let p = Peer::new(0);
+    let (mut n, p) = (node(), Peer::new(0));
     let mut hs = p.handshake();
     let mut m = [0u8; 1024];
     let len = hs.write(&[], &mut m).unwrap();
-    let body = HandshakeBody {
-        sender: 1,
-        receiver: 99,
-        noise: &m[..len],
-    };
-    let mut d = handshake_datagram(&p.scr, Kind::Init, [1; 12], body, &[]);
+    let mut d = hs_datagram(&p.scr, Kind::Init, [1; 12], 1, 99, &m[..len]);
     n.handle_datagram(T0, p.addr, &mut d);
     assert_eq!(only(&n, DropReason::BadHandshake), 1);
     // pad_len larger than the body.
-    let body = HandshakeBody {
-        sender: 1,
-        receiver: 0,
-        noise: &m[..len],
-    };
-    let mut d = handshake_datagram(&p.scr, Kind::Init, [1; 12], body, &[]);
+    let mut d = hs_datagram(&p.scr, Kind::Init, [1; 12], 1, 0, &m[..len]);
     p.scr.toggle_head(&mut d);
     d[2..4].copy_from_slice(&2000u16.to_le_bytes());
     p.scr.toggle_head(&mut d);
@@ -417,8 +398,7 @@ fn bad_handshake_for_undecodable_bodies_and_a_message_1_naming_a_receiver() {
 
 #[test]
 fn handshake_decrypt_for_a_corrupted_message_3_of_this_mesh() {
-    let mut n = node();
-    let p = Peer::new(0);
+    let (mut n, p) = (node(), Peer::new(0));
     let mut hs = p.handshake();
     let (_, mut d3) = p.until_final(&mut n, &mut hs);
     // Flip a byte of the Noise message (inside the scrambled body, past the
@@ -442,23 +422,13 @@ fn final_with_payload(n: &mut Node, p: &Peer, payload: &[u8]) {
         .unwrap();
     let mut m = [0u8; 1024];
     let len = hs.write_message(&[], &mut m).unwrap();
-    let body = HandshakeBody {
-        sender: p.index,
-        receiver: 0,
-        noise: &m[..len],
-    };
-    let mut d1 = handshake_datagram(&p.scr, Kind::Init, [1; 12], body, &[]);
+    let mut d1 = hs_datagram(&p.scr, Kind::Init, [1; 12], p.index, 0, &m[..len]);
     n.handle_datagram(T0, p.addr, &mut d1);
     let (_, sender, _, noise) = open_handshake(&p.scr, sent_to(n, p.addr).pop().unwrap());
     let mut out = [0u8; 1024];
     hs.read_message(&noise, &mut out).unwrap();
     let len = hs.write_message(payload, &mut m).unwrap();
-    let body = HandshakeBody {
-        sender: p.index,
-        receiver: sender,
-        noise: &m[..len],
-    };
-    let mut d3 = handshake_datagram(&p.scr, Kind::Final, [2; 12], body, &[]);
+    let mut d3 = hs_datagram(&p.scr, Kind::Final, [2; 12], p.index, sender, &m[..len]);
     n.handle_datagram(T0, p.addr, &mut d3);
 }
 
@@ -501,8 +471,7 @@ fn capacity_at_max_peers() {
 
 #[test]
 fn handshake_rate_limited_for_an_early_repeat_and_past_the_burst() {
-    let mut n = node();
-    let p = Peer::new(0);
+    let (mut n, p) = (node(), Peer::new(0));
     let mut hs = p.handshake();
     let d = p.init(&mut hs);
     n.handle_datagram(T0, p.addr, &mut d.clone());
@@ -554,9 +523,7 @@ fn message_too_large_and_rate_limited() {
         r#"{"security":{"max_message_size_bytes":100,"rate_limit_burst":400,"rate_limit_sustained":1}}"#,
     )
     .unwrap();
-    let mut n = node_with(cfg);
-    let p = Peer::new(0);
-    let mut s = p.connect(&mut n);
+    let (mut n, p, mut s) = connected(node_with(cfg));
     let f = signed_publish(&p.id, 0, 1, "t", &[0; 101], false);
     p.send(&mut n, &mut s, &f);
     assert_eq!(only(&n, DropReason::MessageTooLarge), 1);
@@ -570,9 +537,7 @@ fn message_too_large_and_rate_limited() {
 
 #[test]
 fn bad_fragment_counts_every_piece_of_an_over_limit_message() {
-    let mut n = node();
-    let p = Peer::new(0);
-    let mut s = p.connect(&mut n);
+    let (mut n, p, mut s) = connected(node());
     // max_message_size_bytes 65536: the bound is 65536 + 393 bytes, so 58
     // full pieces (57 · 1157 = 65949 ≥ 65929) can never be accepted.
     let chunk = vec![0u8; FRAGMENT_CHUNK];
@@ -657,9 +622,7 @@ fn hop_limit_is_delivered_but_not_forwarded() {
 
 #[test]
 fn invalid_message_for_a_bad_signature_and_an_unsigned_publish() {
-    let mut n = node();
-    let p = Peer::new(0);
-    let mut s = p.connect(&mut n);
+    let (mut n, p, mut s) = connected(node());
     p.send(
         &mut n,
         &mut s,
@@ -679,9 +642,7 @@ fn invalid_message_for_a_bad_signature_and_an_unsigned_publish() {
 
 #[test]
 fn graylisted_after_enough_misbehaviour() {
-    let mut n = node();
-    let p = Peer::new(0);
-    let mut s = p.connect(&mut n);
+    let (mut n, p, mut s) = connected(node());
     // Each malformed frame is one behaviour penalty (P7 = -10 · (count - 1)²).
     let mut malformed = 0;
     let mut now = T0;
@@ -705,9 +666,7 @@ fn graylisted_after_enough_misbehaviour() {
 #[test]
 fn bad_stat_delta_and_stat_delta_rejected() {
     let cfg = Config::from_json(r#"{"telemetry":{"enabled":true}}"#).unwrap();
-    let mut n = node_with(cfg);
-    let p = Peer::new(0);
-    let mut s = p.connect(&mut n);
+    let (mut n, p, mut s) = connected(node_with(cfg));
     let f = signed_publish(&p.id, 0, 1, TELEMETRY_TOPIC, b"\x01garbage", false);
     p.send(&mut n, &mut s, &f);
     assert_eq!(only(&n, DropReason::BadStatDelta), 1);

@@ -41,16 +41,26 @@ pub fn router(n: u8, cfg: Config) -> Router {
     r
 }
 
-pub fn grafts(a: &[Action]) -> Vec<PeerId> {
+/// The peers of the control actions in `a` that `which` selects.
+pub fn controls_to(a: &[Action], which: impl Fn(&Control) -> bool) -> Vec<PeerId> {
     a.iter()
         .filter_map(|a| match a {
-            Action::Control {
-                to,
-                control: Control::Graft { .. },
-            } => Some(*to),
+            Action::Control { to, control } if which(control) => Some(*to),
             _ => None,
         })
         .collect()
+}
+
+pub fn grafts(a: &[Action]) -> Vec<PeerId> {
+    controls_to(a, |c| matches!(c, Control::Graft { .. }))
+}
+
+/// The first of peers 1..=n that is not in the mesh of "t".
+pub fn outside_mesh(r: &Router, n: u8) -> PeerId {
+    (1..=n)
+        .map(p)
+        .find(|q| !r.mesh_peers("t").contains(q))
+        .unwrap()
 }
 
 pub fn prunes(a: &[Action]) -> Vec<(PeerId, usize)> {
