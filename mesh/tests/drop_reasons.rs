@@ -360,6 +360,16 @@ fn replay_bad_tag_and_counters_near_the_end() {
     n.handle_datagram(T0, p.addr, &mut d);
     assert_eq!(n.stats().drops.get(DropReason::Replay), 2);
     assert_eq!(n.stats().drops.total(), 3);
+    // The window: with H the highest accepted counter, H - 1983 is still
+    // accepted, H - 1984 is too old.
+    let sealed: Vec<Vec<u8>> = (0..2000)
+        .map(|_| data_datagram(&p.scr, &mut s.cipher, s.remote, &[]))
+        .collect();
+    n.handle_datagram(T0, p.addr, &mut sealed[1999].clone());
+    n.handle_datagram(T0, p.addr, &mut sealed[1999 - 1983].clone());
+    assert_eq!(n.stats().drops.total(), 3, "inside the window");
+    n.handle_datagram(T0, p.addr, &mut sealed[1999 - 1984].clone());
+    assert_eq!(n.stats().drops.get(DropReason::Replay), 3, "too old");
 }
 
 #[test]
