@@ -55,16 +55,7 @@ fn join_grafts_d_peers_and_heartbeat_keeps_degree_between_bounds() {
 fn graft_in_backoff_is_refused_and_penalised() {
     let (mut r, mut g) = joined(3, Config::default());
     drain(&mut r);
-    r.on_control(
-        secs(1),
-        &p(1),
-        Control::Prune {
-            topic: "t".into(),
-            backoff_secs: 60,
-            px: vec![],
-        },
-        &mut g,
-    );
+    r.on_control(secs(1), &p(1), prune_t(60, vec![]), &mut g);
     assert!(!r.mesh_peers("t").contains(&p(1)));
     for k in 0..4 {
         r.on_control(
@@ -100,16 +91,7 @@ fn prune_px_dials_unknown_peers_only_from_non_negative_peers() {
             addr: addr(50),
         },
     ];
-    r.on_control(
-        secs(1),
-        &p(1),
-        Control::Prune {
-            topic: "t".into(),
-            backoff_secs: 60,
-            px: px.clone(),
-        },
-        &mut g,
-    );
+    r.on_control(secs(1), &p(1), prune_t(60, px.clone()), &mut g);
     let dials: Vec<SocketAddr> = drain(&mut r)
         .into_iter()
         .filter_map(|a| match a {

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use moss_crypto::PeerId;
-use moss_gossip::{Action, Config, Control, MessageId, Router};
+use moss_gossip::{Action, Config, Control, MessageId, PxPeer, Router};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::net::SocketAddr;
@@ -53,6 +53,15 @@ pub fn controls_to(a: &[Action], which: impl Fn(&Control) -> bool) -> Vec<PeerId
 
 pub fn grafts(a: &[Action]) -> Vec<PeerId> {
     controls_to(a, |c| matches!(c, Control::Graft { .. }))
+}
+
+/// A PRUNE of topic "t".
+pub fn prune_t(backoff_secs: u32, px: Vec<PxPeer>) -> Control {
+    Control::Prune {
+        topic: "t".into(),
+        backoff_secs,
+        px,
+    }
 }
 
 /// The first of peers 1..=n that is not in the mesh of "t".
