@@ -7,7 +7,7 @@ use crate::sock::loopback_socket;
 use hdrhistogram::Histogram;
 use moss::backend::mmsg::{MmsgBackend, Offload};
 use moss::backend::uring::{UringBackend, UringOptions};
-use moss::backend::{Backend, OutDatagram, RecvBatch, MAX_DATAGRAM};
+use moss::backend::{Backend, OutDatagram, RecvBatch, MAX_RECV_DATAGRAM};
 use std::hint::black_box;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -330,7 +330,7 @@ pub fn raw_ping_pong(size: usize, dur: Duration) -> Result<Latency, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop_s = stop.clone();
     let echo = thread::spawn(move || {
-        let mut buf = [0u8; MAX_DATAGRAM];
+        let mut buf = [0u8; MAX_RECV_DATAGRAM];
         while !stop_s.load(Ordering::Relaxed) {
             if let Ok((n, from)) = server.recv_from(&mut buf) {
                 let _ = server.send_to(&buf[..n], from);
@@ -339,7 +339,7 @@ pub fn raw_ping_pong(size: usize, dur: Duration) -> Result<Latency, String> {
     });
     let mut h = histogram()?;
     let payload = vec![1u8; size];
-    let mut buf = [0u8; MAX_DATAGRAM];
+    let mut buf = [0u8; MAX_RECV_DATAGRAM];
     let end = Instant::now() + dur;
     let mut lost = 0u32;
     while Instant::now() < end && lost < 100 {

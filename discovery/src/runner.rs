@@ -15,8 +15,9 @@ use crate::sink::Shared;
 use crate::stats::{DhtStats, DiscoveryStats, LanStats, TrackerStats};
 use crate::tracker_url::TrackerUrl;
 
-/// The built-in tracker list (used by the mesh when `trackers` is omitted from
-/// its config), taken from the original Moss specification.
+/// The built-in tracker list, the one list of the workspace (the engine uses
+/// it when a node config omits `trackers`),
+/// taken from the original Moss specification.
 pub fn default_trackers() -> Vec<String> {
     [
         "udp://tracker.opentrackr.org:1337/announce",

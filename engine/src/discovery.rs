@@ -19,7 +19,10 @@ pub(crate) fn config(
     beacon_key: [u8; 32],
     listen_port: u16,
 ) -> Option<DiscoveryConfig> {
-    let trackers = cfg.effective_trackers();
+    let trackers = cfg
+        .trackers
+        .clone()
+        .unwrap_or_else(moss_discovery::default_trackers);
     if trackers.is_empty() && !cfg.dht_enabled && !cfg.lan_discovery_enabled {
         return None;
     }
@@ -306,5 +309,13 @@ mod tests {
         let d = config(&c, [0; 20], [0; 32], 1).unwrap();
         assert_eq!(d.lan.unwrap().interfaces, vec![Ipv4Addr::LOCALHOST]);
         assert!(d.trackers.is_empty());
+    }
+
+    #[test]
+    fn omitted_trackers_are_the_built_in_list() {
+        let c =
+            Config::from_json(r#"{"dht_enabled":false,"lan_discovery_enabled":false}"#).unwrap();
+        let d = config(&c, [0; 20], [0; 32], 1).unwrap();
+        assert_eq!(d.trackers, moss_discovery::default_trackers());
     }
 }

@@ -45,6 +45,7 @@
 //!   `std::error::Error`.
 
 pub mod backend;
+pub mod config;
 mod discovery;
 mod driver;
 mod error;

@@ -59,7 +59,7 @@ impl NodeBuilder {
 
     /// Parses and sets a JSON configuration (the `Moss_Init` format).
     pub fn config_json(mut self, json: &str) -> Result<Self, StartError> {
-        self.config = Config::from_json(json)?;
+        self.config = crate::config::parse(json)?;
         Ok(self)
     }
 
@@ -88,7 +88,7 @@ impl NodeBuilder {
                 Identity::from_seed(s)
             }
         };
-        let kind = BackendKind::parse(&self.config.engine.backend).unwrap_or(BackendKind::Auto);
+        let kind = BackendKind::from_config(&self.config.engine)?;
         let bind = self
             .bind
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.config.listen_port)));

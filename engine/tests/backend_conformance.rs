@@ -1,13 +1,18 @@
 //! One conformance suite run against every backend this machine has:
 //! `portable` always, `mmsg` and `uring` on Linux (a backend the kernel
-//! refuses is reported and skipped). Loopback only; every loop is bounded by
+//! refuses is a visible `SKIP:`, and a failure under `CI=true`). Loopback only; every loop is bounded by
 //! a deadline that fails the test instead of hanging; no timing assertions.
 
-use moss::backend::{open_with_socket, Backend, BackendKind, OutDatagram, RecvBatch, MAX_DATAGRAM};
+use moss::backend::{
+    open_with_socket, Backend, BackendKind, OutDatagram, RecvBatch, MAX_RECV_DATAGRAM,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::skip;
 
 /// How long any single exchange may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -19,7 +24,7 @@ fn kinds() -> Vec<BackendKind> {
         for k in [BackendKind::Mmsg, BackendKind::Uring] {
             match open(k, "127.0.0.1:0") {
                 Ok(_) => out.push(k),
-                Err(e) => eprintln!("skipping backend {}: {e}", k.as_str()),
+                Err(e) => skip(&format!("backend {} unavailable: {e}", k.as_str())),
             }
         }
     }
@@ -200,7 +205,7 @@ const MIXED: &[usize] = &[
     2000,
     2046,
     2047,
-    MAX_DATAGRAM,
+    MAX_RECV_DATAGRAM,
 ];
 
 fn mixed_roundtrip(addr: &str) {
@@ -229,7 +234,7 @@ fn mixed_sizes_arrive_intact_in_order_ipv4() {
 #[test]
 fn mixed_sizes_arrive_intact_in_order_ipv6() {
     if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here; skipping");
+        skip("no IPv6 loopback here");
         return;
     }
     mixed_roundtrip("[::1]:0");
@@ -242,7 +247,7 @@ fn equal_size_runs(addr: &str) {
     let ks = kinds();
     // (count, size): a normal run, one longer than a GSO message may carry,
     // one whose total exceeds 64 KiB, and a run closed by a shorter datagram.
-    let shapes: &[(usize, usize)] = &[(40, 1000), (150, 64), (80, 1472), (7, MAX_DATAGRAM)];
+    let shapes: &[(usize, usize)] = &[(40, 1000), (150, 64), (80, 1472), (7, MAX_RECV_DATAGRAM)];
     for &a in &ks {
         for &b in &ks {
             let (mut tx, mut rx) = pair(a, b, addr);
@@ -271,7 +276,7 @@ fn equal_size_runs_split_correctly_across_backends_ipv4() {
 #[test]
 fn equal_size_runs_split_correctly_across_backends_ipv6() {
     if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback here; skipping");
+        skip("no IPv6 loopback here");
         return;
     }
     equal_size_runs("[::1]:0");
@@ -404,7 +409,7 @@ fn oversized_datagrams_are_dropped_not_truncated() {
         let to = rx.local_addr().expect("local addr");
         let from = tx.local_addr().expect("local addr");
         let before = payload(1, 100);
-        let big = payload(2, MAX_DATAGRAM + 1000);
+        let big = payload(2, MAX_RECV_DATAGRAM + 1000);
         let after = payload(3, 100);
         send_all(tx.as_mut(), to, &[before.clone(), big, after.clone()]);
         let mut batch = RecvBatch::new(8);
@@ -523,7 +528,7 @@ fn deny_io_uring_setup_on_this_thread() {
 #[test]
 fn uring_refused_by_policy_is_reported_and_auto_falls_back() {
     if !kinds().contains(&BackendKind::Uring) {
-        eprintln!("uring unavailable here anyway; nothing to check");
+        skip("uring unavailable here");
         return;
     }
     std::thread::spawn(|| {
@@ -614,5 +619,148 @@ fn recv_with_hands_out_every_datagram_in_place() {
         }
         check_exact(kind.as_str(), &got, &msgs, from);
         assert_quiet(rx.as_mut(), &mut batch);
+    }
+}
+
+/// The part of the suite for the backends with UDP segmentation offload
+/// (`mmsg` and `uring`): the same GSO tests run over both.
+#[cfg(target_os = "linux")]
+mod offload {
+    use super::*;
+    use moss::backend::mmsg::{MmsgBackend, Offload};
+    use moss::backend::uring::{UringBackend, UringOptions};
+
+    /// What the GSO tests read of an offloading backend.
+    trait Offloading: Backend {
+        fn gso_on(&self) -> bool;
+        fn gso_limit(&self) -> usize;
+        fn gso_sends(&self) -> u64;
+        fn send_dropped(&self) -> u64;
+    }
+
+    macro_rules! offloading {
+        ($($t:ty),*) => {$(
+            impl Offloading for $t {
+                fn gso_on(&self) -> bool {
+                    self.gso_enabled()
+                }
+                fn gso_limit(&self) -> usize {
+                    self.gso_max_segment()
+                }
+                fn gso_sends(&self) -> u64 {
+                    self.stats().gso_sends
+                }
+                fn send_dropped(&self) -> u64 {
+                    self.stats().send_dropped
+                }
+            }
+        )*};
+    }
+
+    offloading!(MmsgBackend, UringBackend);
+
+    /// The offloading kinds this machine runs.
+    fn offload_kinds() -> Vec<BackendKind> {
+        kinds()
+            .into_iter()
+            .filter(|k| matches!(k, BackendKind::Mmsg | BackendKind::Uring))
+            .collect()
+    }
+
+    /// A backend of `kind` (default offloads) on a fresh loopback socket,
+    /// with a second handle to that socket.
+    fn open_offloading(kind: BackendKind) -> (Box<dyn Offloading>, UdpSocket) {
+        let s = socket("127.0.0.1:0").expect("bind loopback");
+        let handle = s.try_clone().expect("clone socket");
+        let b: Box<dyn Offloading> = match kind {
+            BackendKind::Mmsg => {
+                Box::new(MmsgBackend::new(s, Offload::default()).expect("mmsg backend"))
+            }
+            _ => Box::new(UringBackend::new(s, UringOptions::default()).expect("uring backend")),
+        };
+        (b, handle)
+    }
+
+    /// Sends `count` datagrams of `size` bytes and checks they all arrive
+    /// intact and in order.
+    fn exchange_sized(tx: &mut dyn Offloading, rx: &mut dyn Offloading, count: usize, size: usize) {
+        let to = rx.local_addr().expect("local addr");
+        let from = tx.local_addr().expect("local addr");
+        let msgs: Vec<Vec<u8>> = (0..count).map(|i| payload(i, size)).collect();
+        let out: Vec<OutDatagram<'_>> = msgs.iter().map(|m| OutDatagram { to, bytes: m }).collect();
+        assert_eq!(tx.send_batch(&out).expect("send"), count, "{}", tx.name());
+        let mut batch = RecvBatch::new(64);
+        let (got, _) = recv_n(rx, &mut batch, count);
+        check_exact(tx.name(), &got, &msgs, from);
+    }
+
+    /// With UDP checksums off (`SO_NO_CHECK`) the kernel refuses GSO sends
+    /// with EINVAL: the backend resends one by one, loses nothing and turns
+    /// GSO off.
+    #[test]
+    fn refused_gso_falls_back_without_loss() {
+        for kind in offload_kinds() {
+            let (mut tx, handle) = open_offloading(kind);
+            let (mut rx, _) = open_offloading(kind);
+            if !tx.gso_on() {
+                skip(&format!("{}: kernel refused GSO here", kind.as_str()));
+                continue;
+            }
+            use std::os::fd::AsRawFd;
+            let one: libc::c_int = 1;
+            // SAFETY: passes a live c_int and its size for a socket we own.
+            let rc = unsafe {
+                libc::setsockopt(
+                    handle.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_NO_CHECK,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "SO_NO_CHECK");
+            exchange_sized(tx.as_mut(), rx.as_mut(), 40, 1000);
+            assert!(
+                !tx.gso_on(),
+                "{}: GSO still on after a refusal",
+                kind.as_str()
+            );
+            assert_eq!(tx.gso_sends(), 0, "{}", kind.as_str());
+            assert_eq!(tx.send_dropped(), 0, "{}", kind.as_str());
+            // And it keeps working afterwards.
+            exchange_sized(tx.as_mut(), rx.as_mut(), 40, 1000);
+        }
+    }
+
+    /// A route MTU below the segment size makes the kernel answer a GSO run
+    /// with EMSGSIZE: the datagrams go out one by one (fragmented), nothing
+    /// is lost, and smaller segments are still coalesced afterwards.
+    #[test]
+    fn segments_above_the_route_mtu_go_one_by_one_and_smaller_still_coalesce() {
+        let ran = common::with_loopback_mtu(1280, || {
+            for kind in offload_kinds() {
+                let (mut tx, _) = open_offloading(kind);
+                let (mut rx, _) = open_offloading(kind);
+                if !tx.gso_on() {
+                    skip(&format!("{}: kernel refused GSO here", kind.as_str()));
+                    continue;
+                }
+                let name = kind.as_str();
+                exchange_sized(tx.as_mut(), rx.as_mut(), 20, 1400);
+                assert!(tx.gso_on(), "{name}: GSO switched off by an MTU refusal");
+                assert!(
+                    (1000..1400).contains(&tx.gso_limit()),
+                    "{name}: limit {}",
+                    tx.gso_limit()
+                );
+                assert_eq!(tx.send_dropped(), 0, "{name}");
+                let before = tx.gso_sends();
+                exchange_sized(tx.as_mut(), rx.as_mut(), 20, 1000);
+                assert!(tx.gso_sends() > before, "{name}: no GSO send after");
+            }
+        });
+        if ran.is_none() {
+            skip("network namespaces unavailable; MTU refusal not exercised");
+        }
     }
 }

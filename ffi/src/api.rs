@@ -129,8 +129,7 @@ fn init(
             return Err(FfiError::Config("config_json: not UTF-8".into()));
         }
     };
-    let config =
-        moss_engine::Config::from_json(text).map_err(|e| FfiError::Config(e.to_string()))?;
+    let config = moss_engine::config::parse(text).map_err(|e| FfiError::Config(e.to_string()))?;
     let psk = if psk.is_null() {
         None
     } else {

@@ -1,7 +1,7 @@
 //! Every bad input of the C ABI returns its documented code (and a
 //! `Moss_LastError` message) instead of crashing.
 
-use moss::*;
+use moss_capi::*;
 use std::ffi::{c_char, CStr};
 use std::ptr::{null, null_mut};
 

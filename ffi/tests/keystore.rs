@@ -2,7 +2,7 @@
 //! is replaced by a new identity that is saved. The key store is global, so
 //! this file is its own test binary and runs its cases in one test.
 
-use moss::*;
+use moss_capi::*;
 use std::ffi::{c_char, CStr};
 use std::ptr::null;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! exactly as C would): delivery, re-entrant callbacks, stopping from a
 //! callback, independent handles, overflow reporting.
 
-use moss::*;
+use moss_capi::*;
 use std::ffi::{c_char, CStr, CString};
 use std::ptr::null;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -304,7 +304,7 @@ fn slow_callbacks_overflow_and_are_reported() {
     // from the engine's counter, as b's dispatcher is blocked), then
     // unblock the callback: the dispatcher drains the queue and reports the
     // drops as event 100.
-    let handle_b = moss::handles::Handle::get(b).unwrap();
+    let handle_b = moss_capi::handles::Handle::get(b).unwrap();
     wait_for("b's engine to drop messages", || {
         handle_b.host_drops().unwrap_or(0) > 0
     });

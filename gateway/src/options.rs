@@ -118,7 +118,7 @@ impl Options {
                         path: path.into(),
                         source,
                     })?;
-                Config::from_json(&text)?
+                moss::config::parse(&text)?
             }
             None => Config::default(),
         };
@@ -152,7 +152,7 @@ impl Options {
         if let Some(b) = p.get("backend") {
             config.engine.backend = b.to_string();
         }
-        config.validate()?;
+        moss::config::validate(&config)?;
         let max_meshes: usize = p.parse("max-meshes", 8)?;
         if max_meshes == 0 {
             return Err(bad("max-meshes", "0", "must be at least 1").into());

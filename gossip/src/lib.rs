@@ -15,11 +15,39 @@
 //! window, recycled with the window), an [`Action::Send`] names the message
 //! and the host reads the bytes with [`Router::cached_body`], and forward
 //! lists and per-message peer sets use scratch or inline storage.
+//!
+//! ```
+//! use moss_crypto::PeerId;
+//! use moss_gossip::{Action, Config, Router};
+//! use rand_chacha::ChaCha20Rng;
+//! use rand_core::SeedableRng;
+//! use std::time::Duration;
+//!
+//! let mut rng = ChaCha20Rng::from_seed([1; 32]);
+//! let mut router = Router::new(Config::default(), Duration::from_secs(1));
+//! // A connected peer that subscribed to "chat"; we join "chat" too.
+//! let peer = PeerId([7; 32]);
+//! router.add_peer(peer, "10.0.0.7:4000".parse()?, true);
+//! router.peer_subscribed(&peer, "chat");
+//! router.join("chat", Duration::ZERO, &mut rng);
+//! // Publish a message (the host computes the id and encodes the body).
+//! let id = [9; 32];
+//! router.publish(Duration::ZERO, id, "chat", b"body bytes", &mut rng)?;
+//! // The router asks its host to send the cached body to the peer.
+//! let mut sent = Vec::new();
+//! while let Some(action) = router.poll_action() {
+//!     if let Action::Send { to, id } = action {
+//!         sent.push((to, router.cached_body(&id).map(<[u8]>::to_vec)));
+//!     }
+//! }
+//! assert_eq!(sent, vec![(peer, Some(b"body bytes".to_vec()))]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod config;
 pub mod control;
+mod heartbeat;
 pub mod mcache;
-mod mesh;
 mod router;
 pub mod score;
 pub mod seen;
@@ -28,7 +56,7 @@ pub mod types;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use control::{Control, PxPeer};
-pub use mesh::GRAFT_CATCH_UP;
+pub use heartbeat::GRAFT_CATCH_UP;
 pub use router::{AppScoreFn, PublishError, Received, Router, MAX_BACKOFF, MAX_PEER_TOPICS};
 pub use score::{ScoreParams, Thresholds, TopicParams};
 pub use types::{Action, MessageId, Topic};

@@ -350,7 +350,7 @@ impl Router {
     pub fn peer_topics(&self, peer: &PeerId) -> Vec<Topic> {
         self.peers
             .get(peer)
-            .map(|p| p.topics.iter().cloned().collect())
+            .map(|p| p.topics.to_vec())
             .unwrap_or_default()
     }
 

@@ -5,7 +5,7 @@
 //! messages; the sum over topics is capped by `topic_score_cap` when that
 //! is positive. Then per peer: P5 application score, P6 IP colocation, P7
 //! behaviour penalty. Topics without parameters of their own use the
-//! defaults (the flat fields of [`ScoreParams`]). Scores are local: they
+//! defaults (`ScoreParams::topic_defaults`). Scores are local: they
 //! are never sent to anyone.
 
 use crate::config::ConfigError;
@@ -17,50 +17,79 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// Weights, caps and decays of one topic's score (P1–P4 and P3b).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopicParams {
-    /// Weight of this topic's sum of P1–P4 in the peer's score.
-    pub topic_weight: f64,
-    /// P1 weight per quantum in mesh.
-    pub time_in_mesh_weight: f64,
-    /// P1 quantum.
-    pub time_in_mesh_quantum: Duration,
-    /// P1 cap in quanta.
-    pub time_in_mesh_cap: f64,
-    /// P2 weight per first delivery.
-    pub first_deliveries_weight: f64,
-    /// P2 decay per decay interval.
-    pub first_deliveries_decay: f64,
-    /// P2 counter cap.
-    pub first_deliveries_cap: f64,
-    /// P3 weight (negative) of the squared deficit.
-    pub mesh_deliveries_weight: f64,
-    /// P3 counter decay.
-    pub mesh_deliveries_decay: f64,
-    /// P3 deliveries expected (decayed counter) of an active mesh peer.
-    pub mesh_deliveries_threshold: f64,
-    /// P3 counter cap.
-    pub mesh_deliveries_cap: f64,
-    /// Time in mesh before P3 applies.
-    pub mesh_deliveries_activation: Duration,
-    /// A duplicate this soon after the first copy still counts for P3.
-    pub mesh_deliveries_window: Duration,
-    /// P3b weight (negative) of the mesh failure counter.
-    pub mesh_failure_penalty_weight: f64,
-    /// P3b counter decay.
-    pub mesh_failure_penalty_decay: f64,
-    /// P4 weight (negative) of the squared invalid-message counter.
-    pub invalid_weight: f64,
-    /// P4 decay.
-    pub invalid_decay: f64,
+/// Calls the macro `$m` with the list of [`TopicParams`] fields, one
+/// entry `#[doc] field / json_name: kind` each, where `kind` is `f64` or
+/// `Duration` and `json_name` is the field's key in config documents
+/// (durations in milliseconds, with the suffix `_ms`). This list is the one
+/// source of the per-topic parameters: [`TopicParams`] is generated from it,
+/// and the mesh config generates its JSON table from it.
+#[macro_export]
+macro_rules! topic_param_fields {
+    ($m:ident) => {
+        $m! {
+            /// Weight of this topic's sum of P1–P4 in the peer's score (≥ 0).
+            topic_weight / topic_weight: f64 = 1.0,
+            /// P1 weight per quantum in mesh (≥ 0).
+            time_in_mesh_weight / time_in_mesh_weight: f64 = 0.03,
+            /// P1 quantum (> 0).
+            time_in_mesh_quantum / time_in_mesh_quantum_ms: Duration = ::std::time::Duration::from_secs(1),
+            /// P1 cap in quanta (≥ 0).
+            time_in_mesh_cap / time_in_mesh_cap: f64 = 1000.0,
+            /// P2 weight per first delivery (≥ 0).
+            first_deliveries_weight / first_deliveries_weight: f64 = 0.66,
+            /// P2 decay per decay interval, in (0, 1).
+            first_deliveries_decay / first_deliveries_decay: f64 = 0.9,
+            /// P2 counter cap (≥ 0).
+            first_deliveries_cap / first_deliveries_cap: f64 = 50.0,
+            /// P3 weight of the squared delivery deficit (≤ 0).
+            mesh_deliveries_weight / mesh_deliveries_weight: f64 = -0.5,
+            /// P3 counter decay, in (0, 1).
+            mesh_deliveries_decay / mesh_deliveries_decay: f64 = 0.97,
+            /// P3 deliveries expected (decayed counter) of an active mesh peer (≥ 0).
+            mesh_deliveries_threshold / mesh_deliveries_threshold: f64 = 1.0,
+            /// P3 counter cap (≥ the threshold).
+            mesh_deliveries_cap / mesh_deliveries_cap: f64 = 20.0,
+            /// Time in mesh before P3 applies.
+            mesh_deliveries_activation / mesh_deliveries_activation_ms: Duration = ::std::time::Duration::from_secs(30),
+            /// A mesh peer's copy this soon after the first copy still
+            /// counts for P3 (at most 5 s).
+            mesh_deliveries_window / mesh_deliveries_window_ms: Duration = ::std::time::Duration::from_millis(50),
+            /// P3b weight of the mesh failure counter (≤ 0): the squared
+            /// deficit of a peer that left the mesh with P3 active and a deficit.
+            mesh_failure_penalty_weight / mesh_failure_penalty_weight: f64 = -0.5,
+            /// P3b counter decay, in (0, 1).
+            mesh_failure_penalty_decay / mesh_failure_penalty_decay: f64 = 0.97,
+            /// P4 weight of the squared invalid-message counter (≤ 0).
+            invalid_weight / invalid_weight: f64 = -10.0,
+            /// P4 decay, in (0, 1).
+            invalid_decay / invalid_decay: f64 = 0.99,
+        }
+    };
 }
 
-impl Default for TopicParams {
-    fn default() -> Self {
-        ScoreParams::default().topic_defaults()
-    }
+macro_rules! define_topic_params {
+    ($($(#[$doc:meta])* $field:ident / $json:ident: $kind:ident = $default:expr,)*) => {
+        /// Weights, caps and decays of one topic's score (P1–P4 and P3b).
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct TopicParams {
+            $($(#[$doc])* pub $field: $kind,)*
+        }
+
+        impl Default for TopicParams {
+            /// The values of the reference.
+            fn default() -> Self {
+                Self { $($field: $default,)* }
+            }
+        }
+
+        impl TopicParams {
+            /// The names of the fields, in declaration order.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field),)*];
+        }
+    };
 }
+
+topic_param_fields!(define_topic_params);
 
 impl TopicParams {
     /// Checks signs and ranges; the error names the first bad field.
@@ -68,7 +97,7 @@ impl TopicParams {
         let decay = |d: f64| d > 0.0 && d < 1.0;
         let nonneg = |v: f64| v.is_finite() && v >= 0.0;
         let nonpos = |v: f64| v.is_finite() && v <= 0.0;
-        let checks: [(bool, &'static str); 17] = [
+        let checks: [(bool, &'static str); 16] = [
             (nonneg(self.topic_weight), "topic_weight"),
             (nonneg(self.time_in_mesh_weight), "time_in_mesh_weight"),
             (!self.time_in_mesh_quantum.is_zero(), "time_in_mesh_quantum"),
@@ -93,7 +122,6 @@ impl TopicParams {
                     && self.mesh_deliveries_cap >= self.mesh_deliveries_threshold,
                 "mesh_deliveries_cap",
             ),
-            (true, "mesh_deliveries_activation"),
             (
                 self.mesh_deliveries_window <= Duration::from_secs(5),
                 "mesh_deliveries_window",
@@ -116,50 +144,16 @@ impl TopicParams {
     }
 }
 
-/// Weights, caps and decays of the score function. The flat P1–P4/P3b
-/// fields and `topic_weight` are the defaults of every topic; `topics`
-/// overrides them per topic.
+/// Weights, caps and decays of the score function: the per-topic
+/// parameters (defaults and overrides per topic) and the peer-wide ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreParams {
-    /// Default topic weight.
-    pub topic_weight: f64,
+    /// Parameters of every topic without its own entry in `topics`.
+    pub topic_defaults: TopicParams,
     /// Cap of the weighted sum of topic scores (0 = no cap).
     pub topic_score_cap: f64,
     /// Topics with parameters of their own.
     pub topics: BTreeMap<String, TopicParams>,
-    /// P1 weight per quantum in mesh.
-    pub time_in_mesh_weight: f64,
-    /// P1 quantum.
-    pub time_in_mesh_quantum: Duration,
-    /// P1 cap in quanta.
-    pub time_in_mesh_cap: f64,
-    /// P2 weight per first delivery.
-    pub first_deliveries_weight: f64,
-    /// P2 decay per decay interval.
-    pub first_deliveries_decay: f64,
-    /// P2 counter cap.
-    pub first_deliveries_cap: f64,
-    /// P3 weight (negative) of the squared deficit.
-    pub mesh_deliveries_weight: f64,
-    /// P3 counter decay.
-    pub mesh_deliveries_decay: f64,
-    /// P3 deliveries expected (decayed counter) of an active mesh peer.
-    pub mesh_deliveries_threshold: f64,
-    /// P3 counter cap.
-    pub mesh_deliveries_cap: f64,
-    /// Time in mesh before P3 applies.
-    pub mesh_deliveries_activation: Duration,
-    /// A duplicate this soon after the first copy still counts for P3.
-    pub mesh_deliveries_window: Duration,
-    /// P3b weight (negative) of the mesh failure counter: the squared
-    /// deficit of a peer that left the mesh with P3 active and a deficit.
-    pub mesh_failure_penalty_weight: f64,
-    /// P3b counter decay.
-    pub mesh_failure_penalty_decay: f64,
-    /// P4 weight (negative) of the squared invalid-message counter.
-    pub invalid_weight: f64,
-    /// P4 decay.
-    pub invalid_decay: f64,
     /// P5 weight of the host's application score.
     pub app_weight: f64,
     /// P6 weight (negative) of the squared surplus of peers on one IP.
@@ -185,25 +179,9 @@ pub struct ScoreParams {
 impl Default for ScoreParams {
     fn default() -> Self {
         Self {
-            topic_weight: 1.0,
+            topic_defaults: TopicParams::default(),
             topic_score_cap: 0.0,
             topics: BTreeMap::new(),
-            time_in_mesh_weight: 0.03,
-            time_in_mesh_quantum: Duration::from_secs(1),
-            time_in_mesh_cap: 1000.0,
-            first_deliveries_weight: 0.66,
-            first_deliveries_decay: 0.9,
-            first_deliveries_cap: 50.0,
-            mesh_deliveries_weight: -0.5,
-            mesh_deliveries_decay: 0.97,
-            mesh_deliveries_threshold: 1.0,
-            mesh_deliveries_cap: 20.0,
-            mesh_deliveries_activation: Duration::from_secs(30),
-            mesh_deliveries_window: Duration::from_millis(50),
-            mesh_failure_penalty_weight: -0.5,
-            mesh_failure_penalty_decay: 0.97,
-            invalid_weight: -10.0,
-            invalid_decay: 0.99,
             app_weight: 1.0,
             ip_colocation_weight: -5.0,
             ip_colocation_threshold: 1,
@@ -219,55 +197,11 @@ impl Default for ScoreParams {
 }
 
 impl ScoreParams {
-    /// The parameters of topics without their own (the flat fields).
-    pub fn topic_defaults(&self) -> TopicParams {
-        TopicParams {
-            topic_weight: self.topic_weight,
-            time_in_mesh_weight: self.time_in_mesh_weight,
-            time_in_mesh_quantum: self.time_in_mesh_quantum,
-            time_in_mesh_cap: self.time_in_mesh_cap,
-            first_deliveries_weight: self.first_deliveries_weight,
-            first_deliveries_decay: self.first_deliveries_decay,
-            first_deliveries_cap: self.first_deliveries_cap,
-            mesh_deliveries_weight: self.mesh_deliveries_weight,
-            mesh_deliveries_decay: self.mesh_deliveries_decay,
-            mesh_deliveries_threshold: self.mesh_deliveries_threshold,
-            mesh_deliveries_cap: self.mesh_deliveries_cap,
-            mesh_deliveries_activation: self.mesh_deliveries_activation,
-            mesh_deliveries_window: self.mesh_deliveries_window,
-            mesh_failure_penalty_weight: self.mesh_failure_penalty_weight,
-            mesh_failure_penalty_decay: self.mesh_failure_penalty_decay,
-            invalid_weight: self.invalid_weight,
-            invalid_decay: self.invalid_decay,
-        }
-    }
-
-    /// Sets the flat (default topic) fields from `t`.
-    pub fn set_topic_defaults(&mut self, t: &TopicParams) {
-        self.topic_weight = t.topic_weight;
-        self.time_in_mesh_weight = t.time_in_mesh_weight;
-        self.time_in_mesh_quantum = t.time_in_mesh_quantum;
-        self.time_in_mesh_cap = t.time_in_mesh_cap;
-        self.first_deliveries_weight = t.first_deliveries_weight;
-        self.first_deliveries_decay = t.first_deliveries_decay;
-        self.first_deliveries_cap = t.first_deliveries_cap;
-        self.mesh_deliveries_weight = t.mesh_deliveries_weight;
-        self.mesh_deliveries_decay = t.mesh_deliveries_decay;
-        self.mesh_deliveries_threshold = t.mesh_deliveries_threshold;
-        self.mesh_deliveries_cap = t.mesh_deliveries_cap;
-        self.mesh_deliveries_activation = t.mesh_deliveries_activation;
-        self.mesh_deliveries_window = t.mesh_deliveries_window;
-        self.mesh_failure_penalty_weight = t.mesh_failure_penalty_weight;
-        self.mesh_failure_penalty_decay = t.mesh_failure_penalty_decay;
-        self.invalid_weight = t.invalid_weight;
-        self.invalid_decay = t.invalid_decay;
-    }
-
     /// Checks signs and ranges of the peer-wide fields, the topic defaults
     /// and every topic's parameters.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let decay = |d: f64| d > 0.0 && d < 1.0;
-        self.topic_defaults().check().map_err(ConfigError::Score)?;
+        self.topic_defaults.check().map_err(ConfigError::Score)?;
         let checks: [(bool, &'static str); 7] = [
             (
                 self.topic_score_cap.is_finite() && self.topic_score_cap >= 0.0,
@@ -461,8 +395,6 @@ const MAX_DELIVERY_RECORDS: usize = 65_536;
 #[derive(Debug)]
 pub struct PeerScore {
     p: ScoreParams,
-    /// `p.topic_defaults()`, for topics without their own parameters.
-    defaults: TopicParams,
     peers: HashMap<PeerId, PeerStats>,
     /// Connected peers per IP (P6 needs only the count).
     ips: HashMap<IpAddr, u32>,
@@ -472,18 +404,17 @@ pub struct PeerScore {
 }
 
 /// The parameters of `topic`.
-fn params<'a>(p: &'a ScoreParams, defaults: &'a TopicParams, topic: &str) -> &'a TopicParams {
+fn params<'a>(p: &'a ScoreParams, topic: &str) -> &'a TopicParams {
     if p.topics.is_empty() {
-        return defaults;
+        return &p.topic_defaults;
     }
-    p.topics.get(topic).unwrap_or(defaults)
+    p.topics.get(topic).unwrap_or(&p.topic_defaults)
 }
 
 impl PeerScore {
     /// Empty scores.
     pub fn new(p: ScoreParams) -> Self {
         Self {
-            defaults: p.topic_defaults(),
             p,
             peers: HashMap::new(),
             ips: HashMap::new(),
@@ -495,7 +426,7 @@ impl PeerScore {
 
     /// The parameters scoring `topic`.
     pub fn topic_params(&self, topic: &str) -> &TopicParams {
-        params(&self.p, &self.defaults, topic)
+        params(&self.p, topic)
     }
 
     /// The current score of `peer` (0 for unknown peers).
@@ -506,7 +437,7 @@ impl PeerScore {
         let p = &self.p;
         let mut topics = 0.0;
         for (topic, t) in s.topics() {
-            let tp = params(p, &self.defaults, topic);
+            let tp = params(p, topic);
             let mut ts = 0.0;
             if t.in_mesh {
                 let mesh_time = t.mesh_time + now.saturating_sub(t.graft_time);
@@ -583,7 +514,7 @@ impl PeerScore {
         }
         if let Some(x) = s.ext.as_mut() {
             for (topic, t) in x.topics.iter_mut() {
-                t.leave_mesh(params(&self.p, &self.defaults, topic), now);
+                t.leave_mesh(params(&self.p, topic), now);
             }
         }
         s.connected = false;
@@ -614,7 +545,7 @@ impl PeerScore {
     /// The peer left our mesh for `topic`; a delivery deficit while P3
     /// was active is remembered by P3b.
     pub fn prune(&mut self, peer: &PeerId, topic: &str, now: Time) {
-        let tp = params(&self.p, &self.defaults, topic);
+        let tp = params(&self.p, topic);
         if let Some(t) = self.peers.get_mut(peer).and_then(|s| s.topic_mut(topic)) {
             t.leave_mesh(tp, now);
         }
@@ -659,7 +590,7 @@ impl PeerScore {
         let Some(d) = self.deliveries.get_mut(id) else {
             return;
         };
-        let window = params(&self.p, &self.defaults, &d.topic).mesh_deliveries_window;
+        let window = params(&self.p, &d.topic).mesh_deliveries_window;
         if now.saturating_sub(d.first) > window || !d.credited.insert(peer, MAX_CREDITED) {
             return;
         }
@@ -668,7 +599,7 @@ impl PeerScore {
     }
 
     fn credit(&mut self, peer: &PeerId, topic: &Topic, first: bool) {
-        let tp = params(&self.p, &self.defaults, topic);
+        let tp = params(&self.p, topic);
         if let Some(s) = self.peers.get_mut(peer) {
             let t = s.topic_entry(topic);
             if first {
@@ -703,7 +634,7 @@ impl PeerScore {
             };
             dec(&mut x.behaviour_penalty, p.behaviour_penalty_decay);
             for (topic, t) in x.topics.iter_mut() {
-                let tp = params(p, &self.defaults, topic);
+                let tp = params(p, topic);
                 dec(&mut t.first_deliveries, tp.first_deliveries_decay);
                 dec(&mut t.mesh_deliveries, tp.mesh_deliveries_decay);
                 dec(&mut t.mesh_failure, tp.mesh_failure_penalty_decay);
@@ -878,7 +809,10 @@ mod tests {
     #[test]
     fn p3b_weight_zero_turns_it_off() {
         let p = ScoreParams {
-            mesh_failure_penalty_weight: 0.0,
+            topic_defaults: TopicParams {
+                mesh_failure_penalty_weight: 0.0,
+                ..TopicParams::default()
+            },
             ..ScoreParams::default()
         };
         let mut s = PeerScore::new(p);
@@ -1026,7 +960,10 @@ mod tests {
         };
         assert_eq!(p.validate(), Err(ConfigError::Score("topic_score_cap")));
         let p = ScoreParams {
-            mesh_failure_penalty_decay: 1.5,
+            topic_defaults: TopicParams {
+                mesh_failure_penalty_decay: 1.5,
+                ..TopicParams::default()
+            },
             ..ScoreParams::default()
         };
         assert_eq!(

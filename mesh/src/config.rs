@@ -10,18 +10,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Built-in tracker list, used when `trackers` is omitted.
-pub const DEFAULT_TRACKERS: &[&str] = &[
-    "udp://tracker.opentrackr.org:1337/announce",
-    "http://tracker.opentrackr.org:1337/announce",
-    "udp://open.demonii.com:1337/announce",
-    "udp://tracker.torrent.eu.org:451/announce",
-    "udp://open.stealth.si:80/announce",
-    "udp://exodus.desync.com:6969/announce",
-    "udp://tracker.openbittorrent.com:6969/announce",
-    "udp://explodie.org:6969/announce",
-];
-
 /// A configuration value that is present but wrong, naming its field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -64,10 +52,26 @@ impl ConfigError {
 }
 
 /// The whole node configuration.
+///
+/// Which fields take effect: every top-level field and the blocks
+/// `gossipsub`, `security`, `engine` and `telemetry` are read by the node or
+/// the engine, with these exceptions, which are accepted (hosts of the
+/// original send them), validated for type, zero-defaulted, and otherwise
+/// **not read by anything yet**:
+///
+/// - `bootstrap_timeout_sec`;
+/// - the whole `nat` block (`upnp_enabled` … `port_prediction_enabled`),
+///   reserved for NAT traversal and relays;
+/// - the whole `transport` block (`high_throughput`, `stream_buffer_size`,
+///   `udp_buffer_size`).
+///
+/// `trackers` omitted means the built-in list of `moss_discovery`, and
+/// `engine.backend` is parsed by the engine, not here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    /// Tracker announce URLs; `None` (omitted) = built-in set, empty = off.
+    /// Tracker announce URLs; `None` (omitted) = the built-in set
+    /// (`moss_discovery::default_trackers`, chosen by the engine), empty = off.
     pub trackers: Option<Vec<String>>,
     /// Seconds between tracker announces.
     pub announce_interval_sec: u32,
@@ -77,7 +81,8 @@ pub struct Config {
     pub max_peers: u32,
     /// `host:port` peers dialled at start and re-dialled when lost.
     pub static_peers: Vec<String>,
-    /// Seconds to wait for the first peers before reporting bootstrap state.
+    /// Seconds to wait for the first peers before reporting bootstrap state
+    /// (accepted, not read yet).
     pub bootstrap_timeout_sec: u32,
     /// LAN multicast beacons on/off.
     pub lan_discovery_enabled: bool,
@@ -100,11 +105,11 @@ pub struct Config {
     pub obfs_pad_max: u16,
     /// Pub/sub router parameters.
     pub gossipsub: GossipSubConfig,
-    /// NAT traversal and relay parameters.
+    /// NAT traversal and relay parameters (accepted, not read yet).
     pub nat: NatConfig,
     /// Limits that protect the node.
     pub security: SecurityConfig,
-    /// Buffering presets.
+    /// Buffering presets (accepted, not read yet).
     pub transport: TransportConfig,
     /// Packet engine choices (a Moss-in-Rust addition).
     pub engine: EngineConfig,
@@ -150,152 +155,75 @@ pub struct GossipSubConfig {
     pub topics: BTreeMap<String, TopicScoreConfig>,
 }
 
-/// Score parameters of one topic, each optional (GossipSub v1.1 P1–P4
-/// and the P3b mesh failure penalty; weights of penalties are ≤ 0,
-/// decays in (0, 1)). Unknown fields are errors.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TopicScoreConfig {
-    /// Weight of the topic's score in the peer's score (≥ 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub topic_weight: Option<f64>,
-    /// P1 weight per quantum in mesh (≥ 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time_in_mesh_weight: Option<f64>,
-    /// P1 quantum in milliseconds (> 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time_in_mesh_quantum_ms: Option<u64>,
-    /// P1 cap in quanta.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time_in_mesh_cap: Option<f64>,
-    /// P2 weight per first delivery (≥ 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_deliveries_weight: Option<f64>,
-    /// P2 decay per decay interval.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_deliveries_decay: Option<f64>,
-    /// P2 counter cap.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_deliveries_cap: Option<f64>,
-    /// P3 weight of the squared delivery deficit (≤ 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_deliveries_weight: Option<f64>,
-    /// P3 counter decay.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_deliveries_decay: Option<f64>,
-    /// P3 deliveries expected from an active mesh peer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_deliveries_threshold: Option<f64>,
-    /// P3 counter cap (≥ the threshold).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_deliveries_cap: Option<f64>,
-    /// Milliseconds in mesh before P3 applies.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_deliveries_activation_ms: Option<u64>,
-    /// Milliseconds after the first copy during which a mesh peer's copy
-    /// still counts for P3 (at most 5000).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_deliveries_window_ms: Option<u64>,
-    /// P3b weight of the mesh failure counter (≤ 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_failure_penalty_weight: Option<f64>,
-    /// P3b counter decay.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_failure_penalty_decay: Option<f64>,
-    /// P4 weight of the squared invalid-message counter (≤ 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub invalid_weight: Option<f64>,
-    /// P4 decay.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub invalid_decay: Option<f64>,
+/// The JSON type of a score parameter kind: `f64` as is, durations as
+/// whole milliseconds.
+macro_rules! json_type {
+    (f64) => {
+        f64
+    };
+    (Duration) => {
+        u64
+    };
 }
 
-impl TopicScoreConfig {
-    /// `base` with the fields given here replaced.
-    pub fn apply(&self, base: &moss_gossip::TopicParams) -> moss_gossip::TopicParams {
-        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
-        let b = base;
-        moss_gossip::TopicParams {
-            topic_weight: self.topic_weight.unwrap_or(b.topic_weight),
-            time_in_mesh_weight: self.time_in_mesh_weight.unwrap_or(b.time_in_mesh_weight),
-            time_in_mesh_quantum: ms(self.time_in_mesh_quantum_ms, b.time_in_mesh_quantum),
-            time_in_mesh_cap: self.time_in_mesh_cap.unwrap_or(b.time_in_mesh_cap),
-            first_deliveries_weight: self
-                .first_deliveries_weight
-                .unwrap_or(b.first_deliveries_weight),
-            first_deliveries_decay: self
-                .first_deliveries_decay
-                .unwrap_or(b.first_deliveries_decay),
-            first_deliveries_cap: self.first_deliveries_cap.unwrap_or(b.first_deliveries_cap),
-            mesh_deliveries_weight: self
-                .mesh_deliveries_weight
-                .unwrap_or(b.mesh_deliveries_weight),
-            mesh_deliveries_decay: self
-                .mesh_deliveries_decay
-                .unwrap_or(b.mesh_deliveries_decay),
-            mesh_deliveries_threshold: self
-                .mesh_deliveries_threshold
-                .unwrap_or(b.mesh_deliveries_threshold),
-            mesh_deliveries_cap: self.mesh_deliveries_cap.unwrap_or(b.mesh_deliveries_cap),
-            mesh_deliveries_activation: ms(
-                self.mesh_deliveries_activation_ms,
-                b.mesh_deliveries_activation,
-            ),
-            mesh_deliveries_window: ms(self.mesh_deliveries_window_ms, b.mesh_deliveries_window),
-            mesh_failure_penalty_weight: self
-                .mesh_failure_penalty_weight
-                .unwrap_or(b.mesh_failure_penalty_weight),
-            mesh_failure_penalty_decay: self
-                .mesh_failure_penalty_decay
-                .unwrap_or(b.mesh_failure_penalty_decay),
-            invalid_weight: self.invalid_weight.unwrap_or(b.invalid_weight),
-            invalid_decay: self.invalid_decay.unwrap_or(b.invalid_decay),
+/// The router value of a JSON score parameter of the given kind.
+macro_rules! from_json {
+    (f64, $v:expr) => {
+        $v
+    };
+    (Duration, $v:expr) => {
+        Duration::from_millis($v)
+    };
+}
+
+/// Generates [`TopicScoreConfig`], its `apply` and the router-to-JSON name
+/// table from the one field list of `moss_gossip::topic_param_fields!`.
+macro_rules! topic_score_config {
+    ($($(#[$doc:meta])* $field:ident / $json:ident: $kind:ident = $default:expr,)*) => {
+        /// Score parameters of one topic, each optional (GossipSub v1.1
+        /// P1–P4 and the P3b mesh failure penalty; weights of penalties are
+        /// ≤ 0, decays in (0, 1); durations in milliseconds, keys ending in
+        /// `_ms`). Unknown fields are errors.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct TopicScoreConfig {
+            $(
+                $(#[$doc])*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $json: Option<json_type!($kind)>,
+            )*
         }
-    }
-}
 
-/// The JSON name of a router score parameter (durations are in ms).
-fn score_json_name(router_field: &str) -> String {
-    match router_field {
-        "time_in_mesh_quantum" | "mesh_deliveries_activation" | "mesh_deliveries_window" => {
-            format!("{router_field}_ms")
+        impl TopicScoreConfig {
+            /// `base` with the fields given here replaced.
+            pub fn apply(&self, base: &moss_gossip::TopicParams) -> moss_gossip::TopicParams {
+                moss_gossip::TopicParams {
+                    $($field: self.$json.map_or(base.$field, |v| from_json!($kind, v)),)*
+                }
+            }
         }
-        f => f.to_string(),
-    }
+
+        /// The JSON key of a `moss_gossip::TopicParams` field, if it is one.
+        fn topic_param_json_name(router_field: &str) -> Option<&'static str> {
+            match router_field {
+                $(stringify!($field) => Some(stringify!($json)),)*
+                _ => None,
+            }
+        }
+    };
 }
 
-/// Topic parameter names of `moss_gossip::TopicParams` (the rest of
-/// `ScoreParams` is not set from JSON except `topic_score_cap`).
-const TOPIC_PARAM_FIELDS: &[&str] = &[
-    "topic_weight",
-    "time_in_mesh_weight",
-    "time_in_mesh_quantum",
-    "time_in_mesh_cap",
-    "first_deliveries_weight",
-    "first_deliveries_decay",
-    "first_deliveries_cap",
-    "mesh_deliveries_weight",
-    "mesh_deliveries_decay",
-    "mesh_deliveries_threshold",
-    "mesh_deliveries_cap",
-    "mesh_deliveries_activation",
-    "mesh_deliveries_window",
-    "mesh_failure_penalty_weight",
-    "mesh_failure_penalty_decay",
-    "invalid_weight",
-    "invalid_decay",
-];
+moss_gossip::topic_param_fields!(topic_score_config);
 
 impl GossipSubConfig {
     /// The score parameters these values give (peer-wide parameters keep
     /// the reference defaults).
     pub fn score_params(&self) -> moss_gossip::ScoreParams {
         let mut p = moss_gossip::ScoreParams::default();
-        let defaults = self.topic_defaults.apply(&p.topic_defaults());
-        p.set_topic_defaults(&defaults);
+        p.topic_defaults = self.topic_defaults.apply(&p.topic_defaults);
         p.topic_score_cap = self.topic_score_cap;
         for (topic, t) in &self.topics {
-            p.topics.insert(topic.clone(), t.apply(&defaults));
+            p.topics.insert(topic.clone(), t.apply(&p.topic_defaults));
         }
         p
     }
@@ -303,14 +231,18 @@ impl GossipSubConfig {
     /// The dotted path of the JSON field behind a router error.
     fn error_field(e: &moss_gossip::ConfigError) -> String {
         match e {
-            moss_gossip::ConfigError::Score(f) if TOPIC_PARAM_FIELDS.contains(f) => {
-                format!("gossipsub.topic_defaults.{}", score_json_name(f))
-            }
             moss_gossip::ConfigError::Score("topic_score_cap") => {
                 "gossipsub.topic_score_cap".into()
             }
+            moss_gossip::ConfigError::Score(f) => match topic_param_json_name(f) {
+                Some(json) => format!("gossipsub.topic_defaults.{json}"),
+                None => "gossipsub".into(),
+            },
             moss_gossip::ConfigError::TopicScore { topic, field } => {
-                format!("gossipsub.topics.{topic}.{}", score_json_name(field))
+                format!(
+                    "gossipsub.topics.{topic}.{}",
+                    topic_param_json_name(field).unwrap_or(field)
+                )
             }
             _ => "gossipsub".into(),
         }
@@ -336,7 +268,8 @@ impl GossipSubConfig {
     }
 }
 
-/// NAT traversal and relay parameters.
+/// NAT traversal and relay parameters. Accepted and validated for type,
+/// but nothing reads them yet: they are reserved for the NAT traversal work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatConfig {
@@ -374,7 +307,8 @@ pub struct SecurityConfig {
     pub rate_limit_sustained: u32,
 }
 
-/// Buffering presets.
+/// Buffering presets of the original. Accepted and validated for type, but
+/// nothing reads them: the engine sizes its own queues.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TransportConfig {
@@ -390,7 +324,9 @@ pub struct TransportConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EngineConfig {
-    /// `auto`, `uring`, `mmsg` or `portable`.
+    /// `auto`, `uring`, `mmsg` or `portable`. This sans-IO crate knows no
+    /// backends: the engine parses the name (`moss::backend::BackendKind::from_config`)
+    /// and its error names this field.
     pub backend: String,
     /// Number of shards (0 = one per core).
     pub shards: u32,
@@ -424,17 +360,20 @@ impl Default for Config {
 }
 
 impl Default for GossipSubConfig {
+    /// The router's own defaults (`moss_gossip::Config::default()`).
     fn default() -> Self {
+        let r = moss_gossip::Config::default();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         Self {
-            d: 6,
-            d_lo: 4,
-            d_high: 12,
-            d_out: 2,
-            d_lazy: 6,
-            heartbeat_ms: 1000,
-            flood_publish: true,
-            idontwant: true,
-            topic_score_cap: 0.0,
+            d: n(r.d),
+            d_lo: n(r.d_lo),
+            d_high: n(r.d_high),
+            d_out: n(r.d_out),
+            d_lazy: n(r.d_lazy),
+            heartbeat_ms: u32::try_from(r.heartbeat.as_millis()).unwrap_or(u32::MAX),
+            flood_publish: r.flood_publish,
+            idontwant: r.idontwant,
+            topic_score_cap: r.score.topic_score_cap,
             topic_defaults: TopicScoreConfig::default(),
             topics: BTreeMap::new(),
         }
@@ -594,18 +533,6 @@ impl Config {
                 reason: "must be at least max_message_size_bytes".into(),
             });
         }
-        if !matches!(
-            self.engine.backend.as_str(),
-            "auto" | "uring" | "mmsg" | "portable"
-        ) {
-            return Err(ConfigError::Invalid {
-                field: "engine.backend",
-                reason: format!(
-                    "unknown backend `{}` (auto, uring, mmsg, portable)",
-                    self.engine.backend
-                ),
-            });
-        }
         for (i, p) in self.static_peers.iter().enumerate() {
             if p.rsplit_once(':')
                 .and_then(|(_, port)| port.parse::<u16>().ok())
@@ -651,14 +578,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// The tracker list in force: the configured one, or the built-in set.
-    pub fn effective_trackers(&self) -> Vec<String> {
-        match &self.trackers {
-            Some(t) => t.clone(),
-            None => DEFAULT_TRACKERS.iter().map(|s| s.to_string()).collect(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -672,10 +591,9 @@ mod tests {
         assert_eq!(c.gossipsub.d_lo, 4);
         assert_eq!(c.gossipsub.heartbeat_ms, 1000);
         assert_eq!(c.trackers, Some(vec![]));
-        assert!(c.effective_trackers().is_empty());
         let d = Config::from_json("{}").unwrap();
         assert_eq!(d, Config::default());
-        assert_eq!(d.effective_trackers().len(), DEFAULT_TRACKERS.len());
+        assert_eq!(d.trackers, None, "omitted: the built-in set");
     }
 
     #[test]
@@ -696,8 +614,6 @@ mod tests {
         assert_eq!(e.field(), "max_peers");
         let e = Config::from_json(r#"{"gossipsub":{"D":20}}"#).unwrap_err();
         assert_eq!(e.field(), "gossipsub.D");
-        let e = Config::from_json(r#"{"engine":{"backend":"dpdk"}}"#).unwrap_err();
-        assert_eq!(e.field(), "engine.backend");
         let e = Config::from_json(r#"{"static_peers":["nope"]}"#).unwrap_err();
         assert_eq!(e.field(), "static_peers");
         let e = Config::from_json(r#"{"telemetry":{"degree_cap":70000}}"#).unwrap_err();
@@ -723,9 +639,12 @@ mod tests {
         .unwrap();
         let p = c.gossipsub.score_params();
         assert_eq!(p.topic_score_cap, 50.0);
-        assert_eq!(p.mesh_failure_penalty_weight, -2.0);
-        assert_eq!(p.invalid_weight, -20.0);
-        assert_eq!(p.time_in_mesh_weight, 0.03, "reference value kept");
+        assert_eq!(p.topic_defaults.mesh_failure_penalty_weight, -2.0);
+        assert_eq!(p.topic_defaults.invalid_weight, -20.0);
+        assert_eq!(
+            p.topic_defaults.time_in_mesh_weight, 0.03,
+            "reference value kept"
+        );
         let news = &p.topics["news"];
         assert_eq!(news.topic_weight, 0.5);
         assert_eq!(news.time_in_mesh_quantum, Duration::from_millis(500));

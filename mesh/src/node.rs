@@ -235,7 +235,7 @@ impl Node {
 
     /// [`Node::handle_plaintext`] for plaintext whose signed messages the
     /// shard already verified: with `verified` (the result of
-    /// [`crate::preverify`] on exactly these bytes) the node skips their
+    /// [`crate::preverify()`] on exactly these bytes) the node skips their
     /// Ed25519 checks.
     pub fn handle_plaintext_verified(
         &mut self,

@@ -515,7 +515,7 @@ impl Node {
                     .and_then(|s| s.established_mut())
                 {
                     if e.topics.len() < moss_gossip::MAX_PEER_TOPICS {
-                        e.topics.insert(t.into());
+                        e.topics.insert(t);
                     }
                 }
                 self.gossip.router.peer_subscribed(&peer, t);

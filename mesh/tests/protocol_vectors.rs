@@ -1,11 +1,98 @@
 //! Checks the test vectors written in `docs/PROTOCOL.md` against the code.
 //! Run with `MOSS_PRINT_VECTORS=1` to print the current values.
 
+use blake2::{Blake2s256, Digest};
 use moss_crypto::msgid::message_id;
 use moss_crypto::transport::TAG_LEN;
-use moss_crypto::{MeshKeys, Scrambler, TransportCipher};
-use moss_mesh::wire::{Frame, Head, Publish};
+use moss_crypto::{Handshake, Identity, MeshKeys, Role, Scrambler, TransportCipher};
+use moss_mesh::wire::{
+    signing_bytes, Frame, HandshakeBody, Head, IdList, Kind, Publish, SignedPublish, FRAGMENT_CHUNK,
+};
 use std::collections::BTreeMap;
+
+/// The origin of the signed vectors: Ed25519 seed `01`×32.
+fn signer() -> Identity {
+    Identity::from_seed([1; 32])
+}
+
+/// Message 1 of a handshake of mesh `global`: initiator identity seed
+/// `01`×32, ephemeral seed `03`×32, sender index `0x01020304`, nonce
+/// `07`×12, 4 padding bytes `ee`. Returns (noise message, datagram).
+fn handshake_init() -> (Vec<u8>, Vec<u8>) {
+    let keys = MeshKeys::derive("global", None);
+    let mut hs = Handshake::new(Role::Initiator, &signer(), &keys.prologue, [3; 32]).unwrap();
+    let mut noise = [0u8; 1024];
+    let n = hs.write(&[], &mut noise).unwrap();
+    let nonce = [7u8; 12];
+    let padding = [0xee_u8; 4];
+    let mut d = Head::Handshake {
+        kind: Kind::Init,
+        pad_len: padding.len() as u16,
+        nonce,
+    }
+    .encode()
+    .to_vec();
+    HandshakeBody {
+        sender: 0x0102_0304,
+        receiver: 0,
+        noise: &noise[..n],
+    }
+    .encode(&mut d);
+    d.extend_from_slice(&padding);
+    let scr = Scrambler::new(keys.scramble_key);
+    scr.toggle_body(&nonce, &mut d[16..]);
+    scr.toggle_head(&mut d);
+    (noise[..n].to_vec(), d)
+}
+
+/// The SIGNED_PUBLISH body of `signer()` for (hops 0, `seq`, `topic`, `payload`).
+fn signed_body(seq: u64, topic: &str, payload: &[u8]) -> ([u8; 32], Vec<u8>) {
+    let o = signer();
+    let pk = o.public_key().0;
+    let id = message_id(&pk, seq, topic, payload);
+    let mut body = Vec::new();
+    SignedPublish {
+        signature: o.sign(&signing_bytes(&id)),
+        publish: Publish {
+            hops: 0,
+            origin: pk,
+            seq,
+            topic,
+            payload,
+        },
+    }
+    .encode_body(&mut body);
+    (id, body)
+}
+
+/// The payload of the fragmented vector: 1200 bytes `i mod 256`.
+fn big_payload() -> Vec<u8> {
+    (0..1200u32).map(|i| i as u8).collect()
+}
+
+/// SIGNED_FRAGMENT frames (transfer 7) of `id ‖ body` of the 1200-byte
+/// message on topic "big", seq 2.
+fn signed_fragments() -> Vec<Vec<u8>> {
+    let (id, body) = signed_body(2, "big", &big_payload());
+    let mut whole = id.to_vec();
+    whole.extend_from_slice(&body);
+    let count = whole.len().div_ceil(FRAGMENT_CHUNK) as u16;
+    whole
+        .chunks(FRAGMENT_CHUNK)
+        .enumerate()
+        .map(|(i, data)| {
+            let mut f = Vec::new();
+            Frame::SignedFragment {
+                transfer: 7,
+                index: i as u16,
+                count,
+                data,
+            }
+            .encode(&mut f);
+            f
+        })
+        .collect()
+}
 
 fn computed() -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
@@ -51,6 +138,40 @@ fn computed() -> BTreeMap<String, String> {
     datagram.extend_from_slice(&tag);
     Scrambler::new([0x42; 32]).toggle_head(&mut datagram);
     v.insert("data_datagram".into(), hex::encode(&datagram));
+
+    let (noise, init) = handshake_init();
+    v.insert("handshake_init_noise".into(), hex::encode(noise));
+    v.insert("handshake_init_datagram".into(), hex::encode(init));
+
+    let pk = signer().public_key().0;
+    v.insert("signed_origin".into(), hex::encode(pk));
+    let (id, body) = signed_body(1, "chat", b"hi");
+    v.insert("signed_message_id".into(), hex::encode(id));
+    let mut f = vec![0x22];
+    f.extend_from_slice(&(body.len() as u16).to_le_bytes());
+    f.extend_from_slice(&body);
+    v.insert("signed_publish_frame".into(), hex::encode(&f));
+
+    let frags = signed_fragments();
+    v.insert("signed_fragment_count".into(), frags.len().to_string());
+    v.insert(
+        "signed_fragment[0] first 64 bytes".into(),
+        hex::encode(&frags[0][..64]),
+    );
+    v.insert(
+        "signed_fragment[0] blake2s".into(),
+        hex::encode(Blake2s256::digest(&frags[0])),
+    );
+    v.insert("signed_fragment[1]".into(), hex::encode(&frags[1]));
+
+    let ids = [id, [0x22; 32]];
+    let mut ihave = Vec::new();
+    Frame::IHave {
+        topic: "chat",
+        ids: IdList::new(&ids).unwrap(),
+    }
+    .encode(&mut ihave);
+    v.insert("ihave_frame".into(), hex::encode(ihave));
     v
 }
 
@@ -94,4 +215,59 @@ fn documented_data_datagram_opens() {
         .unwrap();
     assert_eq!(frames.len(), 2);
     assert_eq!(frames[0], Frame::Subscribe("chat"));
+}
+
+#[test]
+fn documented_handshake_datagram_unmasks_to_its_parts() {
+    let (noise, mut d) = handshake_init();
+    let scr = Scrambler::new(MeshKeys::derive("global", None).scramble_key);
+    scr.toggle_head(&mut d);
+    let head: [u8; 16] = d[..16].try_into().unwrap();
+    // kind 1, version 1, pad_len 4 (u16 LE), then the nonce.
+    assert_eq!(&head[..4], &[1, 1, 4, 0]);
+    assert_eq!(&head[4..], &[7; 12]);
+    scr.toggle_body(&[7; 12], &mut d[16..]);
+    // sender (u32 LE), receiver 0, noise_len (u16 LE), noise, padding.
+    assert_eq!(&d[16..20], &0x0102_0304u32.to_le_bytes());
+    assert_eq!(&d[20..24], &[0; 4]);
+    assert_eq!(&d[24..26], &(noise.len() as u16).to_le_bytes());
+    assert_eq!(&d[26..26 + noise.len()], &noise[..]);
+    assert_eq!(&d[26 + noise.len()..], &[0xee; 4]);
+    // Message 1 of XX is the bare ephemeral key.
+    assert_eq!(noise.len(), 32);
+}
+
+#[test]
+fn documented_signed_frames_verify_and_reassemble() {
+    let o = signer();
+    let v = computed();
+    let f = hex::decode(&v["signed_publish_frame"]).unwrap();
+    let Some(Ok(Frame::SignedPublish(sp))) = moss_mesh::wire::FrameReader::new(&f).next() else {
+        panic!("not a SIGNED_PUBLISH frame")
+    };
+    let p = sp.publish;
+    let id = message_id(&p.origin, p.seq, p.topic, p.payload);
+    assert!(o.public_key().verify(&signing_bytes(&id), &sp.signature));
+    // The pieces carry `id ‖ body` cut into 1157-byte chunks; the id is not
+    // repeated per piece.
+    let mut whole = Vec::new();
+    for frag in signed_fragments() {
+        let Some(Ok(Frame::SignedFragment { data, .. })) =
+            moss_mesh::wire::FrameReader::new(&frag).next()
+        else {
+            panic!("not a SIGNED_FRAGMENT frame")
+        };
+        whole.extend_from_slice(data);
+    }
+    let (claimed, body) = whole.split_at(32);
+    let sp = SignedPublish::decode_body(body).unwrap();
+    let id = message_id(
+        &sp.publish.origin,
+        sp.publish.seq,
+        sp.publish.topic,
+        sp.publish.payload,
+    );
+    assert_eq!(claimed, id);
+    assert_eq!(sp.publish.payload, &big_payload()[..]);
+    assert!(o.public_key().verify(&signing_bytes(&id), &sp.signature));
 }

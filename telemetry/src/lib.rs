@@ -19,6 +19,27 @@
 //!   full report of every chain break and the agreement of several
 //!   gateways (what the explorer's wasm verifier runs).
 //! - [`Telemetry`]: the façade the mesh node drives.
+//!
+//! A node with telemetry on produces a delta within its first epoch; the
+//! delta travels as bytes and decodes to the same value:
+//!
+//! ```
+//! use moss_telemetry::{StatDelta, Telemetry, TelemetryConfig};
+//! use rand_chacha::ChaCha20Rng;
+//! use rand_core::SeedableRng;
+//!
+//! let config = TelemetryConfig { enabled: true, ..TelemetryConfig::default() };
+//! let mut node = Telemetry::new(config, [1; 32])?;
+//! node.set_degree(6);
+//! let mut rng = ChaCha20Rng::from_seed([0; 32]);
+//! let start = 1_700_000_100; // unix seconds
+//! let delta = (start..start + 300)
+//!     .find_map(|now| node.tick(now, &mut rng))
+//!     .expect("a delta within the first epoch");
+//! let bytes = delta.encode();
+//! assert_eq!(StatDelta::decode(&bytes)?, delta);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 #![cfg_attr(

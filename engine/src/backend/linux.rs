@@ -495,52 +495,9 @@ pub(crate) fn disable_gro(fd: RawFd) {
     let _ = setsockopt_int(fd, libc::SOL_UDP, libc::UDP_GRO, 0);
 }
 
-/// Runs `f` on a thread inside a fresh network namespace whose loopback is
-/// up with the given MTU (tests of MTU-dependent GSO behaviour). `None`
-/// when namespaces cannot be created here (no CAP_SYS_ADMIN); panics in `f`
-/// propagate.
-#[cfg(test)]
-pub(crate) fn with_loopback_mtu<R: Send + 'static>(
-    mtu: i32,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> Option<R> {
-    let handle = std::thread::spawn(move || {
-        // SAFETY: unshare affects only this thread's network namespace.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            eprintln!("no network namespace: {}", io::Error::last_os_error());
-            return None;
-        }
-        // SAFETY: plain socket/ioctl/close on a socket we own, with a live,
-        // zero-initialised ifreq naming "lo".
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
-            assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
-            let mut ifr: libc::ifreq = mem::zeroed();
-            for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-                *d = *s as libc::c_char;
-            }
-            assert_eq!(
-                libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr),
-                0,
-                "SIOCGIFFLAGS"
-            );
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            assert_eq!(libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr), 0, "SIOCSIFFLAGS");
-            ifr.ifr_ifru.ifru_mtu = mtu;
-            assert_eq!(libc::ioctl(fd, libc::SIOCSIFMTU, &ifr), 0, "SIOCSIFMTU");
-            libc::close(fd);
-        }
-        Some(f())
-    });
-    match handle.join() {
-        Ok(v) => v,
-        Err(p) => std::panic::resume_unwind(p),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::MAX_DATAGRAM;
+    use super::super::MAX_RECV_DATAGRAM;
     use super::*;
 
     #[test]
@@ -592,7 +549,7 @@ mod tests {
             d(b, &small[..]),
         ];
         let mut runs = Vec::new();
-        plan_runs(&out, MAX_DATAGRAM, &mut runs);
+        plan_runs(&out, MAX_RECV_DATAGRAM, &mut runs);
         let got: Vec<(usize, usize)> = runs.iter().map(|r| (r.start, r.count)).collect();
         assert_eq!(got, vec![(0, 3), (3, 1), (4, 1), (5, 1), (6, 1)]);
         plan_runs(&out, 0, &mut runs);
@@ -604,11 +561,17 @@ mod tests {
             got,
             vec![(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)]
         );
-        assert_eq!(after_refusal(MAX_DATAGRAM, GsoRefusal::TooBig, 1400), 1399);
+        assert_eq!(
+            after_refusal(MAX_RECV_DATAGRAM, GsoRefusal::TooBig, 1400),
+            1399
+        );
         assert_eq!(after_refusal(1000, GsoRefusal::TooBig, 1400), 1000);
-        assert_eq!(after_refusal(MAX_DATAGRAM, GsoRefusal::Refused, 1400), 0);
+        assert_eq!(
+            after_refusal(MAX_RECV_DATAGRAM, GsoRefusal::Refused, 1400),
+            0
+        );
         let many: Vec<_> = (0..200).map(|_| d(a, &big[..])).collect();
-        plan_runs(&many, MAX_DATAGRAM, &mut runs);
+        plan_runs(&many, MAX_RECV_DATAGRAM, &mut runs);
         assert!(runs.iter().all(|r| r.count * r.seg <= MAX_GSO_BYTES));
         assert_eq!(runs.iter().map(|r| r.count).sum::<usize>(), 200);
     }

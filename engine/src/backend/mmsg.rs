@@ -17,7 +17,7 @@
 //! datagram; [`Backend::recv_with`] hands out views of the scratch buffer
 //! instead, with no copy). Segments that do not fit in the caller's batch stay pending
 //! and are returned first by the next call; nothing is dropped or truncated
-//! silently (datagrams larger than [`MAX_DATAGRAM`] are dropped and counted
+//! silently (datagrams larger than [`MAX_RECV_DATAGRAM`] are dropped and counted
 //! in [`MmsgStats::oversized`]).
 
 use super::linux::{
@@ -25,7 +25,7 @@ use super::linux::{
     plan_runs, poll_two, probe_offloads, write_segment_cmsg, EventFd, GsoRefusal, RawAddr, Run,
     Segments, CMSG_BUF, GRO_BUF,
 };
-use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
+use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_RECV_DATAGRAM};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -59,7 +59,7 @@ impl Default for Offload {
 /// Counters of the `mmsg` backend (drop reasons and offload use).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MmsgStats {
-    /// Datagrams dropped on receive because they exceed [`MAX_DATAGRAM`] or
+    /// Datagrams dropped on receive because they exceed [`MAX_RECV_DATAGRAM`] or
     /// the kernel truncated them.
     pub oversized: u64,
     /// Datagrams dropped on receive because the sender address was not IP.
@@ -129,7 +129,7 @@ impl MmsgBackend {
         Ok(Self {
             socket,
             event: Arc::new(EventFd::new()?),
-            gso_max_seg: if gso { MAX_DATAGRAM } else { 0 },
+            gso_max_seg: if gso { MAX_RECV_DATAGRAM } else { 0 },
             gro,
             stats: MmsgStats::default(),
             runs: Vec::new(),
@@ -194,9 +194,9 @@ impl MmsgBackend {
                 self.stats.bad_addr += 1;
                 continue;
             };
-            if len > MAX_DATAGRAM {
+            if len > MAX_RECV_DATAGRAM {
                 self.stats.oversized += 1;
-                tracing::debug!(len, "mmsg: dropped datagram larger than MAX_DATAGRAM");
+                tracing::debug!(len, "mmsg: dropped datagram larger than MAX_RECV_DATAGRAM");
                 continue;
             }
             f(from, &mut self.gro_bufs[self.held_msg][range]);
@@ -344,7 +344,7 @@ impl MmsgBackend {
         for j in 0..cap {
             self.recv_iov[j] = libc::iovec {
                 iov_base: batch.bufs[j].as_mut_ptr().cast(),
-                iov_len: MAX_DATAGRAM,
+                iov_len: MAX_RECV_DATAGRAM,
             };
         }
         let got = self.recvmmsg(cap)?;
@@ -353,7 +353,7 @@ impl MmsgBackend {
             let hdr = &self.recv_hdrs[j];
             if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 self.stats.oversized += 1;
-                tracing::debug!("mmsg: dropped datagram larger than MAX_DATAGRAM");
+                tracing::debug!("mmsg: dropped datagram larger than MAX_RECV_DATAGRAM");
                 continue;
             }
             let Some(from) = decode_addr(addr_bytes(

@@ -5,6 +5,7 @@
 //! The driver owns the buffers (caller-owned, reused every iteration) so the
 //! steady-state path allocates nothing.
 
+use moss_mesh::ConfigError;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub mod portable;
 pub mod uring;
 
 /// Largest datagram any backend receives into one buffer slot.
-pub const MAX_DATAGRAM: usize = 2048;
+pub const MAX_RECV_DATAGRAM: usize = 2048;
 
 /// Which backend to run (config `engine.backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,21 @@ impl BackendKind {
         }
     }
 
+    /// Parses `engine.backend` of a node config (an empty string is
+    /// `auto`); the error names the field `engine.backend`.
+    pub fn from_config(engine: &moss_mesh::config::EngineConfig) -> Result<Self, ConfigError> {
+        if engine.backend.is_empty() {
+            return Ok(Self::Auto);
+        }
+        Self::parse(&engine.backend).ok_or_else(|| ConfigError::Invalid {
+            field: "engine.backend",
+            reason: format!(
+                "unknown backend `{}` (auto, uring, mmsg, portable)",
+                engine.backend
+            ),
+        })
+    }
+
     /// The config string of this kind.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -60,7 +76,7 @@ impl BackendKind {
 /// A batch of receive slots owned by the driver and reused on every call.
 pub struct RecvBatch {
     /// Fixed-size buffers, one datagram each.
-    pub bufs: Vec<Box<[u8; MAX_DATAGRAM]>>,
+    pub bufs: Vec<Box<[u8; MAX_RECV_DATAGRAM]>>,
     /// For slot `i < filled`: length of the datagram in `bufs[i]`.
     pub lens: Vec<usize>,
     /// For slot `i < filled`: the sender.
@@ -74,7 +90,7 @@ impl RecvBatch {
     pub fn new(n: usize) -> Self {
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Self {
-            bufs: (0..n).map(|_| Box::new([0u8; MAX_DATAGRAM])).collect(),
+            bufs: (0..n).map(|_| Box::new([0u8; MAX_RECV_DATAGRAM])).collect(),
             lens: vec![0; n],
             addrs: vec![unspecified; n],
             filled: 0,
@@ -271,4 +287,29 @@ pub fn bind_reuseport(addr: SocketAddr) -> Result<std::net::UdpSocket, BackendEr
     let socket: std::net::UdpSocket = s.into();
     linux::grow_buffers(std::os::fd::AsRawFd::as_raw_fd(&socket), SOCKET_BUFFER);
     Ok(socket)
+}
+
+/// Reports that a test cannot run its real component on this machine:
+/// prints `SKIP: reason`, and panics when `CI=true` (CI must run it).
+#[cfg(test)]
+pub(crate) fn skip(reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "SKIP refused under CI=true: {reason}"
+    );
+    eprintln!("SKIP: {reason}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_errors_name_the_field() {
+        let cfg = moss_mesh::Config::from_json(r#"{"engine":{"backend":"dpdk"}}"#).unwrap();
+        let e = BackendKind::from_config(&cfg.engine).unwrap_err();
+        assert_eq!(e.field(), "engine.backend");
+        let d = moss_mesh::Config::from_json("{}").unwrap();
+        assert_eq!(BackendKind::from_config(&d.engine), Ok(BackendKind::Auto));
+    }
 }

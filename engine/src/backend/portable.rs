@@ -1,12 +1,12 @@
 //! The portable backend: mio over epoll (Linux), kqueue (macOS/BSD) or IOCP
 //! (Windows). One `recvmsg`/`send_to` per datagram, batched at the API.
 //!
-//! A datagram larger than [`MAX_DATAGRAM`] is dropped and counted in
+//! A datagram larger than [`MAX_RECV_DATAGRAM`] is dropped and counted in
 //! [`PortableStats::oversized`], never delivered cut: the receive asks the
 //! kernel for the truncation flag (`MSG_TRUNC` on Unix, `WSAEMSGSIZE` on
 //! Windows, both surfaced by `socket2`'s `recv_from_vectored`).
 
-use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
+use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_RECV_DATAGRAM};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;
@@ -21,7 +21,7 @@ const WAKER: Token = Token(1);
 /// Counters of the `portable` backend (drop reasons).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortableStats {
-    /// Datagrams dropped on receive because they exceed [`MAX_DATAGRAM`]
+    /// Datagrams dropped on receive because they exceed [`MAX_RECV_DATAGRAM`]
     /// (the kernel truncated them).
     pub oversized: u64,
     /// Datagrams dropped on receive because the sender address was not IP.
@@ -98,7 +98,7 @@ impl Backend for PortableBackend {
         let mut n = 0;
         while n < batch.bufs.len() {
             match self.recv_one(&mut batch.bufs[n][..]) {
-                Ok((len, Some(addr), false)) if len <= MAX_DATAGRAM => {
+                Ok((len, Some(addr), false)) if len <= MAX_RECV_DATAGRAM => {
                     batch.lens[n] = len;
                     batch.addrs[n] = addr;
                     n += 1;
@@ -168,7 +168,7 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    /// A datagram above [`MAX_DATAGRAM`] is counted and dropped; the one
+    /// A datagram above [`MAX_RECV_DATAGRAM`] is counted and dropped; the one
     /// after it arrives whole.
     #[test]
     fn oversized_is_counted_not_truncated() {
@@ -176,7 +176,7 @@ mod tests {
         let to = rx.local_addr().expect("addr");
         let mut b = PortableBackend::new(rx).expect("backend");
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        tx.send_to(&vec![7u8; MAX_DATAGRAM + 1000], to)
+        tx.send_to(&vec![7u8; MAX_RECV_DATAGRAM + 1000], to)
             .expect("send");
         tx.send_to(&[9u8; 10], to).expect("send");
         let mut batch = RecvBatch::new(4);

@@ -3,9 +3,12 @@
 //! Receive: one multishot `RecvMsgMulti` draws buffers from a provided
 //! buffer ring (`IORING_REGISTER_PBUF_RING`); every completion names the
 //! buffer holding `io_uring_recvmsg_out`, the sender address, the `UDP_GRO`
-//! control message and the payload. The trait's [`RecvBatch`] owns its
-//! slots, so each datagram is copied once from the ring buffer into a slot;
-//! the buffer goes back to the ring as soon as all its datagrams are copied.
+//! control message and the payload (several datagrams when GRO coalesced
+//! them). `recv_with`, the driver's path, hands each datagram to the caller
+//! in place inside the ring buffer: no copy. Only `recv_batch`, whose
+//! [`RecvBatch`] owns its slots, copies each datagram once into a slot. The
+//! buffer goes back to the ring once every datagram in it has been handed
+//! over.
 //! The multishot request is re-armed whenever the kernel ends it (no
 //! `IORING_CQE_F_MORE`, e.g. `ENOBUFS` while all buffers are out).
 //!
@@ -26,7 +29,7 @@ use super::linux::{
     after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error, plan_runs,
     probe_offloads, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
 };
-use super::{Backend, BackendError, OutDatagram, RecvBatch, Wakeup, MAX_DATAGRAM};
+use super::{Backend, BackendError, OutDatagram, RecvBatch, Wakeup, MAX_RECV_DATAGRAM};
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, IoUring, Probe};
 use std::collections::VecDeque;
@@ -87,7 +90,7 @@ impl Default for UringOptions {
 /// Counters of the `uring` backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UringStats {
-    /// Datagrams dropped on receive: larger than [`MAX_DATAGRAM`] or
+    /// Datagrams dropped on receive: larger than [`MAX_RECV_DATAGRAM`] or
     /// truncated by the kernel.
     pub oversized: u64,
     /// Completions dropped because the sender address was not IP or the
@@ -254,7 +257,7 @@ impl UringBackend {
         let fd = socket.as_raw_fd();
         let (gso, gro) = probe_offloads(fd, opts.gso, opts.gro, "uring");
         let ctl = if gro { CMSG_BUF } else { 0 };
-        let payload = if gro { GRO_BUF } else { MAX_DATAGRAM + 1 };
+        let payload = if gro { GRO_BUF } else { MAX_RECV_DATAGRAM + 1 };
         let buf_len = (RECVMSG_OUT + NAME_LEN + ctl + payload).next_multiple_of(64);
         let entries = if gro {
             RING_ENTRIES_GRO
@@ -295,7 +298,7 @@ impl UringBackend {
             bufs_out: 0,
             stash: VecDeque::with_capacity(entries as usize),
             held: None,
-            gso_max_seg: if gso { MAX_DATAGRAM } else { 0 },
+            gso_max_seg: if gso { MAX_RECV_DATAGRAM } else { 0 },
             gro,
             stats: UringStats::default(),
             poisoned: false,
@@ -418,7 +421,7 @@ impl UringBackend {
                     }
                     h.off = range.end.max(h.off + 1);
                     self.held = Some(h);
-                    if range.len() > MAX_DATAGRAM {
+                    if range.len() > MAX_RECV_DATAGRAM {
                         self.stats.oversized += 1;
                         continue;
                     }

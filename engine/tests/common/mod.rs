@@ -28,18 +28,18 @@ pub fn node(mesh: &str, backend: &str, shards: Option<u32>) -> Node {
         .unwrap()
 }
 
-/// The backends this machine can run.
+/// The backends this machine can run (a missing `uring` on Linux is a
+/// visible skip, and a failure under `CI=true`).
 pub fn backends() -> Vec<&'static str> {
     let mut v = vec!["portable"];
     if cfg!(target_os = "linux") {
         v.push("mmsg");
-        if moss::backend::open(
+        match moss::backend::open(
             moss::backend::BackendKind::Uring,
             "127.0.0.1:0".parse().unwrap(),
-        )
-        .is_ok()
-        {
-            v.push("uring");
+        ) {
+            Ok(_) => v.push("uring"),
+            Err(e) => skip(&format!("uring unavailable here: {e}")),
         }
     }
     v
@@ -55,4 +55,60 @@ pub fn wait_for(cond: impl Fn() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     false
+}
+
+/// Reports that a test cannot run its real component on this machine:
+/// prints `SKIP: reason`, and panics when `CI=true` (CI must run it).
+pub fn skip(reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "SKIP refused under CI=true: {reason}"
+    );
+    eprintln!("SKIP: {reason}");
+}
+
+/// Runs `f` on a thread inside a fresh network namespace whose loopback is
+/// up with the given MTU (tests of MTU-dependent GSO behaviour). `None`
+/// when namespaces cannot be created here (no CAP_SYS_ADMIN; a visible
+/// skip, a failure under `CI=true`); panics in `f` propagate.
+#[cfg(target_os = "linux")]
+pub fn with_loopback_mtu<R: Send + 'static>(
+    mtu: i32,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let handle = std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread's network namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            skip(&format!(
+                "no network namespace: {}",
+                std::io::Error::last_os_error()
+            ));
+            return None;
+        }
+        // SAFETY: plain socket/ioctl/close on a socket we own, with a live,
+        // zero-initialised ifreq naming "lo".
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let mut ifr: libc::ifreq = std::mem::zeroed();
+            for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+                *d = *s as libc::c_char;
+            }
+            assert_eq!(
+                libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr),
+                0,
+                "SIOCGIFFLAGS"
+            );
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            assert_eq!(libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr), 0, "SIOCSIFFLAGS");
+            ifr.ifr_ifru.ifru_mtu = mtu;
+            assert_eq!(libc::ioctl(fd, libc::SIOCSIFMTU, &ifr), 0, "SIOCSIFMTU");
+            libc::close(fd);
+        }
+        Some(f())
+    });
+    match handle.join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
 }

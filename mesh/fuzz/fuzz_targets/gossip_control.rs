@@ -19,11 +19,16 @@ fuzz_target!(|data: &[u8]| {
     router.add_peer(peer, "10.0.0.7:4000".parse().unwrap(), true);
     router.join("t", Duration::ZERO, &mut rng);
     let mut now = Duration::ZERO;
+    let mut rest = data;
+    let mut out = Vec::new();
     for f in FrameReader::new(data) {
         let Ok(frame) = f else { break };
-        let mut out = Vec::new();
+        // Re-encoding gives back exactly the bytes the frame came from.
+        out.clear();
         frame.encode(&mut out);
         assert_eq!(out.len(), frame.encoded_len());
+        assert_eq!(rest.get(..out.len()), Some(&out[..]), "frame re-encodes exactly");
+        rest = &rest[out.len()..];
         if let Some(c) = control_of(&frame) {
             router.on_control(now, &peer, c, &mut rng);
         }

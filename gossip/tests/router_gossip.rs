@@ -1,0 +1,144 @@
+//! Lazy gossip: IHAVE/IWANT repair, its limits and promises, gossip to new mesh peers.
+//! Router behaviour, driven directly (no wire, no sockets).
+
+mod common;
+
+use common::*;
+use moss_crypto::PeerId;
+use moss_gossip::{Action, Config, Control};
+
+#[test]
+fn ihave_iwant_repair_with_limits_and_broken_promise_penalty() {
+    let (mut r, mut g) = joined(12, Config::default());
+    drain(&mut r);
+    let outsider = outside_mesh(&r, 12);
+    r.on_control(
+        secs(1),
+        &outsider,
+        Control::IHave {
+            topic: "t".into(),
+            ids: vec![[1; 32], [2; 32]],
+        },
+        &mut g,
+    );
+    let a = drain(&mut r);
+    let want: Vec<Vec<[u8; 32]>> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Control {
+                control: Control::IWant { ids },
+                ..
+            } => Some(ids.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(want.len(), 1);
+    assert_eq!(want[0].len(), 2);
+    // Neither arrives: two broken promises, P7 beyond its threshold.
+    assert_eq!(r.peer_score(&outsider, secs(1)), 0.0);
+    r.heartbeat(secs(5), &mut g);
+    assert!(r.peer_score(&outsider, secs(5)) < -5.0);
+    let m0 = r.mesh_peers("t")[0];
+    r.on_message(secs(5), &m0, &p(200), [1; 32], "t", 10, Some(body(10)));
+    drain(&mut r);
+    // IWANT is served from the cache, at most 3 times per peer.
+    for _ in 0..5 {
+        r.on_control(
+            secs(5),
+            &outsider,
+            Control::IWant { ids: vec![[1; 32]] },
+            &mut g,
+        );
+    }
+    assert_eq!(sends(&drain(&mut r)).len(), 3);
+    // Peers below the gossip threshold are not heard.
+    let bad = p(12);
+    r.on_invalid(&bad, "t");
+    r.on_invalid(&bad, "t");
+    r.on_control(
+        secs(5),
+        &bad,
+        Control::IHave {
+            topic: "t".into(),
+            ids: vec![[3; 32]],
+        },
+        &mut g,
+    );
+    assert!(drain(&mut r).is_empty());
+}
+
+#[test]
+fn heartbeat_gossips_ihave_to_lazy_peers() {
+    let (mut r, mut g) = joined(20, Config::default());
+    drain(&mut r);
+    let mesh = r.mesh_peers("t");
+    r.on_message(secs(1), &mesh[0], &p(200), [5; 32], "t", 10, Some(body(10)));
+    drain(&mut r);
+    r.heartbeat(secs(1), &mut g);
+    let lazy: Vec<PeerId> = drain(&mut r)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Control {
+                to,
+                control: Control::IHave { ids, .. },
+            } if ids.contains(&[5; 32]) && !mesh.contains(&to) => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lazy.len(), 6, "D_lazy non-mesh peers");
+}
+
+#[test]
+fn answers_our_rate_limiter_dropped_are_not_broken_promises() {
+    let (mut r, mut g) = joined(12, Config::default());
+    drain(&mut r);
+    let outsider = outside_mesh(&r, 12);
+    let ihave = Control::IHave {
+        topic: "t".into(),
+        ids: vec![[1; 32], [2; 32]],
+    };
+    r.on_control(secs(1), &outsider, ihave, &mut g);
+    drain(&mut r);
+    r.rate_limited(&outsider, secs(2));
+    r.heartbeat(secs(5), &mut g);
+    assert_eq!(r.peer_score(&outsider, secs(5)), 0.0);
+}
+
+#[test]
+fn a_peer_joining_the_mesh_hears_of_cached_messages_older_than_the_gossip_windows() {
+    let (mut r, mut g) = joined(3, Config::default());
+    drain(&mut r);
+    let mesh = r.mesh_peers("t");
+    r.on_message(secs(1), &mesh[0], &p(200), [5; 32], "t", 10, Some(body(10)));
+    drain(&mut r);
+    // Long after the gossip windows, but still cached.
+    for s in 2..20 {
+        r.heartbeat(secs(s), &mut g);
+    }
+    drain(&mut r);
+    // A new subscriber grafts onto us: it is offered the old message...
+    r.add_peer(p(50), addr(50), false);
+    r.peer_subscribed(&p(50), "t");
+    r.on_control(
+        secs(20),
+        &p(50),
+        Control::Graft { topic: "t".into() },
+        &mut g,
+    );
+    assert!(r.mesh_peers("t").contains(&p(50)));
+    let offered = ihaves_to(&drain(&mut r), &p(50));
+    assert_eq!(offered, vec![vec![[5; 32]]]);
+    // ...but not the copy it is known to have (the peer sent it to us).
+    r.add_peer(p(51), addr(51), false);
+    r.peer_subscribed(&p(51), "t");
+    r.on_message(secs(20), &p(51), &p(200), [5; 32], "t", 10, Some(body(10)));
+    drain(&mut r);
+    r.on_control(
+        secs(20),
+        &p(51),
+        Control::Graft { topic: "t".into() },
+        &mut g,
+    );
+    assert!(r.mesh_peers("t").contains(&p(51)));
+    assert!(ihaves_to(&drain(&mut r), &p(51)).is_empty());
+}
