@@ -81,7 +81,7 @@ impl NodeOpts {
             Some(p) => {
                 let text = String::from_utf8(read(p)?)
                     .map_err(|_| CliError::Usage(format!("{}: not UTF-8", p.display())))?;
-                Config::from_json(&text)
+                moss::config::parse(&text)
                     .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
             }
             None => Config::default(),
@@ -107,7 +107,7 @@ impl NodeOpts {
         if let Some(b) = &self.backend {
             c.engine.backend = b.clone();
         }
-        c.validate()
+        moss::config::validate(&c)
             .map_err(|e| CliError::Usage(format!("invalid options: {e}")))?;
         Ok(c)
     }
