@@ -17,12 +17,15 @@ mod discovery;
 mod driver;
 mod error;
 mod event;
+mod host;
+mod io;
 mod node;
+mod report;
 mod shard;
 
-pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
 pub use event::{Event, Message, Payload};
+pub use host::Snapshot;
 pub use moss_discovery::DiscoveryStats;
 pub use moss_mesh::{
     ChainLink, Config, ConfigError, DropReason, Identity, NetworkSnapshot, PeerId, Stats,
