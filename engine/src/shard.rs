@@ -3,8 +3,8 @@
 //! Each shard is a pinned thread with its own `SO_REUSEPORT` socket on the
 //! node's port, its own backend, buffer pool and [`SessionShard`] (the
 //! transport ciphers of the sessions whose index names it). The sans-IO
-//! node runs on the core thread (the driver) in detached-transport mode:
-//! handshakes, router, subscriptions, timers. Per datagram a shard unmasks
+//! node runs on the core thread (the driver, `Transport::Sharded`) with a
+//! remote transport: handshakes, router, subscriptions, timers. Per datagram a shard unmasks
 //! the header, opens established sessions' data in place, verifies the
 //! signatures of the messages in it (once per message id across shards,
 //! see [`moss_mesh::preverify`]) and hands the plaintext frames to the

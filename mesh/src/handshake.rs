@@ -331,8 +331,10 @@ impl Node {
         };
         let observed = decode_addr(&extra);
         s.remote_index = b.sender;
-        // The reply may come from elsewhere than we dialled (a NAT).
-        self.table.rebind(idx, from);
+        // The reply may come from elsewhere than we dialled (a NAT): the
+        // session follows it; the dialled path keeps pointing here too, so
+        // a static peer dialled there counts as connected.
+        s.path = from;
         let datagram = self.handshake_datagram(Kind::Final, idx, b.sender, &msg[..n]);
         self.emit(from, datagram.clone());
         self.establish(idx, observed, Some(datagram.into_boxed_slice()));

@@ -123,7 +123,7 @@ impl TransportOp {
 pub enum Inbound {
     /// Authenticated data of a session this shard owns; the plaintext frames
     /// are `datagram[plain]` (possibly empty: a keepalive). Feed them to
-    /// [`crate::Node::handle_plaintext`].
+    /// [`crate::Node::handle`] as [`crate::Input::Plaintext`].
     Frames {
         /// Our local session index.
         index: u32,
