@@ -49,7 +49,7 @@ pub enum Input<'a> {
         /// The frames.
         plain: &'a [u8],
         /// The shard verified every signed message in `plain`
-        /// ([`crate::preverify`] on exactly these bytes): the node skips
+        /// ([`crate::preverify()`] on exactly these bytes): the node skips
         /// their Ed25519 checks.
         verified: bool,
     },
