@@ -147,7 +147,7 @@ fn garbage_truncated_oversize_and_replayed_datagrams_are_dropped_and_counted() {
     net.run(Duration::from_secs(1));
     let now = net.now;
     net.nodes[1].publish(now, "t", b"once").unwrap();
-    net.run(Duration::from_millis(50));
+    assert!(net.run_until_idle());
     let before = net.messages(0).len();
     // Replay every datagram node 1 ever sent to node 0.
     let replays: Vec<_> = net
@@ -193,12 +193,13 @@ fn simultaneous_dials_converge_to_one_session() {
     net.nodes[1].add_static_peer(addr(0));
     net.nodes[0].subscribe("t");
     net.nodes[1].subscribe("t");
-    net.run(Duration::from_secs(2));
+    assert!(net.drive(|n| n.nodes.iter().all(|x| x.peer_count() == 1)));
+    assert!(net.run_until_idle());
     assert_eq!(net.nodes[0].peer_count(), 1);
     assert_eq!(net.nodes[1].peer_count(), 1);
     let now = net.now;
     net.nodes[0].publish(now, "t", b"x").unwrap();
-    net.run(Duration::from_millis(100));
+    assert!(net.run_until_idle());
     assert_eq!(net.messages(1).len(), 1);
     let connects = net.events[0]
         .iter()
@@ -319,7 +320,7 @@ fn a_flood_of_bogus_handshakes_is_rate_limited_and_sessions_keep_working() {
     );
     let now = net.now;
     net.nodes[1].publish(now, "t", b"still here").unwrap();
-    net.run(Duration::from_millis(100));
+    assert!(net.run_until_idle());
     assert_eq!(
         net.messages(0),
         vec![("t".to_string(), b"still here".to_vec())]
