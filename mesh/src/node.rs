@@ -181,6 +181,7 @@ impl Node {
     /// Next operation for the shards (detached transport only). Pending
     /// frames are handed out lazily here, like [`Node::poll_transmit`].
     pub fn poll_transport(&mut self) -> Option<TransportOp> {
+        self.transport.shards()?;
         if !self.transport.has_ops() {
             self.flush();
         }
