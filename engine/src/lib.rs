@@ -50,15 +50,18 @@ mod discovery;
 mod driver;
 mod error;
 mod event;
+mod host;
+mod io;
 mod node;
 mod reactor;
+mod report;
 mod shard;
 mod story;
 mod stream;
 
-pub use driver::Snapshot;
 pub use error::{NodeError, StartError};
 pub use event::{Event, Message, Payload};
+pub use host::Snapshot;
 pub use moss_discovery::DiscoveryStats;
 pub use moss_mesh::{
     ChainLink, Config, ConfigError, DropReason, Identity, NetworkSnapshot, PeerId, Stats,

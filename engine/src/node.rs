@@ -1,12 +1,14 @@
 //! The public handle of a running node.
 
 use crate::backend::{self, BackendKind};
-use crate::driver::{Command, Driver, Shared, Sink, Snapshot};
+use crate::driver::Driver;
 use crate::error::{NodeError, StartError};
 use crate::event::{Event, Message};
+use crate::host::{Command, Host, Shared, Sink, Snapshot};
+use crate::io::{NoWake, Transport};
+pub use crate::report::{MeshInfo, NodeStats, PeerStat};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use moss_mesh::{Config, Identity, PeerId};
-use serde::Serialize;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -93,13 +95,17 @@ impl NodeBuilder {
             .bind
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.config.listen_port)));
         let shard_count = shard_count(self.config.engine.shards);
-        let (backend, local_addr, backend_name, shards) = if shard_count > 1 {
+        let (transport, local_addr, backend_name) = if shard_count > 1 {
             let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
             let s = crate::shard::start(kind, bind, shard_count, &keys).map_err(|e| match e {
                 crate::shard::ShardError::Backend(b) => StartError::Backend(b),
                 crate::shard::ShardError::Thread(t) => StartError::Thread(t),
             })?;
-            (s.core_io, s.local_addr, s.backend_name, Some(s.shards))
+            let transport = Transport::Sharded {
+                shards: s.shards,
+                socket: s.socket,
+            };
+            (transport, s.local_addr, s.backend_name)
         } else {
             let backend = backend::open(kind, bind)?;
             let local_addr = backend
@@ -109,25 +115,25 @@ impl NodeBuilder {
                     source,
                 })?;
             let name = backend.name();
-            (backend, local_addr, name, None)
+            (Transport::Direct(backend), local_addr, name)
         };
         let public_key = identity.public_key();
         let max_message = self.config.security.max_message_size_bytes as usize;
         let static_peers = self.config.static_peers.clone();
-        let mut core = moss_mesh::Node::new(
+        let mut core = moss_mesh::Node::try_new(
             self.config,
             identity,
             &self.mesh_id,
             self.psk.as_ref(),
             seed,
             Duration::ZERO,
-        );
+        )?;
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         core.set_unix_origin(unix);
-        if let Some(s) = &shards {
+        if let Some(s) = transport.shards() {
             core.detach_transport(s.len())
                 .map_err(|e| backend::BackendError::Unavailable {
                     backend: "shards",
@@ -153,7 +159,12 @@ impl NodeBuilder {
             stopped: AtomicBool::new(false),
             events_dropped: AtomicU64::new(0),
             messages_dropped: AtomicU64::new(0),
-            waker: backend.waker(),
+            next_subscription: AtomicU64::new(0),
+            waker: match &transport {
+                Transport::Direct(b) => b.waker(),
+                // A sharded core sleeps on its command channel.
+                Transport::Sharded { .. } => Arc::new(NoWake),
+            },
         });
         let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = bounded(EVENT_QUEUE);
@@ -176,18 +187,11 @@ impl NodeBuilder {
         let (fh_tx, fh_rx) = bounded(MESSAGE_QUEUE);
         let driver = Driver {
             core,
-            backend,
+            transport,
             commands: cmd_rx,
-            shared: shared.clone(),
-            events: ev_tx,
-            firehose: fh_tx,
+            host: Host::new(shared.clone(), ev_tx, fh_tx),
             origin: Instant::now(),
-            topic_sinks: Default::default(),
-            firehose_topics: Default::default(),
-            connect_waiters: Default::default(),
             send_dropped: 0,
-            publish_unrouted: 0,
-            shards,
         };
         let thread = std::thread::Builder::new()
             .name("moss-engine".into())
@@ -226,12 +230,29 @@ pub struct Node {
     discovery: Option<moss_discovery::Discovery>,
 }
 
-/// Messages of one topic; iterate or poll. Dropping it unsubscribes once no
-/// other subscription of the topic remains.
+/// Messages of one topic; iterate or poll. Dropping it unsubscribes at
+/// once when no other subscription of the topic remains.
 #[must_use = "dropping a subscription unsubscribes"]
 pub struct Subscription {
     topic: String,
     pub(crate) rx: Receiver<Message>,
+    id: u64,
+    commands: Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // A stopped engine or a full queue loses nothing: the engine also
+        // drops a sink whose channel is gone when its next message comes.
+        let cmd = Command::DropSubscription {
+            topic: std::mem::take(&mut self.topic),
+            id: self.id,
+        };
+        if self.commands.try_send(cmd).is_ok() {
+            self.shared.nudge();
+        }
+    }
 }
 
 impl Subscription {
@@ -256,80 +277,6 @@ impl Iterator for Subscription {
     fn next(&mut self) -> Option<Message> {
         self.rx.recv().ok()
     }
-}
-
-/// `Moss_GetMeshInfo`'s JSON shape (plus engine facts).
-#[derive(Debug, Clone, Serialize)]
-pub struct MeshInfo {
-    /// The mesh id.
-    pub mesh_id: String,
-    /// Bound UDP port.
-    pub listen_port: u16,
-    /// Established peers.
-    pub peer_count: usize,
-    /// Their addresses.
-    pub peers: Vec<String>,
-    /// Our topics.
-    pub channels: Vec<String>,
-    /// NAT classification (`unknown` until NAT profiling runs).
-    pub nat_type: String,
-    /// Our peer id, hex.
-    pub public_key: String,
-    /// Whether this node qualifies as a supernode.
-    pub supernode_ready: bool,
-    /// The I/O backend in use.
-    pub backend: String,
-}
-
-/// Counters and state for `/api/stats` and metrics.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeStats {
-    /// The mesh id.
-    pub mesh_id: String,
-    /// Our peer id, hex.
-    pub public_key: String,
-    /// Bound address.
-    pub listen_addr: String,
-    /// The I/O backend in use.
-    pub backend: String,
-    /// Seconds since start.
-    pub uptime_sec: u64,
-    /// Established peers.
-    pub peer_count: usize,
-    /// Session slots including handshakes in flight.
-    pub sessions: usize,
-    /// Peers with their addresses and topics.
-    pub peers: Vec<PeerStat>,
-    /// Our topics.
-    pub topics: Vec<String>,
-    /// Node counters, including drops by reason.
-    #[serde(flatten)]
-    pub counters: moss_mesh::Stats,
-    /// Datagrams the kernel refused (send queue full).
-    pub send_dropped: u64,
-    /// Publishes with no subscribed peer at send time.
-    pub publish_unrouted: u64,
-    /// Events the host did not drain in time.
-    pub events_dropped: u64,
-    /// Messages the host did not drain in time.
-    pub messages_dropped: u64,
-    /// Engine shards (threads with their own socket and sessions).
-    pub shards: usize,
-    /// Per-shard datagrams, sessions and hand-offs.
-    pub shard_stats: Vec<crate::shard::ShardStat>,
-}
-
-/// One peer in [`NodeStats`].
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerStat {
-    /// Peer id, hex.
-    pub peer_id: String,
-    /// Address.
-    pub addr: String,
-    /// Its topics.
-    pub topics: Vec<String>,
-    /// True if we dialled it.
-    pub outbound: bool,
 }
 
 impl Node {
@@ -397,13 +344,20 @@ impl Node {
     pub fn subscribe(&self, topic: &str) -> Result<Subscription, NodeError> {
         Self::check_topic(topic)?;
         let (tx, rx) = bounded(MESSAGE_QUEUE);
+        let id = self
+            .shared
+            .next_subscription
+            .fetch_add(1, Ordering::Relaxed);
         self.send(Command::Subscribe {
             topic: topic.to_string(),
-            sink: Sink::Channel(tx),
+            sink: Sink::Channel(id, tx),
         })?;
         Ok(Subscription {
             topic: topic.to_string(),
             rx,
+            id,
+            commands: self.commands.clone(),
+            shared: self.shared.clone(),
         })
     }
 

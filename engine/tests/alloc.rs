@@ -126,7 +126,8 @@ impl Net {
         }
     }
 
-    fn index(to: SocketAddr) -> Option<usize> {
+    fn index(to: moss_mesh::Path) -> Option<usize> {
+        let to = to.udp()?;
         (to.port() >= 41000).then(|| usize::from(to.port() - 41000))
     }
 

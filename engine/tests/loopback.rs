@@ -105,3 +105,37 @@ fn bad_config_names_the_field() {
         "{e}"
     );
 }
+
+#[test]
+fn dropping_the_last_subscription_leaves_the_topic_at_once() {
+    let a = node("portable");
+    let sub = a.subscribe("news").unwrap();
+    let kept = a.subscribe("kept").unwrap();
+    assert!(wait_for(|| a.stats().unwrap().topics.len() == 2));
+    let second = a.subscribe("news").unwrap();
+    drop(sub);
+    // Another subscription of the topic remains: still subscribed.
+    assert!(wait_for(|| a.stats().unwrap().topics.len() == 2));
+    assert!(a.stats().unwrap().topics.contains(&"news".to_string()));
+    // No message ever arrives on the topic, and still the node leaves it.
+    drop(second);
+    assert!(
+        wait_for(|| a.stats().unwrap().topics == ["kept".to_string()]),
+        "{:?}",
+        a.stats().unwrap().topics
+    );
+    drop(kept);
+}
+
+#[test]
+fn dialling_oneself_fails_at_once() {
+    let a = node("portable");
+    // Well inside the handshake timeout: the self-connect is reported when
+    // the handshake finishes, not when the dial times out.
+    let r = a.connect_wait(&a.local_addr().to_string(), Duration::from_secs(4));
+    assert!(matches!(r, Err(moss::NodeError::ConnectFailed(_))), "{r:?}");
+    let s = a.stats().unwrap();
+    assert_eq!(s.counters.handshakes_completed, 0);
+    assert!(s.counters.drops.get(moss::DropReason::SelfConnect) >= 1);
+    assert_eq!(a.peer_count(), 0);
+}

@@ -383,8 +383,8 @@ pub extern "C" fn Moss_GetPublicKey(handle: MossHandle) -> *mut c_char {
 pub extern "C" fn Moss_GetNATType(handle: MossHandle) -> *mut c_char {
     run_string(|| {
         let h = Handle::get(handle)?;
-        // A running node reports the engine's classification; before start
-        // nothing has been observed.
+        // A running node reports `MeshInfo::nat_type`, which is always
+        // `unknown` until NAT profiling exists; before start, `unknown` too.
         match h.with_node(|n| n.mesh_info().map_err(FfiError::from_node)) {
             Ok(info) => Ok(info.nat_type),
             Err(FfiError::NotStarted) => Ok("unknown".to_string()),

@@ -837,7 +837,9 @@ impl Router {
         }
     }
 
-    /// Forgets IDONTWANT entries older than the seen TTL.
+    /// Once per heartbeat: forgets IDONTWANT entries older than three
+    /// heartbeats (not the seen TTL), and resets each peer's per-heartbeat
+    /// IHAVE and IWANT counters.
     pub(crate) fn expire_dont_want(&mut self, now: Time) {
         let ttl = self.cfg.heartbeat * 3;
         for st in self.peers.values_mut() {

@@ -1,9 +1,9 @@
 //! What the node tells its driver and application.
 
+use crate::path::Path;
 use crossbeam_queue::ArrayQueue;
 use moss_crypto::PeerId;
 use std::fmt;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -226,22 +226,22 @@ pub enum Event {
     PeerConnected {
         /// The peer's authenticated identity.
         peer: PeerId,
-        /// Its address.
-        addr: SocketAddr,
+        /// Its path (compares equal to a `SocketAddr` for UDP).
+        addr: Path,
     },
     /// The last session with a peer ended.
     PeerDisconnected {
         /// The peer.
         peer: PeerId,
-        /// Its last address.
-        addr: SocketAddr,
+        /// Its last path.
+        addr: Path,
         /// Why.
         reason: DisconnectReason,
     },
     /// A dial we started did not produce a session.
     ConnectFailed {
         /// Where we dialled.
-        addr: SocketAddr,
+        addr: Path,
         /// What went wrong.
         reason: String,
     },

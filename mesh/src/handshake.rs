@@ -2,18 +2,92 @@
 //! turning a finished Noise XX exchange into an established session.
 
 use crate::event::Event;
-use crate::node::{Node, HANDSHAKE_RETRY, MAX_PENDING_HANDSHAKES};
+use crate::node::{Node, HANDSHAKE_BURST, HANDSHAKE_RATE, HANDSHAKE_RETRY, MAX_PENDING_HANDSHAKES};
+use crate::path::Path;
 use crate::session::{Established, Pending, Reassembly, Session, Stamp, State, TokenBucket};
 use crate::stats::DropReason;
 use crate::wire::{Frame, HandshakeBody, Head, Kind, HANDSHAKE_FIXED};
+use crate::Time;
 use moss_crypto::noise::MAX_MESSAGE;
-use moss_crypto::{Handshake, HandshakeError, Role, TransportCipher};
+use moss_crypto::{
+    Handshake, HandshakeError, Identity, LocalStatic, MeshKeys, Role, Scrambler, TransportCipher,
+};
 use rand_core::RngCore;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Shortest gap between two answers to repeated copies of one message 1.
 pub const ECHO_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What the handshake side of a node owns: the static key (with its
+/// binding signature), the budget of answered initiations, and the mask of
+/// handshake datagrams.
+pub(crate) struct Handshaker {
+    pub local_static: LocalStatic,
+    pub budget: TokenBucket,
+    pub scrambler: Scrambler,
+}
+
+impl Handshaker {
+    /// The handshaker of a node with this identity in the mesh of `keys`.
+    pub fn new(identity: &Identity, keys: &MeshKeys, now: Time) -> Self {
+        Self {
+            local_static: LocalStatic::new(identity, &keys.prologue),
+            budget: TokenBucket::new(HANDSHAKE_BURST, HANDSHAKE_RATE, now),
+            scrambler: Scrambler::new(keys.scramble_key),
+        }
+    }
+
+    /// Builds a scrambled datagram around one Noise message, padded with
+    /// up to `max_pad` random bytes, into `d` (empty).
+    pub fn datagram(
+        &self,
+        rng: &mut impl RngCore,
+        max_pad: u32,
+        kind: Kind,
+        (sender, receiver): (u32, u32),
+        noise: &[u8],
+        mut d: Vec<u8>,
+    ) -> Vec<u8> {
+        let room = crate::wire::MAX_DATAGRAM
+            .saturating_sub(moss_crypto::scramble::HEAD_LEN + HANDSHAKE_FIXED + noise.len())
+            as u32;
+        let pad_len = if max_pad == 0 {
+            0
+        } else {
+            rng.next_u32() % (max_pad.min(room) + 1)
+        } as u16;
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        let head = Head::Handshake {
+            kind,
+            pad_len,
+            nonce,
+        }
+        .encode();
+        d.extend_from_slice(&head);
+        HandshakeBody {
+            sender,
+            receiver,
+            noise,
+        }
+        .encode(&mut d);
+        let start = d.len();
+        d.resize(start + pad_len as usize, 0);
+        rng.fill_bytes(&mut d[start..]);
+        // Message 1 with no padding is 42 body bytes, above the 16-byte sample.
+        self.scrambler
+            .toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
+        self.scrambler.toggle_head(&mut d);
+        d
+    }
+}
+
+/// The handshake's extra payload: the address we saw the peer's datagram
+/// come from, when the path has one (nothing for relays and channels).
+fn encode_observed(p: Path) -> Vec<u8> {
+    p.udp().map(encode_addr).unwrap_or_default()
+}
 
 /// Encodes an observed address for the handshake's extra payload.
 fn encode_addr(a: SocketAddr) -> Vec<u8> {
@@ -50,48 +124,49 @@ fn decode_addr(b: &[u8]) -> Option<SocketAddr> {
 impl Node {
     /// Dials `addr` unless a session (or a dial) to it already exists.
     pub fn connect(&mut self, addr: SocketAddr) {
-        if self.by_addr.contains_key(&addr) {
+        self.connect_path(Path::Udp(addr));
+    }
+
+    /// Dials the peer at the end of `path` (a UDP address, or a channel the
+    /// host carries) unless a session (or a dial) on it already exists.
+    pub fn connect_path(&mut self, path: Path) {
+        if self.table.by_path(&path).is_some() {
             return;
         }
-        if self.pending_handshakes() >= MAX_PENDING_HANDSHAKES {
+        if self.table.pending_handshakes() >= MAX_PENDING_HANDSHAKES {
             self.events.push_back(Event::ConnectFailed {
-                addr,
+                addr: path,
                 reason: "too many handshakes in flight".into(),
             });
             return;
         }
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
-        let mut hs = match Handshake::with_static(Role::Initiator, &self.local_static, seed) {
-            Ok(hs) => hs,
+        let msg1 = Handshake::with_static(Role::Initiator, &self.handshaker.local_static, seed)
+            .and_then(|mut hs| {
+                let mut msg = [0u8; MAX_MESSAGE];
+                let n = hs.write(&[], &mut msg)?;
+                Ok((hs, msg, n))
+            });
+        let (hs, msg, n) = match msg1 {
+            Ok(x) => x,
             Err(e) => {
                 self.events.push_back(Event::ConnectFailed {
-                    addr,
+                    addr: path,
                     reason: e.to_string(),
                 });
                 return;
             }
         };
-        let mut msg = [0u8; MAX_MESSAGE];
-        let n = match hs.write(&[], &mut msg) {
-            Ok(n) => n,
-            Err(e) => {
-                self.events.push_back(Event::ConnectFailed {
-                    addr,
-                    reason: e.to_string(),
-                });
-                return;
-            }
-        };
-        self.pick_dial_owner();
+        self.transport.pick_dial_owner();
         let idx = self.random_index();
         let datagram = self.handshake_datagram(Kind::Init, idx, 0, &msg[..n]);
         let now = self.now;
-        self.sessions.insert(
+        self.table.insert(
             idx,
             Session {
                 remote_index: 0,
-                addr,
+                path,
                 last_recv: Stamp::at(now),
                 last_send: Stamp::at(now),
                 state: State::Initiating(Box::new(Pending {
@@ -104,13 +179,9 @@ impl Node {
                 })),
             },
         );
-        self.by_addr.insert(addr, idx);
+        self.table.bind(path, idx);
         self.stats.handshakes_initiated += 1;
-        self.emit(addr, datagram);
-    }
-
-    fn pending_handshakes(&self) -> usize {
-        self.sessions.len() - self.by_peer.len()
+        self.emit(path, datagram);
     }
 
     /// Builds a scrambled, padded handshake datagram.
@@ -121,48 +192,13 @@ impl Node {
         receiver: u32,
         noise: &[u8],
     ) -> Vec<u8> {
+        let buf = self.outbox.buffer();
         let max_pad = u32::from(self.cfg.obfs_pad_max);
-        let room = crate::wire::MAX_DATAGRAM
-            .saturating_sub(moss_crypto::scramble::HEAD_LEN + HANDSHAKE_FIXED + noise.len())
-            as u32;
-        let pad_len = if max_pad == 0 {
-            0
-        } else {
-            self.rng.next_u32() % (max_pad.min(room) + 1)
-        } as u16;
-        let mut nonce = [0u8; 12];
-        self.rng.fill_bytes(&mut nonce);
-        let head = Head::Handshake {
-            kind,
-            pad_len,
-            nonce,
-        }
-        .encode();
-        let mut d = self.buffer();
-        d.extend_from_slice(&head);
-        HandshakeBody {
-            sender,
-            receiver,
-            noise,
-        }
-        .encode(&mut d);
-        let start = d.len();
-        d.resize(start + pad_len as usize, 0);
-        self.rng.fill_bytes(&mut d[start..]);
-        // Message 1 with no padding is 42 body bytes, above the 16-byte sample.
-        self.scrambler
-            .toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
-        self.scrambler.toggle_head(&mut d);
-        d
+        self.handshaker
+            .datagram(&mut self.rng, max_pad, kind, (sender, receiver), noise, buf)
     }
 
-    pub(crate) fn handle_handshake(
-        &mut self,
-        from: SocketAddr,
-        kind: Kind,
-        pad_len: u16,
-        body: &[u8],
-    ) {
+    pub(crate) fn handle_handshake(&mut self, from: Path, kind: Kind, pad_len: u16, body: &[u8]) {
         let Ok(b) = HandshakeBody::decode(body, pad_len) else {
             return self.drop_input(DropReason::BadHandshake);
         };
@@ -184,7 +220,7 @@ impl Node {
         }
     }
 
-    fn on_init(&mut self, from: SocketAddr, b: HandshakeBody<'_>) {
+    fn on_init(&mut self, from: Path, b: HandshakeBody<'_>) {
         if b.receiver != 0 {
             return self.drop_input(DropReason::BadHandshake);
         }
@@ -192,59 +228,61 @@ impl Node {
         // most once per echo interval, so replayed message 1s cannot turn
         // the node into a reflector.
         let now = self.now;
-        if let Some(&idx) = self.by_addr.get(&from) {
-            if let Some(s) = self.sessions.get_mut(&idx) {
-                if s.remote_index == b.sender {
-                    if let State::Responding(p) = &mut s.state {
-                        if now.saturating_sub(p.last_echo) < ECHO_INTERVAL {
-                            return self.drop_input(DropReason::HandshakeRateLimited);
-                        }
-                        p.last_echo = now;
-                        let d = p.last_datagram.clone();
-                        return self.emit(from, d);
+        if let Some(s) = self
+            .table
+            .by_path(&from)
+            .and_then(|idx| self.table.sessions.get_mut(&idx))
+        {
+            if s.remote_index == b.sender {
+                if let State::Responding(p) = &mut s.state {
+                    if now.saturating_sub(p.last_echo) < ECHO_INTERVAL {
+                        return self.drop_input(DropReason::HandshakeRateLimited);
                     }
-                    if s.established().is_some() {
-                        // Already established with this dial; ignore the echo.
-                        return;
-                    }
+                    p.last_echo = now;
+                    let d = p.last_datagram.clone();
+                    return self.emit(from, d);
+                }
+                if s.established().is_some() {
+                    // Already established with this dial; ignore the echo.
+                    return;
                 }
             }
         }
-        if self.pending_handshakes() >= MAX_PENDING_HANDSHAKES
-            || self.by_peer.len() >= self.cfg.max_peers as usize
+        if self.table.pending_handshakes() >= MAX_PENDING_HANDSHAKES
+            || self.table.by_peer.len() >= self.cfg.max_peers as usize
         {
             return self.drop_input(DropReason::Capacity);
         }
         // Answering costs three X25519 operations: a flood of bogus message
         // 1s is cut off here, before any of them, so established sessions
         // keep their CPU.
-        if !self.handshake_budget.take(1, now) {
+        if !self.handshaker.budget.take(1, now) {
             return self.drop_input(DropReason::HandshakeRateLimited);
         }
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
-        let mut hs = match Handshake::with_static(Role::Responder, &self.local_static, seed) {
-            Ok(hs) => hs,
-            Err(_) => return self.drop_input(DropReason::BadHandshake),
-        };
+        let mut hs =
+            match Handshake::with_static(Role::Responder, &self.handshaker.local_static, seed) {
+                Ok(hs) => hs,
+                Err(_) => return self.drop_input(DropReason::BadHandshake),
+            };
         if let Err(e) = hs.read(b.noise) {
             return self.drop_input(Self::fail_reason(&e));
         }
         let mut msg = [0u8; MAX_MESSAGE];
-        let n = match hs.write(&encode_addr(from), &mut msg) {
+        let n = match hs.write(&encode_observed(from), &mut msg) {
             Ok(n) => n,
             Err(e) => return self.drop_input(Self::fail_reason(&e)),
         };
         let idx = self.random_index();
         let datagram = self.handshake_datagram(Kind::Response, idx, b.sender, &msg[..n]);
-        let now = self.now;
-        // A dial of ours to the same address loses to the incoming one only
+        // A dial of ours to the same path loses to the incoming one only
         // after it completes; keep both slots, index maps point at the newest.
-        self.sessions.insert(
+        self.table.insert(
             idx,
             Session {
                 remote_index: b.sender,
-                addr: from,
+                path: from,
                 last_recv: Stamp::at(now),
                 last_send: Stamp::at(now),
                 state: State::Responding(Box::new(Pending {
@@ -257,20 +295,20 @@ impl Node {
                 })),
             },
         );
-        self.by_addr.entry(from).or_insert(idx);
+        self.table.by_path.entry(from).or_insert(idx);
         self.emit(from, datagram);
     }
 
-    fn on_response(&mut self, from: SocketAddr, b: HandshakeBody<'_>) {
+    fn on_response(&mut self, from: Path, b: HandshakeBody<'_>) {
         let idx = b.receiver;
-        let Some(s) = self.sessions.get_mut(&idx) else {
+        let Some(s) = self.table.sessions.get_mut(&idx) else {
             return self.drop_input(DropReason::UnknownSession);
         };
         if let State::Established(e) = &s.state {
             // Our message 3 was lost: the responder repeated message 2.
             if s.remote_index == b.sender {
                 if let Some(d) = e.final_datagram.as_deref().map(<[u8]>::to_vec) {
-                    let to = s.addr;
+                    let to = s.path;
                     return self.emit(to, d);
                 }
             }
@@ -279,27 +317,24 @@ impl Node {
         let State::Initiating(p) = &mut s.state else {
             return self.drop_input(DropReason::BadHandshake);
         };
-        let extra = match p.hs.read(b.noise) {
+        let read = p.hs.read(b.noise).and_then(|extra| {
+            let mut msg = [0u8; MAX_MESSAGE];
+            let n = p.hs.write(&encode_observed(from), &mut msg)?;
+            Ok((extra, msg, n))
+        });
+        let (extra, msg, n) = match read {
             Ok(x) => x,
             Err(e) => {
-                let addr = s.addr;
-                self.stats.handshakes_failed += 1;
-                self.events.push_back(Event::ConnectFailed {
-                    addr,
-                    reason: e.to_string(),
-                });
-                self.remove_session(idx, None);
+                self.fail_handshake(idx, &e.to_string());
                 return self.drop_input(Self::fail_reason(&e));
             }
         };
         let observed = decode_addr(&extra);
-        let mut msg = [0u8; MAX_MESSAGE];
-        let n = match p.hs.write(&encode_addr(from), &mut msg) {
-            Ok(n) => n,
-            Err(e) => return self.drop_input(Self::fail_reason(&e)),
-        };
         s.remote_index = b.sender;
-        s.addr = from;
+        // The reply may come from elsewhere than we dialled (a NAT): the
+        // session follows it; the dialled path keeps pointing here too, so
+        // a static peer dialled there counts as connected.
+        s.path = from;
         let datagram = self.handshake_datagram(Kind::Final, idx, b.sender, &msg[..n]);
         self.emit(from, datagram.clone());
         self.establish(idx, observed, Some(datagram.into_boxed_slice()));
@@ -307,7 +342,7 @@ impl Node {
 
     fn on_final(&mut self, b: HandshakeBody<'_>) {
         let idx = b.receiver;
-        let Some(s) = self.sessions.get_mut(&idx) else {
+        let Some(s) = self.table.sessions.get_mut(&idx) else {
             return self.drop_input(DropReason::UnknownSession);
         };
         if s.remote_index != b.sender {
@@ -323,8 +358,7 @@ impl Node {
                 self.establish(idx, observed, None);
             }
             Err(e) => {
-                self.stats.handshakes_failed += 1;
-                self.remove_session(idx, None);
+                self.fail_handshake(idx, &e.to_string());
                 self.drop_input(Self::fail_reason(&e));
             }
         }
@@ -341,38 +375,53 @@ impl Node {
         let now = self.now;
         let burst = self.cfg.security.rate_limit_burst;
         let rate = self.cfg.security.rate_limit_sustained;
-        let Some(mut s) = self.sessions.remove(&idx) else {
+        let Some(mut s) = self.table.remove(idx) else {
             return;
         };
         let (pending, initiator) = match s.state {
             State::Initiating(p) => (p, true),
             State::Responding(p) => (p, false),
             State::Established(_) => {
-                self.sessions.insert(idx, s);
+                self.table.insert(idx, s);
                 return;
             }
         };
         let out = match pending.hs.finish() {
             Ok(o) => o,
-            Err(_) => {
+            Err(e) => {
                 self.stats.handshakes_failed += 1;
-                if self.by_addr.get(&s.addr) == Some(&idx) {
-                    self.by_addr.remove(&s.addr);
+                if initiator {
+                    self.events.push_back(Event::ConnectFailed {
+                        addr: s.path,
+                        reason: e.to_string(),
+                    });
                 }
                 return self.drop_input(DropReason::HandshakeAuth);
             }
         };
+        let me = self.identity.public_key();
+        if out.remote == me {
+            // We dialled ourselves (our own address, or a mirror of it).
+            self.stats.handshakes_failed += 1;
+            if initiator {
+                self.events.push_back(Event::ConnectFailed {
+                    addr: s.path,
+                    reason: "connected to self".into(),
+                });
+            }
+            return self.drop_input(DropReason::SelfConnect);
+        }
         s.last_recv = Stamp::at(now);
-        let cipher = self.detach_cipher(
+        let path = s.path;
+        self.transport.install(
             idx,
             s.remote_index,
-            s.addr,
+            path,
             TransportCipher::new(&out.send_key, &out.recv_key),
         );
         s.state = State::Established(Box::new(Established {
             peer: out.remote,
             initiator,
-            cipher,
             topics: Default::default(),
             pending: Vec::new(),
             final_datagram,
@@ -381,16 +430,10 @@ impl Node {
             next_transfer: 0,
             observed,
         }));
-        let addr = s.addr;
-        self.sessions.insert(idx, s);
+        self.table.insert(idx, s);
         self.stats.handshakes_completed += 1;
-        let me = self.identity.public_key();
-        if out.remote == me {
-            self.remove_session(idx, None);
-            return self.drop_input(DropReason::SelfConnect);
-        }
-        self.by_addr.insert(addr, idx);
-        if let Some(&old) = self.by_peer.get(&out.remote) {
+        self.table.bind(path, idx);
+        if let Some(old) = self.table.by_peer(&out.remote) {
             if old != idx {
                 // Keep the session initiated by the smaller peer id.
                 let keeper_initiator = me.min(out.remote);
@@ -402,11 +445,10 @@ impl Node {
                 };
                 self.queue_frame(loser, &Frame::Close(1));
                 self.seal_and_send(loser, false);
-                self.by_peer.insert(out.remote, winner);
+                self.table.by_peer.insert(out.remote, winner);
                 self.remove_session(loser, None);
-                if let Some(w) = self.sessions.get(&winner) {
-                    let a = w.addr;
-                    self.by_addr.insert(a, winner);
+                if let Some(w) = self.table.get(winner).map(|w| w.path) {
+                    self.table.bind(w, winner);
                 }
                 if winner == idx {
                     self.send_subscriptions(idx);
@@ -414,10 +456,10 @@ impl Node {
                 return;
             }
         }
-        self.by_peer.insert(out.remote, idx);
+        self.table.by_peer.insert(out.remote, idx);
         self.events.push_back(Event::PeerConnected {
             peer: out.remote,
-            addr,
+            addr: path,
         });
         self.send_subscriptions(idx);
     }

@@ -1,10 +1,10 @@
-//! Per-peer session state: handshake progress, transport cipher, the peer's
-//! topics, pending frames, reassembly of fragmented messages and the
+//! Per-peer session state: handshake progress, the peer's topics, pending frames, reassembly of fragmented messages and the
 //! inbound rate limiter.
 
+use crate::path::Path;
 use crate::wire::{FRAGMENT_CHUNK, MAX_FRAGMENTS};
 use crate::Time;
-use moss_crypto::{Handshake, PeerId, TransportCipher};
+use moss_crypto::{Handshake, PeerId};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ pub(crate) struct Session {
     /// The peer's index for this session (0 until known).
     pub remote_index: u32,
     /// Where the peer's datagrams come from (updated on authenticated data).
-    pub addr: SocketAddr,
+    pub path: Path,
     /// Last authenticated datagram from the peer.
     pub last_recv: Stamp,
     /// Last datagram we sent.
@@ -65,16 +65,14 @@ pub(crate) struct Pending {
     pub created: Time,
 }
 
-/// An established session.
+/// An established session. Its transport keys are not here: they live in
+/// the node's transport (its own [`crate::SessionShard`], or an engine
+/// shard's).
 pub(crate) struct Established {
     /// The peer's authenticated identity.
     pub peer: PeerId,
     /// True if we sent message 1.
     pub initiator: bool,
-    /// Transport cipher and replay window. Under detached transport the
-    /// real one lives on a shard and this is a never-used stand-in with
-    /// random keys (an `Option` would cost 8 B per idle session).
-    pub cipher: TransportCipher,
     /// Topics the peer subscribed to.
     pub topics: TopicList,
     /// Encoded frames waiting to be sealed into a datagram.

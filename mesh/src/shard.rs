@@ -1,24 +1,23 @@
-//! Detached transport: the per-datagram work of established sessions as a
-//! sans-IO [`SessionShard`], one per engine shard.
+//! The transport half of established sessions as a sans-IO
+//! [`SessionShard`]: unmask the header, look the receiver index up, AEAD
+//! open with the replay window (in place), and on the way out seal and
+//! mask a session's plaintext.
 //!
-//! A [`crate::Node`] switched to detached transport
-//! ([`crate::Node::detach_transport`]) keeps handshakes, identity, the
-//! router and subscriptions, but hands each established session's
-//! transport cipher to the shard named by the top [`SHARD_BITS`] bits of
-//! the session's local index ([`TransportOp::Install`]). The shard then
-//! does, per datagram: unmask the header, look the receiver index up in its
-//! own table, AEAD open with the replay window (in place), and on the way
-//! out seal and mask the plaintext the node emits per session
-//! ([`TransportOp::Send`]). The wire format is exactly the single-threaded
-//! node's.
+//! Every [`crate::Node`] goes through one: a single-threaded node owns a
+//! local one (every session's keys are in it), and a sharded node
+//! ([`crate::Node::detach_transport`]) hands each established session's keys
+//! to the engine shard named by the top [`SHARD_BITS`] bits of the
+//! session's local index ([`TransportOp::Install`]), which then opens its
+//! datagrams and seals the plaintext the node emits per session
+//! ([`TransportOp::Send`]). The wire format is the same either way.
 
+use crate::path::Path;
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Head, MAX_DATAGRAM, MAX_PLAINTEXT};
 use moss_crypto::scramble::{HEAD_LEN, MIN_DATAGRAM};
 use moss_crypto::transport::TAG_LEN;
 use moss_crypto::{MeshKeys, OpenError, Scrambler, TransportCipher};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::ops::Range;
 
 /// Bits at the top of a session index that name its owning shard.
@@ -42,22 +41,22 @@ pub(crate) fn with_owner(random: u32, owner: usize) -> u32 {
 /// shard that owns it.
 pub struct ShardSession {
     remote_index: u32,
-    addr: SocketAddr,
+    path: Path,
     cipher: TransportCipher,
 }
 
 impl ShardSession {
-    pub(crate) fn new(remote_index: u32, addr: SocketAddr, cipher: TransportCipher) -> Self {
+    pub(crate) fn new(remote_index: u32, path: Path, cipher: TransportCipher) -> Self {
         Self {
             remote_index,
-            addr,
+            path,
             cipher,
         }
     }
 
     /// Where the peer's datagrams come from (and ours go).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    pub fn path(&self) -> Path {
+        self.path
     }
 
     /// The peer's index for this session.
@@ -71,12 +70,12 @@ impl std::fmt::Debug for ShardSession {
         // Keys stay out of logs.
         f.debug_struct("ShardSession")
             .field("remote_index", &self.remote_index)
-            .field("addr", &self.addr)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-/// Work a detached node hands to the shard owning a session
+/// Work a sharded node hands to the shard owning a session
 /// ([`crate::Node::poll_transport`]).
 #[derive(Debug)]
 pub enum TransportOp {
@@ -124,7 +123,7 @@ impl TransportOp {
 pub enum Inbound {
     /// Authenticated data of a session this shard owns; the plaintext frames
     /// are `datagram[plain]` (possibly empty: a keepalive). Feed them to
-    /// [`crate::Node::handle_plaintext`].
+    /// [`crate::Node::handle`] as [`crate::Input::Plaintext`].
     Frames {
         /// Our local session index.
         index: u32,
@@ -167,6 +166,8 @@ pub enum ShardSealError {
 /// windows of the sessions it owns.
 pub struct SessionShard {
     id: usize,
+    /// The shard of a single-threaded node: it owns every index.
+    owns_all: bool,
     scrambler: Scrambler,
     sessions: HashMap<u32, ShardSession>,
     stats: Stats,
@@ -177,9 +178,19 @@ impl SessionShard {
     pub fn new(id: usize, keys: &MeshKeys) -> Self {
         Self {
             id,
+            owns_all: false,
             scrambler: Scrambler::new(keys.scramble_key),
             sessions: HashMap::new(),
             stats: Stats::default(),
+        }
+    }
+
+    /// The one shard of a node that is not sharded: it owns every index
+    /// (never answers [`Inbound::Foreign`]).
+    pub fn whole(keys: &MeshKeys) -> Self {
+        Self {
+            owns_all: true,
+            ..Self::new(0, keys)
         }
     }
 
@@ -225,7 +236,7 @@ impl SessionShard {
         &mut self,
         op: TransportOp,
         out: &mut Vec<u8>,
-    ) -> Result<Option<(SocketAddr, Vec<u8>)>, ShardSealError> {
+    ) -> Result<Option<(Path, Vec<u8>)>, ShardSealError> {
         match op {
             TransportOp::Install { index, session } => {
                 self.install(index, *session);
@@ -243,31 +254,44 @@ impl SessionShard {
     }
 
     /// Handles a datagram received on this shard's socket (counted).
-    pub fn receive(&mut self, from: SocketAddr, datagram: &mut [u8]) -> Inbound {
+    pub fn receive(&mut self, from: impl Into<Path>, datagram: &mut [u8]) -> Inbound {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
         self.receive_forwarded(from, datagram)
     }
 
     /// Handles a datagram another shard received and handed over (already
-    /// counted there).
-    pub fn receive_forwarded(&mut self, from: SocketAddr, datagram: &mut [u8]) -> Inbound {
+    /// counted there; drops are counted here).
+    pub fn receive_forwarded(&mut self, from: impl Into<Path>, datagram: &mut [u8]) -> Inbound {
+        let r = self.open(from.into(), datagram);
+        if let Inbound::Dropped(reason) = r {
+            self.stats.drops.add(reason);
+        }
+        r
+    }
+
+    /// The one receive step, counting nothing (the caller counts an
+    /// [`Inbound::Dropped`]): checks the size, unmasks the header, and opens
+    /// the data of a session this shard holds in place. A peer whose
+    /// authenticated data arrives on a new path has roamed: its sends
+    /// follow.
+    pub fn open(&mut self, from: Path, datagram: &mut [u8]) -> Inbound {
         if datagram.len() < MIN_DATAGRAM {
-            return self.dropped(DropReason::TooShort);
+            return Inbound::Dropped(DropReason::TooShort);
         }
         if datagram.len() > MAX_DATAGRAM {
-            return self.dropped(DropReason::Oversize);
+            return Inbound::Dropped(DropReason::Oversize);
         }
         let Some(raw) = self.scrambler.peek_head(datagram) else {
-            return self.dropped(DropReason::TooShort);
+            return Inbound::Dropped(DropReason::TooShort);
         };
         let (receiver, counter) = match Head::decode(&raw) {
             Ok(Head::Data { receiver, counter }) => (receiver, counter),
             Ok(Head::Handshake { .. }) => return Inbound::Handshake,
-            Err(_) => return self.dropped(DropReason::Unrecognized),
+            Err(_) => return Inbound::Dropped(DropReason::Unrecognized),
         };
         let owner = owner_of(receiver);
-        if owner != self.id {
+        if owner != self.id && !self.owns_all {
             return Inbound::Foreign { owner };
         }
         let Some(s) = self.sessions.get_mut(&receiver) else {
@@ -276,21 +300,15 @@ impl SessionShard {
         datagram[..HEAD_LEN].copy_from_slice(&raw);
         match s.cipher.open(counter, &raw, &mut datagram[HEAD_LEN..]) {
             Ok(n) => {
-                // Authenticated from a new address: the peer roamed.
-                s.addr = from;
+                s.path = from;
                 Inbound::Frames {
                     index: receiver,
                     plain: HEAD_LEN..HEAD_LEN + n,
                 }
             }
-            Err(OpenError::Replay) => self.dropped(DropReason::Replay),
-            Err(_) => self.dropped(DropReason::BadTag),
+            Err(OpenError::Replay) => Inbound::Dropped(DropReason::Replay),
+            Err(_) => Inbound::Dropped(DropReason::BadTag),
         }
-    }
-
-    fn dropped(&mut self, r: DropReason) -> Inbound {
-        self.stats.drops.add(r);
-        Inbound::Dropped(r)
     }
 
     /// Seals `plaintext` as one datagram of session `index` into `out`
@@ -300,7 +318,7 @@ impl SessionShard {
         index: u32,
         plaintext: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<SocketAddr, ShardSealError> {
+    ) -> Result<Path, ShardSealError> {
         if plaintext.len() > MAX_PLAINTEXT {
             return Err(ShardSealError::TooLarge);
         }
@@ -324,13 +342,14 @@ impl SessionShard {
         self.scrambler.toggle_head(out);
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += out.len() as u64;
-        Ok(s.addr)
+        Ok(s.path)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn pair() -> (SessionShard, SessionShard, MeshKeys) {
         let keys = MeshKeys::derive("shard-unit", None);
@@ -341,11 +360,11 @@ mod tests {
         let addr_b: SocketAddr = "10.0.0.2:2".parse().unwrap();
         a.install(
             ia,
-            ShardSession::new(ib, addr_b, TransportCipher::new(&[1; 32], &[2; 32])),
+            ShardSession::new(ib, addr_b.into(), TransportCipher::new(&[1; 32], &[2; 32])),
         );
         b.install(
             ib,
-            ShardSession::new(ia, addr_a, TransportCipher::new(&[2; 32], &[1; 32])),
+            ShardSession::new(ia, addr_a.into(), TransportCipher::new(&[2; 32], &[1; 32])),
         );
         (a, b, keys)
     }
@@ -358,7 +377,7 @@ mod tests {
         let from: SocketAddr = "10.0.0.1:1".parse().unwrap();
         let mut d = Vec::new();
         let to = a.seal(ia, b"frames", &mut d).unwrap();
-        assert_eq!(to, "10.0.0.2:2".parse().unwrap());
+        assert_eq!(to, "10.0.0.2:2".parse::<SocketAddr>().unwrap());
         let mut copy = d.clone();
         match b.receive(from, &mut d) {
             Inbound::Frames { index, plain } => {

@@ -1,9 +1,8 @@
 //! Telemetry inside the node: local counters feed a [`moss_telemetry::Telemetry`],
 //! its deltas travel as messages on an internal topic, and deltas received
-//! there are merged (or rejected and counted) instead of reaching the
-//! application.
+//! there are merged (or rejected and counted) when they arrive, instead of
+//! reaching the application.
 
-use crate::event::Message;
 use crate::node::Node;
 use crate::stats::DropReason;
 use blake2::{Blake2s256, Digest};
@@ -24,9 +23,33 @@ pub(crate) fn eid_key(identity: &Identity) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The node's telemetry state: the CRDT, the byte counters it has seen,
+/// and the wall clock at the node's time origin.
+pub(crate) struct NodeTelemetry {
+    pub t: Telemetry,
+    bytes_seen: (u64, u64),
+    unix_origin: u64,
+}
+
+impl NodeTelemetry {
+    /// Telemetry per the config block.
+    pub fn new(cfg: &TelemetryConfig, identity: &Identity) -> Self {
+        Self {
+            t: build(cfg, identity),
+            bytes_seen: (0, 0),
+            unix_origin: 0,
+        }
+    }
+
+    /// True when telemetry is on.
+    pub fn is_enabled(&self) -> bool {
+        self.t.is_enabled()
+    }
+}
+
 /// Builds the node's telemetry; an invalid block (only possible for a config
 /// built in code without `validate`) leaves telemetry off.
-pub(crate) fn build(cfg: &TelemetryConfig, identity: &Identity) -> Telemetry {
+fn build(cfg: &TelemetryConfig, identity: &Identity) -> Telemetry {
     Telemetry::new(cfg.clone(), eid_key(identity)).unwrap_or_else(|_| {
         let off = TelemetryConfig {
             enabled: false,
@@ -44,21 +67,23 @@ impl Node {
     /// Seconds since the Unix epoch at this node's time origin; telemetry
     /// epochs are wall-clock based so that every node agrees on them.
     pub fn set_unix_origin(&mut self, unix_secs_at_origin: u64) {
-        self.unix_origin = unix_secs_at_origin;
+        self.telemetry.unix_origin = unix_secs_at_origin;
     }
 
     pub(crate) fn unix_now(&self) -> u64 {
-        self.unix_origin.saturating_add(self.now.as_secs())
+        self.telemetry
+            .unix_origin
+            .saturating_add(self.now.as_secs())
     }
 
     /// The telemetry snapshot (`Moss_GetNetworkStats`; `{}` when off).
     pub fn network_stats(&self) -> Snapshot {
-        self.telemetry.snapshot()
+        self.telemetry.t.snapshot()
     }
 
     /// The newest `limit` links of the telemetry hash chain, oldest first.
     pub fn telemetry_chain(&self, limit: usize) -> Vec<ChainLink> {
-        self.telemetry.chain().recent(limit)
+        self.telemetry.t.chain().recent(limit)
     }
 
     /// True when telemetry is on.
@@ -72,36 +97,35 @@ impl Node {
             return;
         }
         let (bin, bout) = (self.stats.bytes_in, self.stats.bytes_out);
-        let (lin, lout) = self.telemetry_bytes_seen;
+        let (lin, lout) = self.telemetry.bytes_seen;
         self.telemetry
+            .t
             .record_bandwidth(bin.saturating_sub(lin), bout.saturating_sub(lout));
-        self.telemetry_bytes_seen = (bin, bout);
-        self.telemetry.set_degree(self.peer_count() as u32);
+        self.telemetry.bytes_seen = (bin, bout);
+        let degree = self.peer_count() as u32;
+        self.telemetry.t.set_degree(degree);
         let unix = self.unix_now();
-        if let Some(delta) = self.telemetry.tick(unix, &mut self.rng) {
+        if let Some(delta) = self.telemetry.t.tick(unix, &mut self.rng) {
             let now = self.now;
             // No subscribed peer yet is normal for a lone node.
             let _ = self.publish(now, TELEMETRY_TOPIC, &delta.encode());
         }
     }
 
-    /// Consumes telemetry messages; returns true when `m` was one.
-    pub(crate) fn telemetry_intercept(&mut self, m: &Message) -> bool {
-        if &*m.topic != TELEMETRY_TOPIC {
-            return false;
-        }
+    /// Merges a delta received on the telemetry topic (already checked
+    /// to decode before it was forwarded).
+    pub(crate) fn merge_delta(&mut self, payload: &[u8]) {
         if !self.telemetry.is_enabled() {
-            return true;
+            return;
         }
-        match StatDelta::decode(&m.data) {
+        match StatDelta::decode(payload) {
             Ok(delta) => {
                 let unix = self.unix_now();
-                if self.telemetry.apply_delta(&delta, unix).is_err() {
+                if self.telemetry.t.apply_delta(&delta, unix).is_err() {
                     self.drop_input(DropReason::StatDeltaRejected);
                 }
             }
             Err(_) => self.drop_input(DropReason::BadStatDelta),
         }
-        true
     }
 }

@@ -3,7 +3,7 @@
 //! and data that reaches the wrong shard is recognised as foreign.
 
 use moss_mesh::shard::{owner_of, Inbound, SessionShard, TransportOp};
-use moss_mesh::{Config, Event, Identity, Node};
+use moss_mesh::{Config, Event, Identity, Node, Path};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,7 +56,7 @@ impl Net {
     }
 
     fn step(&mut self) {
-        let mut wire: VecDeque<(usize, SocketAddr, Vec<u8>)> = VecDeque::new();
+        let mut wire: VecDeque<(usize, Path, Vec<u8>)> = VecDeque::new();
         for (i, n) in self.nodes.iter_mut().enumerate() {
             while let Some(t) = n.poll_transmit() {
                 wire.push_back((i, t.to, t.bytes));
@@ -74,7 +74,7 @@ impl Net {
         let again = held.into_iter().map(|(from, b)| (from, b, true));
         let fresh = wire.into_iter().filter_map(|(src, to, bytes)| {
             let from = addr(src as u16);
-            let dst = (0..self.nodes.len()).find(|&i| addr(i as u16) == to)?;
+            let dst = (0..self.nodes.len()).find(|&i| to == addr(i as u16))?;
             Some((from, bytes, dst))
         });
         let mut inbound = Vec::new();

@@ -12,7 +12,8 @@ fn two_nodes_connect_and_exchange_messages() {
     net.nodes[1].add_static_peer(addr(0));
     net.nodes[0].subscribe("chat");
     net.nodes[1].subscribe("chat");
-    net.run(Duration::from_secs(1));
+    assert!(net.drive(|n| n.nodes[0].peer_count() == 1));
+    assert!(net.run_until_idle());
     assert_eq!(net.nodes[0].peer_count(), 1);
     assert_eq!(net.nodes[1].peer_count(), 1);
     let pk0 = net.nodes[0].public_key();
@@ -23,7 +24,7 @@ fn two_nodes_connect_and_exchange_messages() {
     let now = net.now;
     net.nodes[0].publish(now, "chat", b"hello").unwrap();
     net.nodes[1].publish(now, "chat", b"world").unwrap();
-    net.run(Duration::from_millis(100));
+    assert!(net.run_until_idle());
     assert_eq!(
         net.messages(1),
         vec![("chat".to_string(), b"hello".to_vec())]
@@ -39,7 +40,7 @@ fn two_nodes_connect_and_exchange_messages() {
     assert_eq!(from, Some(pk0));
     // Unsubscribed topics are not delivered and publishing there has no peers.
     net.nodes[1].unsubscribe("chat");
-    net.run(Duration::from_millis(100));
+    assert!(net.run_until_idle());
     let now = net.now;
     assert_eq!(
         net.nodes[0].publish(now, "chat", b"x"),
@@ -67,11 +68,12 @@ fn large_messages_are_fragmented_and_reassembled() {
     let mut net = Net::new(2, "local", None);
     net.nodes[1].add_static_peer(addr(0));
     net.nodes[1].subscribe("big");
-    net.run(Duration::from_secs(1));
+    assert!(net.drive(|n| n.nodes[0].peer_count() == 1));
+    assert!(net.run_until_idle());
     let data: Vec<u8> = (0..65536u32).map(|i| (i * 7) as u8).collect();
     let now = net.now;
     net.nodes[0].publish(now, "big", &data).unwrap();
-    net.run(Duration::from_millis(200));
+    assert!(net.run_until_idle());
     assert_eq!(net.messages(1), vec![("big".to_string(), data)]);
     let too_big = vec![0u8; 65537];
     let now = net.now;
@@ -115,8 +117,26 @@ fn wrong_psk_or_mesh_never_gets_a_session() {
 fn same_psk_connects() {
     let mut net = Net::new(2, "m", Some([1; 32]));
     net.nodes[1].add_static_peer(addr(0));
-    net.run(Duration::from_secs(1));
+    net.drive(|n| n.nodes[0].peer_count() == 1);
     assert_eq!(net.nodes[0].peer_count(), 1);
+}
+
+#[test]
+fn dialling_oneself_fails_at_once_and_completes_no_handshake() {
+    let mut net = Net::new(1, "m", None);
+    net.nodes[0].connect(addr(0));
+    assert!(net.run_until_idle());
+    assert!(net.events[0]
+        .iter()
+        .any(|e| matches!(e, Event::ConnectFailed { addr: a, .. } if *a == addr(0))));
+    let s = net.nodes[0].stats();
+    assert_eq!(s.handshakes_completed, 0);
+    assert_eq!(
+        s.drops.get(DropReason::SelfConnect),
+        2,
+        "both ends of the dial"
+    );
+    assert_eq!(net.nodes[0].session_count(), 0);
 }
 
 #[test]
@@ -127,7 +147,7 @@ fn garbage_truncated_oversize_and_replayed_datagrams_are_dropped_and_counted() {
     net.run(Duration::from_secs(1));
     let now = net.now;
     net.nodes[1].publish(now, "t", b"once").unwrap();
-    net.run(Duration::from_millis(50));
+    assert!(net.run_until_idle());
     let before = net.messages(0).len();
     // Replay every datagram node 1 ever sent to node 0.
     let replays: Vec<_> = net
@@ -173,12 +193,13 @@ fn simultaneous_dials_converge_to_one_session() {
     net.nodes[1].add_static_peer(addr(0));
     net.nodes[0].subscribe("t");
     net.nodes[1].subscribe("t");
-    net.run(Duration::from_secs(2));
+    assert!(net.drive(|n| n.nodes.iter().all(|x| x.peer_count() == 1)));
+    assert!(net.run_until_idle());
     assert_eq!(net.nodes[0].peer_count(), 1);
     assert_eq!(net.nodes[1].peer_count(), 1);
     let now = net.now;
     net.nodes[0].publish(now, "t", b"x").unwrap();
-    net.run(Duration::from_millis(100));
+    assert!(net.run_until_idle());
     assert_eq!(net.messages(1).len(), 1);
     let connects = net.events[0]
         .iter()
@@ -299,7 +320,7 @@ fn a_flood_of_bogus_handshakes_is_rate_limited_and_sessions_keep_working() {
     );
     let now = net.now;
     net.nodes[1].publish(now, "t", b"still here").unwrap();
-    net.run(Duration::from_millis(100));
+    assert!(net.run_until_idle());
     assert_eq!(
         net.messages(0),
         vec![("t".to_string(), b"still here".to_vec())]

@@ -407,6 +407,11 @@ impl Sim {
     /// One datagram leaves node `i`: uplink, NAT, loss, latency.
     fn send(&mut self, i: usize, now: Time, t: Transmit) {
         let Transmit { to, bytes } = t;
+        // The simulated internet routes UDP paths; a node here never makes
+        // another kind (relays and host channels have no simulated carrier).
+        let Some(to) = to.udp() else {
+            return;
+        };
         self.datagrams.0 += 1;
         self.datagrams.2 += bytes.len() as u64;
         let to_ip = match to.ip() {

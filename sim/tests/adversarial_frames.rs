@@ -76,3 +76,45 @@ fn forged_signatures_are_invalid_messages_and_lead_to_the_graylist() {
     assert!(node.stats().drops.get(DropReason::Graylisted) > before);
     assert_eq!(node.stats().messages_delivered, 0, "graylisted: ignored");
 }
+
+/// A correctly signed publish that arrives with `hops` already at the
+/// limit, as a raw frame from `origin`.
+fn last_hop_frame(origin: &Identity, seq: u64, topic: &str, payload: &[u8]) -> Vec<u8> {
+    use moss_mesh::pubsub::MAX_HOPS;
+    use moss_mesh::wire::{signing_bytes, Frame, Publish, SignedPublish};
+    let key = origin.public_key().0;
+    let id = moss_crypto::msgid::message_id(&key, seq, topic, payload);
+    let frame = Frame::SignedPublish(SignedPublish {
+        signature: origin.sign(&signing_bytes(&id)),
+        publish: Publish {
+            hops: MAX_HOPS,
+            origin: key,
+            seq,
+            topic,
+            payload,
+        },
+    });
+    let mut out = Vec::new();
+    frame.encode(&mut out);
+    out
+}
+
+#[test]
+fn a_message_at_the_hop_limit_is_delivered_and_only_an_undelivered_one_is_a_drop() {
+    let (mut sim, honest, bad) = pair();
+    let hk = sim.node(honest).unwrap().public_key();
+    let origin = Identity::from_seed([2; 32]);
+    let subscribed = last_hop_frame(&origin, 1, "t", b"last hop");
+    sim.with_node(bad, |n, _| n.send_raw_frames(&hk, &subscribed));
+    sim.run_for(Duration::from_millis(300));
+    let node = sim.node(honest).unwrap();
+    assert_eq!(node.stats().messages_delivered, 1, "delivered at the limit");
+    assert_eq!(node.stats().drops.get(DropReason::HopLimit), 0);
+    // On a topic the node does not take, the message goes nowhere: a drop.
+    let elsewhere = last_hop_frame(&origin, 2, "other", b"last hop");
+    sim.with_node(bad, |n, _| n.send_raw_frames(&hk, &elsewhere));
+    sim.run_for(Duration::from_millis(300));
+    let node = sim.node(honest).unwrap();
+    assert_eq!(node.stats().messages_delivered, 1);
+    assert_eq!(node.stats().drops.get(DropReason::HopLimit), 1);
+}

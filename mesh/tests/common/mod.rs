@@ -1,9 +1,14 @@
 //! In-memory network of sans-IO nodes: no sockets, a virtual clock, optional
 //! loss, and a hook to tamper with datagrams in flight.
+//!
+//! Driving it follows quinn's test `Pair`: [`Net::step`] runs the next
+//! instant at which something happens, [`Net::run_until_idle`] steps until
+//! no datagram is in flight, [`Net::drive`] steps until a condition holds;
+//! [`Net::run`] still runs a fixed stretch of virtual time.
 
 #![allow(dead_code)]
 
-use moss_mesh::{Config, Event, Identity, Node, Time};
+use moss_mesh::{Config, Event, Identity, Input, Node, Path, Time};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,6 +41,10 @@ pub struct Net {
 pub fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 40000 + i as u16))
 }
+
+/// Longest stretch of virtual time `run_until_idle` and `drive` step
+/// through before giving up.
+pub const DRIVE_LIMIT: Duration = Duration::from_secs(120);
 
 impl Net {
     pub fn new(n: usize, mesh: &str, psk: Option<[u8; 32]>) -> Self {
@@ -89,9 +98,13 @@ impl Net {
     fn collect(&mut self) {
         for i in 0..self.nodes.len() {
             while let Some(t) = self.nodes[i].poll_transmit() {
+                // This network carries UDP paths only.
+                let Some(to) = t.to.udp() else {
+                    continue;
+                };
                 let f = InFlight {
                     from: self.addrs[i],
-                    to: t.to,
+                    to,
                     bytes: t.bytes,
                     at: self.now + self.latency,
                 };
@@ -121,6 +134,73 @@ impl Net {
         self.collect();
     }
 
+    /// Moves the clock to the next instant a datagram arrives or a timer is
+    /// due and runs everything due then. True if a datagram was delivered.
+    pub fn step(&mut self) -> bool {
+        self.collect();
+        let next_timer = self.nodes.iter().map(|n| n.poll_timeout()).min();
+        let next_pkt = self.queue.front().map(|f| f.at);
+        let Some(next) = next_timer.into_iter().chain(next_pkt).min() else {
+            return false;
+        };
+        self.now = next.max(self.now);
+        let delivered = self.deliver_due();
+        self.fire_timers();
+        self.collect();
+        delivered
+    }
+
+    /// Steps until no datagram is in flight (timers that come due first
+    /// run too). False if the network was still busy after [`DRIVE_LIMIT`].
+    pub fn run_until_idle(&mut self) -> bool {
+        self.collect();
+        let end = self.now + DRIVE_LIMIT;
+        while !self.queue.is_empty() && self.now < end {
+            self.step();
+        }
+        self.queue.is_empty()
+    }
+
+    /// Steps until `done` holds; false if it still did not after
+    /// [`DRIVE_LIMIT`] of virtual time.
+    pub fn drive(&mut self, mut done: impl FnMut(&Net) -> bool) -> bool {
+        self.collect();
+        let end = self.now + DRIVE_LIMIT;
+        while !done(self) {
+            if self.now >= end {
+                return false;
+            }
+            self.step();
+        }
+        true
+    }
+
+    fn deliver_due(&mut self) -> bool {
+        let mut delivered = false;
+        while self.queue.front().is_some_and(|f| f.at <= self.now) {
+            let Some(mut f) = self.queue.pop_front() else {
+                break;
+            };
+            if let Some(j) = self.addrs.iter().position(|a| *a == f.to) {
+                let input = Input::Datagram {
+                    from: Path::Udp(f.from),
+                    bytes: &mut f.bytes,
+                };
+                self.nodes[j].handle(self.now, input);
+                delivered = true;
+            }
+        }
+        delivered
+    }
+
+    fn fire_timers(&mut self) {
+        for n in &mut self.nodes {
+            if n.poll_timeout() <= self.now {
+                n.handle(self.now, Input::Timeout);
+            }
+        }
+    }
+
     /// Runs the network for `d` of virtual time.
     pub fn run(&mut self, d: Duration) {
         let end = self.now + d;
@@ -135,19 +215,8 @@ impl Net {
             let next_pkt = self.queue.front().map(|f| f.at).unwrap_or(end);
             let next = next_timer.min(next_pkt).min(end).max(self.now);
             self.now = next;
-            while self.queue.front().is_some_and(|f| f.at <= self.now) {
-                let Some(mut f) = self.queue.pop_front() else {
-                    break;
-                };
-                if let Some(j) = self.addrs.iter().position(|a| *a == f.to) {
-                    self.nodes[j].handle_datagram(self.now, f.from, &mut f.bytes);
-                }
-            }
-            for n in &mut self.nodes {
-                if n.poll_timeout() <= self.now {
-                    n.handle_timeout(self.now);
-                }
-            }
+            self.deliver_due();
+            self.fire_timers();
             self.collect();
             if next == end {
                 break;

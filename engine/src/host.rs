@@ -1,0 +1,285 @@
+//! The host's side of the engine thread: the commands the handle sends,
+//! the state the handle reads without a round trip, and where the node's
+//! output goes (per-topic sinks, the node-wide message channel, host
+//! events, callers waiting on a dial).
+
+use crate::backend::Wakeup;
+use crate::event::{Event, Message};
+use crossbeam_channel::{Sender, TrySendError};
+use moss_mesh::{Node as Core, Path, PeerId, PeerInfo, Stats};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// State the host handle reads without a round trip.
+pub(crate) struct Shared {
+    pub peer_count: AtomicUsize,
+    pub parked: AtomicBool,
+    pub stopped: AtomicBool,
+    pub events_dropped: AtomicU64,
+    pub messages_dropped: AtomicU64,
+    /// Id of the next [`crate::Subscription`].
+    pub next_subscription: AtomicU64,
+    pub waker: Arc<dyn Wakeup>,
+}
+
+impl Shared {
+    /// Wakes the engine if it is (about to be) asleep.
+    pub fn nudge(&self) {
+        if self.parked.load(Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+}
+
+/// Where the messages of a topic go.
+pub(crate) enum Sink {
+    /// A subscription's own channel, with the subscription's id.
+    Channel(u64, Sender<Message>),
+    /// The node-wide message channel.
+    Firehose,
+}
+
+/// What the engine reports on request.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Node counters.
+    pub stats: Stats,
+    /// Established peers.
+    pub peers: Vec<PeerInfo>,
+    /// Our topics.
+    pub subscriptions: Vec<String>,
+    /// Session slots (established and handshaking).
+    pub sessions: usize,
+    /// Datagrams the kernel refused to take (send queue full).
+    pub send_dropped: u64,
+    /// Publishes that found no subscribed peer when the engine ran them.
+    pub publish_unrouted: u64,
+    /// The telemetry snapshot (`{}` when telemetry is off).
+    pub network: moss_mesh::NetworkSnapshot,
+    /// Per-shard figures (one entry when the engine runs unsharded).
+    pub shards: Vec<crate::shard::ShardStat>,
+}
+
+/// Host → engine commands.
+pub(crate) enum Command {
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+    },
+    Subscribe {
+        topic: String,
+        sink: Sink,
+    },
+    /// Every subscription of the topic ends.
+    Unsubscribe {
+        topic: String,
+    },
+    /// One [`crate::Subscription`] was dropped.
+    DropSubscription {
+        topic: String,
+        id: u64,
+    },
+    Connect {
+        addr: SocketAddr,
+        reply: Option<Sender<Result<PeerId, String>>>,
+    },
+    Snapshot(Sender<Snapshot>),
+    SetAppScore(moss_mesh::pubsub::AppScore),
+    Chain {
+        limit: usize,
+        reply: Sender<Vec<moss_mesh::ChainLink>>,
+    },
+    Stop,
+}
+
+/// The engine's host-facing state.
+pub(crate) struct Host {
+    pub shared: Arc<Shared>,
+    events: Sender<Event>,
+    firehose: Sender<Message>,
+    topic_sinks: HashMap<String, Vec<(u64, Sender<Message>)>>,
+    firehose_topics: HashSet<String>,
+    connect_waiters: HashMap<SocketAddr, Vec<Sender<Result<PeerId, String>>>>,
+    /// Publishes that found no subscribed peer.
+    pub publish_unrouted: u64,
+}
+
+/// The address the engine's host events carry for a path: every path the
+/// engine creates is UDP (relays and channels have no engine driver yet).
+fn udp_of(p: Path) -> SocketAddr {
+    p.udp()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+impl Host {
+    /// Host state over these channels.
+    pub fn new(shared: Arc<Shared>, events: Sender<Event>, firehose: Sender<Message>) -> Self {
+        Self {
+            shared,
+            events,
+            firehose,
+            topic_sinks: HashMap::new(),
+            firehose_topics: HashSet::new(),
+            connect_waiters: HashMap::new(),
+            publish_unrouted: 0,
+        }
+    }
+
+    /// Subscribes the core to `topic` with output to `sink`.
+    pub fn subscribe(&mut self, core: &mut Core, topic: String, sink: Sink) {
+        core.subscribe(&topic);
+        match sink {
+            Sink::Channel(id, tx) => self.topic_sinks.entry(topic).or_default().push((id, tx)),
+            Sink::Firehose => {
+                self.firehose_topics.insert(topic);
+            }
+        }
+    }
+
+    /// Ends every subscription of `topic`.
+    pub fn unsubscribe(&mut self, core: &mut Core, topic: &str) {
+        self.topic_sinks.remove(topic);
+        self.firehose_topics.remove(topic);
+        core.unsubscribe(topic);
+    }
+
+    /// Subscription `id` of `topic` was dropped: the node leaves the topic
+    /// at once when nothing else takes its messages.
+    pub fn drop_subscription(&mut self, core: &mut Core, topic: &str, id: u64) {
+        let Some(sinks) = self.topic_sinks.get_mut(topic) else {
+            return;
+        };
+        sinks.retain(|(i, _)| *i != id);
+        if sinks.is_empty() {
+            self.topic_sinks.remove(topic);
+            if !self.firehose_topics.contains(topic) {
+                core.unsubscribe(topic);
+            }
+        }
+    }
+
+    /// Dials `addr`, answering `reply` when the session is up or fails.
+    pub fn connect(
+        &mut self,
+        core: &mut Core,
+        addr: SocketAddr,
+        reply: Option<Sender<Result<PeerId, String>>>,
+    ) {
+        let connected = core.peers().into_iter().find(|p| p.addr == addr);
+        match (connected, reply) {
+            (Some(p), Some(r)) => {
+                let _ = r.send(Ok(p.peer));
+            }
+            (Some(_), None) => {}
+            (None, reply) => {
+                if let Some(r) = reply {
+                    self.connect_waiters.entry(addr).or_default().push(r);
+                }
+                core.connect(addr);
+            }
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        if let Err(TrySendError::Full(_)) = self.events.try_send(e) {
+            self.shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn answer_waiters(&mut self, addr: SocketAddr, r: Result<PeerId, String>) {
+        if let Some(ws) = self.connect_waiters.remove(&addr) {
+            for w in ws {
+                let _ = w.send(r.clone());
+            }
+        }
+    }
+
+    /// Hands every core event to its destination.
+    pub fn dispatch(&mut self, core: &mut Core) {
+        while let Some(e) = core.poll_event() {
+            match e {
+                moss_mesh::Event::PeerConnected { peer, addr } => {
+                    let addr = udp_of(addr);
+                    self.answer_waiters(addr, Ok(peer));
+                    self.emit(Event::PeerJoined { peer, addr });
+                }
+                moss_mesh::Event::PeerDisconnected { peer, addr, reason } => {
+                    self.emit(Event::PeerLeft {
+                        peer,
+                        addr: udp_of(addr),
+                        reason: reason.as_str(),
+                    });
+                }
+                moss_mesh::Event::ConnectFailed { addr, reason } => {
+                    self.answer_waiters(udp_of(addr), Err(reason));
+                }
+                moss_mesh::Event::Message(m) => self.route(core, m),
+            }
+        }
+        self.shared
+            .peer_count
+            .store(core.peer_count(), Ordering::SeqCst);
+    }
+
+    fn route(&mut self, core: &mut Core, m: moss_mesh::Message) {
+        let msg = Message {
+            topic: m.topic,
+            from: m.from,
+            data: m.data,
+            id: m.id,
+        };
+        let to_firehose = self.firehose_topics.contains(&*msg.topic);
+        let mut now_empty = false;
+        // The message moves into the last destination; only additional
+        // destinations cost a clone.
+        let mut pending = Some(msg);
+        let shared = &self.shared;
+        if let Some(sinks) = self
+            .topic_sinks
+            .get_mut(pending.as_ref().map_or("", |m| &m.topic))
+        {
+            let last = sinks.len().saturating_sub(1);
+            let mut i = 0;
+            sinks.retain(|(_, tx)| {
+                let m = if i == last && !to_firehose {
+                    pending.take()
+                } else {
+                    pending.clone()
+                };
+                i += 1;
+                let Some(m) = m else { return true };
+                match tx.try_send(m) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(m)) => {
+                        shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
+                        pending.get_or_insert(m);
+                        true
+                    }
+                    Err(TrySendError::Disconnected(m)) => {
+                        pending.get_or_insert(m);
+                        false
+                    }
+                }
+            });
+            now_empty = sinks.is_empty();
+        }
+        if to_firehose {
+            if let Some(m) = pending.take() {
+                if let Err(TrySendError::Full(_)) = self.firehose.try_send(m) {
+                    self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if now_empty {
+            if let Some(m) = pending.as_ref() {
+                let topic = m.topic.clone();
+                self.topic_sinks.remove(&*topic);
+                if !self.firehose_topics.contains(&*topic) {
+                    core.unsubscribe(&topic);
+                }
+            }
+        }
+    }
+}

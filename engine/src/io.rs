@@ -1,0 +1,93 @@
+//! How the engine thread's datagrams move: one backend it receives from
+//! and sends on ([`Transport::Direct`]), or shard threads that own the
+//! sockets and the session keys, with a socket of the shared port for the
+//! core's own handshake datagrams ([`Transport::Sharded`]).
+
+use crate::backend::{Backend, OutDatagram, Wakeup};
+use crate::driver::BATCH;
+use crate::shard::Shards;
+use moss_mesh::Transmit;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+
+/// Placeholder address of an unused send view.
+const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
+/// The engine thread's transport.
+pub(crate) enum Transport {
+    /// The engine thread owns the backend: the node opens and seals.
+    Direct(Box<dyn Backend>),
+    /// Shard threads own the sockets and open and seal; the core sends its
+    /// handshake datagrams on `socket` (a non-blocking clone of shard 0's,
+    /// so peers see one address).
+    Sharded {
+        /// The shard threads.
+        shards: Shards,
+        /// The core's send socket.
+        socket: UdpSocket,
+    },
+}
+
+/// Nothing to wake: a sharded core sleeps on its channels, not a socket.
+pub(crate) struct NoWake;
+
+impl Wakeup for NoWake {
+    fn wake(&self) {}
+}
+
+impl Transport {
+    /// Sends `out` (at most [`BATCH`]); returns how many the kernel took.
+    pub fn send(&mut self, out: &[Transmit]) -> usize {
+        match self {
+            Self::Direct(backend) => {
+                // Views into the node's buffers, on the stack: no per-batch
+                // allocation.
+                let mut views = [OutDatagram {
+                    to: UNSPECIFIED,
+                    bytes: &[],
+                }; BATCH];
+                let mut n = 0;
+                for t in out {
+                    // A direct engine only makes UDP paths.
+                    if let Some(to) = t.to.udp() {
+                        views[n] = OutDatagram {
+                            to,
+                            bytes: &t.bytes,
+                        };
+                        n += 1;
+                    }
+                }
+                match backend.send_batch(&views[..n]) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "send failed");
+                        0
+                    }
+                }
+            }
+            Self::Sharded { socket, .. } => {
+                let mut sent = 0;
+                for t in out {
+                    let Some(to) = t.to.udp() else { continue };
+                    match socket.send_to(&t.bytes, to) {
+                        Ok(_) => sent += 1,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => tracing::debug!(%to, error = %e, "handshake send failed"),
+                    }
+                }
+                sent
+            }
+        }
+    }
+
+    /// The shard threads, when sharded.
+    pub fn shards(&self) -> Option<&Shards> {
+        match self {
+            Self::Direct(_) => None,
+            Self::Sharded { shards, .. } => Some(shards),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The documents a running node reports: `Moss_GetMeshInfo`'s, and the
+//! counters behind `/api/stats` and metrics.
+
+use serde::Serialize;
+
+/// `Moss_GetMeshInfo`'s JSON shape (plus engine facts).
+#[derive(Debug, Clone, Serialize)]
+pub struct MeshInfo {
+    /// The mesh id.
+    pub mesh_id: String,
+    /// Bound UDP port.
+    pub listen_port: u16,
+    /// Established peers.
+    pub peer_count: usize,
+    /// Their addresses.
+    pub peers: Vec<String>,
+    /// Our topics.
+    pub channels: Vec<String>,
+    /// NAT classification (`unknown` until NAT profiling runs).
+    pub nat_type: String,
+    /// Our peer id, hex.
+    pub public_key: String,
+    /// Whether this node qualifies as a supernode.
+    pub supernode_ready: bool,
+    /// The I/O backend in use.
+    pub backend: String,
+}
+
+/// Counters and state for `/api/stats` and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStats {
+    /// The mesh id.
+    pub mesh_id: String,
+    /// Our peer id, hex.
+    pub public_key: String,
+    /// Bound address.
+    pub listen_addr: String,
+    /// The I/O backend in use.
+    pub backend: String,
+    /// Seconds since start.
+    pub uptime_sec: u64,
+    /// Established peers.
+    pub peer_count: usize,
+    /// Session slots including handshakes in flight.
+    pub sessions: usize,
+    /// Peers with their addresses and topics.
+    pub peers: Vec<PeerStat>,
+    /// Our topics.
+    pub topics: Vec<String>,
+    /// Node counters, including drops by reason.
+    #[serde(flatten)]
+    pub counters: moss_mesh::Stats,
+    /// Datagrams the kernel refused (send queue full).
+    pub send_dropped: u64,
+    /// Publishes with no subscribed peer at send time.
+    pub publish_unrouted: u64,
+    /// Events the host did not drain in time.
+    pub events_dropped: u64,
+    /// Messages the host did not drain in time.
+    pub messages_dropped: u64,
+    /// Engine shards (threads with their own socket and sessions).
+    pub shards: usize,
+    /// Per-shard datagrams, sessions and hand-offs.
+    pub shard_stats: Vec<crate::shard::ShardStat>,
+}
+
+/// One peer in [`NodeStats`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStat {
+    /// Peer id, hex.
+    pub peer_id: String,
+    /// Address.
+    pub addr: String,
+    /// Its topics.
+    pub topics: Vec<String>,
+    /// True if we dialled it.
+    pub outbound: bool,
+}

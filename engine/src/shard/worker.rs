@@ -1,0 +1,320 @@
+//! A shard thread's loop: its queue (core operations, hand-offs), its
+//! socket (open, verify, hand to the core or the owning shard), held
+//! datagrams waiting for their session's install, and batched sends.
+
+use super::*;
+
+/// A shard thread: its backend and everything the per-datagram path needs.
+pub(super) struct Worker {
+    pub(super) backend: Box<dyn Backend>,
+    pub(super) ctx: Ctx,
+}
+
+pub(super) struct Ctx {
+    pub(super) id: usize,
+    pub(super) shard: SessionShard,
+    pub(super) rx: Receiver<ToShard>,
+    pub(super) free_rx: Receiver<Vec<u8>>,
+    pub(super) core_tx: Sender<ToCore>,
+    pub(super) recycle_tx: Sender<Vec<u8>>,
+    pub(super) peers: Vec<Sender<ToShard>>,
+    pub(super) shared: Vec<Arc<ShardShared>>,
+    /// Ids of messages some shard verified already.
+    pub(super) verified: Arc<VerifiedFilter>,
+    /// Datagrams for sessions of this shard whose install has not arrived.
+    pub(super) held: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+    /// Sealed datagrams waiting for the next `send_batch`.
+    pub(super) out: Vec<(SocketAddr, Vec<u8>)>,
+    /// Free send buffers.
+    pub(super) spare: Vec<Vec<u8>>,
+    pub(super) stopping: bool,
+}
+
+impl Worker {
+    pub(super) fn run(mut self) {
+        let mut batch = RecvBatch::new(BATCH);
+        loop {
+            let worked = self.ctx.drain_queue(self.backend.as_mut());
+            if self.ctx.stopping {
+                break;
+            }
+            let mut more = false;
+            for _ in 0..RECV_BATCHES_PER_ROUND {
+                let ctx = &mut self.ctx;
+                let n = match self
+                    .backend
+                    .recv_with(&mut batch, &mut |from, bytes| ctx.on_datagram(from, bytes))
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(shard = self.ctx.id, error = %e, "receive failed");
+                        0
+                    }
+                };
+                more = n == BATCH;
+                if !more {
+                    break;
+                }
+                self.ctx.flush(self.backend.as_mut());
+            }
+            self.ctx.expire_held();
+            self.ctx.flush(self.backend.as_mut());
+            self.ctx.publish();
+            if more || worked {
+                continue;
+            }
+            let me = &self.ctx.shared[self.ctx.id];
+            me.parked.store(true, Ordering::SeqCst);
+            if self.ctx.rx.is_empty() {
+                let timeout = if self.ctx.held.is_empty() {
+                    SHARD_IDLE
+                } else {
+                    HOLD / 4
+                };
+                if let Err(e) = self.backend.wait(Some(timeout)) {
+                    tracing::warn!(shard = self.ctx.id, error = %e, "wait failed");
+                }
+            }
+            me.parked.store(false, Ordering::SeqCst);
+        }
+        self.ctx.flush(self.backend.as_mut());
+        self.ctx.publish();
+    }
+}
+
+impl Ctx {
+    /// Works (a bounded part of) the inbound queue; true if it was not
+    /// empty.
+    fn drain_queue(&mut self, backend: &mut dyn Backend) -> bool {
+        let mut worked = false;
+        for _ in 0..OPS_PER_ROUND {
+            let Ok(m) = self.rx.try_recv() else {
+                break;
+            };
+            worked = true;
+            match m {
+                ToShard::Op(TransportOp::Send { index, plaintext }) => {
+                    let mut buf = self.spare.pop().unwrap_or_default();
+                    match self.shard.seal(index, &plaintext, &mut buf) {
+                        // Shards only ever hold UDP sessions.
+                        Ok(to) => match to.udp() {
+                            Some(to) => self.out.push((to, buf)),
+                            None => self.spare.push(buf),
+                        },
+                        Err(e) => {
+                            tracing::debug!(shard = self.id, index, error = %e, "not sealed");
+                            self.spare.push(buf);
+                        }
+                    }
+                    let _ = self.recycle_tx.try_send(plaintext);
+                    if self.out.len() == BATCH {
+                        self.flush(backend);
+                    }
+                }
+                ToShard::Op(op) => {
+                    let install = matches!(op, TransportOp::Install { .. });
+                    let mut scratch = Vec::new();
+                    let _ = self.shard.apply(op, &mut scratch);
+                    self.shared[self.id]
+                        .sessions
+                        .store(self.shard.session_count(), Ordering::Relaxed);
+                    if install {
+                        self.retry_held();
+                    }
+                }
+                ToShard::Handoff { from, mut bytes } => {
+                    self.shared[self.id]
+                        .handoffs_in
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.process(from, &mut bytes, true);
+                    if self.spare.len() < BATCH {
+                        bytes.clear();
+                        self.spare.push(bytes);
+                    }
+                }
+                ToShard::Stop => {
+                    self.stopping = true;
+                    break;
+                }
+            }
+        }
+        worked
+    }
+
+    /// A datagram from this shard's socket.
+    fn on_datagram(&mut self, from: SocketAddr, bytes: &mut [u8]) {
+        self.process(from, bytes, false);
+    }
+
+    fn process(&mut self, from: SocketAddr, bytes: &mut [u8], forwarded: bool) {
+        let r = if forwarded {
+            self.shard.receive_forwarded(from, bytes)
+        } else {
+            self.shard.receive(from, bytes)
+        };
+        match r {
+            Inbound::Frames { index, plain } => {
+                self.frames_to_core(index, from, bytes.get(plain).unwrap_or(&[]))
+            }
+            Inbound::Handshake => {
+                let mut v = self.buffer();
+                v.extend_from_slice(bytes);
+                self.send_to_core(ToCore::Handshake {
+                    shard: self.id,
+                    from,
+                    bytes: v,
+                });
+            }
+            Inbound::Foreign { owner } => {
+                let Some(tx) = self.peers.get(owner) else {
+                    // An index naming no shard of ours: nobody owns it.
+                    return self.shard.drop_input(DropReason::UnknownSession);
+                };
+                if forwarded {
+                    // Never bounce a hand-off on.
+                    return self.shard.drop_input(DropReason::UnknownSession);
+                }
+                let mut v = self.spare.pop().unwrap_or_default();
+                v.clear();
+                v.extend_from_slice(bytes);
+                match tx.try_send(ToShard::Handoff { from, bytes: v }) {
+                    Ok(()) => {
+                        self.shared[self.id]
+                            .handoffs_out
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.shared[owner].nudge();
+                    }
+                    Err(_) => {
+                        self.shared[self.id]
+                            .queue_drops
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Inbound::Unknown { .. } => {
+                if self.held.len() >= MAX_HELD {
+                    return self.shard.drop_input(DropReason::UnknownSession);
+                }
+                let mut v = self.spare.pop().unwrap_or_default();
+                v.clear();
+                v.extend_from_slice(bytes);
+                self.held.push_back((Instant::now(), from, v));
+            }
+            Inbound::Dropped(_) => {}
+        }
+    }
+
+    /// A plaintext buffer from the pool the core returns to.
+    fn buffer(&mut self) -> Vec<u8> {
+        match self.free_rx.try_recv() {
+            Ok(mut v) => {
+                v.clear();
+                v
+            }
+            Err(_) => Vec::with_capacity(moss_mesh::wire::MAX_DATAGRAM),
+        }
+    }
+
+    fn send_to_core(&mut self, m: ToCore) {
+        if self.core_tx.try_send(m).is_err() {
+            self.shared[self.id]
+                .queue_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Copies opened plaintext into a pooled buffer, verifies its signed
+    /// messages and queues it for the core.
+    fn frames_to_core(&mut self, index: u32, from: SocketAddr, plain: &[u8]) {
+        let mut v = self.buffer();
+        v.extend_from_slice(plain);
+        let verified = preverify(&v, &self.verified);
+        self.send_to_core(ToCore::Frames {
+            shard: self.id,
+            index,
+            from,
+            bytes: v,
+            verified,
+        });
+    }
+
+    /// Runs held datagrams again after an install.
+    fn retry_held(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        for (t, from, mut bytes) in held {
+            let r = self.shard.receive_forwarded(from, &mut bytes);
+            match r {
+                Inbound::Unknown { .. } => self.held.push_back((t, from, bytes)),
+                Inbound::Frames { index, plain } => {
+                    self.frames_to_core(index, from, bytes.get(plain).unwrap_or(&[]));
+                    self.spare.push(bytes);
+                }
+                _ => self.spare.push(bytes),
+            }
+        }
+        self.spare.truncate(BATCH);
+    }
+
+    /// Drops held datagrams whose session never arrived.
+    fn expire_held(&mut self) {
+        let now = Instant::now();
+        while let Some((t, _, _)) = self.held.front() {
+            if now.duration_since(*t) < HOLD {
+                break;
+            }
+            if let Some((_, _, b)) = self.held.pop_front() {
+                self.shard.drop_input(DropReason::UnknownSession);
+                if self.spare.len() < BATCH {
+                    self.spare.push(b);
+                }
+            }
+        }
+    }
+
+    /// Sends the sealed datagrams.
+    fn flush(&mut self, backend: &mut dyn Backend) {
+        if self.out.is_empty() {
+            return;
+        }
+        const UNSPEC: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::UNSPECIFIED,
+            0,
+        ));
+        for chunk in self.out.chunks(BATCH) {
+            let mut views = [OutDatagram {
+                to: UNSPEC,
+                bytes: &[],
+            }; BATCH];
+            for (v, (to, b)) in views.iter_mut().zip(chunk) {
+                *v = OutDatagram { to: *to, bytes: b };
+            }
+            let sent = match backend.send_batch(&views[..chunk.len()]) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(shard = self.id, error = %e, "send failed");
+                    0
+                }
+            };
+            let lost = chunk.len() - sent.min(chunk.len());
+            if lost > 0 {
+                self.shared[self.id]
+                    .send_dropped
+                    .fetch_add(lost as u64, Ordering::Relaxed);
+            }
+        }
+        for (_, b) in self.out.drain(..) {
+            if self.spare.len() < 2 * BATCH {
+                self.spare.push(b);
+            }
+        }
+    }
+
+    /// Publishes the counters for snapshots (never waits for the lock).
+    fn publish(&mut self) {
+        if let Ok(mut g) = self.shared[self.id].stats.try_lock() {
+            if *g != *self.shard.stats() {
+                g.clone_from(self.shard.stats());
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Where a peer's datagrams come from and go to: a UDP address, a relay
+//! through another peer's session, or a channel the host owns (a WebRTC
+//! DataChannel, later a TCP stream). Sessions, roaming, [`crate::Transmit`]
+//! and the simulator speak it; only [`Path::Udp`] appears on the wire (the
+//! observed address of the handshake), so UDP wire bytes are unchanged.
+
+use moss_crypto::PeerId;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+/// A peer path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Path {
+    /// A UDP address: the socket the driver owns sends and receives.
+    Udp(SocketAddr),
+    /// Datagrams travel inside the established session with peer `via`
+    /// (a relay such as a supernode); the host carries them.
+    Relay {
+        /// The relaying peer.
+        via: PeerId,
+    },
+    /// A host-owned channel with this id (a WebRTC DataChannel, a TCP
+    /// stream): the host moves datagrams between it and the node.
+    Channel(u64),
+}
+
+impl Path {
+    /// The UDP address, for a [`Path::Udp`].
+    pub fn udp(&self) -> Option<SocketAddr> {
+        match *self {
+            Self::Udp(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The address the GossipSub router keys this peer's IP-colocation
+    /// score and peer-exchange record on. Paths without an address get a
+    /// unique-local IPv6 address derived from the path (port 0, which no
+    /// node dials), so two channel peers never count as one IP.
+    pub(crate) fn router_addr(&self) -> SocketAddr {
+        let tail = match *self {
+            Self::Udp(a) => return a,
+            Self::Relay { via } => u64::from_le_bytes([
+                via.0[0], via.0[1], via.0[2], via.0[3], via.0[4], via.0[5], via.0[6], via.0[7],
+            ]),
+            Self::Channel(id) => id,
+        };
+        let kind: u16 = if matches!(self, Self::Relay { .. }) {
+            1
+        } else {
+            2
+        };
+        let ip = Ipv6Addr::new(
+            0xfd6d,
+            0x6f73,
+            0x7300,
+            kind,
+            (tail >> 48) as u16,
+            (tail >> 32) as u16,
+            (tail >> 16) as u16,
+            tail as u16,
+        );
+        SocketAddr::new(IpAddr::V6(ip), 0)
+    }
+}
+
+impl From<SocketAddr> for Path {
+    fn from(a: SocketAddr) -> Self {
+        Self::Udp(a)
+    }
+}
+
+impl PartialEq<SocketAddr> for Path {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        self.udp() == Some(*other)
+    }
+}
+
+impl fmt::Display for Path {
+    /// A UDP path prints as its address (`1.2.3.4:5`), the others as
+    /// `relay:<peer id>` and `channel:<id>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Udp(a) => a.fmt(f),
+            Self::Relay { via } => write!(f, "relay:{}", via.to_hex()),
+            Self::Channel(id) => write!(f, "channel:{id}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_paths_compare_and_print_as_their_address() {
+        let a: SocketAddr = "1.2.3.4:5".parse().unwrap();
+        let p = Path::from(a);
+        assert_eq!(p, a);
+        assert_eq!(p.to_string(), "1.2.3.4:5");
+        assert_eq!(p.router_addr(), a);
+        assert_ne!(Path::Channel(1), a);
+        assert_eq!(Path::Channel(7).to_string(), "channel:7");
+    }
+
+    #[test]
+    fn non_udp_paths_get_distinct_router_addresses() {
+        let c1 = Path::Channel(1).router_addr();
+        let c2 = Path::Channel(2).router_addr();
+        let r = Path::Relay {
+            via: PeerId([1; 32]),
+        }
+        .router_addr();
+        assert_ne!(c1.ip(), c2.ip());
+        assert_ne!(c1.ip(), r.ip());
+        assert_eq!(c1.port(), 0);
+    }
+}

@@ -1,0 +1,154 @@
+//! The session table: every session slot by local index, and the two
+//! indices over it (by path, by authenticated peer), plus the sessions with
+//! frames waiting to be sealed. Roaming (a peer's authenticated data from a
+//! new path) is [`SessionTable::rebind`], in one place.
+
+use crate::path::Path;
+use crate::session::{Established, Session};
+use crate::Time;
+use moss_crypto::PeerId;
+use rand_core::RngCore;
+use std::collections::HashMap;
+
+/// Session slots and their indices.
+#[derive(Default)]
+pub(crate) struct SessionTable {
+    /// Every slot, handshaking or established, by our local index.
+    pub sessions: HashMap<u32, Session>,
+    /// The newest slot per peer path.
+    pub by_path: HashMap<Path, u32>,
+    /// The established session per peer.
+    pub by_peer: HashMap<PeerId, u32>,
+    /// Sessions with pending frames, in the order they got them.
+    dirty: Vec<u32>,
+}
+
+impl SessionTable {
+    /// Slot `idx`.
+    pub fn get(&self, idx: u32) -> Option<&Session> {
+        self.sessions.get(&idx)
+    }
+
+    /// Slot `idx`, mutably.
+    pub fn get_mut(&mut self, idx: u32) -> Option<&mut Session> {
+        self.sessions.get_mut(&idx)
+    }
+
+    /// The established state of slot `idx`.
+    pub fn established(&self, idx: u32) -> Option<&Established> {
+        self.get(idx).and_then(Session::established)
+    }
+
+    /// The established state of slot `idx`, mutably.
+    pub fn established_mut(&mut self, idx: u32) -> Option<&mut Established> {
+        self.get_mut(idx).and_then(Session::established_mut)
+    }
+
+    /// The authenticated peer of slot `idx`.
+    pub fn peer_of(&self, idx: u32) -> Option<PeerId> {
+        self.established(idx).map(|e| e.peer)
+    }
+
+    /// The slot for `path`.
+    pub fn by_path(&self, path: &Path) -> Option<u32> {
+        self.by_path.get(path).copied()
+    }
+
+    /// The established session with `peer`.
+    pub fn by_peer(&self, peer: &PeerId) -> Option<u32> {
+        self.by_peer.get(peer).copied()
+    }
+
+    /// Indices of every established peer's session.
+    pub fn peer_indices(&self) -> Vec<u32> {
+        self.by_peer.values().copied().collect()
+    }
+
+    /// Handshakes in flight.
+    pub fn pending_handshakes(&self) -> usize {
+        self.sessions.len() - self.by_peer.len()
+    }
+
+    /// Points `path` at slot `idx`.
+    pub fn bind(&mut self, path: Path, idx: u32) {
+        self.by_path.insert(path, idx);
+    }
+
+    /// An authenticated datagram of established session `idx` arrived on
+    /// `path` at `now`: the session is alive, and a new path means the peer
+    /// roamed. False if `idx` is no established session.
+    pub fn heard(&mut self, idx: u32, path: Path, now: Time) -> bool {
+        let Some(s) = self.sessions.get_mut(&idx) else {
+            return false;
+        };
+        if s.established().is_none() {
+            return false;
+        }
+        s.heard(now);
+        if s.path != path {
+            self.rebind(idx, path);
+        }
+        true
+    }
+
+    /// Moves slot `idx` to `path` (the peer roamed, or the handshake reply
+    /// came from elsewhere).
+    pub fn rebind(&mut self, idx: u32, path: Path) {
+        let Some(s) = self.sessions.get_mut(&idx) else {
+            return;
+        };
+        if s.path != path {
+            if self.by_path.get(&s.path) == Some(&idx) {
+                self.by_path.remove(&s.path);
+            }
+            s.path = path;
+        }
+        self.by_path.insert(path, idx);
+    }
+
+    /// Adds a slot.
+    pub fn insert(&mut self, idx: u32, s: Session) {
+        self.sessions.insert(idx, s);
+    }
+
+    /// Takes slot `idx` out, unbinding its path when it points here (the
+    /// peer index is the caller's: it decides about disconnect events).
+    pub fn remove(&mut self, idx: u32) -> Option<Session> {
+        let s = self.sessions.remove(&idx)?;
+        if self.by_path.get(&s.path) == Some(&idx) {
+            self.by_path.remove(&s.path);
+        }
+        Some(s)
+    }
+
+    /// A fresh local index: non-zero, unused, shaped by `shape` (the
+    /// owning shard's bits when sharded).
+    pub fn fresh_index(&self, rng: &mut impl RngCore, shape: impl Fn(u32) -> u32) -> u32 {
+        loop {
+            let i = shape(rng.next_u32());
+            if i != 0 && !self.sessions.contains_key(&i) {
+                return i;
+            }
+        }
+    }
+
+    /// Notes that slot `idx` has pending frames.
+    pub fn mark_dirty(&mut self, idx: u32) {
+        if !self.dirty.contains(&idx) {
+            self.dirty.push(idx);
+        }
+    }
+
+    /// The dirty list, taken (give it back with [`SessionTable::restore_dirty`]
+    /// so its capacity is kept: no allocation per round).
+    pub fn take_dirty(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Returns the (worked-off) dirty list, keeping entries marked since.
+    pub fn restore_dirty(&mut self, mut list: Vec<u32>) {
+        list.clear();
+        list.append(&mut self.dirty);
+        self.dirty = list;
+    }
+}
