@@ -107,8 +107,7 @@ impl NodeOpts {
         if let Some(b) = &self.backend {
             c.engine.backend = b.clone();
         }
-        moss::config::validate(&c)
-            .map_err(|e| CliError::Usage(format!("invalid options: {e}")))?;
+        moss::config::validate(&c).map_err(|e| CliError::Usage(format!("invalid options: {e}")))?;
         Ok(c)
     }
 

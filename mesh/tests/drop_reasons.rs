@@ -600,7 +600,8 @@ fn hop_limit_is_delivered_but_not_forwarded() {
     let origin = Identity::from_seed([0x77; 32]);
     let far = signed_publish(&origin, 32, 1, "t", b"far", false);
     p.send_at(&mut n, &mut s, &far, later);
-    assert_eq!(only(&n, DropReason::HopLimit), 1);
+    // Delivered here, so not a drop although it goes no further.
+    assert_eq!(only(&n, DropReason::HopLimit), 0);
     let delivered: Vec<u8> = events(&mut n)
         .into_iter()
         .filter_map(|e| match e {
@@ -628,6 +629,11 @@ fn hop_limit_is_delivered_but_not_forwarded() {
         }
     }
     assert_eq!(forwarded, vec![(2, 32)]);
+    // At the limit on a topic nobody here subscribes to: it goes nowhere,
+    // which is the drop.
+    let stray = signed_publish(&origin, 32, 3, "u", b"stray", false);
+    p.send_at(&mut n, &mut s, &stray, later);
+    assert_eq!(only(&n, DropReason::HopLimit), 1);
 }
 
 #[test]
