@@ -36,7 +36,7 @@
 //!         nodes[i].handle_timeout(now);
 //!         while let Some(t) = nodes[i].poll_transmit() {
 //!             let mut bytes = t.bytes;
-//!             if let Some(j) = addrs.iter().position(|a| *a == t.to) {
+//!             if let Some(j) = addrs.iter().position(|a| t.to == *a) {
 //!                 nodes[j].handle_datagram(now, addrs[i], &mut bytes);
 //!             }
 //!         }
