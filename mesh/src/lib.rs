@@ -74,6 +74,7 @@ pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use event::{DisconnectReason, Event, Message, Payload};
+pub use handshake::RETIRE_GRACE;
 pub use input::Input;
 pub use moss_crypto::{Identity, PeerId};
 pub use moss_telemetry::{ChainLink, Snapshot as NetworkSnapshot, TelemetryConfig};

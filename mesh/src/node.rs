@@ -306,6 +306,7 @@ impl Node {
         let mut expired = Vec::new();
         let mut retransmit = Vec::new();
         let mut keepalive = Vec::new();
+        let mut retired = Vec::new();
         for (&idx, s) in self.table.sessions.iter_mut() {
             match &mut s.state {
                 State::Initiating(p) | State::Responding(p) => {
@@ -319,7 +320,11 @@ impl Node {
                     }
                 }
                 State::Established(e) => {
-                    if s.last_recv.since(now) >= IDLE_TIMEOUT {
+                    if let Some(at) = e.retired {
+                        if now >= at {
+                            retired.push(idx);
+                        }
+                    } else if s.last_recv.since(now) >= IDLE_TIMEOUT {
                         expired.push((idx, Some(e.peer)));
                     } else {
                         e.reassembly.expire(now);
@@ -335,6 +340,9 @@ impl Node {
                 Some(_) => self.remove_session(idx, Some(DisconnectReason::Timeout)),
                 None => self.fail_handshake(idx, "handshake timed out"),
             }
+        }
+        for idx in retired {
+            self.remove_session(idx, None);
         }
         for (to, bytes) in retransmit {
             self.emit(to, bytes);
@@ -420,9 +428,16 @@ impl Node {
 
     /// Makes room for `len` more bytes in session `idx`'s pending datagram
     /// (sealing what is there when they would not fit) and returns it; the
-    /// session is marked for the next flush.
+    /// session is marked for the next flush. `None` for a slot that is not
+    /// established, or retired.
     pub(crate) fn pending_room(&mut self, idx: u32, len: usize) -> Option<&mut Vec<u8>> {
-        let full = self.table.established(idx)?.pending.len() + len > crate::wire::MAX_PLAINTEXT;
+        let e = self.table.established(idx)?;
+        if e.retired.is_some() {
+            // A retired duplicate sends nothing; the peer's session is the
+            // one that won.
+            return None;
+        }
+        let full = e.pending.len() + len > crate::wire::MAX_PLAINTEXT;
         if full {
             self.seal_and_send(idx, false);
         }
