@@ -18,12 +18,12 @@
 //! use std::time::Duration;
 //!
 //! let addrs: [SocketAddr; 2] = ["127.0.0.1:4000".parse()?, "127.0.0.1:4001".parse()?];
-//! let mut nodes: Vec<Node> = (0..2u8)
+//! let mut nodes = (0..2u8)
 //!     .map(|i| {
 //!         let id = Identity::from_seed([i + 1; 32]);
 //!         Node::new(Config::default(), id, "local", None, [i; 32], Duration::ZERO)
 //!     })
-//!     .collect();
+//!     .collect::<Result<Vec<Node>, _>>()?;
 //! nodes[1].add_static_peer(addrs[0]);
 //! for n in &mut nodes {
 //!     n.subscribe("chat");
@@ -36,7 +36,7 @@
 //!         nodes[i].handle_timeout(now);
 //!         while let Some(t) = nodes[i].poll_transmit() {
 //!             let mut bytes = t.bytes;
-//!             if let Some(j) = addrs.iter().position(|a| *a == t.to) {
+//!             if let Some(j) = addrs.iter().position(|a| t.to == *a) {
 //!                 nodes[j].handle_datagram(now, addrs[i], &mut bytes);
 //!             }
 //!         }

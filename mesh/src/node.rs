@@ -101,29 +101,9 @@ pub struct Node {
 impl Node {
     /// Creates a node. `seed` drives every random choice (session indices,
     /// ephemeral keys, padding), so equal seeds and inputs replay exactly.
-    ///
-    /// # Panics
-    ///
-    /// If the `gossipsub` block is invalid, which [`Config::validate`]
-    /// rules out; use [`Node::try_new`] for a config that was not
-    /// validated.
+    /// Fails only on an invalid `gossipsub` block, which
+    /// [`Config::validate`] (and [`Config::from_json`]) rule out.
     pub fn new(
-        cfg: Config,
-        identity: Identity,
-        mesh_id: &str,
-        psk: Option<&[u8; 32]>,
-        seed: [u8; 32],
-        now: Time,
-    ) -> Self {
-        match Self::try_new(cfg, identity, mesh_id, psk, seed, now) {
-            Ok(n) => n,
-            Err(e) => panic!("Node::new with an unvalidated config: {e}"),
-        }
-    }
-
-    /// [`Node::new`], returning the error of an invalid router
-    /// configuration instead of panicking.
-    pub fn try_new(
         cfg: Config,
         identity: Identity,
         mesh_id: &str,

@@ -73,14 +73,9 @@ impl Net {
             let mut seed = [0u8; 32];
             seed[0] = i as u8;
             seed[1] = 0xAA;
-            nodes.push(Node::new(
-                cfg.clone(),
-                id,
-                &mesh,
-                psk.as_ref(),
-                seed,
-                Duration::ZERO,
-            ));
+            nodes.push(
+                Node::new(cfg.clone(), id, &mesh, psk.as_ref(), seed, Duration::ZERO).unwrap(),
+            );
             addrs.push(addr(i));
         }
         Self {
