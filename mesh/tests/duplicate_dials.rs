@@ -63,11 +63,18 @@ fn assert_settled_and_quiet(net: &mut Net, redial: impl Fn(&mut Net)) {
     }
 }
 
-#[test]
-fn a_static_peer_dialled_at_a_second_address_at_once_keeps_one_session() {
+/// Two nodes with two interfaces each; node 0 has node 1 as static peer
+/// at its first address.
+fn two_hosts() -> Net {
     let mut net = Net::new(2, "local", None);
     net.add_second_interface();
     net.nodes[0].add_static_peer(addr(1));
+    net
+}
+
+#[test]
+fn a_static_peer_dialled_at_a_second_address_at_once_keeps_one_session() {
+    let mut net = two_hosts();
     net.nodes[0].connect(second_addr(1));
     assert_settled_and_quiet(&mut net, |n| n.nodes[0].connect(second_addr(1)));
     for i in 0..2 {
@@ -79,9 +86,7 @@ fn a_static_peer_dialled_at_a_second_address_at_once_keeps_one_session() {
 
 #[test]
 fn a_second_address_learnt_later_is_dialled_once_and_then_counts_as_connected() {
-    let mut net = Net::new(2, "local", None);
-    net.add_second_interface();
-    net.nodes[0].add_static_peer(addr(1));
+    let mut net = two_hosts();
     assert!(net.drive(|n| n.nodes.iter().all(|x| x.peer_count() == 1)));
     net.run(Duration::from_secs(3));
     // Beacons announce the LAN address again and again.
@@ -92,9 +97,7 @@ fn a_second_address_learnt_later_is_dialled_once_and_then_counts_as_connected() 
 
 #[test]
 fn both_sides_dialling_each_others_second_address_converge() {
-    let mut net = Net::new(2, "local", None);
-    net.add_second_interface();
-    net.nodes[0].add_static_peer(addr(1));
+    let mut net = two_hosts();
     net.nodes[1].add_static_peer(addr(0));
     net.nodes[0].connect(second_addr(1));
     net.nodes[1].connect(second_addr(0));
@@ -120,9 +123,7 @@ fn both_sides_dialling_each_others_second_address_converge() {
 
 #[test]
 fn when_the_kept_session_goes_its_addresses_are_dialled_again() {
-    let mut net = Net::new(2, "local", None);
-    net.add_second_interface();
-    net.nodes[0].add_static_peer(addr(1));
+    let mut net = two_hosts();
     net.nodes[0].connect(second_addr(1));
     assert!(net.run_until_idle());
     assert_eq!(summary(&net, 0).0, 1);
