@@ -6,7 +6,7 @@ use crate::node::{Node, HANDSHAKE_BURST, HANDSHAKE_RATE, HANDSHAKE_RETRY, MAX_PE
 use crate::path::Path;
 use crate::session::{Established, Pending, Reassembly, Session, Stamp, State, TokenBucket};
 use crate::stats::DropReason;
-use crate::wire::{HandshakeBody, Head, Kind, HANDSHAKE_FIXED};
+use crate::wire::{Frame, HandshakeBody, Head, Kind, HANDSHAKE_FIXED};
 use crate::Time;
 use moss_crypto::noise::MAX_MESSAGE;
 use moss_crypto::{
@@ -471,13 +471,16 @@ impl Node {
                 } else {
                     (idx, old)
                 };
-                // Both ends rank the pair alike and drop the loser on their
-                // own, so no CLOSE goes out: it would reach a session the
-                // peer has already dropped (and count `unknown_session`).
-                // The loser is retired, not removed: what the peer sent on
-                // it before it saw the winner is still taken. Its paths
-                // stay mapped to the winner, so the same peer is not
-                // dialled there again.
+                // Both ends rank the pair alike, so each drops the same
+                // session. The loser is retired, not removed: what the peer
+                // sent on it before it saw the winner is still taken, and so
+                // is the peer's CLOSE for it, which is then harmless. The
+                // CLOSE matters when the peer never completed the winner:
+                // the loser was its only session, and the CLOSE makes it
+                // dial again. The loser's paths stay mapped to the winner,
+                // so the same peer is not dialled there again.
+                self.queue_frame(loser, &Frame::Close(1));
+                self.seal_and_send(loser, false);
                 self.table.by_peer.insert(out.remote, winner);
                 self.table.merge_paths(loser, winner);
                 if let Some(e) = self.table.established_mut(loser) {
