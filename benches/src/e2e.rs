@@ -348,7 +348,8 @@ fn message1(to: SocketAddr) -> Result<Vec<u8>, String> {
         None,
         [0x77; 32],
         Duration::ZERO,
-    );
+    )
+    .map_err(|e| e.to_string())?;
     n.connect(to);
     n.poll_transmit()
         .map(|t| t.bytes)

@@ -66,6 +66,7 @@ fn node(tag: u8, i: u64, now: Duration) -> Node {
         seed(tag ^ 0xFF, i),
         now,
     )
+    .expect("the default router configuration is valid")
 }
 
 /// Moves datagrams between `r` (at [`RESPONDER_ADDR`]) and `i` (at `i_addr`)

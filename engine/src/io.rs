@@ -63,7 +63,7 @@ impl Transport {
                 match backend.send_batch(&views[..n]) {
                     Ok(n) => n,
                     Err(e) => {
-                        tracing::debug!(error = %e, "send failed");
+                        tracing::trace!(error = %e, "send failed");
                         0
                     }
                 }
@@ -75,7 +75,7 @@ impl Transport {
                     match socket.send_to(&t.bytes, to) {
                         Ok(_) => sent += 1,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => tracing::debug!(%to, error = %e, "handshake send failed"),
+                        Err(e) => tracing::trace!(%to, error = %e, "handshake send failed"),
                     }
                 }
                 sent

@@ -120,7 +120,7 @@ impl NodeBuilder {
         let public_key = identity.public_key();
         let max_message = self.config.security.max_message_size_bytes as usize;
         let static_peers = self.config.static_peers.clone();
-        let mut core = moss_mesh::Node::try_new(
+        let mut core = moss_mesh::Node::new(
             self.config,
             identity,
             &self.mesh_id,

@@ -117,6 +117,7 @@ impl Net {
                     [i as u8 + 0x40; 32],
                     Duration::ZERO,
                 )
+                .unwrap()
             })
             .collect();
         Self {

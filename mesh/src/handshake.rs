@@ -10,7 +10,8 @@ use crate::wire::{Frame, HandshakeBody, Head, Kind, HANDSHAKE_FIXED};
 use crate::Time;
 use moss_crypto::noise::MAX_MESSAGE;
 use moss_crypto::{
-    Handshake, HandshakeError, Identity, LocalStatic, MeshKeys, Role, Scrambler, TransportCipher,
+    Handshake, HandshakeError, Identity, LocalStatic, MeshKeys, PeerId, Role, Scrambler,
+    TransportCipher,
 };
 use rand_core::RngCore;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +19,9 @@ use std::time::Duration;
 
 /// Shortest gap between two answers to repeated copies of one message 1.
 pub const ECHO_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a session that lost a duplicate still takes the peer's
+/// datagrams (below [`crate::node::KEEPALIVE`]).
+pub const RETIRE_GRACE: Duration = Duration::from_secs(5);
 
 /// What the handshake side of a node owns: the static key (with its
 /// binding signature), the budget of answered initiations, and the mask of
@@ -332,9 +336,13 @@ impl Node {
         let observed = decode_addr(&extra);
         s.remote_index = b.sender;
         // The reply may come from elsewhere than we dialled (a NAT): the
-        // session follows it; the dialled path keeps pointing here too, so
-        // a static peer dialled there counts as connected.
-        s.path = from;
+        // session follows it; the dialled path stays an alias of it, so a
+        // static peer dialled there counts as connected (until the session
+        // goes).
+        let dialled = std::mem::replace(&mut s.path, from);
+        if dialled != from {
+            self.table.alias(dialled, idx);
+        }
         let datagram = self.handshake_datagram(Kind::Final, idx, b.sender, &msg[..n]);
         self.emit(from, datagram.clone());
         self.establish(idx, observed, Some(datagram.into_boxed_slice()));
@@ -364,6 +372,24 @@ impl Node {
         }
     }
 
+    /// The rank of established session `idx` among duplicates with
+    /// `remote` (lowest is kept), computed alike at both ends: first the
+    /// session the smaller peer id initiated, then (both initiated by the
+    /// same side) the one with the smaller initiator's index. Neither
+    /// depends on the order in which the two ends saw the sessions come up.
+    fn duplicate_key(&self, idx: u32, me: PeerId, remote: PeerId) -> (bool, u32) {
+        let Some(s) = self.table.get(idx) else {
+            return (true, u32::MAX);
+        };
+        let initiator = s.established().is_some_and(|e| e.initiator);
+        let (by, index) = if initiator {
+            (me, idx)
+        } else {
+            (remote, s.remote_index)
+        };
+        (by != me.min(remote), index)
+    }
+
     /// Turns a finished handshake into an established session, resolving
     /// duplicates (both sides dialled each other) the same way on both ends.
     fn establish(
@@ -375,7 +401,7 @@ impl Node {
         let now = self.now;
         let burst = self.cfg.security.rate_limit_burst;
         let rate = self.cfg.security.rate_limit_sustained;
-        let Some(mut s) = self.table.remove(idx) else {
+        let Some(mut s) = self.table.take(idx) else {
             return;
         };
         let (pending, initiator) = match s.state {
@@ -389,6 +415,7 @@ impl Node {
         let out = match pending.hs.finish() {
             Ok(o) => o,
             Err(e) => {
+                self.table.unbind(idx, s.path);
                 self.stats.handshakes_failed += 1;
                 if initiator {
                     self.events.push_back(Event::ConnectFailed {
@@ -402,6 +429,7 @@ impl Node {
         let me = self.identity.public_key();
         if out.remote == me {
             // We dialled ourselves (our own address, or a mirror of it).
+            self.table.unbind(idx, s.path);
             self.stats.handshakes_failed += 1;
             if initiator {
                 self.events.push_back(Event::ConnectFailed {
@@ -429,24 +457,36 @@ impl Node {
             bucket: TokenBucket::new(burst, rate, now),
             next_transfer: 0,
             observed,
+            retired: None,
         }));
         self.table.insert(idx, s);
         self.stats.handshakes_completed += 1;
         self.table.bind(path, idx);
         if let Some(old) = self.table.by_peer(&out.remote) {
             if old != idx {
-                // Keep the session initiated by the smaller peer id.
-                let keeper_initiator = me.min(out.remote);
-                let new_initiator = if initiator { me } else { out.remote };
-                let (loser, winner) = if new_initiator == keeper_initiator {
+                let key_new = self.duplicate_key(idx, me, out.remote);
+                let key_old = self.duplicate_key(old, me, out.remote);
+                let (loser, winner) = if key_new < key_old {
                     (old, idx)
                 } else {
                     (idx, old)
                 };
+                // Both ends rank the pair alike, so each drops the same
+                // session. The loser is retired, not removed: what the peer
+                // sent on it before it saw the winner is still taken, and so
+                // is the peer's CLOSE for it, which is then harmless. The
+                // CLOSE matters when the peer never completed the winner:
+                // the loser was its only session, and the CLOSE makes it
+                // dial again. The loser's paths stay mapped to the winner,
+                // so the same peer is not dialled there again.
                 self.queue_frame(loser, &Frame::Close(1));
                 self.seal_and_send(loser, false);
                 self.table.by_peer.insert(out.remote, winner);
-                self.remove_session(loser, None);
+                self.table.merge_paths(loser, winner);
+                if let Some(e) = self.table.established_mut(loser) {
+                    e.retired = Some(now + RETIRE_GRACE);
+                    e.pending.clear();
+                }
                 if let Some(w) = self.table.get(winner).map(|w| w.path) {
                     self.table.bind(w, winner);
                 }

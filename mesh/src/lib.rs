@@ -18,12 +18,12 @@
 //! use std::time::Duration;
 //!
 //! let addrs: [SocketAddr; 2] = ["127.0.0.1:4000".parse()?, "127.0.0.1:4001".parse()?];
-//! let mut nodes: Vec<Node> = (0..2u8)
+//! let mut nodes = (0..2u8)
 //!     .map(|i| {
 //!         let id = Identity::from_seed([i + 1; 32]);
 //!         Node::new(Config::default(), id, "local", None, [i; 32], Duration::ZERO)
 //!     })
-//!     .collect();
+//!     .collect::<Result<Vec<Node>, _>>()?;
 //! nodes[1].add_static_peer(addrs[0]);
 //! for n in &mut nodes {
 //!     n.subscribe("chat");
@@ -74,6 +74,7 @@ pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use event::{DisconnectReason, Event, Message, Payload};
+pub use handshake::RETIRE_GRACE;
 pub use input::Input;
 pub use moss_crypto::{Identity, PeerId};
 pub use moss_telemetry::{ChainLink, Snapshot as NetworkSnapshot, TelemetryConfig};

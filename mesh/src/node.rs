@@ -101,29 +101,9 @@ pub struct Node {
 impl Node {
     /// Creates a node. `seed` drives every random choice (session indices,
     /// ephemeral keys, padding), so equal seeds and inputs replay exactly.
-    ///
-    /// # Panics
-    ///
-    /// If the `gossipsub` block is invalid, which [`Config::validate`]
-    /// rules out; use [`Node::try_new`] for a config that was not
-    /// validated.
+    /// Fails only on an invalid `gossipsub` block, which
+    /// [`Config::validate`] (and [`Config::from_json`]) rule out.
     pub fn new(
-        cfg: Config,
-        identity: Identity,
-        mesh_id: &str,
-        psk: Option<&[u8; 32]>,
-        seed: [u8; 32],
-        now: Time,
-    ) -> Self {
-        match Self::try_new(cfg, identity, mesh_id, psk, seed, now) {
-            Ok(n) => n,
-            Err(e) => panic!("Node::new with an unvalidated config: {e}"),
-        }
-    }
-
-    /// [`Node::new`], returning the error of an invalid router
-    /// configuration instead of panicking.
-    pub fn try_new(
         cfg: Config,
         identity: Identity,
         mesh_id: &str,
@@ -306,6 +286,7 @@ impl Node {
         let mut expired = Vec::new();
         let mut retransmit = Vec::new();
         let mut keepalive = Vec::new();
+        let mut retired = Vec::new();
         for (&idx, s) in self.table.sessions.iter_mut() {
             match &mut s.state {
                 State::Initiating(p) | State::Responding(p) => {
@@ -319,7 +300,11 @@ impl Node {
                     }
                 }
                 State::Established(e) => {
-                    if s.last_recv.since(now) >= IDLE_TIMEOUT {
+                    if let Some(at) = e.retired {
+                        if now >= at {
+                            retired.push(idx);
+                        }
+                    } else if s.last_recv.since(now) >= IDLE_TIMEOUT {
                         expired.push((idx, Some(e.peer)));
                     } else {
                         e.reassembly.expire(now);
@@ -335,6 +320,9 @@ impl Node {
                 Some(_) => self.remove_session(idx, Some(DisconnectReason::Timeout)),
                 None => self.fail_handshake(idx, "handshake timed out"),
             }
+        }
+        for idx in retired {
+            self.remove_session(idx, None);
         }
         for (to, bytes) in retransmit {
             self.emit(to, bytes);
@@ -420,9 +408,16 @@ impl Node {
 
     /// Makes room for `len` more bytes in session `idx`'s pending datagram
     /// (sealing what is there when they would not fit) and returns it; the
-    /// session is marked for the next flush.
+    /// session is marked for the next flush. `None` for a slot that is not
+    /// established, or retired.
     pub(crate) fn pending_room(&mut self, idx: u32, len: usize) -> Option<&mut Vec<u8>> {
-        let full = self.table.established(idx)?.pending.len() + len > crate::wire::MAX_PLAINTEXT;
+        let e = self.table.established(idx)?;
+        if e.retired.is_some() {
+            // A retired duplicate sends nothing; the peer's session is the
+            // one that won.
+            return None;
+        }
+        let full = e.pending.len() + len > crate::wire::MAX_PLAINTEXT;
         if full {
             self.seal_and_send(idx, false);
         }

@@ -87,6 +87,10 @@ pub(crate) struct Established {
     pub next_transfer: u32,
     /// Our address as the peer observed it during the handshake.
     pub observed: Option<SocketAddr>,
+    /// When a session that lost a duplicate to another with the same peer
+    /// goes: until then it still takes the peer's datagrams (some were in
+    /// flight when it lost) but sends nothing of its own.
+    pub retired: Option<Time>,
 }
 
 impl Session {

@@ -1,7 +1,10 @@
 //! The session table: every session slot by local index, and the two
 //! indices over it (by path, by authenticated peer), plus the sessions with
 //! frames waiting to be sealed. Roaming (a peer's authenticated data from a
-//! new path) is [`SessionTable::rebind`], in one place.
+//! new path) is [`SessionTable::rebind`], in one place. A slot may own
+//! more paths than its own (aliases: the address we dialled when the reply
+//! came from elsewhere, the path of a duplicate session it won over), so a
+//! dial to any of them counts as connected; they go with the slot.
 
 use crate::path::Path;
 use crate::session::{Established, Session};
@@ -15,8 +18,10 @@ use std::collections::HashMap;
 pub(crate) struct SessionTable {
     /// Every slot, handshaking or established, by our local index.
     pub sessions: HashMap<u32, Session>,
-    /// The newest slot per peer path.
+    /// The newest slot per peer path (its own path or an alias).
     pub by_path: HashMap<Path, u32>,
+    /// Paths other than its own that a slot owns in `by_path`.
+    aliases: HashMap<u32, Vec<Path>>,
     /// The established session per peer.
     pub by_peer: HashMap<PeerId, u32>,
     /// Sessions with pending frames, in the order they got them.
@@ -74,6 +79,35 @@ impl SessionTable {
         self.by_path.insert(path, idx);
     }
 
+    /// Points `path` at slot `idx` as an alias: it stays there when the
+    /// slot moves (roaming) and goes when the slot is removed.
+    pub fn alias(&mut self, path: Path, idx: u32) {
+        self.by_path.insert(path, idx);
+        let list = self.aliases.entry(idx).or_default();
+        if !list.contains(&path) {
+            list.push(path);
+        }
+    }
+
+    /// Hands every path of slot `from` (its own and its aliases) to slot
+    /// `to` as aliases: `from` lost a duplicate to `to`, and a dial to any
+    /// of them would reach the same peer again.
+    pub fn merge_paths(&mut self, from: u32, to: u32) {
+        let own = self.sessions.get(&from).map(|s| s.path);
+        let target = self.sessions.get(&to).map(|s| s.path);
+        let moved = self.aliases.remove(&from).unwrap_or_default();
+        for p in own.into_iter().chain(moved) {
+            if self.by_path.get(&p).is_some_and(|&i| i != from && i != to) {
+                continue;
+            }
+            if Some(p) == target {
+                self.by_path.insert(p, to);
+            } else {
+                self.alias(p, to);
+            }
+        }
+    }
+
     /// An authenticated datagram of established session `idx` arrived on
     /// `path` at `now`: the session is alive, and a new path means the peer
     /// roamed. False if `idx` is no established session.
@@ -81,11 +115,12 @@ impl SessionTable {
         let Some(s) = self.sessions.get_mut(&idx) else {
             return false;
         };
-        if s.established().is_none() {
+        let Some(retired) = s.established().map(|e| e.retired.is_some()) else {
             return false;
-        }
+        };
         s.heard(now);
-        if s.path != path {
+        // A retired duplicate's paths belong to the session that won.
+        if !retired && s.path != path {
             self.rebind(idx, path);
         }
         true
@@ -111,14 +146,31 @@ impl SessionTable {
         self.sessions.insert(idx, s);
     }
 
-    /// Takes slot `idx` out, unbinding its path when it points here (the
-    /// peer index is the caller's: it decides about disconnect events).
+    /// Takes slot `idx` out, unbinding its path and aliases where they
+    /// point here (the peer index is the caller's: it decides about
+    /// disconnect events).
     pub fn remove(&mut self, idx: u32) -> Option<Session> {
-        let s = self.sessions.remove(&idx)?;
-        if self.by_path.get(&s.path) == Some(&idx) {
-            self.by_path.remove(&s.path);
-        }
+        let s = self.take(idx)?;
+        self.unbind(idx, s.path);
         Some(s)
+    }
+
+    /// Takes slot `idx` out and leaves its paths bound, for a caller that
+    /// puts it back under the same index ([`SessionTable::insert`]) or
+    /// else calls [`SessionTable::unbind`].
+    pub fn take(&mut self, idx: u32) -> Option<Session> {
+        self.sessions.remove(&idx)
+    }
+
+    /// Unbinds `path` (the slot's own) and the aliases of slot `idx`
+    /// wherever they still point at it.
+    pub fn unbind(&mut self, idx: u32, path: Path) {
+        let aliases = self.aliases.remove(&idx).unwrap_or_default();
+        for p in std::iter::once(path).chain(aliases) {
+            if self.by_path.get(&p) == Some(&idx) {
+                self.by_path.remove(&p);
+            }
+        }
     }
 
     /// A fresh local index: non-zero, unused, shaped by `shape` (the

@@ -15,6 +15,7 @@ fn node(i: u8) -> Node {
         [i.wrapping_add(40); 32],
         Duration::ZERO,
     )
+    .unwrap()
 }
 
 /// Node `a` reaches `b` on its channel `A_TO_B`; `b` hears `a` on its

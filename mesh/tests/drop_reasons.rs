@@ -26,7 +26,7 @@ fn peer_addr(i: u16) -> SocketAddr {
 }
 
 fn node_with(cfg: Config) -> Node {
-    Node::new(cfg, Identity::from_seed([1; 32]), MESH, None, [7; 32], T0)
+    Node::new(cfg, Identity::from_seed([1; 32]), MESH, None, [7; 32], T0).unwrap()
 }
 
 fn node() -> Node {

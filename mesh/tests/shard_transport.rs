@@ -22,6 +22,7 @@ fn new_node(i: u8) -> Node {
         [i.wrapping_add(100); 32],
         Duration::ZERO,
     )
+    .unwrap()
 }
 
 /// Node 0 is detached over `shards` shards; the others are plain. `route`

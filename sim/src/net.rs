@@ -237,7 +237,9 @@ impl Sim {
         nat: Option<usize>,
     ) -> usize {
         let seed = self.rng.seed32();
-        let node = Node::new(cfg, identity, "sim", None, seed, self.now);
+        // Scenario configs are built in code from valid defaults.
+        let node = Node::new(cfg, identity, "sim", None, seed, self.now)
+            .expect("simulated nodes get a valid router configuration");
         let i = self.nodes.len();
         self.nodes.push(SimNode {
             node: Some(node),

@@ -196,7 +196,7 @@ impl MmsgBackend {
             };
             if len > MAX_RECV_DATAGRAM {
                 self.stats.oversized += 1;
-                tracing::debug!(len, "mmsg: dropped datagram larger than MAX_RECV_DATAGRAM");
+                tracing::trace!(len, "mmsg: dropped datagram larger than MAX_RECV_DATAGRAM");
                 continue;
             }
             f(from, &mut self.gro_bufs[self.held_msg][range]);
@@ -353,7 +353,7 @@ impl MmsgBackend {
             let hdr = &self.recv_hdrs[j];
             if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 self.stats.oversized += 1;
-                tracing::debug!("mmsg: dropped datagram larger than MAX_RECV_DATAGRAM");
+                tracing::trace!("mmsg: dropped datagram larger than MAX_RECV_DATAGRAM");
                 continue;
             }
             let Some(from) = decode_addr(addr_bytes(
@@ -560,14 +560,14 @@ impl Backend for MmsgBackend {
                 self.build_send(out, r);
                 base = r;
                 gso_suspect = Some((kind, run.seg));
-                tracing::debug!(reason = %e, "mmsg: GSO send refused, retrying without GSO");
+                tracing::trace!(reason = %e, "mmsg: GSO send refused, retrying without GSO");
                 continue;
             }
             if is_per_datagram_error(&e) || e.raw_os_error() == Some(libc::EINVAL) {
                 // This datagram (or destination) is the problem, not GSO.
                 gso_suspect = None;
                 self.stats.send_dropped += run.count as u64;
-                tracing::debug!(to = %out[run.start].to, reason = %e, "mmsg: datagram dropped on send");
+                tracing::trace!(to = %out[run.start].to, reason = %e, "mmsg: datagram dropped on send");
                 sent += run.count;
                 r += 1;
                 continue;

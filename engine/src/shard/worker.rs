@@ -102,7 +102,7 @@ impl Ctx {
                             None => self.spare.push(buf),
                         },
                         Err(e) => {
-                            tracing::debug!(shard = self.id, index, error = %e, "not sealed");
+                            tracing::trace!(shard = self.id, index, error = %e, "not sealed");
                             self.spare.push(buf);
                         }
                     }
@@ -291,7 +291,7 @@ impl Ctx {
             let sent = match backend.send_batch(&views[..chunk.len()]) {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::debug!(shard = self.id, error = %e, "send failed");
+                    tracing::trace!(shard = self.id, error = %e, "send failed");
                     0
                 }
             };

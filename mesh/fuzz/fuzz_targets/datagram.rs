@@ -11,7 +11,7 @@ use std::time::Duration;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
-    let mut node = Node::new(Config::default(), Identity::from_seed([1; 32]), "fuzz", None, [2; 32], Duration::ZERO);
+    let mut node = Node::new(Config::default(), Identity::from_seed([1; 32]), "fuzz", None, [2; 32], Duration::ZERO).unwrap();
     let mut bytes = rest.to_vec();
     if mode & 1 == 1 {
         Scrambler::new(MeshKeys::derive("fuzz", None).scramble_key).toggle_head(&mut bytes);

@@ -36,6 +36,15 @@ pub struct Net {
     pub loss_per_mille: u64,
     /// Nodes whose output is discarded (crashed or partitioned away).
     pub muted: Vec<bool>,
+    /// Each node's address on a second interface ([`second_addr`]), once
+    /// [`Net::add_second_interface`] gave it one.
+    pub second: Vec<Option<SocketAddr>>,
+}
+
+/// Node `i`'s address on the second interface (a LAN address, as a beacon
+/// would announce it).
+pub fn second_addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], 40000 + i as u16))
 }
 
 pub fn addr(i: usize) -> SocketAddr {
@@ -64,14 +73,9 @@ impl Net {
             let mut seed = [0u8; 32];
             seed[0] = i as u8;
             seed[1] = 0xAA;
-            nodes.push(Node::new(
-                cfg.clone(),
-                id,
-                &mesh,
-                psk.as_ref(),
-                seed,
-                Duration::ZERO,
-            ));
+            nodes.push(
+                Node::new(cfg.clone(), id, &mesh, psk.as_ref(), seed, Duration::ZERO).unwrap(),
+            );
             addrs.push(addr(i));
         }
         Self {
@@ -85,6 +89,33 @@ impl Net {
             rng: 0x9E3779B97F4A7C15,
             loss_per_mille: 0,
             muted: vec![false; n],
+            second: vec![None; n],
+        }
+    }
+
+    /// Gives every node a second address ([`second_addr`]). As on one
+    /// host with two interfaces, a datagram to a second-interface address
+    /// leaves from the sender's own second-interface address, so a peer
+    /// dialled at both addresses sees the dialler at two addresses too.
+    pub fn add_second_interface(&mut self) {
+        for (i, s) in self.second.iter_mut().enumerate() {
+            *s = Some(second_addr(i));
+        }
+    }
+
+    /// The node an address belongs to.
+    fn node_at(&self, a: SocketAddr) -> Option<usize> {
+        self.addrs
+            .iter()
+            .position(|x| *x == a)
+            .or_else(|| self.second.iter().position(|x| *x == Some(a)))
+    }
+
+    /// The address node `i` sends from towards `to`.
+    fn source(&self, i: usize, to: SocketAddr) -> SocketAddr {
+        match self.second[i] {
+            Some(s) if self.second.contains(&Some(to)) => s,
+            _ => self.addrs[i],
         }
     }
 
@@ -103,7 +134,7 @@ impl Net {
                     continue;
                 };
                 let f = InFlight {
-                    from: self.addrs[i],
+                    from: self.source(i, to),
                     to,
                     bytes: t.bytes,
                     at: self.now + self.latency,
@@ -181,7 +212,7 @@ impl Net {
             let Some(mut f) = self.queue.pop_front() else {
                 break;
             };
-            if let Some(j) = self.addrs.iter().position(|a| *a == f.to) {
+            if let Some(j) = self.node_at(f.to) {
                 let input = Input::Datagram {
                     from: Path::Udp(f.from),
                     bytes: &mut f.bytes,
