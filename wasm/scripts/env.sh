@@ -12,6 +12,26 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=/usr/bin/chromedriver
 BUILD_STD=-Zbuild-std=std,panic_abort
 /usr/bin/rustc -V | grep -q '^rustc 1\.96\.' || { echo "moss-wasm: need Debian rustc-web 1.96, have $(/usr/bin/rustc -V)" >&2; exit 1; }
-# Path-independent output, so the committed explorer/pkg can be compared
-# byte for byte with a build from any checkout.
-export RUSTFLAGS="--remap-path-prefix=$(cd "$WASM_DIR/.." && pwd)=/moss --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+# cargo for the wasm32 builds, with trim-paths: cargo remaps every source
+# path itself, so nothing in the output (flags, metadata hashes) depends on
+# where the checkout lives, and a build in any clone is byte-identical.
+wasm_cargo() {
+  CARGO_PROFILE_RELEASE_TRIM_PATHS=all CARGO_PROFILE_DEV_TRIM_PATHS=all \
+    /usr/bin/cargo "$1" -Ztrim-paths "${@:2}"
+}
+
+# A digest of everything the explorer/pkg build reads from this repository:
+# the telemetry and moss-wasm sources, their manifests and lockfiles, the
+# build scripts and the root workspace's dependency table. build.sh stores
+# it beside the pkg; the tests compare it with the checkout's, which tells
+# a stale pkg apart from a toolchain that emits different bytes.
+wasm_inputs_digest() {
+  local root; root=$(cd "$WASM_DIR/.." && pwd)
+  (
+    cd "$root"
+    find telemetry/src telemetry/Cargo.toml wasm/src wasm/Cargo.toml wasm/Cargo.lock \
+      wasm/package-lock.json wasm/scripts/build.sh wasm/scripts/env.sh -type f -print0 \
+      | LC_ALL=C sort -z | xargs -0 sha256sum
+    sed -n '/^\[workspace\.dependencies\]/,/^\[/p' Cargo.toml | sha256sum
+  ) | sha256sum | cut -d' ' -f1
+}

@@ -4,7 +4,7 @@
 // another origin, a fake tampering gateway, misbehaving gateways, a deep
 // link to another mesh, the gateway's own /explorer/, and the wasm-vs-native
 // verification benchmark. Screenshots go to target/explorer-artifacts/.
-// env: GATEWAY_BIN, EXPLORER_PKG (fresh wasm-bindgen output), ARTIFACTS, NATIVE_BENCH_MS
+// env: GATEWAY_BIN, EXPLORER_PKG (wasm-bindgen output; default explorer/pkg), ARTIFACTS, NATIVE_BENCH_MS
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
