@@ -300,6 +300,7 @@ impl Node {
             },
         );
         self.table.by_path.entry(from).or_insert(idx);
+        self.reach.on_init(from, idx);
         self.emit(from, datagram);
     }
 
@@ -461,6 +462,9 @@ impl Node {
         }));
         self.table.insert(idx, s);
         self.stats.handshakes_completed += 1;
+        if !initiator {
+            self.reach.on_settled(idx, path.udp(), now);
+        }
         self.table.bind(path, idx);
         if let Some(old) = self.table.by_peer(&out.remote) {
             if old != idx {

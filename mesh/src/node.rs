@@ -12,6 +12,7 @@ use crate::event::{DisconnectReason, Event};
 use crate::handshake::Handshaker;
 use crate::path::Path;
 use crate::pubsub::Pubsub;
+use crate::reach::Reachability;
 use crate::session::State;
 use crate::shard::{TransportOp, MAX_SHARDS};
 use crate::stats::{DropReason, Stats};
@@ -93,6 +94,7 @@ pub struct Node {
     pub(crate) stats: Stats,
     pub(crate) events: VecDeque<Event>,
     pub(crate) telemetry: NodeTelemetry,
+    pub(crate) reach: Reachability,
     static_peers: Vec<StaticPeer>,
     next_tick: Time,
     pub(crate) now: Time,
@@ -131,6 +133,7 @@ impl Node {
             stats: Stats::default(),
             events: VecDeque::new(),
             telemetry,
+            reach: Reachability::default(),
             static_peers: Vec::new(),
             next_tick: now,
             now,
@@ -219,6 +222,12 @@ impl Node {
         v
     }
 
+    /// Whether unsolicited traffic was proven to reach this node, and the
+    /// NAT class it reports ([`Reachability`]).
+    pub fn reachability(&self) -> &Reachability {
+        &self.reach
+    }
+
     /// Number of established peers.
     pub fn peer_count(&self) -> usize {
         self.table.by_peer.len()
@@ -269,6 +278,7 @@ impl Node {
 
     /// Queues a datagram to `to` (handshakes, retransmissions).
     pub(crate) fn emit(&mut self, to: Path, bytes: Vec<u8>) {
+        self.reach.note_sent(to);
         self.outbox.emit(&mut self.stats, to, bytes);
     }
 
@@ -377,6 +387,7 @@ impl Node {
         let Some(s) = self.table.remove(idx) else {
             return;
         };
+        self.reach.on_settled(idx, None, self.now);
         if let State::Established(e) = &s.state {
             self.transport.remove(idx);
             if self.table.by_peer.get(&e.peer) == Some(&idx) {
