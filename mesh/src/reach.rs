@@ -87,12 +87,6 @@ impl Reachability {
         }
     }
 
-    /// Forgets the confirmation: the node's network changed (a new observed
-    /// address, a new local port), so the old probe proves nothing now.
-    pub(crate) fn reset(&mut self) {
-        self.confirmed = None;
-    }
-
     /// The probe that proved unsolicited traffic reaches this node, if any.
     pub fn confirmation(&self) -> Option<Confirmation> {
         self.confirmed
@@ -103,14 +97,10 @@ impl Reachability {
         self.confirmed.is_some()
     }
 
-    /// The NAT class the node reports (`unknown` until classified).
+    /// The NAT class the node reports (`unknown` until the classifier
+    /// gives its verdict).
     pub fn nat_type(&self) -> NatType {
         self.nat_type
-    }
-
-    /// Sets the reported NAT class (the classifier's verdict).
-    pub(crate) fn set_nat_type(&mut self, t: NatType) {
-        self.nat_type = t;
     }
 }
 
@@ -168,14 +158,5 @@ mod tests {
         assert_eq!(r.contacted.len(), CONTACTED_CAP);
         assert!(!r.contacted(IpAddr::from(0u32.to_be_bytes())));
         assert!(r.contacted(IpAddr::from((CONTACTED_CAP as u32 + 9).to_be_bytes())));
-    }
-
-    #[test]
-    fn reset_forgets_the_probe() {
-        let mut r = Reachability::default();
-        r.on_init(p("198.51.100.1:1"), 1);
-        r.on_settled(1, Some("198.51.100.1:1".parse().unwrap()), Duration::ZERO);
-        r.reset();
-        assert!(!r.inbound_confirmed());
     }
 }
