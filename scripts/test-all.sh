@@ -39,6 +39,7 @@ fi
 echo "== workspace tests"
 cargo build --workspace --all-targets
 cargo test --workspace --doc
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo nextest run --workspace --no-fail-fast
 
 # Suites outside cargo's test runner (browser, real NATs, Python host):

@@ -181,3 +181,77 @@ fn the_async_api_runs_on_tokio() {
     });
     assert_eq!(got.unwrap().unwrap().data(), b"hello");
 }
+
+#[test]
+fn a_stream_nobody_reads_keeps_the_oldest_and_counts_the_rest() {
+    // More messages than a subscription queue holds (16,384), to a stream
+    // that is never polled: the queue keeps the first ones, every later one
+    // is counted in `messages_dropped`, nothing blocks the engine, and the
+    // stream then yields exactly what it kept.
+    const QUEUE: u64 = 16_384;
+    const N: u64 = QUEUE + 2_000;
+    let mut c = common::cfg("portable", Some(1));
+    // Inbound gossip must not be throttled for this test.
+    c.security.rate_limit_burst = u32::MAX;
+    c.security.rate_limit_sustained = u32::MAX;
+    let start = |c: &moss::Config| {
+        Node::builder("overflow")
+            .config(c.clone())
+            .bind("127.0.0.1:0".parse().unwrap())
+            .start()
+            .unwrap()
+    };
+    let (alice, bob) = (start(&c), start(&c));
+    let mut stream = alice.subscribe("flood").unwrap().into_stream();
+    let (peer, _) = block_on(bob.connect_async(&addr_of(&alice), WAIT));
+    assert_eq!(peer.unwrap(), alice.public_key());
+    let (sub, _) = block_on(bob.wait_for_subscriber_async("flood", WAIT));
+    sub.unwrap();
+    let (r, _) = block_on(async {
+        for i in 0..N {
+            bob.publish_async("flood", &i.to_le_bytes()).await?;
+        }
+        Ok::<(), NodeError>(())
+    });
+    r.unwrap();
+    // Wait (bounded) until alice's node has handed over everything it got:
+    // delivered = kept in the queue + dropped.
+    let settled = || {
+        let s = alice.stats().unwrap();
+        (s.counters.messages_delivered, s.messages_dropped)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = settled();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = settled();
+        if (now == last && now.0 > QUEUE) || std::time::Instant::now() > deadline {
+            last = now;
+            break;
+        }
+        last = now;
+    }
+    let (delivered, dropped) = last;
+    assert!(
+        delivered > QUEUE,
+        "only {delivered} of {N} arrived: no overflow to test"
+    );
+    assert_eq!(
+        dropped,
+        delivered - QUEUE,
+        "every message past the queue is counted"
+    );
+    // The stream yields exactly the kept messages, then waits.
+    let waker = Waker::from(Arc::new(NoWake));
+    let mut cx = Context::from_waker(&waker);
+    let mut kept = 0u64;
+    while let Poll::Ready(Some(m)) = Pin::new(&mut stream).poll_next(&mut cx) {
+        assert_eq!(m.topic(), "flood");
+        kept += 1;
+    }
+    assert_eq!(kept, QUEUE);
+    // The node is unharmed: a new message still arrives.
+    let _ = bob.publish("flood", b"after");
+    let (m, _) = block_on(next(&mut stream));
+    assert_eq!(&*m.unwrap().data, b"after");
+}
