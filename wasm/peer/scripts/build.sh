@@ -5,12 +5,9 @@
 # usage: wasm/peer/scripts/build.sh [OUT_DIR]   (default: wasm/peer/pkg,
 # which js/moss.js imports; not committed: CI builds it fresh)
 set -euo pipefail
-source "$(dirname "$0")/../../scripts/env.sh"
-PEER_DIR=$WASM_DIR/peer
+source "$(dirname "$0")/env.sh"
 OUT=${1:-$PEER_DIR/pkg}
 cd "$PEER_DIR"
-# ring compiles C for wasm32: clang targets it, the host gcc does not.
-export CC_wasm32_unknown_unknown=clang-22 AR_wasm32_unknown_unknown=llvm-ar
 wasm_cargo build --locked --release --target wasm32-unknown-unknown "$BUILD_STD" --lib
 mkdir -p "$OUT"
 wasm-bindgen --target web --out-dir "$OUT" \

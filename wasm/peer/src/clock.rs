@@ -54,17 +54,3 @@ impl Monotonic {
         self.at(now_ms())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn never_goes_back() {
-        let mut m = Monotonic::default();
-        assert_eq!(m.at(1500.0), Duration::from_millis(1500));
-        assert_eq!(m.at(1000.0), Duration::from_millis(1500));
-        assert_eq!(m.at(f64::NAN), Duration::from_millis(1500));
-        assert_eq!(m.at(2000.0), Duration::from_secs(2));
-    }
-}
