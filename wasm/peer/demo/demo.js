@@ -1,4 +1,5 @@
-// The demo: join a mesh from the form (or ?mesh=&psk=&signal=&topic=&autostart=1),
+// The demo: join a mesh from the form (or ?mesh=&psk=&signal=&topic=&autostart=1;
+// signal may repeat, or list several URLs),
 // list the peers, show and send messages on one topic. Exposes the Moss
 // object as window.moss and what arrived as window.received (for tests).
 import { Moss } from '../js/moss.js';
@@ -6,7 +7,8 @@ import { Moss } from '../js/moss.js';
 const $ = id => document.getElementById(id);
 const q = new URLSearchParams(location.search);
 const form = $('join');
-for (const k of ['mesh', 'psk', 'signal', 'topic']) if (q.has(k)) form.elements[k].value = q.get(k);
+for (const k of ['mesh', 'psk', 'topic']) if (q.has(k)) form.elements[k].value = q.get(k);
+if (q.has('signal')) form.elements.signal.value = q.getAll('signal').join(' ');
 window.received = [];
 const short = id => id.slice(0, 12);
 
@@ -33,7 +35,7 @@ async function join() {
   const f = form.elements;
   const t0 = performance.now();
   const moss = await Moss.create({
-    meshId: f.mesh.value, psk: f.psk.value || undefined, signal: [f.signal.value],
+    meshId: f.mesh.value, psk: f.psk.value || undefined, signal: f.signal.value.split(/[\s,]+/).filter(Boolean),
     room: q.get('room') ?? undefined,
   });
   window.moss = moss;

@@ -59,11 +59,17 @@ let browser;
 try {
   if (!fs.existsSync(SIGNAL_BIN)) throw new Error(`no moss-signal at ${SIGNAL_BIN} (cargo build -p moss-signal)`);
   if (!fs.existsSync(path.join(PKG, 'moss_wasm_peer_bg.wasm'))) throw new Error(`no peer pkg at ${PKG} (wasm/peer/scripts/build.sh)`);
-  const port = await freePort();
-  const sig = spawn(SIGNAL_BIN, ['--addr', `127.0.0.1:${port}`], { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(sig);
-  const sigHttp = `http://127.0.0.1:${port}`, sigWs = `ws://127.0.0.1:${port}`;
-  await until('moss-signal /healthz', async () => (await fetch(`${sigHttp}/healthz`)).ok, 15000);
+  // Two signal servers: A and B join both (like trackers), the others the first.
+  async function signalServer() {
+    const port = await freePort();
+    const sig = spawn(SIGNAL_BIN, ['--addr', `127.0.0.1:${port}`], { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(sig);
+    const http = `http://127.0.0.1:${port}`;
+    await until('moss-signal /healthz', async () => (await fetch(`${http}/healthz`)).ok, 15000);
+    return { http, ws: `ws://127.0.0.1:${port}` };
+  }
+  const [s1, s2] = [await signalServer(), await signalServer()];
+  const sigHttp = s1.http, sigWs = s1.ws;
   const site = await staticServer(PEER_DIR, PKG);
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
     // host candidates as IP addresses, not mDNS .local names
@@ -75,6 +81,7 @@ try {
     page.on('pageerror', e => errors.push(`${name}: ${e.message}`));
     page.on('console', m => { if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`); });
     const q = new URLSearchParams({ signal: sigWs, topic: TOPIC, autostart: '1', ...params });
+    if (params.signal2) { q.delete('signal2'); q.append('signal', params.signal2); }
     await page.goto(`${site.origin}/demo/index.html?${q}`);
     await page.waitForFunction(() => window.joined || window.joinError, null, { timeout: 20000 });
     const err = await page.evaluate(() => window.joinError);
@@ -91,16 +98,22 @@ try {
   }
 
   let a, b, ida, idb, room;
-  await step('two pages of one mesh meet through moss-signal and see each other', async () => {
-    a = await open('A', { mesh: MESH });
-    b = await open('B', { mesh: MESH });
+  await step('two pages of one mesh meet through two moss-signal servers and see each other once', async () => {
+    a = await open('A', { mesh: MESH, signal2: s2.ws });
+    b = await open('B', { mesh: MESH, signal2: s2.ws });
     [ida, idb] = [await idOf(a), await idOf(b)];
     room = await a.evaluate(() => window.moss.room);
     assert(/^[0-9a-f]{40}$/.test(room), `room is the infohash in hex: ${room}`);
     assert(room !== MESH && !room.includes(MESH), 'the mesh id is not sent in clear');
     await until('A and B peered', async () => (await peersOf(a)).includes(idb) && (await peersOf(b)).includes(ida));
-    const metrics = await (await fetch(`${sigHttp}/metrics`)).text();
-    assert(/moss_signal_rooms 1\b/.test(metrics), `one room on the signal server:\n${metrics}`);
+    for (const srv of [s1, s2]) {
+      const metrics = await (await fetch(`${srv.http}/metrics`)).text();
+      assert(/moss_signal_rooms 1\b/.test(metrics), `one room on each signal server:\n${metrics}`);
+    }
+    for (const p of [a, b]) {
+      const js = (await statsOf(p)).js;
+      assert(js.signal_connected === 2 && js.links === 1 && js.channels_open === 1, `one link per peer over two servers: ${JSON.stringify(js)}`);
+    }
   });
 
   await step('each subscribes, publishes and receives the other\'s messages', async () => {
@@ -177,6 +190,34 @@ try {
     await publish(a, 'still working');
     await until('B got it after the junk', async () => (await receivedOf(b)).some(m => m.text === 'still working'));
     await raw.close();
+  });
+
+  await step('an opt-in identity persists in IndexedDB across reloads', async () => {
+    const p = await ctx.newPage();
+    await p.goto(`${site.origin}/demo/index.html`);
+    const make = () => p.evaluate(async () => {
+      const { Moss } = await import('/js/moss.js');
+      const m = await Moss.create({ meshId: 'x', signal: [], persistIdentity: 'test' });
+      const fresh = await Moss.create({ meshId: 'x', signal: [] });
+      const ids = [m.id, fresh.id];
+      await m.close(); await fresh.close();
+      return ids;
+    });
+    const [kept1, fresh1] = await make();
+    await p.reload();
+    const [kept2, fresh2] = await make();
+    assert(kept1 === kept2, 'the kept identity is the same after a reload');
+    assert(fresh1 !== fresh2 && fresh1 !== kept1, 'without persistIdentity each node is new');
+    const err = await p.evaluate(async () => {
+      const { Moss } = await import('/js/moss.js');
+      const out = [];
+      for (const o of [{ meshId: 'x', signal: [], psk: 'abcd' }, { meshId: 'x', signal: [], config: '{"security": 5}' }, { meshId: '', signal: [] }]) {
+        try { await Moss.create(o); out.push('no error'); } catch (e) { out.push(`${e.name} ${e.code}`); }
+      }
+      return out;
+    });
+    assert(JSON.stringify(err) === JSON.stringify(['MossError -14', 'MossError -8', 'MossError -8']), `MossError codes: ${err}`);
+    await p.close();
   });
 
   let figures = {};
