@@ -1,5 +1,5 @@
 // The demo: join a mesh from the form (or ?mesh=&psk=&signal=&topic=&autostart=1;
-// signal may repeat, or list several URLs),
+// signal may repeat, or list several URLs; config: the node's config JSON),
 // list the peers, show and send messages on one topic. Exposes the Moss
 // object as window.moss and what arrived as window.received (for tests).
 import { Moss } from '../js/moss.js';
@@ -36,7 +36,7 @@ async function join() {
   const t0 = performance.now();
   const moss = await Moss.create({
     meshId: f.mesh.value, psk: f.psk.value || undefined, signal: f.signal.value.split(/[\s,]+/).filter(Boolean),
-    room: q.get('room') ?? undefined,
+    room: q.get('room') ?? undefined, config: q.get('config') ?? undefined,
   });
   window.moss = moss;
   const topic = f.topic.value;

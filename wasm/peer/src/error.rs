@@ -31,20 +31,9 @@ pub enum PeerError {
         /// Its length.
         got: usize,
     },
-    /// The topic is empty or longer than 255 bytes.
-    #[error("invalid topic")]
-    InvalidTopic,
-    /// The payload exceeds `security.max_message_size_bytes`.
-    #[error("message of {size} bytes exceeds the limit of {max}")]
-    TooLarge {
-        /// Payload size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// No connected peer subscribes to the topic.
-    #[error("no peers subscribe to the topic")]
-    NoPeers,
+    /// A topic or publish the node refused (bad topic, too large, no peers).
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     /// `crypto.getRandomValues` failed.
     #[error("no randomness: {0}")]
     Random(String),
@@ -56,9 +45,9 @@ impl PeerError {
         match self {
             Self::Config(_) => ERR_CONFIG_INVALID,
             Self::BadLength { .. } => ERR_INVALID_ARGUMENT,
-            Self::InvalidTopic => ERR_INVALID_CHANNEL,
-            Self::TooLarge { .. } => ERR_MESSAGE_TOO_LARGE,
-            Self::NoPeers => ERR_NO_PEERS,
+            Self::Publish(PublishError::InvalidTopic) => ERR_INVALID_CHANNEL,
+            Self::Publish(PublishError::TooLarge { .. }) => ERR_MESSAGE_TOO_LARGE,
+            Self::Publish(PublishError::NoPeers) => ERR_NO_PEERS,
             Self::Random(_) => ERR_INTERNAL,
         }
     }
@@ -67,16 +56,6 @@ impl PeerError {
 impl From<ConfigError> for PeerError {
     fn from(e: ConfigError) -> Self {
         Self::Config(e.to_string())
-    }
-}
-
-impl From<PublishError> for PeerError {
-    fn from(e: PublishError) -> Self {
-        match e {
-            PublishError::InvalidTopic => Self::InvalidTopic,
-            PublishError::TooLarge { size, max } => Self::TooLarge { size, max },
-            PublishError::NoPeers => Self::NoPeers,
-        }
     }
 }
 

@@ -136,7 +136,7 @@ impl MossNode {
         self.node.handle(now, Input::Timeout);
         match self.node.subscribe(topic) {
             true => Ok(()),
-            false => Err(PeerError::InvalidTopic),
+            false => Err(moss_mesh::PublishError::InvalidTopic.into()),
         }
     }
 

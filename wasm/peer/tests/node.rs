@@ -35,6 +35,20 @@ impl Pair {
         }
     }
 
+    /// Two nodes of mesh "m", node 0 dialled node 1, sessions up.
+    fn connected(subscribe: &[&str]) -> Self {
+        let mut p = Self::new(node("m", None, 1), node("m", None, 2));
+        for n in &mut p.n {
+            for t in subscribe {
+                n.subscribe_at(Duration::ZERO, t).unwrap();
+            }
+        }
+        let ch = p.ch[0];
+        p.n[0].connect_at(p.now, ch);
+        p.run(50);
+        p
+    }
+
     /// Moves datagrams both ways and advances time, `steps` times 10 ms.
     fn run(&mut self, steps: usize) {
         for _ in 0..steps {
@@ -61,13 +75,7 @@ impl Pair {
 
 #[wasm_bindgen_test]
 fn two_nodes_on_channels_meet_and_exchange_messages() {
-    let mut p = Pair::new(node("m", None, 1), node("m", None, 2));
-    for n in &mut p.n {
-        n.subscribe_at(Duration::ZERO, "chat").unwrap();
-    }
-    let ch = p.ch[0];
-    p.n[0].connect_at(p.now, ch);
-    p.run(50);
+    let mut p = Pair::connected(&["chat"]);
     assert_eq!(p.kinds(0), ["join"]);
     assert_eq!(p.kinds(1), ["join"]);
     assert_eq!(p.events[0][0].peer(), p.n[1].peer_id());
@@ -89,10 +97,8 @@ fn two_nodes_on_channels_meet_and_exchange_messages() {
 
 #[wasm_bindgen_test]
 fn a_closed_channel_ends_the_session_at_once() {
-    let mut p = Pair::new(node("m", None, 1), node("m", None, 2));
+    let mut p = Pair::connected(&[]);
     let ch = p.ch[0];
-    p.n[0].connect_at(p.now, ch);
-    p.run(50);
     assert_eq!(p.n[0].node().peer_count(), 1);
     p.n[0].channel_closed(ch);
     assert_eq!(p.n[0].node().peer_count(), 0);
@@ -106,10 +112,7 @@ fn a_closed_channel_ends_the_session_at_once() {
 
 #[wasm_bindgen_test]
 fn shutdown_tells_the_peer() {
-    let mut p = Pair::new(node("m", None, 1), node("m", None, 2));
-    let ch = p.ch[0];
-    p.n[0].connect_at(p.now, ch);
-    p.run(50);
+    let mut p = Pair::connected(&[]);
     p.n[0].shutdown();
     p.run(2);
     assert_eq!(p.n[1].node().peer_count(), 0);
