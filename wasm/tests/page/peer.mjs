@@ -246,6 +246,38 @@ try {
     figures.flood = { a_datagrams_out: sa.datagrams_out, a_send_dropped: sa.js.send_dropped, b_datagrams_in: sb.datagrams_in, b_delivered: sb.messages_delivered, b_drops: Object.fromEntries(Object.entries(sb.drops).filter(([, v]) => v)) };
     assert(fl.n > N / 2, `most flood messages arrived (${fl.n}/${N})`);
     figures.msgsPerSec = fl.n / ((fl.last - fl.first) / 1000);
+    // The same flood between two wasm nodes of one page wired in memory
+    // (JS moves each datagram straight across): the node's own limit in
+    // this browser, measured in the same run, for the ratio.
+    figures.inMemory = await g.evaluate(async ({ n, config }) => {
+      const { MossNode } = await import('/pkg/moss_wasm_peer.js');
+      const nodes = [new MossNode('mem', null, config, null), new MossNode('mem', null, config, null)];
+      let got = 0, first = 0, last = 0;
+      const pump = () => {
+        for (let moved = true; moved;) {
+          moved = false;
+          for (let i = 0; i < 2; i++) {
+            for (let d = nodes[i].pollTransmit(); d !== undefined; d = nodes[i].pollTransmit()) { nodes[1 - i].datagram(1, d); moved = true; }
+            for (let e = nodes[i].pollEvent(); e !== undefined; e = nodes[i].pollEvent()) {
+              if (i === 1 && e.kind === 'message') { const t = performance.now(); if (!got) first = t; last = t; got++; }
+              e.free();
+            }
+          }
+        }
+      };
+      nodes.forEach(x => x.subscribe('flood'));
+      nodes[0].connect(1);
+      pump();
+      for (let k = 0; k < 50 && got === 0; k++) { try { nodes[0].publish('flood', new Uint8Array(1)); } catch { /* no subscriber yet */ } nodes.forEach(x => x.timeout()); pump(); await new Promise(r => setTimeout(r, 20)); }
+      got = 0;
+      const buf = new Uint8Array(64);
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) { nodes[0].publish('flood', buf); pump(); }
+      const ms = performance.now() - t0;
+      nodes.forEach(x => x.free());
+      return { delivered: got, msgsPerSec: got / (ms / 1000) };
+    }, { n: N, config });
+    figures.ratioToInMemory = figures.msgsPerSec / figures.inMemory.msgsPerSec;
     figures.delivered = fl.n; figures.sent = N; figures.sendMs = sendMs;
     console.log(`  figures: ${JSON.stringify(figures)}`);
     fs.writeFileSync(path.join(ARTIFACTS, 'bench.json'), JSON.stringify(figures, null, 1));
