@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { staticServer, fakeGateway } from './servers.mjs';
-import { results, step, assert, sleep, until, freePort } from './harness.mjs';
+import { finish, step, assert, sleep, until, freePort } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const GATEWAY_BIN = process.env.GATEWAY_BIN ?? path.join(ROOT, 'target/debug/moss-gateway');
@@ -41,7 +41,7 @@ async function chainOf(base, q = '') { return (await (await fetch(`${base}/api/c
 const panel = (page, i) => page.locator(`.gw[data-gateway="${i}"]`);
 async function attr(page, i, name) { return panel(page, i).getAttribute(name); }
 
-let browser;
+let browser, setupError;
 try {
   if (!fs.existsSync(GATEWAY_BIN)) throw new Error(`no gateway binary at ${GATEWAY_BIN} (cargo build -p moss-gateway)`);
   const a = await gateway();
@@ -205,11 +205,6 @@ try {
 
   await step('no uncaught error in any page', async () => { assert(errors.length === 0, errors.join('\n')); });
 } catch (e) {
-  results.failed++;
-  console.log(`FAIL setup: ${e.stack ?? e}`);
-} finally {
-  await browser?.close().catch(() => {});
-  for (const c of children) c.kill('SIGTERM');
+  setupError = e;
 }
-console.log(`explorer page tests: ${results.passed} passed, ${results.failed} failed; artifacts in ${ARTIFACTS}`);
-process.exit(results.failed ? 1 : 0);
+await finish('explorer', { error: setupError, browser, children, artifacts: ARTIFACTS });

@@ -35,3 +35,15 @@ export function freePort(kind = 'tcp') {
     else { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); s.on('error', reject); }
   });
 }
+
+/**
+ * Ends a suite: a setup error counts as a failure, the browser and the
+ * child processes are stopped, the counts printed; exits 1 on any failure.
+ */
+export async function finish(suite, { error, browser, children, artifacts }) {
+  if (error) { results.failed++; console.log(`FAIL setup: ${error.stack ?? error}`); }
+  await browser?.close().catch(() => {});
+  for (const c of children) c.kill('SIGTERM');
+  console.log(`${suite} page tests: ${results.passed} passed, ${results.failed} failed; artifacts in ${artifacts}`);
+  process.exit(results.failed ? 1 : 0);
+}

@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { staticServer } from './servers.mjs';
-import { results, step, assert, sleep, until as untilEvery, freePort } from './harness.mjs';
+import { finish, step, assert, sleep, until as untilEvery, freePort } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const SIGNAL_BIN = process.env.SIGNAL_BIN ?? path.join(ROOT, 'target/debug/moss-signal');
@@ -33,7 +33,7 @@ const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.
 
 const MESH = 'browser-test';
 const TOPIC = 'chat';
-let browser;
+let browser, setupError;
 try {
   if (!fs.existsSync(SIGNAL_BIN)) throw new Error(`no moss-signal at ${SIGNAL_BIN} (cargo build -p moss-signal)`);
   if (!fs.existsSync(path.join(PKG, 'moss_wasm_peer_bg.wasm'))) throw new Error(`no peer pkg at ${PKG} (wasm/peer/scripts/build.sh)`);
@@ -305,11 +305,6 @@ try {
     assert(errors.length === 0, errors.join('\n'));
   });
 } catch (e) {
-  results.failed++;
-  console.log(`FAIL setup: ${e.stack ?? e}`);
-} finally {
-  await browser?.close().catch(() => {});
-  for (const c of children) c.kill('SIGTERM');
+  setupError = e;
 }
-console.log(`peer page tests: ${results.passed} passed, ${results.failed} failed; artifacts in ${ARTIFACTS}`);
-process.exit(results.failed ? 1 : 0);
+await finish('peer', { error: setupError, browser, children, artifacts: ARTIFACTS });
