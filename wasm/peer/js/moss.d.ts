@@ -2,7 +2,8 @@
 
 /** An error of a Moss call; `code` is the C ABI's MOSS_ERR_* value
  * (-3 closed, -4 bad topic, -5 too large, -6 no peers, -8 config, -12
- * no randomness, -14 bad argument). */
+ * no randomness, -14 bad argument: a PSK or seed of the wrong size, a
+ * signal URL that is not ws:// or wss://). */
 export class MossError extends Error {
   readonly code: number;
 }

@@ -52,6 +52,13 @@ export class Moss {
    */
   static async create(opts) {
     if (!opts || typeof opts.meshId !== 'string') throw new MossError(-8, 'meshId is required');
+    const signal = opts.signal ?? [];
+    if (!Array.isArray(signal)) throw new MossError(-14, 'signal must be a list of URLs');
+    for (const u of signal) {
+      let url;
+      try { url = new URL(u); } catch { throw new MossError(-14, `bad signal URL: ${u}`); }
+      if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new MossError(-14, `signal URL must be ws:// or wss://: ${u}`);
+    }
     await load(opts.wasm);
     let psk = opts.psk ?? null;
     if (typeof psk === 'string') psk = hexToBytes(psk);

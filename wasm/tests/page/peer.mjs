@@ -189,12 +189,12 @@ try {
     const err = await p.evaluate(async () => {
       const { Moss } = await import('/js/moss.js');
       const out = [];
-      for (const o of [{ meshId: 'x', signal: [], psk: 'abcd' }, { meshId: 'x', signal: [], config: '{"security": 5}' }, { meshId: '', signal: [] }]) {
+      for (const o of [{ meshId: 'x', signal: [], psk: 'abcd' }, { meshId: 'x', signal: [], config: '{"security": 5}' }, { meshId: '', signal: [] }, { meshId: 'x', signal: ['not a url'] }, { meshId: 'x', signal: ['http://127.0.0.1:1'] }]) {
         try { await Moss.create(o); out.push('no error'); } catch (e) { out.push(`${e.name} ${e.code}`); }
       }
       return out;
     });
-    assert(JSON.stringify(err) === JSON.stringify(['MossError -14', 'MossError -8', 'MossError -8']), `MossError codes: ${err}`);
+    assert(JSON.stringify(err) === JSON.stringify(['MossError -14', 'MossError -8', 'MossError -8', 'MossError -14', 'MossError -14']), `MossError codes: ${err}`);
     await p.close();
   });
 
