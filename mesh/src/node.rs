@@ -417,6 +417,15 @@ impl Node {
         self.static_peers.clear();
     }
 
+    /// The host's channel on `path` is gone (a WebRTC DataChannel closed):
+    /// the session on it ends now, as if the peer had sent a close, rather
+    /// than after [`IDLE_TIMEOUT`]. Nothing is sent.
+    pub fn close_path(&mut self, path: Path) {
+        if let Some(idx) = self.table.by_path(&path) {
+            self.remove_session(idx, Some(DisconnectReason::Closed));
+        }
+    }
+
     /// Makes room for `len` more bytes in session `idx`'s pending datagram
     /// (sealing what is there when they would not fit) and returns it; the
     /// session is marked for the next flush. `None` for a slot that is not

@@ -120,3 +120,34 @@ fn handshake_and_pubsub_run_over_host_channels() {
     assert_eq!(got, [("chat".to_owned(), b"over a channel".to_vec(), pa)]);
     assert_eq!(p.b.stats().drops.total(), 0);
 }
+
+#[test]
+fn a_closed_channel_ends_its_session_at_once() {
+    let mut p = Pair {
+        a: node(1),
+        b: node(2),
+        now: Duration::ZERO,
+        events: (Vec::new(), Vec::new()),
+    };
+    p.a.connect_path(A_TO_B);
+    p.run_until_idle();
+    assert_eq!(p.a.peer_count(), 1);
+    p.a.close_path(Path::Channel(99));
+    assert_eq!(
+        p.a.peer_count(),
+        1,
+        "another channel closing changes nothing"
+    );
+    p.a.close_path(A_TO_B);
+    assert_eq!((p.a.peer_count(), p.a.session_count()), (0, 0));
+    let pb = p.b.public_key();
+    assert!(matches!(
+        p.a.poll_event(),
+        Some(Event::PeerDisconnected { peer, addr, reason: moss_mesh::DisconnectReason::Closed })
+            if peer == pb && addr == A_TO_B
+    ));
+    assert!(
+        p.a.poll_transmit().is_none(),
+        "nothing is sent on a closed channel"
+    );
+}

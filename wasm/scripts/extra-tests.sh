@@ -6,7 +6,11 @@
 #  2. runs the #[wasm_bindgen_test] tests in headless Chromium;
 #  3. times the 10,000-link verification natively (same code, same profile);
 #  4. runs the playwright page tests (tests/page/explorer.mjs) against real
-#     gateways; screenshots and bench.txt land in target/explorer-artifacts/.
+#     gateways; screenshots and bench.txt land in target/explorer-artifacts/;
+#  5. the browser peer (peer/): builds it fresh (not committed), runs its
+#     #[wasm_bindgen_test] tests in headless Chromium and its page tests
+#     (tests/page/peer.mjs: pages meeting over WebRTC through a real
+#     moss-signal); screenshot and figures in target/peer-artifacts/.
 # Without the toolchain or browser it prints SKIP, and fails when CI=true.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +20,7 @@ skip() {
   [ "${CI:-}" = true ] && { echo "FAIL: CI=true and the browser suite cannot run" >&2; exit 1; }
   exit 0
 }
-for t in /usr/bin/rustc /usr/bin/chromium /usr/bin/chromedriver "${WASM_TOOLS_ROOT:-/opt/wasm-tools}/bin/wasm-bindgen"; do
+for t in /usr/bin/rustc /usr/bin/clang-22 /usr/bin/chromium /usr/bin/chromedriver "${WASM_TOOLS_ROOT:-/opt/wasm-tools}/bin/wasm-bindgen"; do
   [ -x "$t" ] || skip "missing $t"
 done
 [ -d "$HERE/node_modules/playwright-core" ] || skip "missing npm playwright-core"
@@ -64,3 +68,17 @@ echo "== explorer: page tests in Chromium"
   cargo build --quiet -p moss-gateway)
 export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
 node tests/page/explorer.mjs
+
+echo "== browser peer: build (wasm32, std from source)"
+PEER_PKG=$CARGO_TARGET_DIR/peer-pkg
+bash peer/scripts/build.sh "$PEER_PKG" >/dev/null
+echo "peer wasm: $(stat -c %s "$PEER_PKG/moss_wasm_peer_bg.wasm") bytes, $(gzip -9c "$PEER_PKG/moss_wasm_peer_bg.wasm" | wc -c) gzipped"
+
+echo "== browser peer: wasm-bindgen-test in headless Chromium"
+(source peer/scripts/env.sh && cd peer && wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD")
+
+echo "== browser peer: page tests in Chromium (WebRTC over loopback, real moss-signal)"
+(cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
+  cargo build --quiet -p moss-signal)
+SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts \
+  node tests/page/peer.mjs

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what moss-wasm's build and browser tests need, idempotently:
 # Debian's rustc-web 1.96 (+ std sources, built with -Zbuild-std), lld-22 as
-# the wasm linker, chromium + chromedriver, wasm-bindgen-cli at the exact
+# the wasm linker, clang-22 + llvm-ar (ring's C parts in the browser peer,
+# peer/), chromium + chromedriver, wasm-bindgen-cli at the exact
 # version in wasm/Cargo.lock (cached under $WASM_TOOLS_ROOT), and the npm
 # packages binaryen (wasm-opt) and playwright-core (wasm/package-lock.json).
 set -euo pipefail
@@ -10,11 +11,12 @@ TOOLS=${WASM_TOOLS_ROOT:-/opt/wasm-tools}
 export DEBIAN_FRONTEND=noninteractive
 
 need=()
-for p in rustc-web cargo-web rust-web-src lld-22 chromium chromium-driver; do
+for p in rustc-web cargo-web rust-web-src lld-22 clang-22 chromium chromium-driver; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 # node may come from elsewhere (NodeSource bundles npm): ask apt only if absent
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v llvm-ar >/dev/null || need+=(llvm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "moss-wasm: apt-get install ${need[*]}"
   apt-get update -qq

@@ -10,9 +10,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import dgram from 'node:dgram';
-import net from 'node:net';
 import { staticServer, fakeGateway } from './servers.mjs';
+import { finish, step, assert, sleep, until, freePort } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const GATEWAY_BIN = process.env.GATEWAY_BIN ?? path.join(ROOT, 'target/debug/moss-gateway');
@@ -21,31 +20,7 @@ const ARTIFACTS = process.env.ARTIFACTS ?? path.join(ROOT, 'target/explorer-arti
 const MESH = 'explorer-test';
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
-let passed = 0, failed = 0;
 const children = [];
-async function step(name, fn) {
-  const t0 = Date.now();
-  try { await fn(); passed++; console.log(`PASS ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`); }
-  catch (e) { failed++; console.log(`FAIL ${name}: ${e.stack ?? e}`); }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-const sleep = ms => new Promise(r => setTimeout(r, ms));
-async function until(what, fn, timeoutMs = 60000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
-    await sleep(500);
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-}
-
-function freePort(kind) {
-  return new Promise((resolve, reject) => {
-    if (kind === 'udp') { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); s.on('error', reject); }
-    else { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); s.on('error', reject); }
-  });
-}
 
 const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'moss-explorer-')), 'config.json');
 fs.writeFileSync(config, JSON.stringify({ telemetry: { enabled: true, epoch_sec: 5, k_anon: 1, bandwidth_cap_bytes: 1000000 } }));
@@ -66,7 +41,7 @@ async function chainOf(base, q = '') { return (await (await fetch(`${base}/api/c
 const panel = (page, i) => page.locator(`.gw[data-gateway="${i}"]`);
 async function attr(page, i, name) { return panel(page, i).getAttribute(name); }
 
-let browser;
+let browser, setupError;
 try {
   if (!fs.existsSync(GATEWAY_BIN)) throw new Error(`no gateway binary at ${GATEWAY_BIN} (cargo build -p moss-gateway)`);
   const a = await gateway();
@@ -230,11 +205,6 @@ try {
 
   await step('no uncaught error in any page', async () => { assert(errors.length === 0, errors.join('\n')); });
 } catch (e) {
-  failed++;
-  console.log(`FAIL setup: ${e.stack ?? e}`);
-} finally {
-  await browser?.close().catch(() => {});
-  for (const c of children) c.kill('SIGTERM');
+  setupError = e;
 }
-console.log(`explorer page tests: ${passed} passed, ${failed} failed; artifacts in ${ARTIFACTS}`);
-process.exit(failed ? 1 : 0);
+await finish('explorer', { error: setupError, browser, children, artifacts: ARTIFACTS });
