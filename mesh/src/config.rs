@@ -301,9 +301,11 @@ pub struct SecurityConfig {
     pub handshake_timeout_sec: u32,
     /// Largest pub/sub payload accepted or published.
     pub max_message_size_bytes: u32,
-    /// Token-bucket burst of inbound message bytes per peer.
+    /// Burst, in bytes, of the token bucket a relay keeps per relayed
+    /// peer. Gossip inbound is not limited by it (scoring defends gossip).
     pub rate_limit_burst: u32,
-    /// Token-bucket refill of inbound message bytes per peer per second.
+    /// Refill, in bytes per second, of the relay token bucket per relayed
+    /// peer. Gossip inbound is not limited by it.
     pub rate_limit_sustained: u32,
 }
 

@@ -1,5 +1,5 @@
 //! Receiving pub/sub: the frames of one authenticated datagram, read in
-//! order — subscriptions, signed messages (rate limit, dedup, signature,
+//! order — subscriptions, signed messages (dedup, signature,
 //! validator, delivery, forwarding through the router), fragments and
 //! their reassembly, and GossipSub control.
 
@@ -181,13 +181,10 @@ impl Node {
             self.pubsub.router.on_invalid(&peer, p.topic);
             return self.drop_input(DropReason::MessageTooLarge);
         }
-        let Some(e) = self.table.established_mut(idx) else {
-            return;
-        };
-        if !e.bucket.take(sp.body_len(), now) {
-            self.pubsub.router.rate_limited(&peer, now);
-            return self.drop_input(DropReason::RateLimited);
-        }
+        // No byte limiter here: the relay buckets (`rate_limit_*`) do not
+        // apply to gossip. A flooding peer is met by its score: duplicates
+        // are dropped before any work, forgeries cost it P4 and end in the
+        // graylist, whose datagrams are dropped unread.
         let id = message_id(&p.origin, p.seq, p.topic, p.payload);
         if self.pubsub.router.is_seen(&id) {
             self.pubsub.router.on_duplicate(&peer, &id, now);

@@ -528,21 +528,56 @@ fn self_connect() {
 }
 
 #[test]
-fn message_too_large_and_rate_limited() {
+fn message_too_large_and_gossip_not_limited_by_the_relay_buckets() {
+    // Tiny relay buckets: gossip inbound must not be held to them.
     let cfg = Config::from_json(
         r#"{"security":{"max_message_size_bytes":100,"rate_limit_burst":400,"rate_limit_sustained":1}}"#,
     )
     .unwrap();
     let (mut n, p, mut s) = connected(node_with(cfg));
+    n.subscribe("t");
     let f = signed_publish(&p.id, 0, 1, "t", &[0; 101], false);
     p.send(&mut n, &mut s, &f);
     assert_eq!(only(&n, DropReason::MessageTooLarge), 1);
-    // Bodies of 64 + 42 + 1 + 100 = 207 bytes against a 400-byte bucket.
-    for seq in 10..13 {
+    // 50 bodies of 207 bytes, 25 times the 400-byte bucket: all delivered.
+    events(&mut n);
+    for seq in 10..60 {
         let f = signed_publish(&p.id, 0, seq, "t", &[0; 100], false);
         p.send(&mut n, &mut s, &f);
     }
-    assert_eq!(n.stats().drops.get(DropReason::RateLimited), 2);
+    let got = events(&mut n)
+        .iter()
+        .filter(|e| matches!(e, Event::Message(_)))
+        .count();
+    assert_eq!(got, 50, "every honest message delivered");
+    assert_eq!(only(&n, DropReason::MessageTooLarge), 1);
+}
+
+#[test]
+fn a_peer_flooding_forged_signatures_is_graylisted() {
+    let (mut n, p, mut s) = connected(node());
+    n.subscribe("t");
+    let mut forged = 0u64;
+    let mut now = T0;
+    while n.stats().drops.get(DropReason::Graylisted) == 0 {
+        assert!(forged < 200, "never graylisted");
+        let f = signed_publish(&p.id, 0, forged, "t", b"x", true);
+        let mut d = data_datagram(&p.scr, &mut s.cipher, s.remote, &f);
+        n.handle_datagram(now, p.addr, &mut d);
+        forged += 1;
+        now += Duration::from_millis(1);
+    }
+    eprintln!("graylisted after {forged} forged messages");
+    // P4 = -10 · count² reaches the graylist (-10 000) at 32 invalid
+    // messages; the next datagram is the first dropped unread.
+    assert_eq!(forged, 33);
+    assert_eq!(n.stats().drops.get(DropReason::InvalidMessage), 32);
+    // A genuine message from it is now dropped unread as well.
+    let f = signed_publish(&p.id, 0, 1000, "t", b"y", false);
+    p.send_at(&mut n, &mut s, &f, now);
+    assert!(events(&mut n)
+        .iter()
+        .all(|e| !matches!(e, Event::Message(_))));
 }
 
 #[test]
