@@ -10,13 +10,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Loopback-only nodes. The per-peer inbound limiter is raised from the
-/// product default (64 000 B/s sustained, 256 000 B burst per peer) so the
-/// scenarios measure the engine, not the policy; see [`DEFAULT_LIMITS`].
-const CONFIG: &str = r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false,
-    "security":{"rate_limit_burst":4000000000,"rate_limit_sustained":4000000000}}"#;
-/// The same without the raised limiter (the product defaults).
-const DEFAULT_LIMITS: &str = r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#;
+/// Loopback-only nodes, otherwise the product defaults (since issue #15
+/// the `security.rate_limit_*` relay buckets no longer throttle gossip, so
+/// nothing needs raising).
+const CONFIG: &str = r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#;
 
 /// Largest payload on topic [`TOPIC`] that travels in one datagram (larger
 /// ones are fragmented): the wire's plaintext budget minus the frame
@@ -31,15 +28,17 @@ const TOPIC: &str = "bench";
 /// Longest any setup step may take.
 const SETUP: Duration = Duration::from_secs(10);
 
-/// Starts a node on 127.0.0.1 with `backend` (`policy`: keep the product's
-/// default per-peer limiter instead of raising it) and `engine.shards` =
-/// `shards` (the scenarios other than `shards` keep the unsharded engine
-/// their figures were measured with).
-fn start_sharded(backend: &str, policy: bool, shards: u32) -> Result<Node, String> {
-    let json = if policy { DEFAULT_LIMITS } else { CONFIG };
-    let mut c = Config::from_json(json).map_err(|e| e.to_string())?;
+/// Starts a node on 127.0.0.1 with `backend`, `engine.busy_poll_us` =
+/// `busy_poll` (`None`: the product default) and `engine.shards` = `shards`
+/// (the scenarios other than `shards` keep the unsharded engine their
+/// figures were measured with).
+fn start_sharded(backend: &str, busy_poll: Option<u32>, shards: u32) -> Result<Node, String> {
+    let mut c = Config::from_json(CONFIG).map_err(|e| e.to_string())?;
     c.engine.backend = backend.into();
     c.engine.shards = shards;
+    if let Some(us) = busy_poll {
+        c.engine.busy_poll_us = us;
+    }
     Node::builder(MESH)
         .config(c)
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -58,14 +57,18 @@ pub struct Pair {
 }
 
 /// Two nodes on `backend`, `b` subscribed, `a` connected and aware of it.
-pub fn pair(backend: &str, policy: bool) -> Result<Pair, String> {
-    pair_sharded(backend, policy, 1)
+pub fn pair(backend: &str, busy_poll: Option<u32>) -> Result<Pair, String> {
+    pair_sharded(backend, busy_poll, 1)
 }
 
 /// [`pair`] with both nodes running `shards` shards.
-pub fn pair_sharded(backend: &str, policy: bool, shards: u32) -> Result<Pair, String> {
-    let a = start_sharded(backend, policy, shards)?;
-    let b = start_sharded(backend, policy, shards)?;
+pub fn pair_sharded(
+    backend: &str,
+    busy_poll: Option<u32>,
+    shards: u32,
+) -> Result<Pair, String> {
+    let a = start_sharded(backend, busy_poll, shards)?;
+    let b = start_sharded(backend, busy_poll, shards)?;
     let sub = b.subscribe(TOPIC).map_err(|e| e.to_string())?;
     a.connect_wait(&b.local_addr().to_string(), SETUP)
         .map_err(|e| format!("connect: {e}"))?;
@@ -149,8 +152,13 @@ pub struct Echo {
 
 /// Sealed-datagram throughput: `a` publishes `size`-byte messages as fast as
 /// the API accepts them for `dur`; `b` counts deliveries in that window.
-pub fn echo(backend: &str, size: usize, dur: Duration, policy: bool) -> Result<Echo, String> {
-    echo_sharded(backend, size, dur, policy, 1)
+pub fn echo(
+    backend: &str,
+    size: usize,
+    dur: Duration,
+    busy_poll: Option<u32>,
+) -> Result<Echo, String> {
+    echo_sharded(backend, size, dur, busy_poll, 1)
 }
 
 /// [`echo`] with both nodes running `shards` shards.
@@ -158,10 +166,10 @@ pub fn echo_sharded(
     backend: &str,
     size: usize,
     dur: Duration,
-    policy: bool,
+    busy_poll: Option<u32>,
     shards: u32,
 ) -> Result<Echo, String> {
-    let p = pair_sharded(backend, policy, shards)?;
+    let p = pair_sharded(backend, busy_poll, shards)?;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let h = counter(p.sub, stop.clone(), count.clone());
@@ -271,6 +279,32 @@ pub fn ed25519_sign_rate(dur: Duration) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Median microseconds of one Ed25519 sign and of one verify, each timed
+/// alone over `dur` (a median of single operations, so time slices lost
+/// to other threads on a shared machine land in the tail, not the figure).
+pub fn ed25519_sign_verify_us(dur: Duration) -> (f64, f64) {
+    let id = moss_crypto::Identity::from_seed([3u8; 32]);
+    let pk = id.public_key();
+    let msg = [9u8; 48];
+    let sig = id.sign(&msg);
+    let mut signs = Vec::new();
+    let mut verifies = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < dur && signs.len() < 1_000_000 {
+        let t = Instant::now();
+        std::hint::black_box(id.sign(std::hint::black_box(&msg)));
+        signs.push(t.elapsed().as_nanos() as f64);
+        let t = Instant::now();
+        std::hint::black_box(pk.verify(std::hint::black_box(&msg), &sig));
+        verifies.push(t.elapsed().as_nanos() as f64);
+    }
+    let median_us = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN) / 1000.0
+    };
+    (median_us(&mut signs), median_us(&mut verifies))
+}
+
 /// One-hop latency percentiles in microseconds.
 pub struct OneHop {
     /// Median.
@@ -285,8 +319,13 @@ pub struct OneHop {
 
 /// Publish→deliver latency through two nodes: one message in flight at a
 /// time, timed from `publish` to the subscriber's `recv`.
-pub fn latency(backend: &str, size: usize, dur: Duration) -> Result<OneHop, String> {
-    let p = pair(backend, false)?;
+pub fn latency(
+    backend: &str,
+    size: usize,
+    dur: Duration,
+    busy_poll: Option<u32>,
+) -> Result<OneHop, String> {
+    let p = pair(backend, busy_poll)?;
     let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).map_err(|e| e.to_string())?;
     let data = vec![0xA5u8; size];
     let start = Instant::now();
@@ -389,7 +428,7 @@ fn paced(
 /// Legit delivery at `rate` msgs/s with and without a flood of junk
 /// datagrams and replayed handshake message 1s from `ports` source ports.
 pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Flood, String> {
-    let Pair { a, b, sub } = pair(backend, false)?;
+    let Pair { a, b, sub } = pair(backend, None)?;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let to = b.local_addr();
@@ -494,11 +533,11 @@ pub fn fan_in(
     shards: u32,
     senders: usize,
 ) -> Result<FanIn, String> {
-    let hub = start_sharded(backend, false, shards)?;
+    let hub = start_sharded(backend, None, shards)?;
     let sub = hub.subscribe(TOPIC).map_err(|e| e.to_string())?;
     let mut pubs = Vec::new();
     for _ in 0..senders {
-        let p = start_sharded(backend, false, 1)?;
+        let p = start_sharded(backend, None, 1)?;
         p.connect_wait(&hub.local_addr().to_string(), SETUP)
             .map_err(|e| format!("connect: {e}"))?;
         pubs.push(p);

@@ -80,6 +80,9 @@ struct Args {
     /// Shard counts the `shards` scenario compares.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1u32, 2])]
     shards: Vec<u32>,
+    /// `engine.busy_poll_us` values the one-hop latency rows compare.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0u32, moss_mesh::config::DEFAULT_BUSY_POLL_US])]
+    busy_poll_us: Vec<u32>,
     /// Sender nodes in the `shards` scenario's fan-in rows.
     #[arg(long, default_value_t = 4)]
     senders: usize,
@@ -99,6 +102,7 @@ struct Run {
     flood_rate: f64,
     shards: Vec<u32>,
     senders: usize,
+    busy_poll_us: Vec<u32>,
     raw: HashMap<(Mode, usize), Result<f64, String>>,
     tables: Vec<Table>,
 }
@@ -338,30 +342,86 @@ impl Run {
         self.tables.push(t);
     }
 
-    /// One-hop publish→deliver latency through two real nodes.
+    /// One-hop publish→deliver latency through two real nodes, beside the
+    /// limit line measured in the same run: sign + verify + a busy-polled
+    /// raw one-way datagram + 10 µs.
     fn one_hop(&mut self) {
         let mut t = Table::new(
             "Ours: one-hop publish→deliver latency through two nodes (64 B, one message in flight, hdrhistogram)",
-            vec!["backend", "p50", "p99", "p99.9", "messages"],
+            vec![
+                "backend",
+                "engine.busy_poll_us",
+                "p50",
+                "p99",
+                "p99.9",
+                "messages",
+                "p50 ÷ limit",
+                "p99 ÷ p50",
+            ],
         );
-        for b in node_backends(self.only.as_deref()) {
-            eprintln!("measuring one-hop latency through nodes on {b} ...");
-            let mut row = vec![b.to_string()];
-            match e2e::latency(b, 64, self.dur) {
-                Ok(l) => row.extend([
-                    format!("{:.1} µs", l.p50),
-                    format!("{:.1} µs", l.p99),
-                    format!("{:.1} µs", l.p999),
+        let probe = self.dur.min(Duration::from_secs(1));
+        eprintln!("measuring the one-hop limit (sign, verify, busy-polled raw datagram) ...");
+        let (sign_us, verify_us) = e2e::ed25519_sign_verify_us(probe);
+        let limit = match ours::raw_busy_ping_pong(64, probe) {
+            Ok(l) => {
+                let one_way = l.p50 / 2.0;
+                let limit = sign_us + verify_us + one_way + 10.0;
+                t.rows.push(vec![
+                    "limit: sign + verify + raw busy-polled one-way + 10 µs".into(),
+                    "-".into(),
+                    format!(
+                        "{limit:.1} µs = {sign_us:.1} + {verify_us:.1} + {one_way:.1} + 10"
+                    ),
+                    "-".into(),
+                    "-".into(),
                     l.samples.to_string(),
-                ]),
-                Err(e) => row.extend([format!("failed: {e}"), "-".into(), "-".into(), "-".into()]),
+                    "1.00".into(),
+                    "-".into(),
+                ]);
+                Some(limit)
             }
-            t.rows.push(row);
+            Err(e) => {
+                t.rows.push(vec![
+                    "limit".into(),
+                    "-".into(),
+                    format!("failed: {e}"),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                None
+            }
+        };
+        for b in node_backends(self.only.as_deref()) {
+            for us in self.busy_poll_us.clone() {
+                eprintln!("measuring one-hop latency through nodes on {b}, busy_poll_us {us} ...");
+                let mut row = vec![b.to_string(), us.to_string()];
+                match e2e::latency(b, 64, self.dur, Some(us)) {
+                    Ok(l) => row.extend([
+                        format!("{:.1} µs", l.p50),
+                        format!("{:.1} µs", l.p99),
+                        format!("{:.1} µs", l.p999),
+                        l.samples.to_string(),
+                        limit.map_or("-".into(), |lim| format!("{:.2}", l.p50 / lim)),
+                        format!("{:.1}", l.p99 / l.p50),
+                    ]),
+                    Err(e) => {
+                        row.push(format!("failed: {e}"));
+                        row.extend(std::iter::repeat_n("-".to_string(), 5));
+                    }
+                }
+                t.rows.push(row);
+            }
         }
         t.notes.push(
             "Timed from `Node::publish` on the publisher to `Subscription::recv` on the subscriber: host channel, \
              engine thread, Ed25519 signing, sealing, the backend, loopback, unsealing, verification, delivery. \
-             Compare with the raw ping-pong above (a round trip of two plain datagrams)."
+             The limit row is measured in this run: the median time of one Ed25519 sign and of one verify, half the p50 \
+             round trip of a raw 64 B datagram between two threads that busy-poll non-blocking sockets (no \
+             wake-up), plus 10 µs. `engine.busy_poll_us` 0 parks every engine thread and the subscriber at once \
+             (the behaviour before issue #15); the default polls for that long after work before parking."
                 .into(),
         );
         self.tables.push(t);
@@ -391,25 +451,26 @@ impl Run {
         let sign = e2e::ed25519_sign_rate(dur.min(Duration::from_secs(1)));
         let verify = e2e::ed25519_verify_rate(dur.min(Duration::from_secs(1)));
         // The asked sizes, the largest single-datagram payload, and the
-        // smallest size once more under the product's default limiter.
+        // smallest size once more with busy-polling off (threads park at
+        // once, as before issue #15).
         let single = e2e::single_datagram_payload();
-        let mut cases: Vec<(usize, bool)> = self.sizes.iter().map(|&s| (s, false)).collect();
+        let mut cases: Vec<(usize, Option<u32>)> =
+            self.sizes.iter().map(|&s| (s, None)).collect();
         if !self.sizes.contains(&single) {
-            cases.push((single, false));
+            cases.push((single, None));
         }
         if let Some(&s) = self.sizes.iter().min() {
-            cases.push((s, true));
+            cases.push((s, Some(0)));
         }
         for b in node_backends(self.only.as_deref()) {
-            for (size, policy) in cases.clone() {
+            for (size, busy_poll) in cases.clone() {
                 eprintln!("measuring echo through nodes on {b}, {size} B ...");
-                let label = if policy {
-                    format!("{size} B, default limiter")
-                } else {
-                    format!("{size} B")
+                let label = match busy_poll {
+                    Some(0) => format!("{size} B, busy_poll_us 0"),
+                    _ => format!("{size} B"),
                 };
                 let mut row = vec![b.to_string(), label];
-                match e2e::echo(b, size, dur, policy) {
+                match e2e::echo(b, size, dur, busy_poll) {
                     Ok(e) => {
                         let mode = if b == "portable" {
                             Mode::Single
@@ -504,8 +565,9 @@ impl Run {
              Raw UDP and AEAD limits are measured in this run at the average datagram size the subscriber \
              received (small messages share datagrams); mmsg/uring nodes run with GSO/GRO on, so their raw \
              limit is GSO send + GRO receive. 2 cores are shared by publisher, two engine threads and the counter. \
-             The nodes run with the per-peer inbound limiter raised (`security.rate_limit_*` = 4e9) except in the \
-             \"default limiter\" rows, which keep the product default of 64 000 B/s sustained per peer. The wire's \
+             The nodes run the product's default config (trackers, LAN discovery and DHT off; the \
+             `security.rate_limit_*` relay buckets no longer apply to gossip), with `engine.busy_poll_us` at its \
+             default except in the \"busy_poll_us 0\" rows, where every thread parks at once. The wire's \
              datagram is at most {} B, so a payload above {single} B on this topic is fragmented (the 1200 B rows \
              take two datagrams per message); the {single} B rows are the largest single-datagram messages. \
              allocs/msg counts allocation calls in the whole process (publisher API, both engines, the counter \
@@ -627,7 +689,7 @@ impl Run {
                             )
                         })
                     } else {
-                        e2e::echo_sharded(b, size, dur, false, n).map(|e| {
+                        e2e::echo_sharded(b, size, dur, None, n).map(|e| {
                             (
                                 e.delivered,
                                 e.datagrams,
@@ -674,7 +736,7 @@ impl Run {
             }
         }
         t.notes.push(format!(
-            "Same nodes and limiter as the echo table, with `engine.shards` set on the measured nodes \
+            "Same nodes and config as the echo table, with `engine.shards` set on the measured nodes \
              (echo: both nodes; fan-in: the hub, senders unsharded). A shard is a pinned thread with its \
              own SO_REUSEPORT socket and backend that unmasks, opens (AEAD + replay), verifies the Ed25519 \
              signatures of the messages it opened (once per message id across shards) and seals; the \
@@ -821,6 +883,7 @@ fn main() -> ExitCode {
         flood_rate: args.flood_rate.clamp(1.0, 1e6),
         shards: args.shards.iter().map(|&n| n.clamp(1, 16)).collect(),
         senders: args.senders.clamp(1, 32),
+        busy_poll_us: args.busy_poll_us.iter().map(|&u| u.min(1_000_000)).collect(),
         raw: HashMap::new(),
         tables: Vec::new(),
     };

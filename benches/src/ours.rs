@@ -358,6 +358,58 @@ pub fn raw_ping_pong(size: usize, dur: Duration) -> Result<Latency, String> {
     Ok(latency_of(&h))
 }
 
+/// The same ping-pong with both ends busy-polling non-blocking sockets (no
+/// thread ever parks): the wake-up-free floor of one datagram's trip, half
+/// of whose round trip enters the one-hop latency limit.
+pub fn raw_busy_ping_pong(size: usize, dur: Duration) -> Result<Latency, String> {
+    let client = loopback_socket().map_err(|e| e.to_string())?;
+    let server = loopback_socket().map_err(|e| e.to_string())?;
+    let srv = server.local_addr().map_err(|e| e.to_string())?;
+    for s in [&client, &server] {
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_s = stop.clone();
+    let echo = thread::spawn(move || {
+        let mut buf = [0u8; MAX_RECV_DATAGRAM];
+        while !stop_s.load(Ordering::Relaxed) {
+            match server.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let _ = server.send_to(&buf[..n], from);
+                }
+                Err(_) => thread::yield_now(),
+            }
+        }
+    });
+    let mut h = histogram()?;
+    let payload = vec![1u8; size];
+    let mut buf = [0u8; MAX_RECV_DATAGRAM];
+    let end = Instant::now() + dur;
+    let mut lost = 0u32;
+    while Instant::now() < end && lost < 100 {
+        let t0 = Instant::now();
+        client.send_to(&payload, srv).map_err(|e| e.to_string())?;
+        let give_up = t0 + Duration::from_millis(200);
+        loop {
+            match client.recv_from(&mut buf) {
+                Ok(_) => {
+                    let _ = h.record(t0.elapsed().as_nanos() as u64);
+                    break;
+                }
+                Err(_) if Instant::now() < give_up => thread::yield_now(),
+                Err(_) => {
+                    lost += 1;
+                    break;
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    echo.join()
+        .map_err(|_| "echo thread panicked".to_string())?;
+    Ok(latency_of(&h))
+}
+
 /// Nanoseconds to copy one `size`-byte datagram from a receive buffer into
 /// a `RecvBatch` slot: the copy the trait's owned slots force on the `uring`
 /// backend (and on `mmsg` with GRO).

@@ -10,6 +10,7 @@ use crate::backend::RecvBatch;
 pub(crate) use crate::host::{Command, Host, Shared, Snapshot};
 use crate::io::Transport;
 use crate::shard::ToCore;
+use crate::spin::Spin;
 use crossbeam_channel::Receiver;
 use moss_mesh::{Input, Node as Core, Path, Transmit};
 use std::sync::atomic::Ordering;
@@ -43,6 +44,8 @@ pub(crate) struct Driver {
     pub host: Host,
     pub origin: Instant,
     pub send_dropped: u64,
+    /// True when the current round took input or ran a command.
+    pub worked: bool,
 }
 
 impl Driver {
@@ -54,7 +57,9 @@ impl Driver {
     pub fn run(mut self) {
         let mut batch = RecvBatch::new(BATCH);
         let mut out: Vec<Transmit> = Vec::with_capacity(BATCH);
+        let mut spin = Spin::new(self.core.config().engine.busy_poll_us);
         loop {
+            self.worked = false;
             if !self.drain_commands() {
                 break;
             }
@@ -68,7 +73,12 @@ impl Driver {
             self.transmit(&mut out);
             self.route_ops();
             self.host.dispatch(&mut self.core);
-            if !more {
+            if self.worked {
+                spin.worked();
+            }
+            // Poll again for a while after work instead of parking: a
+            // parked thread's wake-up is most of a hop's latency here.
+            if !more && !spin.keep_polling() {
                 self.sleep();
             }
         }
@@ -117,6 +127,9 @@ impl Driver {
                     0
                 }
             };
+            if n > 0 {
+                self.worked = true;
+            }
             if n < BATCH {
                 return false;
             }
@@ -135,6 +148,7 @@ impl Driver {
             let Ok(m) = shards.rx.try_recv() else {
                 return false;
             };
+            self.worked = true;
             let now = self.now();
             let (shard, bytes) = match m {
                 ToCore::Frames {
@@ -232,6 +246,7 @@ impl Driver {
                 Err(crossbeam_channel::TryRecvError::Empty) => return true,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
             };
+            self.worked = true;
             let now = self.now();
             let core = &mut self.core;
             match cmd {

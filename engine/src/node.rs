@@ -97,7 +97,13 @@ impl NodeBuilder {
         let shard_count = shard_count(self.config.engine.shards);
         let (transport, local_addr, backend_name) = if shard_count > 1 {
             let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
-            let s = crate::shard::start(kind, bind, shard_count, &keys).map_err(|e| match e {
+            let s = crate::shard::start(
+                kind,
+                bind,
+                shard_count,
+                &keys,
+                self.config.engine.busy_poll_us,
+            ).map_err(|e| match e {
                 crate::shard::ShardError::Backend(b) => StartError::Backend(b),
                 crate::shard::ShardError::Thread(t) => StartError::Thread(t),
             })?;
@@ -119,6 +125,7 @@ impl NodeBuilder {
         };
         let public_key = identity.public_key();
         let max_message = self.config.security.max_message_size_bytes as usize;
+        let busy_poll = Duration::from_micros(u64::from(self.config.engine.busy_poll_us));
         let static_peers = self.config.static_peers.clone();
         let mut core = moss_mesh::Node::new(
             self.config,
@@ -160,6 +167,7 @@ impl NodeBuilder {
             events_dropped: AtomicU64::new(0),
             messages_dropped: AtomicU64::new(0),
             next_subscription: AtomicU64::new(0),
+            busy_poll,
             waker: match &transport {
                 Transport::Direct(b) => b.waker(),
                 // A sharded core sleeps on its command channel.
@@ -192,6 +200,7 @@ impl NodeBuilder {
             host: Host::new(shared.clone(), ev_tx, fh_tx),
             origin: Instant::now(),
             send_dropped: 0,
+            worked: false,
         };
         let thread = std::thread::Builder::new()
             .name("moss-engine".into())
@@ -263,7 +272,7 @@ impl Subscription {
 
     /// Waits up to `timeout` for the next message.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Message> {
-        self.rx.recv_timeout(timeout).ok()
+        crate::spin::recv_timeout(&self.rx, self.shared.busy_poll, timeout)
     }
 
     /// The next message if one is queued.
@@ -275,7 +284,7 @@ impl Subscription {
 impl Iterator for Subscription {
     type Item = Message;
     fn next(&mut self) -> Option<Message> {
-        self.rx.recv().ok()
+        crate::spin::recv(&self.rx, self.shared.busy_poll)
     }
 }
 

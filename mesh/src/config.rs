@@ -332,6 +332,9 @@ pub struct EngineConfig {
     pub backend: String,
     /// Number of shards (0 = one per core).
     pub shards: u32,
+    /// Longest an engine thread busy-polls its inputs after work before it
+    /// parks, in microseconds (0 = park at once). Idle threads never spin.
+    pub busy_poll_us: u32,
 }
 
 impl Default for Config {
@@ -409,11 +412,16 @@ impl Default for SecurityConfig {
     }
 }
 
+/// Default of [`EngineConfig::busy_poll_us`]: about one thread wake-up on
+/// a loaded VM.
+pub const DEFAULT_BUSY_POLL_US: u32 = 50;
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             backend: "auto".into(),
             shards: 0,
+            busy_poll_us: DEFAULT_BUSY_POLL_US,
         }
     }
 }

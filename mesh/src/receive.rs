@@ -75,7 +75,7 @@ impl Node {
                 self.pubsub.router.on_invalid(&peer, p.topic);
                 self.drop_input(DropReason::InvalidMessage);
             }
-            Frame::SignedPublish(sp) => self.handle_signed(idx, peer, sp, checked),
+            Frame::SignedPublish(sp) => self.handle_signed(peer, sp, checked),
             Frame::Fragment {
                 transfer,
                 index,
@@ -120,7 +120,7 @@ impl Node {
                                     self.pubsub.router.on_invalid(&peer, p.topic);
                                     return self.drop_input(DropReason::InvalidMessage);
                                 }
-                                self.handle_signed(idx, peer, sp, false)
+                                self.handle_signed(peer, sp, false)
                             }
                             Err(_) => {
                                 self.penalise_malformed(idx);
@@ -174,7 +174,7 @@ impl Node {
     }
 
     /// `checked`: a shard already verified the signature of this frame.
-    fn handle_signed(&mut self, idx: u32, peer: PeerId, sp: SignedPublish<'_>, checked: bool) {
+    fn handle_signed(&mut self, peer: PeerId, sp: SignedPublish<'_>, checked: bool) {
         let now = self.now;
         let p = sp.publish;
         if p.payload.len() > self.cfg.security.max_message_size_bytes as usize {
