@@ -66,6 +66,10 @@ impl Driver {
             // True while more input may wait than this round took: then
             // the round does not sleep (mio is edge-triggered).
             let more = self.receive(&mut batch, &mut out);
+            // Deliveries first: a message from its origin is handed over
+            // before its signature check, which runs with the next
+            // transmit (it must pass before the message is forwarded).
+            self.host.dispatch(&mut self.core);
             let now = self.now();
             if self.core.poll_timeout() <= now {
                 self.core.handle(now, Input::Timeout);

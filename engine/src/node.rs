@@ -103,7 +103,8 @@ impl NodeBuilder {
                 shard_count,
                 &keys,
                 self.config.engine.busy_poll_us,
-            ).map_err(|e| match e {
+            )
+            .map_err(|e| match e {
                 crate::shard::ShardError::Backend(b) => StartError::Backend(b),
                 crate::shard::ShardError::Thread(t) => StartError::Thread(t),
             })?;

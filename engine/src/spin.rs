@@ -70,16 +70,13 @@ impl Spin {
 
 /// Takes the next message of `rx`, polling for up to `spin` before it
 /// blocks for the rest of `timeout`; `None` on timeout or disconnection.
-pub(crate) fn recv_timeout<T>(
-    rx: &Receiver<T>,
-    spin: Duration,
-    timeout: Duration,
-) -> Option<T> {
+pub(crate) fn recv_timeout<T>(rx: &Receiver<T>, spin: Duration, timeout: Duration) -> Option<T> {
     let start = Instant::now();
     if let Some(m) = poll(rx, spin.min(timeout), start) {
         return m;
     }
-    rx.recv_timeout(timeout.saturating_sub(start.elapsed())).ok()
+    rx.recv_timeout(timeout.saturating_sub(start.elapsed()))
+        .ok()
 }
 
 /// Takes the next message of `rx`, polling for up to `spin` before it
