@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Commands queued between host and engine.
-const COMMAND_QUEUE: usize = 65_536;
+/// Commands queued between host and engine. About 50–200 ms of publishes
+/// at the engine's rate here: a publisher that outruns the engine gets
+/// `Busy` (back-pressure) instead of building a queue whose commands
+/// (each holding its payload) wait for seconds.
+const COMMAND_QUEUE: usize = 4096;
 /// Messages buffered per subscription (and in the node-wide channel).
 const MESSAGE_QUEUE: usize = 16_384;
 /// Events buffered for the host.
