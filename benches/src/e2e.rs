@@ -62,11 +62,7 @@ pub fn pair(backend: &str, busy_poll: Option<u32>) -> Result<Pair, String> {
 }
 
 /// [`pair`] with both nodes running `shards` shards.
-pub fn pair_sharded(
-    backend: &str,
-    busy_poll: Option<u32>,
-    shards: u32,
-) -> Result<Pair, String> {
+pub fn pair_sharded(backend: &str, busy_poll: Option<u32>, shards: u32) -> Result<Pair, String> {
     let a = start_sharded(backend, busy_poll, shards)?;
     let b = start_sharded(backend, busy_poll, shards)?;
     let sub = b.subscribe(TOPIC).map_err(|e| e.to_string())?;
@@ -303,6 +299,66 @@ pub fn ed25519_sign_verify_us(dur: Duration) -> (f64, f64) {
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN) / 1000.0
     };
     (median_us(&mut signs), median_us(&mut verifies))
+}
+
+/// Ed25519 verifications per second on one core three ways, each over
+/// `dur`: `PeerId::verify` as the node calls it (decompresses the key
+/// every time), one by one with the key decompressed once, and
+/// `ed25519_dalek::verify_batch` over batches of `batch` messages by
+/// `batch` distinct signers (a receive batch from many origins).
+pub fn ed25519_verify_variants(dur: Duration, batch: usize) -> (f64, f64, f64) {
+    use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+    let peer = moss_crypto::Identity::from_seed([3u8; 32]);
+    let pk = peer.public_key();
+    let msg = [9u8; 43];
+    let sig = peer.sign(&msg);
+    let rate = |f: &mut dyn FnMut() -> u64| {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < dur {
+            n += f();
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let as_node = rate(&mut || {
+        for _ in 0..64 {
+            std::hint::black_box(pk.verify(std::hint::black_box(&msg), &sig));
+        }
+        64
+    });
+    let vk = VerifyingKey::from_bytes(&pk.0).ok();
+    let dsig = Signature::from_bytes(&sig);
+    let cached = rate(&mut || {
+        for _ in 0..64 {
+            let ok = vk
+                .as_ref()
+                .is_some_and(|k| k.verify_strict(std::hint::black_box(&msg), &dsig).is_ok());
+            std::hint::black_box(ok);
+        }
+        64
+    });
+    let batch = batch.max(1);
+    let keys: Vec<SigningKey> = (0..batch)
+        .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
+        .collect();
+    let msgs: Vec<[u8; 43]> = (0..batch).map(|i| [i as u8; 43]).collect();
+    let sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let publics: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+    let mut vks: Vec<VerifyingKey> = Vec::with_capacity(batch);
+    let batched = rate(&mut || {
+        // Keys arrive as bytes, as in a received message.
+        vks.clear();
+        vks.extend(
+            publics
+                .iter()
+                .filter_map(|p| VerifyingKey::from_bytes(p).ok()),
+        );
+        let ok = ed25519_dalek::verify_batch(&refs, &sigs, &vks).is_ok();
+        std::hint::black_box(ok);
+        batch as u64
+    });
+    (as_node, cached, batched)
 }
 
 /// One-hop latency percentiles in microseconds.

@@ -195,6 +195,38 @@ impl Run {
             t.rows.push(row);
         }
         self.tables.push(t);
+        let mut v = Table::new(
+            "Machine limits: Ed25519 verification, one core (single vs cached key vs batch)",
+            vec!["method", "verifies/s", "ratio to `PeerId::verify`"],
+        );
+        let probe = self.dur.min(Duration::from_secs(1));
+        for batch in [8usize, 64] {
+            eprintln!("measuring Ed25519 verify variants, batch {batch} ...");
+            let (single, cached, batched) = e2e::ed25519_verify_variants(probe, batch);
+            if batch == 8 {
+                v.rows.push(vec![
+                    "`PeerId::verify` (key decompressed per call, as the node does)".into(),
+                    rate(single),
+                    "1.00".into(),
+                ]);
+                v.rows.push(vec![
+                    "one by one, key decompressed once (`verify_strict`)".into(),
+                    rate(cached),
+                    format!("{:.2}", cached / single),
+                ]);
+            }
+            v.rows.push(vec![
+                format!("`ed25519_dalek::verify_batch`, {batch} signers per batch"),
+                rate(batched),
+                format!("{:.2}", batched / single),
+            ]);
+        }
+        v.notes.push(
+            "Each figure over the same window on one thread, seconds apart; the batch rows sign with distinct keys \
+             (a receive batch from many origins) and include each key's decompression, as a node's batch would."
+                .into(),
+        );
+        self.tables.push(v);
     }
 
     fn backends(&mut self) {
@@ -351,9 +383,9 @@ impl Run {
             vec![
                 "backend",
                 "engine.busy_poll_us",
-                "p50",
-                "p99",
-                "p99.9",
+                "p50, median (per round)",
+                "p99 (median)",
+                "p99.9 (median)",
                 "messages",
                 "p50 ÷ limit",
                 "p99 ÷ p50",
@@ -369,9 +401,7 @@ impl Run {
                 t.rows.push(vec![
                     "limit: sign + verify + raw busy-polled one-way + 10 µs".into(),
                     "-".into(),
-                    format!(
-                        "{limit:.1} µs = {sign_us:.1} + {verify_us:.1} + {one_way:.1} + 10"
-                    ),
+                    format!("{limit:.1} µs = {sign_us:.1} + {verify_us:.1} + {one_way:.1} + 10"),
                     "-".into(),
                     "-".into(),
                     l.samples.to_string(),
@@ -394,34 +424,57 @@ impl Run {
                 None
             }
         };
-        for b in node_backends(self.only.as_deref()) {
-            for us in self.busy_poll_us.clone() {
+        // Rounds interleave every (backend, busy_poll_us) pair; each row
+        // keeps the medians of its rounds and lists the p50 per round.
+        let pairs: Vec<(&str, u32)> = node_backends(self.only.as_deref())
+            .into_iter()
+            .flat_map(|b| self.busy_poll_us.iter().map(move |&us| (b, us)))
+            .collect();
+        let mut got: Vec<Vec<e2e::OneHop>> = pairs.iter().map(|_| Vec::new()).collect();
+        let mut failed: Vec<Option<String>> = pairs.iter().map(|_| None).collect();
+        for _ in 0..self.rounds {
+            for (i, &(b, us)) in pairs.iter().enumerate() {
                 eprintln!("measuring one-hop latency through nodes on {b}, busy_poll_us {us} ...");
-                let mut row = vec![b.to_string(), us.to_string()];
                 match e2e::latency(b, 64, self.dur, Some(us)) {
-                    Ok(l) => row.extend([
-                        format!("{:.1} µs", l.p50),
-                        format!("{:.1} µs", l.p99),
-                        format!("{:.1} µs", l.p999),
-                        l.samples.to_string(),
-                        limit.map_or("-".into(), |lim| format!("{:.2}", l.p50 / lim)),
-                        format!("{:.1}", l.p99 / l.p50),
-                    ]),
-                    Err(e) => {
-                        row.push(format!("failed: {e}"));
-                        row.extend(std::iter::repeat_n("-".to_string(), 5));
-                    }
+                    Ok(l) => got[i].push(l),
+                    Err(e) => failed[i] = Some(e),
                 }
-                t.rows.push(row);
             }
+        }
+        for (i, &(b, us)) in pairs.iter().enumerate() {
+            let mut row = vec![b.to_string(), us.to_string()];
+            let r = &got[i];
+            if r.is_empty() {
+                row.push(format!(
+                    "failed: {}",
+                    failed[i].as_deref().unwrap_or("no rounds")
+                ));
+                row.extend(std::iter::repeat_n("-".to_string(), 5));
+            } else {
+                let p50 = median(&r.iter().map(|l| l.p50).collect::<Vec<_>>());
+                let p99 = median(&r.iter().map(|l| l.p99).collect::<Vec<_>>());
+                let p999 = median(&r.iter().map(|l| l.p999).collect::<Vec<_>>());
+                let per: Vec<String> = r.iter().map(|l| format!("{:.1}", l.p50)).collect();
+                row.extend([
+                    format!("{p50:.1} µs ({})", per.join(" / ")),
+                    format!("{p99:.1} µs"),
+                    format!("{p999:.1} µs"),
+                    r.iter().map(|l| l.samples).sum::<u64>().to_string(),
+                    limit.map_or("-".into(), |lim| format!("{:.2}", p50 / lim)),
+                    format!("{:.1}", p99 / p50),
+                ]);
+            }
+            t.rows.push(row);
         }
         t.notes.push(
             "Timed from `Node::publish` on the publisher to `Subscription::recv` on the subscriber: host channel, \
-             engine thread, Ed25519 signing, sealing, the backend, loopback, unsealing, verification, delivery. \
+             engine thread, Ed25519 signing, sealing, the backend, loopback, unsealing, delivery (a message that comes \
+             straight from its origin is delivered before its signature check, which runs before it is forwarded). \
              The limit row is measured in this run: the median time of one Ed25519 sign and of one verify, half the p50 \
              round trip of a raw 64 B datagram between two threads that busy-poll non-blocking sockets (no \
              wake-up), plus 10 µs. `engine.busy_poll_us` 0 parks every engine thread and the subscriber at once \
-             (the behaviour before issue #15); the default polls for that long after work before parking."
+             (the behaviour before issue #15); the default polls for that long after work before parking. Rounds \
+             interleave all rows; figures are medians of the rounds."
                 .into(),
         );
         self.tables.push(t);
@@ -454,20 +507,23 @@ impl Run {
         // smallest size once more with busy-polling off (threads park at
         // once, as before issue #15).
         let single = e2e::single_datagram_payload();
-        let mut cases: Vec<(usize, Option<u32>)> =
-            self.sizes.iter().map(|&s| (s, None)).collect();
+        let mut cases: Vec<(usize, Option<u32>)> = self.sizes.iter().map(|&s| (s, None)).collect();
         if !self.sizes.contains(&single) {
             cases.push((single, None));
         }
         if let Some(&s) = self.sizes.iter().min() {
-            cases.push((s, Some(0)));
+            for &us in &self.busy_poll_us {
+                if us != moss_mesh::config::DEFAULT_BUSY_POLL_US {
+                    cases.push((s, Some(us)));
+                }
+            }
         }
         for b in node_backends(self.only.as_deref()) {
             for (size, busy_poll) in cases.clone() {
                 eprintln!("measuring echo through nodes on {b}, {size} B ...");
                 let label = match busy_poll {
-                    Some(0) => format!("{size} B, busy_poll_us 0"),
-                    _ => format!("{size} B"),
+                    Some(us) => format!("{size} B, busy_poll_us {us}"),
+                    None => format!("{size} B"),
                 };
                 let mut row = vec![b.to_string(), label];
                 match e2e::echo(b, size, dur, busy_poll) {
@@ -567,7 +623,7 @@ impl Run {
              limit is GSO send + GRO receive. 2 cores are shared by publisher, two engine threads and the counter. \
              The nodes run the product's default config (trackers, LAN discovery and DHT off; the \
              `security.rate_limit_*` relay buckets no longer apply to gossip), with `engine.busy_poll_us` at its \
-             default except in the \"busy_poll_us 0\" rows, where every thread parks at once. The wire's \
+             default except in the \"busy_poll_us N\" rows (0: every thread parks at once). The wire's \
              datagram is at most {} B, so a payload above {single} B on this topic is fragmented (the 1200 B rows \
              take two datagrams per message); the {single} B rows are the largest single-datagram messages. \
              allocs/msg counts allocation calls in the whole process (publisher API, both engines, the counter \
@@ -883,7 +939,11 @@ fn main() -> ExitCode {
         flood_rate: args.flood_rate.clamp(1.0, 1e6),
         shards: args.shards.iter().map(|&n| n.clamp(1, 16)).collect(),
         senders: args.senders.clamp(1, 32),
-        busy_poll_us: args.busy_poll_us.iter().map(|&u| u.min(1_000_000)).collect(),
+        busy_poll_us: args
+            .busy_poll_us
+            .iter()
+            .map(|&u| u.min(1_000_000))
+            .collect(),
         raw: HashMap::new(),
         tables: Vec::new(),
     };
