@@ -415,6 +415,38 @@ pub fn latency(
     })
 }
 
+/// Milliseconds from `start()` of a node with one static peer (a node
+/// already running on 127.0.0.1) until its `PeerJoined` event, `runs`
+/// times with fresh nodes; sorted.
+pub fn first_session(backend: &str, runs: usize) -> Result<Vec<f64>, String> {
+    let b = start_sharded(backend, None, 1)?;
+    let to = b.local_addr().to_string();
+    let mut got = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut c = Config::from_json(CONFIG).map_err(|e| e.to_string())?;
+        c.engine.backend = backend.into();
+        c.engine.shards = 1;
+        c.static_peers = vec![to.clone()];
+        let t0 = Instant::now();
+        let a = Node::builder(MESH)
+            .config(c)
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .start()
+            .map_err(|e| format!("{backend}: {e}"))?;
+        loop {
+            let left = SETUP.saturating_sub(t0.elapsed());
+            match a.events().recv_timeout(left) {
+                Ok(moss::Event::PeerJoined { .. }) => break,
+                Ok(_) => {}
+                Err(_) => return Err("no session within 10 s".into()),
+            }
+        }
+        got.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    got.sort_by(f64::total_cmp);
+    Ok(got)
+}
+
 /// What the flood scenario measured.
 pub struct Flood {
     /// Legit messages offered per second.
