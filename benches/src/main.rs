@@ -83,7 +83,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = vec![1u32, 2])]
     shards: Vec<u32>,
     /// `engine.busy_poll_us` values the one-hop latency rows compare.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![0u32, moss_mesh::config::DEFAULT_BUSY_POLL_US])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0u32, 50])]
     busy_poll_us: Vec<u32>,
     /// Sender nodes in the `shards` scenario's fan-in rows.
     #[arg(long, default_value_t = 4)]
@@ -474,8 +474,8 @@ impl Run {
              straight from its origin is delivered before its signature check, which runs before it is forwarded). \
              The limit row is measured in this run: the median time of one Ed25519 sign and of one verify, half the p50 \
              round trip of a raw 64 B datagram between two threads that busy-poll non-blocking sockets (no \
-             wake-up), plus 10 µs. `engine.busy_poll_us` 0 parks every engine thread and the subscriber at once \
-             (the behaviour before issue #15); the default polls for that long after work before parking. Rounds \
+             wake-up), plus 10 µs. `engine.busy_poll_us` 0 (the default) parks every engine thread and the \
+             subscriber at once; N polls (yielding) for up to N µs after work before parking. Rounds \
              interleave all rows; figures are medians of the rounds."
                 .into(),
         );

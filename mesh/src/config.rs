@@ -412,9 +412,11 @@ impl Default for SecurityConfig {
     }
 }
 
-/// Default of [`EngineConfig::busy_poll_us`]: about one thread wake-up on
-/// a loaded VM.
-pub const DEFAULT_BUSY_POLL_US: u32 = 50;
+/// Default of [`EngineConfig::busy_poll_us`]: off. On the 2-core shared
+/// machine of BENCHMARKS.md, polling threads took the CPU from the threads
+/// they waited for (flood delivery fell to 0.08–0.46 of calm at 50 µs, and
+/// echo throughput did not improve); hosts with idle cores can raise it.
+pub const DEFAULT_BUSY_POLL_US: u32 = 0;
 
 impl Default for EngineConfig {
     fn default() -> Self {
