@@ -375,11 +375,14 @@ pub struct OneHop {
 
 /// Publish→deliver latency through two nodes: one message in flight at a
 /// time, timed from `publish` to the subscriber's `recv`.
+/// `gap`: pause after each delivery before the next publish (zero: a closed
+/// loop, the next message chases the receiver's work on the last one).
 pub fn latency(
     backend: &str,
     size: usize,
     dur: Duration,
     busy_poll: Option<u32>,
+    gap: Duration,
 ) -> Result<OneHop, String> {
     let p = pair(backend, busy_poll)?;
     let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).map_err(|e| e.to_string())?;
@@ -397,6 +400,9 @@ pub fn latency(
             Some(_) => {
                 let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
                 h.saturating_record(ns.max(1));
+                if !gap.is_zero() {
+                    thread::sleep(gap);
+                }
             }
             None => {
                 lost += 1;

@@ -85,6 +85,10 @@ struct Args {
     /// `engine.busy_poll_us` values the one-hop latency rows compare.
     #[arg(long, value_delimiter = ',', default_values_t = vec![0u32, 50])]
     busy_poll_us: Vec<u32>,
+    /// Pause in µs after each delivery of the extra one-hop rows (open
+    /// loop: the receiver finishes its work on one message before the next).
+    #[arg(long, default_value_t = 200)]
+    gap_us: u64,
     /// Sender nodes in the `shards` scenario's fan-in rows.
     #[arg(long, default_value_t = 4)]
     senders: usize,
@@ -105,6 +109,7 @@ struct Run {
     shards: Vec<u32>,
     senders: usize,
     busy_poll_us: Vec<u32>,
+    gap: Duration,
     raw: HashMap<(Mode, usize), Result<f64, String>>,
     tables: Vec<Table>,
 }
@@ -385,6 +390,7 @@ impl Run {
             vec![
                 "backend",
                 "engine.busy_poll_us",
+                "gap after delivery",
                 "p50, median (per round)",
                 "p99 (median)",
                 "p99.9 (median)",
@@ -403,6 +409,7 @@ impl Run {
                 t.rows.push(vec![
                     "limit: sign + verify + raw busy-polled one-way + 10 µs".into(),
                     "-".into(),
+                    "-".into(),
                     format!("{limit:.1} µs = {sign_us:.1} + {verify_us:.1} + {one_way:.1} + 10"),
                     "-".into(),
                     "-".into(),
@@ -416,6 +423,7 @@ impl Run {
                 t.rows.push(vec![
                     "limit".into(),
                     "-".into(),
+                    "-".into(),
                     format!("failed: {e}"),
                     "-".into(),
                     "-".into(),
@@ -428,23 +436,34 @@ impl Run {
         };
         // Rounds interleave every (backend, busy_poll_us) pair; each row
         // keeps the medians of its rounds and lists the p50 per round.
-        let pairs: Vec<(&str, u32)> = node_backends(self.only.as_deref())
+        let gap = self.gap;
+        let pairs: Vec<(&str, u32, Duration)> = node_backends(self.only.as_deref())
             .into_iter()
-            .flat_map(|b| self.busy_poll_us.iter().map(move |&us| (b, us)))
+            .flat_map(|b| {
+                let closed = self
+                    .busy_poll_us
+                    .iter()
+                    .map(move |&us| (b, us, Duration::ZERO));
+                closed.chain((!gap.is_zero()).then_some((b, 0, gap)))
+            })
             .collect();
         let mut got: Vec<Vec<e2e::OneHop>> = pairs.iter().map(|_| Vec::new()).collect();
         let mut failed: Vec<Option<String>> = pairs.iter().map(|_| None).collect();
         for _ in 0..self.rounds {
-            for (i, &(b, us)) in pairs.iter().enumerate() {
-                eprintln!("measuring one-hop latency through nodes on {b}, busy_poll_us {us} ...");
-                match e2e::latency(b, 64, self.dur, Some(us)) {
+            for (i, &(b, us, gap)) in pairs.iter().enumerate() {
+                eprintln!("measuring one-hop latency through nodes on {b}, busy_poll_us {us}, gap {gap:?} ...");
+                match e2e::latency(b, 64, self.dur, Some(us), gap) {
                     Ok(l) => got[i].push(l),
                     Err(e) => failed[i] = Some(e),
                 }
             }
         }
-        for (i, &(b, us)) in pairs.iter().enumerate() {
-            let mut row = vec![b.to_string(), us.to_string()];
+        for (i, &(b, us, gap)) in pairs.iter().enumerate() {
+            let mut row = vec![
+                b.to_string(),
+                us.to_string(),
+                format!("{} µs", gap.as_micros()),
+            ];
             let r = &got[i];
             if r.is_empty() {
                 row.push(format!(
@@ -475,7 +494,9 @@ impl Run {
              The limit row is measured in this run: the median time of one Ed25519 sign and of one verify, half the p50 \
              round trip of a raw 64 B datagram between two threads that busy-poll non-blocking sockets (no \
              wake-up), plus 10 µs. `engine.busy_poll_us` 0 (the default) parks every engine thread and the \
-             subscriber at once; N polls (yielding) for up to N µs after work before parking. Rounds \
+             subscriber at once; N polls (yielding) for up to N µs after work before parking. With a gap of 0 \
+             the publisher sends the next message as soon as the last one is delivered (closed loop: it can \
+             catch the receiver still checking the last signature); with a gap it pauses that long first. Rounds \
              interleave all rows; figures are medians of the rounds."
                 .into(),
         );
@@ -980,6 +1001,7 @@ fn main() -> ExitCode {
             .iter()
             .map(|&u| u.min(1_000_000))
             .collect(),
+        gap: Duration::from_micros(args.gap_us.min(1_000_000)),
         raw: HashMap::new(),
         tables: Vec::new(),
     };
