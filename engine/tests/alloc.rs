@@ -311,14 +311,21 @@ const RECEIVE_DELIVER_BOUND: f64 = 0.02;
 /// list, which lost its capacity at every flush.
 const FORWARD_BOUND: f64 = 0.02;
 
-#[test]
-fn receive_decrypt_deliver_allocations_per_message() {
+/// Two nodes, both subscribed to "t", node 1 connected to node 0.
+fn two_subscribed() -> Net {
     let mut net = Net::new(2);
     net.nodes[1].add_static_peer(addr(0));
     net.nodes[0].subscribe("t");
     net.nodes[1].subscribe("t");
     net.run(Duration::from_secs(3));
+    assert_eq!(net.nodes[0].peer_count(), 1);
     assert_eq!(net.nodes[1].peer_count(), 1);
+    net
+}
+
+#[test]
+fn receive_decrypt_deliver_allocations_per_message() {
+    let mut net = two_subscribed();
     let per = per_message(&mut net, 0, 1, false);
     eprintln!("receive+decrypt+deliver: {per:.2} allocation calls per message");
     assert!(
@@ -333,12 +340,7 @@ const PUBLISH_BOUND: f64 = 0.02;
 
 #[test]
 fn publish_allocations_per_message() {
-    let mut net = Net::new(2);
-    net.nodes[1].add_static_peer(addr(0));
-    net.nodes[0].subscribe("t");
-    net.nodes[1].subscribe("t");
-    net.run(Duration::from_secs(3));
-    assert_eq!(net.nodes[0].peer_count(), 1);
+    let mut net = two_subscribed();
     let data = [0x5Au8; 100];
     let trace = std::env::var_os("MOSS_ALLOC_SITES").is_some();
     let mut total = 0u64;
