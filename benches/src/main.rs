@@ -999,7 +999,7 @@ fn main() -> ExitCode {
         busy_poll_us: args
             .busy_poll_us
             .iter()
-            .map(|&u| u.min(1_000_000))
+            .map(|&u| u.min(moss_mesh::config::MAX_BUSY_POLL_US))
             .collect(),
         gap: Duration::from_micros(args.gap_us.min(1_000_000)),
         raw: HashMap::new(),

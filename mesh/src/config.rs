@@ -417,6 +417,9 @@ impl Default for SecurityConfig {
 /// they waited for (flood delivery fell to 0.08–0.46 of calm at 50 µs, and
 /// echo throughput did not improve); hosts with idle cores can raise it.
 pub const DEFAULT_BUSY_POLL_US: u32 = 0;
+/// Largest accepted [`EngineConfig::busy_poll_us`] (10 ms): polling is for
+/// wake-up latency, not a substitute for parking.
+pub const MAX_BUSY_POLL_US: u32 = 10_000;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -545,6 +548,12 @@ impl Config {
                 reason: "must be at least max_message_size_bytes".into(),
             });
         }
+        if self.engine.busy_poll_us > MAX_BUSY_POLL_US {
+            return Err(ConfigError::Invalid {
+                field: "engine.busy_poll_us",
+                reason: format!("at most {MAX_BUSY_POLL_US}"),
+            });
+        }
         for (i, p) in self.static_peers.iter().enumerate() {
             if p.rsplit_once(':')
                 .and_then(|(_, port)| port.parse::<u16>().ok())
@@ -630,6 +639,10 @@ mod tests {
         assert_eq!(e.field(), "static_peers");
         let e = Config::from_json(r#"{"telemetry":{"degree_cap":70000}}"#).unwrap_err();
         assert_eq!(e.field(), "telemetry.degree_cap");
+        let e = Config::from_json(r#"{"engine":{"busy_poll_us":10001}}"#).unwrap_err();
+        assert_eq!(e.field(), "engine.busy_poll_us");
+        let c = Config::from_json(r#"{"engine":{"busy_poll_us":50}}"#).unwrap();
+        assert_eq!(c.engine.busy_poll_us, 50);
         let c = Config::from_json(r#"{"telemetry":{"epoch_sec":0}}"#).unwrap();
         assert_eq!(c.telemetry.epoch_sec, 300);
         let c = Config::from_json(r#"{"telemetry":{"enabled":true}}"#).unwrap();
