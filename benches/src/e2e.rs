@@ -10,13 +10,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Loopback-only nodes. The per-peer inbound limiter is raised from the
-/// product default (64 000 B/s sustained, 256 000 B burst per peer) so the
-/// scenarios measure the engine, not the policy; see [`DEFAULT_LIMITS`].
-const CONFIG: &str = r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false,
-    "security":{"rate_limit_burst":4000000000,"rate_limit_sustained":4000000000}}"#;
-/// The same without the raised limiter (the product defaults).
-const DEFAULT_LIMITS: &str = r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#;
+/// Loopback-only nodes, otherwise the product defaults (since issue #15
+/// the `security.rate_limit_*` relay buckets no longer throttle gossip, so
+/// nothing needs raising).
+const CONFIG: &str = r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#;
 
 /// Largest payload on topic [`TOPIC`] that travels in one datagram (larger
 /// ones are fragmented): the wire's plaintext budget minus the frame
@@ -31,15 +28,17 @@ const TOPIC: &str = "bench";
 /// Longest any setup step may take.
 const SETUP: Duration = Duration::from_secs(10);
 
-/// Starts a node on 127.0.0.1 with `backend` (`policy`: keep the product's
-/// default per-peer limiter instead of raising it) and `engine.shards` =
-/// `shards` (the scenarios other than `shards` keep the unsharded engine
-/// their figures were measured with).
-fn start_sharded(backend: &str, policy: bool, shards: u32) -> Result<Node, String> {
-    let json = if policy { DEFAULT_LIMITS } else { CONFIG };
-    let mut c = Config::from_json(json).map_err(|e| e.to_string())?;
+/// Starts a node on 127.0.0.1 with `backend`, `engine.busy_poll_us` =
+/// `busy_poll` (`None`: the product default) and `engine.shards` = `shards`
+/// (the scenarios other than `shards` keep the unsharded engine their
+/// figures were measured with).
+fn start_sharded(backend: &str, busy_poll: Option<u32>, shards: u32) -> Result<Node, String> {
+    let mut c = Config::from_json(CONFIG).map_err(|e| e.to_string())?;
     c.engine.backend = backend.into();
     c.engine.shards = shards;
+    if let Some(us) = busy_poll {
+        c.engine.busy_poll_us = us;
+    }
     Node::builder(MESH)
         .config(c)
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -58,14 +57,14 @@ pub struct Pair {
 }
 
 /// Two nodes on `backend`, `b` subscribed, `a` connected and aware of it.
-pub fn pair(backend: &str, policy: bool) -> Result<Pair, String> {
-    pair_sharded(backend, policy, 1)
+pub fn pair(backend: &str, busy_poll: Option<u32>) -> Result<Pair, String> {
+    pair_sharded(backend, busy_poll, 1)
 }
 
 /// [`pair`] with both nodes running `shards` shards.
-pub fn pair_sharded(backend: &str, policy: bool, shards: u32) -> Result<Pair, String> {
-    let a = start_sharded(backend, policy, shards)?;
-    let b = start_sharded(backend, policy, shards)?;
+pub fn pair_sharded(backend: &str, busy_poll: Option<u32>, shards: u32) -> Result<Pair, String> {
+    let a = start_sharded(backend, busy_poll, shards)?;
+    let b = start_sharded(backend, busy_poll, shards)?;
     let sub = b.subscribe(TOPIC).map_err(|e| e.to_string())?;
     a.connect_wait(&b.local_addr().to_string(), SETUP)
         .map_err(|e| format!("connect: {e}"))?;
@@ -149,8 +148,13 @@ pub struct Echo {
 
 /// Sealed-datagram throughput: `a` publishes `size`-byte messages as fast as
 /// the API accepts them for `dur`; `b` counts deliveries in that window.
-pub fn echo(backend: &str, size: usize, dur: Duration, policy: bool) -> Result<Echo, String> {
-    echo_sharded(backend, size, dur, policy, 1)
+pub fn echo(
+    backend: &str,
+    size: usize,
+    dur: Duration,
+    busy_poll: Option<u32>,
+) -> Result<Echo, String> {
+    echo_sharded(backend, size, dur, busy_poll, 1)
 }
 
 /// [`echo`] with both nodes running `shards` shards.
@@ -158,10 +162,10 @@ pub fn echo_sharded(
     backend: &str,
     size: usize,
     dur: Duration,
-    policy: bool,
+    busy_poll: Option<u32>,
     shards: u32,
 ) -> Result<Echo, String> {
-    let p = pair_sharded(backend, policy, shards)?;
+    let p = pair_sharded(backend, busy_poll, shards)?;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let h = counter(p.sub, stop.clone(), count.clone());
@@ -271,6 +275,92 @@ pub fn ed25519_sign_rate(dur: Duration) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Median microseconds of one Ed25519 sign and of one verify, each timed
+/// alone over `dur` (a median of single operations, so time slices lost
+/// to other threads on a shared machine land in the tail, not the figure).
+pub fn ed25519_sign_verify_us(dur: Duration) -> (f64, f64) {
+    let id = moss_crypto::Identity::from_seed([3u8; 32]);
+    let pk = id.public_key();
+    let msg = [9u8; 48];
+    let sig = id.sign(&msg);
+    let mut signs = Vec::new();
+    let mut verifies = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < dur && signs.len() < 1_000_000 {
+        let t = Instant::now();
+        std::hint::black_box(id.sign(std::hint::black_box(&msg)));
+        signs.push(t.elapsed().as_nanos() as f64);
+        let t = Instant::now();
+        std::hint::black_box(pk.verify(std::hint::black_box(&msg), &sig));
+        verifies.push(t.elapsed().as_nanos() as f64);
+    }
+    let median_us = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN) / 1000.0
+    };
+    (median_us(&mut signs), median_us(&mut verifies))
+}
+
+/// Ed25519 verifications per second on one core three ways, each over
+/// `dur`: `PeerId::verify` as the node calls it (decompresses the key
+/// every time), one by one with the key decompressed once, and
+/// `ed25519_dalek::verify_batch` over batches of `batch` messages by
+/// `batch` distinct signers (a receive batch from many origins).
+pub fn ed25519_verify_variants(dur: Duration, batch: usize) -> (f64, f64, f64) {
+    use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+    let peer = moss_crypto::Identity::from_seed([3u8; 32]);
+    let pk = peer.public_key();
+    let msg = [9u8; 43];
+    let sig = peer.sign(&msg);
+    let rate = |f: &mut dyn FnMut() -> u64| {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < dur {
+            n += f();
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let as_node = rate(&mut || {
+        for _ in 0..64 {
+            std::hint::black_box(pk.verify(std::hint::black_box(&msg), &sig));
+        }
+        64
+    });
+    let vk = VerifyingKey::from_bytes(&pk.0).ok();
+    let dsig = Signature::from_bytes(&sig);
+    let cached = rate(&mut || {
+        for _ in 0..64 {
+            let ok = vk
+                .as_ref()
+                .is_some_and(|k| k.verify_strict(std::hint::black_box(&msg), &dsig).is_ok());
+            std::hint::black_box(ok);
+        }
+        64
+    });
+    let batch = batch.max(1);
+    let keys: Vec<SigningKey> = (0..batch)
+        .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
+        .collect();
+    let msgs: Vec<[u8; 43]> = (0..batch).map(|i| [i as u8; 43]).collect();
+    let sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let publics: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+    let mut vks: Vec<VerifyingKey> = Vec::with_capacity(batch);
+    let batched = rate(&mut || {
+        // Keys arrive as bytes, as in a received message.
+        vks.clear();
+        vks.extend(
+            publics
+                .iter()
+                .filter_map(|p| VerifyingKey::from_bytes(p).ok()),
+        );
+        let ok = ed25519_dalek::verify_batch(&refs, &sigs, &vks).is_ok();
+        std::hint::black_box(ok);
+        batch as u64
+    });
+    (as_node, cached, batched)
+}
+
 /// One-hop latency percentiles in microseconds.
 pub struct OneHop {
     /// Median.
@@ -285,8 +375,16 @@ pub struct OneHop {
 
 /// Publish→deliver latency through two nodes: one message in flight at a
 /// time, timed from `publish` to the subscriber's `recv`.
-pub fn latency(backend: &str, size: usize, dur: Duration) -> Result<OneHop, String> {
-    let p = pair(backend, false)?;
+/// `gap`: pause after each delivery before the next publish (zero: a closed
+/// loop, the next message chases the receiver's work on the last one).
+pub fn latency(
+    backend: &str,
+    size: usize,
+    dur: Duration,
+    busy_poll: Option<u32>,
+    gap: Duration,
+) -> Result<OneHop, String> {
+    let p = pair(backend, busy_poll)?;
     let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).map_err(|e| e.to_string())?;
     let data = vec![0xA5u8; size];
     let start = Instant::now();
@@ -302,6 +400,9 @@ pub fn latency(backend: &str, size: usize, dur: Duration) -> Result<OneHop, Stri
             Some(_) => {
                 let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
                 h.saturating_record(ns.max(1));
+                if !gap.is_zero() {
+                    thread::sleep(gap);
+                }
             }
             None => {
                 lost += 1;
@@ -318,6 +419,38 @@ pub fn latency(backend: &str, size: usize, dur: Duration) -> Result<OneHop, Stri
         p999: us(0.999),
         samples: h.len(),
     })
+}
+
+/// Milliseconds from `start()` of a node with one static peer (a node
+/// already running on 127.0.0.1) until its `PeerJoined` event, `runs`
+/// times with fresh nodes; sorted.
+pub fn first_session(backend: &str, runs: usize) -> Result<Vec<f64>, String> {
+    let b = start_sharded(backend, None, 1)?;
+    let to = b.local_addr().to_string();
+    let mut got = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut c = Config::from_json(CONFIG).map_err(|e| e.to_string())?;
+        c.engine.backend = backend.into();
+        c.engine.shards = 1;
+        c.static_peers = vec![to.clone()];
+        let t0 = Instant::now();
+        let a = Node::builder(MESH)
+            .config(c)
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .start()
+            .map_err(|e| format!("{backend}: {e}"))?;
+        loop {
+            let left = SETUP.saturating_sub(t0.elapsed());
+            match a.events().recv_timeout(left) {
+                Ok(moss::Event::PeerJoined { .. }) => break,
+                Ok(_) => {}
+                Err(_) => return Err("no session within 10 s".into()),
+            }
+        }
+        got.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    got.sort_by(f64::total_cmp);
+    Ok(got)
 }
 
 /// What the flood scenario measured.
@@ -389,7 +522,7 @@ fn paced(
 /// Legit delivery at `rate` msgs/s with and without a flood of junk
 /// datagrams and replayed handshake message 1s from `ports` source ports.
 pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Flood, String> {
-    let Pair { a, b, sub } = pair(backend, false)?;
+    let Pair { a, b, sub } = pair(backend, None)?;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let to = b.local_addr();
@@ -494,11 +627,11 @@ pub fn fan_in(
     shards: u32,
     senders: usize,
 ) -> Result<FanIn, String> {
-    let hub = start_sharded(backend, false, shards)?;
+    let hub = start_sharded(backend, None, shards)?;
     let sub = hub.subscribe(TOPIC).map_err(|e| e.to_string())?;
     let mut pubs = Vec::new();
     for _ in 0..senders {
-        let p = start_sharded(backend, false, 1)?;
+        let p = start_sharded(backend, None, 1)?;
         p.connect_wait(&hub.local_addr().to_string(), SETUP)
             .map_err(|e| format!("connect: {e}"))?;
         pubs.push(p);

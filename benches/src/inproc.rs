@@ -51,13 +51,10 @@ const RESPONDER_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 /// A node with the default config except `max_peers` (200 by default),
 /// raised so the responder accepts every generated peer.
 fn node(tag: u8, i: u64, now: Duration) -> Node {
-    let mut cfg = Config {
+    let cfg = Config {
         max_peers: 2_000_000,
         ..Config::default()
     };
-    // As in the engine scenarios: the per-peer limiter out of the way.
-    cfg.security.rate_limit_burst = 4_000_000_000;
-    cfg.security.rate_limit_sustained = 4_000_000_000;
     Node::new(
         cfg,
         Identity::from_seed(seed(tag, i)),

@@ -45,6 +45,8 @@ enum Scenario {
     Handshakes,
     /// Legit delivery with and without a junk + handshake flood.
     Flood,
+    /// Time from `start()` with a static peer to the peer-joined event.
+    FirstSession,
     /// Heap bytes per idle established session (sans-IO, counting allocator).
     Idle,
     /// Engine shards: echo and fan-in throughput per `--shards` count.
@@ -80,6 +82,13 @@ struct Args {
     /// Shard counts the `shards` scenario compares.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1u32, 2])]
     shards: Vec<u32>,
+    /// `engine.busy_poll_us` values the one-hop latency rows compare.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0u32, 50])]
+    busy_poll_us: Vec<u32>,
+    /// Pause in µs after each delivery of the extra one-hop rows (open
+    /// loop: the receiver finishes its work on one message before the next).
+    #[arg(long, default_value_t = 200)]
+    gap_us: u64,
     /// Sender nodes in the `shards` scenario's fan-in rows.
     #[arg(long, default_value_t = 4)]
     senders: usize,
@@ -99,6 +108,8 @@ struct Run {
     flood_rate: f64,
     shards: Vec<u32>,
     senders: usize,
+    busy_poll_us: Vec<u32>,
+    gap: Duration,
     raw: HashMap<(Mode, usize), Result<f64, String>>,
     tables: Vec<Table>,
 }
@@ -191,6 +202,38 @@ impl Run {
             t.rows.push(row);
         }
         self.tables.push(t);
+        let mut v = Table::new(
+            "Machine limits: Ed25519 verification, one core (single vs cached key vs batch)",
+            vec!["method", "verifies/s", "ratio to `PeerId::verify`"],
+        );
+        let probe = self.dur.min(Duration::from_secs(1));
+        for batch in [8usize, 64] {
+            eprintln!("measuring Ed25519 verify variants, batch {batch} ...");
+            let (single, cached, batched) = e2e::ed25519_verify_variants(probe, batch);
+            if batch == 8 {
+                v.rows.push(vec![
+                    "`PeerId::verify` (key decompressed per call, as the node does)".into(),
+                    rate(single),
+                    "1.00".into(),
+                ]);
+                v.rows.push(vec![
+                    "one by one, key decompressed once (`verify_strict`)".into(),
+                    rate(cached),
+                    format!("{:.2}", cached / single),
+                ]);
+            }
+            v.rows.push(vec![
+                format!("`ed25519_dalek::verify_batch`, {batch} signers per batch"),
+                rate(batched),
+                format!("{:.2}", batched / single),
+            ]);
+        }
+        v.notes.push(
+            "Each figure over the same window on one thread, seconds apart; the batch rows sign with distinct keys \
+             (a receive batch from many origins) and include each key's decompression, as a node's batch would."
+                .into(),
+        );
+        self.tables.push(v);
     }
 
     fn backends(&mut self) {
@@ -338,30 +381,123 @@ impl Run {
         self.tables.push(t);
     }
 
-    /// One-hop publish→deliver latency through two real nodes.
+    /// One-hop publish→deliver latency through two real nodes, beside the
+    /// limit line measured in the same run: sign + verify + a busy-polled
+    /// raw one-way datagram + 10 µs.
     fn one_hop(&mut self) {
         let mut t = Table::new(
             "Ours: one-hop publish→deliver latency through two nodes (64 B, one message in flight, hdrhistogram)",
-            vec!["backend", "p50", "p99", "p99.9", "messages"],
+            vec![
+                "backend",
+                "engine.busy_poll_us",
+                "gap after delivery",
+                "p50, median (per round)",
+                "p99 (median)",
+                "p99.9 (median)",
+                "messages",
+                "p50 ÷ limit",
+                "p99 ÷ p50",
+            ],
         );
-        for b in node_backends(self.only.as_deref()) {
-            eprintln!("measuring one-hop latency through nodes on {b} ...");
-            let mut row = vec![b.to_string()];
-            match e2e::latency(b, 64, self.dur) {
-                Ok(l) => row.extend([
-                    format!("{:.1} µs", l.p50),
-                    format!("{:.1} µs", l.p99),
-                    format!("{:.1} µs", l.p999),
+        let probe = self.dur.min(Duration::from_secs(1));
+        eprintln!("measuring the one-hop limit (sign, verify, busy-polled raw datagram) ...");
+        let (sign_us, verify_us) = e2e::ed25519_sign_verify_us(probe);
+        let limit = match ours::raw_busy_ping_pong(64, probe) {
+            Ok(l) => {
+                let one_way = l.p50 / 2.0;
+                let limit = sign_us + verify_us + one_way + 10.0;
+                t.rows.push(vec![
+                    "limit: sign + verify + raw busy-polled one-way + 10 µs".into(),
+                    "-".into(),
+                    "-".into(),
+                    format!("{limit:.1} µs = {sign_us:.1} + {verify_us:.1} + {one_way:.1} + 10"),
+                    "-".into(),
+                    "-".into(),
                     l.samples.to_string(),
-                ]),
-                Err(e) => row.extend([format!("failed: {e}"), "-".into(), "-".into(), "-".into()]),
+                    "1.00".into(),
+                    "-".into(),
+                ]);
+                Some(limit)
+            }
+            Err(e) => {
+                t.rows.push(vec![
+                    "limit".into(),
+                    "-".into(),
+                    "-".into(),
+                    format!("failed: {e}"),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                None
+            }
+        };
+        // Rounds interleave every (backend, busy_poll_us) pair; each row
+        // keeps the medians of its rounds and lists the p50 per round.
+        let gap = self.gap;
+        let pairs: Vec<(&str, u32, Duration)> = node_backends(self.only.as_deref())
+            .into_iter()
+            .flat_map(|b| {
+                let closed = self
+                    .busy_poll_us
+                    .iter()
+                    .map(move |&us| (b, us, Duration::ZERO));
+                closed.chain((!gap.is_zero()).then_some((b, 0, gap)))
+            })
+            .collect();
+        let mut got: Vec<Vec<e2e::OneHop>> = pairs.iter().map(|_| Vec::new()).collect();
+        let mut failed: Vec<Option<String>> = pairs.iter().map(|_| None).collect();
+        for _ in 0..self.rounds {
+            for (i, &(b, us, gap)) in pairs.iter().enumerate() {
+                eprintln!("measuring one-hop latency through nodes on {b}, busy_poll_us {us}, gap {gap:?} ...");
+                match e2e::latency(b, 64, self.dur, Some(us), gap) {
+                    Ok(l) => got[i].push(l),
+                    Err(e) => failed[i] = Some(e),
+                }
+            }
+        }
+        for (i, &(b, us, gap)) in pairs.iter().enumerate() {
+            let mut row = vec![
+                b.to_string(),
+                us.to_string(),
+                format!("{} µs", gap.as_micros()),
+            ];
+            let r = &got[i];
+            if r.is_empty() {
+                row.push(format!(
+                    "failed: {}",
+                    failed[i].as_deref().unwrap_or("no rounds")
+                ));
+                row.extend(std::iter::repeat_n("-".to_string(), 5));
+            } else {
+                let p50 = median(&r.iter().map(|l| l.p50).collect::<Vec<_>>());
+                let p99 = median(&r.iter().map(|l| l.p99).collect::<Vec<_>>());
+                let p999 = median(&r.iter().map(|l| l.p999).collect::<Vec<_>>());
+                let per: Vec<String> = r.iter().map(|l| format!("{:.1}", l.p50)).collect();
+                row.extend([
+                    format!("{p50:.1} µs ({})", per.join(" / ")),
+                    format!("{p99:.1} µs"),
+                    format!("{p999:.1} µs"),
+                    r.iter().map(|l| l.samples).sum::<u64>().to_string(),
+                    limit.map_or("-".into(), |lim| format!("{:.2}", p50 / lim)),
+                    format!("{:.1}", p99 / p50),
+                ]);
             }
             t.rows.push(row);
         }
         t.notes.push(
             "Timed from `Node::publish` on the publisher to `Subscription::recv` on the subscriber: host channel, \
-             engine thread, Ed25519 signing, sealing, the backend, loopback, unsealing, verification, delivery. \
-             Compare with the raw ping-pong above (a round trip of two plain datagrams)."
+             engine thread, Ed25519 signing, sealing, the backend, loopback, unsealing, delivery (a message that comes \
+             straight from its origin is delivered before its signature check, which runs before it is forwarded). \
+             The limit row is measured in this run: the median time of one Ed25519 sign and of one verify, half the p50 \
+             round trip of a raw 64 B datagram between two threads that busy-poll non-blocking sockets (no \
+             wake-up), plus 10 µs. `engine.busy_poll_us` 0 (the default) parks every engine thread and the \
+             subscriber at once; N polls (yielding) for up to N µs after work before parking. With a gap of 0 \
+             the publisher sends the next message as soon as the last one is delivered (closed loop: it can \
+             catch the receiver still checking the last signature); with a gap it pauses that long first. Rounds \
+             interleave all rows; figures are medians of the rounds."
                 .into(),
         );
         self.tables.push(t);
@@ -391,25 +527,29 @@ impl Run {
         let sign = e2e::ed25519_sign_rate(dur.min(Duration::from_secs(1)));
         let verify = e2e::ed25519_verify_rate(dur.min(Duration::from_secs(1)));
         // The asked sizes, the largest single-datagram payload, and the
-        // smallest size once more under the product's default limiter.
+        // smallest size once more with busy-polling off (threads park at
+        // once, as before issue #15).
         let single = e2e::single_datagram_payload();
-        let mut cases: Vec<(usize, bool)> = self.sizes.iter().map(|&s| (s, false)).collect();
+        let mut cases: Vec<(usize, Option<u32>)> = self.sizes.iter().map(|&s| (s, None)).collect();
         if !self.sizes.contains(&single) {
-            cases.push((single, false));
+            cases.push((single, None));
         }
         if let Some(&s) = self.sizes.iter().min() {
-            cases.push((s, true));
+            for &us in &self.busy_poll_us {
+                if us != moss_mesh::config::DEFAULT_BUSY_POLL_US {
+                    cases.push((s, Some(us)));
+                }
+            }
         }
         for b in node_backends(self.only.as_deref()) {
-            for (size, policy) in cases.clone() {
+            for (size, busy_poll) in cases.clone() {
                 eprintln!("measuring echo through nodes on {b}, {size} B ...");
-                let label = if policy {
-                    format!("{size} B, default limiter")
-                } else {
-                    format!("{size} B")
+                let label = match busy_poll {
+                    Some(us) => format!("{size} B, busy_poll_us {us}"),
+                    None => format!("{size} B"),
                 };
                 let mut row = vec![b.to_string(), label];
-                match e2e::echo(b, size, dur, policy) {
+                match e2e::echo(b, size, dur, busy_poll) {
                     Ok(e) => {
                         let mode = if b == "portable" {
                             Mode::Single
@@ -504,8 +644,9 @@ impl Run {
              Raw UDP and AEAD limits are measured in this run at the average datagram size the subscriber \
              received (small messages share datagrams); mmsg/uring nodes run with GSO/GRO on, so their raw \
              limit is GSO send + GRO receive. 2 cores are shared by publisher, two engine threads and the counter. \
-             The nodes run with the per-peer inbound limiter raised (`security.rate_limit_*` = 4e9) except in the \
-             \"default limiter\" rows, which keep the product default of 64 000 B/s sustained per peer. The wire's \
+             The nodes run the product's default config (trackers, LAN discovery and DHT off; the \
+             `security.rate_limit_*` relay buckets no longer apply to gossip), with `engine.busy_poll_us` at its \
+             default except in the \"busy_poll_us N\" rows (0: every thread parks at once). The wire's \
              datagram is at most {} B, so a payload above {single} B on this topic is fragmented (the 1200 B rows \
              take two datagrams per message); the {single} B rows are the largest single-datagram messages. \
              allocs/msg counts allocation calls in the whole process (publisher API, both engines, the counter \
@@ -627,7 +768,7 @@ impl Run {
                             )
                         })
                     } else {
-                        e2e::echo_sharded(b, size, dur, false, n).map(|e| {
+                        e2e::echo_sharded(b, size, dur, None, n).map(|e| {
                             (
                                 e.delivered,
                                 e.datagrams,
@@ -674,7 +815,7 @@ impl Run {
             }
         }
         t.notes.push(format!(
-            "Same nodes and limiter as the echo table, with `engine.shards` set on the measured nodes \
+            "Same nodes and config as the echo table, with `engine.shards` set on the measured nodes \
              (echo: both nodes; fan-in: the hub, senders unsharded). A shard is a pinned thread with its \
              own SO_REUSEPORT socket and backend that unmasks, opens (AEAD + replay), verifies the Ed25519 \
              signatures of the messages it opened (once per message id across shards) and seals; the \
@@ -737,6 +878,40 @@ impl Run {
     }
 
     /// Heap bytes per idle session.
+    /// Time to the first session from `start()` with one static peer.
+    fn first_session(&mut self) {
+        let mut t = Table::new(
+            "Ours: time from `start()` with a static peer to the `PeerJoined` event (127.0.0.1)",
+            vec!["backend", "runs", "p50", "min", "max", "goal"],
+        );
+        const RUNS: usize = 20;
+        for b in node_backends(self.only.as_deref()) {
+            eprintln!("measuring time to first session on {b} ...");
+            let mut row = vec![b.to_string(), RUNS.to_string()];
+            match e2e::first_session(b, RUNS) {
+                Ok(v) => row.extend([
+                    format!("{:.2} ms", median(&v)),
+                    format!("{:.2} ms", v.first().copied().unwrap_or(f64::NAN)),
+                    format!("{:.2} ms", v.last().copied().unwrap_or(f64::NAN)),
+                    "< 5 ms".into(),
+                ]),
+                Err(e) => {
+                    row.push(format!("failed: {e}"));
+                    row.extend(std::iter::repeat_n("-".to_string(), 3));
+                }
+            }
+            t.rows.push(row);
+        }
+        t.notes.push(
+            "A fresh node per run (socket, engine thread, Noise XX with the identity binding, subscription \
+             exchange) dials one node that is already running; timed from before `NodeBuilder::start` until \
+             `Node::events` yields `PeerJoined`. The original takes 2.5–4.3 ms for the same (measured elsewhere on \
+             this machine, issue #15)."
+                .into(),
+        );
+        self.tables.push(t);
+    }
+
     fn idle(&mut self) {
         let mut t = Table::new(
             "Ours: heap per idle established session (sans-IO node, counting allocator)",
@@ -821,6 +996,12 @@ fn main() -> ExitCode {
         flood_rate: args.flood_rate.clamp(1.0, 1e6),
         shards: args.shards.iter().map(|&n| n.clamp(1, 16)).collect(),
         senders: args.senders.clamp(1, 32),
+        busy_poll_us: args
+            .busy_poll_us
+            .iter()
+            .map(|&u| u.min(moss_mesh::config::MAX_BUSY_POLL_US))
+            .collect(),
+        gap: Duration::from_micros(args.gap_us.min(1_000_000)),
         raw: HashMap::new(),
         tables: Vec::new(),
     };
@@ -834,6 +1015,7 @@ fn main() -> ExitCode {
             run.echo();
             run.handshakes();
             run.flood();
+            run.first_session();
             run.idle();
             run.shards();
         }
@@ -847,6 +1029,7 @@ fn main() -> ExitCode {
         Scenario::Echo => run.echo(),
         Scenario::Handshakes => run.handshakes(),
         Scenario::Flood => run.flood(),
+        Scenario::FirstSession => run.first_session(),
         Scenario::Idle => run.idle(),
         Scenario::Shards => run.shards(),
     }

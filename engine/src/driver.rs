@@ -10,6 +10,7 @@ use crate::backend::RecvBatch;
 pub(crate) use crate::host::{Command, Host, Shared, Snapshot};
 use crate::io::Transport;
 use crate::shard::ToCore;
+use crate::spin::Spin;
 use crossbeam_channel::Receiver;
 use moss_mesh::{Input, Node as Core, Path, Transmit};
 use std::sync::atomic::Ordering;
@@ -43,6 +44,8 @@ pub(crate) struct Driver {
     pub host: Host,
     pub origin: Instant,
     pub send_dropped: u64,
+    /// True when the current round took input or ran a command.
+    pub worked: bool,
 }
 
 impl Driver {
@@ -54,13 +57,19 @@ impl Driver {
     pub fn run(mut self) {
         let mut batch = RecvBatch::new(BATCH);
         let mut out: Vec<Transmit> = Vec::with_capacity(BATCH);
+        let mut spin = Spin::new(self.core.config().engine.busy_poll_us);
         loop {
+            self.worked = false;
             if !self.drain_commands() {
                 break;
             }
             // True while more input may wait than this round took: then
             // the round does not sleep (mio is edge-triggered).
             let more = self.receive(&mut batch, &mut out);
+            // Deliveries first: a message from its origin is handed over
+            // before its signature check, which runs with the next
+            // transmit (it must pass before the message is forwarded).
+            self.host.dispatch(&mut self.core);
             let now = self.now();
             if self.core.poll_timeout() <= now {
                 self.core.handle(now, Input::Timeout);
@@ -68,7 +77,12 @@ impl Driver {
             self.transmit(&mut out);
             self.route_ops();
             self.host.dispatch(&mut self.core);
-            if !more {
+            if self.worked {
+                spin.worked();
+            }
+            // Poll again for a while after work instead of parking: a
+            // parked thread's wake-up is most of a hop's latency here.
+            if !more && !spin.keep_polling() {
                 self.sleep();
             }
         }
@@ -117,6 +131,9 @@ impl Driver {
                     0
                 }
             };
+            if n > 0 {
+                self.worked = true;
+            }
             if n < BATCH {
                 return false;
             }
@@ -135,6 +152,7 @@ impl Driver {
             let Ok(m) = shards.rx.try_recv() else {
                 return false;
             };
+            self.worked = true;
             let now = self.now();
             let (shard, bytes) = match m {
                 ToCore::Frames {
@@ -232,6 +250,7 @@ impl Driver {
                 Err(crossbeam_channel::TryRecvError::Empty) => return true,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
             };
+            self.worked = true;
             let now = self.now();
             let core = &mut self.core;
             match cmd {

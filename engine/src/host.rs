@@ -21,6 +21,9 @@ pub(crate) struct Shared {
     pub messages_dropped: AtomicU64,
     /// Id of the next [`crate::Subscription`].
     pub next_subscription: AtomicU64,
+    /// How long a subscriber polls its channel before it blocks
+    /// (`engine.busy_poll_us`).
+    pub busy_poll: std::time::Duration,
     pub waker: Arc<dyn Wakeup>,
 }
 

@@ -56,6 +56,7 @@ mod node;
 mod reactor;
 mod report;
 mod shard;
+mod spin;
 mod story;
 mod stream;
 

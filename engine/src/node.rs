@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Commands queued between host and engine.
-const COMMAND_QUEUE: usize = 65_536;
+/// Commands queued between host and engine. About 50–200 ms of publishes
+/// at the engine's rate here: a publisher that outruns the engine gets
+/// `Busy` (back-pressure) instead of building a queue whose commands
+/// (each holding its payload) wait for seconds.
+const COMMAND_QUEUE: usize = 4096;
 /// Messages buffered per subscription (and in the node-wide channel).
 const MESSAGE_QUEUE: usize = 16_384;
 /// Events buffered for the host.
@@ -97,7 +100,14 @@ impl NodeBuilder {
         let shard_count = shard_count(self.config.engine.shards);
         let (transport, local_addr, backend_name) = if shard_count > 1 {
             let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
-            let s = crate::shard::start(kind, bind, shard_count, &keys).map_err(|e| match e {
+            let s = crate::shard::start(
+                kind,
+                bind,
+                shard_count,
+                &keys,
+                self.config.engine.busy_poll_us,
+            )
+            .map_err(|e| match e {
                 crate::shard::ShardError::Backend(b) => StartError::Backend(b),
                 crate::shard::ShardError::Thread(t) => StartError::Thread(t),
             })?;
@@ -119,6 +129,7 @@ impl NodeBuilder {
         };
         let public_key = identity.public_key();
         let max_message = self.config.security.max_message_size_bytes as usize;
+        let busy_poll = Duration::from_micros(u64::from(self.config.engine.busy_poll_us));
         let static_peers = self.config.static_peers.clone();
         let mut core = moss_mesh::Node::new(
             self.config,
@@ -160,6 +171,7 @@ impl NodeBuilder {
             events_dropped: AtomicU64::new(0),
             messages_dropped: AtomicU64::new(0),
             next_subscription: AtomicU64::new(0),
+            busy_poll,
             waker: match &transport {
                 Transport::Direct(b) => b.waker(),
                 // A sharded core sleeps on its command channel.
@@ -192,6 +204,7 @@ impl NodeBuilder {
             host: Host::new(shared.clone(), ev_tx, fh_tx),
             origin: Instant::now(),
             send_dropped: 0,
+            worked: false,
         };
         let thread = std::thread::Builder::new()
             .name("moss-engine".into())
@@ -263,7 +276,7 @@ impl Subscription {
 
     /// Waits up to `timeout` for the next message.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Message> {
-        self.rx.recv_timeout(timeout).ok()
+        crate::spin::recv_timeout(&self.rx, self.shared.busy_poll, timeout)
     }
 
     /// The next message if one is queued.
@@ -275,7 +288,7 @@ impl Subscription {
 impl Iterator for Subscription {
     type Item = Message;
     fn next(&mut self) -> Option<Message> {
-        self.rx.recv().ok()
+        crate::spin::recv(&self.rx, self.shared.busy_poll)
     }
 }
 

@@ -164,12 +164,14 @@ pub enum ShardError {
 }
 
 /// Binds `shards` sockets to `bind` with `SO_REUSEPORT`, opens a backend of
-/// `kind` on each and starts the pinned shard threads.
+/// `kind` on each and starts the pinned shard threads, which busy-poll for
+/// up to `busy_poll_us` after work before they park.
 pub(crate) fn start(
     kind: BackendKind,
     bind: SocketAddr,
     shards: usize,
     keys: &MeshKeys,
+    busy_poll_us: u32,
 ) -> Result<Started, ShardError> {
     let first = backend::bind_reuseport(bind)?;
     let local_addr = first.local_addr().map_err(|source| BackendError::Io {
@@ -217,6 +219,7 @@ pub(crate) fn start(
     for (id, ((backend, rx), free_rx)) in backends.into_iter().zip(rxs).zip(free_rxs).enumerate() {
         let worker = Worker {
             backend,
+            busy_poll_us,
             ctx: Ctx {
                 id,
                 shard: SessionShard::new(id, keys),

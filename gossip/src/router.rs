@@ -451,17 +451,25 @@ impl Router {
         }
         let t = self.topic(topic);
         let publish_min = self.cfg.thresholds.publish;
-        let targets: Vec<PeerId> = if self.cfg.flood_publish {
-            self.topic_peers(&t)
-                .into_iter()
-                .filter(|p| self.score.score(p, now) >= publish_min)
-                .collect()
+        // The target list lives in the scratch vector kept between calls.
+        let mut targets = std::mem::take(&mut self.scratch_peers);
+        targets.clear();
+        if self.cfg.flood_publish {
+            let score = &self.score;
+            targets.extend(
+                self.peers
+                    .iter()
+                    .filter(|(p, s)| s.has_topic(&t) && score.score(p, now) >= publish_min)
+                    .map(|(p, _)| *p),
+            );
         } else if let Some(m) = self.mesh.get(&t) {
-            m.iter().copied().collect()
+            targets.extend(m.iter().copied());
         } else {
-            self.fanout_for(&t, now, rng)
-        };
+            let f = self.fanout_for(&t, now, rng);
+            targets.extend(f);
+        }
         if targets.is_empty() {
+            self.scratch_peers = targets;
             return Err(PublishError::NoPeers);
         }
         if !self.mesh.contains_key(&t) {
@@ -483,7 +491,9 @@ impl Router {
         for to in &targets {
             self.actions.push_back(Action::Send { to: *to, id });
         }
-        Ok(targets.len())
+        let n = targets.len();
+        self.scratch_peers = targets;
+        Ok(n)
     }
 
     /// The fanout peers of `t`, choosing up to D when there are none.

@@ -301,9 +301,11 @@ pub struct SecurityConfig {
     pub handshake_timeout_sec: u32,
     /// Largest pub/sub payload accepted or published.
     pub max_message_size_bytes: u32,
-    /// Token-bucket burst of inbound message bytes per peer.
+    /// Burst, in bytes, of the token bucket a relay keeps per relayed
+    /// peer. Gossip inbound is not limited by it (scoring defends gossip).
     pub rate_limit_burst: u32,
-    /// Token-bucket refill of inbound message bytes per peer per second.
+    /// Refill, in bytes per second, of the relay token bucket per relayed
+    /// peer. Gossip inbound is not limited by it.
     pub rate_limit_sustained: u32,
 }
 
@@ -330,6 +332,9 @@ pub struct EngineConfig {
     pub backend: String,
     /// Number of shards (0 = one per core).
     pub shards: u32,
+    /// Longest an engine thread busy-polls its inputs after work before it
+    /// parks, in microseconds (0 = park at once). Idle threads never spin.
+    pub busy_poll_us: u32,
 }
 
 impl Default for Config {
@@ -407,11 +412,21 @@ impl Default for SecurityConfig {
     }
 }
 
+/// Default of [`EngineConfig::busy_poll_us`]: off. On the 2-core shared
+/// machine of BENCHMARKS.md, polling threads took the CPU from the threads
+/// they waited for (flood delivery fell to 0.08–0.46 of calm at 50 µs, and
+/// echo throughput did not improve); hosts with idle cores can raise it.
+pub const DEFAULT_BUSY_POLL_US: u32 = 0;
+/// Largest accepted [`EngineConfig::busy_poll_us`] (10 ms): polling is for
+/// wake-up latency, not a substitute for parking.
+pub const MAX_BUSY_POLL_US: u32 = 10_000;
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             backend: "auto".into(),
             shards: 0,
+            busy_poll_us: DEFAULT_BUSY_POLL_US,
         }
     }
 }
@@ -533,6 +548,12 @@ impl Config {
                 reason: "must be at least max_message_size_bytes".into(),
             });
         }
+        if self.engine.busy_poll_us > MAX_BUSY_POLL_US {
+            return Err(ConfigError::Invalid {
+                field: "engine.busy_poll_us",
+                reason: format!("at most {MAX_BUSY_POLL_US}"),
+            });
+        }
         for (i, p) in self.static_peers.iter().enumerate() {
             if p.rsplit_once(':')
                 .and_then(|(_, port)| port.parse::<u16>().ok())
@@ -618,6 +639,10 @@ mod tests {
         assert_eq!(e.field(), "static_peers");
         let e = Config::from_json(r#"{"telemetry":{"degree_cap":70000}}"#).unwrap_err();
         assert_eq!(e.field(), "telemetry.degree_cap");
+        let e = Config::from_json(r#"{"engine":{"busy_poll_us":10001}}"#).unwrap_err();
+        assert_eq!(e.field(), "engine.busy_poll_us");
+        let c = Config::from_json(r#"{"engine":{"busy_poll_us":50}}"#).unwrap();
+        assert_eq!(c.engine.busy_poll_us, 50);
         let c = Config::from_json(r#"{"telemetry":{"epoch_sec":0}}"#).unwrap();
         assert_eq!(c.telemetry.epoch_sec, 300);
         let c = Config::from_json(r#"{"telemetry":{"enabled":true}}"#).unwrap();

@@ -400,8 +400,6 @@ impl Node {
         final_datagram: Option<Box<[u8]>>,
     ) {
         let now = self.now;
-        let burst = self.cfg.security.rate_limit_burst;
-        let rate = self.cfg.security.rate_limit_sustained;
         let Some(mut s) = self.table.take(idx) else {
             return;
         };
@@ -455,7 +453,6 @@ impl Node {
             pending: Vec::new(),
             final_datagram,
             reassembly: Reassembly::default(),
-            bucket: TokenBucket::new(burst, rate, now),
             next_transfer: 0,
             observed,
             retired: None,

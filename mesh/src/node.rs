@@ -462,6 +462,8 @@ impl Node {
     }
 
     fn flush(&mut self) {
+        // Messages delivered early are checked (and forwarded) first.
+        self.check_deferred();
         let dirty = self.table.take_dirty();
         for &idx in &dirty {
             self.seal_and_send(idx, false);

@@ -96,8 +96,69 @@ pub(crate) struct Pubsub {
     /// Scratch for a message body being encoded (kept between messages so
     /// the per-packet path does not allocate).
     pub body_buf: Vec<u8>,
+    /// Messages delivered before their signature check.
+    pub deferred: Deferred,
     #[cfg(feature = "adversary")]
     pub adversary: Adversary,
+}
+
+/// Most messages delivered early and not yet checked; one more checks the
+/// queue first.
+pub const MAX_DEFERRED: usize = 64;
+
+/// Messages delivered at the first hop before their signature was checked
+/// (the Noise session already proved that the sender is their origin),
+/// waiting for the check that must come before they are forwarded, so a
+/// forgery is never relayed. The check runs when the node next flushes its
+/// output ([`crate::Node::poll_transmit`] or
+/// [`crate::Node::poll_transport`]), after the driver handed the message
+/// to the application. Bodies live back to back in one buffer that keeps
+/// its capacity: nothing is allocated per message.
+#[derive(Default)]
+pub(crate) struct Deferred {
+    /// Signed bodies as received.
+    bodies: Vec<u8>,
+    /// (sender, message id, end of its body in `bodies`).
+    entries: Vec<(PeerId, [u8; 32], usize)>,
+}
+
+impl Deferred {
+    /// Queues a delivered message from `from`.
+    pub fn push(&mut self, from: PeerId, id: [u8; 32], sp: &crate::wire::SignedPublish<'_>) {
+        sp.encode_body(&mut self.bodies);
+        self.entries.push((from, id, self.bodies.len()));
+    }
+
+    /// True if message `id` waits here (a copy is a duplicate).
+    pub fn contains(&self, id: &[u8; 32]) -> bool {
+        self.entries.iter().any(|(_, i, _)| i == id)
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// True when one more must wait for the queue to be checked.
+    pub fn is_full(&self) -> bool {
+        self.entries.len() >= MAX_DEFERRED
+    }
+
+    /// The waiting messages: (sender, id, signed body).
+    pub fn iter(&self) -> impl Iterator<Item = (PeerId, [u8; 32], &[u8])> {
+        let mut start = 0;
+        self.entries.iter().map(move |&(p, id, end)| {
+            let b = &self.bodies[start..end];
+            start = end;
+            (p, id, b)
+        })
+    }
+
+    /// Empties the queue, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bodies.clear();
+        self.entries.clear();
+    }
 }
 
 impl Pubsub {
@@ -136,6 +197,7 @@ impl Pubsub {
             validator: None,
             payloads: PayloadPool::default(),
             body_buf: Vec::new(),
+            deferred: Deferred::default(),
             #[cfg(feature = "adversary")]
             adversary: Adversary::default(),
         })

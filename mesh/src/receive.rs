@@ -1,7 +1,7 @@
 //! Receiving pub/sub: the frames of one authenticated datagram, read in
-//! order — subscriptions, signed messages (rate limit, dedup, signature,
-//! validator, delivery, forwarding through the router), fragments and
-//! their reassembly, and GossipSub control.
+//! order — subscriptions, signed messages (dedup, early delivery at the
+//! first hop, signature, validator, delivery, forwarding through the
+//! router), fragments and their reassembly, and GossipSub control.
 
 use crate::event::{DisconnectReason, Event, Message};
 use crate::node::Node;
@@ -75,7 +75,7 @@ impl Node {
                 self.pubsub.router.on_invalid(&peer, p.topic);
                 self.drop_input(DropReason::InvalidMessage);
             }
-            Frame::SignedPublish(sp) => self.handle_signed(idx, peer, sp, checked),
+            Frame::SignedPublish(sp) => self.handle_signed(peer, sp, checked),
             Frame::Fragment {
                 transfer,
                 index,
@@ -120,7 +120,7 @@ impl Node {
                                     self.pubsub.router.on_invalid(&peer, p.topic);
                                     return self.drop_input(DropReason::InvalidMessage);
                                 }
-                                self.handle_signed(idx, peer, sp, false)
+                                self.handle_signed(peer, sp, false)
                             }
                             Err(_) => {
                                 self.penalise_malformed(idx);
@@ -174,26 +174,105 @@ impl Node {
     }
 
     /// `checked`: a shard already verified the signature of this frame.
-    fn handle_signed(&mut self, idx: u32, peer: PeerId, sp: SignedPublish<'_>, checked: bool) {
+    fn handle_signed(&mut self, peer: PeerId, sp: SignedPublish<'_>, checked: bool) {
         let now = self.now;
         let p = sp.publish;
         if p.payload.len() > self.cfg.security.max_message_size_bytes as usize {
             self.pubsub.router.on_invalid(&peer, p.topic);
             return self.drop_input(DropReason::MessageTooLarge);
         }
-        let Some(e) = self.table.established_mut(idx) else {
-            return;
-        };
-        if !e.bucket.take(sp.body_len(), now) {
-            self.pubsub.router.rate_limited(&peer, now);
-            return self.drop_input(DropReason::RateLimited);
-        }
+        // No byte limiter here: the relay buckets (`rate_limit_*`) do not
+        // apply to gossip. A flooding peer is met by its score: duplicates
+        // are dropped before any work, forgeries cost it P4 and end in the
+        // graylist, whose datagrams are dropped unread.
         let id = message_id(&p.origin, p.seq, p.topic, p.payload);
         if self.pubsub.router.is_seen(&id) {
             self.pubsub.router.on_duplicate(&peer, &id, now);
             self.stats.messages_duplicate += 1;
             return;
         }
+        if self.pubsub.deferred.contains(&id) {
+            self.stats.messages_duplicate += 1;
+            return;
+        }
+        let origin = PeerId(p.origin);
+        // First hop from its origin, on a topic the application takes:
+        // the session proved who sent it, so deliver now and check the
+        // signature before forwarding (`check_deferred`).
+        if !checked
+            && origin == peer
+            && p.topic != crate::telemetry::TELEMETRY_TOPIC
+            && self.pubsub.subscriptions.contains(p.topic)
+        {
+            if !self.validate(&peer, &origin, p.topic, p.payload) {
+                return;
+            }
+            if self.pubsub.deferred.is_full() {
+                self.check_deferred();
+            }
+            self.deliver(origin, id, p.hops.saturating_add(1), p.topic, p.payload);
+            self.pubsub.deferred.push(peer, id, &sp);
+            return;
+        }
+        self.accept_signed(peer, id, sp, checked, false);
+    }
+
+    /// Checks the signatures of the messages delivered early, then routes
+    /// the genuine ones (forwarding, caching); a forgery is counted
+    /// `invalid_message` against its sender and goes no further.
+    pub(crate) fn check_deferred(&mut self) {
+        if self.pubsub.deferred.is_empty() {
+            return;
+        }
+        let d = std::mem::take(&mut self.pubsub.deferred);
+        for (peer, id, body) in d.iter() {
+            match SignedPublish::decode_body(body) {
+                Ok(sp) => self.accept_signed(peer, id, sp, false, true),
+                // Encoded by us a moment ago: cannot fail.
+                Err(_) => self.drop_input(DropReason::MalformedFrame),
+            }
+        }
+        let mut d = d;
+        d.clear();
+        self.pubsub.deferred = d;
+        self.drain_router();
+    }
+
+    /// The telemetry check and the application validator; false (counted
+    /// and scored) if the message is refused.
+    fn validate(&mut self, peer: &PeerId, origin: &PeerId, topic: &str, payload: &[u8]) -> bool {
+        // Telemetry deltas are validated here, before forwarding: a
+        // malformed one goes no further and counts against its sender.
+        if topic == crate::telemetry::TELEMETRY_TOPIC
+            && moss_telemetry::StatDelta::decode(payload).is_err()
+        {
+            self.pubsub.router.on_invalid(peer, topic);
+            self.drop_input(DropReason::BadStatDelta);
+            return false;
+        }
+        if let Some(v) = self.pubsub.validator.as_mut() {
+            if !v(topic, origin, payload) {
+                self.pubsub.router.on_invalid(peer, topic);
+                self.drop_input(DropReason::InvalidMessage);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A new signed message `id`: verify (unless `checked`), validate
+    /// (unless `delivered` early, which validated it), deliver (unless
+    /// `delivered`) and route.
+    fn accept_signed(
+        &mut self,
+        peer: PeerId,
+        id: [u8; 32],
+        sp: SignedPublish<'_>,
+        checked: bool,
+        delivered: bool,
+    ) {
+        let now = self.now;
+        let p = sp.publish;
         let origin = PeerId(p.origin);
         // Only the first copy of an id is verified; an invalid copy is not
         // remembered, so it cannot shadow the genuine message.
@@ -201,19 +280,8 @@ impl Node {
             self.pubsub.router.on_invalid(&peer, p.topic);
             return self.drop_input(DropReason::InvalidMessage);
         }
-        // Telemetry deltas are validated here, before forwarding: a
-        // malformed one goes no further and counts against its sender.
-        if p.topic == crate::telemetry::TELEMETRY_TOPIC
-            && moss_telemetry::StatDelta::decode(p.payload).is_err()
-        {
-            self.pubsub.router.on_invalid(&peer, p.topic);
-            return self.drop_input(DropReason::BadStatDelta);
-        }
-        if let Some(v) = self.pubsub.validator.as_mut() {
-            if !v(p.topic, &origin, p.payload) {
-                self.pubsub.router.on_invalid(&peer, p.topic);
-                return self.drop_input(DropReason::InvalidMessage);
-            }
+        if !delivered && !self.validate(&peer, &origin, p.topic, p.payload) {
+            return;
         }
         let hops = p.hops.saturating_add(1);
         let last_hop = p.hops >= MAX_HOPS;
@@ -240,19 +308,19 @@ impl Node {
         self.pubsub.body_buf = buf;
         let delivered = match r {
             Received::New { subscribed }
-                if subscribed && self.pubsub.subscriptions.contains(p.topic) =>
+                if !delivered && subscribed && self.pubsub.subscriptions.contains(p.topic) =>
             {
                 self.deliver(origin, id, hops, p.topic, p.payload);
                 true
             }
-            Received::New { .. } => false,
+            Received::New { .. } => delivered,
             Received::Duplicate => {
                 self.stats.messages_duplicate += 1;
-                false
+                delivered
             }
             Received::Graylisted => {
                 self.drop_input(DropReason::Graylisted);
-                false
+                delivered
             }
         };
         // At the hop limit the message goes no further: a drop only when it

@@ -81,8 +81,6 @@ pub(crate) struct Established {
     pub final_datagram: Option<Box<[u8]>>,
     /// Partially received fragmented messages.
     pub reassembly: Reassembly,
-    /// Inbound message-byte limiter.
-    pub bucket: TokenBucket,
     /// Next transfer id for messages we fragment to this peer.
     pub next_transfer: u32,
     /// Our address as the peer observed it during the handshake.

@@ -528,21 +528,67 @@ fn self_connect() {
 }
 
 #[test]
-fn message_too_large_and_rate_limited() {
+fn message_too_large_and_gossip_not_limited_by_the_relay_buckets() {
+    // Tiny relay buckets: gossip inbound must not be held to them.
     let cfg = Config::from_json(
         r#"{"security":{"max_message_size_bytes":100,"rate_limit_burst":400,"rate_limit_sustained":1}}"#,
     )
     .unwrap();
     let (mut n, p, mut s) = connected(node_with(cfg));
+    n.subscribe("t");
     let f = signed_publish(&p.id, 0, 1, "t", &[0; 101], false);
     p.send(&mut n, &mut s, &f);
     assert_eq!(only(&n, DropReason::MessageTooLarge), 1);
-    // Bodies of 64 + 42 + 1 + 100 = 207 bytes against a 400-byte bucket.
-    for seq in 10..13 {
+    // 50 bodies of 207 bytes, 25 times the 400-byte bucket: all delivered.
+    events(&mut n);
+    for seq in 10..60 {
         let f = signed_publish(&p.id, 0, seq, "t", &[0; 100], false);
         p.send(&mut n, &mut s, &f);
     }
-    assert_eq!(n.stats().drops.get(DropReason::RateLimited), 2);
+    let got = events(&mut n)
+        .iter()
+        .filter(|e| matches!(e, Event::Message(_)))
+        .count();
+    assert_eq!(got, 50, "every honest message delivered");
+    assert_eq!(only(&n, DropReason::MessageTooLarge), 1);
+}
+
+#[test]
+fn a_peer_flooding_forged_signatures_is_graylisted() {
+    let (mut n, p, mut s) = connected(node());
+    n.subscribe("t");
+    let mut forged = 0u64;
+    let mut now = T0;
+    while n.stats().drops.get(DropReason::Graylisted) == 0 {
+        assert!(forged < 200, "never graylisted");
+        let f = signed_publish(&p.id, 0, forged, "t", b"x", true);
+        let mut d = data_datagram(&p.scr, &mut s.cipher, s.remote, &f);
+        n.handle_datagram(now, p.addr, &mut d);
+        // Sent by their origin, they were delivered at once; the node
+        // checks their signatures when it next flushes its output.
+        sent_to(&mut n, p.addr);
+        forged += 1;
+        now += Duration::from_millis(1);
+    }
+    eprintln!("graylisted after {forged} forged messages");
+    // P4 = -10 · count² reaches the graylist (-10 000) at 32 invalid
+    // messages; the next datagram is the first dropped unread.
+    assert_eq!(forged, 33);
+    assert_eq!(n.stats().drops.get(DropReason::InvalidMessage), 32);
+    // Each came straight from its origin over the session that
+    // authenticated it, so it reached this node's application, but none
+    // was forwarded (checked first, and found forged).
+    let delivered = events(&mut n)
+        .iter()
+        .filter(|e| matches!(e, Event::Message(_)))
+        .count();
+    assert_eq!(delivered, 32);
+    // A genuine message from it is now dropped unread as well.
+    let f = signed_publish(&p.id, 0, 1000, "t", b"y", false);
+    p.send_at(&mut n, &mut s, &f, now);
+    assert!(events(&mut n)
+        .iter()
+        .all(|e| !matches!(e, Event::Message(_))));
 }
 
 #[test]
@@ -581,15 +627,34 @@ fn bad_fragment_counts_every_piece_of_an_over_limit_message() {
     assert_eq!(only(&n, DropReason::BadFragment), 4);
 }
 
-#[test]
-fn hop_limit_is_delivered_but_not_forwarded() {
+/// (seq, hops) of the signed messages `n` sent to peer `q`.
+fn forwarded_to(n: &mut Node, q: &Peer, sq: &mut Session) -> Vec<(u64, u8)> {
+    let mut forwarded = Vec::new();
+    for mut d in sent_to(n, q.addr) {
+        q.scr.toggle_head(&mut d);
+        let head: [u8; 16] = d[..16].try_into().unwrap();
+        let Ok(Head::Data { counter, .. }) = Head::decode(&head) else {
+            continue;
+        };
+        let len = sq.cipher.open(counter, &head, &mut d[16..]).unwrap();
+        for f in moss_mesh::wire::FrameReader::new(&d[16..16 + len]) {
+            if let Ok(Frame::SignedPublish(sp)) = f {
+                forwarded.push((sp.publish.seq, sp.publish.hops));
+            }
+        }
+    }
+    forwarded
+}
+
+/// `n` subscribed to "t" with peers 0 and 1 connected, subscribed and in
+/// its mesh of "t".
+fn two_mesh_peers() -> (Node, Peer, Session, Peer, Session, Duration) {
     let mut n = node();
     n.subscribe("t");
     let p = Peer::new(0);
     let q = Peer::new(1);
     let mut s = p.connect(&mut n);
     let mut sq = q.connect(&mut n);
-    // q subscribes too, so a forwardable message would go to it.
     p.send(&mut n, &mut s, &frame(Frame::Subscribe("t")));
     q.send(&mut n, &mut sq, &frame(Frame::Subscribe("t")));
     // A heartbeat grafts both into the node's mesh of "t".
@@ -597,6 +662,39 @@ fn hop_limit_is_delivered_but_not_forwarded() {
     n.handle_timeout(later);
     events(&mut n);
     sent_to(&mut n, q.addr);
+    (n, p, s, q, sq, later)
+}
+
+#[test]
+fn first_hop_from_the_origin_is_delivered_at_once_and_checked_before_forwarding() {
+    let (mut n, p, mut s, q, mut sq, later) = two_mesh_peers();
+    // p publishes its own messages: one genuine, one forged.
+    let genuine = signed_publish(&p.id, 0, 1, "t", b"genuine", false);
+    let forged = signed_publish(&p.id, 0, 2, "t", b"forged", true);
+    p.send_at(&mut n, &mut s, &genuine, later);
+    p.send_at(&mut n, &mut s, &forged, later);
+    // Both reached the application before any signature check: the
+    // session authenticated their sender as their origin.
+    let delivered = events(&mut n)
+        .iter()
+        .filter(|e| matches!(e, Event::Message(_)))
+        .count();
+    assert_eq!(delivered, 2);
+    assert_eq!(n.stats().drops.total(), 0, "nothing checked yet");
+    // The checks run before forwarding: only the genuine one goes on.
+    assert_eq!(forwarded_to(&mut n, &q, &mut sq), vec![(1, 1)]);
+    assert_eq!(only(&n, DropReason::InvalidMessage), 1);
+    // A copy of the forgery relayed by q (not its origin) is verified
+    // before delivery, and is not delivered.
+    q.send_at(&mut n, &mut sq, &forged, later);
+    assert!(events(&mut n).is_empty());
+    assert_eq!(only(&n, DropReason::InvalidMessage), 2);
+}
+
+#[test]
+fn hop_limit_is_delivered_but_not_forwarded() {
+    // q subscribes too, so a forwardable message would go to it.
+    let (mut n, p, mut s, q, mut sq, later) = two_mesh_peers();
     let origin = Identity::from_seed([0x77; 32]);
     let far = signed_publish(&origin, 32, 1, "t", b"far", false);
     p.send_at(&mut n, &mut s, &far, later);
@@ -613,22 +711,7 @@ fn hop_limit_is_delivered_but_not_forwarded() {
     // hops 31 is forwarded (as 32) to q; hops 32 was not.
     let near = signed_publish(&origin, 31, 2, "t", b"near", false);
     p.send_at(&mut n, &mut s, &near, later);
-    let mut to_q = sent_to(&mut n, q.addr);
-    let mut forwarded = Vec::new();
-    for d in &mut to_q {
-        q.scr.toggle_head(d);
-        let head: [u8; 16] = d[..16].try_into().unwrap();
-        let Ok(Head::Data { counter, .. }) = Head::decode(&head) else {
-            continue;
-        };
-        let len = sq.cipher.open(counter, &head, &mut d[16..]).unwrap();
-        for f in moss_mesh::wire::FrameReader::new(&d[16..16 + len]) {
-            if let Ok(Frame::SignedPublish(sp)) = f {
-                forwarded.push((sp.publish.seq, sp.publish.hops));
-            }
-        }
-    }
-    assert_eq!(forwarded, vec![(2, 32)]);
+    assert_eq!(forwarded_to(&mut n, &q, &mut sq), vec![(2, 32)]);
     // At the limit on a topic nobody here subscribes to: it goes nowhere,
     // which is the drop.
     let stray = signed_publish(&origin, 32, 3, "u", b"stray", false);

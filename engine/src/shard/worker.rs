@@ -7,6 +7,8 @@ use super::*;
 /// A shard thread: its backend and everything the per-datagram path needs.
 pub(super) struct Worker {
     pub(super) backend: Box<dyn Backend>,
+    /// Busy-poll bound after work ([`crate::spin::Spin`]).
+    pub(super) busy_poll_us: u32,
     pub(super) ctx: Ctx,
 }
 
@@ -33,8 +35,9 @@ pub(super) struct Ctx {
 impl Worker {
     pub(super) fn run(mut self) {
         let mut batch = RecvBatch::new(BATCH);
+        let mut spin = crate::spin::Spin::new(self.busy_poll_us);
         loop {
-            let worked = self.ctx.drain_queue(self.backend.as_mut());
+            let mut worked = self.ctx.drain_queue(self.backend.as_mut());
             if self.ctx.stopping {
                 break;
             }
@@ -52,6 +55,7 @@ impl Worker {
                     }
                 };
                 more = n == BATCH;
+                worked |= n > 0;
                 if !more {
                     break;
                 }
@@ -60,7 +64,10 @@ impl Worker {
             self.ctx.expire_held();
             self.ctx.flush(self.backend.as_mut());
             self.ctx.publish();
-            if more || worked {
+            if worked {
+                spin.worked();
+            }
+            if more || worked || spin.keep_polling() {
                 continue;
             }
             let me = &self.ctx.shared[self.ctx.id];
