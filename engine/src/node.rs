@@ -118,8 +118,11 @@ impl NodeBuilder {
             (Transport::Direct(backend), local_addr, name)
         };
         let public_key = identity.public_key();
+        let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
+        let mut tcp = crate::tcp::start(&self.config, &transport, local_addr, &keys)?;
         let max_message = self.config.security.max_message_size_bytes as usize;
         let static_peers = self.config.static_peers.clone();
+        let prefer_tcp = self.config.transport.prefer_tcp;
         let mut core = moss_mesh::Node::new(
             self.config,
             identity,
@@ -147,7 +150,10 @@ impl NodeBuilder {
                         .filter(|a| a.is_ipv4() == local_addr.is_ipv4())
                         .take(1)
                     {
-                        core.add_static_peer(a);
+                        match tcp.as_mut() {
+                            Some(t) if prefer_tcp => t.add_static(a),
+                            _ => core.add_static_peer(a),
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(peer = %p, error = %e, "static peer does not resolve"),
@@ -185,6 +191,7 @@ impl NodeBuilder {
                 .map_err(StartError::Thread)?;
         }
         let (fh_tx, fh_rx) = bounded(MESSAGE_QUEUE);
+        let tcp_counters = tcp.as_ref().map(|t| (t.counters(), t.local_addr()));
         let driver = Driver {
             core,
             transport,
@@ -192,12 +199,14 @@ impl NodeBuilder {
             host: Host::new(shared.clone(), ev_tx, fh_tx),
             origin: Instant::now(),
             send_dropped: 0,
+            tcp,
         };
         let thread = std::thread::Builder::new()
             .name("moss-engine".into())
             .spawn(move || driver.run())
             .map_err(StartError::Thread)?;
         Ok(Node {
+            tcp: tcp_counters,
             mesh_id: self.mesh_id,
             public_key,
             local_addr,
@@ -228,6 +237,7 @@ pub struct Node {
     messages: Receiver<Message>,
     thread: Option<JoinHandle<()>>,
     discovery: Option<moss_discovery::Discovery>,
+    tcp: Option<(Arc<crate::tcp::TcpCounters>, Option<SocketAddr>)>,
 }
 
 /// Messages of one topic; iterate or poll. Dropping it unsubscribes at
@@ -304,6 +314,17 @@ impl Node {
     /// The mesh id.
     pub fn mesh_id(&self) -> &str {
         &self.mesh_id
+    }
+
+    /// The TCP carrier's counters (`None` when it does not run: disabled,
+    /// or a sharded engine).
+    pub fn tcp_stats(&self) -> Option<crate::tcp::TcpStats> {
+        self.tcp.as_ref().map(|(c, _)| c.snapshot())
+    }
+
+    /// The TCP listen address (`None` when not listening on TCP).
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|(_, a)| *a)
     }
 
     /// The I/O backend in use (`uring`, `mmsg` or `portable`).
