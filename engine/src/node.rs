@@ -44,9 +44,21 @@ pub struct NodeBuilder {
     config: Config,
     identity: Option<Identity>,
     bind: Option<SocketAddr>,
+    queues: (usize, usize),
 }
 
 impl NodeBuilder {
+    /// Sets the capacity of the host → engine command queue (default
+    /// 65 536) and of each message queue (per subscription and node-wide,
+    /// default 16 384). The queues are allocated whole at start, so a host
+    /// that runs many quiet nodes (a gateway's on-demand meshes) saves
+    /// memory with small ones; a full queue reports `Busy` or drops and
+    /// counts, as always. Values below 16 are raised to 16.
+    pub fn queue_capacity(mut self, commands: usize, messages: usize) -> Self {
+        self.queues = (commands.max(16), messages.max(16));
+        self
+    }
+
     /// Sets the 32-byte pre-shared key that gates the mesh.
     pub fn psk(mut self, psk: [u8; 32]) -> Self {
         self.psk = Some(psk);
@@ -172,7 +184,7 @@ impl NodeBuilder {
                 Transport::Sharded { .. } => Arc::new(NoWake),
             },
         });
-        let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE);
+        let (cmd_tx, cmd_rx) = bounded(self.queues.0);
         let (ev_tx, ev_rx) = bounded(EVENT_QUEUE);
         let keys = core.mesh_keys().clone();
         let discovery = crate::discovery::config(
@@ -190,7 +202,7 @@ impl NodeBuilder {
                 .spawn(move || crate::discovery::forward(cands, evs, cmds, hev, sh, local_addr))
                 .map_err(StartError::Thread)?;
         }
-        let (fh_tx, fh_rx) = bounded(MESSAGE_QUEUE);
+        let (fh_tx, fh_rx) = bounded(self.queues.1);
         let tcp_counters = tcp.as_ref().map(|t| (t.counters(), t.local_addr()));
         let driver = Driver {
             core,
@@ -207,6 +219,7 @@ impl NodeBuilder {
             .map_err(StartError::Thread)?;
         Ok(Node {
             tcp: tcp_counters,
+            message_queue: self.queues.1,
             mesh_id: self.mesh_id,
             public_key,
             local_addr,
@@ -238,6 +251,7 @@ pub struct Node {
     thread: Option<JoinHandle<()>>,
     discovery: Option<moss_discovery::Discovery>,
     tcp: Option<(Arc<crate::tcp::TcpCounters>, Option<SocketAddr>)>,
+    message_queue: usize,
 }
 
 /// Messages of one topic; iterate or poll. Dropping it unsubscribes at
@@ -298,6 +312,7 @@ impl Node {
             config: Config::default(),
             identity: None,
             bind: None,
+            queues: (COMMAND_QUEUE, MESSAGE_QUEUE),
         }
     }
 
@@ -364,7 +379,7 @@ impl Node {
     /// Subscribes to `topic`, returning its message stream.
     pub fn subscribe(&self, topic: &str) -> Result<Subscription, NodeError> {
         Self::check_topic(topic)?;
-        let (tx, rx) = bounded(MESSAGE_QUEUE);
+        let (tx, rx) = bounded(self.message_queue);
         let id = self
             .shared
             .next_subscription

@@ -149,7 +149,7 @@ pub(crate) fn start(
         return Ok(None);
     }
     let crate::io::Transport::Direct(backend) = transport else {
-        tracing::warn!("tcp carrier: not started (needs engine.shards = 1)");
+        tracing::info!("tcp carrier: not started (a sharded engine; it needs engine.shards = 1)");
         return Ok(None);
     };
     Carrier::start(listen, &keys.scramble_key, backend.waker())
