@@ -5,7 +5,7 @@
 //! at the UDP port number, dials a peer over TCP when its UDP handshake
 //! times out (or at once, for static peers with `transport.prefer_tcp`),
 //! and runs every accept, read and write on the engine thread, nonblocking
-//! ([`watch`] only waits for readiness).
+//! (a watcher thread only waits for readiness).
 //!
 //! Limits: at most [`MAX_CONNECTIONS`] connections, at most [`OUT_CAP`]
 //! bytes queued per connection (a record that does not fit is dropped and

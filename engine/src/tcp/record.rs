@@ -24,7 +24,7 @@ pub const MAX_RECORD: usize = crate::backend::MAX_RECV_DATAGRAM;
 const MASK_LABEL: &[u8] = b"moss tcp record length mask v1";
 
 /// The key of the length masks of a mesh: BLAKE2s-256 keyed with the
-/// scramble key over [`MASK_LABEL`] (so it never shares a keystream with
+/// scramble key over `"moss tcp record length mask v1"` (so it never shares a keystream with
 /// the scramble codec).
 pub fn mask_key(scramble_key: &[u8; 32]) -> [u8; 32] {
     let mut mac = blake2::Blake2sMac256::new_from_slice(scramble_key)
