@@ -130,3 +130,66 @@ fn the_connection_cap_holds() {
     assert_eq!(t.refused, extra as u64);
     drop(conns);
 }
+
+/// Copies bytes both ways between an accepted connection and `to`.
+fn forward(listener: std::net::TcpListener, to: std::net::SocketAddr) {
+    std::thread::spawn(move || {
+        for inbound in listener.incoming().take(1) {
+            let Ok(a) = inbound else { return };
+            let Ok(b) = TcpStream::connect(to) else {
+                return;
+            };
+            let (mut a2, mut b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+            let (mut a, mut b) = (a, b);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a2, &mut b2);
+            });
+            let _ = std::io::copy(&mut b, &mut a);
+        }
+    });
+}
+
+#[test]
+fn a_udp_dial_that_times_out_falls_back_to_tcp() {
+    let quick = r#", "security": {"handshake_timeout_sec": 1}"#;
+    let a = Node::builder("tcp-fallback")
+        .config_json(&config(quick))
+        .unwrap()
+        .start()
+        .unwrap();
+    let b = Node::builder("tcp-fallback")
+        .config_json(&config(quick))
+        .unwrap()
+        .start()
+        .unwrap();
+    // A TCP-only door to A: its port has no UDP socket, so B's UDP
+    // handshake goes unanswered, and the TCP dial to the same address
+    // reaches A through the forwarder.
+    let door = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = door.local_addr().unwrap();
+    assert!(std::net::UdpSocket::bind(addr).is_ok(), "UDP port in use");
+    forward(door, a.tcp_local_addr().unwrap());
+    let peer = b.connect_wait(&addr.to_string(), WAIT).unwrap();
+    assert_eq!(peer, a.public_key());
+    let t = b.tcp_stats().unwrap();
+    assert_eq!(t.dialed, 1, "{t:?}");
+    assert!(b.stats().unwrap().counters.handshakes_failed >= 1);
+}
+
+#[test]
+fn tcp_disabled_means_no_carrier() {
+    let a = Node::builder("tcp-off")
+        .config_json(&config(r#", "transport": {"tcp_enabled": false}"#))
+        .unwrap()
+        .start()
+        .unwrap();
+    assert!(a.tcp_stats().is_none());
+    assert!(a.tcp_local_addr().is_none());
+    // Sharded engines do not run it either.
+    let s = Node::builder("tcp-sharded")
+        .config_json(r#"{"trackers": [], "dht_enabled": false, "lan_discovery_enabled": false, "engine": {"shards": 2}}"#)
+        .unwrap()
+        .start()
+        .unwrap();
+    assert!(s.tcp_stats().is_none());
+}
