@@ -17,6 +17,15 @@ fn config(extra: &str) -> String {
     )
 }
 
+/// An offline, unsharded node of `mesh` with `extra` config fields.
+fn node(mesh: &str, extra: &str) -> Node {
+    Node::builder(mesh)
+        .config_json(&config(extra))
+        .unwrap()
+        .start()
+        .unwrap()
+}
+
 fn until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !ok() {
@@ -27,20 +36,13 @@ fn until(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn pubsub_both_ways_over_tcp_only() {
-    let a = Node::builder("tcp-mesh")
-        .config_json(&config(""))
-        .unwrap()
-        .start()
-        .unwrap();
+    let a = node("tcp-mesh", "");
     let port = a.local_addr().port();
     assert_eq!(a.tcp_local_addr().map(|t| t.port()), Some(port));
-    let b = Node::builder("tcp-mesh")
-        .config_json(&config(&format!(
-            r#", "static_peers": ["127.0.0.1:{port}"], "transport": {{"prefer_tcp": true}}"#
-        )))
-        .unwrap()
-        .start()
-        .unwrap();
+    let b = node(
+        "tcp-mesh",
+        &format!(r#", "static_peers": ["127.0.0.1:{port}"], "transport": {{"prefer_tcp": true}}"#),
+    );
     let sa = a.subscribe("t").unwrap();
     let sb = b.subscribe("t").unwrap();
     until("peers", || a.peer_count() == 1 && b.peer_count() == 1);
@@ -70,11 +72,7 @@ fn pubsub_both_ways_over_tcp_only() {
 
 #[test]
 fn garbage_closes_the_connection_and_is_counted() {
-    let a = Node::builder("tcp-garbage")
-        .config_json(&config(""))
-        .unwrap()
-        .start()
-        .unwrap();
+    let a = node("tcp-garbage", "");
     let addr = a.tcp_local_addr().unwrap();
     let mut s = TcpStream::connect(addr).unwrap();
     // A nonce, then bytes that unmask to some length: keep sending until
@@ -110,11 +108,7 @@ fn garbage_closes_the_connection_and_is_counted() {
 
 #[test]
 fn the_connection_cap_holds() {
-    let a = Node::builder("tcp-cap")
-        .config_json(&config(""))
-        .unwrap()
-        .start()
-        .unwrap();
+    let a = node("tcp-cap", "");
     let addr = a.tcp_local_addr().unwrap();
     let cap = moss::tcp::MAX_CONNECTIONS;
     let extra = 8;
@@ -152,16 +146,8 @@ fn forward(listener: std::net::TcpListener, to: std::net::SocketAddr) {
 #[test]
 fn a_udp_dial_that_times_out_falls_back_to_tcp() {
     let quick = r#", "security": {"handshake_timeout_sec": 1}"#;
-    let a = Node::builder("tcp-fallback")
-        .config_json(&config(quick))
-        .unwrap()
-        .start()
-        .unwrap();
-    let b = Node::builder("tcp-fallback")
-        .config_json(&config(quick))
-        .unwrap()
-        .start()
-        .unwrap();
+    let a = node("tcp-fallback", quick);
+    let b = node("tcp-fallback", quick);
     // A TCP-only door to A: its port has no UDP socket, so B's UDP
     // handshake goes unanswered, and the TCP dial to the same address
     // reaches A through the forwarder.
@@ -178,11 +164,7 @@ fn a_udp_dial_that_times_out_falls_back_to_tcp() {
 
 #[test]
 fn tcp_disabled_means_no_carrier() {
-    let a = Node::builder("tcp-off")
-        .config_json(&config(r#", "transport": {"tcp_enabled": false}"#))
-        .unwrap()
-        .start()
-        .unwrap();
+    let a = node("tcp-off", r#", "transport": {"tcp_enabled": false}"#);
     assert!(a.tcp_stats().is_none());
     assert!(a.tcp_local_addr().is_none());
     // Sharded engines do not run it either.

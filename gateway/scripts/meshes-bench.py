@@ -18,41 +18,8 @@ import sys
 import threading
 import time
 
-
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def get(port, path, timeout=30.0):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-            buf = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                buf += b
-        return int(buf.split(b" ", 2)[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
-                out[k] = int(v.split()[0]) // 1024  # MiB
-            elif k == "Threads":
-                out[k] = int(v)
-    out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "soak"))
+from gwproc import free_port, http_get, proc_status  # noqa: E402
 
 
 def main():
@@ -71,19 +38,19 @@ def main():
                           env={**os.environ, "RUST_LOG": "error"})
     try:
         deadline = time.time() + 30
-        while get(http, "/api/stats", 1.0) != 200:
+        while http_get(http, "/api/stats", 1.0)[0] != 200:
             if time.time() > deadline or gw.poll() is not None:
                 raise SystemExit("gateway did not come up")
             time.sleep(0.1)
         time.sleep(0.5)
-        idle = status(gw.pid)
+        idle = proc_status(gw.pid)
         codes = []
         lock = threading.Lock()
         go = threading.Event()
 
         def one(i):
             go.wait()
-            c = get(http, f"/api/stats?meshid=bench-{i}")
+            c = http_get(http, f"/api/stats?meshid=bench-{i}", 30.0)[0]
             with lock:
                 codes.append(c)
 
@@ -97,7 +64,7 @@ def main():
             nonlocal peak_threads
             while not done.is_set():
                 try:
-                    peak_threads = max(peak_threads, status(gw.pid)["Threads"])
+                    peak_threads = max(peak_threads, proc_status(gw.pid)["Threads"])
                 except OSError:
                     pass
                 time.sleep(0.005)
@@ -112,14 +79,14 @@ def main():
         time.sleep(0.5)
         done.set()
         sampler.join()
-        after = status(gw.pid)
+        after = proc_status(gw.pid)
         print(json.dumps({
             "limit": limit, "requests": requests, "extra": extra,
             "ok": codes.count(200), "limited": codes.count(503),
             "other": len(codes) - codes.count(200) - codes.count(503),
-            "idle_rss_mib": idle["VmRSS"], "idle_threads": idle["Threads"], "idle_fds": idle["fds"],
-            "peak_rss_mib": after["VmHWM"], "peak_threads": peak_threads,
-            "after_rss_mib": after["VmRSS"], "after_threads": after["Threads"], "after_fds": after["fds"],
+            "idle_rss_mib": round(idle["VmRSS"]), "idle_threads": idle["Threads"], "idle_fds": idle["fds"],
+            "peak_rss_mib": round(after["VmHWM"]), "peak_threads": peak_threads,
+            "after_rss_mib": round(after["VmRSS"]), "after_threads": after["Threads"], "after_fds": after["fds"],
             "burst_sec": round(burst, 2),
         }))
     finally:

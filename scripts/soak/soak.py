@@ -38,44 +38,15 @@ import sys
 import threading
 import time
 
+from gwproc import free_port, http_get, proc_status
+
 TOPIC = "soak"
-
-
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def http_get(port, path, timeout=2.0):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-            buf = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                buf += b
-        head, _, body = buf.partition(b"\r\n\r\n")
-        if b" 200 " not in head.split(b"\r\n", 1)[0]:
-            return None
-        return json.loads(body)
-    except (OSError, ValueError):
-        return None
 
 
 def proc_figures(pid):
     try:
-        rss = 0
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) / 1024
-        return {"rss_mib": round(rss, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+        st = proc_status(pid)
+        return {"rss_mib": round(st["VmRSS"], 1), "fds": st["fds"]}
     except OSError:
         return None
 
@@ -109,7 +80,7 @@ class Gateway:
     def poll(self, stop):
         while not stop.is_set():
             if self.up and self.proc and self.proc.poll() is None:
-                msgs = http_get(self.http, f"/api/messages?topic={TOPIC}")
+                _, msgs = http_get(self.http, f"/api/messages?topic={TOPIC}")
                 now = time.time()
                 if isinstance(msgs, list):
                     with self.lock:
