@@ -21,7 +21,10 @@ Results (JSON to --out, a summary on stdout):
 - per disturbed gateway: its recovery times (from restart or SIGCONT to
   the first new message seen), and its delivery of messages published from
   RECOVERED seconds after each disturbance until the next;
-- per gateway: RSS and fd count after warm-up and at the end (growth).
+- per gateway: RSS and fd count after warm-up and at the end (growth),
+  samples every SAMPLE seconds, and the growth over the second half of
+  the samples of its current process (caches fill early; what still grows
+  late would grow without bound).
 
 --check makes the exit code 1 when a stable gateway missed a message, a
 recovery never happened, or a stable gateway's RSS grew by more than
@@ -64,6 +67,7 @@ class Gateway:
         self.lock = threading.Lock()
         self.log = open(os.path.join(args.workdir, f"gw-{i}.log"), "ab")
         self.start_figures = None
+        self.samples = []  # (t, rss MiB, fds) of the current process, every SAMPLE s
         self.events = []  # (kind, t_disturb, t_resume, t_recovered)
 
     def start(self):
@@ -76,6 +80,7 @@ class Gateway:
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
                                      env={**os.environ, "RUST_LOG": "warn"})
         self.up = True
+        self.samples = []
 
     def poll(self, stop):
         while not stop.is_set():
@@ -103,7 +108,8 @@ def main():
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--rate", type=float, default=10.0, help="messages/s, both publishers together")
     ap.add_argument("--gap", type=float, default=20.0, help="seconds between disturbances")
-    ap.add_argument("--poll", type=float, default=1.0)
+    ap.add_argument("--poll", type=float, default=0.25)
+    ap.add_argument("--sample", type=float, default=30.0, help="seconds between RSS/fd samples")
     ap.add_argument("--warmup", type=float, default=15.0)
     ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--recovered", type=float, default=40.0,
@@ -149,6 +155,7 @@ def main():
     active = None  # (gateway, kind, t_disturb, t_resume_due)
     n = 0
     restarts = stops = 0
+    next_sample = t_warm
     try:
         while time.time() < t_end:
             now = time.time()
@@ -166,6 +173,12 @@ def main():
                 for g in gws:
                     if g.start_figures is None and g.proc:
                         g.start_figures = proc_figures(g.proc.pid)
+            if now >= next_sample:
+                next_sample += args.sample
+                for g in gws:
+                    f = proc_figures(g.proc.pid) if g.up and g.proc else None
+                    if f:
+                        g.samples.append((now - t_start, f["rss_mib"], f["fds"]))
             if active and now >= active[3]:
                 g, kind, t0, _ = active
                 if kind == "kill":
@@ -254,12 +267,22 @@ def main():
                         "delivery_after_recovery": (got / len(window)) if window else None,
                         "window_messages": len(window)})
         s, e = g.start_figures, end_figures.get(g.i)
+        # Growth over the second half of the current process's life (caches
+        # fill early; what still grows late is what would grow unbounded).
+        half = None
+        if len(g.samples) >= 4:
+            mid = g.samples[len(g.samples) // 2]
+            last = g.samples[-1]
+            half = {"from_sec": round(mid[0]), "to_sec": round(last[0]),
+                    "rss_mib": round(last[1] - mid[1], 1), "fds": last[2] - mid[2]}
         report["gateways"].append({
             "gateway": g.i, "anchor": g.i < 2, "disturbances": evs,
             "received": sum(1 for k in counted if k in g.got),
             "start": s, "end": e,
             "rss_growth_mib": round(e["rss_mib"] - s["rss_mib"], 1) if s and e and not g.events else None,
             "fd_growth": (e["fds"] - s["fds"]) if s and e and not g.events else None,
+            "second_half_growth": half,
+            "samples": [[round(t), r, f] for t, r, f in g.samples],
         })
     recoveries.sort()
     report["recovery_sec"] = {
@@ -270,6 +293,7 @@ def main():
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
     growth = [(g["rss_growth_mib"], g["fd_growth"]) for g in report["gateways"] if g["rss_growth_mib"] is not None]
+    halves = [g["second_half_growth"] for g in report["gateways"] if g["second_half_growth"]]
     print(f"soak: {args.nodes} gateways, {args.minutes} min, {len(published)} published ({len(counted)} counted), "
           f"{restarts} kill -9 restarts, {stops} SIGSTOP/SIGCONT")
     print(f"soak: stable gateways {report['stable_gateways']}: delivery {report['stable_delivery_ratio']}, "
@@ -278,6 +302,9 @@ def main():
     print(f"soak: recoveries {r['count']} (never: {never}), p50 {r['p50']}, max {r['max']} s")
     if growth:
         print(f"soak: stable RSS growth max {max(x for x, _ in growth)} MiB, fd growth max {max(y for _, y in growth)}")
+    if halves:
+        print(f"soak: second-half growth over {len(halves)} processes: RSS max {max(h['rss_mib'] for h in halves)} MiB, "
+              f"median {sorted(h['rss_mib'] for h in halves)[len(halves) // 2]} MiB; fds max {max(h['fds'] for h in halves)}")
     print(f"soak: results in {args.out}")
     if args.check:
         bad = []
