@@ -46,6 +46,8 @@ pub(crate) struct Driver {
     pub send_dropped: u64,
     /// True when the current round took input or ran a command.
     pub worked: bool,
+    /// The TCP carrier (unsharded engines with `transport.tcp_enabled`).
+    pub tcp: Option<crate::tcp::Carrier>,
 }
 
 impl Driver {
@@ -65,18 +67,21 @@ impl Driver {
             }
             // True while more input may wait than this round took: then
             // the round does not sleep (mio is edge-triggered).
-            let more = self.receive(&mut batch, &mut out);
+            let mut more = self.receive(&mut batch, &mut out);
+            let now = self.now();
             // Deliveries first: a message from its origin is handed over
             // before its signature check, which runs with the next
             // transmit (it must pass before the message is forwarded).
-            self.host.dispatch(&mut self.core);
-            let now = self.now();
+            self.host.dispatch(&mut self.core, self.tcp.as_mut(), now);
+            if let Some(tcp) = &mut self.tcp {
+                more |= tcp.receive(&mut self.core, now);
+            }
             if self.core.poll_timeout() <= now {
                 self.core.handle(now, Input::Timeout);
             }
             self.transmit(&mut out);
             self.route_ops();
-            self.host.dispatch(&mut self.core);
+            self.host.dispatch(&mut self.core, self.tcp.as_mut(), now);
             if self.worked {
                 spin.worked();
             }
@@ -92,7 +97,8 @@ impl Driver {
         if let Transport::Sharded { shards, .. } = &mut self.transport {
             shards.stop();
         }
-        self.host.dispatch(&mut self.core);
+        let now = self.now();
+        self.host.dispatch(&mut self.core, None, now);
         self.host.shared.peer_count.store(0, Ordering::SeqCst);
         self.host.shared.stopped.store(true, Ordering::SeqCst);
     }
@@ -322,6 +328,9 @@ impl Driver {
                 return;
             }
             let full = out.len() == BATCH;
+            if let Some(tcp) = &mut self.tcp {
+                tcp.send(out, &mut self.core);
+            }
             let sent = self.transport.send(out);
             self.send_dropped += (out.len() - sent.min(out.len())) as u64;
             for t in out.drain(..) {

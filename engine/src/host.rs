@@ -109,11 +109,16 @@ pub(crate) struct Host {
     pub publish_unrouted: u64,
 }
 
-/// The address the engine's host events carry for a path: every path the
-/// engine creates is UDP (relays and channels have no engine driver yet).
+/// The address the engine's host events carry for a path: the engine
+/// creates UDP and TCP paths (relays and channels have no engine driver
+/// yet).
 fn udp_of(p: Path) -> SocketAddr {
-    p.udp()
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    match p {
+        Path::Tcp { addr, .. } => addr,
+        _ => p
+            .udp()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+    }
 }
 
 impl Host {
@@ -199,8 +204,19 @@ impl Host {
         }
     }
 
-    /// Hands every core event to its destination.
-    pub fn dispatch(&mut self, core: &mut Core) {
+    /// Hands every core event to its destination. With a TCP carrier, a
+    /// UDP dial that failed is retried over TCP (its waiters wait on).
+    pub fn dispatch(
+        &mut self,
+        core: &mut Core,
+        mut tcp: Option<&mut crate::tcp::Carrier>,
+        now: std::time::Duration,
+    ) {
+        if let Some(t) = tcp.as_deref_mut() {
+            for a in t.take_failed() {
+                self.answer_waiters(a, Err("udp and tcp dials failed".into()));
+            }
+        }
         while let Some(e) = core.poll_event() {
             match e {
                 moss_mesh::Event::PeerConnected { peer, addr } => {
@@ -216,6 +232,14 @@ impl Host {
                     });
                 }
                 moss_mesh::Event::ConnectFailed { addr, reason } => {
+                    if let Some(t) = tcp.as_deref_mut() {
+                        t.handshake_failed(addr);
+                        if let Path::Udp(a) = addr {
+                            if t.fallback(a, now) {
+                                continue;
+                            }
+                        }
+                    }
                     self.answer_waiters(udp_of(addr), Err(reason));
                 }
                 moss_mesh::Event::Message(m) => self.route(core, m),

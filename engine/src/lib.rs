@@ -59,6 +59,7 @@ mod shard;
 mod spin;
 mod story;
 mod stream;
+pub mod tcp;
 
 pub use error::{NodeError, StartError};
 pub use event::{Event, Message, Payload};
@@ -72,6 +73,7 @@ pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};
 pub use shard::{ShardError, ShardStat};
 pub use story::{path_of, short_id, Story};
 pub use stream::{Connect, Publish, SubscriptionStream, WaitForSubscriber};
+pub use tcp::TcpStats;
 
 /// The top-level README's Rust example, run as a doc test.
 #[cfg(doctest)]

@@ -47,9 +47,21 @@ pub struct NodeBuilder {
     config: Config,
     identity: Option<Identity>,
     bind: Option<SocketAddr>,
+    queues: (usize, usize),
 }
 
 impl NodeBuilder {
+    /// Sets the capacity of the host → engine command queue (default
+    /// 65 536) and of each message queue (per subscription and node-wide,
+    /// default 16 384). The queues are allocated whole at start, so a host
+    /// that runs many quiet nodes (a gateway's on-demand meshes) saves
+    /// memory with small ones; a full queue reports `Busy` or drops and
+    /// counts, as always. Values below 16 are raised to 16.
+    pub fn queue_capacity(mut self, commands: usize, messages: usize) -> Self {
+        self.queues = (commands.max(16), messages.max(16));
+        self
+    }
+
     /// Sets the 32-byte pre-shared key that gates the mesh.
     pub fn psk(mut self, psk: [u8; 32]) -> Self {
         self.psk = Some(psk);
@@ -128,9 +140,12 @@ impl NodeBuilder {
             (Transport::Direct(backend), local_addr, name)
         };
         let public_key = identity.public_key();
+        let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
+        let mut tcp = crate::tcp::start(&self.config, &transport, local_addr, &keys)?;
         let max_message = self.config.security.max_message_size_bytes as usize;
         let busy_poll = Duration::from_micros(u64::from(self.config.engine.busy_poll_us));
         let static_peers = self.config.static_peers.clone();
+        let prefer_tcp = self.config.transport.prefer_tcp;
         let mut core = moss_mesh::Node::new(
             self.config,
             identity,
@@ -158,7 +173,10 @@ impl NodeBuilder {
                         .filter(|a| a.is_ipv4() == local_addr.is_ipv4())
                         .take(1)
                     {
-                        core.add_static_peer(a);
+                        match tcp.as_mut() {
+                            Some(t) if prefer_tcp => t.add_static(a),
+                            _ => core.add_static_peer(a),
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(peer = %p, error = %e, "static peer does not resolve"),
@@ -178,7 +196,7 @@ impl NodeBuilder {
                 Transport::Sharded { .. } => Arc::new(NoWake),
             },
         });
-        let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE);
+        let (cmd_tx, cmd_rx) = bounded(self.queues.0);
         let (ev_tx, ev_rx) = bounded(EVENT_QUEUE);
         let keys = core.mesh_keys().clone();
         let discovery = crate::discovery::config(
@@ -196,7 +214,8 @@ impl NodeBuilder {
                 .spawn(move || crate::discovery::forward(cands, evs, cmds, hev, sh, local_addr))
                 .map_err(StartError::Thread)?;
         }
-        let (fh_tx, fh_rx) = bounded(MESSAGE_QUEUE);
+        let (fh_tx, fh_rx) = bounded(self.queues.1);
+        let tcp_counters = tcp.as_ref().map(|t| (t.counters(), t.local_addr()));
         let driver = Driver {
             core,
             transport,
@@ -205,12 +224,15 @@ impl NodeBuilder {
             origin: Instant::now(),
             send_dropped: 0,
             worked: false,
+            tcp,
         };
         let thread = std::thread::Builder::new()
             .name("moss-engine".into())
             .spawn(move || driver.run())
             .map_err(StartError::Thread)?;
         Ok(Node {
+            tcp: tcp_counters,
+            message_queue: self.queues.1,
             mesh_id: self.mesh_id,
             public_key,
             local_addr,
@@ -241,6 +263,8 @@ pub struct Node {
     messages: Receiver<Message>,
     thread: Option<JoinHandle<()>>,
     discovery: Option<moss_discovery::Discovery>,
+    tcp: Option<(Arc<crate::tcp::TcpCounters>, Option<SocketAddr>)>,
+    message_queue: usize,
 }
 
 /// Messages of one topic; iterate or poll. Dropping it unsubscribes at
@@ -301,6 +325,7 @@ impl Node {
             config: Config::default(),
             identity: None,
             bind: None,
+            queues: (COMMAND_QUEUE, MESSAGE_QUEUE),
         }
     }
 
@@ -317,6 +342,17 @@ impl Node {
     /// The mesh id.
     pub fn mesh_id(&self) -> &str {
         &self.mesh_id
+    }
+
+    /// The TCP carrier's counters (`None` when it does not run: disabled,
+    /// or a sharded engine).
+    pub fn tcp_stats(&self) -> Option<crate::tcp::TcpStats> {
+        self.tcp.as_ref().map(|(c, _)| c.snapshot())
+    }
+
+    /// The TCP listen address (`None` when not listening on TCP).
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|(_, a)| *a)
     }
 
     /// The I/O backend in use (`uring`, `mmsg` or `portable`).
@@ -356,7 +392,7 @@ impl Node {
     /// Subscribes to `topic`, returning its message stream.
     pub fn subscribe(&self, topic: &str) -> Result<Subscription, NodeError> {
         Self::check_topic(topic)?;
-        let (tx, rx) = bounded(MESSAGE_QUEUE);
+        let (tx, rx) = bounded(self.message_queue);
         let id = self
             .shared
             .next_subscription

@@ -5,6 +5,8 @@
 //!   new ids never build more than the bound; concurrent requests for the
 //!   same new id build it once.
 //! - Mesh ids follow [`valid_mesh_id`].
+//! - An on-demand mesh is cheap: its node runs unsharded (one engine
+//!   thread), without the TCP carrier, with small queues.
 //! - On-demand meshes do not use public trackers or the DHT unless the
 //!   operator names them (`-public-meshes`): any HTTP caller can name a
 //!   mesh, and must not make the gateway announce arbitrary infohashes to
@@ -15,6 +17,13 @@ use moss::{Config, Node};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// Command queue of an on-demand mesh's node: the API only reads, so a
+/// few hundred snapshots and subscriptions in flight are plenty.
+const ON_DEMAND_COMMANDS: usize = 1024;
+/// Message queues of an on-demand mesh's node (the inbox keeps
+/// [`crate::inbox::KEEP`] per topic and drains its queue continuously).
+const ON_DEMAND_MESSAGES: usize = 1024;
 
 /// Longest mesh id accepted, in bytes.
 pub const MAX_MESH_ID: usize = 128;
@@ -133,6 +142,11 @@ impl Meshes {
         // primary mesh.
         cfg.listen_port = 0;
         cfg.static_peers.clear();
+        // Cheap on-demand meshes: one engine thread (no shard threads), no
+        // TCP carrier (its watcher thread and listener; nobody dials an
+        // ephemeral port over TCP), and small queues (see `spawn`).
+        cfg.engine.shards = 1;
+        cfg.transport.tcp_enabled = false;
         if !self.policy.public.iter().any(|p| p == "*" || p == mesh) {
             cfg.trackers = Some(Vec::new());
             cfg.dht_enabled = false;
@@ -145,6 +159,9 @@ impl Meshes {
         let now = self.live.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         let mut b = Node::builder(mesh).config(self.config(mesh, primary));
+        if !primary {
+            b = b.queue_capacity(ON_DEMAND_COMMANDS, ON_DEMAND_MESSAGES);
+        }
         if let Some(psk) = self.psk.filter(|_| primary) {
             b = b.psk(psk);
         }
@@ -281,6 +298,19 @@ mod tests {
             "peak {} > limit {max}",
             m.peak_nodes()
         );
+    }
+
+    #[test]
+    fn on_demand_meshes_are_cheap() {
+        let mut base = offline();
+        base.engine.shards = 4;
+        let m = Meshes::start("primary", base.clone(), None, vec![], Policy::default()).unwrap();
+        // The primary keeps the operator's config; on-demand meshes run one
+        // engine thread without the TCP carrier.
+        assert_eq!(m.config("primary", true), base);
+        let c = m.config("x", false);
+        assert_eq!(c.engine.shards, 1);
+        assert!(!c.transport.tcp_enabled);
     }
 
     #[test]

@@ -62,8 +62,9 @@ impl ConfigError {
 /// - `bootstrap_timeout_sec`;
 /// - the whole `nat` block (`upnp_enabled` … `port_prediction_enabled`),
 ///   reserved for NAT traversal and relays;
-/// - the whole `transport` block (`high_throughput`, `stream_buffer_size`,
-///   `udp_buffer_size`).
+/// - the `transport` block's buffering presets (`high_throughput`,
+///   `stream_buffer_size`, `udp_buffer_size`; the engine reads its
+///   `tcp_enabled` and `prefer_tcp`).
 ///
 /// `trackers` omitted means the built-in list of `moss_discovery`, and
 /// `engine.backend` is parsed by the engine, not here.
@@ -109,7 +110,8 @@ pub struct Config {
     pub nat: NatConfig,
     /// Limits that protect the node.
     pub security: SecurityConfig,
-    /// Buffering presets (accepted, not read yet).
+    /// The TCP carrier switches and buffering presets (the presets are
+    /// accepted, not read yet).
     pub transport: TransportConfig,
     /// Packet engine choices (a Moss-in-Rust addition).
     pub engine: EngineConfig,
@@ -309,9 +311,10 @@ pub struct SecurityConfig {
     pub rate_limit_sustained: u32,
 }
 
-/// Buffering presets of the original. Accepted and validated for type, but
-/// nothing reads them: the engine sizes its own queues.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Transport choices: the TCP carrier (read by the engine), and the
+/// original's buffering presets (accepted and validated for type, but
+/// nothing reads them: the engine sizes its own queues).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TransportConfig {
     /// Larger per-peer queues for bulk traffic.
@@ -320,6 +323,23 @@ pub struct TransportConfig {
     pub stream_buffer_size: u32,
     /// Inbound queue length per UDP session (0 = preset).
     pub udp_buffer_size: u32,
+    /// The TCP carrier (default on): listen on TCP at the UDP port number,
+    /// and dial a peer over TCP when its UDP handshake times out.
+    pub tcp_enabled: bool,
+    /// Dial static peers over TCP instead of UDP (needs `tcp_enabled`).
+    pub prefer_tcp: bool,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            high_throughput: false,
+            stream_buffer_size: 0,
+            udp_buffer_size: 0,
+            tcp_enabled: true,
+            prefer_tcp: false,
+        }
+    }
 }
 
 /// Packet engine choices.

@@ -1,6 +1,6 @@
 //! Where a peer's datagrams come from and go to: a UDP address, a relay
-//! through another peer's session, or a channel the host owns (a WebRTC
-//! DataChannel, later a TCP stream). Sessions, roaming, [`crate::Transmit`]
+//! through another peer's session, a TCP connection the engine carries, or
+//! a channel the host owns (a WebRTC DataChannel). Sessions, roaming, [`crate::Transmit`]
 //! and the simulator speak it; only [`Path::Udp`] appears on the wire (the
 //! observed address of the handshake), so UDP wire bytes are unchanged.
 
@@ -19,9 +19,19 @@ pub enum Path {
         /// The relaying peer.
         via: PeerId,
     },
-    /// A host-owned channel with this id (a WebRTC DataChannel, a TCP
-    /// stream): the host moves datagrams between it and the node.
+    /// A host-owned channel with this id (a WebRTC DataChannel): the host
+    /// moves datagrams between it and the node.
     Channel(u64),
+    /// A TCP connection of the engine's TCP carrier: datagrams travel as
+    /// length-masked records (docs/PROTOCOL.md, "TCP carrier"). `id` names
+    /// the connection (a new connection is a new path); `addr` is its
+    /// remote address.
+    Tcp {
+        /// The carrier's connection id.
+        id: u64,
+        /// The remote address of the connection.
+        addr: SocketAddr,
+    },
 }
 
 impl Path {
@@ -39,7 +49,8 @@ impl Path {
     /// node dials), so two channel peers never count as one IP.
     pub(crate) fn router_addr(&self) -> SocketAddr {
         let tail = match *self {
-            Self::Udp(a) => return a,
+            // A TCP peer has a real address: colocation counts its IP.
+            Self::Udp(a) | Self::Tcp { addr: a, .. } => return a,
             Self::Relay { via } => u64::from_le_bytes([
                 via.0[0], via.0[1], via.0[2], via.0[3], via.0[4], via.0[5], via.0[6], via.0[7],
             ]),
@@ -78,12 +89,13 @@ impl PartialEq<SocketAddr> for Path {
 
 impl fmt::Display for Path {
     /// A UDP path prints as its address (`1.2.3.4:5`), the others as
-    /// `relay:<peer id>` and `channel:<id>`.
+    /// `relay:<peer id>`, `channel:<id>` and `tcp:<address>#<id>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Udp(a) => a.fmt(f),
             Self::Relay { via } => write!(f, "relay:{}", via.to_hex()),
             Self::Channel(id) => write!(f, "channel:{id}"),
+            Self::Tcp { id, addr } => write!(f, "tcp:{addr}#{id}"),
         }
     }
 }
@@ -101,6 +113,11 @@ mod tests {
         assert_eq!(p.router_addr(), a);
         assert_ne!(Path::Channel(1), a);
         assert_eq!(Path::Channel(7).to_string(), "channel:7");
+        let t = Path::Tcp { id: 3, addr: a };
+        assert_ne!(t, a);
+        assert_eq!(t.udp(), None);
+        assert_eq!(t.router_addr(), a);
+        assert_eq!(t.to_string(), "tcp:1.2.3.4:5#3");
     }
 
     #[test]

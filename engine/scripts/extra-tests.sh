@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The engine's suites outside cargo: the TCP carrier where UDP is blocked
+# (tcp-netns.sh: namespaces + nftables; skips visibly without root, fails
+# under CI=true), and a 2-minute soak of 6 gateways on loopback with
+# kill -9 restarts and SIGSTOP flapping (scripts/soak, --check: no message
+# lost among gateways that stayed up, every disturbed one recovers, no
+# growth of RSS or fds).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash engine/scripts/tcp-netns.sh
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+bash scripts/soak/run.sh --nodes 6 --minutes 2 --gap 12 --recovered 20 --out "$work/soak.json" --check
