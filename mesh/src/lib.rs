@@ -59,6 +59,7 @@ pub mod config;
 pub mod event;
 mod handshake;
 mod input;
+pub mod nat;
 mod node;
 pub mod path;
 pub mod preverify;

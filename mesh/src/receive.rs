@@ -135,6 +135,7 @@ impl Node {
                 }
             }
             Frame::Close(_) => self.remove_session(idx, Some(DisconnectReason::Closed)),
+            Frame::Nat(f) => self.nat_frame(idx, peer, f),
             f => {
                 if let Some(c) = control_of(&f) {
                     self.control(peer, c);
