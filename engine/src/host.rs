@@ -60,6 +60,8 @@ pub struct Snapshot {
     pub network: moss_mesh::NetworkSnapshot,
     /// Per-shard figures (one entry when the engine runs unsharded).
     pub shards: Vec<crate::shard::ShardStat>,
+    /// The NAT class the node concluded.
+    pub nat_type: moss_mesh::NatType,
 }
 
 /// Host → engine commands.

@@ -120,6 +120,7 @@ impl NodeBuilder {
         let public_key = identity.public_key();
         let max_message = self.config.security.max_message_size_bytes as usize;
         let static_peers = self.config.static_peers.clone();
+        let nat_pmp = self.config.nat.natpmp_enabled;
         let mut core = moss_mesh::Node::new(
             self.config,
             identity,
@@ -133,6 +134,12 @@ impl NodeBuilder {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         core.set_unix_origin(unix);
+        core.set_local_addrs(&crate::nat::local_addrs(local_addr));
+        if nat_pmp {
+            if let Some(r) = crate::nat::default_gateway().and_then(crate::nat::gateway_report) {
+                core.set_gateway_report(r);
+            }
+        }
         if let Some(s) = transport.shards() {
             core.detach_transport(s.len())
                 .map_err(|e| backend::BackendError::Unavailable {
@@ -465,6 +472,7 @@ impl Node {
                 })
                 .collect(),
             topics: s.subscriptions,
+            nat_type: s.nat_type.as_str().into(),
             counters: s.stats,
             send_dropped: s.send_dropped,
             publish_unrouted: s.publish_unrouted,
@@ -514,7 +522,7 @@ impl Node {
             peer_count: s.peers.len(),
             peers: s.peers.iter().map(|p| p.addr.to_string()).collect(),
             channels: s.subscriptions,
-            nat_type: "unknown".into(),
+            nat_type: s.nat_type.as_str().into(),
             public_key: self.public_key.to_hex(),
             supernode_ready: false,
             backend: self.backend.to_string(),

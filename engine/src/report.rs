@@ -16,7 +16,7 @@ pub struct MeshInfo {
     pub peers: Vec<String>,
     /// Our topics.
     pub channels: Vec<String>,
-    /// NAT classification (`unknown` until NAT profiling runs).
+    /// NAT class (`unknown` until the node's classifier concludes).
     pub nat_type: String,
     /// Our peer id, hex.
     pub public_key: String,
@@ -47,6 +47,8 @@ pub struct NodeStats {
     pub peers: Vec<PeerStat>,
     /// Our topics.
     pub topics: Vec<String>,
+    /// NAT class (`unknown` until the node's classifier concludes).
+    pub nat_type: String,
     /// Node counters, including drops by reason.
     #[serde(flatten)]
     pub counters: moss_mesh::Stats,

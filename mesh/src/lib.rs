@@ -79,6 +79,7 @@ pub use event::{DisconnectReason, Event, Message, Payload};
 pub use handshake::RETIRE_GRACE;
 pub use input::Input;
 pub use moss_crypto::{Identity, PeerId};
+pub use moss_telemetry::NatType;
 pub use moss_telemetry::{ChainLink, Snapshot as NetworkSnapshot, TelemetryConfig};
 pub use node::{DetachError, Node, PeerInfo, IDLE_TIMEOUT, KEEPALIVE, TICK};
 pub use path::Path;
