@@ -437,7 +437,7 @@ impl Node {
         if !initiator {
             self.reach.on_settled(idx, path.udp(), now);
         }
-        self.nat_established(observed, path);
+        self.nat_established(observed, path, out.remote);
         self.table.bind(path, idx);
         if let Some(old) = self.table.by_peer(&out.remote) {
             if old != idx {

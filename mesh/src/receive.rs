@@ -256,6 +256,9 @@ impl Node {
                 false
             }
         };
+        if delivered && p.topic != crate::telemetry::TELEMETRY_TOPIC {
+            self.nat_saw_origin(peer, origin, p.hops);
+        }
         // At the hop limit the message goes no further: a drop only when it
         // was not delivered here either.
         if last_hop && !delivered {

@@ -42,6 +42,11 @@ impl Node {
         self.nat.class_of(peer)
     }
 
+    /// The round trip to `peer` measured by binding requests (0 unknown).
+    pub(crate) fn nat_rtt(&self, peer: &PeerId) -> std::time::Duration {
+        self.nat.rtt.get(peer).copied().unwrap_or_default()
+    }
+
     /// Whether established session `idx` announced the NAT capability.
     pub(crate) fn nat_capable(&self, idx: u32) -> bool {
         self.table
@@ -65,7 +70,13 @@ impl Node {
     /// A session just established: a new inbound confirmation is fed to
     /// the classifier first (the prober then becomes an observer), then
     /// the peer's observation of us.
-    pub(crate) fn nat_established(&mut self, observed: Option<SocketAddr>, path: Path) {
+    pub(crate) fn nat_established(
+        &mut self,
+        observed: Option<SocketAddr>,
+        path: Path,
+        peer: PeerId,
+    ) {
+        self.nat_punch_established(peer);
         self.nat_feed_confirmation();
         if let (Some(mapped), Some(observer)) = (observed, path.udp()) {
             self.nat_observe(observer, mapped);
@@ -143,6 +154,7 @@ impl Node {
     pub(crate) fn nat_tick(&mut self, now: Time) {
         self.nat_feed_confirmation();
         self.nat_run_dials(now);
+        self.nat_punch_tick(now);
         let peers = self.nat_peers();
         if peers.is_empty() {
             return;
@@ -168,7 +180,7 @@ impl Node {
             if self.nat.bindings.len() >= MAX_PENDING_BINDINGS {
                 self.nat.bindings.pop_front();
             }
-            self.nat.bindings.push_back((txid, peer));
+            self.nat.bindings.push_back((txid, peer, self.now));
             self.stats.nat.binding_requests += 1;
             self.queue_frame(idx, &Frame::Nat(NatFrame::BindingRequest { txid }));
         }

@@ -14,6 +14,8 @@ pub(crate) mod ty {
     pub const PROBE_ORDER: u8 = 0x53;
     pub const PROBE_ACK: u8 = 0x54;
     pub const NAT_CLASS: u8 = 0x55;
+    pub const PUNCH_REQUEST: u8 = 0x56;
+    pub const PUNCH_OFFER: u8 = 0x57;
     pub const FIRST: u8 = 0x50;
     pub const LAST: u8 = 0x5F;
 }
@@ -65,6 +67,17 @@ pub struct ThirdParty {
     pub class: NatType,
 }
 
+/// A punch offer: where the other end is and when to dial it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// The other end's address as the forwarder observed it.
+    pub addr: SocketAddr,
+    /// The NAT class it announced.
+    pub class: NatType,
+    /// Milliseconds to wait before dialling.
+    pub delay_ms: u16,
+}
+
 /// One NAT frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NatFrame {
@@ -103,6 +116,21 @@ pub enum NatFrame {
     },
     /// The sender's current NAT class.
     NatClass(NatType),
+    /// "Introduce me to this peer of yours."
+    PunchRequest {
+        /// Request id.
+        txid: u32,
+        /// The peer to punch to.
+        target: [u8; 32],
+    },
+    /// Forwarder to an end: punch to `peer` (or, `None`: the pair cannot
+    /// be punched).
+    PunchOffer {
+        /// The other end.
+        peer: [u8; 32],
+        /// Where and when, or `None` for unpunchable.
+        offer: Option<Offer>,
+    },
 }
 
 impl NatFrame {
@@ -115,6 +143,8 @@ impl NatFrame {
             NatFrame::ProbeOrder { .. } => ty::PROBE_ORDER,
             NatFrame::ProbeAck { .. } => ty::PROBE_ACK,
             NatFrame::NatClass(_) => ty::NAT_CLASS,
+            NatFrame::PunchRequest { .. } => ty::PUNCH_REQUEST,
+            NatFrame::PunchOffer { .. } => ty::PUNCH_OFFER,
         }
     }
 
@@ -128,6 +158,9 @@ impl NatFrame {
             NatFrame::ProbeAck { third: None, .. } => 5,
             NatFrame::ProbeAck { third: Some(t), .. } => 5 + 1 + 32 + addr_len(t.addr),
             NatFrame::NatClass(_) => 1,
+            NatFrame::PunchRequest { .. } => 4 + 32,
+            NatFrame::PunchOffer { offer: None, .. } => 32 + 1,
+            NatFrame::PunchOffer { offer: Some(o), .. } => 32 + 1 + 1 + 2 + addr_len(o.addr),
         }
     }
 
@@ -163,6 +196,22 @@ impl NatFrame {
                 }
             }
             NatFrame::NatClass(c) => out.push(c.code()),
+            NatFrame::PunchRequest { txid, target } => {
+                out.extend_from_slice(&txid.to_le_bytes());
+                out.extend_from_slice(&target);
+            }
+            NatFrame::PunchOffer { peer, offer } => {
+                out.extend_from_slice(&peer);
+                match offer {
+                    None => out.push(1),
+                    Some(o) => {
+                        out.push(0);
+                        out.push(o.class.code());
+                        out.extend_from_slice(&o.delay_ms.to_le_bytes());
+                        encode_addr(o.addr, out);
+                    }
+                }
+            }
         }
     }
 
@@ -228,6 +277,36 @@ impl NatFrame {
                 [] => return Err(NatFrameError::Truncated),
                 _ => return Err(NatFrameError::Trailing),
             },
+            ty::PUNCH_REQUEST => {
+                let (txid, rest) = split_u32(b)?;
+                NatFrame::PunchRequest {
+                    txid,
+                    target: exact_id(rest)?,
+                }
+            }
+            ty::PUNCH_OFFER => {
+                let peer: [u8; 32] = b
+                    .get(..32)
+                    .and_then(|p| p.try_into().ok())
+                    .ok_or(NatFrameError::Truncated)?;
+                let (&status, rest) = b[32..].split_first().ok_or(NatFrameError::Truncated)?;
+                let offer = match status {
+                    1 if rest.is_empty() => None,
+                    1 => return Err(NatFrameError::Trailing),
+                    0 => {
+                        let h = rest.get(..3).ok_or(NatFrameError::Truncated)?;
+                        let class =
+                            NatType::from_code(h[0]).ok_or(NatFrameError::BadClass(h[0]))?;
+                        Some(Offer {
+                            class,
+                            delay_ms: u16::from_le_bytes([h[1], h[2]]),
+                            addr: decode_addr(&rest[3..])?,
+                        })
+                    }
+                    s => return Err(NatFrameError::BadStatus(s)),
+                };
+                NatFrame::PunchOffer { peer, offer }
+            }
             other => return Err(NatFrameError::Undefined(other)),
         })
     }
@@ -236,6 +315,14 @@ impl NatFrame {
 fn split_u32(b: &[u8]) -> Result<(u32, &[u8]), NatFrameError> {
     let h = b.get(..4).ok_or(NatFrameError::Truncated)?;
     Ok((u32::from_le_bytes([h[0], h[1], h[2], h[3]]), &b[4..]))
+}
+
+fn exact_id(b: &[u8]) -> Result<[u8; 32], NatFrameError> {
+    match b.len() {
+        32 => b.try_into().map_err(|_| NatFrameError::Truncated),
+        n if n < 32 => Err(NatFrameError::Truncated),
+        _ => Err(NatFrameError::Trailing),
+    }
 }
 
 fn exact_u32(b: &[u8]) -> Result<u32, NatFrameError> {
@@ -296,6 +383,22 @@ mod tests {
                 third: Some(third),
             },
             NatFrame::NatClass(NatType::Cgnat),
+            NatFrame::PunchRequest {
+                txid: 5,
+                target: [3; 32],
+            },
+            NatFrame::PunchOffer {
+                peer: [4; 32],
+                offer: None,
+            },
+            NatFrame::PunchOffer {
+                peer: [4; 32],
+                offer: Some(Offer {
+                    addr: a("203.0.113.77:6000"),
+                    class: NatType::SymmetricNat,
+                    delay_ms: 40,
+                }),
+            },
         ] {
             round_trip(f);
         }
@@ -316,6 +419,12 @@ mod tests {
             Err(Truncated)
         );
         assert_eq!(NatFrame::decode(ty::NAT_CLASS, &[]), Err(Truncated));
+        assert_eq!(
+            NatFrame::decode(ty::PUNCH_REQUEST, &[0; 35]),
+            Err(Truncated)
+        );
+        assert_eq!(NatFrame::decode(ty::PUNCH_OFFER, &[0; 32]), Err(Truncated));
+        assert_eq!(NatFrame::decode(ty::PUNCH_OFFER, &[0; 35]), Err(Truncated));
     }
 
     #[test]
@@ -331,6 +440,13 @@ mod tests {
             Err(Trailing)
         );
         assert_eq!(NatFrame::decode(ty::NAT_CLASS, &[0, 0]), Err(Trailing));
+        assert_eq!(NatFrame::decode(ty::PUNCH_REQUEST, &[0; 37]), Err(Trailing));
+        let mut unpunchable = vec![0; 32];
+        unpunchable.extend_from_slice(&[1, 0]);
+        assert_eq!(
+            NatFrame::decode(ty::PUNCH_OFFER, &unpunchable),
+            Err(Trailing)
+        );
         let mut ack = Vec::new();
         NatFrame::ProbeAck {
             txid: 0,
@@ -382,6 +498,17 @@ mod tests {
         assert_eq!(
             NatFrame::decode(0x5F, &[]),
             Err(NatFrameError::Undefined(0x5F))
+        );
+        let mut offer = vec![0; 32];
+        offer.extend_from_slice(&[0, 8, 0, 0]);
+        assert_eq!(
+            NatFrame::decode(ty::PUNCH_OFFER, &offer),
+            Err(NatFrameError::BadClass(8))
+        );
+        offer[32] = 2;
+        assert_eq!(
+            NatFrame::decode(ty::PUNCH_OFFER, &offer),
+            Err(NatFrameError::BadStatus(2))
         );
     }
 }

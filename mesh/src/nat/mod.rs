@@ -10,9 +10,11 @@ mod addr;
 mod classify;
 mod frames;
 mod probe;
+mod punch;
 
 pub use addr::{decode_addr, encode_addr, split_addr, AddrError};
-pub use frames::{NatFrame, NatFrameError, ProbeMode, ThirdParty};
+pub use frames::{NatFrame, NatFrameError, Offer, ProbeMode, ThirdParty};
+pub use punch::{PunchState, MAX_PUNCH_DELAY, PREDICTION_SPREAD, PUNCH_DEADLINE, PUNCH_RETRY};
 
 use crate::Time;
 use moss_crypto::PeerId;
@@ -93,6 +95,24 @@ pub struct NatStats {
     pub probe_orders_refused: u64,
     /// Times the observed address changed and the node re-profiled.
     pub address_changes: u64,
+    /// PUNCH_REQUESTs we sent (a topic's origin with no session to us).
+    pub punch_requests: u64,
+    /// PUNCH_REQUESTs we refused as forwarder (too frequent, unknown peer).
+    pub punch_requests_refused: u64,
+    /// Pairs we introduced as forwarder (offers to both ends).
+    pub punch_introductions: u64,
+    /// Pairs we judged unpunchable as forwarder.
+    pub punch_unpunchable: u64,
+    /// Unpunchable verdicts we received as an end.
+    pub punch_reported_unpunchable: u64,
+    /// Punches we started (offers carried out).
+    pub punch_attempts: u64,
+    /// Punches that ended in a session.
+    pub punch_succeeded: u64,
+    /// Punches that ran out of time.
+    pub punch_failed: u64,
+    /// Sum of the successful punches' times from offer to session, in ms.
+    pub punch_ms_total: u64,
 }
 
 impl NatStats {
@@ -112,6 +132,15 @@ impl NatStats {
         self.probe_orders_done += o.probe_orders_done;
         self.probe_orders_refused += o.probe_orders_refused;
         self.address_changes += o.address_changes;
+        self.punch_requests += o.punch_requests;
+        self.punch_requests_refused += o.punch_requests_refused;
+        self.punch_introductions += o.punch_introductions;
+        self.punch_unpunchable += o.punch_unpunchable;
+        self.punch_reported_unpunchable += o.punch_reported_unpunchable;
+        self.punch_attempts += o.punch_attempts;
+        self.punch_succeeded += o.punch_succeeded;
+        self.punch_failed += o.punch_failed;
+        self.punch_ms_total += o.punch_ms_total;
     }
 }
 
@@ -145,7 +174,15 @@ pub(crate) struct NatState {
     classifier: Classifier,
     /// The host's interface addresses (with the bound port).
     local: Vec<SocketAddr>,
-    bindings: VecDeque<(u32, PeerId)>,
+    bindings: VecDeque<(u32, PeerId, Time)>,
+    /// Round trips measured by binding requests.
+    rtt: HashMap<PeerId, Duration>,
+    /// Punches by the peer they aim at.
+    punch: HashMap<PeerId, (Time, punch::PunchState)>,
+    /// Forwarder side: last punch request per peer.
+    last_punch: HashMap<PeerId, Time>,
+    /// Predicted-port dials of punches toward symmetric peers.
+    predicted: Vec<(Time, SocketAddr)>,
     next_binding: Time,
     probe: Option<Probe>,
     /// Outcome of the two filtering tests so far.
@@ -185,6 +222,12 @@ pub(crate) fn reach_rank(c: NatType) -> u8 {
 }
 
 impl NatState {
+    fn note_rtt(&mut self, peer: PeerId, rtt: Duration) {
+        if self.rtt.len() >= MAX_PEER_NOTES && !self.rtt.contains_key(&peer) {
+            self.rtt.clear();
+        }
+        self.rtt.insert(peer, rtt);
+    }
     fn add_observer_candidate(&mut self, addr: SocketAddr, class: NatType) {
         if self.mapping_dial.iter().any(|c| c.0 == addr) {
             return;

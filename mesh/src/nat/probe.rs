@@ -31,10 +31,17 @@ impl Node {
                 }
             }
             NatFrame::BindingResponse { txid, observed } => {
-                let pos = self.nat.bindings.iter().position(|&b| b == (txid, peer));
+                let pos = self
+                    .nat
+                    .bindings
+                    .iter()
+                    .position(|&(t, p, _)| (t, p) == (txid, peer));
                 match (pos, from) {
                     (Some(i), Some(observer)) => {
-                        self.nat.bindings.remove(i);
+                        if let Some((_, _, sent)) = self.nat.bindings.remove(i) {
+                            let rtt = self.now.saturating_sub(sent);
+                            self.nat.note_rtt(peer, rtt);
+                        }
                         self.nat_observe(observer, observed);
                     }
                     _ => self.stats.nat.unsolicited_replies += 1,
@@ -44,6 +51,8 @@ impl Node {
             NatFrame::ProbeOrder { delay_ms, target } => self.nat_order(delay_ms, target),
             NatFrame::ProbeAck { txid, third } => self.nat_ack(peer, txid, third),
             NatFrame::NatClass(c) => self.nat.note_class(peer, c),
+            NatFrame::PunchRequest { target, .. } => self.nat_introduce(idx, peer, target),
+            NatFrame::PunchOffer { peer: other, offer } => self.nat_offer(other, offer),
         }
     }
 
