@@ -5,6 +5,10 @@
 #  0. moss-gateway nodes (nat/scripts/gateway-lab.sh): a real node in every
 #     h-<kind> host and its twin, the public node on pub2 their only static
 #     peer; asserts each node's own class (binding + probe frames, no STUN).
+#  0b. hole punching between real Moss nodes (nat/scripts/punch-lab.sh): every
+#     pair of hosts chats on one topic through the public node; every pair
+#     the rig measured as punchable ends with a direct session, every pair
+#     hears the other, the unpunchable ones are printed.
 #  1. classification: examples/natlab (sans-IO STUN client + classifier, std
 #     sockets) in every h-<kind> host and its twin; asserts each class. The
 #     cgnat home routers run miniupnpd: with an RFC 6598 WAN it answers
@@ -39,6 +43,7 @@ ip netns del "$probe_ns"
 
 nice -n 10 cargo build -q -p moss-nat --example natlab
 nice -n 10 cargo build -q -p moss-gateway
+nice -n 10 cargo build -q -p moss --example nat_peer
 BIN=$PWD/target/debug/examples/natlab
 WORK=$(mktemp -d -t moss-nat-lab.XXXXXX)
 cleanup() { "$LAB" down || true; rm -rf "$WORK"; }
@@ -57,6 +62,10 @@ echo "== moss-gateway nodes: each classifies its NAT through the mesh (public no
 fail=0
 # shellcheck source=gateway-lab.sh
 source nat/scripts/gateway-lab.sh
+echo
+echo "== hole punching between real Moss nodes (engine/examples/nat_peer; public node on pub2 the only static peer; one chat topic)"
+# shellcheck source=punch-lab.sh
+source nat/scripts/punch-lab.sh
 echo
 
 expect() {

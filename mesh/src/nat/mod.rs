@@ -57,7 +57,7 @@ const BINDING_FANOUT: usize = 3;
 /// Outstanding binding requests kept.
 const MAX_PENDING_BINDINGS: usize = 16;
 /// Scheduled probe dials kept.
-const MAX_DIALS: usize = 8;
+const MAX_DIALS: usize = 24;
 /// Third parties remembered as possible observers.
 const MAX_OBSERVER_CANDIDATES: usize = 8;
 /// Peers whose announced class or last probe request is remembered.
@@ -107,6 +107,8 @@ pub struct NatStats {
     pub punch_reported_unpunchable: u64,
     /// Punches we started (offers carried out).
     pub punch_attempts: u64,
+    /// Punch offers refused (dial budget).
+    pub punch_offers_refused: u64,
     /// Punches that ended in a session.
     pub punch_succeeded: u64,
     /// Punches that ran out of time.
@@ -138,6 +140,7 @@ impl NatStats {
         self.punch_unpunchable += o.punch_unpunchable;
         self.punch_reported_unpunchable += o.punch_reported_unpunchable;
         self.punch_attempts += o.punch_attempts;
+        self.punch_offers_refused += o.punch_offers_refused;
         self.punch_succeeded += o.punch_succeeded;
         self.punch_failed += o.punch_failed;
         self.punch_ms_total += o.punch_ms_total;
@@ -179,8 +182,10 @@ pub(crate) struct NatState {
     rtt: HashMap<PeerId, Duration>,
     /// Punches by the peer they aim at.
     punch: HashMap<PeerId, (Time, punch::PunchState)>,
-    /// Forwarder side: last punch request per peer.
-    last_punch: HashMap<PeerId, Time>,
+    /// Forwarder side: last introduction per (requester, target).
+    last_punch: HashMap<(PeerId, PeerId), Time>,
+    /// End side: when recent punch offers were carried out.
+    punch_orders: VecDeque<Time>,
     /// Predicted-port dials of punches toward symmetric peers.
     predicted: Vec<(Time, SocketAddr)>,
     next_binding: Time,

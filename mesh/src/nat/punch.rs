@@ -13,7 +13,7 @@
 //! punched path. Toward a symmetric peer, with `port_prediction_enabled`,
 //! the ports ±5 around its observed one are dialled too.
 
-use super::{NatFrame, MAX_DIALS, MAX_PEER_NOTES, ORDER_BURST, ORDER_WINDOW};
+use super::{NatFrame, MAX_DIALS, MAX_PEER_NOTES, ORDER_WINDOW};
 use crate::node::Node;
 use crate::wire::Frame;
 use crate::Time;
@@ -25,11 +25,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A node asks for an introduction to one peer at most this often.
-pub const PUNCH_RETRY: Duration = Duration::from_secs(60);
+pub const PUNCH_RETRY: Duration = Duration::from_secs(15);
 /// How long a punch may take (delay, rounds, handshake) before it failed.
 pub const PUNCH_DEADLINE: Duration = Duration::from_secs(8);
 /// Longest delay an offer may ask for.
 pub const MAX_PUNCH_DELAY: Duration = Duration::from_secs(2);
+/// Punch offers an end carries out per [`ORDER_WINDOW`] (its own budget,
+/// beside the probe orders').
+pub const PUNCH_BURST: usize = 16;
+/// A forwarder introduces one pair at most this often.
+pub const INTRODUCE_INTERVAL: Duration = Duration::from_secs(5);
 /// Ports either side of a symmetric peer's observed one that are dialled
 /// with port prediction.
 pub const PREDICTION_SPREAD: u16 = 5;
@@ -97,8 +102,8 @@ impl Node {
         let recent = self
             .nat
             .last_punch
-            .get(&peer)
-            .is_some_and(|&t| now.saturating_sub(t) < super::PROBE_REQUEST_INTERVAL);
+            .get(&(peer, target))
+            .is_some_and(|&t| now.saturating_sub(t) < INTRODUCE_INTERVAL);
         let tidx = self.table.by_peer(&target).filter(|&i| self.nat_capable(i));
         let a = self.table.get(idx).and_then(|s| s.path.udp());
         let b = tidx
@@ -111,7 +116,7 @@ impl Node {
         if self.nat.last_punch.len() >= MAX_PEER_NOTES {
             self.nat.last_punch.clear();
         }
-        self.nat.last_punch.insert(peer, now);
+        self.nat.last_punch.insert((peer, target), now);
         let (ca, cb) = (self.nat.class_of(&peer), self.nat.class_of(&target));
         let side = |observed, class| Side {
             observed,
@@ -172,17 +177,17 @@ impl Node {
         }
         while self
             .nat
-            .orders
+            .punch_orders
             .front()
             .is_some_and(|&t| now.saturating_sub(t) >= ORDER_WINDOW)
         {
-            self.nat.orders.pop_front();
+            self.nat.punch_orders.pop_front();
         }
-        if self.nat.orders.len() >= ORDER_BURST || self.nat.dials.len() >= MAX_DIALS {
-            self.stats.nat.probe_orders_refused += 1;
+        if self.nat.punch_orders.len() >= PUNCH_BURST || self.nat.dials.len() >= MAX_DIALS {
+            self.stats.nat.punch_offers_refused += 1;
             return;
         }
-        self.nat.orders.push_back(now);
+        self.nat.punch_orders.push_back(now);
         if self.nat.punch.len() >= MAX_PEER_NOTES {
             self.nat.punch.clear();
         }
