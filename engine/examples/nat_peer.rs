@@ -16,7 +16,9 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = arg(&args, "--port").ok_or("--port missing")?.parse()?;
-    let seconds: u64 = arg(&args, "--seconds").ok_or("--seconds missing")?.parse()?;
+    let seconds: u64 = arg(&args, "--seconds")
+        .ok_or("--seconds missing")?
+        .parse()?;
     let status = arg(&args, "--status").ok_or("--status missing")?;
     let statics: Vec<String> = arg(&args, "--static").into_iter().collect();
     let cfg = serde_json::json!({

@@ -62,6 +62,8 @@ pub struct Snapshot {
     pub shards: Vec<crate::shard::ShardStat>,
     /// The NAT class the node concluded.
     pub nat_type: moss_mesh::NatType,
+    /// Established peers whose session came up through a hole punch.
+    pub punched: Vec<moss_mesh::PeerId>,
 }
 
 /// Host → engine commands.

@@ -469,6 +469,11 @@ impl Node {
                     addr: p.addr.to_string(),
                     topics: p.topics.clone(),
                     outbound: p.outbound,
+                    path: if s.punched.contains(&p.peer) {
+                        "punched"
+                    } else {
+                        "direct"
+                    },
                 })
                 .collect(),
             topics: s.subscriptions,
@@ -521,6 +526,17 @@ impl Node {
             listen_port: self.local_addr.port(),
             peer_count: s.peers.len(),
             peers: s.peers.iter().map(|p| p.addr.to_string()).collect(),
+            paths: s
+                .peers
+                .iter()
+                .map(|p| {
+                    if s.punched.contains(&p.peer) {
+                        "punched".into()
+                    } else {
+                        "direct".into()
+                    }
+                })
+                .collect(),
             channels: s.subscriptions,
             nat_type: s.nat_type.as_str().into(),
             public_key: self.public_key.to_hex(),

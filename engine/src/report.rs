@@ -14,6 +14,9 @@ pub struct MeshInfo {
     pub peer_count: usize,
     /// Their addresses.
     pub peers: Vec<String>,
+    /// How each of them was reached, in the same order: `direct`, or
+    /// `punched` (through a hole punch).
+    pub paths: Vec<String>,
     /// Our topics.
     pub channels: Vec<String>,
     /// NAT class (`unknown` until the node's classifier concludes).
@@ -77,4 +80,6 @@ pub struct PeerStat {
     pub topics: Vec<String>,
     /// True if we dialled it.
     pub outbound: bool,
+    /// How the session came up: `punched` (a hole punch) or `direct`.
+    pub path: &'static str,
 }
