@@ -18,8 +18,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 impl Node {
     /// The host's interface addresses with the bound port: an observed
-    /// address equal to one of them means no NAT. Without them the node
-    /// never concludes `public`.
+    /// address equal to one of them means no NAT. Until they are given the
+    /// node cannot tell no NAT from a cone NAT, so it does not profile
+    /// itself or ask for punches (it still answers and helps its peers).
     pub fn set_local_addrs(&mut self, addrs: &[SocketAddr]) {
         self.nat.local = addrs.to_vec();
     }
@@ -155,6 +156,9 @@ impl Node {
         self.nat_feed_confirmation();
         self.nat_run_dials(now);
         self.nat_punch_tick(now);
+        if self.nat.local.is_empty() {
+            return;
+        }
         let peers = self.nat_peers();
         if peers.is_empty() {
             return;

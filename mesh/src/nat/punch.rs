@@ -67,6 +67,7 @@ impl Node {
     pub(crate) fn nat_saw_origin(&mut self, via: PeerId, origin: PeerId, hops: u8) {
         let now = self.now;
         if hops != 1
+            || self.nat.local.is_empty()
             || origin == self.identity.public_key()
             || self.table.by_peer(&origin).is_some()
         {
