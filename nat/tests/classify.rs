@@ -47,15 +47,7 @@ fn cone(other_ip_port: bool, other_port: bool) -> Classifier {
 
 #[test]
 fn class_strings_round_trip() {
-    for c in [
-        NatType::Unknown,
-        NatType::Public,
-        NatType::FullCone,
-        NatType::RestrictedCone,
-        NatType::PortRestrictedCone,
-        NatType::SymmetricNat,
-        NatType::Cgnat,
-    ] {
+    for c in NatType::ALL {
         assert_eq!(c.as_str().parse::<NatType>(), Ok(c));
     }
     assert!("symmetric".parse::<NatType>().is_err());

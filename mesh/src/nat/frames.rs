@@ -256,11 +256,8 @@ impl NatFrame {
                         let (&code, rest) = rest.split_first().ok_or(NatFrameError::Truncated)?;
                         let class =
                             NatType::from_code(code).ok_or(NatFrameError::BadClass(code))?;
-                        let peer: [u8; 32] = rest
-                            .get(..32)
-                            .and_then(|p| p.try_into().ok())
-                            .ok_or(NatFrameError::Truncated)?;
-                        let (addr, rest) = split_addr(&rest[32..])?;
+                        let (peer, rest) = split_id(rest)?;
+                        let (addr, rest) = split_addr(rest)?;
                         if !rest.is_empty() {
                             return Err(NatFrameError::Trailing);
                         }
@@ -285,11 +282,8 @@ impl NatFrame {
                 }
             }
             ty::PUNCH_OFFER => {
-                let peer: [u8; 32] = b
-                    .get(..32)
-                    .and_then(|p| p.try_into().ok())
-                    .ok_or(NatFrameError::Truncated)?;
-                let (&status, rest) = b[32..].split_first().ok_or(NatFrameError::Truncated)?;
+                let (peer, rest) = split_id(b)?;
+                let (&status, rest) = rest.split_first().ok_or(NatFrameError::Truncated)?;
                 let offer = match status {
                     1 if rest.is_empty() => None,
                     1 => return Err(NatFrameError::Trailing),
@@ -315,6 +309,14 @@ impl NatFrame {
 fn split_u32(b: &[u8]) -> Result<(u32, &[u8]), NatFrameError> {
     let h = b.get(..4).ok_or(NatFrameError::Truncated)?;
     Ok((u32::from_le_bytes([h[0], h[1], h[2], h[3]]), &b[4..]))
+}
+
+fn split_id(b: &[u8]) -> Result<([u8; 32], &[u8]), NatFrameError> {
+    let id = b
+        .get(..32)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(NatFrameError::Truncated)?;
+    Ok((id, &b[32..]))
 }
 
 fn exact_id(b: &[u8]) -> Result<[u8; 32], NatFrameError> {

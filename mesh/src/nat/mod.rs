@@ -159,6 +159,31 @@ pub(crate) fn decode_observed(stats: &mut NatStats, extra: &[u8]) -> Option<Sock
     }
 }
 
+/// Removes the entries of `v` that are due at `now` and returns their
+/// addresses.
+fn take_due(v: &mut Vec<(Time, SocketAddr)>, now: Time) -> Vec<SocketAddr> {
+    let mut due = Vec::new();
+    v.retain(|&(at, a)| {
+        if at <= now {
+            due.push(a);
+            false
+        } else {
+            true
+        }
+    });
+    due
+}
+
+/// Forgets the times in `q` older than [`ORDER_WINDOW`].
+fn prune_window(q: &mut VecDeque<Time>, now: Time) {
+    while q
+        .front()
+        .is_some_and(|&t| now.saturating_sub(t) >= ORDER_WINDOW)
+    {
+        q.pop_front();
+    }
+}
+
 /// A probe we asked a helper for.
 #[derive(Debug, Clone, Copy)]
 struct Probe {

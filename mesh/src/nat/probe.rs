@@ -4,7 +4,7 @@
 //! announcements.
 
 use super::{NatFrame, ProbeMode, ThirdParty, MAX_DIALS, MAX_ORDER_DELAY, MAX_PEER_NOTES};
-use super::{ORDER_BURST, ORDER_WINDOW, OTHER_PORT_DELAY_MS, PROBE_REQUEST_INTERVAL, PROBE_WAIT};
+use super::{ORDER_BURST, OTHER_PORT_DELAY_MS, PROBE_REQUEST_INTERVAL, PROBE_WAIT};
 use crate::node::Node;
 use crate::path::Path;
 use crate::wire::Frame;
@@ -123,14 +123,7 @@ impl Node {
     /// Third-party side: dial `target` later, within a global budget.
     fn nat_order(&mut self, delay_ms: u16, target: SocketAddr) {
         let now = self.now;
-        while self
-            .nat
-            .orders
-            .front()
-            .is_some_and(|&t| now.saturating_sub(t) >= ORDER_WINDOW)
-        {
-            self.nat.orders.pop_front();
-        }
+        super::prune_window(&mut self.nat.orders, now);
         // A session there already: nothing to probe. A dial of ours still
         // in its handshake keeps retransmitting message 1, which serves.
         let session = self
@@ -166,20 +159,11 @@ impl Node {
 
     /// Dials the probe targets that are due.
     pub(crate) fn nat_run_dials(&mut self, now: Time) {
-        let mut due = Vec::new();
         let third = self.nat.probe.and_then(|p| p.third).map(|t| t.addr);
         let before = self.nat.dials.len();
         self.nat.dials.retain(|&(_, a)| Some(a) != third);
         self.stats.nat.probe_orders_refused += (before - self.nat.dials.len()) as u64;
-        self.nat.dials.retain(|&(at, a)| {
-            if at <= now {
-                due.push(a);
-                false
-            } else {
-                true
-            }
-        });
-        for a in due {
+        for a in super::take_due(&mut self.nat.dials, now) {
             self.stats.nat.probe_orders_done += 1;
             self.connect(a);
         }

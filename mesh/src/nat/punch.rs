@@ -13,7 +13,7 @@
 //! punched path. Toward a symmetric peer, with `port_prediction_enabled`,
 //! the ports ±5 around its observed one are dialled too.
 
-use super::{NatFrame, MAX_DIALS, MAX_PEER_NOTES, ORDER_WINDOW};
+use super::{NatFrame, MAX_DIALS, MAX_PEER_NOTES};
 use crate::node::Node;
 use crate::wire::Frame;
 use crate::Time;
@@ -30,7 +30,7 @@ pub const PUNCH_RETRY: Duration = Duration::from_secs(15);
 pub const PUNCH_DEADLINE: Duration = Duration::from_secs(8);
 /// Longest delay an offer may ask for.
 pub const MAX_PUNCH_DELAY: Duration = Duration::from_secs(2);
-/// Punch offers an end carries out per [`ORDER_WINDOW`] (its own budget,
+/// Punch offers an end carries out per [`super::ORDER_WINDOW`] (its own budget,
 /// beside the probe orders').
 pub const PUNCH_BURST: usize = 16;
 /// A forwarder introduces one pair at most this often.
@@ -143,22 +143,16 @@ impl Node {
             d.min(MAX_PUNCH_DELAY).as_millis() as u16
         };
         self.stats.nat.punch_introductions += 1;
-        let to_a = NatFrame::PunchOffer {
-            peer: target.0,
+        let offer = |to: PeerId, addr, class, delay_ms| NatFrame::PunchOffer {
+            peer: to.0,
             offer: Some(super::Offer {
-                addr: b,
-                class: cb,
-                delay_ms: half(rb, ra),
+                addr,
+                class,
+                delay_ms,
             }),
         };
-        let to_b = NatFrame::PunchOffer {
-            peer: peer.0,
-            offer: Some(super::Offer {
-                addr: a,
-                class: ca,
-                delay_ms: half(ra, rb),
-            }),
-        };
+        let to_a = offer(target, b, cb, half(rb, ra));
+        let to_b = offer(peer, a, ca, half(ra, rb));
         self.queue_frame(idx, &Frame::Nat(to_a));
         self.queue_frame(tidx, &Frame::Nat(to_b));
     }
@@ -176,14 +170,7 @@ impl Node {
         if peer == self.identity.public_key() || self.table.by_peer(&peer).is_some() {
             return;
         }
-        while self
-            .nat
-            .punch_orders
-            .front()
-            .is_some_and(|&t| now.saturating_sub(t) >= ORDER_WINDOW)
-        {
-            self.nat.punch_orders.pop_front();
-        }
+        super::prune_window(&mut self.nat.punch_orders, now);
         if self.nat.punch_orders.len() >= PUNCH_BURST || self.nat.dials.len() >= MAX_DIALS {
             self.stats.nat.punch_offers_refused += 1;
             return;
@@ -214,16 +201,7 @@ impl Node {
     /// Punch bookkeeping on each tick: predicted-port dials that are due,
     /// punches that ran out of time.
     pub(crate) fn nat_punch_tick(&mut self, now: Time) {
-        let mut due = Vec::new();
-        self.nat.predicted.retain(|&(at, a)| {
-            if at <= now {
-                due.push(a);
-                false
-            } else {
-                true
-            }
-        });
-        for a in due {
+        for a in super::take_due(&mut self.nat.predicted, now) {
             self.connect(a);
         }
         let mut failed = 0;
