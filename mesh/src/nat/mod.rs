@@ -280,3 +280,41 @@ impl NatState {
         self.classes.insert(peer, class);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_observed_address_is_ignored_and_counted() {
+        let mut st = NatStats::default();
+        let mut good = Vec::new();
+        encode_addr("203.0.113.5:4000".parse().unwrap(), &mut good);
+        assert_eq!(
+            decode_observed(&mut st, &good),
+            Some("203.0.113.5:4000".parse().unwrap())
+        );
+        assert_eq!(st.observed_addr_ignored, 0);
+        for bad in [
+            &[][..],
+            &[9, 1, 2, 3, 4, 0, 1],
+            &[4, 1, 2],
+            &[4, 0, 0, 0, 0, 0, 1],
+        ] {
+            assert_eq!(decode_observed(&mut st, bad), None);
+        }
+        assert_eq!(st.observed_addr_ignored, 4);
+    }
+
+    #[test]
+    fn due_entries_leave_and_the_window_forgets() {
+        let a: SocketAddr = "198.51.100.1:1".parse().unwrap();
+        let b: SocketAddr = "198.51.100.2:2".parse().unwrap();
+        let mut v = vec![(Duration::from_secs(1), a), (Duration::from_secs(5), b)];
+        assert_eq!(take_due(&mut v, Duration::from_secs(2)), vec![a]);
+        assert_eq!(v, vec![(Duration::from_secs(5), b)]);
+        let mut q: VecDeque<Time> = [Duration::ZERO, Duration::from_secs(9)].into();
+        prune_window(&mut q, ORDER_WINDOW + Duration::from_secs(1));
+        assert_eq!(q, VecDeque::from([Duration::from_secs(9)]));
+    }
+}
