@@ -312,6 +312,14 @@ impl Driver {
             publish_unrouted: self.host.publish_unrouted,
             network: self.core.network_stats(),
             shards,
+            nat_type: self.core.reachability().nat_type(),
+            punched: self
+                .core
+                .peers()
+                .into_iter()
+                .map(|p| p.peer)
+                .filter(|p| self.core.punch_state(p) == Some(moss_mesh::nat::PunchState::Punched))
+                .collect(),
         }
     }
 

@@ -63,6 +63,10 @@ pub struct Snapshot {
     pub network: moss_mesh::NetworkSnapshot,
     /// Per-shard figures (one entry when the engine runs unsharded).
     pub shards: Vec<crate::shard::ShardStat>,
+    /// The NAT class the node concluded.
+    pub nat_type: moss_mesh::NatType,
+    /// Established peers whose session came up through a hole punch.
+    pub punched: Vec<moss_mesh::PeerId>,
 }
 
 /// Host → engine commands.

@@ -52,6 +52,7 @@ mod error;
 mod event;
 mod host;
 mod io;
+mod nat;
 mod node;
 mod reactor;
 mod report;

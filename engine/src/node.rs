@@ -146,6 +146,7 @@ impl NodeBuilder {
         let busy_poll = Duration::from_micros(u64::from(self.config.engine.busy_poll_us));
         let static_peers = self.config.static_peers.clone();
         let prefer_tcp = self.config.transport.prefer_tcp;
+        let nat_pmp = self.config.nat.natpmp_enabled;
         let mut core = moss_mesh::Node::new(
             self.config,
             identity,
@@ -159,6 +160,12 @@ impl NodeBuilder {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         core.set_unix_origin(unix);
+        core.set_local_addrs(&crate::nat::local_addrs(local_addr));
+        if nat_pmp {
+            if let Some(r) = crate::nat::default_gateway().and_then(crate::nat::gateway_report) {
+                core.set_gateway_report(r);
+            }
+        }
         if let Some(s) = transport.shards() {
             core.detach_transport(s.len())
                 .map_err(|e| backend::BackendError::Unavailable {
@@ -511,9 +518,15 @@ impl Node {
                     addr: p.addr.to_string(),
                     topics: p.topics.clone(),
                     outbound: p.outbound,
+                    path: if s.punched.contains(&p.peer) {
+                        "punched"
+                    } else {
+                        "direct"
+                    },
                 })
                 .collect(),
             topics: s.subscriptions,
+            nat_type: s.nat_type.as_str().into(),
             counters: s.stats,
             send_dropped: s.send_dropped,
             publish_unrouted: s.publish_unrouted,
@@ -562,8 +575,19 @@ impl Node {
             listen_port: self.local_addr.port(),
             peer_count: s.peers.len(),
             peers: s.peers.iter().map(|p| p.addr.to_string()).collect(),
+            paths: s
+                .peers
+                .iter()
+                .map(|p| {
+                    if s.punched.contains(&p.peer) {
+                        "punched".into()
+                    } else {
+                        "direct".into()
+                    }
+                })
+                .collect(),
             channels: s.subscriptions,
-            nat_type: "unknown".into(),
+            nat_type: s.nat_type.as_str().into(),
             public_key: self.public_key.to_hex(),
             supernode_ready: false,
             backend: self.backend.to_string(),

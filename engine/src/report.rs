@@ -14,9 +14,12 @@ pub struct MeshInfo {
     pub peer_count: usize,
     /// Their addresses.
     pub peers: Vec<String>,
+    /// How each of them was reached, in the same order: `direct`, or
+    /// `punched` (through a hole punch).
+    pub paths: Vec<String>,
     /// Our topics.
     pub channels: Vec<String>,
-    /// NAT classification (`unknown` until NAT profiling runs).
+    /// NAT class (`unknown` until the node's classifier concludes).
     pub nat_type: String,
     /// Our peer id, hex.
     pub public_key: String,
@@ -47,6 +50,8 @@ pub struct NodeStats {
     pub peers: Vec<PeerStat>,
     /// Our topics.
     pub topics: Vec<String>,
+    /// NAT class (`unknown` until the node's classifier concludes).
+    pub nat_type: String,
     /// Node counters, including drops by reason.
     #[serde(flatten)]
     pub counters: moss_mesh::Stats,
@@ -75,4 +80,6 @@ pub struct PeerStat {
     pub topics: Vec<String>,
     /// True if we dialled it.
     pub outbound: bool,
+    /// How the session came up: `punched` (a hole punch) or `direct`.
+    pub path: &'static str,
 }

@@ -63,6 +63,7 @@ pub fn stats_document(s: &Served) -> Result<serde_json::Value, String> {
         "peer_count": st.peer_count,
         "sessions": st.sessions,
         "topics": st.topics,
+        "nat_type": st.nat_type,
         "counters": st.counters,
         "send_dropped": st.send_dropped,
         "events_dropped": st.events_dropped,

@@ -134,5 +134,42 @@ pub fn render(meshes: &[(String, Arc<Served>)]) -> String {
             );
         }
     }
+    nat(&mut out, &stats);
     out
+}
+
+/// The NAT class (one series per mesh, value 1) and the NAT counters by
+/// event (the fields of `moss_mesh::nat::NatStats`).
+fn nat(out: &mut String, stats: &[(String, moss::NodeStats)]) {
+    family(
+        out,
+        "moss_nat_type",
+        "gauge",
+        "The NAT class the node concluded (value 1).",
+    );
+    for (id, st) in stats {
+        let _ = writeln!(
+            out,
+            "moss_nat_type{{mesh=\"{id}\",type=\"{}\"}} 1",
+            st.nat_type
+        );
+    }
+    family(
+        out,
+        "moss_nat_events_total",
+        "counter",
+        "NAT traversal events: observations, binding and probe frames, by outcome.",
+    );
+    for (id, st) in stats {
+        let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&st.counters.nat) else {
+            continue;
+        };
+        for (event, v) in m {
+            let _ = writeln!(
+                out,
+                "moss_nat_events_total{{mesh=\"{id}\",event=\"{event}\"}} {}",
+                v.as_u64().unwrap_or(0)
+            );
+        }
+    }
 }

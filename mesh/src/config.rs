@@ -60,8 +60,9 @@ impl ConfigError {
 /// **not read by anything yet**:
 ///
 /// - `bootstrap_timeout_sec`;
-/// - the whole `nat` block (`upnp_enabled` … `port_prediction_enabled`),
-///   reserved for NAT traversal and relays;
+/// - in the `nat` block, everything but `natpmp_enabled` (the engine asks
+///   the gateway for its external address) and `port_prediction_enabled`
+///   (punches toward symmetric NATs): reserved for port mapping and relays;
 /// - the `transport` block's buffering presets (`high_throughput`,
 ///   `stream_buffer_size`, `udp_buffer_size`; the engine reads its
 ///   `tcp_enabled` and `prefer_tcp`).
@@ -270,8 +271,10 @@ impl GossipSubConfig {
     }
 }
 
-/// NAT traversal and relay parameters. Accepted and validated for type,
-/// but nothing reads them yet: they are reserved for the NAT traversal work.
+/// NAT traversal and relay parameters. Read so far: `natpmp_enabled` (the
+/// engine's NAT-PMP external-address query, for CGNAT detection) and
+/// `port_prediction_enabled`; the rest is accepted, validated for type and
+/// reserved (port mapping, relays).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatConfig {

@@ -14,7 +14,7 @@ use moss_crypto::{
     TransportCipher,
 };
 use rand_core::RngCore;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Shortest gap between two answers to repeated copies of one message 1.
@@ -90,39 +90,11 @@ impl Handshaker {
 /// The handshake's extra payload: the address we saw the peer's datagram
 /// come from, when the path has one (nothing for relays and channels).
 fn encode_observed(p: Path) -> Vec<u8> {
-    p.udp().map(encode_addr).unwrap_or_default()
-}
-
-/// Encodes an observed address for the handshake's extra payload.
-fn encode_addr(a: SocketAddr) -> Vec<u8> {
-    let mut v = Vec::with_capacity(19);
-    match a.ip() {
-        IpAddr::V4(ip) => {
-            v.push(4);
-            v.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            v.push(6);
-            v.extend_from_slice(&ip.octets());
-        }
+    let mut v = Vec::new();
+    if let Some(a) = p.udp() {
+        crate::nat::encode_addr(a, &mut v);
     }
-    v.extend_from_slice(&a.port().to_be_bytes());
     v
-}
-
-/// Decodes an observed address; `None` for anything malformed.
-fn decode_addr(b: &[u8]) -> Option<SocketAddr> {
-    match (b.first(), b.len()) {
-        (Some(4), 7) => {
-            let ip: [u8; 4] = b[1..5].try_into().ok()?;
-            Some(SocketAddr::from((ip, u16::from_be_bytes([b[5], b[6]]))))
-        }
-        (Some(6), 19) => {
-            let ip: [u8; 16] = b[1..17].try_into().ok()?;
-            Some(SocketAddr::from((ip, u16::from_be_bytes([b[17], b[18]]))))
-        }
-        _ => None,
-    }
 }
 
 impl Node {
@@ -334,7 +306,7 @@ impl Node {
                 return self.drop_input(Self::fail_reason(&e));
             }
         };
-        let observed = decode_addr(&extra);
+        let observed = crate::nat::decode_observed(&mut self.stats.nat, &extra);
         s.remote_index = b.sender;
         // The reply may come from elsewhere than we dialled (a NAT): the
         // session follows it; the dialled path stays an alias of it, so a
@@ -363,7 +335,7 @@ impl Node {
         };
         match p.hs.read(b.noise) {
             Ok(extra) => {
-                let observed = decode_addr(&extra);
+                let observed = crate::nat::decode_observed(&mut self.stats.nat, &extra);
                 self.establish(idx, observed, None);
             }
             Err(e) => {
@@ -462,6 +434,7 @@ impl Node {
         if !initiator {
             self.reach.on_settled(idx, path.udp(), now);
         }
+        self.nat_established(observed, path, out.remote);
         self.table.bind(path, idx);
         if let Some(old) = self.table.by_peer(&out.remote) {
             if old != idx {
@@ -503,20 +476,5 @@ impl Node {
             addr: path,
         });
         self.send_subscriptions(idx);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn observed_addr_round_trip() {
-        for a in ["1.2.3.4:5", "[::1]:65535"] {
-            let a: SocketAddr = a.parse().unwrap();
-            assert_eq!(decode_addr(&encode_addr(a)), Some(a));
-        }
-        assert_eq!(decode_addr(&[4, 1]), None);
-        assert_eq!(decode_addr(&[]), None);
     }
 }

@@ -95,6 +95,7 @@ pub struct Node {
     pub(crate) events: VecDeque<Event>,
     pub(crate) telemetry: NodeTelemetry,
     pub(crate) reach: Reachability,
+    pub(crate) nat: crate::nat::NatState,
     static_peers: Vec<StaticPeer>,
     next_tick: Time,
     pub(crate) now: Time,
@@ -119,7 +120,12 @@ impl Node {
         // across restarts of the same identity.
         let seq = rng.next_u64() >> 16;
         let telemetry = NodeTelemetry::new(&cfg.telemetry, &identity);
-        let pubsub = Pubsub::new(&cfg, seq, telemetry.is_enabled(), now, &mut rng)?;
+        let mut pubsub = Pubsub::new(&cfg, seq, telemetry.is_enabled(), now, &mut rng)?;
+        // Announced to every peer, never joined: it only says we speak the
+        // NAT frames.
+        pubsub
+            .subscriptions
+            .insert(crate::nat::CAP_TOPIC.to_string());
         Ok(Self {
             handshaker: Handshaker::new(&identity, &keys, now),
             transport: Transport::local(&keys),
@@ -134,6 +140,7 @@ impl Node {
             events: VecDeque::new(),
             telemetry,
             reach: Reachability::default(),
+            nat: Default::default(),
             static_peers: Vec::new(),
             next_tick: now,
             now,
@@ -198,7 +205,7 @@ impl Node {
             .subscriptions
             .iter()
             .map(|s| s.as_str())
-            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC)
+            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC && *t != crate::nat::CAP_TOPIC)
     }
 
     /// Established peers.
@@ -212,7 +219,12 @@ impl Node {
                 s.established().map(|e| PeerInfo {
                     peer: e.peer,
                     addr: s.path,
-                    topics: e.topics.iter().map(|t| t.to_string()).collect(),
+                    topics: e
+                        .topics
+                        .iter()
+                        .filter(|t| *t != crate::nat::CAP_TOPIC)
+                        .map(|t| t.to_string())
+                        .collect(),
                     observed: e.observed,
                     outbound: e.initiator,
                 })
@@ -343,6 +355,7 @@ impl Node {
         }
         self.redial_static(now);
         self.pubsub_tick(now);
+        self.nat_tick(now);
         self.telemetry_tick();
     }
 

@@ -27,6 +27,10 @@ const PENDING_CAP: usize = 1024;
 pub struct Reachability {
     contacted: HashSet<IpAddr>,
     order: VecDeque<IpAddr>,
+    /// Exact destinations (IP and port), bounded the same way: a
+    /// port-dependent filter opens for exactly these.
+    contacted_addrs: HashSet<SocketAddr>,
+    addr_order: VecDeque<SocketAddr>,
     unsolicited: HashSet<u32>,
     confirmed: Option<Confirmation>,
     nat_type: NatType,
@@ -48,6 +52,14 @@ impl Reachability {
         let Some(addr) = to.udp() else {
             return;
         };
+        if self.contacted_addrs.insert(addr) {
+            self.addr_order.push_back(addr);
+            if self.addr_order.len() > CONTACTED_CAP {
+                if let Some(old) = self.addr_order.pop_front() {
+                    self.contacted_addrs.remove(&old);
+                }
+            }
+        }
         let ip = addr.ip();
         if self.contacted.insert(ip) {
             self.order.push_back(ip);
@@ -62,6 +74,12 @@ impl Reachability {
     /// Whether this node has sent anything to `ip` (within the bound).
     pub fn contacted(&self, ip: IpAddr) -> bool {
         self.contacted.contains(&ip)
+    }
+
+    /// Whether this node has sent anything to exactly `addr` (within the
+    /// bound).
+    pub fn contacted_addr(&self, addr: SocketAddr) -> bool {
+        self.contacted_addrs.contains(&addr)
     }
 
     /// A message 1 arrived from `from` and got half-open slot `idx`: it is
@@ -102,6 +120,20 @@ impl Reachability {
     pub fn nat_type(&self) -> NatType {
         self.nat_type
     }
+
+    /// Sets the class the classifier concluded.
+    pub(crate) fn set_nat_type(&mut self, t: NatType) {
+        self.nat_type = t;
+    }
+
+    /// Our observed address changed (roaming, a new lease): the old proof
+    /// says nothing about the new address, so it is forgotten along with
+    /// the class. The contacted set stays: those IPs were still sent to.
+    pub(crate) fn reset(&mut self) {
+        self.confirmed = None;
+        self.unsolicited.clear();
+        self.nat_type = NatType::Unknown;
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +164,8 @@ mod tests {
     fn a_reply_to_our_own_dial_is_not_a_probe() {
         let mut r = Reachability::default();
         r.note_sent(p("203.0.113.7:9000"));
+        assert!(r.contacted_addr("203.0.113.7:9000".parse().unwrap()));
+        assert!(!r.contacted_addr("203.0.113.7:9001".parse().unwrap()));
         // The same IP at another port (a port-restricted NAT's pinhole is
         // per IP for restricted cones): still not unsolicited.
         r.on_init(p("203.0.113.7:9001"), 5);
@@ -147,6 +181,17 @@ mod tests {
         r.on_settled(9, Some("198.51.100.1:1".parse().unwrap()), Duration::ZERO);
         r.on_settled(77, Some("198.51.100.1:1".parse().unwrap()), Duration::ZERO);
         assert!(!r.inbound_confirmed());
+    }
+
+    #[test]
+    fn reset_forgets_the_proof_and_the_class() {
+        let mut r = Reachability::default();
+        r.on_init(p("203.0.113.7:9000"), 5);
+        r.on_settled(5, Some("203.0.113.7:9000".parse().unwrap()), Duration::ZERO);
+        r.set_nat_type(NatType::Public);
+        r.reset();
+        assert!(!r.inbound_confirmed());
+        assert_eq!(r.nat_type(), NatType::Unknown);
     }
 
     #[test]

@@ -135,6 +135,7 @@ impl Node {
                 }
             }
             Frame::Close(_) => self.remove_session(idx, Some(DisconnectReason::Closed)),
+            Frame::Nat(f) => self.nat_frame(idx, peer, f),
             f => {
                 if let Some(c) = control_of(&f) {
                     self.control(peer, c);
@@ -323,6 +324,9 @@ impl Node {
                 delivered
             }
         };
+        if delivered && p.topic != crate::telemetry::TELEMETRY_TOPIC {
+            self.nat_saw_origin(peer, origin, p.hops);
+        }
         // At the hop limit the message goes no further: a drop only when it
         // was not delivered here either.
         if last_hop && !delivered {

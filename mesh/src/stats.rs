@@ -177,6 +177,8 @@ pub struct Stats {
     pub messages_duplicate: u64,
     /// Inputs dropped, by reason.
     pub drops: Drops,
+    /// NAT traversal counters.
+    pub nat: crate::nat::NatStats,
 }
 
 impl Stats {
@@ -194,6 +196,7 @@ impl Stats {
         self.messages_forwarded += o.messages_forwarded;
         self.messages_duplicate += o.messages_duplicate;
         self.drops.merge(&o.drops);
+        self.nat.merge(&o.nat);
     }
 }
 

@@ -54,6 +54,9 @@ pub enum WireError {
     /// Fragment numbering is inconsistent.
     #[error("bad fragment header")]
     BadFragment,
+    /// A NAT frame (0x50–0x5F) whose body does not decode.
+    #[error("bad NAT frame: {0}")]
+    Nat(#[from] crate::nat::NatFrameError),
 }
 
 /// Datagram kinds (first byte of the unmasked head).
@@ -333,6 +336,8 @@ pub enum Frame<'a> {
     IWant(IdList<'a>),
     /// GossipSub IDONTWANT: ids of large messages the sender already has.
     IDontWant(IdList<'a>),
+    /// A NAT traversal frame (0x50–0x5F, `crate::nat`).
+    Nat(crate::nat::NatFrame),
 }
 
 /// Bytes of an Ed25519 signature.
@@ -422,6 +427,7 @@ impl<'a> Frame<'a> {
                 Frame::Prune { topic, px, .. } => PRUNE_FIXED + topic.len() + px.as_bytes().len(),
                 Frame::IHave { topic, ids } => 1 + topic.len() + ids.as_bytes().len(),
                 Frame::IWant(ids) | Frame::IDontWant(ids) => ids.as_bytes().len(),
+                Frame::Nat(f) => f.body_len(),
             }
     }
 
@@ -442,6 +448,7 @@ impl<'a> Frame<'a> {
             Frame::IHave { .. } => ty::IHAVE,
             Frame::IWant(_) => ty::IWANT,
             Frame::IDontWant(_) => ty::IDONTWANT,
+            Frame::Nat(f) => f.type_byte(),
         };
         out.push(t);
         out.extend_from_slice(&body_len.to_le_bytes());
@@ -484,6 +491,7 @@ impl<'a> Frame<'a> {
                 out.extend_from_slice(ids.as_bytes());
             }
             Frame::IWant(ids) | Frame::IDontWant(ids) => out.extend_from_slice(ids.as_bytes()),
+            Frame::Nat(f) => f.encode_body(out),
         }
     }
 
@@ -546,6 +554,9 @@ impl<'a> Frame<'a> {
                     return Err(WireError::BadLength);
                 }
                 Frame::Close(b[0])
+            }
+            crate::nat::FRAME_TYPES_FIRST..=crate::nat::FRAME_TYPES_LAST => {
+                Frame::Nat(crate::nat::NatFrame::decode(t, b)?)
             }
             other => return Err(WireError::UnknownFrame(other)),
         })

@@ -2,6 +2,13 @@
 # moss-nat real-NAT suite (nat/scripts/natlab: real Linux NATs in network
 # namespaces, coturn STUN on pub1, miniupnpd for NAT-PMP). Tears the lab down
 # on exit. Without network namespaces: SKIP (exit 0), or FAIL under CI=true.
+#  0. moss-gateway nodes (nat/scripts/gateway-lab.sh): a real node in every
+#     h-<kind> host and its twin, the public node on pub2 their only static
+#     peer; asserts each node's own class (binding + probe frames, no STUN).
+#  0b. hole punching between real Moss nodes (nat/scripts/punch-lab.sh): every
+#     pair of hosts chats on one topic through the public node; every pair
+#     the rig measured as punchable ends with a direct session, every pair
+#     hears the other, the unpunchable ones are printed.
 #  1. classification: examples/natlab (sans-IO STUN client + classifier, std
 #     sockets) in every h-<kind> host and its twin; asserts each class. The
 #     cgnat home routers run miniupnpd: with an RFC 6598 WAN it answers
@@ -35,6 +42,8 @@ ip netns add "$probe_ns" 2>/dev/null || skip "cannot create network namespaces"
 ip netns del "$probe_ns"
 
 nice -n 10 cargo build -q -p moss-nat --example natlab
+nice -n 10 cargo build -q -p moss-gateway
+nice -n 10 cargo build -q -p moss --example nat_peer
 BIN=$PWD/target/debug/examples/natlab
 WORK=$(mktemp -d -t moss-nat-lab.XXXXXX)
 cleanup() { "$LAB" down || true; rm -rf "$WORK"; }
@@ -48,6 +57,17 @@ trap cleanup EXIT
 "$LAB" bg pub2 prober "$BIN" probe-server --listen 203.0.113.20:4000 --from 198.51.100.20 --seconds 600
 sleep 1
 
+KINDS="full_cone restricted_cone port_restricted_cone symmetric cgnat public"
+echo "== moss-gateway nodes: each classifies its NAT through the mesh (public node on pub2 the only static peer)"
+fail=0
+# shellcheck source=gateway-lab.sh
+source nat/scripts/gateway-lab.sh
+echo
+echo "== hole punching between real Moss nodes (engine/examples/nat_peer; public node on pub2 the only static peer; one chat topic)"
+# shellcheck source=punch-lab.sh
+source nat/scripts/punch-lab.sh
+echo
+
 expect() {
   case $1 in symmetric) echo symmetric_nat;; *) echo "$1";; esac
 }
@@ -56,8 +76,6 @@ site_n() {
   [ "$1" = "${1%2}" ] || n=$((n + 10))
   echo $n
 }
-KINDS="full_cone restricted_cone port_restricted_cone symmetric cgnat public"
-fail=0
 echo "== classification (sans-IO client + classifier, std sockets, in each host)"
 printf '%-22s %-22s %-20s %-26s %-10s %-18s %s\n' host class mapping filtering reachable gateway ms
 declare -A CLASS

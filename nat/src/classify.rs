@@ -15,53 +15,9 @@ pub const MAX_OBSERVATIONS: usize = 64;
 /// Distinct destination IPs remembered; past this, inbound probes are refused.
 pub const MAX_SENT_TO: usize = 256;
 
-/// The NAT class of a node, as reported everywhere in Moss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NatClass {
-    /// Not (yet) known.
-    Unknown,
-    /// No NAT, and reachability confirmed by an unsolicited inbound probe.
-    Public,
-    /// Endpoint-independent mapping and filtering.
-    FullCone,
-    /// Endpoint-independent mapping, address-dependent filtering.
-    RestrictedCone,
-    /// Endpoint-independent mapping, address-and-port-dependent filtering.
-    PortRestrictedCone,
-    /// Endpoint-dependent mapping.
-    SymmetricNat,
-    /// Behind a carrier-grade NAT (RFC 6598 space, or a NAT behind a NAT).
-    Cgnat,
-}
-
-impl NatClass {
-    /// The class string of MOSS.md.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NatClass::Unknown => "unknown",
-            NatClass::Public => "public",
-            NatClass::FullCone => "full_cone",
-            NatClass::RestrictedCone => "restricted_cone",
-            NatClass::PortRestrictedCone => "port_restricted_cone",
-            NatClass::SymmetricNat => "symmetric_nat",
-            NatClass::Cgnat => "cgnat",
-        }
-    }
-
-    /// Parses a class string of MOSS.md.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "unknown" => NatClass::Unknown,
-            "public" => NatClass::Public,
-            "full_cone" => NatClass::FullCone,
-            "restricted_cone" => NatClass::RestrictedCone,
-            "port_restricted_cone" => NatClass::PortRestrictedCone,
-            "symmetric_nat" => NatClass::SymmetricNat,
-            "cgnat" => NatClass::Cgnat,
-            _ => return None,
-        })
-    }
-}
+/// The NAT class of a node, as reported everywhere in Moss (one type for
+/// the classifier, the node and telemetry).
+pub use moss_telemetry::NatType;
 
 /// RFC 4787 mapping behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +101,7 @@ pub enum ProbeRejected {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     /// The class.
-    pub class: NatClass,
+    pub class: NatType,
     /// Mapping behaviour.
     pub mapping: Mapping,
     /// Filtering behaviour.
@@ -317,23 +273,21 @@ impl Classifier {
         let mapping = self.mapping();
         let filtering = self.filtering();
         let class = if self.is_cgnat() {
-            NatClass::Cgnat
+            NatType::Cgnat
         } else {
             match (mapping, filtering) {
-                (Mapping::Unknown, _) => NatClass::Unknown,
-                (Mapping::EndpointDependent, _) => NatClass::SymmetricNat,
-                (Mapping::NoNat, _) if self.probe_confirmed => NatClass::Public,
-                (Mapping::NoNat, _) => NatClass::Unknown,
-                (Mapping::EndpointIndependent, Filtering::EndpointIndependent) => {
-                    NatClass::FullCone
-                }
+                (Mapping::Unknown, _) => NatType::Unknown,
+                (Mapping::EndpointDependent, _) => NatType::SymmetricNat,
+                (Mapping::NoNat, _) if self.probe_confirmed => NatType::Public,
+                (Mapping::NoNat, _) => NatType::Unknown,
+                (Mapping::EndpointIndependent, Filtering::EndpointIndependent) => NatType::FullCone,
                 (Mapping::EndpointIndependent, Filtering::AddressDependent) => {
-                    NatClass::RestrictedCone
+                    NatType::RestrictedCone
                 }
                 (Mapping::EndpointIndependent, Filtering::AddressAndPortDependent) => {
-                    NatClass::PortRestrictedCone
+                    NatType::PortRestrictedCone
                 }
-                (Mapping::EndpointIndependent, Filtering::Unknown) => NatClass::Unknown,
+                (Mapping::EndpointIndependent, Filtering::Unknown) => NatType::Unknown,
             }
         };
         Verdict {
@@ -345,7 +299,7 @@ impl Classifier {
     }
 
     /// The current class.
-    pub fn class(&self) -> NatClass {
+    pub fn class(&self) -> NatType {
         self.verdict().class
     }
 }

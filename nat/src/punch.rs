@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::classify::{NatClass, PortPrediction};
+use crate::classify::{NatType, PortPrediction};
 
 /// Largest spray (probes or local sockets) a configuration may ask for.
 pub const MAX_SPRAY: u16 = 4096;
@@ -92,7 +92,7 @@ pub struct Side {
     /// The endpoint the coordinator observed this side at.
     pub observed: SocketAddr,
     /// Its NAT class.
-    pub class: NatClass,
+    pub class: NatType,
     /// Its port-allocation prediction, when its NAT allocates sequentially.
     pub prediction: Option<PortPrediction>,
 }
@@ -111,13 +111,13 @@ pub enum Strategy {
 }
 
 /// Endpoint-dependent mapping.
-fn symmetric(c: NatClass) -> bool {
-    c == NatClass::SymmetricNat
+fn symmetric(c: NatType) -> bool {
+    c == NatType::SymmetricNat
 }
 
 /// Address-and-port-dependent filtering with endpoint-independent mapping.
-fn port_filtered(c: NatClass) -> bool {
-    matches!(c, NatClass::PortRestrictedCone | NatClass::Cgnat)
+fn port_filtered(c: NatType) -> bool {
+    matches!(c, NatType::PortRestrictedCone | NatType::Cgnat)
 }
 
 /// Picks how `me` punches towards `peer`.

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use moss_nat::classify::{
-    Classifier, Filtering, FilteringTest, GatewayReport, Mapping, NatClass, Observation,
+    Classifier, Filtering, FilteringTest, GatewayReport, Mapping, NatType, Observation,
     ObserveOutcome, PortPrediction, ProbeRejected, MAX_SENT_TO,
 };
 
@@ -47,37 +47,29 @@ fn cone(other_ip_port: bool, other_port: bool) -> Classifier {
 
 #[test]
 fn class_strings_round_trip() {
-    for c in [
-        NatClass::Unknown,
-        NatClass::Public,
-        NatClass::FullCone,
-        NatClass::RestrictedCone,
-        NatClass::PortRestrictedCone,
-        NatClass::SymmetricNat,
-        NatClass::Cgnat,
-    ] {
-        assert_eq!(NatClass::parse(c.as_str()), Some(c));
+    for c in NatType::ALL {
+        assert_eq!(c.as_str().parse::<NatType>(), Ok(c));
     }
-    assert_eq!(NatClass::parse("symmetric"), None);
+    assert!("symmetric".parse::<NatType>().is_err());
 }
 
 #[test]
 fn nothing_known_is_unknown() {
-    assert_eq!(Classifier::new().class(), NatClass::Unknown);
+    assert_eq!(Classifier::new().class(), NatType::Unknown);
 }
 
 #[test]
 fn cone_kinds_follow_filtering() {
-    assert_eq!(cone(true, true).class(), NatClass::FullCone);
-    assert_eq!(cone(false, true).class(), NatClass::RestrictedCone);
-    assert_eq!(cone(false, false).class(), NatClass::PortRestrictedCone);
+    assert_eq!(cone(true, true).class(), NatType::FullCone);
+    assert_eq!(cone(false, true).class(), NatType::RestrictedCone);
+    assert_eq!(cone(false, false).class(), NatType::PortRestrictedCone);
     let half = {
         let mut c = observed(LOCAL, "203.0.113.101:5000", "203.0.113.101:5000");
         c.filtering_result(FilteringTest::OtherIpAndPort, false);
         c
     };
     assert_eq!(half.verdict().filtering, Filtering::Unknown);
-    assert_eq!(half.class(), NatClass::Unknown);
+    assert_eq!(half.class(), NatType::Unknown);
 }
 
 #[test]
@@ -85,14 +77,14 @@ fn a_later_success_beats_an_earlier_loss() {
     let mut c = cone(false, false);
     c.filtering_result(FilteringTest::OtherIpAndPort, true);
     c.filtering_result(FilteringTest::OtherIpAndPort, false);
-    assert_eq!(c.class(), NatClass::FullCone);
+    assert_eq!(c.class(), NatType::FullCone);
 }
 
 #[test]
 fn different_mapped_ports_are_symmetric() {
     let c = observed(LOCAL, "203.0.113.104:40000", "203.0.113.104:40001");
     assert_eq!(c.verdict().mapping, Mapping::EndpointDependent);
-    assert_eq!(c.class(), NatClass::SymmetricNat);
+    assert_eq!(c.class(), NatType::SymmetricNat);
 }
 
 #[test]
@@ -129,14 +121,14 @@ fn public_needs_an_inbound_probe_from_a_fresh_ip() {
     assert_eq!(c.verdict().mapping, Mapping::NoNat);
     assert_eq!(
         c.class(),
-        NatClass::Unknown,
+        NatType::Unknown,
         "a public reflexive address alone is not public"
     );
     assert_eq!(
         c.inbound_probe(sa("203.0.113.10:9999")),
         Err(ProbeRejected::FromContacted)
     );
-    assert_eq!(c.class(), NatClass::Unknown);
+    assert_eq!(c.class(), NatType::Unknown);
     c.note_sent("198.51.100.20".parse().unwrap());
     assert_eq!(
         c.inbound_probe(sa("198.51.100.20:4001")),
@@ -144,14 +136,14 @@ fn public_needs_an_inbound_probe_from_a_fresh_ip() {
     );
     c.inbound_probe(sa("192.0.2.77:4001")).unwrap();
     let v = c.verdict();
-    assert_eq!((v.class, v.reachable), (NatClass::Public, true));
+    assert_eq!((v.class, v.reachable), (NatType::Public, true));
 }
 
 #[test]
 fn an_inbound_probe_behind_a_nat_means_full_cone_not_public() {
     let mut c = observed(LOCAL, "203.0.113.101:5000", "203.0.113.101:5000");
     c.inbound_probe(sa("192.0.2.77:4001")).unwrap();
-    assert_eq!(c.class(), NatClass::FullCone);
+    assert_eq!(c.class(), NatType::FullCone);
 }
 
 #[test]
@@ -161,8 +153,8 @@ fn a_hostile_observer_claiming_our_local_address_cannot_make_us_public() {
     // It also fakes the filtering tests and has an accomplice probe us.
     c.filtering_result(FilteringTest::OtherIpAndPort, true);
     let _ = c.inbound_probe(sa("192.0.2.66:1"));
-    assert_ne!(c.class(), NatClass::Public);
-    assert_eq!(c.class(), NatClass::SymmetricNat);
+    assert_ne!(c.class(), NatType::Public);
+    assert_eq!(c.class(), NatType::SymmetricNat);
 }
 
 #[test]
@@ -176,7 +168,7 @@ fn a_hostile_observer_probing_from_its_own_ip_is_rejected() {
         c.inbound_probe(sa("198.51.100.10:1234")),
         Err(ProbeRejected::FromContacted)
     );
-    assert_eq!(c.class(), NatClass::Unknown);
+    assert_eq!(c.class(), NatType::Unknown);
 }
 
 #[test]
@@ -193,16 +185,16 @@ fn too_many_destinations_make_every_probe_untrusted() {
         c.inbound_probe(sa("192.0.2.77:4001")),
         Err(ProbeRejected::SentToOverflow)
     );
-    assert_eq!(c.class(), NatClass::Unknown);
+    assert_eq!(c.class(), NatType::Unknown);
 }
 
 #[test]
 fn shared_address_space_is_cgnat_and_never_public() {
     let mut c = observed("100.64.5.9:5000", "100.64.5.9:5000", "100.64.5.9:5000");
     c.inbound_probe(sa("192.0.2.77:4001")).unwrap();
-    assert_eq!(c.class(), NatClass::Cgnat);
+    assert_eq!(c.class(), NatType::Cgnat);
     let c = observed(LOCAL, "100.72.0.1:5000", "100.72.0.1:5000");
-    assert_eq!(c.class(), NatClass::Cgnat);
+    assert_eq!(c.class(), NatType::Cgnat);
     assert_eq!(
         observed(LOCAL, "100.128.0.1:5000", "100.128.0.1:5000")
             .verdict()
@@ -217,20 +209,20 @@ fn gateway_reports_decide_cgnat() {
     c.port_mapping(GatewayReport::External("203.0.113.101".parse().unwrap()));
     assert_eq!(
         c.class(),
-        NatClass::PortRestrictedCone,
+        NatType::PortRestrictedCone,
         "gateway agrees with the observers"
     );
     c.port_mapping(GatewayReport::External("100.64.5.2".parse().unwrap()));
-    assert_eq!(c.class(), NatClass::Cgnat);
+    assert_eq!(c.class(), NatType::Cgnat);
     c.port_mapping(GatewayReport::External("10.0.0.2".parse().unwrap()));
-    assert_eq!(c.class(), NatClass::Cgnat, "a NAT behind a NAT");
+    assert_eq!(c.class(), NatType::Cgnat, "a NAT behind a NAT");
     c.port_mapping(GatewayReport::NoPublicAddress);
-    assert_eq!(c.class(), NatClass::Cgnat);
+    assert_eq!(c.class(), NatType::Cgnat);
     let mut lonely = Classifier::new();
     lonely.port_mapping(GatewayReport::NoPublicAddress);
     assert_eq!(
         lonely.class(),
-        NatClass::Unknown,
+        NatType::Unknown,
         "no observation yet: nothing to compare"
     );
 }
@@ -238,14 +230,14 @@ fn gateway_reports_decide_cgnat() {
 #[test]
 fn a_changed_address_resets_the_profile() {
     let mut c = cone(true, true);
-    assert_eq!(c.class(), NatClass::FullCone);
+    assert_eq!(c.class(), NatType::FullCone);
     let moved = Observation {
         local: sa(LOCAL),
         observer: sa(OBS_A),
         mapped: sa("192.0.2.50:7000"),
     };
     assert_eq!(c.observe(moved), ObserveOutcome::AddressChanged);
-    assert_eq!(c.class(), NatClass::Unknown);
+    assert_eq!(c.class(), NatType::Unknown);
     assert_eq!(c.verdict().filtering, Filtering::Unknown);
     // A new local address (roaming) resets as well.
     let roamed = Observation {

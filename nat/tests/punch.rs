@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use moss_nat::classify::{NatClass, PortPrediction};
+use moss_nat::classify::{NatType, PortPrediction};
 use moss_nat::punch::{
     fire_delay, strategy, PlanError, ProbeError, ProbeLimiter, PunchConfig, PunchOutcome, Puncher,
     Role, Side, Strategy,
@@ -13,7 +13,7 @@ use moss_nat::punch::{
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-fn side(addr: &str, class: NatClass) -> Side {
+fn side(addr: &str, class: NatType) -> Side {
     Side {
         observed: addr.parse().unwrap(),
         class,
@@ -41,7 +41,7 @@ fn drain(p: &mut Puncher, t0: Instant) -> Vec<(usize, SocketAddr, Duration)> {
 
 #[test]
 fn strategies_follow_the_measured_matrix() {
-    use NatClass::*;
+    use NatType::*;
     let cfg = PunchConfig::default();
     let s = |a, b| strategy(&cfg, &side(ME, a), &side(PEER, b));
     assert_eq!(s(SymmetricNat, SymmetricNat), Err(PlanError::Unpunchable));
@@ -63,9 +63,9 @@ fn strategies_follow_the_measured_matrix() {
 #[test]
 fn a_sequential_symmetric_peer_is_predicted_not_sprayed() {
     let cfg = PunchConfig::default();
-    let mut peer = side(PEER, NatClass::SymmetricNat);
+    let mut peer = side(PEER, NatType::SymmetricNat);
     peer.prediction = PortPrediction::detect(&[50000, 50001, 50002]);
-    let me = side(ME, NatClass::PortRestrictedCone);
+    let me = side(ME, NatType::PortRestrictedCone);
     assert_eq!(strategy(&cfg, &me, &peer), Ok(Strategy::Predict));
     // ...and the symmetric side then does not open a socket spray.
     assert_eq!(strategy(&cfg, &peer, &me), Ok(Strategy::Direct));
@@ -94,8 +94,8 @@ fn direct_punch_fires_three_rounds_then_fails() {
     let t0 = Instant::now();
     let mut p = Puncher::new(
         &cfg,
-        &side(ME, NatClass::FullCone),
-        &side(PEER, NatClass::RestrictedCone),
+        &side(ME, NatType::FullCone),
+        &side(PEER, NatType::RestrictedCone),
         t0,
         &mut ChaCha8Rng::seed_from_u64(1),
     )
@@ -117,16 +117,16 @@ fn a_symmetric_side_fires_a_little_after_its_cone_peer() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut sym = Puncher::new(
         &cfg,
-        &side(PEER, NatClass::SymmetricNat),
-        &side(ME, NatClass::RestrictedCone),
+        &side(PEER, NatType::SymmetricNat),
+        &side(ME, NatType::RestrictedCone),
         t0,
         &mut rng,
     )
     .unwrap();
     let mut cone = Puncher::new(
         &cfg,
-        &side(ME, NatClass::RestrictedCone),
-        &side(PEER, NatClass::SymmetricNat),
+        &side(ME, NatType::RestrictedCone),
+        &side(PEER, NatType::SymmetricNat),
         t0,
         &mut rng,
     )
@@ -141,8 +141,8 @@ fn nothing_fires_before_the_agreed_time() {
     let fire = t0 + Duration::from_millis(50);
     let mut p = Puncher::new(
         &PunchConfig::default(),
-        &side(ME, NatClass::FullCone),
-        &side(PEER, NatClass::FullCone),
+        &side(ME, NatType::FullCone),
+        &side(PEER, NatType::FullCone),
         fire,
         &mut ChaCha8Rng::seed_from_u64(1),
     )
@@ -174,8 +174,8 @@ fn dcutr_timing_makes_both_ends_fire_together() {
 fn cone_spray_is_bounded_distinct_and_on_the_peer_ip_only() {
     let cfg = PunchConfig::default();
     let t0 = Instant::now();
-    let me = side(ME, NatClass::PortRestrictedCone);
-    let peer = side(PEER, NatClass::SymmetricNat);
+    let me = side(ME, NatType::PortRestrictedCone);
+    let peer = side(PEER, NatType::SymmetricNat);
     let mut p = Puncher::new(&cfg, &me, &peer, t0, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
     assert_eq!(p.strategy(), Strategy::SprayPorts);
     let probes = drain(&mut p, t0);
@@ -197,8 +197,8 @@ fn symmetric_side_opens_the_socket_spray() {
     let t0 = Instant::now();
     let mut p = Puncher::new(
         &cfg,
-        &side(PEER, NatClass::SymmetricNat),
-        &side(ME, NatClass::Cgnat),
+        &side(PEER, NatType::SymmetricNat),
+        &side(ME, NatType::Cgnat),
         t0,
         &mut ChaCha8Rng::seed_from_u64(9),
     )
@@ -232,8 +232,8 @@ fn a_spray_is_paced_by_the_limiter() {
     let t0 = Instant::now();
     let mut p = Puncher::new(
         &PunchConfig::default(),
-        &side(ME, NatClass::PortRestrictedCone),
-        &side(PEER, NatClass::SymmetricNat),
+        &side(ME, NatType::PortRestrictedCone),
+        &side(PEER, NatType::SymmetricNat),
         t0,
         &mut ChaCha8Rng::seed_from_u64(3),
     )
@@ -252,8 +252,8 @@ fn only_probes_from_the_peer_ip_complete_the_punch() {
     let t0 = Instant::now();
     let mut p = Puncher::new(
         &PunchConfig::default(),
-        &side(ME, NatClass::FullCone),
-        &side(PEER, NatClass::SymmetricNat),
+        &side(ME, NatType::FullCone),
+        &side(PEER, NatType::SymmetricNat),
         t0,
         &mut ChaCha8Rng::seed_from_u64(3),
     )
@@ -287,13 +287,13 @@ fn only_probes_from_the_peer_ip_complete_the_punch() {
 fn bad_plans_are_refused() {
     let t0 = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let me = side(ME, NatClass::FullCone);
+    let me = side(ME, NatType::FullCone);
     let zero = PunchConfig {
         attempts: 0,
         ..PunchConfig::default()
     };
     assert_eq!(
-        Puncher::new(&zero, &me, &side(PEER, NatClass::FullCone), t0, &mut rng).unwrap_err(),
+        Puncher::new(&zero, &me, &side(PEER, NatType::FullCone), t0, &mut rng).unwrap_err(),
         PlanError::BadConfig
     );
     let huge = PunchConfig {
@@ -301,7 +301,7 @@ fn bad_plans_are_refused() {
         ..PunchConfig::default()
     };
     assert_eq!(
-        Puncher::new(&huge, &me, &side(PEER, NatClass::FullCone), t0, &mut rng).unwrap_err(),
+        Puncher::new(&huge, &me, &side(PEER, NatType::FullCone), t0, &mut rng).unwrap_err(),
         PlanError::BadConfig
     );
     for bad in ["0.0.0.0:5000", "203.0.113.104:0"] {
@@ -309,7 +309,7 @@ fn bad_plans_are_refused() {
             Puncher::new(
                 &PunchConfig::default(),
                 &me,
-                &side(bad, NatClass::FullCone),
+                &side(bad, NatType::FullCone),
                 t0,
                 &mut rng
             )

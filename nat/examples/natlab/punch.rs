@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use moss_nat::classify::NatClass;
+use moss_nat::classify::NatType;
 use moss_nat::punch::{
     fire_delay, ProbeLimiter, PunchConfig, PunchOutcome, Puncher, Role, Side,
     DEFAULT_PROBES_PER_IP_PER_SEC,
@@ -109,8 +109,12 @@ pub fn punch(f: &HashMap<String, String>) -> Res<()> {
     } else {
         ("B", "A")
     };
-    let class =
-        NatClass::parse(f.get("class").map_or("unknown", String::as_str)).ok_or("bad --class")?;
+    let class = f
+        .get("class")
+        .map_or("unknown", String::as_str)
+        .parse::<NatType>()
+        .ok()
+        .ok_or("bad --class")?;
     let sock0 = UdpSocket::bind("0.0.0.0:0")?;
     let (seen, rtt) = ask(&sock0, rdv, &format!("HELLO {pair} {me_tag}"), "SEEN")?;
     let observed: SocketAddr = seen.get(1).ok_or("bad SEEN")?.parse()?;
@@ -125,7 +129,7 @@ pub fn punch(f: &HashMap<String, String>) -> Res<()> {
     };
     let peer_side = Side {
         observed: paddr.parse()?,
-        class: NatClass::parse(pclass).ok_or("bad peer class")?,
+        class: pclass.parse::<NatType>().ok().ok_or("bad peer class")?,
         prediction: None,
     };
     let peer_rtt = Duration::from_micros(prtt.parse()?);

@@ -1,0 +1,352 @@
+//! The classification driver: feeds observations, the inbound-probe
+//! confirmation and gateway reports to `moss-nat`'s classifier, asks peers
+//! for bindings and probes, and publishes the verdict.
+
+use super::{NatFrame, Probe, ProbeMode, BINDING_EVERY, BINDING_FANOUT, CAP_TOPIC};
+use super::{MAX_PENDING_BINDINGS, PROBE_RETRY, PROBE_RETRY_MAX};
+use crate::node::Node;
+use crate::path::Path;
+use crate::wire::Frame;
+use crate::Time;
+use moss_crypto::PeerId;
+use moss_nat::classify::{
+    FilteringTest, GatewayReport, Mapping, Observation, ObserveOutcome, Verdict,
+};
+use moss_telemetry::NatType;
+use rand_core::RngCore;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+impl Node {
+    /// The host's interface addresses with the bound port: an observed
+    /// address equal to one of them means no NAT. Until they are given the
+    /// node cannot tell no NAT from a cone NAT, so it does not profile
+    /// itself or ask for punches (it still answers and helps its peers).
+    pub fn set_local_addrs(&mut self, addrs: &[SocketAddr]) {
+        self.nat.local = addrs.to_vec();
+    }
+
+    /// What the local gateway said through a port-mapping protocol
+    /// (NAT-PMP, PCP): an external address that differs from the observed
+    /// one, or none at all, means a NAT beyond the gateway (CGNAT).
+    pub fn set_gateway_report(&mut self, report: GatewayReport) {
+        self.nat.classifier.port_mapping(report);
+        self.nat_update();
+    }
+
+    /// The classifier's current verdict (class, mapping, filtering).
+    pub fn nat_verdict(&self) -> Verdict {
+        self.nat.classifier.verdict()
+    }
+
+    /// The NAT class peer `peer` announced to us.
+    pub fn peer_nat_type(&self, peer: &PeerId) -> NatType {
+        self.nat.class_of(peer)
+    }
+
+    /// The round trip to `peer` measured by binding requests (0 unknown).
+    pub(crate) fn nat_rtt(&self, peer: &PeerId) -> std::time::Duration {
+        self.nat.rtt.get(peer).copied().unwrap_or_default()
+    }
+
+    /// Whether established session `idx` announced the NAT capability.
+    pub(crate) fn nat_capable(&self, idx: u32) -> bool {
+        self.table
+            .established(idx)
+            .is_some_and(|e| e.topics.contains(CAP_TOPIC))
+    }
+
+    /// Established NAT-capable peers (session index, peer id, UDP address).
+    pub(crate) fn nat_peers(&self) -> Vec<(u32, PeerId, SocketAddr)> {
+        let t = &self.table;
+        let mut v: Vec<_> = t
+            .by_peer
+            .iter()
+            .filter(|&(_, &idx)| self.nat_capable(idx))
+            .filter_map(|(p, &idx)| Some((idx, *p, t.get(idx)?.path.udp()?)))
+            .collect();
+        v.sort_by_key(|&(_, p, _)| p);
+        v
+    }
+
+    /// A session just established: a new inbound confirmation is fed to
+    /// the classifier first (the prober then becomes an observer), then
+    /// the peer's observation of us.
+    pub(crate) fn nat_established(
+        &mut self,
+        observed: Option<SocketAddr>,
+        path: Path,
+        peer: PeerId,
+    ) {
+        self.nat_punch_established(peer);
+        self.nat_feed_confirmation();
+        if let (Some(mapped), Some(observer)) = (observed, path.udp()) {
+            self.nat_observe(observer, mapped);
+        }
+    }
+
+    fn nat_feed_confirmation(&mut self) {
+        if self.nat.confirmation_fed {
+            return;
+        }
+        if let Some(c) = self.reach.confirmation() {
+            self.nat.confirmation_fed = true;
+            // The reach rule already proved the IP was never contacted.
+            let _ = self.nat.classifier.inbound_probe(c.from);
+            self.nat.other_ip = Some(true);
+            self.nat_update();
+        }
+    }
+
+    /// The local address an observation was made from: the observed one
+    /// when it is ours (no NAT), else our first interface address.
+    fn nat_local_for(&self, mapped: SocketAddr) -> SocketAddr {
+        if self.nat.local.contains(&mapped) {
+            return mapped;
+        }
+        self.nat
+            .local
+            .iter()
+            .find(|a| a.is_ipv4() == mapped.is_ipv4())
+            .copied()
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+    }
+
+    pub(crate) fn nat_observe(&mut self, observer: SocketAddr, mapped: SocketAddr) {
+        let local = self.nat_local_for(mapped);
+        let outcome = self.nat.classifier.observe(Observation {
+            local,
+            observer,
+            mapped,
+        });
+        match outcome {
+            ObserveOutcome::Bogus => return,
+            ObserveOutcome::Recorded => {}
+            ObserveOutcome::AddressChanged => {
+                // Roaming or a new lease: everything learnt is stale.
+                self.stats.nat.address_changes += 1;
+                self.reach.reset();
+                let n = &mut self.nat;
+                n.confirmation_fed = false;
+                n.other_ip = None;
+                n.other_port = None;
+                n.misses = Default::default();
+                n.probe = None;
+                n.mapping_dial.clear();
+                n.probe_backoff = PROBE_RETRY;
+                n.next_probe = self.now;
+            }
+        }
+        self.stats.nat.observations += 1;
+        self.nat_update();
+    }
+
+    /// Publishes the classifier's class when it changed.
+    pub(crate) fn nat_update(&mut self) {
+        let class = self.nat.classifier.verdict().class;
+        if class != self.reach.nat_type() {
+            self.reach.set_nat_type(class);
+            self.nat.told.clear();
+            let _ = self.telemetry.t.set_nat(class.as_str());
+        }
+    }
+
+    /// Periodic NAT work: scheduled probe dials, binding requests, the
+    /// probe state machine, class announcements.
+    pub(crate) fn nat_tick(&mut self, now: Time) {
+        self.nat_feed_confirmation();
+        self.nat_run_dials(now);
+        self.nat_punch_tick(now);
+        if self.nat.local.is_empty() {
+            return;
+        }
+        let peers = self.nat_peers();
+        if peers.is_empty() {
+            return;
+        }
+        if now >= self.nat.next_binding {
+            self.nat.next_binding = now + BINDING_EVERY;
+            self.nat_send_bindings(&peers);
+        }
+        self.nat_probe_step(now, &peers);
+        for &(idx, peer, _) in &peers {
+            if self.nat.told.insert(peer) {
+                let class = self.reach.nat_type();
+                self.queue_frame(idx, &Frame::Nat(NatFrame::NatClass(class)));
+            }
+        }
+    }
+
+    fn nat_send_bindings(&mut self, peers: &[(u32, PeerId, SocketAddr)]) {
+        let start = self.rng.next_u32() as usize % peers.len();
+        for k in 0..peers.len().min(BINDING_FANOUT) {
+            let (idx, peer, _) = peers[(start + k) % peers.len()];
+            let txid = self.rng.next_u32();
+            if self.nat.bindings.len() >= MAX_PENDING_BINDINGS {
+                self.nat.bindings.pop_front();
+            }
+            self.nat.bindings.push_back((txid, peer, self.now));
+            self.stats.nat.binding_requests += 1;
+            self.queue_frame(idx, &Frame::Nat(NatFrame::BindingRequest { txid }));
+        }
+    }
+
+    /// What is still missing for a verdict: the filtering test to run.
+    fn nat_next_test(&self) -> Option<ProbeMode> {
+        let v = self.nat.classifier.verdict();
+        if v.class == NatType::Cgnat || v.mapping == Mapping::EndpointDependent {
+            return None;
+        }
+        match (self.nat.other_ip, self.nat.other_port) {
+            (None, _) => Some(ProbeMode::OtherIp),
+            (Some(false), None) if v.mapping != Mapping::NoNat => Some(ProbeMode::OtherPort),
+            _ => None,
+        }
+    }
+
+    fn nat_probe_step(&mut self, now: Time, peers: &[(u32, PeerId, SocketAddr)]) {
+        if let Some(p) = self.nat.probe {
+            self.nat_probe_check(now, p);
+            return;
+        }
+        let next = self.nat_next_test();
+        // Tests done but one observer only: dial a third party we learnt
+        // (after the tests, so its IP stays uncontacted while they run).
+        if next.is_none() && self.nat.classifier.mapping() == Mapping::Unknown {
+            let t = &self.table;
+            let dialling = self.nat.mapping_dial.is_empty()
+                || t.sessions.values().any(|s| {
+                    !matches!(s.state, crate::session::State::Established(_))
+                        && self.nat.mapping_dial.iter().any(|c| s.path == c.0)
+                });
+            if !dialling {
+                let best = (0..self.nat.mapping_dial.len())
+                    .min_by_key(|&i| super::reach_rank(self.nat.mapping_dial[i].1));
+                if let Some(i) = best {
+                    let (addr, _) = self.nat.mapping_dial.remove(i);
+                    self.connect(addr);
+                }
+            }
+        }
+        if now < self.nat.next_probe {
+            return;
+        }
+        let mode = match next {
+            Some(m) => m,
+            // Every test ran and the mapping is still unknown (no second
+            // observer reachable yet): run test II again for another third
+            // party to dial, less often each time.
+            None if self.nat.classifier.mapping() == Mapping::Unknown
+                && self.nat.mapping_dial.is_empty() =>
+            {
+                self.nat_backoff(now);
+                ProbeMode::OtherIp
+            }
+            None => return,
+        };
+        // Public peers make the best helpers (everyone dials them, so they
+        // know the most third parties); not the one that just failed us.
+        let avoid = self.nat.avoid_helper.take();
+        let rank = |p: &PeerId| (Some(*p) == avoid, super::reach_rank(self.nat.class_of(p)));
+        let best = peers.iter().map(|(_, p, _)| rank(p)).min();
+        let pool: Vec<_> = peers
+            .iter()
+            .filter(|(_, p, _)| Some(rank(p)) == best)
+            .collect();
+        let &(idx, helper, _) = pool[self.rng.next_u32() as usize % pool.len()];
+        let txid = self.rng.next_u32();
+        self.nat.probe = Some(Probe {
+            txid,
+            mode,
+            helper,
+            sent: now,
+            third: None,
+            deadline: now + super::PROBE_WAIT * 2,
+        });
+        self.stats.nat.probes_requested += 1;
+        self.queue_frame(idx, &Frame::Nat(NatFrame::ProbeRequest { txid, mode }));
+    }
+
+    fn nat_probe_check(&mut self, now: Time, p: Probe) {
+        let reached = match p.mode {
+            ProbeMode::OtherIp => self.reach.confirmation().is_some_and(|c| c.at >= p.sent),
+            // The third party dialled us from the address the helper saw
+            // it at (a symmetric third party's fresh port proves nothing).
+            ProbeMode::OtherPort => p.third.is_some_and(|t| {
+                self.table
+                    .by_peer(&PeerId(t.peer))
+                    .and_then(|i| self.table.get(i))
+                    .is_some_and(|s| {
+                        s.path == t.addr && s.established().is_some_and(|e| !e.initiator)
+                    })
+            }),
+        };
+        if !reached && now < p.deadline {
+            return;
+        }
+        self.nat.probe = None;
+        let test = match p.mode {
+            ProbeMode::OtherIp => FilteringTest::OtherIpAndPort,
+            ProbeMode::OtherPort => FilteringTest::OtherPort,
+        };
+        // A session with the third party from elsewhere than the helper
+        // saw it (a symmetric NAT's fresh port): no verdict either way.
+        let elsewhere = p.mode == ProbeMode::OtherPort
+            && p.third.is_some_and(|t| {
+                self.table
+                    .by_peer(&PeerId(t.peer))
+                    .and_then(|i| self.table.get(i))
+                    .is_some_and(|s| s.path != t.addr)
+            });
+        match (reached, p.third) {
+            (false, Some(_)) if elsewhere => {
+                self.stats.nat.probes_inconclusive += 1;
+                self.nat.next_probe = now + super::PROBE_RETRY;
+            }
+            (true, _) => {
+                self.stats.nat.probes_reached += 1;
+                self.nat.classifier.filtering_result(test, true);
+                self.nat_record(p.mode, true);
+            }
+            (false, Some(t)) => {
+                self.stats.nat.probes_missed += 1;
+                // A third party may have refused (its order budget): a
+                // negative needs misses through two different ones.
+                let misses = match p.mode {
+                    ProbeMode::OtherIp => &mut self.nat.misses.0,
+                    ProbeMode::OtherPort => &mut self.nat.misses.1,
+                };
+                if !misses.contains(&t.peer) {
+                    misses.push(t.peer);
+                }
+                if misses.len() >= super::MISSES_FOR_NEGATIVE {
+                    self.nat.classifier.filtering_result(test, false);
+                    self.nat_record(p.mode, false);
+                }
+                if self.table.by_peer(&PeerId(t.peer)).is_none() {
+                    self.nat.add_observer_candidate(t.addr, t.class);
+                }
+            }
+            (false, None) => {
+                // No acknowledgement: the helper is gone or refused.
+                self.stats.nat.probes_inconclusive += 1;
+                self.nat.avoid_helper = Some(p.helper);
+                self.nat.next_probe = now + super::PROBE_RETRY;
+            }
+        }
+        self.nat_update();
+    }
+
+    fn nat_record(&mut self, mode: ProbeMode, reached: bool) {
+        match mode {
+            ProbeMode::OtherIp => self.nat.other_ip = Some(reached),
+            ProbeMode::OtherPort => self.nat.other_port = Some(reached),
+        }
+        self.nat.next_probe = self.now;
+    }
+
+    pub(crate) fn nat_backoff(&mut self, now: Time) {
+        let n = &mut self.nat;
+        n.probe_backoff = (n.probe_backoff * 2).clamp(PROBE_RETRY, PROBE_RETRY_MAX);
+        n.next_probe = now + n.probe_backoff;
+    }
+}

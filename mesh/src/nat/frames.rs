@@ -1,0 +1,516 @@
+//! The NAT frames (types 0x50–0x5F, `docs/PROTOCOL.md` "NAT traversal
+//! frames"): sent only to peers subscribed to [`super::CAP_TOPIC`].
+//! Every decoder is total.
+
+use super::addr::{addr_len, decode_addr, encode_addr, split_addr, AddrError};
+use moss_telemetry::NatType;
+use std::net::SocketAddr;
+
+/// Frame type bytes.
+pub(crate) mod ty {
+    pub const BINDING_REQUEST: u8 = 0x50;
+    pub const BINDING_RESPONSE: u8 = 0x51;
+    pub const PROBE_REQUEST: u8 = 0x52;
+    pub const PROBE_ORDER: u8 = 0x53;
+    pub const PROBE_ACK: u8 = 0x54;
+    pub const NAT_CLASS: u8 = 0x55;
+    pub const PUNCH_REQUEST: u8 = 0x56;
+    pub const PUNCH_OFFER: u8 = 0x57;
+    pub const FIRST: u8 = 0x50;
+    pub const LAST: u8 = 0x5F;
+}
+
+/// Why a NAT frame body did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NatFrameError {
+    /// Fewer bytes than the fixed fields.
+    #[error("truncated NAT frame")]
+    Truncated,
+    /// Bytes left over after the last field.
+    #[error("trailing bytes in NAT frame")]
+    Trailing,
+    /// An address field did not decode.
+    #[error("bad address: {0}")]
+    Addr(#[from] AddrError),
+    /// A probe mode other than 0 or 1.
+    #[error("unknown probe mode {0}")]
+    BadMode(u8),
+    /// A NAT class code above 6.
+    #[error("unknown NAT class code {0}")]
+    BadClass(u8),
+    /// A probe acknowledgement status other than 0 or 1.
+    #[error("unknown probe status {0}")]
+    BadStatus(u8),
+    /// A type in 0x50–0x5F that is not defined.
+    #[error("undefined NAT frame type {0:#x}")]
+    Undefined(u8),
+}
+
+/// Which RFC 5780 filtering test a probe runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// A third party at an IP we never sent to dials us (test II).
+    OtherIp,
+    /// We first send to the third party's IP at another port, then it
+    /// dials us from its own port (test III: address-dependent filtering).
+    OtherPort,
+}
+
+/// The third party a helper picked for a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThirdParty {
+    /// Its peer id.
+    pub peer: [u8; 32],
+    /// Its address as the helper sees it.
+    pub addr: SocketAddr,
+    /// The NAT class it announced to the helper.
+    pub class: NatType,
+}
+
+/// A punch offer: where the other end is and when to dial it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// The other end's address as the forwarder observed it.
+    pub addr: SocketAddr,
+    /// The NAT class it announced.
+    pub class: NatType,
+    /// Milliseconds to wait before dialling.
+    pub delay_ms: u16,
+}
+
+/// One NAT frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatFrame {
+    /// "At which address do you see me?"
+    BindingRequest {
+        /// Echoed in the response.
+        txid: u32,
+    },
+    /// The address the request came from, as the responder saw it.
+    BindingResponse {
+        /// The request's id.
+        txid: u32,
+        /// Our observed address.
+        observed: SocketAddr,
+    },
+    /// "Have a third party probe the address you see me at."
+    ProbeRequest {
+        /// Echoed in the acknowledgement.
+        txid: u32,
+        /// The filtering test.
+        mode: ProbeMode,
+    },
+    /// Helper to third party: dial `target` after `delay_ms`.
+    ProbeOrder {
+        /// Milliseconds to wait before dialling.
+        delay_ms: u16,
+        /// The requester's address as the helper sees it.
+        target: SocketAddr,
+    },
+    /// Helper to requester: who will probe, or nobody.
+    ProbeAck {
+        /// The request's id.
+        txid: u32,
+        /// The third party, `None` when the helper has none to offer.
+        third: Option<ThirdParty>,
+    },
+    /// The sender's current NAT class.
+    NatClass(NatType),
+    /// "Introduce me to this peer of yours."
+    PunchRequest {
+        /// Request id.
+        txid: u32,
+        /// The peer to punch to.
+        target: [u8; 32],
+    },
+    /// Forwarder to an end: punch to `peer` (or, `None`: the pair cannot
+    /// be punched).
+    PunchOffer {
+        /// The other end.
+        peer: [u8; 32],
+        /// Where and when, or `None` for unpunchable.
+        offer: Option<Offer>,
+    },
+}
+
+impl NatFrame {
+    /// The frame type byte.
+    pub fn type_byte(&self) -> u8 {
+        match self {
+            NatFrame::BindingRequest { .. } => ty::BINDING_REQUEST,
+            NatFrame::BindingResponse { .. } => ty::BINDING_RESPONSE,
+            NatFrame::ProbeRequest { .. } => ty::PROBE_REQUEST,
+            NatFrame::ProbeOrder { .. } => ty::PROBE_ORDER,
+            NatFrame::ProbeAck { .. } => ty::PROBE_ACK,
+            NatFrame::NatClass(_) => ty::NAT_CLASS,
+            NatFrame::PunchRequest { .. } => ty::PUNCH_REQUEST,
+            NatFrame::PunchOffer { .. } => ty::PUNCH_OFFER,
+        }
+    }
+
+    /// Body length in bytes.
+    pub fn body_len(&self) -> usize {
+        match self {
+            NatFrame::BindingRequest { .. } => 4,
+            NatFrame::BindingResponse { observed, .. } => 4 + addr_len(*observed),
+            NatFrame::ProbeRequest { .. } => 5,
+            NatFrame::ProbeOrder { target, .. } => 2 + addr_len(*target),
+            NatFrame::ProbeAck { third: None, .. } => 5,
+            NatFrame::ProbeAck { third: Some(t), .. } => 5 + 1 + 32 + addr_len(t.addr),
+            NatFrame::NatClass(_) => 1,
+            NatFrame::PunchRequest { .. } => 4 + 32,
+            NatFrame::PunchOffer { offer: None, .. } => 32 + 1,
+            NatFrame::PunchOffer { offer: Some(o), .. } => 32 + 1 + 1 + 2 + addr_len(o.addr),
+        }
+    }
+
+    /// Appends the body to `out`.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        match *self {
+            NatFrame::BindingRequest { txid } => out.extend_from_slice(&txid.to_le_bytes()),
+            NatFrame::BindingResponse { txid, observed } => {
+                out.extend_from_slice(&txid.to_le_bytes());
+                encode_addr(observed, out);
+            }
+            NatFrame::ProbeRequest { txid, mode } => {
+                out.extend_from_slice(&txid.to_le_bytes());
+                out.push(match mode {
+                    ProbeMode::OtherIp => 0,
+                    ProbeMode::OtherPort => 1,
+                });
+            }
+            NatFrame::ProbeOrder { delay_ms, target } => {
+                out.extend_from_slice(&delay_ms.to_le_bytes());
+                encode_addr(target, out);
+            }
+            NatFrame::ProbeAck { txid, third } => {
+                out.extend_from_slice(&txid.to_le_bytes());
+                match third {
+                    None => out.push(1),
+                    Some(t) => {
+                        out.push(0);
+                        out.push(t.class.code());
+                        out.extend_from_slice(&t.peer);
+                        encode_addr(t.addr, out);
+                    }
+                }
+            }
+            NatFrame::NatClass(c) => out.push(c.code()),
+            NatFrame::PunchRequest { txid, target } => {
+                out.extend_from_slice(&txid.to_le_bytes());
+                out.extend_from_slice(&target);
+            }
+            NatFrame::PunchOffer { peer, offer } => {
+                out.extend_from_slice(&peer);
+                match offer {
+                    None => out.push(1),
+                    Some(o) => {
+                        out.push(0);
+                        out.push(o.class.code());
+                        out.extend_from_slice(&o.delay_ms.to_le_bytes());
+                        encode_addr(o.addr, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes the body of a frame of type `t` (0x50–0x5F).
+    pub fn decode(t: u8, b: &[u8]) -> Result<Self, NatFrameError> {
+        Ok(match t {
+            ty::BINDING_REQUEST => NatFrame::BindingRequest {
+                txid: exact_u32(b)?,
+            },
+            ty::BINDING_RESPONSE => {
+                let (txid, rest) = split_u32(b)?;
+                NatFrame::BindingResponse {
+                    txid,
+                    observed: decode_addr(rest)?,
+                }
+            }
+            ty::PROBE_REQUEST => {
+                let (txid, rest) = split_u32(b)?;
+                let mode = match rest {
+                    [0] => ProbeMode::OtherIp,
+                    [1] => ProbeMode::OtherPort,
+                    [m] => return Err(NatFrameError::BadMode(*m)),
+                    [] => return Err(NatFrameError::Truncated),
+                    _ => return Err(NatFrameError::Trailing),
+                };
+                NatFrame::ProbeRequest { txid, mode }
+            }
+            ty::PROBE_ORDER => {
+                let d = b.get(..2).ok_or(NatFrameError::Truncated)?;
+                NatFrame::ProbeOrder {
+                    delay_ms: u16::from_le_bytes([d[0], d[1]]),
+                    target: decode_addr(&b[2..])?,
+                }
+            }
+            ty::PROBE_ACK => {
+                let (txid, rest) = split_u32(b)?;
+                let (&status, rest) = rest.split_first().ok_or(NatFrameError::Truncated)?;
+                let third = match status {
+                    1 if rest.is_empty() => None,
+                    1 => return Err(NatFrameError::Trailing),
+                    0 => {
+                        let (&code, rest) = rest.split_first().ok_or(NatFrameError::Truncated)?;
+                        let class =
+                            NatType::from_code(code).ok_or(NatFrameError::BadClass(code))?;
+                        let (peer, rest) = split_id(rest)?;
+                        let (addr, rest) = split_addr(rest)?;
+                        if !rest.is_empty() {
+                            return Err(NatFrameError::Trailing);
+                        }
+                        Some(ThirdParty { peer, addr, class })
+                    }
+                    s => return Err(NatFrameError::BadStatus(s)),
+                };
+                NatFrame::ProbeAck { txid, third }
+            }
+            ty::NAT_CLASS => match b {
+                [c] => {
+                    NatFrame::NatClass(NatType::from_code(*c).ok_or(NatFrameError::BadClass(*c))?)
+                }
+                [] => return Err(NatFrameError::Truncated),
+                _ => return Err(NatFrameError::Trailing),
+            },
+            ty::PUNCH_REQUEST => {
+                let (txid, rest) = split_u32(b)?;
+                NatFrame::PunchRequest {
+                    txid,
+                    target: exact_id(rest)?,
+                }
+            }
+            ty::PUNCH_OFFER => {
+                let (peer, rest) = split_id(b)?;
+                let (&status, rest) = rest.split_first().ok_or(NatFrameError::Truncated)?;
+                let offer = match status {
+                    1 if rest.is_empty() => None,
+                    1 => return Err(NatFrameError::Trailing),
+                    0 => {
+                        let h = rest.get(..3).ok_or(NatFrameError::Truncated)?;
+                        let class =
+                            NatType::from_code(h[0]).ok_or(NatFrameError::BadClass(h[0]))?;
+                        Some(Offer {
+                            class,
+                            delay_ms: u16::from_le_bytes([h[1], h[2]]),
+                            addr: decode_addr(&rest[3..])?,
+                        })
+                    }
+                    s => return Err(NatFrameError::BadStatus(s)),
+                };
+                NatFrame::PunchOffer { peer, offer }
+            }
+            other => return Err(NatFrameError::Undefined(other)),
+        })
+    }
+}
+
+fn split_u32(b: &[u8]) -> Result<(u32, &[u8]), NatFrameError> {
+    let h = b.get(..4).ok_or(NatFrameError::Truncated)?;
+    Ok((u32::from_le_bytes([h[0], h[1], h[2], h[3]]), &b[4..]))
+}
+
+fn split_id(b: &[u8]) -> Result<([u8; 32], &[u8]), NatFrameError> {
+    let id = b
+        .get(..32)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(NatFrameError::Truncated)?;
+    Ok((id, &b[32..]))
+}
+
+fn exact_id(b: &[u8]) -> Result<[u8; 32], NatFrameError> {
+    match b.len() {
+        32 => b.try_into().map_err(|_| NatFrameError::Truncated),
+        n if n < 32 => Err(NatFrameError::Truncated),
+        _ => Err(NatFrameError::Trailing),
+    }
+}
+
+fn exact_u32(b: &[u8]) -> Result<u32, NatFrameError> {
+    let (v, rest) = split_u32(b)?;
+    if rest.is_empty() {
+        Ok(v)
+    } else {
+        Err(NatFrameError::Trailing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn round_trip(f: NatFrame) {
+        let mut b = Vec::new();
+        f.encode_body(&mut b);
+        assert_eq!(b.len(), f.body_len(), "{f:?}");
+        assert_eq!(NatFrame::decode(f.type_byte(), &b), Ok(f));
+    }
+
+    #[test]
+    fn every_frame_round_trips() {
+        let third = ThirdParty {
+            peer: [7; 32],
+            addr: a("[2001:db8::5]:9"),
+            class: NatType::FullCone,
+        };
+        for f in [
+            NatFrame::BindingRequest { txid: 1 },
+            NatFrame::BindingResponse {
+                txid: 2,
+                observed: a("203.0.113.9:4000"),
+            },
+            NatFrame::ProbeRequest {
+                txid: 3,
+                mode: ProbeMode::OtherIp,
+            },
+            NatFrame::ProbeRequest {
+                txid: 3,
+                mode: ProbeMode::OtherPort,
+            },
+            NatFrame::ProbeOrder {
+                delay_ms: 500,
+                target: a("198.51.100.4:1"),
+            },
+            NatFrame::ProbeAck {
+                txid: 4,
+                third: None,
+            },
+            NatFrame::ProbeAck {
+                txid: 4,
+                third: Some(third),
+            },
+            NatFrame::NatClass(NatType::Cgnat),
+            NatFrame::PunchRequest {
+                txid: 5,
+                target: [3; 32],
+            },
+            NatFrame::PunchOffer {
+                peer: [4; 32],
+                offer: None,
+            },
+            NatFrame::PunchOffer {
+                peer: [4; 32],
+                offer: Some(Offer {
+                    addr: a("203.0.113.77:6000"),
+                    class: NatType::SymmetricNat,
+                    delay_ms: 40,
+                }),
+            },
+        ] {
+            round_trip(f);
+        }
+    }
+
+    #[test]
+    fn truncated_bodies_are_rejected() {
+        use NatFrameError::Truncated;
+        assert_eq!(
+            NatFrame::decode(ty::BINDING_REQUEST, &[1, 2]),
+            Err(Truncated)
+        );
+        assert_eq!(NatFrame::decode(ty::PROBE_REQUEST, &[0; 4]), Err(Truncated));
+        assert_eq!(NatFrame::decode(ty::PROBE_ORDER, &[0]), Err(Truncated));
+        assert_eq!(NatFrame::decode(ty::PROBE_ACK, &[0; 4]), Err(Truncated));
+        assert_eq!(
+            NatFrame::decode(ty::PROBE_ACK, &[0, 0, 0, 0, 0, 2, 1]),
+            Err(Truncated)
+        );
+        assert_eq!(NatFrame::decode(ty::NAT_CLASS, &[]), Err(Truncated));
+        assert_eq!(
+            NatFrame::decode(ty::PUNCH_REQUEST, &[0; 35]),
+            Err(Truncated)
+        );
+        assert_eq!(NatFrame::decode(ty::PUNCH_OFFER, &[0; 32]), Err(Truncated));
+        assert_eq!(NatFrame::decode(ty::PUNCH_OFFER, &[0; 35]), Err(Truncated));
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        use NatFrameError::Trailing;
+        assert_eq!(
+            NatFrame::decode(ty::BINDING_REQUEST, &[0; 5]),
+            Err(Trailing)
+        );
+        assert_eq!(NatFrame::decode(ty::PROBE_REQUEST, &[0; 6]), Err(Trailing));
+        assert_eq!(
+            NatFrame::decode(ty::PROBE_ACK, &[0, 0, 0, 0, 1, 0]),
+            Err(Trailing)
+        );
+        assert_eq!(NatFrame::decode(ty::NAT_CLASS, &[0, 0]), Err(Trailing));
+        assert_eq!(NatFrame::decode(ty::PUNCH_REQUEST, &[0; 37]), Err(Trailing));
+        let mut unpunchable = vec![0; 32];
+        unpunchable.extend_from_slice(&[1, 0]);
+        assert_eq!(
+            NatFrame::decode(ty::PUNCH_OFFER, &unpunchable),
+            Err(Trailing)
+        );
+        let mut ack = Vec::new();
+        NatFrame::ProbeAck {
+            txid: 0,
+            third: Some(ThirdParty {
+                peer: [1; 32],
+                addr: a("203.0.113.1:2"),
+                class: NatType::Public,
+            }),
+        }
+        .encode_body(&mut ack);
+        ack.push(9);
+        assert_eq!(NatFrame::decode(ty::PROBE_ACK, &ack), Err(Trailing));
+    }
+
+    #[test]
+    fn bad_addresses_are_rejected() {
+        assert_eq!(
+            NatFrame::decode(ty::BINDING_RESPONSE, &[0, 0, 0, 0, 9, 1, 2, 3, 4, 0, 1]),
+            Err(NatFrameError::Addr(AddrError::BadFamily(9)))
+        );
+        assert_eq!(
+            NatFrame::decode(ty::BINDING_RESPONSE, &[0; 4]),
+            Err(NatFrameError::Addr(AddrError::Empty))
+        );
+        assert_eq!(
+            NatFrame::decode(ty::PROBE_ORDER, &[0, 0, 4, 0, 0, 0, 0, 0, 1]),
+            Err(NatFrameError::Addr(AddrError::Unspecified))
+        );
+    }
+
+    #[test]
+    fn bad_enums_are_rejected() {
+        assert_eq!(
+            NatFrame::decode(ty::PROBE_REQUEST, &[0, 0, 0, 0, 2]),
+            Err(NatFrameError::BadMode(2))
+        );
+        assert_eq!(
+            NatFrame::decode(ty::NAT_CLASS, &[7]),
+            Err(NatFrameError::BadClass(7))
+        );
+        assert_eq!(
+            NatFrame::decode(ty::PROBE_ACK, &[0, 0, 0, 0, 0, 9]),
+            Err(NatFrameError::BadClass(9))
+        );
+        assert_eq!(
+            NatFrame::decode(ty::PROBE_ACK, &[0, 0, 0, 0, 5]),
+            Err(NatFrameError::BadStatus(5))
+        );
+        assert_eq!(
+            NatFrame::decode(0x5F, &[]),
+            Err(NatFrameError::Undefined(0x5F))
+        );
+        let mut offer = vec![0; 32];
+        offer.extend_from_slice(&[0, 8, 0, 0]);
+        assert_eq!(
+            NatFrame::decode(ty::PUNCH_OFFER, &offer),
+            Err(NatFrameError::BadClass(8))
+        );
+        offer[32] = 2;
+        assert_eq!(
+            NatFrame::decode(ty::PUNCH_OFFER, &offer),
+            Err(NatFrameError::BadStatus(2))
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! NAT traversal in the node, sans-IO: observed addresses (the handshake's
+//! `extra` and in-session BINDING frames), the classification driver over
+//! `moss-nat`'s classifier (mapping from observers at different IPs,
+//! filtering from probes a helper peer has a third party send), and the
+//! class the node reports ([`crate::reach::Reachability::nat_type`]).
+//!
+//! NAT frames go only to peers subscribed to [`CAP_TOPIC`].
+
+mod addr;
+mod classify;
+mod frames;
+mod probe;
+mod punch;
+
+pub use addr::{decode_addr, encode_addr, split_addr, AddrError};
+pub use frames::{NatFrame, NatFrameError, Offer, ProbeMode, ThirdParty};
+pub use punch::{PunchState, MAX_PUNCH_DELAY, PREDICTION_SPREAD, PUNCH_DEADLINE, PUNCH_RETRY};
+
+use crate::Time;
+use moss_crypto::PeerId;
+use moss_nat::classify::Classifier;
+use moss_telemetry::NatType;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The capability topic of the NAT frames (PROTOCOL.md "Unknown frame
+/// types"): a node subscribes to it to say it understands 0x50–0x55.
+pub const CAP_TOPIC: &str = "moss/cap/nat/v1";
+pub(crate) const FRAME_TYPES_FIRST: u8 = frames::ty::FIRST;
+pub(crate) const FRAME_TYPES_LAST: u8 = frames::ty::LAST;
+
+/// How often each of a few peers is asked for our observed address.
+pub const BINDING_EVERY: Duration = Duration::from_secs(30);
+/// How long a probe's outcome is awaited after its acknowledgement.
+pub const PROBE_WAIT: Duration = Duration::from_secs(3);
+/// First wait before a probe is retried (doubles up to [`PROBE_RETRY_MAX`]).
+pub const PROBE_RETRY: Duration = Duration::from_secs(2);
+/// Longest wait between probe attempts while the class is unknown.
+pub const PROBE_RETRY_MAX: Duration = Duration::from_secs(30);
+/// A helper answers one probe request per peer in this interval.
+pub const PROBE_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+/// A third party carries out at most this many probe orders …
+pub const ORDER_BURST: usize = 8;
+/// … per this window (so no helper can make it spray a victim).
+pub const ORDER_WINDOW: Duration = Duration::from_secs(10);
+/// Longest delay a probe order may ask for.
+pub const MAX_ORDER_DELAY: Duration = Duration::from_secs(2);
+/// How long a helper makes the third party wait in an other-port probe, so
+/// the requester's datagram to the third party's IP goes out first.
+pub const OTHER_PORT_DELAY_MS: u16 = 600;
+/// Misses through distinct third parties before a filtering test counts
+/// as negative.
+pub const MISSES_FOR_NEGATIVE: usize = 2;
+/// Peers asked per binding round.
+const BINDING_FANOUT: usize = 3;
+/// Outstanding binding requests kept.
+const MAX_PENDING_BINDINGS: usize = 16;
+/// Scheduled probe dials kept.
+const MAX_DIALS: usize = 24;
+/// Third parties remembered as possible observers.
+const MAX_OBSERVER_CANDIDATES: usize = 8;
+/// Peers whose announced class or last probe request is remembered.
+const MAX_PEER_NOTES: usize = 4096;
+
+/// NAT counters (in [`crate::stats::Stats::nat`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NatStats {
+    /// Handshake observed addresses (`extra`) that did not decode: ignored,
+    /// the handshake completed.
+    pub observed_addr_ignored: u64,
+    /// Observations recorded (handshakes and binding responses).
+    pub observations: u64,
+    /// BINDING_REQUESTs sent.
+    pub binding_requests: u64,
+    /// BINDING_REQUESTs answered.
+    pub binding_answers: u64,
+    /// BINDING_RESPONSEs or PROBE_ACKs that matched no request of ours.
+    pub unsolicited_replies: u64,
+    /// PROBE_REQUESTs we sent (as the node being classified).
+    pub probes_requested: u64,
+    /// Probes whose third party reached us.
+    pub probes_reached: u64,
+    /// Probes whose third party did not reach us in time.
+    pub probes_missed: u64,
+    /// Probes that could not run (no third party, or one we had contacted).
+    pub probes_inconclusive: u64,
+    /// PROBE_REQUESTs we served as a helper.
+    pub probes_helped: u64,
+    /// PROBE_REQUESTs refused (too frequent, no third party, no address).
+    pub probe_requests_refused: u64,
+    /// PROBE_ORDERs we carried out as the third party.
+    pub probe_orders_done: u64,
+    /// PROBE_ORDERs refused (rate limit, known target, queue full).
+    pub probe_orders_refused: u64,
+    /// Times the observed address changed and the node re-profiled.
+    pub address_changes: u64,
+    /// PUNCH_REQUESTs we sent (a topic's origin with no session to us).
+    pub punch_requests: u64,
+    /// PUNCH_REQUESTs we refused as forwarder (too frequent, unknown peer).
+    pub punch_requests_refused: u64,
+    /// Pairs we introduced as forwarder (offers to both ends).
+    pub punch_introductions: u64,
+    /// Pairs we judged unpunchable as forwarder.
+    pub punch_unpunchable: u64,
+    /// Unpunchable verdicts we received as an end.
+    pub punch_reported_unpunchable: u64,
+    /// Punches we started (offers carried out).
+    pub punch_attempts: u64,
+    /// Punch offers refused (dial budget).
+    pub punch_offers_refused: u64,
+    /// Punches that ended in a session.
+    pub punch_succeeded: u64,
+    /// Punches that ran out of time.
+    pub punch_failed: u64,
+    /// Sum of the successful punches' times from offer to session, in ms.
+    pub punch_ms_total: u64,
+}
+
+impl NatStats {
+    /// Adds another node's counters.
+    pub fn merge(&mut self, o: &NatStats) {
+        self.observed_addr_ignored += o.observed_addr_ignored;
+        self.observations += o.observations;
+        self.binding_requests += o.binding_requests;
+        self.binding_answers += o.binding_answers;
+        self.unsolicited_replies += o.unsolicited_replies;
+        self.probes_requested += o.probes_requested;
+        self.probes_reached += o.probes_reached;
+        self.probes_missed += o.probes_missed;
+        self.probes_inconclusive += o.probes_inconclusive;
+        self.probes_helped += o.probes_helped;
+        self.probe_requests_refused += o.probe_requests_refused;
+        self.probe_orders_done += o.probe_orders_done;
+        self.probe_orders_refused += o.probe_orders_refused;
+        self.address_changes += o.address_changes;
+        self.punch_requests += o.punch_requests;
+        self.punch_requests_refused += o.punch_requests_refused;
+        self.punch_introductions += o.punch_introductions;
+        self.punch_unpunchable += o.punch_unpunchable;
+        self.punch_reported_unpunchable += o.punch_reported_unpunchable;
+        self.punch_attempts += o.punch_attempts;
+        self.punch_offers_refused += o.punch_offers_refused;
+        self.punch_succeeded += o.punch_succeeded;
+        self.punch_failed += o.punch_failed;
+        self.punch_ms_total += o.punch_ms_total;
+    }
+}
+
+/// Decodes the observed address of a handshake's `extra`; anything that is
+/// not exactly one address is ignored and counted (the handshake goes on).
+pub(crate) fn decode_observed(stats: &mut NatStats, extra: &[u8]) -> Option<SocketAddr> {
+    match decode_addr(extra) {
+        Ok(a) => Some(a),
+        Err(_) => {
+            stats.observed_addr_ignored += 1;
+            None
+        }
+    }
+}
+
+/// Removes the entries of `v` that are due at `now` and returns their
+/// addresses.
+fn take_due(v: &mut Vec<(Time, SocketAddr)>, now: Time) -> Vec<SocketAddr> {
+    let mut due = Vec::new();
+    v.retain(|&(at, a)| {
+        if at <= now {
+            due.push(a);
+            false
+        } else {
+            true
+        }
+    });
+    due
+}
+
+/// Forgets the times in `q` older than [`ORDER_WINDOW`].
+fn prune_window(q: &mut VecDeque<Time>, now: Time) {
+    while q
+        .front()
+        .is_some_and(|&t| now.saturating_sub(t) >= ORDER_WINDOW)
+    {
+        q.pop_front();
+    }
+}
+
+/// A probe we asked a helper for.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    txid: u32,
+    mode: ProbeMode,
+    helper: PeerId,
+    /// When the request went out (a later inbound confirmation answers it).
+    sent: Time,
+    third: Option<ThirdParty>,
+    deadline: Time,
+}
+
+/// The node's NAT state.
+#[derive(Debug, Default)]
+pub(crate) struct NatState {
+    classifier: Classifier,
+    /// The host's interface addresses (with the bound port).
+    local: Vec<SocketAddr>,
+    bindings: VecDeque<(u32, PeerId, Time)>,
+    /// Round trips measured by binding requests.
+    rtt: HashMap<PeerId, Duration>,
+    /// Punches by the peer they aim at.
+    punch: HashMap<PeerId, (Time, punch::PunchState)>,
+    /// Forwarder side: last introduction per (requester, target).
+    last_punch: HashMap<(PeerId, PeerId), Time>,
+    /// End side: when recent punch offers were carried out.
+    punch_orders: VecDeque<Time>,
+    /// Predicted-port dials of punches toward symmetric peers.
+    predicted: Vec<(Time, SocketAddr)>,
+    next_binding: Time,
+    probe: Option<Probe>,
+    /// Outcome of the two filtering tests so far.
+    other_ip: Option<bool>,
+    other_port: Option<bool>,
+    next_probe: Time,
+    probe_backoff: Duration,
+    /// Whether the reach confirmation was fed to the classifier.
+    confirmation_fed: bool,
+    /// Helper side: last probe request per peer, and the third party
+    /// given for it.
+    last_request: HashMap<PeerId, (Time, Option<PeerId>)>,
+    /// Third-party side: when recent orders were carried out.
+    orders: VecDeque<Time>,
+    dials: Vec<(Time, SocketAddr)>,
+    /// Classes peers announced.
+    classes: HashMap<PeerId, NatType>,
+    /// Third parties that missed in test II and in test III.
+    misses: (Vec<[u8; 32]>, Vec<[u8; 32]>),
+    /// A helper whose last third party was of no use.
+    avoid_helper: Option<PeerId>,
+    /// Peers told our current class.
+    told: HashSet<PeerId>,
+    /// Third parties learnt from probes, to dial for a second
+    /// observation (best announced class first).
+    mapping_dial: Vec<(SocketAddr, NatType)>,
+}
+
+/// Preference of a third party by its announced class: reachable ones first.
+pub(crate) fn reach_rank(c: NatType) -> u8 {
+    match c {
+        NatType::Public => 0,
+        NatType::FullCone => 1,
+        NatType::Unknown => 3,
+        _ => 2,
+    }
+}
+
+impl NatState {
+    fn note_rtt(&mut self, peer: PeerId, rtt: Duration) {
+        if self.rtt.len() >= MAX_PEER_NOTES && !self.rtt.contains_key(&peer) {
+            self.rtt.clear();
+        }
+        self.rtt.insert(peer, rtt);
+    }
+    fn add_observer_candidate(&mut self, addr: SocketAddr, class: NatType) {
+        if self.mapping_dial.iter().any(|c| c.0 == addr) {
+            return;
+        }
+        if self.mapping_dial.len() >= MAX_OBSERVER_CANDIDATES {
+            self.mapping_dial.remove(0);
+        }
+        self.mapping_dial.push((addr, class));
+    }
+
+    /// The class a peer announced (`unknown` if none).
+    pub fn class_of(&self, peer: &PeerId) -> NatType {
+        self.classes.get(peer).copied().unwrap_or_default()
+    }
+
+    fn note_class(&mut self, peer: PeerId, class: NatType) {
+        if self.classes.len() >= MAX_PEER_NOTES && !self.classes.contains_key(&peer) {
+            self.classes.clear();
+        }
+        self.classes.insert(peer, class);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_observed_address_is_ignored_and_counted() {
+        let mut st = NatStats::default();
+        let mut good = Vec::new();
+        encode_addr("203.0.113.5:4000".parse().unwrap(), &mut good);
+        assert_eq!(
+            decode_observed(&mut st, &good),
+            Some("203.0.113.5:4000".parse().unwrap())
+        );
+        assert_eq!(st.observed_addr_ignored, 0);
+        for bad in [
+            &[][..],
+            &[9, 1, 2, 3, 4, 0, 1],
+            &[4, 1, 2],
+            &[4, 0, 0, 0, 0, 0, 1],
+        ] {
+            assert_eq!(decode_observed(&mut st, bad), None);
+        }
+        assert_eq!(st.observed_addr_ignored, 4);
+    }
+
+    #[test]
+    fn due_entries_leave_and_the_window_forgets() {
+        let a: SocketAddr = "198.51.100.1:1".parse().unwrap();
+        let b: SocketAddr = "198.51.100.2:2".parse().unwrap();
+        let mut v = vec![(Duration::from_secs(1), a), (Duration::from_secs(5), b)];
+        assert_eq!(take_due(&mut v, Duration::from_secs(2)), vec![a]);
+        assert_eq!(v, vec![(Duration::from_secs(5), b)]);
+        let mut q: VecDeque<Time> = [Duration::ZERO, Duration::from_secs(9)].into();
+        prune_window(&mut q, ORDER_WINDOW + Duration::from_secs(1));
+        assert_eq!(q, VecDeque::from([Duration::from_secs(9)]));
+    }
+}

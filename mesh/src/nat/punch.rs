@@ -1,0 +1,231 @@
+//! Hole punching through a shared peer (DCUtR-style, over the node's one
+//! socket): a node that receives a subscribed topic's message forwarded
+//! once (so the forwarder is connected to its origin) and has no session
+//! with the origin asks the forwarder for an introduction (PUNCH_REQUEST).
+//! The forwarder, knowing both ends' observed addresses, announced classes
+//! and round trips, answers both with PUNCH_OFFER: the other's address as
+//! *it* observed it (an address that peer controls) and a delay so both
+//! dial at once; or, to the requester only, that the pair cannot be punched
+//! (both symmetric, or symmetric facing a port-filtering cone, which needs
+//! a spray of sockets this node does not have). Both then dial: message 1
+//! and its retransmissions (0.5 s, 1 s, 2 s: the `hole_punch_attempts`
+//! rounds) open both NATs, and the normal Noise XX completes on the
+//! punched path. Toward a symmetric peer, with `port_prediction_enabled`,
+//! the ports ±5 around its observed one are dialled too.
+
+use super::{NatFrame, MAX_DIALS, MAX_PEER_NOTES};
+use crate::node::Node;
+use crate::wire::Frame;
+use crate::Time;
+use moss_crypto::PeerId;
+use moss_nat::punch::{strategy, PunchConfig, Side, Strategy};
+use moss_telemetry::NatType;
+use rand_core::RngCore;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A node asks for an introduction to one peer at most this often.
+pub const PUNCH_RETRY: Duration = Duration::from_secs(15);
+/// How long a punch may take (delay, rounds, handshake) before it failed.
+pub const PUNCH_DEADLINE: Duration = Duration::from_secs(8);
+/// Longest delay an offer may ask for.
+pub const MAX_PUNCH_DELAY: Duration = Duration::from_secs(2);
+/// Punch offers an end carries out per [`super::ORDER_WINDOW`] (its own budget,
+/// beside the probe orders').
+pub const PUNCH_BURST: usize = 16;
+/// A forwarder introduces one pair at most this often.
+pub const INTRODUCE_INTERVAL: Duration = Duration::from_secs(5);
+/// Ports either side of a symmetric peer's observed one that are dialled
+/// with port prediction.
+pub const PREDICTION_SPREAD: u16 = 5;
+
+/// What became of our wish to reach one peer directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PunchState {
+    /// Dialling it since `since`.
+    Punching {
+        /// When the offer arrived.
+        since: Time,
+    },
+    /// The forwarder said the pair cannot be punched.
+    Unpunchable,
+    /// The session came up through the punch.
+    Punched,
+    /// The punch ran out of time.
+    Failed,
+}
+
+impl Node {
+    /// How a peer was reached by punching, if we tried (`None`: never).
+    pub fn punch_state(&self, peer: &PeerId) -> Option<PunchState> {
+        self.nat.punch.get(peer).map(|p| p.1)
+    }
+
+    /// A message of a subscribed topic from `origin`, forwarded by `via`
+    /// with `hops` (before our increment): when `via` got it from the
+    /// origin itself and we have no session with it, ask for a punch.
+    pub(crate) fn nat_saw_origin(&mut self, via: PeerId, origin: PeerId, hops: u8) {
+        let now = self.now;
+        if hops != 1
+            || self.nat.local.is_empty()
+            || origin == self.identity.public_key()
+            || self.table.by_peer(&origin).is_some()
+        {
+            return;
+        }
+        if let Some(&(at, _)) = self.nat.punch.get(&origin) {
+            if now.saturating_sub(at) < PUNCH_RETRY {
+                return;
+            }
+        }
+        let Some(idx) = self.table.by_peer(&via).filter(|&i| self.nat_capable(i)) else {
+            return;
+        };
+        if self.nat.punch.len() >= MAX_PEER_NOTES {
+            self.nat.punch.clear();
+        }
+        self.nat.punch.insert(origin, (now, PunchState::Failed));
+        self.stats.nat.punch_requests += 1;
+        let txid = self.rng.next_u32();
+        self.queue_frame(
+            idx,
+            &Frame::Nat(NatFrame::PunchRequest {
+                txid,
+                target: origin.0,
+            }),
+        );
+    }
+
+    /// Forwarder side: introduce `peer` (session `idx`) to `target`.
+    pub(crate) fn nat_introduce(&mut self, idx: u32, peer: PeerId, target: [u8; 32]) {
+        let now = self.now;
+        let target = PeerId(target);
+        let recent = self
+            .nat
+            .last_punch
+            .get(&(peer, target))
+            .is_some_and(|&t| now.saturating_sub(t) < INTRODUCE_INTERVAL);
+        let tidx = self.table.by_peer(&target).filter(|&i| self.nat_capable(i));
+        let a = self.table.get(idx).and_then(|s| s.path.udp());
+        let b = tidx
+            .and_then(|i| self.table.get(i))
+            .and_then(|s| s.path.udp());
+        let (Some(tidx), Some(a), Some(b), false) = (tidx, a, b, recent || target == peer) else {
+            self.stats.nat.punch_requests_refused += 1;
+            return;
+        };
+        if self.nat.last_punch.len() >= MAX_PEER_NOTES {
+            self.nat.last_punch.clear();
+        }
+        self.nat.last_punch.insert((peer, target), now);
+        let (ca, cb) = (self.nat.class_of(&peer), self.nat.class_of(&target));
+        let side = |observed, class| Side {
+            observed,
+            class,
+            prediction: None,
+        };
+        let cfg = PunchConfig::default();
+        let plan = strategy(&cfg, &side(a, ca), &side(b, cb));
+        let punchable = matches!(plan, Ok(Strategy::Direct | Strategy::Predict));
+        if !punchable {
+            self.stats.nat.punch_unpunchable += 1;
+            let f = NatFrame::PunchOffer {
+                peer: target.0,
+                offer: None,
+            };
+            return self.queue_frame(idx, &Frame::Nat(f));
+        }
+        // Both dial when the later offer lands: the nearer end waits half
+        // the difference of the round trips.
+        let (ra, rb) = (self.nat_rtt(&peer), self.nat_rtt(&target));
+        let half = |x: Duration, y: Duration| {
+            let d = x.saturating_sub(y) / 2;
+            d.min(MAX_PUNCH_DELAY).as_millis() as u16
+        };
+        self.stats.nat.punch_introductions += 1;
+        let offer = |to: PeerId, addr, class, delay_ms| NatFrame::PunchOffer {
+            peer: to.0,
+            offer: Some(super::Offer {
+                addr,
+                class,
+                delay_ms,
+            }),
+        };
+        let to_a = offer(target, b, cb, half(rb, ra));
+        let to_b = offer(peer, a, ca, half(ra, rb));
+        self.queue_frame(idx, &Frame::Nat(to_a));
+        self.queue_frame(tidx, &Frame::Nat(to_b));
+    }
+
+    /// An end of a punch: dial `offer.addr` (and predicted ports) after its
+    /// delay, within the same budget as probe orders.
+    pub(crate) fn nat_offer(&mut self, peer: [u8; 32], offer: Option<super::Offer>) {
+        let now = self.now;
+        let peer = PeerId(peer);
+        let Some(o) = offer else {
+            self.stats.nat.punch_reported_unpunchable += 1;
+            self.nat.punch.insert(peer, (now, PunchState::Unpunchable));
+            return;
+        };
+        if peer == self.identity.public_key() || self.table.by_peer(&peer).is_some() {
+            return;
+        }
+        super::prune_window(&mut self.nat.punch_orders, now);
+        if self.nat.punch_orders.len() >= PUNCH_BURST || self.nat.dials.len() >= MAX_DIALS {
+            self.stats.nat.punch_offers_refused += 1;
+            return;
+        }
+        self.nat.punch_orders.push_back(now);
+        if self.nat.punch.len() >= MAX_PEER_NOTES {
+            self.nat.punch.clear();
+        }
+        self.nat
+            .punch
+            .insert(peer, (now, PunchState::Punching { since: now }));
+        self.stats.nat.punch_attempts += 1;
+        let at = now + Duration::from_millis(u64::from(o.delay_ms)).min(MAX_PUNCH_DELAY);
+        self.nat.dials.push((at, o.addr));
+        if self.cfg.nat.port_prediction_enabled && o.class == NatType::SymmetricNat {
+            for d in 1..=PREDICTION_SPREAD {
+                for p in [o.addr.port().checked_add(d), o.addr.port().checked_sub(d)] {
+                    if let Some(p) = p.filter(|&p| p != 0) {
+                        self.nat
+                            .predicted
+                            .push((at, SocketAddr::new(o.addr.ip(), p)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Punch bookkeeping on each tick: predicted-port dials that are due,
+    /// punches that ran out of time.
+    pub(crate) fn nat_punch_tick(&mut self, now: Time) {
+        for a in super::take_due(&mut self.nat.predicted, now) {
+            self.connect(a);
+        }
+        let mut failed = 0;
+        for (_, st) in self.nat.punch.values_mut() {
+            if let PunchState::Punching { since } = *st {
+                if now.saturating_sub(since) >= PUNCH_DEADLINE {
+                    *st = PunchState::Failed;
+                    failed += 1;
+                }
+            }
+        }
+        self.stats.nat.punch_failed += failed;
+    }
+
+    /// A session with `peer` came up: a punch in progress succeeded.
+    pub(crate) fn nat_punch_established(&mut self, peer: PeerId) {
+        let now = self.now;
+        if let Some((_, st)) = self.nat.punch.get_mut(&peer) {
+            if let PunchState::Punching { since } = *st {
+                *st = PunchState::Punched;
+                self.stats.nat.punch_succeeded += 1;
+                let ms = now.saturating_sub(since).as_millis() as u64;
+                self.stats.nat.punch_ms_total += ms;
+            }
+        }
+    }
+}

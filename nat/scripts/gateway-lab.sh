@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Real moss-gateway nodes behind the natlab NATs (sourced by extra-tests.sh
+# with the lab up): one public node on pub2 is every host's only static
+# peer; each host's node must classify its own NAT through the mesh alone
+# (binding and probe frames, no STUN server). Sets fail=1 on a mismatch.
+GW=$PWD/target/debug/moss-gateway
+# NAT-PMP on: the cgnat home routers answer (miniupnpd) that they have no
+# public address, which is how a node spots the NAT beyond its gateway.
+GW_CONF=$(mktemp -t moss-gw-nat.XXXXXX.json)
+echo '{"nat":{"natpmp_enabled":true}}' >"$GW_CONF"
+GW_FLAGS=(-mesh natlab -http 127.0.0.1:8787 -trackers=false -dht=false -lan=false -telemetry=false -config "$GW_CONF")
+"$LAB" bg pub2 gw-pub "$GW" "${GW_FLAGS[@]}" -listen-port 4100
+sleep 0.5
+gw_sites=()
+for kind in $KINDS; do gw_sites+=("$kind" "${kind}2"); done
+for site in "${gw_sites[@]}"; do
+  "$LAB" bg "h-$site" "gw-$site" "$GW" "${GW_FLAGS[@]}" -listen-port 4000 -static 203.0.113.20:4100
+done
+gw_class() {  # site -> nat_type from the node's /api/stats
+  "$LAB" exec "h-$1" python3 -c '
+import json, urllib.request
+try:
+    d = json.load(urllib.request.urlopen("http://127.0.0.1:8787/api/stats", timeout=2))
+    print(d["node"]["nat_type"])
+except Exception:
+    print("down")'
+}
+gw_expect() {
+  case ${1%2} in symmetric) echo symmetric_nat;; *) echo "${1%2}";; esac
+}
+declare -A GOT AT
+start=$(date +%s.%N)
+for _ in $(seq 1 ${GW_WAIT_S:-90}); do
+  pending=0
+  for site in "${gw_sites[@]}"; do
+    [ -n "${AT[$site]:-}" ] && continue
+    c=$(gw_class "$site"); GOT[$site]=$c
+    if [ "$c" = "$(gw_expect "$site")" ]; then
+      AT[$site]=$(python3 -c "import time,sys; print('%.1f' % (time.time() - float(sys.argv[1])))" "$start")
+    else
+      pending=1
+    fi
+  done
+  [ $pending = 0 ] && break
+  sleep 1
+done
+printf '%-26s %-22s %-22s %s\n' host class expected "seconds to classify"
+for site in "${gw_sites[@]}"; do
+  want=$(gw_expect "$site")
+  got=$(gw_class "$site")
+  mark=ok
+  if [ "$got" != "$want" ]; then
+    mark="<-- expected $want"
+    fail=1
+  fi
+  printf '%-26s %-22s %-22s %s %s\n' "h-$site" "$got" "$want" "${AT[$site]:--}" "$mark"
+done
+# Stop the nodes this section started (by their pids), so later sections
+# run on quiet NATs.
+GW_STATE=${NATLAB_STATE:-/run/moss-natlab-${NATLAB_PREFIX%-}}
+for name in gw-pub "${gw_sites[@]/#/gw-}"; do
+  [ -f "$GW_STATE/$name.pid" ] && kill "$(cat "$GW_STATE/$name.pid")" 2>/dev/null || true
+done
+rm -f "$GW_CONF"

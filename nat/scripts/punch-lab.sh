@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Hole punching between real Moss nodes behind the natlab NATs (sourced by
+# extra-tests.sh with the lab up and KINDS set): engine/examples/nat_peer in
+# every h-<kind> host and twin, a public one on pub2 their only static peer,
+# all chatting on one topic. Each learns of the others from messages the
+# public node forwards and asks it for introductions. Asserts that every
+# pair the rig measured as punchable with plain UDP ends with a direct
+# session and that every pair heard each other; prints the unpunchable
+# pairs as reported. Sets fail=1 on a miss.
+PEER=$PWD/target/debug/examples/nat_peer
+PL_DIR=$(mktemp -d -t moss-punch-lab.XXXXXX)
+PL_S=${PUNCH_LAB_S:-120}
+"$LAB" bg pub2 pl-pub "$PEER" --port 4200 --seconds "$PL_S" --status "$PL_DIR/pub.json"
+sleep 0.5
+pl_sites=()
+for kind in $KINDS; do pl_sites+=("$kind" "${kind}2"); done
+for site in "${pl_sites[@]}"; do
+  "$LAB" bg "h-$site" "pl-$site" "$PEER" --port 4000 --static 203.0.113.20:4200 \
+      --seconds "$PL_S" --status "$PL_DIR/$site.json"
+done
+pl_check() {  # prints the table; exit status 0 when every punchable pair is direct
+  python3 - "$PL_DIR" "$1" "${pl_sites[@]}" <<'PY'
+import itertools, json, os, sys
+d, final, sites = sys.argv[1], sys.argv[2] == "final", sys.argv[3:]
+st = {}
+for s in sites:
+    try:
+        st[s] = json.load(open(os.path.join(d, s + ".json")))
+    except Exception:
+        st[s] = {"id": "?", "peers": [], "heard": [], "nat_type": "down", "punch": {}}
+def kind(s): return s[:-1] if s.endswith("2") else s
+bad = {frozenset(p) for p in [("symmetric",), ("symmetric", "port_restricted_cone"), ("symmetric", "cgnat")]}
+def punchable(a, b):
+    return frozenset((kind(a), kind(b))) not in bad
+missing, rows = 0, []
+for a, b in itertools.combinations(sites, 2):
+    A, B = st[a], st[b]
+    direct = B["id"] in A["peers"] and A["id"] in B["peers"]
+    heard = B["id"] in A["heard"] and A["id"] in B["heard"]
+    want = punchable(a, b)
+    ok = heard and (direct if want else True)
+    missing += not ok
+    rows.append((a, b, want, direct, heard, ok))
+if final:
+    n = sum(1 for r in rows if r[2])
+    print("%d pairs: %d punchable by plain UDP, %d of them direct; %d unpunchable (%d of them direct anyway)" % (
+        len(rows), n, sum(1 for r in rows if r[2] and r[3]), len(rows) - n, sum(1 for r in rows if not r[2] and r[3])))
+    print("%-22s %-22s %-10s %-7s %-12s %s" % ("A", "B", "punchable", "direct", "heard both", ""))
+    for a, b, want, direct, heard, ok in rows:
+        if not ok or not want:
+            print("%-22s %-22s %-10s %-7s %-12s %s" % (a, b, want, direct, heard, "" if ok else "<-- expected direct and heard"))
+    tot = {}
+    for s in sites:
+        for k, v in st[s].get("punch", {}).items():
+            if k.startswith("punch_"):
+                tot[k] = tot.get(k, 0) + v
+    print("punch counters over all hosts:", json.dumps(tot))
+    if tot.get("punch_succeeded"):
+        print("mean punch time (offer to session): %.0f ms" % (tot["punch_ms_total"] / tot["punch_succeeded"]))
+sys.exit(1 if missing else 0)
+PY
+}
+pl_start=$(date +%s)
+until pl_check poll >/dev/null 2>&1; do
+  [ $(( $(date +%s) - pl_start )) -ge $((PL_S - 5)) ] && break
+  sleep 3
+done
+echo "after $(( $(date +%s) - pl_start )) s:"
+pl_check final || fail=1
+PL_STATE=${NATLAB_STATE:-/run/moss-natlab-${NATLAB_PREFIX%-}}
+for name in pl-pub "${pl_sites[@]/#/pl-}"; do
+  [ -f "$PL_STATE/$name.pid" ] && kill "$(cat "$PL_STATE/$name.pid")" 2>/dev/null || true
+done
+rm -rf "$PL_DIR"

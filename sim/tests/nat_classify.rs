@@ -1,0 +1,91 @@
+//! NAT classification by real `mesh::Node`s behind the simulator's NAT
+//! models: three public nodes and two nodes behind each NAT kind, every
+//! one given only the first public node as a static peer. Each learns its
+//! class from the observations and third-party probes of the node's NAT
+//! driver (binding and probe frames), with no STUN server.
+
+use moss_mesh::{Config, Identity};
+use moss_sim::{LinkModel, NatKind, Sim};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+fn public(i: u8) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(203, 0, 113, i), 4000))
+}
+
+fn expected(kind: Option<NatKind>) -> &'static str {
+    match kind {
+        None => "public",
+        Some(NatKind::FullCone) => "full_cone",
+        Some(NatKind::AddressRestricted) => "restricted_cone",
+        Some(NatKind::PortRestricted) => "port_restricted_cone",
+        Some(NatKind::Symmetric) => "symmetric_nat",
+    }
+}
+
+fn classify_run(seed: u64, link: LinkModel, run: Duration) -> Vec<(Option<NatKind>, String)> {
+    let mut sim = Sim::new(seed, link);
+    let cfg = Config::default();
+    let mut nodes = Vec::new();
+    for i in 1..=3u8 {
+        let a = public(i);
+        let n = sim.add_node(cfg.clone(), Identity::from_seed([i; 32]), a);
+        sim.with_node(n, |node, _| node.set_local_addrs(&[a]));
+        nodes.push(n);
+    }
+    let mut k = 10u8;
+    for kind in NatKind::ALL {
+        for _ in 0..2 {
+            k += 1;
+            let private = SocketAddr::from((Ipv4Addr::new(192, 168, k, 2), 4000));
+            let nat_ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, k));
+            let n = sim.add_node_behind_nat(
+                cfg.clone(),
+                Identity::from_seed([k; 32]),
+                private,
+                kind,
+                nat_ip,
+                Duration::from_secs(30),
+            );
+            sim.with_node(n, |node, _| node.set_local_addrs(&[private]));
+            nodes.push(n);
+        }
+    }
+    for &n in &nodes[1..] {
+        sim.dial(n, nodes[0]);
+    }
+    sim.run_for(run);
+    nodes[1..]
+        .iter()
+        .map(|&n| {
+            let class = sim
+                .node(n)
+                .map_or("offline", |node| node.reachability().nat_type().as_str());
+            (sim.nat_kind(n), class.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_node_learns_its_nat_class_from_its_peers() {
+    for seed in 1..=10 {
+        let got = classify_run(seed, LinkModel::default(), Duration::from_secs(60));
+        for (kind, class) in &got {
+            assert_eq!(class, expected(*kind), "seed {seed}: {kind:?} in {got:?}");
+        }
+    }
+}
+
+#[test]
+fn classification_survives_five_percent_loss() {
+    for seed in 1..=10 {
+        let link = LinkModel {
+            loss: 0.05,
+            ..LinkModel::default()
+        };
+        let got = classify_run(seed, link, Duration::from_secs(120));
+        for (kind, class) in &got {
+            assert_eq!(class, expected(*kind), "seed {seed}: {kind:?} in {got:?}");
+        }
+    }
+}
