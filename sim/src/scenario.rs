@@ -602,6 +602,7 @@ fn report(
         // about 32 forged messages on one topic graylist their sender, fewer
         // already put it below the gossip and publish thresholds.
         let (mut g, mut heavy, mut excluded, mut hit) = (0, 0, 0, 0);
+        let graylist = moss_gossip::Thresholds::default().graylist;
         for (i, sn) in r.sim.nodes.iter().enumerate() {
             if r.honest.get(i) != Some(&true) {
                 continue;
@@ -624,7 +625,10 @@ fn report(
             if forged >= SPAM_GRAYLIST {
                 heavy += 1;
             }
-            if drops.get(DropReason::Graylisted) > 0 {
+            // Graylisted: the router refused the spammer's input at some
+            // point, or its score is below the threshold now (a node whose
+            // spammer went quiet after the threshold counts no drop).
+            if drops.get(DropReason::Graylisted) > 0 || worst < graylist {
                 g += 1;
             }
         }

@@ -73,7 +73,10 @@ fn pair(a: Kind, b: Kind, seed: u64) -> (bool, Option<PunchState>, Option<PunchS
         }
         sim.run_for(Duration::from_secs(1));
     }
-    let (px, py) = (sim.node(x).map(Node::public_key), sim.node(y).map(Node::public_key));
+    let (px, py) = (
+        sim.node(x).map(Node::public_key),
+        sim.node(y).map(Node::public_key),
+    );
     let sx = px.and_then(|k| sim.node(y).and_then(|n| n.punch_state(&k)));
     let sy = py.and_then(|k| sim.node(x).and_then(|n| n.punch_state(&k)));
     (direct(&sim, x, y) && direct(&sim, y, x), sy, sx)
@@ -90,7 +93,11 @@ fn every_punchable_pair_goes_direct_and_the_rest_are_reported() {
             let (direct, sa, sb) = pair(a, b, 7);
             report.push(format!("{a:?} <-> {b:?}: direct {direct}, {sa:?} / {sb:?}"));
             if punchable(a, b) {
-                assert!(direct, "{a:?} <-> {b:?} should punch\n{}", report.join("\n"));
+                assert!(
+                    direct,
+                    "{a:?} <-> {b:?} should punch\n{}",
+                    report.join("\n")
+                );
             } else {
                 assert!(!direct, "{a:?} <-> {b:?} cannot punch");
                 assert!(
