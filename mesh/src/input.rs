@@ -10,6 +10,7 @@
 //! → a handshake datagram: the handshaker unmasks its body and the
 //! handshake state machine runs.
 
+use crate::hint::{Hint, HintReason};
 use crate::path::Path;
 use crate::shard::Inbound;
 use crate::stats::DropReason;
@@ -159,9 +160,22 @@ impl Node {
             Inbound::Unknown { index } if self.table.get(index).is_some() => {
                 self.drop_input(DropReason::NotEstablished)
             }
-            Inbound::Foreign { .. } | Inbound::Unknown { .. } => {
+            Inbound::Unknown { index } => {
+                // We restarted or forgot the session: a rate-limited hint
+                // (no larger than this datagram) makes the sender, if it
+                // holds a session with that index here, handshake again.
+                // A sharded node is fed handshakes only: data it sees
+                // here belongs to no shard of ours.
+                if self.transport.shards().is_none() {
+                    let hint = Hint {
+                        reason: HintReason::UnknownSession,
+                        index,
+                    };
+                    self.send_hint(from, hint, datagram.len());
+                }
                 self.drop_input(DropReason::UnknownSession)
             }
+            Inbound::Foreign { .. } => self.drop_input(DropReason::UnknownSession),
             Inbound::Dropped(r) => self.drop_input(r),
         }
     }
@@ -175,6 +189,7 @@ impl Node {
             };
             return self.drop_input(r);
         }
+        self.confirm(index);
         self.handle_frames(index, plain, verified);
     }
 

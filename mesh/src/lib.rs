@@ -58,7 +58,9 @@
 pub mod config;
 pub mod event;
 mod handshake;
+pub mod hint;
 mod input;
+pub mod liveness;
 mod node;
 pub mod path;
 pub mod preverify;
@@ -74,7 +76,7 @@ pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use event::{DisconnectReason, Event, Message, Payload};
-pub use handshake::RETIRE_GRACE;
+pub use handshake::{IK_FALLBACK, RETIRE_GRACE};
 pub use input::Input;
 pub use moss_crypto::{Identity, PeerId};
 pub use moss_telemetry::{ChainLink, Snapshot as NetworkSnapshot, TelemetryConfig};

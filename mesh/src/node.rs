@@ -29,10 +29,7 @@ use std::time::Duration;
 
 /// Period of the node's housekeeping tick.
 pub const TICK: Duration = Duration::from_millis(100);
-/// A session with no authenticated input for this long is dropped.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// An established session with no output for this long gets a keepalive.
-pub const KEEPALIVE: Duration = Duration::from_secs(10);
+pub use crate::liveness::{IDLE_TIMEOUT, KEEPALIVE};
 /// First handshake retransmission delay (doubles per attempt).
 pub const HANDSHAKE_RETRY: Duration = Duration::from_millis(500);
 /// Most handshakes in flight at once.
@@ -287,6 +284,7 @@ impl Node {
         let mut retransmit = Vec::new();
         let mut keepalive = Vec::new();
         let mut retired = Vec::new();
+        let mut silent = Vec::new();
         for (&idx, s) in self.table.sessions.iter_mut() {
             match &mut s.state {
                 State::Initiating(p) | State::Responding(p) => {
@@ -304,12 +302,20 @@ impl Node {
                         if now >= at {
                             retired.push(idx);
                         }
+                    } else if e.unconfirmed {
+                        // An IK responder's session the initiator never used.
+                        if e.began.since(now) >= hs_timeout {
+                            retired.push(idx);
+                        }
                     } else if s.last_recv.since(now) >= IDLE_TIMEOUT {
                         expired.push((idx, Some(e.peer)));
                     } else {
                         e.reassembly.expire(now);
                         if s.last_send.since(now) >= KEEPALIVE {
                             keepalive.push(idx);
+                        }
+                        if s.last_recv.since(now) >= crate::liveness::SILENCE {
+                            silent.push(idx);
                         }
                     }
                 }
@@ -331,6 +337,14 @@ impl Node {
             // Pending frames, or an empty sealed datagram, prove liveness.
             self.seal_and_send(idx, true);
         }
+        for idx in silent {
+            // The peer may have restarted and lost our hint: handshake again.
+            self.probe(idx);
+        }
+        for idx in self.ik_overdue(now) {
+            self.fall_back_to_xx(idx);
+        }
+        self.handshaker.expire(now);
         self.redial_static(now);
         self.pubsub_tick(now);
         self.telemetry_tick();
@@ -342,7 +356,7 @@ impl Node {
     pub(crate) fn fail_handshake(&mut self, idx: u32, reason: &str) {
         self.stats.handshakes_failed += 1;
         if let Some(s) = self.table.get(idx) {
-            if matches!(s.state, State::Initiating(_)) {
+            if matches!(&s.state, State::Initiating(p) if !p.probe) {
                 let addr = s.path;
                 self.events.push_back(Event::ConnectFailed {
                     addr,

@@ -63,6 +63,10 @@ pub(crate) struct Pending {
     pub last_echo: Time,
     /// When the handshake started (it times out from here).
     pub created: Time,
+    /// A re-handshake to a peer we hold a session with (prompted by a
+    /// hint or by silence): its path stays the old session's, and its
+    /// failure is no [`crate::Event::ConnectFailed`].
+    pub probe: bool,
 }
 
 /// An established session. Its transport keys are not here: they live in
@@ -77,7 +81,9 @@ pub(crate) struct Established {
     pub topics: TopicList,
     /// Encoded frames waiting to be sealed into a datagram.
     pub pending: Vec<u8>,
-    /// Initiator only: our message 3, resent if message 2 arrives again.
+    /// Our last handshake datagram, resent when the peer repeats the
+    /// message before it: an XX initiator's message 3, an IK responder's
+    /// message 2.
     pub final_datagram: Option<Box<[u8]>>,
     /// Partially received fragmented messages.
     pub reassembly: Reassembly,
@@ -91,6 +97,14 @@ pub(crate) struct Established {
     /// goes: until then it still takes the peer's datagrams (some were in
     /// flight when it lost) but sends nothing of its own.
     pub retired: Option<Time>,
+    /// When its handshake started.
+    pub began: Stamp,
+    /// When it came up (an IK responder's: when it was confirmed).
+    pub up: Stamp,
+    /// An IK responder's session before the initiator's first data: its
+    /// keys are installed, but it is not the peer's session yet (a
+    /// replayed IK message 1 must not displace a live one).
+    pub unconfirmed: bool,
 }
 
 impl Session {

@@ -52,11 +52,14 @@ pub enum DropReason {
     InvalidMessage,
     /// Input from a peer whose score is below the graylist threshold.
     Graylisted,
+    /// A hint datagram that does not decode or names no session or dial
+    /// of ours on the path it came from.
+    BadHint,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 23;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::TooShort,
@@ -81,6 +84,7 @@ impl DropReason {
         Self::HandshakeRateLimited,
         Self::InvalidMessage,
         Self::Graylisted,
+        Self::BadHint,
     ];
 
     /// Snake-case name used in stats JSON and metrics.
@@ -108,6 +112,7 @@ impl DropReason {
             Self::HandshakeRateLimited => "handshake_rate_limited",
             Self::InvalidMessage => "invalid_message",
             Self::Graylisted => "graylisted",
+            Self::BadHint => "bad_hint",
         }
     }
 }
@@ -175,6 +180,10 @@ pub struct Stats {
     pub messages_forwarded: u64,
     /// Messages received again after the first copy.
     pub messages_duplicate: u64,
+    /// Handshakes completed with Noise IK (a 1-RTT reconnect).
+    pub ik_completed: u64,
+    /// Hints sent (unknown session, IK refused).
+    pub hints_sent: u64,
     /// Inputs dropped, by reason.
     pub drops: Drops,
 }
@@ -193,6 +202,8 @@ impl Stats {
         self.messages_delivered += o.messages_delivered;
         self.messages_forwarded += o.messages_forwarded;
         self.messages_duplicate += o.messages_duplicate;
+        self.ik_completed += o.ik_completed;
+        self.hints_sent += o.hints_sent;
         self.drops.merge(&o.drops);
     }
 }

@@ -68,6 +68,13 @@ pub enum Kind {
     Final = 3,
     /// Transport data (frames sealed with the session cipher).
     Data = 4,
+    /// Noise IK message 1 (a reconnect to a responder whose key we hold).
+    IkInit = 5,
+    /// Noise IK message 2.
+    IkResponse = 6,
+    /// An unauthenticated hint ([`crate::hint::Hint`]): "that index is
+    /// unknown here" or "that IK message 1 could not be read".
+    Hint = 7,
 }
 
 impl Kind {
@@ -77,6 +84,9 @@ impl Kind {
             2 => Self::Response,
             3 => Self::Final,
             4 => Self::Data,
+            5 => Self::IkInit,
+            6 => Self::IkResponse,
+            7 => Self::Hint,
             other => return Err(WireError::UnknownKind(other)),
         })
     }
