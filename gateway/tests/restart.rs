@@ -228,6 +228,20 @@ fn scenario(who: usize) {
         secs(flow),
         secs(counts)
     );
+    for (n, g) in [("A", a), ("B", b)]
+        .into_iter()
+        .filter(|_| flow.is_none() || counts.is_none())
+    {
+        let st = json(&g.http, "/api/stats");
+        let node = st.as_ref().map(|v| v["node"].clone());
+        eprintln!(
+            "{n}: peers {:?} shows a {} b {} stats {}",
+            peer_count(g),
+            shows(g, "a-", min_a),
+            shows(g, "b-", min_b),
+            node.map(|v| v.to_string()).unwrap_or_default()
+        );
+    }
     assert!(
         flow.is_some(),
         "messages did not flow both ways within {limit:?}"

@@ -158,22 +158,25 @@ impl Node {
             // session's, a shard's (a sharded node is fed handshakes only),
             // or nobody's.
             Inbound::Unknown { index } if self.table.get(index).is_some() => {
-                self.drop_input(DropReason::NotEstablished)
+                // (A sharded node's shard counts its own copy.)
+                if self.transport.shards().is_none() {
+                    self.drop_input(DropReason::NotEstablished)
+                }
             }
             Inbound::Unknown { index } => {
                 // We restarted or forgot the session: a rate-limited hint
                 // (no larger than this datagram) makes the sender, if it
                 // holds a session with that index here, handshake again.
-                // A sharded node is fed handshakes only: data it sees
-                // here belongs to no shard of ours.
+                let hint = Hint {
+                    reason: HintReason::UnknownSession,
+                    index,
+                };
+                self.send_hint(from, hint, datagram.len());
+                // A sharded node sees a copy of what its shard could not
+                // open; the shard counts the drop when its own copy expires.
                 if self.transport.shards().is_none() {
-                    let hint = Hint {
-                        reason: HintReason::UnknownSession,
-                        index,
-                    };
-                    self.send_hint(from, hint, datagram.len());
+                    self.drop_input(DropReason::UnknownSession)
                 }
-                self.drop_input(DropReason::UnknownSession)
             }
             Inbound::Foreign { .. } => self.drop_input(DropReason::UnknownSession),
             Inbound::Dropped(r) => self.drop_input(r),

@@ -192,6 +192,17 @@ impl Ctx {
                 }
             }
             Inbound::Unknown { .. } => {
+                // The core decides whether the index is one it is about to
+                // install (then the held copy opens after the install) or
+                // nobody's (then it answers with an unknown-session hint;
+                // the shard still counts the drop when the copy expires).
+                let mut v = self.buffer();
+                v.extend_from_slice(bytes);
+                self.send_to_core(ToCore::Handshake {
+                    shard: self.id,
+                    from,
+                    bytes: v,
+                });
                 if self.held.len() >= MAX_HELD {
                     return self.shard.drop_input(DropReason::UnknownSession);
                 }
