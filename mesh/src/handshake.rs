@@ -710,7 +710,14 @@ impl Node {
             self.stats.ik_completed += 1;
         }
         self.handshaker.learn(path, out.remote_static);
-        if !unconfirmed {
+        if unconfirmed {
+            // Our subscriptions ride right behind message 2, so the
+            // initiator can publish to us one round trip after it dialled.
+            let topics: Vec<String> = self.pubsub.subscriptions.iter().cloned().collect();
+            for t in topics {
+                self.queue_frame(idx, &Frame::Subscribe(&t));
+            }
+        } else {
             self.admit(idx);
         }
     }
