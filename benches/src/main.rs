@@ -12,6 +12,7 @@ mod inproc;
 mod machine;
 mod ours;
 mod raw;
+mod reconnect;
 mod report;
 mod sock;
 
@@ -49,6 +50,8 @@ enum Scenario {
     Idle,
     /// Engine shards: echo and fan-in throughput per `--shards` count.
     Shards,
+    /// Reconnect to a known peer: Noise IK vs XX (round trips, CPU).
+    Reconnect,
 }
 
 /// Moss benchmark harness.
@@ -736,6 +739,59 @@ impl Run {
         self.tables.push(t);
     }
 
+    /// Reconnect round trips and CPU, IK vs XX.
+    fn reconnect(&mut self) {
+        let mut t = Table::new(
+            "Ours: reconnect to a known peer, Noise IK vs XX (sans-IO nodes, virtual link)",
+            vec![
+                "pattern",
+                "RTTs until the dialler holds the session",
+                "RTTs until it knows the responder's topics",
+                "RTTs until the responder counts the peer",
+                "datagrams",
+                "handshakes/s of CPU",
+                "ratio to XX",
+            ],
+        );
+        eprintln!("measuring reconnects ...");
+        match reconnect::reconnect(self.dur) {
+            Ok((xx, ik)) => {
+                for (name, f) in [
+                    ("XX (first contact)", xx),
+                    ("IK (held the responder's key)", ik),
+                ] {
+                    t.rows.push(vec![
+                        name.into(),
+                        format!("{:.2}", f.rtt_dialler),
+                        format!("{:.2}", f.rtt_topics),
+                        format!("{:.2}", f.rtt_both),
+                        format!("{:.1}", f.datagrams),
+                        rate(f.per_sec),
+                        format!("{:.2}", f.per_sec / xx.per_sec),
+                    ]);
+                }
+            }
+            Err(e) => t.rows.push(vec![
+                "reconnect".into(),
+                format!("failed: {e}"),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
+        }
+        t.notes.push(format!(
+            "Two `moss_mesh::Node`s over an in-memory link with {} ms one-way latency (RTTs are virtual time / \
+             {} ms). XX: a fresh dialler each time; IK: one dialler that hung up (CLOSE) and dials again, \
+             holding the responder's static key from its first session. Both subscribe to one topic. CPU: wall \
+             time of both sides in one thread over the whole exchange, including the SUBSCRIBE datagrams.",
+            reconnect::LATENCY.as_millis(),
+            2 * reconnect::LATENCY.as_millis()
+        ));
+        self.tables.push(t);
+    }
+
     /// Heap bytes per idle session.
     fn idle(&mut self) {
         let mut t = Table::new(
@@ -836,6 +892,7 @@ fn main() -> ExitCode {
             run.flood();
             run.idle();
             run.shards();
+            run.reconnect();
         }
         Scenario::Limits => run.limits(),
         Scenario::Crypto => run.crypto(),
@@ -849,6 +906,7 @@ fn main() -> ExitCode {
         Scenario::Flood => run.flood(),
         Scenario::Idle => run.idle(),
         Scenario::Shards => run.shards(),
+        Scenario::Reconnect => run.reconnect(),
     }
     let header = format!(
         "Run: `moss-bench {}` ({:.1} s per figure). Machine: {machine}.",

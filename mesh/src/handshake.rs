@@ -2,6 +2,10 @@
 //! static key we hold, XX otherwise), answering, retransmitting, hints,
 //! and turning a finished exchange into an established session.
 
+use crate::cookie::{
+    CookieJar, CookieReply, CookiedInit, COOKIED_BURST, COOKIED_INTERVAL, COOKIED_RATE,
+    COOKIE_REPLY_BODY, COOKIE_REPLY_BURST, COOKIE_REPLY_RATE,
+};
 use crate::event::{DisconnectReason, Event};
 use crate::hint::{
     Hint, HintReason, RateMap, HINT_BURST, HINT_INTERVAL, HINT_RATE, PROBE_INTERVAL, RATE_MAP_CAP,
@@ -49,11 +53,19 @@ pub(crate) struct Handshaker {
     hint_budget: TokenBucket,
     /// Re-handshakes started because of hints or silence, per path.
     probes: RateMap,
+    /// The rotating cookie secret.
+    pub cookies: CookieJar,
+    /// All cookie replies sent.
+    cookie_replies: TokenBucket,
+    /// Cookied message 1s answered, all paths.
+    cookied: TokenBucket,
+    /// Cookied message 1s answered, per path.
+    cookied_paths: RateMap,
 }
 
 impl Handshaker {
     /// The handshaker of a node with this identity in the mesh of `keys`.
-    pub fn new(identity: &Identity, keys: &MeshKeys, now: Time) -> Self {
+    pub fn new(identity: &Identity, keys: &MeshKeys, cookie_seed: [u8; 32], now: Time) -> Self {
         Self {
             local_static: LocalStatic::new(identity, &keys.prologue),
             budget: TokenBucket::new(HANDSHAKE_BURST, HANDSHAKE_RATE, now),
@@ -62,6 +74,10 @@ impl Handshaker {
             hints: Default::default(),
             hint_budget: TokenBucket::new(HINT_BURST, HINT_RATE, now),
             probes: RateMap::default(),
+            cookies: CookieJar::new(cookie_seed, now),
+            cookie_replies: TokenBucket::new(COOKIE_REPLY_BURST, COOKIE_REPLY_RATE, now),
+            cookied: TokenBucket::new(COOKIED_BURST, COOKIED_RATE, now),
+            cookied_paths: RateMap::default(),
         }
     }
 
@@ -82,6 +98,7 @@ impl Handshaker {
             m.expire(now, HINT_INTERVAL);
         }
         self.probes.expire(now, PROBE_INTERVAL);
+        self.cookied_paths.expire(now, COOKIED_INTERVAL);
     }
 
     /// Builds a scrambled datagram around one Noise message, padded with
@@ -384,18 +401,23 @@ impl Node {
     }
 
     pub(crate) fn handle_handshake(&mut self, from: Path, kind: Kind, pad_len: u16, body: &[u8]) {
-        if kind == Kind::Hint {
-            return self.on_hint(from, pad_len, body);
+        match kind {
+            Kind::Hint => return self.on_hint(from, pad_len, body),
+            Kind::CookieReply => return self.on_cookie_reply(from, pad_len, body),
+            Kind::CookieInit => return self.on_cookied_init(from, pad_len, body),
+            _ => {}
         }
         let Ok(b) = HandshakeBody::decode(body, pad_len) else {
             return self.drop_input(DropReason::BadHandshake);
         };
         match kind {
-            Kind::Init => self.on_init(from, b, Pattern::Xx),
-            Kind::IkInit => self.on_init(from, b, Pattern::Ik),
+            Kind::Init => self.on_init(from, b, Pattern::Xx, false),
+            Kind::IkInit => self.on_init(from, b, Pattern::Ik, false),
             Kind::Response | Kind::IkResponse => self.on_response(from, kind, b),
             Kind::Final => self.on_final(b),
-            Kind::Data | Kind::Hint => self.drop_input(DropReason::BadHandshake),
+            Kind::Data | Kind::Hint | Kind::CookieReply | Kind::CookieInit => {
+                self.drop_input(DropReason::BadHandshake)
+            }
         }
     }
 
@@ -409,8 +431,121 @@ impl Node {
         }
     }
 
-    /// Message 1 of XX or IK.
-    fn on_init(&mut self, from: Path, b: HandshakeBody<'_>, pattern: Pattern) {
+    /// A message 1 echoing a cookie: admitted ahead of a flood when the
+    /// cookie is this path's.
+    fn on_cookied_init(&mut self, from: Path, pad_len: u16, body: &[u8]) {
+        let Ok(c) = CookiedInit::decode(body, pad_len) else {
+            return self.drop_input(DropReason::BadHandshake);
+        };
+        if !self.handshaker.cookies.valid(&from, &c.cookie) {
+            return self.drop_input(DropReason::BadCookie);
+        }
+        let pattern = match c.inner {
+            Kind::IkInit => Pattern::Ik,
+            _ => Pattern::Xx,
+        };
+        self.on_init(from, c.body, pattern, true);
+    }
+
+    /// A cookie reply from `from`: our message 1 to it goes again at once,
+    /// carrying the cookie (and so do its retransmissions).
+    fn on_cookie_reply(&mut self, from: Path, pad_len: u16, body: &[u8]) {
+        let Ok(r) = CookieReply::decode(body, pad_len) else {
+            return self.drop_input(DropReason::BadCookie);
+        };
+        let scrambler = &self.handshaker.scrambler;
+        let Some(State::Initiating(p)) = self
+            .table
+            .sessions
+            .get(&r.index)
+            .filter(|s| s.path == from)
+            .map(|s| &s.state)
+        else {
+            return self.drop_input(DropReason::BadCookie);
+        };
+        // Our message 1 as it was: unmask, unscramble, drop an older cookie.
+        let mut d = p.last_datagram.clone();
+        scrambler.toggle_head(&mut d);
+        let mut raw = [0u8; moss_crypto::scramble::HEAD_LEN];
+        raw.copy_from_slice(&d[..moss_crypto::scramble::HEAD_LEN]);
+        let Ok(Head::Handshake {
+            kind,
+            pad_len,
+            nonce,
+        }) = Head::decode(&raw)
+        else {
+            return self.drop_input(DropReason::BadCookie);
+        };
+        scrambler.toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
+        let (inner, skip) = match kind {
+            Kind::CookieInit => match d.get(moss_crypto::scramble::HEAD_LEN + 16) {
+                Some(5) => (Kind::IkInit, 17),
+                _ => (Kind::Init, 17),
+            },
+            k => (k, 0),
+        };
+        let old_body = &d[moss_crypto::scramble::HEAD_LEN + skip..];
+        // Room for the 17 cookie bytes: padding gives way if it must.
+        let over = (moss_crypto::scramble::HEAD_LEN + 17 + old_body.len())
+            .saturating_sub(crate::wire::MAX_DATAGRAM);
+        let pad_len = pad_len.saturating_sub(over as u16);
+        let keep = old_body.len() - over.min(old_body.len());
+        let mut nonce = [0u8; 12];
+        self.rng.fill_bytes(&mut nonce);
+        let mut out = self.outbox.buffer();
+        out.extend_from_slice(
+            &Head::Handshake {
+                kind: Kind::CookieInit,
+                pad_len,
+                nonce,
+            }
+            .encode(),
+        );
+        CookiedInit::encode_prefix(&r.cookie, inner, &mut out);
+        out.extend_from_slice(&old_body[..keep]);
+        let scrambler = &self.handshaker.scrambler;
+        scrambler.toggle_body(&nonce, &mut out[moss_crypto::scramble::HEAD_LEN..]);
+        scrambler.toggle_head(&mut out);
+        if let Some(State::Initiating(p)) =
+            self.table.sessions.get_mut(&r.index).map(|s| &mut s.state)
+        {
+            p.last_datagram = out.clone();
+        }
+        self.emit(from, out);
+    }
+
+    /// Answers message 1 with sender index `index` from `from` with a
+    /// cookie reply (no state kept), within the reply budget.
+    fn send_cookie(&mut self, from: Path, index: u32) {
+        if !self.handshaker.cookie_replies.take(1, self.now) {
+            return;
+        }
+        let reply = CookieReply {
+            index,
+            cookie: self.handshaker.cookies.cookie(&from),
+        };
+        let mut nonce = [0u8; 12];
+        self.rng.fill_bytes(&mut nonce);
+        let mut d = self.outbox.buffer();
+        d.extend_from_slice(
+            &Head::Handshake {
+                kind: Kind::CookieReply,
+                pad_len: 0,
+                nonce,
+            }
+            .encode(),
+        );
+        d.extend_from_slice(&reply.encode()[..COOKIE_REPLY_BODY]);
+        let hs = &self.handshaker;
+        hs.scrambler
+            .toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
+        hs.scrambler.toggle_head(&mut d);
+        self.stats.cookies_sent += 1;
+        self.emit(from, d);
+    }
+
+    /// Message 1 of XX or IK; `cookied` if it echoed a valid cookie.
+    fn on_init(&mut self, from: Path, b: HandshakeBody<'_>, pattern: Pattern, cookied: bool) {
         if b.receiver != 0 {
             return self.drop_input(DropReason::BadHandshake);
         }
@@ -446,15 +581,29 @@ impl Node {
                 State::Initiating(_) => {}
             }
         }
-        if self.table.pending_handshakes() >= MAX_PENDING_HANDSHAKES
-            || self.table.by_peer.len() >= self.cfg.max_peers as usize
-        {
+        if self.table.by_peer.len() >= self.cfg.max_peers as usize {
             return self.drop_input(DropReason::Capacity);
         }
-        // Answering costs three or four X25519 operations: a flood of bogus
-        // message 1s is cut off here, before any of them, so established
-        // sessions keep their CPU.
-        if !self.handshaker.budget.take(1, now) {
+        let pending = self.table.pending_handshakes();
+        if cookied {
+            // Proved it receives at `from`: ahead of the flood, on budgets
+            // of its own (overall, per path) and up to twice the cap.
+            if pending >= 2 * MAX_PENDING_HANDSHAKES {
+                return self.drop_input(DropReason::Capacity);
+            }
+            let h = &mut self.handshaker;
+            if !h.cookied_paths.allow(from, now, COOKIED_INTERVAL) || !h.cookied.take(1, now) {
+                return self.drop_input(DropReason::HandshakeRateLimited);
+            }
+        } else if pending >= MAX_PENDING_HANDSHAKES {
+            // Under load: a cookie instead of the Diffie-Hellman work.
+            self.send_cookie(from, b.sender);
+            return self.drop_input(DropReason::Capacity);
+        } else if !self.handshaker.budget.take(1, now) {
+            // Answering costs three or four X25519 operations: a flood of
+            // bogus message 1s is cut off here, before any of them, so
+            // established sessions keep their CPU.
+            self.send_cookie(from, b.sender);
             return self.drop_input(DropReason::HandshakeRateLimited);
         }
         let mut seed = [0u8; 32];

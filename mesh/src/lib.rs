@@ -56,6 +56,7 @@
 //! ```
 
 pub mod config;
+pub mod cookie;
 pub mod event;
 mod handshake;
 pub mod hint;

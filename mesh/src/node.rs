@@ -115,8 +115,10 @@ impl Node {
         let seq = rng.next_u64() >> 16;
         let telemetry = NodeTelemetry::new(&cfg.telemetry, &identity);
         let pubsub = Pubsub::new(&cfg, seq, telemetry.is_enabled(), now, &mut rng)?;
+        let mut cookie_seed = [0u8; 32];
+        rng.fill_bytes(&mut cookie_seed);
         Ok(Self {
-            handshaker: Handshaker::new(&identity, &keys, now),
+            handshaker: Handshaker::new(&identity, &keys, cookie_seed, now),
             transport: Transport::local(&keys),
             cfg,
             identity,
@@ -345,6 +347,12 @@ impl Node {
             self.fall_back_to_xx(idx);
         }
         self.handshaker.expire(now);
+        let rng = &mut self.rng;
+        self.handshaker.cookies.rotate(now, || {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            s
+        });
         self.redial_static(now);
         self.pubsub_tick(now);
         self.telemetry_tick();

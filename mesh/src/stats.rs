@@ -55,11 +55,14 @@ pub enum DropReason {
     /// A hint datagram that does not decode or names no session or dial
     /// of ours on the path it came from.
     BadHint,
+    /// A message 1 whose echoed cookie is not valid for its path (or a
+    /// cookie reply that names no dial of ours on that path).
+    BadCookie,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 24;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::TooShort,
@@ -85,6 +88,7 @@ impl DropReason {
         Self::InvalidMessage,
         Self::Graylisted,
         Self::BadHint,
+        Self::BadCookie,
     ];
 
     /// Snake-case name used in stats JSON and metrics.
@@ -113,6 +117,7 @@ impl DropReason {
             Self::InvalidMessage => "invalid_message",
             Self::Graylisted => "graylisted",
             Self::BadHint => "bad_hint",
+            Self::BadCookie => "bad_cookie",
         }
     }
 }
@@ -184,6 +189,8 @@ pub struct Stats {
     pub ik_completed: u64,
     /// Hints sent (unknown session, IK refused).
     pub hints_sent: u64,
+    /// Cookie replies sent to message 1s under load.
+    pub cookies_sent: u64,
     /// Inputs dropped, by reason.
     pub drops: Drops,
 }
@@ -204,6 +211,7 @@ impl Stats {
         self.messages_duplicate += o.messages_duplicate;
         self.ik_completed += o.ik_completed;
         self.hints_sent += o.hints_sent;
+        self.cookies_sent += o.cookies_sent;
         self.drops.merge(&o.drops);
     }
 }

@@ -75,6 +75,10 @@ pub enum Kind {
     /// An unauthenticated hint ([`crate::hint::Hint`]): "that index is
     /// unknown here" or "that IK message 1 could not be read".
     Hint = 7,
+    /// A cookie reply to a message 1 under load ([`crate::cookie`]).
+    CookieReply = 8,
+    /// Message 1 (XX or IK) echoing a cookie ([`crate::cookie`]).
+    CookieInit = 9,
 }
 
 impl Kind {
@@ -87,6 +91,8 @@ impl Kind {
             5 => Self::IkInit,
             6 => Self::IkResponse,
             7 => Self::Hint,
+            8 => Self::CookieReply,
+            9 => Self::CookieInit,
             other => return Err(WireError::UnknownKind(other)),
         })
     }
