@@ -122,6 +122,12 @@ fn node_backends(only: Option<&str>) -> Vec<&'static str> {
 const FLOOD_PORTS: usize = 512;
 
 /// Median of a non-empty list (NaN-free rates).
+/// A duration in milliseconds, or "-".
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+        .unwrap_or_else(|| "-".into())
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -702,6 +708,9 @@ impl Run {
                 "receiver datagrams in/s",
                 "receiver datagrams out/s",
                 "receiver drops during the flood",
+                "new clients joined, calm / flooded",
+                "median join, calm / flooded",
+                "join time ratio",
             ],
         );
         for b in node_backends(self.only.as_deref()) {
@@ -721,10 +730,16 @@ impl Run {
                         .map(|(r, n)| format!("{r} {n}"))
                         .collect::<Vec<_>>()
                         .join(", "),
+                    format!("{} / {} of {}", f.joined[0], f.joined[1], e2e::JOINS),
+                    format!("{} / {}", ms(f.join_time[0]), ms(f.join_time[1])),
+                    match f.join_time {
+                        [Some(c), Some(x)] => format!("{:.2}", x.as_secs_f64() / c.as_secs_f64()),
+                        _ => "-".into(),
+                    },
                 ]),
                 Err(e) => {
                     row.push(format!("failed: {e}"));
-                    row.extend(std::iter::repeat_n("-".to_string(), 7));
+                    row.extend(std::iter::repeat_n("-".to_string(), 10));
                 }
             }
             t.rows.push(row);
@@ -733,8 +748,11 @@ impl Run {
             "256 B legit messages paced at the offered rate for {:.1} s, first alone, then while one thread sends, \
              round-robin from {FLOOD_PORTS} source ports on 127.0.0.1, random junk (40-1139 B) and one real \
              handshake message 1 of this mesh replayed, as fast as the kernel accepts. Drops are the receiver's \
-             `Node::stats()` counters over the flooded window.",
-            self.dur.as_secs_f64()
+             `Node::stats()` counters over the flooded window. Joins: {} fresh clients dial the receiver one \
+             after another (timeout {} s each), after the calm window and again while the flood still runs.",
+            self.dur.as_secs_f64(),
+            e2e::JOINS,
+            e2e::JOIN_TIMEOUT.as_secs()
         ));
         self.tables.push(t);
     }

@@ -28,6 +28,9 @@ pub const COOKIE_ROTATE: Duration = Duration::from_secs(120);
 pub const COOKIE_REPLY_BURST: u32 = 1024;
 /// Cookie replies a node sends per second, sustained.
 pub const COOKIE_REPLY_RATE: u32 = 8192;
+/// Shortest gap between two cookie replies to one path: a flood from a
+/// few addresses cannot use up the reply budget a newcomer needs.
+pub const COOKIE_REPLY_INTERVAL: Duration = Duration::from_millis(250);
 /// Message 1s with a valid cookie a node answers in a burst.
 pub const COOKIED_BURST: u32 = 128;
 /// Message 1s with a valid cookie a node answers per second, sustained.

@@ -4,7 +4,7 @@
 
 use crate::cookie::{
     CookieJar, CookieReply, CookiedInit, COOKIED_BURST, COOKIED_INTERVAL, COOKIED_RATE,
-    COOKIE_REPLY_BODY, COOKIE_REPLY_BURST, COOKIE_REPLY_RATE,
+    COOKIE_REPLY_BODY, COOKIE_REPLY_BURST, COOKIE_REPLY_INTERVAL, COOKIE_REPLY_RATE,
 };
 use crate::event::{DisconnectReason, Event};
 use crate::hint::{
@@ -57,6 +57,8 @@ pub(crate) struct Handshaker {
     pub cookies: CookieJar,
     /// All cookie replies sent.
     cookie_replies: TokenBucket,
+    /// Cookie replies sent, per path.
+    cookie_paths: RateMap,
     /// Cookied message 1s answered, all paths.
     cookied: TokenBucket,
     /// Cookied message 1s answered, per path.
@@ -78,6 +80,7 @@ impl Handshaker {
             cookie_replies: TokenBucket::new(COOKIE_REPLY_BURST, COOKIE_REPLY_RATE, now),
             cookied: TokenBucket::new(COOKIED_BURST, COOKIED_RATE, now),
             cookied_paths: RateMap::default(),
+            cookie_paths: RateMap::default(),
         }
     }
 
@@ -99,6 +102,7 @@ impl Handshaker {
         }
         self.probes.expire(now, PROBE_INTERVAL);
         self.cookied_paths.expire(now, COOKIED_INTERVAL);
+        self.cookie_paths.expire(now, COOKIE_REPLY_INTERVAL);
     }
 
     /// Builds a scrambled datagram around one Noise message, padded with
@@ -515,9 +519,13 @@ impl Node {
     }
 
     /// Answers message 1 with sender index `index` from `from` with a
-    /// cookie reply (no state kept), within the reply budget.
+    /// cookie reply (no state kept beyond the rate limits), at most one per
+    /// path per [`COOKIE_REPLY_INTERVAL`] and within the overall budget.
     fn send_cookie(&mut self, from: Path, index: u32) {
-        if !self.handshaker.cookie_replies.take(1, self.now) {
+        let h = &mut self.handshaker;
+        if !h.cookie_paths.allow(from, self.now, COOKIE_REPLY_INTERVAL)
+            || !h.cookie_replies.take(1, self.now)
+        {
             return;
         }
         let reply = CookieReply {

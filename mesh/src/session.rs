@@ -201,8 +201,12 @@ impl TokenBucket {
 
     /// Takes `n` tokens if available.
     pub fn take(&mut self, n: usize, now: Time) -> bool {
-        let dt = self.last.since(now).as_secs_f64();
-        self.last = Stamp::at(now);
+        // Whole milliseconds on both ends: crediting `now` against a stamp
+        // rounded down would add the sub-millisecond part again on every
+        // call within one millisecond (a flood calls many times per ms).
+        let at = Stamp::at(now);
+        let dt = at.0.saturating_sub(self.last.0) as f64 / 1000.0;
+        self.last = self.last.max(at);
         self.tokens = (self.tokens + dt * f64::from(self.rate)).min(f64::from(self.burst));
         if self.tokens >= n as f64 {
             self.tokens -= n as f64;
@@ -375,6 +379,17 @@ mod tests {
         }
         // 12..=17 and the restarted 10 are left.
         assert_eq!(r.expire(later + REASSEMBLY_TIMEOUT), MAX_TRANSFERS - 1);
+    }
+
+    #[test]
+    fn bucket_does_not_refill_within_one_millisecond() {
+        let mut b = TokenBucket::new(1, 1000, Duration::ZERO);
+        let t = Duration::from_micros(500);
+        assert!(b.take(1, t));
+        for k in 1..100 {
+            assert!(!b.take(1, t + Duration::from_micros(k * 4)), "call {k}");
+        }
+        assert!(b.take(1, Duration::from_millis(1)));
     }
 
     #[test]
