@@ -324,6 +324,30 @@ impl Node {
         }
     }
 
+    /// A handshake-kind datagram of `kind` around the concatenated `body`
+    /// parts (padding included, `pad_len` bytes of it): a fresh nonce, the
+    /// body scrambled, the head masked.
+    fn sealed_handshake_kind(&mut self, kind: Kind, pad_len: u16, body: &[&[u8]]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        self.rng.fill_bytes(&mut nonce);
+        let mut d = self.outbox.buffer();
+        d.extend_from_slice(
+            &Head::Handshake {
+                kind,
+                pad_len,
+                nonce,
+            }
+            .encode(),
+        );
+        for part in body {
+            d.extend_from_slice(part);
+        }
+        let scrambler = &self.handshaker.scrambler;
+        scrambler.toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
+        scrambler.toggle_head(&mut d);
+        d
+    }
+
     /// Sends `hint` to `from` unless one went there within
     /// [`HINT_INTERVAL`] or the overall hint budget is spent. Only for a
     /// prompt of at least a hint's size (never an amplifier).
@@ -336,22 +360,7 @@ impl Node {
         }
         let mut fill = [0u8; 11];
         self.rng.fill_bytes(&mut fill);
-        let mut nonce = [0u8; 12];
-        self.rng.fill_bytes(&mut nonce);
-        let mut d = self.outbox.buffer();
-        d.extend_from_slice(
-            &Head::Handshake {
-                kind: Kind::Hint,
-                pad_len: 0,
-                nonce,
-            }
-            .encode(),
-        );
-        d.extend_from_slice(&hint.encode(fill));
-        let hs = &self.handshaker;
-        hs.scrambler
-            .toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
-        hs.scrambler.toggle_head(&mut d);
+        let d = self.sealed_handshake_kind(Kind::Hint, 0, &[&hint.encode(fill)]);
         self.stats.hints_sent += 1;
         self.emit(from, d);
     }
@@ -494,22 +503,10 @@ impl Node {
             .saturating_sub(crate::wire::MAX_DATAGRAM);
         let pad_len = pad_len.saturating_sub(over as u16);
         let keep = old_body.len() - over.min(old_body.len());
-        let mut nonce = [0u8; 12];
-        self.rng.fill_bytes(&mut nonce);
-        let mut out = self.outbox.buffer();
-        out.extend_from_slice(
-            &Head::Handshake {
-                kind: Kind::CookieInit,
-                pad_len,
-                nonce,
-            }
-            .encode(),
-        );
-        CookiedInit::encode_prefix(&r.cookie, inner, &mut out);
-        out.extend_from_slice(&old_body[..keep]);
-        let scrambler = &self.handshaker.scrambler;
-        scrambler.toggle_body(&nonce, &mut out[moss_crypto::scramble::HEAD_LEN..]);
-        scrambler.toggle_head(&mut out);
+        let mut prefix = Vec::with_capacity(17);
+        CookiedInit::encode_prefix(&r.cookie, inner, &mut prefix);
+        let old_body = old_body[..keep].to_vec();
+        let out = self.sealed_handshake_kind(Kind::CookieInit, pad_len, &[&prefix, &old_body]);
         if let Some(State::Initiating(p)) =
             self.table.sessions.get_mut(&r.index).map(|s| &mut s.state)
         {
@@ -532,22 +529,8 @@ impl Node {
             index,
             cookie: self.handshaker.cookies.cookie(&from),
         };
-        let mut nonce = [0u8; 12];
-        self.rng.fill_bytes(&mut nonce);
-        let mut d = self.outbox.buffer();
-        d.extend_from_slice(
-            &Head::Handshake {
-                kind: Kind::CookieReply,
-                pad_len: 0,
-                nonce,
-            }
-            .encode(),
-        );
-        d.extend_from_slice(&reply.encode()[..COOKIE_REPLY_BODY]);
-        let hs = &self.handshaker;
-        hs.scrambler
-            .toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
-        hs.scrambler.toggle_head(&mut d);
+        let body = reply.encode();
+        let d = self.sealed_handshake_kind(Kind::CookieReply, 0, &[&body[..COOKIE_REPLY_BODY]]);
         self.stats.cookies_sent += 1;
         self.emit(from, d);
     }

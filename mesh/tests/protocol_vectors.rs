@@ -24,25 +24,14 @@ fn handshake_init() -> (Vec<u8>, Vec<u8>) {
     let mut hs = Handshake::new(Role::Initiator, &signer(), &keys.prologue, [3; 32]).unwrap();
     let mut noise = [0u8; 1024];
     let n = hs.write(&[], &mut noise).unwrap();
-    let nonce = [7u8; 12];
-    let padding = [0xee_u8; 4];
-    let mut d = Head::Handshake {
-        kind: Kind::Init,
-        pad_len: padding.len() as u16,
-        nonce,
-    }
-    .encode()
-    .to_vec();
+    let mut body = Vec::new();
     HandshakeBody {
         sender: 0x0102_0304,
         receiver: 0,
         noise: &noise[..n],
     }
-    .encode(&mut d);
-    d.extend_from_slice(&padding);
-    let scr = Scrambler::new(keys.scramble_key);
-    scr.toggle_body(&nonce, &mut d[16..]);
-    scr.toggle_head(&mut d);
+    .encode(&mut body);
+    let d = handshake_kind_datagram(&keys, Kind::Init, [7; 12], &body, &[0xee; 4]);
     (noise[..n].to_vec(), d)
 }
 
