@@ -31,8 +31,9 @@ pub const HINT_RATE: u32 = 256;
 /// Shortest gap between two re-handshakes a node starts to one path
 /// because of hints or silence.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-/// Paths a [`RateMap`] remembers; beyond it the oldest are forgotten
-/// (they lose nothing but their rate limit).
+/// Paths a per-path rate limit remembers (and static keys a node keeps
+/// for IK). A full rate limit forgets the entries past their interval; if
+/// none is, it refuses (bounded state before a perfect limit).
 pub const RATE_MAP_CAP: usize = 4096;
 
 /// What a hint says.
