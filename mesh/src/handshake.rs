@@ -87,8 +87,9 @@ impl Handshaker {
     /// Remembers the static key of the peer just established on `path`.
     fn learn(&mut self, path: Path, key: [u8; 32]) {
         if self.known.len() >= RATE_MAP_CAP && !self.known.contains_key(&path) {
-            // Bounded: forget an arbitrary one (it costs one XX dial).
-            if let Some(k) = self.known.keys().next().copied() {
+            // Bounded: forget one (it costs one XX dial), the same one in
+            // every replay of a seed (not hash order).
+            if let Some(k) = self.known.keys().min().copied() {
                 self.known.remove(&k);
             }
         }
@@ -294,9 +295,11 @@ impl Node {
         self.dial(s.path, p.probe, false);
     }
 
-    /// IK dials due to fall back to XX at `now`.
+    /// IK dials due to fall back to XX at `now`, in index order (each
+    /// fallback draws from the seeded RNG).
     pub(crate) fn ik_overdue(&self, now: Time) -> Vec<u32> {
-        self.table
+        let mut due: Vec<u32> = self
+            .table
             .sessions
             .iter()
             .filter_map(|(&idx, s)| match &s.state {
@@ -308,7 +311,9 @@ impl Node {
                 }
                 _ => None,
             })
-            .collect()
+            .collect();
+        due.sort_unstable();
+        due
     }
 
     /// Starts a re-handshake to the peer of established session `idx` on

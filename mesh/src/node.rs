@@ -323,6 +323,12 @@ impl Node {
                 }
             }
         }
+        // The table is a hash map: work in index order, so equal seeds and
+        // inputs give the same output order (and draw the RNG alike).
+        expired.sort_unstable_by_key(|e| e.0);
+        retired.sort_unstable();
+        retransmit.sort_unstable();
+        keepalive.sort_unstable();
         for (idx, peer) in expired {
             match peer {
                 Some(_) => self.remove_session(idx, Some(DisconnectReason::Timeout)),
@@ -339,6 +345,7 @@ impl Node {
             // Pending frames, or an empty sealed datagram, prove liveness.
             self.seal_and_send(idx, true);
         }
+        silent.sort_unstable();
         for idx in silent {
             // The peer may have restarted and lost our hint: handshake again.
             self.probe(idx);
