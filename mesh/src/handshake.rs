@@ -101,7 +101,7 @@ impl Handshaker {
         for m in &mut self.hints {
             m.expire(now, HINT_INTERVAL);
         }
-        self.probes.expire(now, PROBE_INTERVAL);
+        self.probes.expire(now, crate::liveness::SILENCE);
         self.cookied_paths.expire(now, COOKIED_INTERVAL);
         self.cookie_paths.expire(now, COOKIE_REPLY_INTERVAL);
     }
@@ -317,14 +317,15 @@ impl Node {
     }
 
     /// Starts a re-handshake to the peer of established session `idx` on
-    /// its path (at most one per [`PROBE_INTERVAL`] per path): the peer
-    /// restarted (a hint said so) or fell silent. The old session lives on
+    /// its path (at most one per `interval` per path): the peer restarted
+    /// (a hint said so: [`PROBE_INTERVAL`]) or fell silent (once per
+    /// silence, [`crate::liveness::SILENCE`]). The old session lives on
     /// until the new one replaces it.
-    pub(crate) fn probe(&mut self, idx: u32) {
+    pub(crate) fn probe(&mut self, idx: u32, interval: Duration) {
         let Some(path) = self.table.get(idx).map(|s| s.path) else {
             return;
         };
-        if self.handshaker.probes.allow(path, self.now, PROBE_INTERVAL) {
+        if self.handshaker.probes.allow(path, self.now, interval) {
             self.dial(path, true, true);
         }
     }
@@ -386,7 +387,7 @@ impl Node {
                     })
                 });
                 match idx {
-                    Some(idx) => self.probe(idx),
+                    Some(idx) => self.probe(idx, PROBE_INTERVAL),
                     None => self.drop_input(DropReason::BadHint),
                 }
             }

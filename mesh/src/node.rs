@@ -348,7 +348,7 @@ impl Node {
         silent.sort_unstable();
         for idx in silent {
             // The peer may have restarted and lost our hint: handshake again.
-            self.probe(idx);
+            self.probe(idx, crate::liveness::SILENCE);
         }
         for idx in self.ik_overdue(now) {
             self.fall_back_to_xx(idx);
