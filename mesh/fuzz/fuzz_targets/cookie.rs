@@ -5,11 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moss_crypto::{MeshKeys, Scrambler};
 use moss_mesh::cookie::{CookieReply, CookiedInit};
-use moss_mesh::wire::{Head, Kind};
-use moss_mesh::{Config, Identity, Node};
-use std::time::Duration;
+use moss_mesh::wire::Kind;
+
+mod common;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else { return };
@@ -24,21 +23,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(&b[..], &body[..body.len() - usize::from(pad_len)]);
     }
     let kind = if mode & 1 == 0 { Kind::CookieReply } else { Kind::CookieInit };
-    let nonce = [3u8; 12];
-    let mut d = Head::Handshake { kind, pad_len, nonce }.encode().to_vec();
-    d.extend_from_slice(body);
-    if d.len() < 32 || d.len() > 1200 {
-        return;
+    if let Some(node) = common::feed(kind, pad_len, body) {
+        assert_eq!(node.stats().datagrams_in, 1);
     }
-    let scr = Scrambler::new(MeshKeys::derive("fuzz", None).scramble_key);
-    scr.toggle_body(&nonce, &mut d[16..]);
-    scr.toggle_head(&mut d);
-    let mut node = Node::new(Config::default(), Identity::from_seed([1; 32]), "fuzz", None, [2; 32], Duration::ZERO).unwrap();
-    let from = "127.0.0.1:9".parse().unwrap();
-    node.connect(from);
-    while node.poll_transmit().is_some() {}
-    node.handle_datagram(Duration::from_millis(1), from, &mut d);
-    node.handle_timeout(Duration::from_secs(2));
-    while node.poll_transmit().is_some() {}
-    assert_eq!(node.stats().datagrams_in, 1);
 });
