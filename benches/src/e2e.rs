@@ -470,6 +470,31 @@ pub struct Flood {
     /// Receiver output datagrams per second during the flood (answers to
     /// replayed message 1s included).
     pub answered: f64,
+    /// New clients that joined, without and with the flood (of [`JOINS`]).
+    pub joined: [usize; 2],
+    /// Median join time of those that did, without and with the flood.
+    pub join_time: [Option<Duration>; 2],
+}
+
+/// Fresh clients that try to join per phase of the flood scenario.
+pub const JOINS: usize = 5;
+/// How long one join may take before it counts as failed.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// [`JOINS`] fresh clients dial `to` one after another (each with up to
+/// [`JOIN_TIMEOUT`]); returns how many got a session and their median
+/// time to it.
+fn joins(backend: &str, to: SocketAddr) -> Result<(usize, Option<Duration>), String> {
+    let mut times = Vec::new();
+    for _ in 0..JOINS {
+        let c = start_sharded(backend, None, 1)?;
+        let t0 = Instant::now();
+        if c.connect_wait(&to.to_string(), JOIN_TIMEOUT).is_ok() {
+            times.push(t0.elapsed());
+        }
+    }
+    times.sort();
+    Ok((times.len(), times.get(times.len() / 2).copied()))
 }
 
 /// A real handshake message 1 for `to` in this mesh, made by a sans-IO node.
@@ -529,6 +554,7 @@ pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Fl
     let h = counter(sub, stop.clone(), count.clone());
     let data = vec![0x42u8; 256];
     let calm = paced(&a, &count, &data, rate, dur)?;
+    let (joined_calm, join_calm) = joins(backend, to)?;
     // The flooder: junk of varied sizes and one real message 1 replayed,
     // round-robin over many source ports, as fast as the kernel takes them.
     let m1 = message1(to)?;
@@ -572,11 +598,14 @@ pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Fl
     let flooded = paced(&a, &count, &data, rate, dur);
     let s1 = b.stats().map_err(|e| e.to_string());
     let el = t0.elapsed();
+    // Newcomers while the flood still runs (its half-open slots full).
+    let joined_flood = joins(backend, to);
     fstop.store(true, Ordering::Relaxed);
     let sent = flooder.join().map_err(|_| "flooder panicked".to_string())?;
     stop.store(true, Ordering::Relaxed);
     let _ = h.join();
     let (flooded, s1) = (flooded?, s1?);
+    let (joined_flood, join_flood) = joined_flood?;
     let drops = moss_mesh::DropReason::ALL
         .iter()
         .map(|&r| {
@@ -595,6 +624,8 @@ pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Fl
         drops,
         received: (s1.counters.datagrams_in - s0.counters.datagrams_in) as f64 / el.as_secs_f64(),
         answered: (s1.counters.datagrams_out - s0.counters.datagrams_out) as f64 / el.as_secs_f64(),
+        joined: [joined_calm, joined_flood],
+        join_time: [join_calm, join_flood],
     })
 }
 

@@ -12,6 +12,7 @@ mod inproc;
 mod machine;
 mod ours;
 mod raw;
+mod reconnect;
 mod report;
 mod sock;
 
@@ -51,6 +52,8 @@ enum Scenario {
     Idle,
     /// Engine shards: echo and fan-in throughput per `--shards` count.
     Shards,
+    /// Reconnect to a known peer: Noise IK vs XX (round trips, CPU).
+    Reconnect,
 }
 
 /// Moss benchmark harness.
@@ -130,6 +133,12 @@ fn node_backends(only: Option<&str>) -> Vec<&'static str> {
 const FLOOD_PORTS: usize = 512;
 
 /// Median of a non-empty list (NaN-free rates).
+/// A duration in milliseconds, or "-".
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+        .unwrap_or_else(|| "-".into())
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -840,6 +849,9 @@ impl Run {
                 "receiver datagrams in/s",
                 "receiver datagrams out/s",
                 "receiver drops during the flood",
+                "new clients joined, calm / flooded",
+                "median join, calm / flooded",
+                "join time ratio",
             ],
         );
         for b in node_backends(self.only.as_deref()) {
@@ -859,10 +871,16 @@ impl Run {
                         .map(|(r, n)| format!("{r} {n}"))
                         .collect::<Vec<_>>()
                         .join(", "),
+                    format!("{} / {} of {}", f.joined[0], f.joined[1], e2e::JOINS),
+                    format!("{} / {}", ms(f.join_time[0]), ms(f.join_time[1])),
+                    match f.join_time {
+                        [Some(c), Some(x)] => format!("{:.2}", x.as_secs_f64() / c.as_secs_f64()),
+                        _ => "-".into(),
+                    },
                 ]),
                 Err(e) => {
                     row.push(format!("failed: {e}"));
-                    row.extend(std::iter::repeat_n("-".to_string(), 7));
+                    row.extend(std::iter::repeat_n("-".to_string(), 10));
                 }
             }
             t.rows.push(row);
@@ -871,8 +889,64 @@ impl Run {
             "256 B legit messages paced at the offered rate for {:.1} s, first alone, then while one thread sends, \
              round-robin from {FLOOD_PORTS} source ports on 127.0.0.1, random junk (40-1139 B) and one real \
              handshake message 1 of this mesh replayed, as fast as the kernel accepts. Drops are the receiver's \
-             `Node::stats()` counters over the flooded window.",
-            self.dur.as_secs_f64()
+             `Node::stats()` counters over the flooded window. Joins: {} fresh clients dial the receiver one \
+             after another (timeout {} s each), after the calm window and again while the flood still runs.",
+            self.dur.as_secs_f64(),
+            e2e::JOINS,
+            e2e::JOIN_TIMEOUT.as_secs()
+        ));
+        self.tables.push(t);
+    }
+
+    /// Reconnect round trips and CPU, IK vs XX.
+    fn reconnect(&mut self) {
+        let mut t = Table::new(
+            "Ours: reconnect to a known peer, Noise IK vs XX (sans-IO nodes, virtual link)",
+            vec![
+                "pattern",
+                "RTTs until the dialler holds the session",
+                "RTTs until it knows the responder's topics",
+                "RTTs until the responder counts the peer",
+                "datagrams",
+                "handshakes/s of CPU",
+                "ratio to XX",
+            ],
+        );
+        eprintln!("measuring reconnects ...");
+        match reconnect::reconnect(self.dur) {
+            Ok((xx, ik)) => {
+                for (name, f) in [
+                    ("XX (first contact)", xx),
+                    ("IK (held the responder's key)", ik),
+                ] {
+                    t.rows.push(vec![
+                        name.into(),
+                        format!("{:.2}", f.rtt_dialler),
+                        format!("{:.2}", f.rtt_topics),
+                        format!("{:.2}", f.rtt_both),
+                        format!("{:.1}", f.datagrams),
+                        rate(f.per_sec),
+                        format!("{:.2}", f.per_sec / xx.per_sec),
+                    ]);
+                }
+            }
+            Err(e) => t.rows.push(vec![
+                "reconnect".into(),
+                format!("failed: {e}"),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
+        }
+        t.notes.push(format!(
+            "Two `moss_mesh::Node`s over an in-memory link with {} ms one-way latency (RTTs are virtual time / \
+             {} ms). XX: a fresh dialler each time; IK: one dialler that hung up (CLOSE) and dials again, \
+             holding the responder's static key from its first session. Both subscribe to one topic. CPU: wall \
+             time of both sides in one thread over the whole exchange, including the SUBSCRIBE datagrams.",
+            reconnect::LATENCY.as_millis(),
+            2 * reconnect::LATENCY.as_millis()
         ));
         self.tables.push(t);
     }
@@ -1018,6 +1092,7 @@ fn main() -> ExitCode {
             run.first_session();
             run.idle();
             run.shards();
+            run.reconnect();
         }
         Scenario::Limits => run.limits(),
         Scenario::Crypto => run.crypto(),
@@ -1032,6 +1107,7 @@ fn main() -> ExitCode {
         Scenario::FirstSession => run.first_session(),
         Scenario::Idle => run.idle(),
         Scenario::Shards => run.shards(),
+        Scenario::Reconnect => run.reconnect(),
     }
     let header = format!(
         "Run: `moss-bench {}` ({:.1} s per figure). Machine: {machine}.",

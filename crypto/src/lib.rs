@@ -42,7 +42,7 @@ pub mod transport;
 
 pub use derive::MeshKeys;
 pub use identity::{Identity, IdentityError, PeerId};
-pub use noise::{Handshake, HandshakeError, HandshakeOutcome, LocalStatic, Role};
+pub use noise::{Handshake, HandshakeError, HandshakeOutcome, LocalStatic, Pattern, Role};
 pub use replay::ReplayWindow;
 pub use scramble::Scrambler;
 pub use transport::{OpenError, TransportCipher};

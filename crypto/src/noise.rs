@@ -1,11 +1,15 @@
-//! Noise XX (`Noise_XX_25519_ChaChaPoly_BLAKE2s`) handshakes with the
-//! peer's Ed25519 identity bound to its Noise static key and to the mesh.
+//! Noise XX (`Noise_XX_25519_ChaChaPoly_BLAKE2s`) handshakes for first
+//! contact and Noise IK (`Noise_IK_25519_ChaChaPoly_BLAKE2s`) for 1-RTT
+//! reconnects to a responder whose static key we hold, with the peer's
+//! Ed25519 identity bound to its Noise static key and to the mesh.
 //!
 //! * The prologue is derived from the mesh id and PSK, so peers of another
 //!   mesh, or without the PSK, fail to decrypt message 2 (initiator side) or
 //!   message 3 (responder side) and never get a session.
-//! * Messages 2 and 3 carry `ed25519_pub (32) ‖ signature (64) ‖ extra`,
-//!   the signature covering `"moss/bind/v1" ‖ prologue ‖ noise_static_pub`.
+//! * Every message that follows the sender's static key (XX messages 2
+//!   and 3, IK messages 1 and 2) carries `ed25519_pub (32) ‖ signature (64)
+//!   ‖ extra`, the signature covering `"moss/bind/v1" ‖ prologue ‖
+//!   noise_static_pub`.
 //!   A peer id therefore always names the key that completed the handshake.
 //! * The X25519 static key is derived from the identity seed, so it is
 //!   stable across restarts (ready for IK reconnects).
@@ -23,6 +27,8 @@ use snow::types::{Cipher, Dh, Hash, Random};
 
 /// The Noise protocol name of first contact.
 pub const PATTERN: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+/// The Noise protocol name of a reconnect to a known responder key.
+pub const PATTERN_IK: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 /// Bytes the identity binding adds to handshake messages 2 and 3.
 pub const BINDING_LEN: usize = 32 + 64;
 /// Largest handshake message this module writes or reads.
@@ -39,6 +45,15 @@ pub enum Role {
     Initiator,
     /// We answered message 1.
     Responder,
+}
+
+/// Which Noise handshake pattern runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// Three messages; neither side knows the other's static key.
+    Xx,
+    /// Two messages; the initiator knows the responder's static key.
+    Ik,
 }
 
 /// Why a handshake failed.
@@ -77,6 +92,8 @@ pub struct HandshakeOutcome {
     pub recv_key: [u8; 32],
     /// The Noise handshake hash (unique per session; channel binding).
     pub handshake_hash: [u8; 32],
+    /// The peer's X25519 Noise static key (what an IK reconnect needs).
+    pub remote_static: [u8; 32],
 }
 
 /// Our side's long-lived handshake material for one mesh: the X25519 static
@@ -106,10 +123,11 @@ impl LocalStatic {
     }
 }
 
-/// One in-progress Noise XX handshake.
+/// One in-progress Noise XX or IK handshake.
 pub struct Handshake {
     state: snow::HandshakeState,
     role: Role,
+    pattern: Pattern,
     binding: [u8; BINDING_LEN],
     prologue: [u8; 32],
     remote: Option<PeerId>,
@@ -195,18 +213,57 @@ impl Handshake {
         Self::with_static(role, &LocalStatic::new(identity, prologue), rng_seed)
     }
 
-    /// Starts a handshake with precomputed static material.
+    /// Starts an XX handshake with precomputed static material.
     pub fn with_static(
         role: Role,
         local: &LocalStatic,
         rng_seed: [u8; 32],
     ) -> Result<Self, HandshakeError> {
-        let params = PATTERN
+        Self::build(role, Pattern::Xx, local, None, rng_seed)
+    }
+
+    /// Starts an IK handshake as initiator towards the responder whose
+    /// X25519 static key is `remote_static` (learnt in an earlier session).
+    pub fn ik_initiator(
+        local: &LocalStatic,
+        remote_static: &[u8; 32],
+        rng_seed: [u8; 32],
+    ) -> Result<Self, HandshakeError> {
+        Self::build(
+            Role::Initiator,
+            Pattern::Ik,
+            local,
+            Some(remote_static),
+            rng_seed,
+        )
+    }
+
+    /// Starts an IK handshake as responder (it reads message 1 next).
+    pub fn ik_responder(local: &LocalStatic, rng_seed: [u8; 32]) -> Result<Self, HandshakeError> {
+        Self::build(Role::Responder, Pattern::Ik, local, None, rng_seed)
+    }
+
+    fn build(
+        role: Role,
+        pattern: Pattern,
+        local: &LocalStatic,
+        remote_static: Option<&[u8; 32]>,
+        rng_seed: [u8; 32],
+    ) -> Result<Self, HandshakeError> {
+        let name = match pattern {
+            Pattern::Xx => PATTERN,
+            Pattern::Ik => PATTERN_IK,
+        };
+        let params = name
             .parse()
             .map_err(|e: snow::Error| HandshakeError::Setup(e.to_string()))?;
-        let builder = snow::Builder::with_resolver(params, Box::new(Resolver { seed: rng_seed }))
-            .local_private_key(&local.secret)
-            .prologue(&local.prologue);
+        let mut builder =
+            snow::Builder::with_resolver(params, Box::new(Resolver { seed: rng_seed }))
+                .local_private_key(&local.secret)
+                .prologue(&local.prologue);
+        if let Some(rs) = remote_static {
+            builder = builder.remote_public_key(rs);
+        }
         let state = match role {
             Role::Initiator => builder.build_initiator(),
             Role::Responder => builder.build_responder(),
@@ -215,6 +272,7 @@ impl Handshake {
         Ok(Self {
             state,
             role,
+            pattern,
             binding: local.binding,
             prologue: local.prologue,
             remote: None,
@@ -226,12 +284,17 @@ impl Handshake {
         self.role
     }
 
+    /// The pattern this handshake runs.
+    pub fn pattern(&self) -> Pattern {
+        self.pattern
+    }
+
     /// True when it is our turn to write.
     pub fn is_my_turn(&self) -> bool {
         self.state.is_my_turn()
     }
 
-    /// True once all three messages have been exchanged.
+    /// True once every message of the pattern has been exchanged.
     pub fn is_finished(&self) -> bool {
         self.state.is_handshake_finished()
     }
@@ -242,7 +305,8 @@ impl Handshake {
     }
 
     /// Writes the next message into `out`, carrying `extra` application
-    /// bytes (messages 2 and 3 also carry our identity binding).
+    /// bytes (every message but XX's first also carries our identity
+    /// binding).
     pub fn write(&mut self, extra: &[u8], out: &mut [u8]) -> Result<usize, HandshakeError> {
         if !self.state.is_my_turn() || self.state.is_handshake_finished() {
             return Err(HandshakeError::OutOfOrder);
@@ -250,7 +314,8 @@ impl Handshake {
         if extra.len() > MAX_EXTRA {
             return Err(HandshakeError::ExtraTooLarge(extra.len()));
         }
-        // Message 1 (the initiator's first) carries no static key, so no binding.
+        // XX message 1 carries no static key, so no binding (an IK
+        // initiator knows the responder's key from the start).
         let first = self.role == Role::Initiator && self.state.get_remote_static().is_none();
         let mut payload = Vec::with_capacity(BINDING_LEN + extra.len());
         if !first {
@@ -261,7 +326,7 @@ impl Handshake {
     }
 
     /// Reads the peer's next message; returns its `extra` bytes. Verifies the
-    /// identity binding of messages 2 and 3.
+    /// identity binding of every message that carries one.
     pub fn read(&mut self, msg: &[u8]) -> Result<Vec<u8>, HandshakeError> {
         if self.state.is_my_turn() || self.state.is_handshake_finished() {
             return Err(HandshakeError::OutOfOrder);
@@ -307,6 +372,15 @@ impl Handshake {
         let mut handshake_hash = [0u8; 32];
         let h = self.state.get_handshake_hash();
         handshake_hash.copy_from_slice(&h[..32.min(h.len())]);
+        let mut remote_static = [0u8; 32];
+        let rs = self
+            .state
+            .get_remote_static()
+            .ok_or(HandshakeError::MissingBinding)?;
+        if rs.len() != 32 {
+            return Err(HandshakeError::MissingBinding);
+        }
+        remote_static.copy_from_slice(rs);
         let (i2r, r2i) = self.state.dangerously_get_raw_split();
         let (send_key, recv_key) = match self.role {
             Role::Initiator => (i2r, r2i),
@@ -317,6 +391,7 @@ impl Handshake {
             send_key,
             recv_key,
             handshake_hash,
+            remote_static,
         })
     }
 }
@@ -362,6 +437,45 @@ mod tests {
         msg.extend_from_slice(&tag);
         let n = tb.open(c, b"", &mut msg).unwrap();
         assert_eq!(&msg[..n], b"ping");
+    }
+
+    #[test]
+    fn ik_completes_in_two_messages_and_binds_identities() {
+        let k = MeshKeys::derive("m", None);
+        let (ida, idb) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
+        let (la, lb) = (
+            LocalStatic::new(&ida, &k.prologue),
+            LocalStatic::new(&idb, &k.prologue),
+        );
+        let rs = static_keypair(&idb).1;
+        let mut a = Handshake::ik_initiator(&la, &rs, [3; 32]).unwrap();
+        let mut b = Handshake::ik_responder(&lb, [4; 32]).unwrap();
+        let mut buf = [0u8; MAX_MESSAGE];
+        let n = a.write(b"hello", &mut buf).unwrap();
+        assert_eq!(b.read(&buf[..n]).unwrap(), b"hello");
+        assert_eq!(b.remote(), Some(ida.public_key()));
+        let n = b.write(b"port=1", &mut buf).unwrap();
+        assert!(b.is_finished());
+        assert_eq!(a.read(&buf[..n]).unwrap(), b"port=1");
+        assert!(a.is_finished());
+        let (a, b) = (a.finish().unwrap(), b.finish().unwrap());
+        assert_eq!((a.remote, b.remote), (idb.public_key(), ida.public_key()));
+        assert_eq!((a.send_key, a.recv_key), (b.recv_key, b.send_key));
+        assert_eq!(a.remote_static, rs);
+        assert_eq!(b.remote_static, static_keypair(&ida).1);
+    }
+
+    #[test]
+    fn ik_to_a_changed_key_does_not_decrypt() {
+        let k = MeshKeys::derive("m", None);
+        let la = LocalStatic::new(&Identity::from_seed([1; 32]), &k.prologue);
+        let lb = LocalStatic::new(&Identity::from_seed([2; 32]), &k.prologue);
+        let stale = static_keypair(&Identity::from_seed([9; 32])).1;
+        let mut a = Handshake::ik_initiator(&la, &stale, [3; 32]).unwrap();
+        let mut b = Handshake::ik_responder(&lb, [4; 32]).unwrap();
+        let mut buf = [0u8; MAX_MESSAGE];
+        let n = a.write(b"", &mut buf).unwrap();
+        assert_eq!(b.read(&buf[..n]), Err(HandshakeError::Decrypt));
     }
 
     #[test]

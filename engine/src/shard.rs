@@ -77,7 +77,9 @@ pub(crate) enum ToCore {
         bytes: Vec<u8>,
         verified: bool,
     },
-    /// A handshake datagram, untouched.
+    /// A datagram the shard did not open, untouched: a handshake, or a
+    /// copy of data for an index the shard does not hold (the core may
+    /// answer it with a hint).
     Handshake {
         shard: usize,
         from: SocketAddr,

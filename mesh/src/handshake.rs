@@ -1,7 +1,15 @@
-//! The handshake side of the node: dialling, answering, retransmitting and
-//! turning a finished Noise XX exchange into an established session.
+//! The handshake side of the node: dialling (Noise IK to a responder whose
+//! static key we hold, XX otherwise), answering, retransmitting, hints,
+//! and turning a finished exchange into an established session.
 
-use crate::event::Event;
+use crate::cookie::{
+    CookieJar, CookieReply, CookiedInit, COOKIED_BURST, COOKIED_INTERVAL, COOKIED_RATE,
+    COOKIE_REPLY_BODY, COOKIE_REPLY_BURST, COOKIE_REPLY_INTERVAL, COOKIE_REPLY_RATE,
+};
+use crate::event::{DisconnectReason, Event};
+use crate::hint::{
+    Hint, HintReason, RateMap, HINT_BURST, HINT_INTERVAL, HINT_RATE, PROBE_INTERVAL, RATE_MAP_CAP,
+};
 use crate::node::{Node, HANDSHAKE_BURST, HANDSHAKE_RATE, HANDSHAKE_RETRY, MAX_PENDING_HANDSHAKES};
 use crate::path::Path;
 use crate::session::{Established, Pending, Reassembly, Session, Stamp, State, TokenBucket};
@@ -10,36 +18,92 @@ use crate::wire::{Frame, HandshakeBody, Head, Kind, HANDSHAKE_FIXED};
 use crate::Time;
 use moss_crypto::noise::MAX_MESSAGE;
 use moss_crypto::{
-    Handshake, HandshakeError, Identity, LocalStatic, MeshKeys, PeerId, Role, Scrambler,
-    TransportCipher,
+    Handshake, HandshakeError, HandshakeOutcome, Identity, LocalStatic, MeshKeys, Pattern, PeerId,
+    Role, Scrambler, TransportCipher,
 };
 use rand_core::RngCore;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Shortest gap between two answers to repeated copies of one message 1.
 pub const ECHO_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a session that lost a duplicate still takes the peer's
-/// datagrams (below [`crate::node::KEEPALIVE`]).
+/// datagrams (below [`crate::liveness::IDLE_TIMEOUT`]).
 pub const RETIRE_GRACE: Duration = Duration::from_secs(5);
+/// An IK dial with no answer for this long falls back to XX (a hint that
+/// the responder refused it falls back at once).
+pub const IK_FALLBACK: Duration = Duration::from_millis(1200);
 
 /// What the handshake side of a node owns: the static key (with its
-/// binding signature), the budget of answered initiations, and the mask of
-/// handshake datagrams.
+/// binding signature), the budget of answered initiations, the mask of
+/// handshake datagrams, the static keys of peers by path (for IK), and the
+/// rate limits of hints and re-handshakes.
 pub(crate) struct Handshaker {
     pub local_static: LocalStatic,
     pub budget: TokenBucket,
     pub scrambler: Scrambler,
+    /// The X25519 static key of the peer last established on each path,
+    /// at most [`RATE_MAP_CAP`] of them.
+    known: HashMap<Path, [u8; 32]>,
+    /// Hints sent, per path, one map per [`HintReason`] (a refused IK
+    /// dial is answered even right after an unknown-session hint).
+    hints: [RateMap; 2],
+    /// All hints sent, any path.
+    hint_budget: TokenBucket,
+    /// Re-handshakes started because of hints or silence, per path.
+    probes: RateMap,
+    /// The rotating cookie secret.
+    pub cookies: CookieJar,
+    /// All cookie replies sent.
+    cookie_replies: TokenBucket,
+    /// Cookie replies sent, per path.
+    cookie_paths: RateMap,
+    /// Cookied message 1s answered, all paths.
+    cookied: TokenBucket,
+    /// Cookied message 1s answered, per path.
+    cookied_paths: RateMap,
 }
 
 impl Handshaker {
     /// The handshaker of a node with this identity in the mesh of `keys`.
-    pub fn new(identity: &Identity, keys: &MeshKeys, now: Time) -> Self {
+    pub fn new(identity: &Identity, keys: &MeshKeys, cookie_seed: [u8; 32], now: Time) -> Self {
         Self {
             local_static: LocalStatic::new(identity, &keys.prologue),
             budget: TokenBucket::new(HANDSHAKE_BURST, HANDSHAKE_RATE, now),
             scrambler: Scrambler::new(keys.scramble_key),
+            known: HashMap::new(),
+            hints: Default::default(),
+            hint_budget: TokenBucket::new(HINT_BURST, HINT_RATE, now),
+            probes: RateMap::default(),
+            cookies: CookieJar::new(cookie_seed, now),
+            cookie_replies: TokenBucket::new(COOKIE_REPLY_BURST, COOKIE_REPLY_RATE, now),
+            cookied: TokenBucket::new(COOKIED_BURST, COOKIED_RATE, now),
+            cookied_paths: RateMap::default(),
+            cookie_paths: RateMap::default(),
         }
+    }
+
+    /// Remembers the static key of the peer just established on `path`.
+    fn learn(&mut self, path: Path, key: [u8; 32]) {
+        if self.known.len() >= RATE_MAP_CAP && !self.known.contains_key(&path) {
+            // Bounded: forget one (it costs one XX dial), the same one in
+            // every replay of a seed (not hash order).
+            if let Some(k) = self.known.keys().min().copied() {
+                self.known.remove(&k);
+            }
+        }
+        self.known.insert(path, key);
+    }
+
+    /// Forgets old rate-limit entries (on the housekeeping tick).
+    pub fn expire(&mut self, now: Time) {
+        for m in &mut self.hints {
+            m.expire(now, HINT_INTERVAL);
+        }
+        self.probes.expire(now, crate::liveness::SILENCE);
+        self.cookied_paths.expire(now, COOKIED_INTERVAL);
+        self.cookie_paths.expire(now, COOKIE_REPLY_INTERVAL);
     }
 
     /// Builds a scrambled datagram around one Noise message, padded with
@@ -109,34 +173,60 @@ impl Node {
         if self.table.by_path(&path).is_some() {
             return;
         }
+        self.dial(path, false, true);
+    }
+
+    /// Starts a handshake to `path`: IK when we hold the static key of the
+    /// peer last established there (and `allow_ik`), XX otherwise. A
+    /// `probe` (re-handshake to a peer we hold a session with) leaves the
+    /// path bound to that session and reports no failure.
+    fn dial(&mut self, path: Path, probe: bool, allow_ik: bool) {
         if self.table.pending_handshakes() >= MAX_PENDING_HANDSHAKES {
-            self.events.push_back(Event::ConnectFailed {
-                addr: path,
-                reason: "too many handshakes in flight".into(),
-            });
+            if !probe {
+                self.events.push_back(Event::ConnectFailed {
+                    addr: path,
+                    reason: "too many handshakes in flight".into(),
+                });
+            }
             return;
         }
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
-        let msg1 = Handshake::with_static(Role::Initiator, &self.handshaker.local_static, seed)
-            .and_then(|mut hs| {
-                let mut msg = [0u8; MAX_MESSAGE];
-                let n = hs.write(&[], &mut msg)?;
-                Ok((hs, msg, n))
-            });
+        let local = &self.handshaker.local_static;
+        let known = allow_ik.then(|| self.handshaker.known.get(&path)).flatten();
+        let (kind, built) = match known {
+            Some(rs) => (Kind::IkInit, Handshake::ik_initiator(local, rs, seed)),
+            None => (
+                Kind::Init,
+                Handshake::with_static(Role::Initiator, local, seed),
+            ),
+        };
+        // XX message 1 is empty; IK's carries the address we dial (what
+        // we observe of the responder), as message 2 does the other way.
+        let extra = match kind {
+            Kind::IkInit => encode_observed(path),
+            _ => Vec::new(),
+        };
+        let msg1 = built.and_then(|mut hs| {
+            let mut msg = [0u8; MAX_MESSAGE];
+            let n = hs.write(&extra, &mut msg)?;
+            Ok((hs, msg, n))
+        });
         let (hs, msg, n) = match msg1 {
             Ok(x) => x,
             Err(e) => {
-                self.events.push_back(Event::ConnectFailed {
-                    addr: path,
-                    reason: e.to_string(),
-                });
+                if !probe {
+                    self.events.push_back(Event::ConnectFailed {
+                        addr: path,
+                        reason: e.to_string(),
+                    });
+                }
                 return;
             }
         };
         self.transport.pick_dial_owner();
         let idx = self.random_index();
-        let datagram = self.handshake_datagram(Kind::Init, idx, 0, &msg[..n]);
+        let datagram = self.handshake_datagram(kind, idx, 0, &msg[..n]);
         let now = self.now;
         self.table.insert(
             idx,
@@ -152,12 +242,139 @@ impl Node {
                     attempts: 0,
                     next_retry: now + HANDSHAKE_RETRY,
                     last_echo: now,
+                    probe,
                 })),
             },
         );
-        self.table.bind(path, idx);
+        if !probe {
+            self.table.bind(path, idx);
+        }
         self.stats.handshakes_initiated += 1;
         self.emit(path, datagram);
+    }
+
+    /// An IK dial in slot `idx` got no answer, or a hint that it was
+    /// refused: the key we held for its path is stale. The slot goes
+    /// quietly and an XX dial takes its place.
+    pub(crate) fn fall_back_to_xx(&mut self, idx: u32) {
+        let Some(s) = self.table.remove(idx) else {
+            return;
+        };
+        let State::Initiating(p) = &s.state else {
+            return;
+        };
+        self.handshaker.known.remove(&s.path);
+        self.dial(s.path, p.probe, false);
+    }
+
+    /// IK dials due to fall back to XX at `now`, in index order (each
+    /// fallback draws from the seeded RNG).
+    pub(crate) fn ik_overdue(&self, now: Time) -> Vec<u32> {
+        let mut due: Vec<u32> = self
+            .table
+            .sessions
+            .iter()
+            .filter_map(|(&idx, s)| match &s.state {
+                State::Initiating(p)
+                    if p.hs.pattern() == Pattern::Ik
+                        && now.saturating_sub(p.created) >= IK_FALLBACK =>
+                {
+                    Some(idx)
+                }
+                _ => None,
+            })
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    /// Starts a re-handshake to the peer of established session `idx` on
+    /// its path (at most one per `interval` per path): the peer restarted
+    /// (a hint said so: [`PROBE_INTERVAL`]) or fell silent (once per
+    /// silence, [`crate::liveness::SILENCE`]). The old session lives on
+    /// until the new one replaces it.
+    pub(crate) fn probe(&mut self, idx: u32, interval: Duration) {
+        let Some(path) = self.table.get(idx).map(|s| s.path) else {
+            return;
+        };
+        if self.handshaker.probes.allow(path, self.now, interval) {
+            self.dial(path, true, true);
+        }
+    }
+
+    /// A handshake-kind datagram of `kind` around the concatenated `body`
+    /// parts (padding included, `pad_len` bytes of it): a fresh nonce, the
+    /// body scrambled, the head masked.
+    fn sealed_handshake_kind(&mut self, kind: Kind, pad_len: u16, body: &[&[u8]]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        self.rng.fill_bytes(&mut nonce);
+        let mut d = self.outbox.buffer();
+        d.extend_from_slice(
+            &Head::Handshake {
+                kind,
+                pad_len,
+                nonce,
+            }
+            .encode(),
+        );
+        for part in body {
+            d.extend_from_slice(part);
+        }
+        let scrambler = &self.handshaker.scrambler;
+        scrambler.toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
+        scrambler.toggle_head(&mut d);
+        d
+    }
+
+    /// Sends `hint` to `from` unless one went there within
+    /// [`HINT_INTERVAL`] or the overall hint budget is spent. Only for a
+    /// prompt of at least a hint's size (never an amplifier).
+    pub(crate) fn send_hint(&mut self, from: Path, hint: Hint, prompt_len: usize) {
+        if prompt_len < moss_crypto::scramble::MIN_DATAGRAM
+            || !self.handshaker.hints[hint.reason as usize].allow(from, self.now, HINT_INTERVAL)
+            || !self.handshaker.hint_budget.take(1, self.now)
+        {
+            return;
+        }
+        let mut fill = [0u8; 11];
+        self.rng.fill_bytes(&mut fill);
+        let d = self.sealed_handshake_kind(Kind::Hint, 0, &[&hint.encode(fill)]);
+        self.stats.hints_sent += 1;
+        self.emit(from, d);
+    }
+
+    /// A hint arrived from `from`.
+    fn on_hint(&mut self, from: Path, pad_len: u16, body: &[u8]) {
+        let Ok(h) = Hint::decode(body, pad_len) else {
+            return self.drop_input(DropReason::BadHint);
+        };
+        match h.reason {
+            HintReason::UnknownSession => {
+                // Only the session on that path whose peer index it names.
+                let idx = self.table.by_path(&from).filter(|&i| {
+                    self.table.get(i).is_some_and(|s| {
+                        s.path == from
+                            && s.remote_index == h.index
+                            && s.established().is_some_and(|e| e.retired.is_none())
+                    })
+                });
+                match idx {
+                    Some(idx) => self.probe(idx, PROBE_INTERVAL),
+                    None => self.drop_input(DropReason::BadHint),
+                }
+            }
+            HintReason::IkRefused => {
+                let ours = self.table.get(h.index).is_some_and(|s| {
+                    s.path == from
+                        && matches!(&s.state, State::Initiating(p) if p.hs.pattern() == Pattern::Ik)
+                });
+                if ours {
+                    self.fall_back_to_xx(h.index);
+                } else {
+                    self.drop_input(DropReason::BadHint);
+                }
+            }
+        }
     }
 
     /// Builds a scrambled, padded handshake datagram.
@@ -175,14 +392,23 @@ impl Node {
     }
 
     pub(crate) fn handle_handshake(&mut self, from: Path, kind: Kind, pad_len: u16, body: &[u8]) {
+        match kind {
+            Kind::Hint => return self.on_hint(from, pad_len, body),
+            Kind::CookieReply => return self.on_cookie_reply(from, pad_len, body),
+            Kind::CookieInit => return self.on_cookied_init(from, pad_len, body),
+            _ => {}
+        }
         let Ok(b) = HandshakeBody::decode(body, pad_len) else {
             return self.drop_input(DropReason::BadHandshake);
         };
         match kind {
-            Kind::Init => self.on_init(from, b),
-            Kind::Response => self.on_response(from, b),
+            Kind::Init => self.on_init(from, b, Pattern::Xx, false),
+            Kind::IkInit => self.on_init(from, b, Pattern::Ik, false),
+            Kind::Response | Kind::IkResponse => self.on_response(from, kind, b),
             Kind::Final => self.on_final(b),
-            Kind::Data => self.drop_input(DropReason::BadHandshake),
+            Kind::Data | Kind::Hint | Kind::CookieReply | Kind::CookieInit => {
+                self.drop_input(DropReason::BadHandshake)
+            }
         }
     }
 
@@ -196,7 +422,99 @@ impl Node {
         }
     }
 
-    fn on_init(&mut self, from: Path, b: HandshakeBody<'_>) {
+    /// A message 1 echoing a cookie: admitted ahead of a flood when the
+    /// cookie is this path's.
+    fn on_cookied_init(&mut self, from: Path, pad_len: u16, body: &[u8]) {
+        let Ok(c) = CookiedInit::decode(body, pad_len) else {
+            return self.drop_input(DropReason::BadHandshake);
+        };
+        if !self.handshaker.cookies.valid(&from, &c.cookie) {
+            return self.drop_input(DropReason::BadCookie);
+        }
+        let pattern = match c.inner {
+            Kind::IkInit => Pattern::Ik,
+            _ => Pattern::Xx,
+        };
+        self.on_init(from, c.body, pattern, true);
+    }
+
+    /// A cookie reply from `from`: our message 1 to it goes again at once,
+    /// carrying the cookie (and so do its retransmissions).
+    fn on_cookie_reply(&mut self, from: Path, pad_len: u16, body: &[u8]) {
+        let Ok(r) = CookieReply::decode(body, pad_len) else {
+            return self.drop_input(DropReason::BadCookie);
+        };
+        let scrambler = &self.handshaker.scrambler;
+        let Some(State::Initiating(p)) = self
+            .table
+            .sessions
+            .get(&r.index)
+            .filter(|s| s.path == from)
+            .map(|s| &s.state)
+        else {
+            return self.drop_input(DropReason::BadCookie);
+        };
+        // Our message 1 as it was: unmask, unscramble, drop an older cookie.
+        let mut d = p.last_datagram.clone();
+        scrambler.toggle_head(&mut d);
+        let mut raw = [0u8; moss_crypto::scramble::HEAD_LEN];
+        raw.copy_from_slice(&d[..moss_crypto::scramble::HEAD_LEN]);
+        let Ok(Head::Handshake {
+            kind,
+            pad_len,
+            nonce,
+        }) = Head::decode(&raw)
+        else {
+            return self.drop_input(DropReason::BadCookie);
+        };
+        scrambler.toggle_body(&nonce, &mut d[moss_crypto::scramble::HEAD_LEN..]);
+        let (inner, skip) = match kind {
+            Kind::CookieInit => match d.get(moss_crypto::scramble::HEAD_LEN + 16) {
+                Some(5) => (Kind::IkInit, 17),
+                _ => (Kind::Init, 17),
+            },
+            k => (k, 0),
+        };
+        let old_body = &d[moss_crypto::scramble::HEAD_LEN + skip..];
+        // Room for the 17 cookie bytes: padding gives way if it must.
+        let over = (moss_crypto::scramble::HEAD_LEN + 17 + old_body.len())
+            .saturating_sub(crate::wire::MAX_DATAGRAM);
+        let pad_len = pad_len.saturating_sub(over as u16);
+        let keep = old_body.len() - over.min(old_body.len());
+        let mut prefix = Vec::with_capacity(17);
+        CookiedInit::encode_prefix(&r.cookie, inner, &mut prefix);
+        let old_body = old_body[..keep].to_vec();
+        let out = self.sealed_handshake_kind(Kind::CookieInit, pad_len, &[&prefix, &old_body]);
+        if let Some(State::Initiating(p)) =
+            self.table.sessions.get_mut(&r.index).map(|s| &mut s.state)
+        {
+            p.last_datagram = out.clone();
+        }
+        self.emit(from, out);
+    }
+
+    /// Answers message 1 with sender index `index` from `from` with a
+    /// cookie reply (no state kept beyond the rate limits), at most one per
+    /// path per [`COOKIE_REPLY_INTERVAL`] and within the overall budget.
+    fn send_cookie(&mut self, from: Path, index: u32) {
+        let h = &mut self.handshaker;
+        if !h.cookie_paths.allow(from, self.now, COOKIE_REPLY_INTERVAL)
+            || !h.cookie_replies.take(1, self.now)
+        {
+            return;
+        }
+        let reply = CookieReply {
+            index,
+            cookie: self.handshaker.cookies.cookie(&from),
+        };
+        let body = reply.encode();
+        let d = self.sealed_handshake_kind(Kind::CookieReply, 0, &[&body[..COOKIE_REPLY_BODY]]);
+        self.stats.cookies_sent += 1;
+        self.emit(from, d);
+    }
+
+    /// Message 1 of XX or IK; `cookied` if it echoed a valid cookie.
+    fn on_init(&mut self, from: Path, b: HandshakeBody<'_>, pattern: Pattern, cookied: bool) {
         if b.receiver != 0 {
             return self.drop_input(DropReason::BadHandshake);
         }
@@ -206,11 +524,11 @@ impl Node {
         let now = self.now;
         if let Some(s) = self
             .table
-            .by_path(&from)
+            .by_dial(from, b.sender)
             .and_then(|idx| self.table.sessions.get_mut(&idx))
         {
-            if s.remote_index == b.sender {
-                if let State::Responding(p) = &mut s.state {
+            match &mut s.state {
+                State::Responding(p) => {
                     if now.saturating_sub(p.last_echo) < ECHO_INTERVAL {
                         return self.drop_input(DropReason::HandshakeRateLimited);
                     }
@@ -218,42 +536,71 @@ impl Node {
                     let d = p.last_datagram.clone();
                     return self.emit(from, d);
                 }
-                if s.established().is_some() {
-                    // Already established with this dial; ignore the echo.
-                    return;
+                State::Established(e) => {
+                    // An IK responder's message 2 was lost: repeat it.
+                    let Some(d) = e.final_datagram.as_deref().map(<[u8]>::to_vec) else {
+                        return;
+                    };
+                    if s.last_send.since(now) < ECHO_INTERVAL {
+                        return self.drop_input(DropReason::HandshakeRateLimited);
+                    }
+                    s.last_send = Stamp::at(now);
+                    return self.emit(from, d);
                 }
+                State::Initiating(_) => {}
             }
         }
-        if self.table.pending_handshakes() >= MAX_PENDING_HANDSHAKES
-            || self.table.by_peer.len() >= self.cfg.max_peers as usize
-        {
+        if self.table.by_peer.len() >= self.cfg.max_peers as usize {
             return self.drop_input(DropReason::Capacity);
         }
-        // Answering costs three X25519 operations: a flood of bogus message
-        // 1s is cut off here, before any of them, so established sessions
-        // keep their CPU.
-        if !self.handshaker.budget.take(1, now) {
+        let pending = self.table.pending_handshakes();
+        if cookied {
+            // Proved it receives at `from`: ahead of the flood, on budgets
+            // of its own (overall, per path) and up to twice the cap.
+            if pending >= 2 * MAX_PENDING_HANDSHAKES {
+                return self.drop_input(DropReason::Capacity);
+            }
+            let h = &mut self.handshaker;
+            if !h.cookied_paths.allow(from, now, COOKIED_INTERVAL) || !h.cookied.take(1, now) {
+                return self.drop_input(DropReason::HandshakeRateLimited);
+            }
+        } else if pending >= MAX_PENDING_HANDSHAKES {
+            // Under load: a cookie instead of the Diffie-Hellman work.
+            self.send_cookie(from, b.sender);
+            return self.drop_input(DropReason::Capacity);
+        } else if !self.handshaker.budget.take(1, now) {
+            // Answering costs three or four X25519 operations: a flood of
+            // bogus message 1s is cut off here, before any of them, so
+            // established sessions keep their CPU.
+            self.send_cookie(from, b.sender);
             return self.drop_input(DropReason::HandshakeRateLimited);
         }
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
-        let mut hs =
-            match Handshake::with_static(Role::Responder, &self.handshaker.local_static, seed) {
-                Ok(hs) => hs,
-                Err(_) => return self.drop_input(DropReason::BadHandshake),
-            };
-        if let Err(e) = hs.read(b.noise) {
-            return self.drop_input(Self::fail_reason(&e));
-        }
+        let local = &self.handshaker.local_static;
+        let built = match pattern {
+            Pattern::Xx => Handshake::with_static(Role::Responder, local, seed),
+            Pattern::Ik => Handshake::ik_responder(local, seed),
+        };
+        let Ok(mut hs) = built else {
+            return self.drop_input(DropReason::BadHandshake);
+        };
+        let extra = match hs.read(b.noise) {
+            Ok(extra) => extra,
+            Err(e) => return self.refuse(from, pattern, &e, &b),
+        };
         let mut msg = [0u8; MAX_MESSAGE];
         let n = match hs.write(&encode_observed(from), &mut msg) {
             Ok(n) => n,
             Err(e) => return self.drop_input(Self::fail_reason(&e)),
         };
         let idx = self.random_index();
-        let datagram = self.handshake_datagram(Kind::Response, idx, b.sender, &msg[..n]);
-        // A dial of ours to the same path loses to the incoming one only
-        // after it completes; keep both slots, index maps point at the newest.
+        let kind = match pattern {
+            Pattern::Xx => Kind::Response,
+            Pattern::Ik => Kind::IkResponse,
+        };
+        let datagram = self.handshake_datagram(kind, idx, b.sender, &msg[..n]);
+        self.table.note_dial(from, b.sender, idx);
         self.table.insert(
             idx,
             Session {
@@ -268,20 +615,46 @@ impl Node {
                     attempts: 0,
                     next_retry: now + HANDSHAKE_RETRY * 2,
                     last_echo: now,
+                    probe: false,
                 })),
             },
         );
-        self.table.by_path.entry(from).or_insert(idx);
         self.reach.on_init(from, idx);
-        self.emit(from, datagram);
+        self.emit(from, datagram.clone());
+        if pattern == Pattern::Ik {
+            // IK is done on our side; the session waits for the initiator's
+            // first data (its proof that it read message 2) to be confirmed.
+            let observed = crate::nat::decode_observed(&mut self.stats.nat, &extra);
+            self.establish(idx, observed, Some(datagram.into_boxed_slice()));
+        }
     }
 
-    fn on_response(&mut self, from: Path, b: HandshakeBody<'_>) {
+    /// Message 1 from `from` failed to read: counted; an IK one that does
+    /// not decrypt (not our key: we are not who the initiator thinks, or
+    /// we changed identity) is answered with a hint to use XX now.
+    fn refuse(&mut self, from: Path, pattern: Pattern, e: &HandshakeError, b: &HandshakeBody<'_>) {
+        if pattern == Pattern::Ik && *e == HandshakeError::Decrypt {
+            let hint = Hint {
+                reason: HintReason::IkRefused,
+                index: b.sender,
+            };
+            self.send_hint(from, hint, b.noise.len() + HANDSHAKE_FIXED);
+        }
+        self.drop_input(Self::fail_reason(e));
+    }
+
+    /// Message 2 of XX (answered with message 3) or IK (the last).
+    fn on_response(&mut self, from: Path, kind: Kind, b: HandshakeBody<'_>) {
         let idx = b.receiver;
         let Some(s) = self.table.sessions.get_mut(&idx) else {
             return self.drop_input(DropReason::UnknownSession);
         };
+        let ik = kind == Kind::IkResponse;
         if let State::Established(e) = &s.state {
+            if ik && s.remote_index == b.sender {
+                // A repeated IK message 2: nothing to answer.
+                return;
+            }
             // Our message 3 was lost: the responder repeated message 2.
             if s.remote_index == b.sender {
                 if let Some(d) = e.final_datagram.as_deref().map(<[u8]>::to_vec) {
@@ -294,9 +667,16 @@ impl Node {
         let State::Initiating(p) = &mut s.state else {
             return self.drop_input(DropReason::BadHandshake);
         };
+        if ik != (p.hs.pattern() == Pattern::Ik) {
+            return self.drop_input(DropReason::BadHandshake);
+        }
         let read = p.hs.read(b.noise).and_then(|extra| {
             let mut msg = [0u8; MAX_MESSAGE];
-            let n = p.hs.write(&encode_observed(from), &mut msg)?;
+            let n = if ik {
+                0
+            } else {
+                p.hs.write(&encode_observed(from), &mut msg)?
+            };
             Ok((extra, msg, n))
         });
         let (extra, msg, n) = match read {
@@ -315,6 +695,9 @@ impl Node {
         let dialled = std::mem::replace(&mut s.path, from);
         if dialled != from {
             self.table.alias(dialled, idx);
+        }
+        if ik {
+            return self.establish(idx, observed, None);
         }
         let datagram = self.handshake_datagram(Kind::Final, idx, b.sender, &msg[..n]);
         self.emit(from, datagram.clone());
@@ -363,8 +746,10 @@ impl Node {
         (by != me.min(remote), index)
     }
 
-    /// Turns a finished handshake into an established session, resolving
-    /// duplicates (both sides dialled each other) the same way on both ends.
+    /// Turns a finished handshake into an established session. An IK
+    /// responder's waits for the initiator's first data
+    /// ([`Node::confirm`]); every other is the peer's session at once
+    /// ([`Node::admit`]).
     fn establish(
         &mut self,
         idx: u32,
@@ -383,12 +768,15 @@ impl Node {
                 return;
             }
         };
-        let out = match pending.hs.finish() {
+        let report = initiator && !pending.probe;
+        let ik = pending.hs.pattern() == Pattern::Ik;
+        let began = Stamp::at(pending.created);
+        let out: HandshakeOutcome = match pending.hs.finish() {
             Ok(o) => o,
             Err(e) => {
                 self.table.unbind(idx, s.path);
                 self.stats.handshakes_failed += 1;
-                if initiator {
+                if report {
                     self.events.push_back(Event::ConnectFailed {
                         addr: s.path,
                         reason: e.to_string(),
@@ -402,7 +790,7 @@ impl Node {
             // We dialled ourselves (our own address, or a mirror of it).
             self.table.unbind(idx, s.path);
             self.stats.handshakes_failed += 1;
-            if initiator {
+            if report {
                 self.events.push_back(Event::ConnectFailed {
                     addr: s.path,
                     reason: "connected to self".into(),
@@ -418,6 +806,7 @@ impl Node {
             path,
             TransportCipher::new(&out.send_key, &out.recv_key),
         );
+        let unconfirmed = ik && !initiator;
         s.state = State::Established(Box::new(Established {
             peer: out.remote,
             initiator,
@@ -428,19 +817,88 @@ impl Node {
             next_transfer: 0,
             observed,
             retired: None,
+            began,
+            up: Stamp::at(now),
+            unconfirmed,
         }));
         self.table.insert(idx, s);
         self.stats.handshakes_completed += 1;
-        if !initiator {
-            self.reach.on_settled(idx, path.udp(), now);
+        if ik {
+            self.stats.ik_completed += 1;
         }
         self.nat_established(observed, path, out.remote);
+        self.handshaker.learn(path, out.remote_static);
+        if unconfirmed {
+            // Our subscriptions ride right behind message 2, so the
+            // initiator can publish to us one round trip after it dialled.
+            let topics: Vec<String> = self.pubsub.subscriptions.iter().cloned().collect();
+            for t in topics {
+                self.queue_frame(idx, &Frame::Subscribe(&t));
+            }
+        } else {
+            self.admit(idx);
+        }
+    }
+
+    /// The first authenticated data of an unconfirmed IK responder session:
+    /// the initiator has the keys, the session becomes the peer's.
+    pub(crate) fn confirm(&mut self, idx: u32) {
+        let now = self.now;
+        let Some(e) = self.table.established_mut(idx) else {
+            return;
+        };
+        if !e.unconfirmed {
+            return;
+        }
+        e.unconfirmed = false;
+        e.final_datagram = None;
+        e.up = Stamp::at(now);
+        self.admit(idx);
+    }
+
+    /// Makes established session `idx` its peer's one session. Against an
+    /// older session with the same peer: one that was already up when this
+    /// handshake began is replaced at once (the peer restarted or dialled
+    /// again on purpose); two that came up together are resolved the same
+    /// way on both ends. A session of another peer on the same path is
+    /// ended (that address now belongs to someone else: a restart under a
+    /// new identity).
+    fn admit(&mut self, idx: u32) {
+        let now = self.now;
+        let Some(s) = self.table.get(idx) else {
+            return;
+        };
+        let path = s.path;
+        let remote_index = s.remote_index;
+        let Some((peer, began, initiator)) =
+            s.established().map(|e| (e.peer, e.began, e.initiator))
+        else {
+            return;
+        };
+        if !initiator {
+            // A confirmed responder session: a stranger's unsolicited dial
+            // counts as an inbound probe only now.
+            self.reach.on_settled(idx, path.udp(), now);
+        }
+        self.table.forget_dial(idx, path, remote_index);
+        if let Some((other, other_peer)) = self.table.other_on(path, idx) {
+            if other_peer != peer {
+                self.queue_frame(other, &Frame::Close(1));
+                self.seal_and_send(other, false);
+                self.remove_session(other, Some(DisconnectReason::Closed));
+            }
+        }
         self.table.bind(path, idx);
-        if let Some(old) = self.table.by_peer(&out.remote) {
+        let me = self.identity.public_key();
+        if let Some(old) = self.table.by_peer(&peer) {
             if old != idx {
-                let key_new = self.duplicate_key(idx, me, out.remote);
-                let key_old = self.duplicate_key(old, me, out.remote);
-                let (loser, winner) = if key_new < key_old {
+                let old_up = self.table.established(old).map(|e| e.up);
+                // The old one was up before this began: not a simultaneous
+                // dial but a restart or a deliberate redial, so the new wins.
+                let replaces = old_up.is_some_and(|up| up <= began);
+                let (loser, winner) = if replaces
+                    || self.duplicate_key(idx, me, peer) < self.duplicate_key(old, me, peer)
+                {
                     (old, idx)
                 } else {
                     (idx, old)
@@ -455,7 +913,7 @@ impl Node {
                 // so the same peer is not dialled there again.
                 self.queue_frame(loser, &Frame::Close(1));
                 self.seal_and_send(loser, false);
-                self.table.by_peer.insert(out.remote, winner);
+                self.table.by_peer.insert(peer, winner);
                 self.table.merge_paths(loser, winner);
                 if let Some(e) = self.table.established_mut(loser) {
                     e.retired = Some(now + RETIRE_GRACE);
@@ -470,11 +928,9 @@ impl Node {
                 return;
             }
         }
-        self.table.by_peer.insert(out.remote, idx);
-        self.events.push_back(Event::PeerConnected {
-            peer: out.remote,
-            addr: path,
-        });
+        self.table.by_peer.insert(peer, idx);
+        self.events
+            .push_back(Event::PeerConnected { peer, addr: path });
         self.send_subscriptions(idx);
     }
 }

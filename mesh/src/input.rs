@@ -10,6 +10,7 @@
 //! → a handshake datagram: the handshaker unmasks its body and the
 //! handshake state machine runs.
 
+use crate::hint::{Hint, HintReason};
 use crate::path::Path;
 use crate::shard::Inbound;
 use crate::stats::DropReason;
@@ -157,11 +158,27 @@ impl Node {
             // session's, a shard's (a sharded node is fed handshakes only),
             // or nobody's.
             Inbound::Unknown { index } if self.table.get(index).is_some() => {
-                self.drop_input(DropReason::NotEstablished)
+                // (A sharded node's shard counts its own copy.)
+                if self.transport.shards().is_none() {
+                    self.drop_input(DropReason::NotEstablished)
+                }
             }
-            Inbound::Foreign { .. } | Inbound::Unknown { .. } => {
-                self.drop_input(DropReason::UnknownSession)
+            Inbound::Unknown { index } => {
+                // We restarted or forgot the session: a rate-limited hint
+                // (no larger than this datagram) makes the sender, if it
+                // holds a session with that index here, handshake again.
+                let hint = Hint {
+                    reason: HintReason::UnknownSession,
+                    index,
+                };
+                self.send_hint(from, hint, datagram.len());
+                // A sharded node sees a copy of what its shard could not
+                // open; the shard counts the drop when its own copy expires.
+                if self.transport.shards().is_none() {
+                    self.drop_input(DropReason::UnknownSession)
+                }
             }
+            Inbound::Foreign { .. } => self.drop_input(DropReason::UnknownSession),
             Inbound::Dropped(r) => self.drop_input(r),
         }
     }
@@ -175,6 +192,7 @@ impl Node {
             };
             return self.drop_input(r);
         }
+        self.confirm(index);
         self.handle_frames(index, plain, verified);
     }
 

@@ -56,9 +56,12 @@
 //! ```
 
 pub mod config;
+pub mod cookie;
 pub mod event;
 mod handshake;
+pub mod hint;
 mod input;
+pub mod liveness;
 pub mod nat;
 mod node;
 pub mod path;
@@ -76,7 +79,7 @@ pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use event::{DisconnectReason, Event, Message, Payload};
-pub use handshake::RETIRE_GRACE;
+pub use handshake::{IK_FALLBACK, RETIRE_GRACE};
 pub use input::Input;
 pub use moss_crypto::{Identity, PeerId};
 pub use moss_telemetry::NatType;

@@ -30,10 +30,7 @@ use std::time::Duration;
 
 /// Period of the node's housekeeping tick.
 pub const TICK: Duration = Duration::from_millis(100);
-/// A session with no authenticated input for this long is dropped.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// An established session with no output for this long gets a keepalive.
-pub const KEEPALIVE: Duration = Duration::from_secs(10);
+pub use crate::liveness::{IDLE_TIMEOUT, KEEPALIVE};
 /// First handshake retransmission delay (doubles per attempt).
 pub const HANDSHAKE_RETRY: Duration = Duration::from_millis(500);
 /// Most handshakes in flight at once.
@@ -126,8 +123,10 @@ impl Node {
         pubsub
             .subscriptions
             .insert(crate::nat::CAP_TOPIC.to_string());
+        let mut cookie_seed = [0u8; 32];
+        rng.fill_bytes(&mut cookie_seed);
         Ok(Self {
-            handshaker: Handshaker::new(&identity, &keys, now),
+            handshaker: Handshaker::new(&identity, &keys, cookie_seed, now),
             transport: Transport::local(&keys),
             cfg,
             identity,
@@ -309,6 +308,7 @@ impl Node {
         let mut retransmit = Vec::new();
         let mut keepalive = Vec::new();
         let mut retired = Vec::new();
+        let mut silent = Vec::new();
         for (&idx, s) in self.table.sessions.iter_mut() {
             match &mut s.state {
                 State::Initiating(p) | State::Responding(p) => {
@@ -326,6 +326,11 @@ impl Node {
                         if now >= at {
                             retired.push(idx);
                         }
+                    } else if e.unconfirmed {
+                        // An IK responder's session the initiator never used.
+                        if e.began.since(now) >= hs_timeout {
+                            retired.push(idx);
+                        }
                     } else if s.last_recv.since(now) >= IDLE_TIMEOUT {
                         expired.push((idx, Some(e.peer)));
                     } else {
@@ -333,10 +338,19 @@ impl Node {
                         if s.last_send.since(now) >= KEEPALIVE {
                             keepalive.push(idx);
                         }
+                        if s.last_recv.since(now) >= crate::liveness::SILENCE {
+                            silent.push(idx);
+                        }
                     }
                 }
             }
         }
+        // The table is a hash map: work in index order, so equal seeds and
+        // inputs give the same output order (and draw the RNG alike).
+        expired.sort_unstable_by_key(|e| e.0);
+        retired.sort_unstable();
+        retransmit.sort_unstable();
+        keepalive.sort_unstable();
         for (idx, peer) in expired {
             match peer {
                 Some(_) => self.remove_session(idx, Some(DisconnectReason::Timeout)),
@@ -353,6 +367,21 @@ impl Node {
             // Pending frames, or an empty sealed datagram, prove liveness.
             self.seal_and_send(idx, true);
         }
+        silent.sort_unstable();
+        for idx in silent {
+            // The peer may have restarted and lost our hint: handshake again.
+            self.probe(idx, crate::liveness::SILENCE);
+        }
+        for idx in self.ik_overdue(now) {
+            self.fall_back_to_xx(idx);
+        }
+        self.handshaker.expire(now);
+        let rng = &mut self.rng;
+        self.handshaker.cookies.rotate(now, || {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            s
+        });
         self.redial_static(now);
         self.pubsub_tick(now);
         self.nat_tick(now);
@@ -365,7 +394,7 @@ impl Node {
     pub(crate) fn fail_handshake(&mut self, idx: u32, reason: &str) {
         self.stats.handshakes_failed += 1;
         if let Some(s) = self.table.get(idx) {
-            if matches!(s.state, State::Initiating(_)) {
+            if matches!(&s.state, State::Initiating(p) if !p.probe) {
                 let addr = s.path;
                 self.events.push_back(Event::ConnectFailed {
                     addr,

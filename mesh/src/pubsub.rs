@@ -12,6 +12,7 @@
 
 use crate::config::{Config, ConfigError};
 use crate::event::PayloadPool;
+use crate::liveness::{KEEPALIVE, SILENCE};
 use crate::node::Node;
 #[cfg(feature = "adversary")]
 use crate::receive::encode_signed;
@@ -28,13 +29,6 @@ use moss_gossip::{Action, Control, Router};
 use std::collections::BTreeSet;
 
 pub use crate::receive::control_of;
-
-/// A mesh peer we sent nothing to for this many heartbeats gets an empty
-/// datagram (liveness for the check below).
-pub const MESH_KEEPALIVE_BEATS: u32 = 2;
-/// A mesh peer silent for this many heartbeats leaves our meshes (its
-/// session may live on until the idle timeout).
-pub const MESH_SILENCE_BEATS: u32 = 6;
 
 /// Heartbeats between re-announcements of our subscriptions to a peer.
 pub const RESUBSCRIBE_EVERY: u64 = 5;
@@ -337,12 +331,11 @@ impl Node {
         }
     }
 
-    /// Mesh peers must be alive: they hear from us at least every
-    /// [`MESH_KEEPALIVE_BEATS`] heartbeats, and one silent for
-    /// [`MESH_SILENCE_BEATS`] is dropped from our meshes, so a node whose
-    /// neighbours vanished grafts live ones long before sessions time out.
+    /// Mesh peers must be alive ([`crate::liveness`]): one silent for
+    /// [`SILENCE`] is dropped from our meshes, so a node whose neighbours
+    /// vanished grafts live ones before sessions time out; every session
+    /// hears from us at least every [`KEEPALIVE`].
     fn mesh_liveness(&mut self, now: Time) {
-        let hb = self.pubsub.router.config().heartbeat;
         let mut mesh: BTreeSet<PeerId> = BTreeSet::new();
         for t in &self.pubsub.subscriptions {
             mesh.extend(self.pubsub.router.mesh_peers(t));
@@ -355,9 +348,9 @@ impl Node {
                 continue;
             };
             let (sent, heard) = (s.last_send, s.last_recv);
-            if heard.since(now) >= hb * MESH_SILENCE_BEATS {
+            if heard.since(now) >= SILENCE {
                 self.pubsub.router.peer_unresponsive(&p, now);
-            } else if sent.since(now) >= hb * MESH_KEEPALIVE_BEATS {
+            } else if sent.since(now) >= KEEPALIVE {
                 self.seal_and_send(idx, true);
             }
         }

@@ -63,6 +63,10 @@ pub(crate) struct Pending {
     pub last_echo: Time,
     /// When the handshake started (it times out from here).
     pub created: Time,
+    /// A re-handshake to a peer we hold a session with (prompted by a
+    /// hint or by silence): its path stays the old session's, and its
+    /// failure is no [`crate::Event::ConnectFailed`].
+    pub probe: bool,
 }
 
 /// An established session. Its transport keys are not here: they live in
@@ -77,7 +81,9 @@ pub(crate) struct Established {
     pub topics: TopicList,
     /// Encoded frames waiting to be sealed into a datagram.
     pub pending: Vec<u8>,
-    /// Initiator only: our message 3, resent if message 2 arrives again.
+    /// Our last handshake datagram, resent when the peer repeats the
+    /// message before it: an XX initiator's message 3, an IK responder's
+    /// message 2.
     pub final_datagram: Option<Box<[u8]>>,
     /// Partially received fragmented messages.
     pub reassembly: Reassembly,
@@ -89,6 +95,14 @@ pub(crate) struct Established {
     /// goes: until then it still takes the peer's datagrams (some were in
     /// flight when it lost) but sends nothing of its own.
     pub retired: Option<Time>,
+    /// When its handshake started.
+    pub began: Stamp,
+    /// When it came up (an IK responder's: when it was confirmed).
+    pub up: Stamp,
+    /// An IK responder's session before the initiator's first data: its
+    /// keys are installed, but it is not the peer's session yet (a
+    /// replayed IK message 1 must not displace a live one).
+    pub unconfirmed: bool,
 }
 
 impl Session {
@@ -185,8 +199,12 @@ impl TokenBucket {
 
     /// Takes `n` tokens if available.
     pub fn take(&mut self, n: usize, now: Time) -> bool {
-        let dt = self.last.since(now).as_secs_f64();
-        self.last = Stamp::at(now);
+        // Whole milliseconds on both ends: crediting `now` against a stamp
+        // rounded down would add the sub-millisecond part again on every
+        // call within one millisecond (a flood calls many times per ms).
+        let at = Stamp::at(now);
+        let dt = at.0.saturating_sub(self.last.0) as f64 / 1000.0;
+        self.last = self.last.max(at);
         self.tokens = (self.tokens + dt * f64::from(self.rate)).min(f64::from(self.burst));
         if self.tokens >= n as f64 {
             self.tokens -= n as f64;
@@ -359,6 +377,17 @@ mod tests {
         }
         // 12..=17 and the restarted 10 are left.
         assert_eq!(r.expire(later + REASSEMBLY_TIMEOUT), MAX_TRANSFERS - 1);
+    }
+
+    #[test]
+    fn bucket_does_not_refill_within_one_millisecond() {
+        let mut b = TokenBucket::new(1, 1000, Duration::ZERO);
+        let t = Duration::from_micros(500);
+        assert!(b.take(1, t));
+        for k in 1..100 {
+            assert!(!b.take(1, t + Duration::from_micros(k * 4)), "call {k}");
+        }
+        assert!(b.take(1, Duration::from_millis(1)));
     }
 
     #[test]

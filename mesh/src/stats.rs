@@ -52,11 +52,17 @@ pub enum DropReason {
     InvalidMessage,
     /// Input from a peer whose score is below the graylist threshold.
     Graylisted,
+    /// A hint datagram that does not decode or names no session or dial
+    /// of ours on the path it came from.
+    BadHint,
+    /// A message 1 whose echoed cookie is not valid for its path (or a
+    /// cookie reply that names no dial of ours on that path).
+    BadCookie,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 24;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::TooShort,
@@ -81,6 +87,8 @@ impl DropReason {
         Self::HandshakeRateLimited,
         Self::InvalidMessage,
         Self::Graylisted,
+        Self::BadHint,
+        Self::BadCookie,
     ];
 
     /// Snake-case name used in stats JSON and metrics.
@@ -108,6 +116,8 @@ impl DropReason {
             Self::HandshakeRateLimited => "handshake_rate_limited",
             Self::InvalidMessage => "invalid_message",
             Self::Graylisted => "graylisted",
+            Self::BadHint => "bad_hint",
+            Self::BadCookie => "bad_cookie",
         }
     }
 }
@@ -175,6 +185,12 @@ pub struct Stats {
     pub messages_forwarded: u64,
     /// Messages received again after the first copy.
     pub messages_duplicate: u64,
+    /// Handshakes completed with Noise IK (a 1-RTT reconnect).
+    pub ik_completed: u64,
+    /// Hints sent (unknown session, IK refused).
+    pub hints_sent: u64,
+    /// Cookie replies sent to message 1s under load.
+    pub cookies_sent: u64,
     /// Inputs dropped, by reason.
     pub drops: Drops,
     /// NAT traversal counters.
@@ -195,6 +211,9 @@ impl Stats {
         self.messages_delivered += o.messages_delivered;
         self.messages_forwarded += o.messages_forwarded;
         self.messages_duplicate += o.messages_duplicate;
+        self.ik_completed += o.ik_completed;
+        self.hints_sent += o.hints_sent;
+        self.cookies_sent += o.cookies_sent;
         self.drops.merge(&o.drops);
         self.nat.merge(&o.nat);
     }

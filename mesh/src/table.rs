@@ -26,6 +26,10 @@ pub(crate) struct SessionTable {
     pub by_peer: HashMap<PeerId, u32>,
     /// Sessions with pending frames, in the order they got them.
     dirty: Vec<u32>,
+    /// Responder slots not yet the peer's session, by the path and the
+    /// initiator's index of the message 1 that made them: a repeated
+    /// message 1 finds its answer here.
+    by_dial: HashMap<(Path, u32), u32>,
 }
 
 impl SessionTable {
@@ -159,7 +163,39 @@ impl SessionTable {
     /// puts it back under the same index ([`SessionTable::insert`]) or
     /// else calls [`SessionTable::unbind`].
     pub fn take(&mut self, idx: u32) -> Option<Session> {
-        self.sessions.remove(&idx)
+        let s = self.sessions.remove(&idx)?;
+        self.forget_dial(idx, s.path, s.remote_index);
+        Some(s)
+    }
+
+    /// Notes responder slot `idx`, made by the message 1 with sender index
+    /// `remote` from `path`.
+    pub fn note_dial(&mut self, path: Path, remote: u32, idx: u32) {
+        self.by_dial.insert((path, remote), idx);
+    }
+
+    /// The responder slot that message 1 with sender index `remote` from
+    /// `path` made.
+    pub fn by_dial(&self, path: Path, remote: u32) -> Option<u32> {
+        self.by_dial.get(&(path, remote)).copied()
+    }
+
+    /// Forgets `(path, remote)` if it still names slot `idx`.
+    pub fn forget_dial(&mut self, idx: u32, path: Path, remote: u32) {
+        if self.by_dial.get(&(path, remote)) == Some(&idx) {
+            self.by_dial.remove(&(path, remote));
+        }
+    }
+
+    /// The established, current (not retired) session other than `except`
+    /// that `path` names and whose own path it is, with its peer.
+    pub fn other_on(&self, path: Path, except: u32) -> Option<(u32, PeerId)> {
+        let idx = self.by_path(&path).filter(|&i| i != except)?;
+        let s = self.sessions.get(&idx).filter(|s| s.path == path)?;
+        let e = s
+            .established()
+            .filter(|e| e.retired.is_none() && !e.unconfirmed)?;
+        Some((idx, e.peer))
     }
 
     /// Unbinds `path` (the slot's own) and the aliases of slot `idx`

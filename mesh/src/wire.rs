@@ -71,6 +71,17 @@ pub enum Kind {
     Final = 3,
     /// Transport data (frames sealed with the session cipher).
     Data = 4,
+    /// Noise IK message 1 (a reconnect to a responder whose key we hold).
+    IkInit = 5,
+    /// Noise IK message 2.
+    IkResponse = 6,
+    /// An unauthenticated hint ([`crate::hint::Hint`]): "that index is
+    /// unknown here" or "that IK message 1 could not be read".
+    Hint = 7,
+    /// A cookie reply to a message 1 under load ([`crate::cookie`]).
+    CookieReply = 8,
+    /// Message 1 (XX or IK) echoing a cookie ([`crate::cookie`]).
+    CookieInit = 9,
 }
 
 impl Kind {
@@ -80,6 +91,11 @@ impl Kind {
             2 => Self::Response,
             3 => Self::Final,
             4 => Self::Data,
+            5 => Self::IkInit,
+            6 => Self::IkResponse,
+            7 => Self::Hint,
+            8 => Self::CookieReply,
+            9 => Self::CookieInit,
             other => return Err(WireError::UnknownKind(other)),
         })
     }

@@ -777,3 +777,133 @@ fn bad_stat_delta_and_stat_delta_rejected() {
     assert_eq!(n.stats().drops.get(DropReason::StatDeltaRejected), 1);
     assert_eq!(n.stats().drops.total(), 2);
 }
+
+/// A hint datagram (kind 7) with body `body` and `pad_len` 0.
+fn hint_datagram(scr: &Scrambler, body: &[u8]) -> Vec<u8> {
+    let nonce = [5u8; 12];
+    let mut d = Head::Handshake {
+        kind: Kind::Hint,
+        pad_len: 0,
+        nonce,
+    }
+    .encode()
+    .to_vec();
+    d.extend_from_slice(body);
+    scr.toggle_body(&nonce, &mut d[16..]);
+    scr.toggle_head(&mut d);
+    d
+}
+
+#[test]
+fn bad_hint_for_undecodable_hints_and_hints_naming_nothing_of_ours() {
+    use moss_mesh::hint::{Hint, HintReason};
+    let (mut n, p, s) = connected(node());
+    // Undecodable: unknown reason, index 0, a longer body.
+    let mut bad = Hint {
+        reason: HintReason::UnknownSession,
+        index: 9,
+    }
+    .encode([0; 11]);
+    bad[0] = 9;
+    let zero = Hint {
+        reason: HintReason::UnknownSession,
+        index: 0,
+    }
+    .encode([0; 11]);
+    let mut long = zero.to_vec();
+    long[1] = 1;
+    long.push(0);
+    // Well-formed but naming nothing here: an index that is not the peer's
+    // index of the session on that path, an IK dial we never made.
+    let stranger = Hint {
+        reason: HintReason::UnknownSession,
+        index: p.index ^ 1,
+    }
+    .encode([0; 11]);
+    let refused = Hint {
+        reason: HintReason::IkRefused,
+        index: s.remote,
+    }
+    .encode([0; 11]);
+    for body in [&bad[..], &zero[..], &long[..], &stranger[..], &refused[..]] {
+        let mut d = hint_datagram(&p.scr, body);
+        n.handle_datagram(T0, p.addr, &mut d);
+    }
+    assert_eq!(only(&n, DropReason::BadHint), 5);
+    // A good hint from another address names nothing either.
+    let good = Hint {
+        reason: HintReason::UnknownSession,
+        index: p.index,
+    }
+    .encode([0; 11]);
+    let mut d = hint_datagram(&p.scr, &good);
+    n.handle_datagram(T0, peer_addr(9), &mut d);
+    assert_eq!(only(&n, DropReason::BadHint), 6);
+    assert!(sent_to(&mut n, peer_addr(9)).is_empty());
+    // From the session's own path it makes the node handshake again (IK:
+    // it holds our static key), and the session stays.
+    let mut d = hint_datagram(&p.scr, &good);
+    n.handle_datagram(T0, p.addr, &mut d);
+    assert_eq!(only(&n, DropReason::BadHint), 6);
+    let out = sent_to(&mut n, p.addr);
+    assert_eq!(out.len(), 1);
+    let mut d = out[0].clone();
+    p.scr.toggle_head(&mut d);
+    assert_eq!(d[0], Kind::IkInit as u8);
+    assert_eq!(n.peer_count(), 1);
+}
+
+#[test]
+fn handshake_decrypt_for_an_ik_message_1_to_another_key_answered_by_a_hint() {
+    use moss_crypto::LocalStatic;
+    use moss_mesh::hint::{Hint, HintReason};
+    let (mut n, p) = (node(), Peer::new(0));
+    let local = LocalStatic::new(&p.id, &p.keys.prologue);
+    // The key of someone else (the node is seed 1).
+    let stale = moss_crypto::noise::static_keypair(&Identity::from_seed([9; 32])).1;
+    let mut hs = Handshake::ik_initiator(&local, &stale, [3; 32]).unwrap();
+    let mut m = [0u8; 1024];
+    let len = hs.write(&[], &mut m).unwrap();
+    let mut d = hs_datagram(&p.scr, Kind::IkInit, [1; 12], p.index, 0, &m[..len]);
+    let prompt = d.len();
+    n.handle_datagram(T0, p.addr, &mut d);
+    assert_eq!(only(&n, DropReason::HandshakeDecrypt), 1);
+    let out = sent_to(&mut n, p.addr);
+    assert_eq!(out.len(), 1, "one ik_refused hint");
+    let mut h = out[0].clone();
+    assert!(h.len() <= prompt && h.len() == 32);
+    p.scr.toggle_head(&mut h);
+    let head: [u8; 16] = h[..16].try_into().unwrap();
+    let Head::Handshake { kind, nonce, .. } = Head::decode(&head).unwrap() else {
+        panic!("not a hint");
+    };
+    assert_eq!(kind, Kind::Hint);
+    p.scr.toggle_body(&nonce, &mut h[16..]);
+    assert_eq!(
+        Hint::decode(&h[16..], 0),
+        Ok(Hint {
+            reason: HintReason::IkRefused,
+            index: p.index
+        })
+    );
+    // The right key completes in two messages.
+    let right = moss_crypto::noise::static_keypair(&Identity::from_seed([1; 32])).1;
+    let mut hs = Handshake::ik_initiator(&local, &right, [3; 32]).unwrap();
+    let len = hs.write(&[], &mut m).unwrap();
+    let mut d = hs_datagram(&p.scr, Kind::IkInit, [1; 12], p.index + 1, 0, &m[..len]);
+    n.handle_datagram(T0, p.addr, &mut d);
+    let d2 = sent_to(&mut n, p.addr).pop().expect("IK message 2");
+    let (kind, sender, receiver, noise) = open_handshake(&p.scr, d2);
+    assert_eq!((kind, receiver), (Kind::IkResponse, p.index + 1));
+    hs.read(&noise).unwrap();
+    let o = hs.finish().unwrap();
+    // Unconfirmed until our first data arrives on it.
+    assert_eq!(n.peer_count(), 0);
+    let mut s = Session {
+        cipher: TransportCipher::new(&o.send_key, &o.recv_key),
+        remote: sender,
+    };
+    p.send(&mut n, &mut s, &frame(Frame::Subscribe("x")));
+    assert_eq!(n.peer_count(), 1);
+    assert_eq!(only(&n, DropReason::HandshakeDecrypt), 1);
+}

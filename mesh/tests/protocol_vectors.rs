@@ -4,7 +4,8 @@
 use blake2::{Blake2s256, Digest};
 use moss_crypto::msgid::message_id;
 use moss_crypto::transport::TAG_LEN;
-use moss_crypto::{Handshake, Identity, MeshKeys, Role, Scrambler, TransportCipher};
+use moss_crypto::{Handshake, Identity, LocalStatic, MeshKeys, Role, Scrambler, TransportCipher};
+use moss_mesh::hint::{Hint, HintReason};
 use moss_mesh::wire::{
     signing_bytes, Frame, HandshakeBody, Head, IdList, Kind, Publish, SignedPublish, FRAGMENT_CHUNK,
 };
@@ -23,26 +24,75 @@ fn handshake_init() -> (Vec<u8>, Vec<u8>) {
     let mut hs = Handshake::new(Role::Initiator, &signer(), &keys.prologue, [3; 32]).unwrap();
     let mut noise = [0u8; 1024];
     let n = hs.write(&[], &mut noise).unwrap();
-    let nonce = [7u8; 12];
-    let padding = [0xee_u8; 4];
-    let mut d = Head::Handshake {
-        kind: Kind::Init,
-        pad_len: padding.len() as u16,
-        nonce,
-    }
-    .encode()
-    .to_vec();
+    let mut body = Vec::new();
     HandshakeBody {
         sender: 0x0102_0304,
         receiver: 0,
         noise: &noise[..n],
     }
-    .encode(&mut d);
-    d.extend_from_slice(&padding);
+    .encode(&mut body);
+    let d = handshake_kind_datagram(&keys, Kind::Init, [7; 12], &body, &[0xee; 4]);
+    (noise[..n].to_vec(), d)
+}
+
+/// Masks a handshake-kind datagram: head (`kind`, `padding.len()`,
+/// `nonce`) ‖ `body` ‖ `padding`, body and padding scrambled, head masked.
+fn handshake_kind_datagram(
+    keys: &MeshKeys,
+    kind: Kind,
+    nonce: [u8; 12],
+    body: &[u8],
+    padding: &[u8],
+) -> Vec<u8> {
+    let mut d = Head::Handshake {
+        kind,
+        pad_len: padding.len() as u16,
+        nonce,
+    }
+    .encode()
+    .to_vec();
+    d.extend_from_slice(body);
+    d.extend_from_slice(padding);
     let scr = Scrambler::new(keys.scramble_key);
     scr.toggle_body(&nonce, &mut d[16..]);
     scr.toggle_head(&mut d);
-    (noise[..n].to_vec(), d)
+    d
+}
+
+/// An IK handshake of mesh `global`: initiator `signer()` (ephemeral seed
+/// `03`×32), responder identity seed `02`×32 (ephemeral seed `04`×32),
+/// both with empty `extra`. Returns (message 1, message 2, handshake hash,
+/// message 1 as a datagram: sender index `0x01020304`, nonce `07`×12, 4
+/// padding bytes `ee`).
+fn ik_handshake() -> (Vec<u8>, Vec<u8>, [u8; 32], Vec<u8>) {
+    let keys = MeshKeys::derive("global", None);
+    let responder = Identity::from_seed([2; 32]);
+    let li = LocalStatic::new(&signer(), &keys.prologue);
+    let lr = LocalStatic::new(&responder, &keys.prologue);
+    let rs = moss_crypto::noise::static_keypair(&responder).1;
+    let mut i = Handshake::ik_initiator(&li, &rs, [3; 32]).unwrap();
+    let mut r = Handshake::ik_responder(&lr, [4; 32]).unwrap();
+    let mut m1 = [0u8; 1024];
+    let n1 = i.write(&[], &mut m1).unwrap();
+    r.read(&m1[..n1]).unwrap();
+    let mut m2 = [0u8; 1024];
+    let n2 = r.write(&[], &mut m2).unwrap();
+    i.read(&m2[..n2]).unwrap();
+    let (oi, or) = (i.finish().unwrap(), r.finish().unwrap());
+    assert_eq!(oi.handshake_hash, or.handshake_hash);
+    assert_eq!(
+        (oi.remote, or.remote),
+        (responder.public_key(), signer().public_key())
+    );
+    let mut body = Vec::new();
+    HandshakeBody {
+        sender: 0x0102_0304,
+        receiver: 0,
+        noise: &m1[..n1],
+    }
+    .encode(&mut body);
+    let d = handshake_kind_datagram(&keys, Kind::IkInit, [7; 12], &body, &[0xee; 4]);
+    (m1[..n1].to_vec(), m2[..n2].to_vec(), oi.handshake_hash, d)
 }
 
 /// The SIGNED_PUBLISH body of `signer()` for (hops 0, `seq`, `topic`, `payload`).
@@ -142,6 +192,28 @@ fn computed() -> BTreeMap<String, String> {
     let (noise, init) = handshake_init();
     v.insert("handshake_init_noise".into(), hex::encode(noise));
     v.insert("handshake_init_datagram".into(), hex::encode(init));
+
+    let (m1, m2, hash, d) = ik_handshake();
+    v.insert("ik_init_noise".into(), hex::encode(m1));
+    v.insert("ik_response_noise".into(), hex::encode(m2));
+    v.insert("ik_handshake_hash".into(), hex::encode(hash));
+    v.insert("ik_init_datagram".into(), hex::encode(d));
+    let hint = Hint {
+        reason: HintReason::UnknownSession,
+        index: 0x0102_0304,
+    }
+    .encode([0; 11]);
+    let keys = MeshKeys::derive("global", None);
+    v.insert(
+        "hint_datagram".into(),
+        hex::encode(handshake_kind_datagram(
+            &keys,
+            Kind::Hint,
+            [7; 12],
+            &hint,
+            &[],
+        )),
+    );
 
     let pk = signer().public_key().0;
     v.insert("signed_origin".into(), hex::encode(pk));

@@ -163,15 +163,7 @@ impl Ctx {
             Inbound::Frames { index, plain } => {
                 self.frames_to_core(index, from, bytes.get(plain).unwrap_or(&[]))
             }
-            Inbound::Handshake => {
-                let mut v = self.buffer();
-                v.extend_from_slice(bytes);
-                self.send_to_core(ToCore::Handshake {
-                    shard: self.id,
-                    from,
-                    bytes: v,
-                });
-            }
+            Inbound::Handshake => self.copy_to_core(from, bytes),
             Inbound::Foreign { owner } => {
                 let Some(tx) = self.peers.get(owner) else {
                     // An index naming no shard of ours: nobody owns it.
@@ -199,6 +191,11 @@ impl Ctx {
                 }
             }
             Inbound::Unknown { .. } => {
+                // The core decides whether the index is one it is about to
+                // install (then the held copy opens after the install) or
+                // nobody's (then it answers with an unknown-session hint;
+                // the shard still counts the drop when the copy expires).
+                self.copy_to_core(from, bytes);
                 if self.held.len() >= MAX_HELD {
                     return self.shard.drop_input(DropReason::UnknownSession);
                 }
@@ -220,6 +217,17 @@ impl Ctx {
             }
             Err(_) => Vec::with_capacity(moss_mesh::wire::MAX_DATAGRAM),
         }
+    }
+
+    /// Queues a copy of a datagram this shard did not open for the core.
+    fn copy_to_core(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let mut v = self.buffer();
+        v.extend_from_slice(bytes);
+        self.send_to_core(ToCore::Handshake {
+            shard: self.id,
+            from,
+            bytes: v,
+        });
     }
 
     fn send_to_core(&mut self, m: ToCore) {

@@ -1,0 +1,234 @@
+//! Cookies under handshake floods (WireGuard's cookie reply, QUIC's
+//! Retry): a responder under load answers message 1 with a cookie, a MAC
+//! of the sender's path under a secret that rotates every
+//! [`COOKIE_ROTATE`], and keeps no state. An initiator that echoes a valid
+//! cookie proves it receives at its address, and is admitted ahead of the
+//! flood on a budget of its own.
+//!
+//! Wire forms (handshake-kind datagrams, body scrambled like any
+//! handshake body):
+//! * cookie reply (kind 8): `sender_index (u32 LE) ‖ cookie (16)`, `pad_len`
+//!   0: 36 bytes, smaller than any message 1;
+//! * message 1 with a cookie (kind 9): `cookie (16) ‖ inner kind (u8: 1 for
+//!   XX, 5 for IK) ‖ the message 1 body ‖ padding`.
+
+use crate::path::Path;
+use crate::wire::{HandshakeBody, Kind, WireError};
+use crate::Time;
+use blake2::{Blake2s256, Digest};
+use std::time::Duration;
+
+/// Bytes of a cookie.
+pub const COOKIE_LEN: usize = 16;
+/// Body bytes of a cookie reply.
+pub const COOKIE_REPLY_BODY: usize = 4 + COOKIE_LEN;
+/// How long a cookie secret is current (the previous one is accepted too).
+pub const COOKIE_ROTATE: Duration = Duration::from_secs(120);
+/// Cookie replies a node sends in a burst.
+pub const COOKIE_REPLY_BURST: u32 = 1024;
+/// Cookie replies a node sends per second, sustained.
+pub const COOKIE_REPLY_RATE: u32 = 8192;
+/// Shortest gap between two cookie replies to one path: a flood from a
+/// few addresses cannot use up the reply budget a newcomer needs.
+pub const COOKIE_REPLY_INTERVAL: Duration = Duration::from_millis(250);
+/// Message 1s with a valid cookie a node answers in a burst.
+pub const COOKIED_BURST: u32 = 128;
+/// Message 1s with a valid cookie a node answers per second, sustained.
+pub const COOKIED_RATE: u32 = 500;
+/// Shortest gap between two cookied message 1s answered from one path.
+pub const COOKIED_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A cookie reply's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieReply {
+    /// The initiator's `sender_index` of the message 1 it answers.
+    pub index: u32,
+    /// The cookie to echo.
+    pub cookie: [u8; COOKIE_LEN],
+}
+
+impl CookieReply {
+    /// The body.
+    pub fn encode(&self) -> [u8; COOKIE_REPLY_BODY] {
+        let mut b = [0u8; COOKIE_REPLY_BODY];
+        b[..4].copy_from_slice(&self.index.to_le_bytes());
+        b[4..].copy_from_slice(&self.cookie);
+        b
+    }
+
+    /// Decodes an (unscrambled) body; `pad_len` must be 0.
+    pub fn decode(body: &[u8], pad_len: u16) -> Result<Self, WireError> {
+        if pad_len != 0 || body.len() != COOKIE_REPLY_BODY {
+            return Err(WireError::BadLength);
+        }
+        let index = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
+        if index == 0 {
+            return Err(WireError::Reserved);
+        }
+        let mut cookie = [0u8; COOKIE_LEN];
+        cookie.copy_from_slice(&body[4..]);
+        Ok(Self { index, cookie })
+    }
+}
+
+/// A decoded message 1 with a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookiedInit<'a> {
+    /// The echoed cookie.
+    pub cookie: [u8; COOKIE_LEN],
+    /// [`Kind::Init`] or [`Kind::IkInit`].
+    pub inner: Kind,
+    /// The message 1 body.
+    pub body: HandshakeBody<'a>,
+}
+
+impl<'a> CookiedInit<'a> {
+    /// Appends `cookie ‖ inner` to `out` (the message 1 body follows).
+    pub fn encode_prefix(cookie: &[u8; COOKIE_LEN], inner: Kind, out: &mut Vec<u8>) {
+        out.extend_from_slice(cookie);
+        out.push(inner as u8);
+    }
+
+    /// Decodes an (unscrambled) body with `pad_len` padding bytes.
+    pub fn decode(b: &'a [u8], pad_len: u16) -> Result<Self, WireError> {
+        if b.len() < COOKIE_LEN + 1 {
+            return Err(WireError::Truncated);
+        }
+        let mut cookie = [0u8; COOKIE_LEN];
+        cookie.copy_from_slice(&b[..COOKIE_LEN]);
+        let inner = match b[COOKIE_LEN] {
+            1 => Kind::Init,
+            5 => Kind::IkInit,
+            other => return Err(WireError::UnknownKind(other)),
+        };
+        let body = HandshakeBody::decode(&b[COOKIE_LEN + 1..], pad_len)?;
+        Ok(Self {
+            cookie,
+            inner,
+            body,
+        })
+    }
+}
+
+/// The rotating secret and the cookies it makes.
+pub(crate) struct CookieJar {
+    current: [u8; 32],
+    previous: [u8; 32],
+    rotated: Time,
+}
+
+impl CookieJar {
+    /// A jar with a fresh secret from `seed` at `now`.
+    pub fn new(seed: [u8; 32], now: Time) -> Self {
+        Self {
+            current: seed,
+            previous: seed,
+            rotated: now,
+        }
+    }
+
+    /// Rotates to `fresh` when the current secret is [`COOKIE_ROTATE`] old.
+    pub fn rotate(&mut self, now: Time, fresh: impl FnOnce() -> [u8; 32]) {
+        if now.saturating_sub(self.rotated) >= COOKIE_ROTATE {
+            self.previous = self.current;
+            self.current = fresh();
+            self.rotated = now;
+        }
+    }
+
+    /// The cookie for `path` under the current secret.
+    pub fn cookie(&self, path: &Path) -> [u8; COOKIE_LEN] {
+        mac(&self.current, path)
+    }
+
+    /// True if `cookie` is `path`'s under the current or previous secret.
+    pub fn valid(&self, path: &Path, cookie: &[u8; COOKIE_LEN]) -> bool {
+        let eq =
+            |a: [u8; COOKIE_LEN]| a.iter().zip(cookie).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+        eq(mac(&self.current, path)) | eq(mac(&self.previous, path))
+    }
+}
+
+/// `BLAKE2s("moss/cookie/v1" ‖ secret ‖ path)`, first 16 bytes (BLAKE2 is
+/// not length-extendable, so the secret prefix makes a MAC).
+fn mac(secret: &[u8; 32], path: &Path) -> [u8; COOKIE_LEN] {
+    let mut h = Blake2s256::new();
+    h.update(b"moss/cookie/v1");
+    h.update(secret);
+    match path {
+        Path::Udp(a) => {
+            h.update([0]);
+            match a.ip() {
+                std::net::IpAddr::V4(ip) => h.update(ip.octets()),
+                std::net::IpAddr::V6(ip) => h.update(ip.octets()),
+            }
+            h.update(a.port().to_be_bytes());
+        }
+        Path::Relay { via } => {
+            h.update([1]);
+            h.update(via.0);
+        }
+        Path::Channel(id) => {
+            h.update([2]);
+            h.update(id.to_le_bytes());
+        }
+        Path::Tcp { id, addr } => {
+            h.update([3]);
+            h.update(id.to_le_bytes());
+            h.update(addr.to_string().as_bytes());
+        }
+    }
+    let d = h.finalize();
+    let mut c = [0u8; COOKIE_LEN];
+    c.copy_from_slice(&d[..COOKIE_LEN]);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(port: u16) -> Path {
+        Path::Udp(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[test]
+    fn cookies_bind_the_path_and_survive_one_rotation() {
+        let mut j = CookieJar::new([1; 32], Duration::ZERO);
+        let c = j.cookie(&p(1));
+        assert!(j.valid(&p(1), &c));
+        assert!(!j.valid(&p(2), &c));
+        j.rotate(COOKIE_ROTATE, || [2; 32]);
+        assert!(j.valid(&p(1), &c), "previous secret still accepted");
+        j.rotate(COOKIE_ROTATE * 2, || [3; 32]);
+        assert!(!j.valid(&p(1), &c), "two rotations later it is stale");
+    }
+
+    #[test]
+    fn wire_forms_round_trip_and_reject_garbage() {
+        let r = CookieReply {
+            index: 7,
+            cookie: [9; 16],
+        };
+        assert_eq!(CookieReply::decode(&r.encode(), 0), Ok(r));
+        assert!(CookieReply::decode(&r.encode(), 1).is_err());
+        assert!(CookieReply::decode(&[0; COOKIE_REPLY_BODY], 0).is_err());
+        let mut b = Vec::new();
+        CookiedInit::encode_prefix(&[5; 16], Kind::IkInit, &mut b);
+        HandshakeBody {
+            sender: 3,
+            receiver: 0,
+            noise: b"abc",
+        }
+        .encode(&mut b);
+        b.push(0xee);
+        let d = CookiedInit::decode(&b, 1).unwrap();
+        assert_eq!(
+            (d.cookie, d.inner, d.body.noise),
+            ([5; 16], Kind::IkInit, &b"abc"[..])
+        );
+        b[16] = 2;
+        assert!(CookiedInit::decode(&b, 1).is_err());
+        assert!(CookiedInit::decode(&b[..10], 0).is_err());
+    }
+}
