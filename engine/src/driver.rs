@@ -287,6 +287,7 @@ impl Driver {
             publish_unrouted: self.host.publish_unrouted,
             network: self.core.network_stats(),
             shards,
+            supernode: self.core.is_supernode(),
         }
     }
 

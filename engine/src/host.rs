@@ -60,6 +60,8 @@ pub struct Snapshot {
     pub network: moss_mesh::NetworkSnapshot,
     /// Per-shard figures (one entry when the engine runs unsharded).
     pub shards: Vec<crate::shard::ShardStat>,
+    /// The node is a supernode now.
+    pub supernode: bool,
 }
 
 /// Host → engine commands.
@@ -216,6 +218,17 @@ impl Host {
                     self.answer_waiters(udp_of(addr), Err(reason));
                 }
                 moss_mesh::Event::Message(m) => self.route(core, m),
+                moss_mesh::Event::SupernodePromoted => self.emit(Event::SupernodePromoted),
+                moss_mesh::Event::SupernodeRevoked { reason } => {
+                    self.emit(Event::SupernodeRevoked { reason })
+                }
+                moss_mesh::Event::RelayMigrated { peer, from, to } => {
+                    self.emit(Event::RelayMigrated {
+                        peer,
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    })
+                }
             }
         }
         self.shared

@@ -516,7 +516,7 @@ impl Node {
             channels: s.subscriptions,
             nat_type: "unknown".into(),
             public_key: self.public_key.to_hex(),
-            supernode_ready: false,
+            supernode_ready: s.supernode,
             backend: self.backend.to_string(),
         })
     }

@@ -445,7 +445,7 @@ impl Node {
         self.transport.install(
             idx,
             s.remote_index,
-            path,
+            self.relay_wire_path(path),
             TransportCipher::new(&out.send_key, &out.recv_key),
         );
         s.state = State::Established(Box::new(Established {

@@ -95,6 +95,7 @@ pub struct Node {
     pub(crate) events: VecDeque<Event>,
     pub(crate) telemetry: NodeTelemetry,
     pub(crate) reach: Reachability,
+    pub(crate) relay: crate::relay::RelayState,
     static_peers: Vec<StaticPeer>,
     next_tick: Time,
     pub(crate) now: Time,
@@ -120,7 +121,8 @@ impl Node {
         let seq = rng.next_u64() >> 16;
         let telemetry = NodeTelemetry::new(&cfg.telemetry, &identity);
         let pubsub = Pubsub::new(&cfg, seq, telemetry.is_enabled(), now, &mut rng)?;
-        Ok(Self {
+        let relay = crate::relay::RelayState::new(&cfg, now);
+        let mut node = Self {
             handshaker: Handshaker::new(&identity, &keys, now),
             transport: Transport::local(&keys),
             cfg,
@@ -134,10 +136,13 @@ impl Node {
             events: VecDeque::new(),
             telemetry,
             reach: Reachability::default(),
+            relay,
             static_peers: Vec::new(),
             next_tick: now,
             now,
-        })
+        };
+        node.subscribe(crate::relay::CAP_TOPIC);
+        Ok(node)
     }
 
     /// Switches to detached transport over `shards` shards: established
@@ -198,7 +203,7 @@ impl Node {
             .subscriptions
             .iter()
             .map(|s| s.as_str())
-            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC)
+            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC && *t != crate::relay::CAP_TOPIC)
     }
 
     /// Established peers.
@@ -278,6 +283,9 @@ impl Node {
 
     /// Queues a datagram to `to` (handshakes, retransmissions).
     pub(crate) fn emit(&mut self, to: Path, bytes: Vec<u8>) {
+        if let Path::Relay { via, session } = to {
+            return self.relay_emit(via, session, bytes);
+        }
         self.reach.note_sent(to);
         self.outbox.emit(&mut self.stats, to, bytes);
     }
@@ -328,7 +336,16 @@ impl Node {
         for (idx, peer) in expired {
             match peer {
                 Some(_) => self.remove_session(idx, Some(DisconnectReason::Timeout)),
-                None => self.fail_handshake(idx, "handshake timed out"),
+                None => {
+                    let dial = self.table.get(idx).and_then(|s| {
+                        matches!(s.state, State::Initiating(_)).then_some(s.path)
+                    });
+                    self.fail_handshake(idx, "handshake timed out");
+                    if let Some(path) = dial {
+                        // Nobody answered: a supernode may reach the peer.
+                        self.relay_dial_failed(path);
+                    }
+                }
             }
         }
         for idx in retired {
@@ -343,6 +360,7 @@ impl Node {
         }
         self.redial_static(now);
         self.pubsub_tick(now);
+        self.relay_tick(now);
         self.telemetry_tick();
     }
 
@@ -393,6 +411,7 @@ impl Node {
             if self.table.by_peer.get(&e.peer) == Some(&idx) {
                 self.table.by_peer.remove(&e.peer);
                 self.pubsub_peer_down(&e.peer);
+                self.relay_peer_down(e.peer, s.path);
                 if let Some(reason) = reason {
                     self.events.push_back(Event::PeerDisconnected {
                         peer: e.peer,

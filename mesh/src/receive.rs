@@ -135,6 +135,7 @@ impl Node {
                 }
             }
             Frame::Close(_) => self.remove_session(idx, Some(DisconnectReason::Closed)),
+            Frame::Relay { ty, body } => self.relay_frame(peer, ty, body),
             f => {
                 if let Some(c) = control_of(&f) {
                     self.control(peer, c);

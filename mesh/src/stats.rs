@@ -52,11 +52,20 @@ pub enum DropReason {
     InvalidMessage,
     /// Input from a peer whose score is below the graylist threshold.
     Graylisted,
+    /// A relayed datagram over its sender's token bucket or the relay's
+    /// bandwidth cap.
+    RelayRateLimited,
+    /// A relay frame for a relay session we do not have, or from a peer
+    /// that is not one of its ends.
+    RelayUnknownSession,
+    /// A relay frame whose signature does not verify (a forged announce,
+    /// revocation, request or accept), or an accept nobody asked for.
+    RelayForged,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 25;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::TooShort,
@@ -81,6 +90,9 @@ impl DropReason {
         Self::HandshakeRateLimited,
         Self::InvalidMessage,
         Self::Graylisted,
+        Self::RelayRateLimited,
+        Self::RelayUnknownSession,
+        Self::RelayForged,
     ];
 
     /// Snake-case name used in stats JSON and metrics.
@@ -108,6 +120,9 @@ impl DropReason {
             Self::HandshakeRateLimited => "handshake_rate_limited",
             Self::InvalidMessage => "invalid_message",
             Self::Graylisted => "graylisted",
+            Self::RelayRateLimited => "relay_rate_limited",
+            Self::RelayUnknownSession => "relay_unknown_session",
+            Self::RelayForged => "relay_forged",
         }
     }
 }
@@ -177,6 +192,10 @@ pub struct Stats {
     pub messages_duplicate: u64,
     /// Inputs dropped, by reason.
     pub drops: Drops,
+    /// Datagrams this node relayed between two other peers (supernode).
+    pub relayed_datagrams: u64,
+    /// Bytes of those datagrams.
+    pub relayed_bytes: u64,
 }
 
 impl Stats {
@@ -194,6 +213,8 @@ impl Stats {
         self.messages_forwarded += o.messages_forwarded;
         self.messages_duplicate += o.messages_duplicate;
         self.drops.merge(&o.drops);
+        self.relayed_datagrams += o.relayed_datagrams;
+        self.relayed_bytes += o.relayed_bytes;
     }
 }
 

@@ -333,7 +333,18 @@ pub enum Frame<'a> {
     IWant(IdList<'a>),
     /// GossipSub IDONTWANT: ids of large messages the sender already has.
     IDontWant(IdList<'a>),
+    /// A relay frame (types 0x60–0x6F): the body is decoded by
+    /// [`crate::relay::frames`].
+    Relay {
+        /// The frame type, in [`RELAY_TYPES`].
+        ty: u8,
+        /// The body.
+        body: &'a [u8],
+    },
 }
+
+/// Frame types reserved for relays and supernodes.
+pub const RELAY_TYPES: std::ops::RangeInclusive<u8> = 0x60..=0x6f;
 
 /// Bytes of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
@@ -422,6 +433,7 @@ impl<'a> Frame<'a> {
                 Frame::Prune { topic, px, .. } => PRUNE_FIXED + topic.len() + px.as_bytes().len(),
                 Frame::IHave { topic, ids } => 1 + topic.len() + ids.as_bytes().len(),
                 Frame::IWant(ids) | Frame::IDontWant(ids) => ids.as_bytes().len(),
+                Frame::Relay { body, .. } => body.len(),
             }
     }
 
@@ -442,6 +454,7 @@ impl<'a> Frame<'a> {
             Frame::IHave { .. } => ty::IHAVE,
             Frame::IWant(_) => ty::IWANT,
             Frame::IDontWant(_) => ty::IDONTWANT,
+            Frame::Relay { ty, .. } => *ty,
         };
         out.push(t);
         out.extend_from_slice(&body_len.to_le_bytes());
@@ -484,6 +497,7 @@ impl<'a> Frame<'a> {
                 out.extend_from_slice(ids.as_bytes());
             }
             Frame::IWant(ids) | Frame::IDontWant(ids) => out.extend_from_slice(ids.as_bytes()),
+            Frame::Relay { body, .. } => out.extend_from_slice(body),
         }
     }
 
@@ -547,6 +561,7 @@ impl<'a> Frame<'a> {
                 }
                 Frame::Close(b[0])
             }
+            t if RELAY_TYPES.contains(&t) => Frame::Relay { ty: t, body: b },
             other => return Err(WireError::UnknownFrame(other)),
         })
     }
