@@ -217,7 +217,12 @@ impl Node {
                 s.established().map(|e| PeerInfo {
                     peer: e.peer,
                     addr: s.path,
-                    topics: e.topics.iter().map(|t| t.to_string()).collect(),
+                    topics: e
+                        .topics
+                        .iter()
+                        .filter(|t| *t != crate::relay::CAP_TOPIC)
+                        .map(|t| t.to_string())
+                        .collect(),
                     observed: e.observed,
                     outbound: e.initiator,
                 })
@@ -337,9 +342,10 @@ impl Node {
             match peer {
                 Some(_) => self.remove_session(idx, Some(DisconnectReason::Timeout)),
                 None => {
-                    let dial = self.table.get(idx).and_then(|s| {
-                        matches!(s.state, State::Initiating(_)).then_some(s.path)
-                    });
+                    let dial = self
+                        .table
+                        .get(idx)
+                        .and_then(|s| matches!(s.state, State::Initiating(_)).then_some(s.path));
                     self.fail_handshake(idx, "handshake timed out");
                     if let Some(path) = dial {
                         // Nobody answered: a supernode may reach the peer.

@@ -13,12 +13,10 @@ fn key(n: u16) -> [u8; 32] {
 
 /// A table with a generous overall bandwidth so per-peer limits show.
 fn wide() -> RelayTable {
-    RelayTable::new(
-        RelayConfig {
-            max_bandwidth_kbps: 1_000_000,
-            ..RelayConfig::default()
-        },
-    )
+    RelayTable::new(RelayConfig {
+        max_bandwidth_kbps: 1_000_000,
+        ..RelayConfig::default()
+    })
 }
 
 #[test]

@@ -18,12 +18,10 @@ fn key(n: u32, side: u8) -> [u8; 32] {
 fn per_session(n: u32) -> f64 {
     let t0 = Duration::ZERO;
     let before = counting::live();
-    let mut t = RelayTable::new(
-        RelayConfig {
-            max_sessions: n as usize,
-            ..RelayConfig::default()
-        },
-    );
+    let mut t = RelayTable::new(RelayConfig {
+        max_sessions: n as usize,
+        ..RelayConfig::default()
+    });
     for i in 0..n {
         t.open(t0, key(i, 1), key(i, 2)).unwrap();
     }

@@ -116,10 +116,7 @@ impl Node {
             let now = self.now;
             self.relay.client.asked.insert(addr, now);
             if self.relay.client.asked.len() > 1024 {
-                self.relay
-                    .client
-                    .asked
-                    .retain(|_, t| now < *t + ADDR_RETRY);
+                self.relay.client.asked.retain(|_, t| now < *t + ADDR_RETRY);
             }
         }
     }
@@ -208,12 +205,7 @@ impl Node {
             if direct {
                 // A direct session came up meanwhile.
                 self.relay.client.sessions.remove(&key);
-                self.send_relay(
-                    from,
-                    &Relay::Close {
-                        session: a.session,
-                    },
-                );
+                self.send_relay(from, &Relay::Close { session: a.session });
                 return;
             }
             self.connect_path(Path::Relay {

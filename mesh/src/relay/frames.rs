@@ -307,7 +307,10 @@ fn decode_addr(b: &[u8]) -> Result<SocketAddr, RelayFrameError> {
         o.copy_from_slice(&rest[..16]);
         IpAddr::from(o)
     };
-    Ok(SocketAddr::new(ip, u16::from_be_bytes([rest[n], rest[n + 1]])))
+    Ok(SocketAddr::new(
+        ip,
+        u16::from_be_bytes([rest[n], rest[n + 1]]),
+    ))
 }
 
 fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
@@ -492,7 +495,10 @@ mod tests {
         let me = Identity::from_seed([2; 32]);
         let mut req = Request::sign(&me, &relay.public_key(), PeerId([3; 32]), None, 9);
         assert!(req.verify(&relay.public_key(), &me.public_key()));
-        assert!(!req.verify(&PeerId([9; 32]), &me.public_key()), "bound to the relay");
+        assert!(
+            !req.verify(&PeerId([9; 32]), &me.public_key()),
+            "bound to the relay"
+        );
         round_trip(Relay::Request(req));
         req.addr = Some("198.51.100.4:4000".parse().unwrap());
         assert!(!req.verify(&relay.public_key(), &me.public_key()));

@@ -4,7 +4,7 @@
 //! that carries the ends' handshake messages and learns their session
 //! indices for the data plane ([`super::route`]).
 
-use super::frames::{Accept, Relay, RefuseReason, Request};
+use super::frames::{Accept, RefuseReason, Relay, Request};
 use super::route::Route;
 use crate::config::Config;
 use crate::node::Node;
@@ -223,13 +223,7 @@ impl Node {
         }
         self.stats.relayed_datagrams += 1;
         self.stats.relayed_bytes += len as u64;
-        self.send_relay(
-            other,
-            &Relay::Data {
-                session,
-                datagram,
-            },
-        );
+        self.send_relay(other, &Relay::Data { session, datagram });
     }
 
     /// Ends session `session`: both ends hear CLOSE (except `skip`).

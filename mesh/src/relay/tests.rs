@@ -17,6 +17,10 @@ use std::time::Duration;
 
 const LATENCY: Duration = Duration::from_millis(5);
 
+/// A tapped node, the datagrams it received, and those it forwarded
+/// unchanged.
+type Tap = (usize, HashSet<Vec<u8>>, Vec<Vec<u8>>);
+
 struct Net {
     nodes: Vec<Node>,
     addrs: Vec<SocketAddr>,
@@ -29,7 +33,7 @@ struct Net {
     events: Vec<Vec<Event>>,
     /// Node `tap.0`'s received datagrams, and those it sent on unchanged
     /// (relayed).
-    tap: Option<(usize, HashSet<Vec<u8>>, Vec<Vec<u8>>)>,
+    tap: Option<Tap>,
     /// Alter the next relayed datagram longer than 64 bytes in flight.
     corrupt_next: bool,
 }
@@ -108,17 +112,21 @@ impl Net {
                             let mut b = t.bytes;
                             let last = b.len() - 1;
                             b[last] ^= 1;
-                            self.queue.push_back((self.now + LATENCY, self.addrs[i], to, b));
+                            self.queue
+                                .push_back((self.now + LATENCY, self.addrs[i], to, b));
                             continue;
                         }
                     }
                 }
-                if self.blocked.contains(&(i, j)) || self.dead.contains(&i) || self.dead.contains(&j)
+                if self.blocked.contains(&(i, j))
+                    || self.dead.contains(&i)
+                    || self.dead.contains(&j)
                 {
                     continue;
                 }
                 let from = self.addrs[i];
-                self.queue.push_back((self.now + LATENCY, from, to, t.bytes));
+                self.queue
+                    .push_back((self.now + LATENCY, from, to, t.bytes));
             }
             while let Some(e) = self.nodes[i].poll_event() {
                 self.events[i].push(e);
@@ -471,7 +479,9 @@ fn a_direct_path_appearing_migrates_without_loss_and_emits_event_7() {
             net.unblock(1, 2);
         }
         let now = net.now;
-        net.nodes[1].publish(now, "m", &round.to_le_bytes()).unwrap();
+        net.nodes[1]
+            .publish(now, "m", &round.to_le_bytes())
+            .unwrap();
         sent += 1;
         net.run(Duration::from_millis(250));
     }
