@@ -52,6 +52,9 @@ pub const MAX_KNOWN: usize = 256;
 /// Links an announcement travels at most (the announcer's peers and
 /// theirs).
 pub const ANNOUNCE_HOPS: u8 = 2;
+/// How often a node that is not a supernode re-evaluates the rule (the
+/// decision is pure and cheap; a supernode re-checks every [`RECHECK`]).
+const PROMOTE_POLL: Duration = Duration::from_secs(1);
 /// How often announcements go to peers that have not had ours.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 /// Bytes a relay DATA frame adds to the datagram it carries.
@@ -113,7 +116,7 @@ impl RelayState {
     pub fn new(cfg: &Config, now: Time) -> Self {
         Self {
             started: now,
-            next_check: now + RECHECK,
+            next_check: now + PROMOTE_POLL,
             next_announce: now,
             seq: 0,
             announcement: None,
@@ -331,8 +334,13 @@ impl Node {
     /// the server's expiry and the client's probes and renewals.
     pub(crate) fn relay_tick(&mut self, now: Time) {
         if now >= self.relay.next_check {
-            self.relay.next_check = now + RECHECK;
             self.recheck_supernode();
+            let every = if self.is_supernode() {
+                RECHECK
+            } else {
+                PROMOTE_POLL
+            };
+            self.relay.next_check = now + every;
         }
         if now >= self.relay.next_announce {
             self.relay.next_announce = now + ANNOUNCE_EVERY;
