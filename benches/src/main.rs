@@ -12,6 +12,7 @@ mod inproc;
 mod machine;
 mod ours;
 mod raw;
+mod relay;
 mod report;
 mod sock;
 
@@ -49,6 +50,9 @@ enum Scenario {
     Idle,
     /// Engine shards: echo and fan-in throughput per `--shards` count.
     Shards,
+    /// The supernode's relay data plane: A → supernode → B vs raw UDP, and
+    /// its state per relay session.
+    Relay,
 }
 
 /// Moss benchmark harness.
@@ -836,6 +840,7 @@ fn main() -> ExitCode {
             run.flood();
             run.idle();
             run.shards();
+            run.relay();
         }
         Scenario::Limits => run.limits(),
         Scenario::Crypto => run.crypto(),
@@ -849,6 +854,7 @@ fn main() -> ExitCode {
         Scenario::Flood => run.flood(),
         Scenario::Idle => run.idle(),
         Scenario::Shards => run.shards(),
+        Scenario::Relay => run.relay(),
     }
     let header = format!(
         "Run: `moss-bench {}` ({:.1} s per figure). Machine: {machine}.",

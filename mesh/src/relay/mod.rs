@@ -135,6 +135,15 @@ impl Node {
         self.relay.announcement.is_some()
     }
 
+    /// Our local index and the peer's index of the established session
+    /// with `peer` (the receiver index of the datagrams we send it), for
+    /// tools that look at the wire (benchmarks, captures).
+    pub fn session_indices(&self, peer: &PeerId) -> Option<(u32, u32)> {
+        let idx = self.table.by_peer(peer)?;
+        let s = self.table.get(idx)?;
+        s.established().map(|_| (idx, s.remote_index))
+    }
+
     /// A snapshot of the relay state.
     pub fn relay_info(&self) -> RelayInfo {
         let mut known: Vec<PeerId> = self
