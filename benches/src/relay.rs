@@ -134,10 +134,7 @@ fn capture(
 ) -> Result<Vec<u8>, String> {
     let sc = Scrambler::new(MeshKeys::derive(MESH, None).scramble_key);
     let bid = ends[b].core.public_key();
-    let (_, remote) = ends[a]
-        .core
-        .session_indices(&bid)
-        .ok_or("no A–B session")?;
+    let (_, remote) = ends[a].core.session_indices(&bid).ok_or("no A–B session")?;
     const FIXED: usize = 16 + 16 + 3;
     let publish = size >= 200;
     if publish {
@@ -257,7 +254,10 @@ pub fn relayed_rate(
     let start = Instant::now();
     let end = start + dur;
     for (p, d) in datagrams.iter().enumerate() {
-        let rx = ends[2 * p + 1].sock.try_clone().map_err(|e| e.to_string())?;
+        let rx = ends[2 * p + 1]
+            .sock
+            .try_clone()
+            .map_err(|e| e.to_string())?;
         rx.set_nonblocking(false).map_err(|e| e.to_string())?;
         set_rcvtimeo(&rx, Duration::from_millis(20)).map_err(|e| e.to_string())?;
         if mode == Mode::GsoGro {
@@ -428,8 +428,24 @@ pub fn memory_per_session(n: u32) -> (f64, f64, f64) {
     for (i, &id) in ids.iter().enumerate() {
         let a = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 4000));
         let b = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 4001));
-        let _ = routes.add(2 * i as u32 + 1, Route { src: a, dst: b, session: id }, 0);
-        let _ = routes.add(2 * i as u32 + 2, Route { src: b, dst: a, session: id }, 0);
+        let _ = routes.add(
+            2 * i as u32 + 1,
+            Route {
+                src: a,
+                dst: b,
+                session: id,
+            },
+            0,
+        );
+        let _ = routes.add(
+            2 * i as u32 + 2,
+            Route {
+                src: b,
+                dst: a,
+                session: id,
+            },
+            0,
+        );
     }
     let route_bytes = crate::alloc::live_bytes() - before;
     let rounds = 20u32;
@@ -438,7 +454,10 @@ pub fn memory_per_session(n: u32) -> (f64, f64, f64) {
     for r in 0..rounds {
         for (i, _) in ids.iter().enumerate() {
             let idx = 2 * i as u32 + 1 + (r % 2);
-            let a = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 4000 + (r % 2) as u16));
+            let a = SocketAddr::from((
+                [10, (i >> 16) as u8, (i >> 8) as u8, i as u8],
+                4000 + (r % 2) as u16,
+            ));
             if let Some(Ok(_)) = routes.forward(idx, moss_mesh::Path::Udp(a), 1200, u64::from(r)) {
                 ok += 1;
             }

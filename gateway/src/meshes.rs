@@ -39,6 +39,8 @@ pub struct Served {
     pub node: Node,
     /// Recent messages of subscribed topics.
     pub inbox: Arc<Inbox>,
+    /// Recent host events (`/api/events`).
+    pub events: Arc<crate::eventlog::EventLog>,
     _live: Live,
 }
 
@@ -153,6 +155,7 @@ impl Meshes {
         let served = Arc::new(Served {
             node,
             inbox,
+            events: Arc::default(),
             _live: live,
         });
         crate::story::follow(mesh, &served);

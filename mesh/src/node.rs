@@ -431,6 +431,10 @@ impl Node {
 
     /// Closes every session (peers learn at once) and forgets them.
     pub fn shutdown(&mut self) {
+        if self.is_supernode() {
+            // Peers hear the signed revocation before the sessions close.
+            self.revoke_supernode("shutdown".into());
+        }
         for idx in self.table.peer_indices() {
             self.queue_frame(idx, &Frame::Close(0));
             self.seal_and_send(idx, false);

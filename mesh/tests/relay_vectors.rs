@@ -33,8 +33,14 @@ fn frames() -> Vec<(&'static str, Relay<'static>)> {
     };
     accept.signature = relay.sign(&accept.signing_bytes(&relay.public_key()));
     vec![
-        ("announce_frame", Relay::Announce(Announce::sign(&relay, false, 1))),
-        ("revoke_frame", Relay::Revoke(Announce::sign(&relay, true, 2))),
+        (
+            "announce_frame",
+            Relay::Announce(Announce::sign(&relay, false, 1)),
+        ),
+        (
+            "revoke_frame",
+            Relay::Revoke(Announce::sign(&relay, true, 2)),
+        ),
         ("request_frame", Relay::Request(request)),
         ("accept_frame", Relay::Accept(accept)),
         (
@@ -72,14 +78,14 @@ fn protocol_md_relay_vectors_match_the_code() {
         f.encode(&mut out);
         // type ‖ body_len ‖ body, and the body decodes to the same frame.
         assert_eq!(out[0], f.frame_type());
-        assert_eq!(usize::from(u16::from_le_bytes([out[1], out[2]])), out.len() - 3);
+        assert_eq!(
+            usize::from(u16::from_le_bytes([out[1], out[2]])),
+            out.len() - 3
+        );
         assert_eq!(Relay::decode(out[0], &out[3..]), Ok(f));
         now.insert(name.to_string(), hex::encode(&out));
     }
-    now.insert(
-        "relay_public_key".into(),
-        hex::encode(id(1).public_key().0),
-    );
+    now.insert("relay_public_key".into(), hex::encode(id(1).public_key().0));
     if std::env::var_os("MOSS_PRINT_VECTORS").is_some() {
         for (k, v) in &now {
             println!("relay-vector: {k} = {v}");
@@ -91,8 +97,12 @@ fn protocol_md_relay_vectors_match_the_code() {
     let Relay::Accept(acc) = f[3].1 else { panic!() };
     assert!(acc.verify(&id(1).public_key()));
     assert!(!acc.verify(&PeerId([0; 32])));
-    let Relay::Request(req) = f[2].1 else { panic!() };
+    let Relay::Request(req) = f[2].1 else {
+        panic!()
+    };
     assert!(req.verify(&id(1).public_key(), &id(2).public_key()));
-    let Relay::Announce(ann) = f[0].1 else { panic!() };
+    let Relay::Announce(ann) = f[0].1 else {
+        panic!()
+    };
     assert!(ann.verify(false) && !ann.verify(true));
 }

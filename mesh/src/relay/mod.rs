@@ -384,14 +384,14 @@ impl Node {
                 self.events.push_back(crate::Event::SupernodePromoted);
                 self.announce_to_new_peers();
             }
-            (Err(why), true) => self.revoke_supernode(why),
+            (Err(why), true) => self.revoke_supernode(why.to_string()),
             _ => {}
         }
     }
 
     /// Steps down: a signed revocation to every capable peer, every relay
     /// session closed, event 4.
-    fn revoke_supernode(&mut self, why: Ineligible) {
+    pub(crate) fn revoke_supernode(&mut self, why: String) {
         self.relay.announcement = None;
         self.relay.announced_to.clear();
         self.relay.seq += 1;
@@ -400,9 +400,8 @@ impl Node {
             self.send_relay(p, &Relay::Revoke(r));
         }
         self.close_all_served();
-        self.events.push_back(crate::Event::SupernodeRevoked {
-            reason: why.to_string(),
-        });
+        self.events
+            .push_back(crate::Event::SupernodeRevoked { reason: why });
     }
 
     fn announce_to_new_peers(&mut self) {
