@@ -477,6 +477,7 @@ impl crate::Run {
             "Ours: relay data plane — A → supernode → B vs raw UDP with the same batching",
             vec![
                 "backend",
+                "ends' batching",
                 "shards",
                 "pairs",
                 "datagram",
@@ -494,17 +495,25 @@ impl crate::Run {
         );
         let dur = self.dur;
         for b in crate::node_backends(self.only.as_deref()) {
-            let mode = if b == "portable" {
-                Mode::Single
+            let modes: &[Mode] = if b == "portable" {
+                &[Mode::Single]
             } else {
-                Mode::Mmsg
+                &[Mode::Mmsg, Mode::GsoGro]
             };
-            for &shards in &self.shards.clone() {
+            let combos: Vec<(Mode, u32)> = modes
+                .iter()
+                .flat_map(|&m| self.shards.iter().map(move |&s| (m, s)))
+                .collect();
+            for (mode, shards) in combos {
                 let pairs = shards as usize;
                 for &size in &self.sizes.clone() {
-                    eprintln!("measuring relay {b}, {shards} shard(s), {size} B ...");
+                    eprintln!(
+                        "measuring relay {b}, {}, {shards} shard(s), {size} B ...",
+                        mode.label()
+                    );
                     let mut row = vec![
                         b.to_string(),
+                        mode.label().to_string(),
                         shards.to_string(),
                         pairs.to_string(),
                         format!("{size} B"),
@@ -551,8 +560,10 @@ impl crate::Run {
              that met through it by the protocol (signed request/accept, their Noise XX handshake carried \
              in its sessions). Each A socket then sends one real sealed data datagram of its A–B session \
              (a SUBSCRIBE frame for small sizes, a publish for large) over and over, batched like the raw \
-             figure beside it (`portable`: one per syscall; `mmsg`/`uring`: sendmmsg ×64); B's socket counts \
-             arrivals. The supernode forwards on its shards without the core thread: unmask the head (one \
+             figure beside it (`portable`: one per syscall; `mmsg`/`uring`: sendmmsg ×64, and GSO send + GRO \
+             receive); B's socket counts arrivals. The supernode's backend batches its sends as it always does \
+             (mmsg and uring coalesce a run of datagrams to one destination with GSO where the kernel allows), \
+             which the raw forwarder (plain sendmmsg) does not: that is why the supernode can beat it. The supernode forwards on its shards without the core thread: unmask the head (one \
              ChaCha20 block), look the route up by receiver index, check the sending end's bucket and the \
              bandwidth cap (raised here: the product limits are 64 KB/s per end and 256 kbit/s in all), send \
              the datagram unchanged in the shard's send batch; no re-seal (see PROTOCOL.md). With 2 shards, \

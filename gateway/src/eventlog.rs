@@ -70,7 +70,7 @@ mod tests {
         });
         let all = log.since(0);
         assert_eq!(all.len(), KEPT);
-        assert_eq!(all[0].seq, 4);
+        assert_eq!(all[0].seq, 5);
         let last = log.since(KEPT as u64 + 3);
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].id, 4);
