@@ -428,24 +428,14 @@ pub fn memory_per_session(n: u32) -> (f64, f64, f64) {
     for (i, &id) in ids.iter().enumerate() {
         let a = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 4000));
         let b = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 4001));
-        let _ = routes.add(
-            2 * i as u32 + 1,
-            Route {
-                src: a,
-                dst: b,
+        for (k, (src, dst)) in [(a, b), (b, a)].into_iter().enumerate() {
+            let route = Route {
+                src,
+                dst,
                 session: id,
-            },
-            0,
-        );
-        let _ = routes.add(
-            2 * i as u32 + 2,
-            Route {
-                src: b,
-                dst: a,
-                session: id,
-            },
-            0,
-        );
+            };
+            let _ = routes.add(2 * i as u32 + 1 + k as u32, route, 0);
+        }
     }
     let route_bytes = crate::alloc::live_bytes() - before;
     let rounds = 20u32;

@@ -94,7 +94,7 @@ fn encode_observed(p: Path) -> Vec<u8> {
 }
 
 /// Encodes an observed address for the handshake's extra payload.
-fn encode_addr(a: SocketAddr) -> Vec<u8> {
+pub(crate) fn encode_addr(a: SocketAddr) -> Vec<u8> {
     let mut v = Vec::with_capacity(19);
     match a.ip() {
         IpAddr::V4(ip) => {
@@ -111,7 +111,7 @@ fn encode_addr(a: SocketAddr) -> Vec<u8> {
 }
 
 /// Decodes an observed address; `None` for anything malformed.
-fn decode_addr(b: &[u8]) -> Option<SocketAddr> {
+pub(crate) fn decode_addr(b: &[u8]) -> Option<SocketAddr> {
     match (b.first(), b.len()) {
         (Some(4), 7) => {
             let ip: [u8; 4] = b[1..5].try_into().ok()?;

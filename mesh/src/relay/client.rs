@@ -347,17 +347,23 @@ impl Node {
         for session in via {
             self.drop_relayed(node, session, node);
         }
+        self.retry_pending(|p| p.relay == node);
+    }
+
+    /// Asks the next supernode for every pending request `pick` selects
+    /// (the one asked is added to those tried).
+    fn retry_pending(&mut self, pick: impl Fn(&Pending) -> bool) {
         let retry: Vec<u64> = self
             .relay
             .client
             .pending
             .iter()
-            .filter(|(_, p)| p.relay == node)
+            .filter(|(_, p)| pick(p))
             .map(|(n, _)| *n)
             .collect();
         for nonce in retry {
             if let Some(mut p) = self.relay.client.pending.remove(&nonce) {
-                p.tried.push(node);
+                p.tried.push(p.relay);
                 self.request_relay(p.target, p.addr, p.tried);
             }
         }
@@ -380,20 +386,7 @@ impl Node {
         for (via, session) in due {
             self.drop_relayed(via, session, via);
         }
-        let timed_out: Vec<u64> = self
-            .relay
-            .client
-            .pending
-            .iter()
-            .filter(|(_, p)| now >= p.at + REQUEST_TIMEOUT)
-            .map(|(n, _)| *n)
-            .collect();
-        for nonce in timed_out {
-            if let Some(mut p) = self.relay.client.pending.remove(&nonce) {
-                p.tried.push(p.relay);
-                self.request_relay(p.target, p.addr, p.tried);
-            }
-        }
+        self.retry_pending(|p| now >= p.at + REQUEST_TIMEOUT);
         if now < self.relay.client.next_probe {
             return;
         }

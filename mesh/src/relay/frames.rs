@@ -4,7 +4,7 @@
 
 use crate::wire::Frame;
 use moss_crypto::{Identity, PeerId};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Frame type of a supernode announcement.
 pub const ANNOUNCE: u8 = 0x60;
@@ -32,9 +32,9 @@ pub enum RelayFrameError {
     /// A type of the relay range that is not defined.
     #[error("unknown relay frame type {0:#04x}")]
     UnknownType(u8),
-    /// An address family other than 4 or 6.
-    #[error("bad address family")]
-    Family,
+    /// An address that is not `4 ‖ ipv4 ‖ port` or `6 ‖ ipv6 ‖ port`.
+    #[error("bad address")]
+    Address,
     /// A refusal reason that is not defined.
     #[error("unknown refusal reason {0}")]
     Reason(u8),
@@ -274,43 +274,14 @@ pub enum Relay<'a> {
     },
 }
 
+/// The family-tagged address of the handshake's observed-address payload
+/// (`4 ‖ ipv4 ‖ port` or `6 ‖ ipv6 ‖ port`, port big-endian).
 fn encode_addr(a: SocketAddr, out: &mut Vec<u8>) {
-    match a.ip() {
-        IpAddr::V4(ip) => {
-            out.push(4);
-            out.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            out.push(6);
-            out.extend_from_slice(&ip.octets());
-        }
-    }
-    out.extend_from_slice(&a.port().to_be_bytes());
+    out.extend_from_slice(&crate::handshake::encode_addr(a));
 }
 
 fn decode_addr(b: &[u8]) -> Result<SocketAddr, RelayFrameError> {
-    let (&fam, rest) = b.split_first().ok_or(RelayFrameError::Length)?;
-    let n = match fam {
-        4 => 4,
-        6 => 16,
-        _ => return Err(RelayFrameError::Family),
-    };
-    if rest.len() != n + 2 {
-        return Err(RelayFrameError::Length);
-    }
-    let ip = if n == 4 {
-        let mut o = [0u8; 4];
-        o.copy_from_slice(&rest[..4]);
-        IpAddr::from(o)
-    } else {
-        let mut o = [0u8; 16];
-        o.copy_from_slice(&rest[..16]);
-        IpAddr::from(o)
-    };
-    Ok(SocketAddr::new(
-        ip,
-        u16::from_be_bytes([rest[n], rest[n + 1]]),
-    ))
+    crate::handshake::decode_addr(b).ok_or(RelayFrameError::Address)
 }
 
 fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
