@@ -324,7 +324,7 @@ impl Node {
         if revoke {
             self.relay_supernode_gone(a.node);
         }
-        if a.hops + 1 < ANNOUNCE_HOPS {
+        if a.hops.saturating_add(1) < ANNOUNCE_HOPS {
             a.hops += 1;
             let f = if revoke {
                 Relay::Revoke(a)
