@@ -60,8 +60,9 @@ impl ConfigError {
 /// **not read by anything yet**:
 ///
 /// - `bootstrap_timeout_sec`;
-/// - the whole `nat` block (`upnp_enabled` … `port_prediction_enabled`),
-///   reserved for NAT traversal and relays;
+/// - the `nat` block's port-mapping and hole-punching fields
+///   (`upnp_enabled`, `natpmp_enabled`, `pcp_enabled`, `hole_punch_attempts`,
+///   `port_prediction_enabled`), reserved for NAT traversal;
 /// - the whole `transport` block (`high_throughput`, `stream_buffer_size`,
 ///   `udp_buffer_size`).
 ///
@@ -105,7 +106,8 @@ pub struct Config {
     pub obfs_pad_max: u16,
     /// Pub/sub router parameters.
     pub gossipsub: GossipSubConfig,
-    /// NAT traversal and relay parameters (accepted, not read yet).
+    /// NAT traversal and relay parameters (the supernode and relay fields
+    /// are read by [`crate::relay`]).
     pub nat: NatConfig,
     /// Limits that protect the node.
     pub security: SecurityConfig,
@@ -268,8 +270,9 @@ impl GossipSubConfig {
     }
 }
 
-/// NAT traversal and relay parameters. Accepted and validated for type,
-/// but nothing reads them yet: they are reserved for the NAT traversal work.
+/// NAT traversal and relay parameters. `supernode_min_uptime_sec` and the
+/// `relay_*` fields are read by [`crate::relay`]; the port-mapping and
+/// hole-punching fields are reserved for the NAT traversal work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatConfig {
