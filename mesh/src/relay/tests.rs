@@ -448,6 +448,18 @@ fn an_unconfirmed_node_never_announces() {
 
 #[test]
 fn when_the_supernode_leaves_relayed_pairs_move_to_another() {
+    supernode_goes(true);
+}
+
+#[test]
+fn when_the_supernode_crashes_relayed_pairs_move_to_another() {
+    supernode_goes(false);
+}
+
+/// The supernode of a relayed pair leaves (`clean`: shuts down, its peers
+/// hear CLOSE and the revocation) or crashes (silence: its sessions time
+/// out); the pair ends up relayed by the other one.
+fn supernode_goes(clean: bool) {
     let mut net = star(4, &[0, 1], cfg());
     relay_pair(&mut net, 2, 3);
     let Some(Path::Relay { via, .. }) = net.path_to(2, 3) else {
@@ -455,8 +467,10 @@ fn when_the_supernode_leaves_relayed_pairs_move_to_another() {
     };
     let gone = if via == net.id(0) { 0 } else { 1 };
     let other = net.id(1 - gone);
-    net.nodes[gone].shutdown();
-    net.collect();
+    if clean {
+        net.nodes[gone].shutdown();
+        net.collect();
+    }
     net.dead.insert(gone);
     let ok = net.until(|net| {
         matches!(net.path_to(2, 3), Some(Path::Relay { via, .. }) if via == other)
