@@ -141,7 +141,11 @@ impl Node {
             next_tick: now,
             now,
         };
-        node.subscribe(crate::relay::CAP_TOPIC);
+        // Announced to every peer with the subscriptions, but not a gossip
+        // topic: the router never meshes or scores it.
+        node.pubsub
+            .subscriptions
+            .insert(crate::relay::CAP_TOPIC.to_string());
         Ok(node)
     }
 

@@ -21,7 +21,8 @@
 //!   one in use leaves or revokes.
 //!
 //! Relay frames (0x60–0x6F, [`frames`]) go only to peers subscribed to
-//! [`CAP_TOPIC`]; every node subscribes to it.
+//! [`CAP_TOPIC`]; every node announces it with its subscriptions (not as a
+//! gossip topic: [`is_capability`]).
 
 pub mod client;
 pub mod frames;
@@ -47,6 +48,14 @@ use std::time::Duration;
 /// The capability topic of relay frames: peers subscribed to it understand
 /// frames 0x60–0x6F.
 pub const CAP_TOPIC: &str = "moss/cap/relay/v1";
+/// True for a capability topic (`moss/cap/…`): a SUBSCRIBE to it announces
+/// that the peer understands some frames; it is no gossip topic (the router
+/// never meshes, gossips or scores it, so being "in its mesh" earns no
+/// score).
+pub fn is_capability(topic: &str) -> bool {
+    topic.starts_with("moss/cap/")
+}
+
 /// Most supernodes a node remembers from announcements.
 pub const MAX_KNOWN: usize = 256;
 /// Links an announcement travels at most (the announcer's peers and
