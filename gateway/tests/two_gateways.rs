@@ -216,6 +216,22 @@ fn two_gateways_converge_to_the_same_chain() {
     eventually("A and B connected", || {
         peer_count(&a) == Some(1) && peer_count(&b) == Some(1)
     });
+    // A's event stream carries the node's host events: B joining (id 1).
+    let mut s = TcpStream::connect(&a.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("event: stats") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "stream closed early");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("event: node") && text.contains("\"id\":1,"),
+        "{text}"
+    );
     // Only epochs that start after both are connected count: earlier ones
     // may be empty on both sides and agree trivially.
     let start_epoch = json(&a.http, "/api/stats")
