@@ -470,6 +470,9 @@ fn supernode_goes(clean: bool) {
     if clean {
         net.nodes[gone].shutdown();
         net.collect();
+        assert!(net.events[gone]
+            .iter()
+            .any(|e| matches!(e, Event::SupernodeRevoked { reason } if reason == "shutdown")));
     }
     net.dead.insert(gone);
     let ok = net.until(|net| {
@@ -512,4 +515,42 @@ fn a_direct_path_appearing_migrates_without_loss_and_emits_event_7() {
     // The relay session was released.
     net.run(Duration::from_secs(5));
     assert_eq!(net.nodes[0].relay_info().served_sessions, 0);
+}
+
+#[test]
+fn a_supernode_that_loses_its_standing_revokes_and_peers_forget_it() {
+    let mut net = star(3, &[0], cfg());
+    // Both ends go silent: their sessions time out, node 0 has no peer
+    // left, and the next re-check (every 60 s) revokes (event 4).
+    net.dead.insert(1);
+    net.dead.insert(2);
+    let ok = net.until(|net| !net.nodes[0].is_supernode());
+    assert!(ok, "revoked");
+    assert!(net.events[0].iter().any(|e| matches!(
+        e,
+        Event::SupernodeRevoked { reason } if reason.contains("standing")
+    )));
+    assert_eq!(
+        net.nodes[0].relay_info().ineligible,
+        Some(super::promote::Ineligible::Standing)
+    );
+}
+
+#[test]
+fn a_revocation_reaches_peers_and_a_replayed_announcement_does_not_undo_it() {
+    let mut net = star(3, &[0], cfg());
+    net.nodes[0].revoke_supernode("test".into());
+    net.run(Duration::from_secs(1));
+    for i in [1, 2] {
+        assert!(net.nodes[i].relay_info().known_supernodes.is_empty());
+    }
+    // An older announcement (seq 1) replayed by node 1 to node 2.
+    let old = Announce::sign(&Identity::from_seed([1; 32]), false, 1);
+    net.unblock(1, 2);
+    let a2 = net.addrs[2];
+    net.nodes[1].add_static_peer(a2);
+    assert!(net.until(|net| net.connected(1, 2)));
+    net.send_frame(1, 2, &Relay::Announce(old));
+    net.run(Duration::from_secs(1));
+    assert!(net.nodes[2].relay_info().known_supernodes.is_empty());
 }
