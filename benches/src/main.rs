@@ -13,6 +13,7 @@ mod machine;
 mod ours;
 mod raw;
 mod reconnect;
+mod relay;
 mod report;
 mod sock;
 
@@ -54,6 +55,9 @@ enum Scenario {
     Shards,
     /// Reconnect to a known peer: Noise IK vs XX (round trips, CPU).
     Reconnect,
+    /// The supernode's relay data plane: A → supernode → B vs raw UDP, and
+    /// its state per relay session.
+    Relay,
 }
 
 /// Moss benchmark harness.
@@ -1093,6 +1097,7 @@ fn main() -> ExitCode {
             run.idle();
             run.shards();
             run.reconnect();
+            run.relay();
         }
         Scenario::Limits => run.limits(),
         Scenario::Crypto => run.crypto(),
@@ -1108,6 +1113,7 @@ fn main() -> ExitCode {
         Scenario::Idle => run.idle(),
         Scenario::Shards => run.shards(),
         Scenario::Reconnect => run.reconnect(),
+        Scenario::Relay => run.relay(),
     }
     let header = format!(
         "Run: `moss-bench {}` ({:.1} s per figure). Machine: {machine}.",

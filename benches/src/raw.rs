@@ -73,7 +73,19 @@ fn send_until(
     size: usize,
     end: Instant,
 ) -> io::Result<()> {
-    let payload = vec![0x5au8; size];
+    send_bytes_until(mode, tx, to, &vec![0x5au8; size], end)
+}
+
+/// Sends `payload` to `to` over and over, batched as `mode` says, until
+/// `end`.
+pub fn send_bytes_until(
+    mode: Mode,
+    tx: &UdpSocket,
+    to: SocketAddr,
+    payload: &[u8],
+    end: Instant,
+) -> io::Result<()> {
+    let size = payload.len();
     let mut name = RawName::new(to);
     let name_len = name.len();
     let name_ptr = name.ptr();
@@ -143,7 +155,9 @@ fn send_until(
     Ok(())
 }
 
-fn receive(mode: Mode, rx: UdpSocket, stop: &AtomicBool) -> io::Result<u64> {
+/// Counts datagrams received on `rx`, batched as `mode` says (GRO
+/// super-datagrams count as their segments), until `stop`.
+pub fn receive(mode: Mode, rx: UdpSocket, stop: &AtomicBool) -> io::Result<u64> {
     let fd = rx.as_raw_fd();
     let buf_len = if mode == Mode::GsoGro { GRO_BUF } else { 2048 };
     let slots = if mode == Mode::Single { 1 } else { BATCH };

@@ -320,6 +320,7 @@ impl Driver {
                 .map(|p| p.peer)
                 .filter(|p| self.core.punch_state(p) == Some(moss_mesh::nat::PunchState::Punched))
                 .collect(),
+            supernode: self.core.is_supernode(),
         }
     }
 

@@ -57,6 +57,22 @@ pub enum Event {
         /// `timeout`, `closed` or `shutdown`.
         reason: &'static str,
     },
+    /// This node became a supernode (event 3).
+    SupernodePromoted,
+    /// This node stopped being a supernode (event 4).
+    SupernodeRevoked {
+        /// The condition that failed.
+        reason: String,
+    },
+    /// A relayed peer moved to a direct path (event 7).
+    RelayMigrated {
+        /// The peer.
+        peer: PeerId,
+        /// The relay path it left (`relay:<supernode>/<session>`).
+        from: String,
+        /// The direct address it took.
+        to: String,
+    },
     /// A tracker announce succeeded (event 5).
     TrackerAnnounce {
         /// Tracker URL.
@@ -94,15 +110,22 @@ struct Detail<'a> {
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dropped: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
 }
 
 impl Event {
-    /// The C ABI event id (1 peer joined, 2 peer left, 5 tracker announce,
-    /// 6 tracker failure; 100 = host queue overflow, a Moss-in-Rust addition).
+    /// The C ABI event id (1 peer joined, 2 peer left, 3 supernode
+    /// promoted, 4 supernode revoked, 5 tracker announce, 6 tracker failure,
+    /// 7 relay migrated; 100 = host queue overflow, a Moss-in-Rust
+    /// addition).
     pub fn id(&self) -> i32 {
         match self {
             Event::PeerJoined { .. } => 1,
             Event::PeerLeft { .. } => 2,
+            Event::SupernodePromoted => 3,
+            Event::SupernodeRevoked { .. } => 4,
+            Event::RelayMigrated { .. } => 7,
             Event::TrackerAnnounce { .. } => 5,
             Event::TrackerFailure { .. } => 6,
             Event::Overflow { .. } => 100,
@@ -119,6 +142,7 @@ impl Event {
             peers: None,
             error: None,
             dropped: None,
+            from: None,
         };
         match self {
             Event::PeerJoined { peer, addr } => {
@@ -139,6 +163,13 @@ impl Event {
                 d.error = Some(error);
             }
             Event::Overflow { dropped } => d.dropped = Some(*dropped),
+            Event::SupernodePromoted => {}
+            Event::SupernodeRevoked { reason } => d.reason = Some(reason),
+            Event::RelayMigrated { peer, from, to } => {
+                d.peer_id = Some(peer.to_hex());
+                d.from = Some(from);
+                d.addr = Some(to.clone());
+            }
         }
         serde_json::to_string(&d).unwrap_or_else(|_| "{}".into())
     }

@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub nat_type: moss_mesh::NatType,
     /// Established peers whose session came up through a hole punch.
     pub punched: Vec<moss_mesh::PeerId>,
+    /// The node is a supernode now.
+    pub supernode: bool,
 }
 
 /// Host → engine commands.
@@ -247,6 +249,17 @@ impl Host {
                     self.answer_waiters(udp_of(addr), Err(reason));
                 }
                 moss_mesh::Event::Message(m) => self.route(core, m),
+                moss_mesh::Event::SupernodePromoted => self.emit(Event::SupernodePromoted),
+                moss_mesh::Event::SupernodeRevoked { reason } => {
+                    self.emit(Event::SupernodeRevoked { reason })
+                }
+                moss_mesh::Event::RelayMigrated { peer, from, to } => {
+                    self.emit(Event::RelayMigrated {
+                        peer,
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    })
+                }
             }
         }
         self.shared

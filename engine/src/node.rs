@@ -589,7 +589,7 @@ impl Node {
             channels: s.subscriptions,
             nat_type: s.nat_type.as_str().into(),
             public_key: self.public_key.to_hex(),
-            supernode_ready: false,
+            supernode_ready: s.supernode,
             backend: self.backend.to_string(),
         })
     }

@@ -218,6 +218,8 @@ pub(crate) fn start(
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let verified = Arc::new(VerifiedFilter::new(VERIFIED_SLOTS));
     let mut threads = Vec::with_capacity(shards);
+    // The relay buckets' clock: the same origin on every shard.
+    let epoch = Instant::now();
     for (id, ((backend, rx), free_rx)) in backends.into_iter().zip(rxs).zip(free_rxs).enumerate() {
         let worker = Worker {
             backend,
@@ -238,6 +240,7 @@ pub(crate) fn start(
                     .map(|_| Vec::with_capacity(moss_mesh::wire::MAX_DATAGRAM))
                     .collect(),
                 stopping: false,
+                epoch,
             },
         };
         let cpu = id % cpus;
@@ -306,7 +309,25 @@ impl Shards {
     /// installs and removes wait (bounded) for room, since losing one would
     /// break the session. Returns the shard touched.
     pub fn route(&self, op: TransportOp, recycle: &mut dyn FnMut(Vec<u8>)) -> Option<usize> {
+        if op.broadcast() {
+            // Relay routes: every shard may receive an end's datagrams.
+            for s in 1..self.tx.len() {
+                if let Some(copy) = op.clone_broadcast() {
+                    self.route_to(s, copy, recycle);
+                }
+            }
+            return self.route_to(0, op, recycle);
+        }
         let s = op.shard();
+        self.route_to(s, op, recycle)
+    }
+
+    fn route_to(
+        &self,
+        s: usize,
+        op: TransportOp,
+        recycle: &mut dyn FnMut(Vec<u8>),
+    ) -> Option<usize> {
         let Some(tx) = self.tx.get(s) else {
             if let TransportOp::Send { plaintext, .. } = op {
                 recycle(plaintext);

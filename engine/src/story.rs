@@ -146,6 +146,17 @@ impl Story {
                 dropped,
                 "host events dropped: the host did not drain them in time"
             ),
+            Event::SupernodePromoted => tracing::info!(mesh, "promoted to supernode"),
+            Event::SupernodeRevoked { reason } => {
+                tracing::info!(mesh, reason, "supernode status revoked")
+            }
+            Event::RelayMigrated { peer, from, to } => tracing::info!(
+                mesh,
+                peer = %short_id(peer),
+                from,
+                to,
+                "relayed peer migrated to a direct path"
+            ),
         }
     }
 

@@ -144,7 +144,10 @@ async fn events(State(meshes): State<Arc<Meshes>>, Query(p): Query<Params>) -> R
         Ok(s) => s,
         Err(r) => return r,
     };
-    let stream = futures_util::stream::unfold((s, true), |(s, first)| async move {
+    // Each period: the node's events since the last one (`event: node`,
+    // data `{seq, id, detail}`: 3 supernode promoted, 4 revoked, 7 relay
+    // migrated, …), then the stats document (`event: stats`).
+    let stream = futures_util::stream::unfold((s, true, 0u64), |(s, first, seen)| async move {
         if !first {
             tokio::time::sleep(SSE_PERIOD).await;
         }
@@ -154,9 +157,19 @@ async fn events(State(meshes): State<Arc<Meshes>>, Query(p): Query<Params>) -> R
             Ok(Ok(d)) => d.to_string(),
             _ => "{}".to_string(),
         };
-        let ev: Result<SseEvent, Infallible> = Ok(SseEvent::default().event("stats").data(data));
-        Some((ev, (s, false)))
+        let fresh = s.events.since(seen);
+        let seen = fresh.last().map_or(seen, |e| e.seq);
+        let mut out: Vec<Result<SseEvent, Infallible>> = fresh
+            .iter()
+            .map(|e| {
+                let d = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
+                Ok(SseEvent::default().event("node").data(d))
+            })
+            .collect();
+        out.push(Ok(SseEvent::default().event("stats").data(data)));
+        Some((futures_util::stream::iter(out), (s, false, seen)))
     });
+    let stream = futures_util::StreamExt::flatten(stream);
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()

@@ -1,6 +1,7 @@
 //! moss-gateway: a Moss node serving a read-only HTTP API (stats, events, messages, metrics).
 
 mod api;
+mod eventlog;
 mod explorer;
 mod flags;
 mod inbox;

@@ -48,6 +48,8 @@ pub struct Served {
     pub node: Node,
     /// Recent messages of subscribed topics.
     pub inbox: Arc<Inbox>,
+    /// Recent host events (`/api/events`).
+    pub events: Arc<crate::eventlog::EventLog>,
     _live: Live,
 }
 
@@ -170,6 +172,7 @@ impl Meshes {
         let served = Arc::new(Served {
             node,
             inbox,
+            events: Arc::default(),
             _live: live,
         });
         crate::story::follow(mesh, &served);

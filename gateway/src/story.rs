@@ -15,6 +15,7 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 pub fn follow(mesh: &str, served: &Arc<Served>) {
     let weak: Weak<Served> = Arc::downgrade(served);
     let events = served.node.events().clone();
+    let log = served.events.clone();
     let mut story = moss::Story::new(mesh);
     let spawned = std::thread::Builder::new()
         .name("moss-story".into())
@@ -22,7 +23,10 @@ pub fn follow(mesh: &str, served: &Arc<Served>) {
             let mut next_poll = Instant::now();
             loop {
                 match events.recv_deadline(next_poll) {
-                    Ok(e) => story.event(&e),
+                    Ok(e) => {
+                        log.push(&e);
+                        story.event(&e)
+                    }
                     Err(RecvTimeoutError::Timeout) => {
                         next_poll = Instant::now() + POLL_EVERY;
                         let Some(s) = weak.upgrade() else { break };

@@ -177,17 +177,22 @@ fn http_api_is_read_only_cors_enabled_and_bounded() {
     assert!(lower.contains("access-control-allow-origin: *"));
     assert!(lower.contains("access-control-allow-private-network: true"));
     // Server-sent events push a stats document.
-    let mut s = TcpStream::connect(&g.http).unwrap();
+    assert!(sse_until(&g.http, "data: {").contains("event: stats"));
+}
+
+/// Reads `/api/events` of `http` until the stream holds `needle`.
+fn sse_until(http: &str, needle: &str) -> String {
+    let mut s = TcpStream::connect(http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("data: {") {
+    while !String::from_utf8_lossy(&got).contains(needle) {
         let n = s.read(&mut chunk).unwrap();
         assert!(n > 0, "stream closed early");
         got.extend_from_slice(&chunk[..n]);
     }
-    assert!(String::from_utf8_lossy(&got).contains("event: stats"));
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 #[test]
@@ -216,6 +221,12 @@ fn two_gateways_converge_to_the_same_chain() {
     eventually("A and B connected", || {
         peer_count(&a) == Some(1) && peer_count(&b) == Some(1)
     });
+    // A's event stream carries the node's host events: B joining (id 1).
+    let text = sse_until(&a.http, "event: stats");
+    assert!(
+        text.contains("event: node") && text.contains("\"id\":1,"),
+        "{text}"
+    );
     // Only epochs that start after both are connected count: earlier ones
     // may be empty on both sides and agree trivially.
     let start_epoch = json(&a.http, "/api/stats")

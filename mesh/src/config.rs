@@ -60,9 +60,10 @@ impl ConfigError {
 /// **not read by anything yet**:
 ///
 /// - `bootstrap_timeout_sec`;
-/// - in the `nat` block, everything but `natpmp_enabled` (the engine asks
-///   the gateway for its external address) and `port_prediction_enabled`
-///   (punches toward symmetric NATs): reserved for port mapping and relays;
+/// - in the `nat` block, the port-mapping fields but `natpmp_enabled` (the
+///   engine asks the gateway for its external address: `upnp_enabled`,
+///   `pcp_enabled`) and `hole_punch_attempts` (punch rounds are the
+///   handshake's own retransmissions);
 /// - the `transport` block's buffering presets (`high_throughput`,
 ///   `stream_buffer_size`, `udp_buffer_size`; the engine reads its
 ///   `tcp_enabled` and `prefer_tcp`).
@@ -107,7 +108,8 @@ pub struct Config {
     pub obfs_pad_max: u16,
     /// Pub/sub router parameters.
     pub gossipsub: GossipSubConfig,
-    /// NAT traversal and relay parameters (accepted, not read yet).
+    /// NAT traversal and relay parameters (the supernode and relay fields
+    /// are read by [`crate::relay`]).
     pub nat: NatConfig,
     /// Limits that protect the node.
     pub security: SecurityConfig,
@@ -271,10 +273,12 @@ impl GossipSubConfig {
     }
 }
 
-/// NAT traversal and relay parameters. Read so far: `natpmp_enabled` (the
-/// engine's NAT-PMP external-address query, for CGNAT detection) and
-/// `port_prediction_enabled`; the rest is accepted, validated for type and
-/// reserved (port mapping, relays).
+/// NAT traversal and relay parameters. Read: `natpmp_enabled` (the
+/// engine's NAT-PMP external-address query, for CGNAT detection),
+/// `port_prediction_enabled` (punches toward symmetric NATs),
+/// `supernode_min_uptime_sec` and the `relay_*` fields ([`crate::relay`]);
+/// `upnp_enabled`, `pcp_enabled` and `hole_punch_attempts` are accepted,
+/// validated for type and reserved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatConfig {

@@ -164,9 +164,10 @@ fn mac(secret: &[u8; 32], path: &Path) -> [u8; COOKIE_LEN] {
             }
             h.update(a.port().to_be_bytes());
         }
-        Path::Relay { via } => {
+        Path::Relay { via, session } => {
             h.update([1]);
             h.update(via.0);
+            h.update(session.to_le_bytes());
         }
         Path::Channel(id) => {
             h.update([2]);

@@ -247,6 +247,22 @@ pub enum Event {
     },
     /// A message on a subscribed topic.
     Message(Message),
+    /// This node became a supernode (C ABI event 3).
+    SupernodePromoted,
+    /// This node stopped being a supernode (C ABI event 4).
+    SupernodeRevoked {
+        /// The condition that failed.
+        reason: String,
+    },
+    /// A relayed session moved to a direct path (C ABI event 7).
+    RelayMigrated {
+        /// The peer.
+        peer: PeerId,
+        /// The relay path it left.
+        from: Path,
+        /// The direct path it took.
+        to: Path,
+    },
 }
 
 #[cfg(test)]

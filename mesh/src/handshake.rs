@@ -803,7 +803,7 @@ impl Node {
         self.transport.install(
             idx,
             s.remote_index,
-            path,
+            self.relay_wire_path(path),
             TransportCipher::new(&out.send_key, &out.recv_key),
         );
         let unconfirmed = ik && !initiator;

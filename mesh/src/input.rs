@@ -147,7 +147,8 @@ impl Node {
 
     /// Opens (or classifies) one datagram through the transport and routes
     /// what it holds.
-    fn on_datagram(&mut self, from: Path, datagram: &mut [u8]) {
+    pub(crate) fn on_datagram(&mut self, from: Path, datagram: &mut [u8]) {
+        self.transport.set_clock(self.now);
         match self.transport.open(from, datagram) {
             Inbound::Frames { index, plain } => {
                 let plain = datagram.get(plain).unwrap_or(&[]);
@@ -180,11 +181,13 @@ impl Node {
             }
             Inbound::Foreign { .. } => self.drop_input(DropReason::UnknownSession),
             Inbound::Dropped(r) => self.drop_input(r),
+            Inbound::Relay { to } => self.relay_forward(to, datagram),
         }
     }
 
     /// Authenticated plaintext of session `index`, arrived on `from`.
     fn on_plaintext(&mut self, index: u32, from: Path, plain: &[u8], verified: bool) {
+        let from = self.relay_inbound(index, from);
         if !self.table.heard(index, from, self.now) {
             let r = match self.table.get(index) {
                 None => DropReason::UnknownSession,

@@ -69,6 +69,7 @@ pub mod preverify;
 pub mod pubsub;
 pub mod reach;
 mod receive;
+pub mod relay;
 mod session;
 pub mod shard;
 pub mod stats;

@@ -93,6 +93,7 @@ pub struct Node {
     pub(crate) telemetry: NodeTelemetry,
     pub(crate) reach: Reachability,
     pub(crate) nat: crate::nat::NatState,
+    pub(crate) relay: crate::relay::RelayState,
     static_peers: Vec<StaticPeer>,
     next_tick: Time,
     pub(crate) now: Time,
@@ -117,15 +118,11 @@ impl Node {
         // across restarts of the same identity.
         let seq = rng.next_u64() >> 16;
         let telemetry = NodeTelemetry::new(&cfg.telemetry, &identity);
-        let mut pubsub = Pubsub::new(&cfg, seq, telemetry.is_enabled(), now, &mut rng)?;
-        // Announced to every peer, never joined: it only says we speak the
-        // NAT frames.
-        pubsub
-            .subscriptions
-            .insert(crate::nat::CAP_TOPIC.to_string());
+        let pubsub = Pubsub::new(&cfg, seq, telemetry.is_enabled(), now, &mut rng)?;
         let mut cookie_seed = [0u8; 32];
         rng.fill_bytes(&mut cookie_seed);
-        Ok(Self {
+        let relay = crate::relay::RelayState::new(&cfg, now);
+        let mut node = Self {
             handshaker: Handshaker::new(&identity, &keys, cookie_seed, now),
             transport: Transport::local(&keys),
             cfg,
@@ -140,10 +137,18 @@ impl Node {
             telemetry,
             reach: Reachability::default(),
             nat: Default::default(),
+            relay,
             static_peers: Vec::new(),
             next_tick: now,
             now,
-        })
+        };
+        // Capabilities (we speak the NAT and relay frames): announced to
+        // every peer with the subscriptions, but no gossip topics: the
+        // router never meshes or scores them.
+        for cap in [crate::nat::CAP_TOPIC, crate::relay::CAP_TOPIC] {
+            node.pubsub.subscriptions.insert(cap.to_string());
+        }
+        Ok(node)
     }
 
     /// Switches to detached transport over `shards` shards: established
@@ -204,7 +209,7 @@ impl Node {
             .subscriptions
             .iter()
             .map(|s| s.as_str())
-            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC && *t != crate::nat::CAP_TOPIC)
+            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC && !crate::relay::is_capability(t))
     }
 
     /// Established peers.
@@ -221,7 +226,7 @@ impl Node {
                     topics: e
                         .topics
                         .iter()
-                        .filter(|t| *t != crate::nat::CAP_TOPIC)
+                        .filter(|t| !crate::relay::is_capability(t))
                         .map(|t| t.to_string())
                         .collect(),
                     observed: e.observed,
@@ -289,6 +294,9 @@ impl Node {
 
     /// Queues a datagram to `to` (handshakes, retransmissions).
     pub(crate) fn emit(&mut self, to: Path, bytes: Vec<u8>) {
+        if let Path::Relay { via, session } = to {
+            return self.relay_emit(via, session, bytes);
+        }
         self.reach.note_sent(to);
         self.outbox.emit(&mut self.stats, to, bytes);
     }
@@ -354,7 +362,17 @@ impl Node {
         for (idx, peer) in expired {
             match peer {
                 Some(_) => self.remove_session(idx, Some(DisconnectReason::Timeout)),
-                None => self.fail_handshake(idx, "handshake timed out"),
+                None => {
+                    let dial = self
+                        .table
+                        .get(idx)
+                        .and_then(|s| matches!(s.state, State::Initiating(_)).then_some(s.path));
+                    self.fail_handshake(idx, "handshake timed out");
+                    if let Some(path) = dial {
+                        // Nobody answered: a supernode may reach the peer.
+                        self.relay_dial_failed(path);
+                    }
+                }
             }
         }
         for idx in retired {
@@ -385,6 +403,7 @@ impl Node {
         self.redial_static(now);
         self.pubsub_tick(now);
         self.nat_tick(now);
+        self.relay_tick(now);
         self.telemetry_tick();
     }
 
@@ -435,6 +454,7 @@ impl Node {
             if self.table.by_peer.get(&e.peer) == Some(&idx) {
                 self.table.by_peer.remove(&e.peer);
                 self.pubsub_peer_down(&e.peer);
+                self.relay_peer_down(e.peer, s.path);
                 if let Some(reason) = reason {
                     self.events.push_back(Event::PeerDisconnected {
                         peer: e.peer,
@@ -448,6 +468,10 @@ impl Node {
 
     /// Closes every session (peers learn at once) and forgets them.
     pub fn shutdown(&mut self) {
+        if self.is_supernode() {
+            // Peers hear the signed revocation before the sessions close.
+            self.revoke_supernode("shutdown".into());
+        }
         for idx in self.table.peer_indices() {
             self.queue_frame(idx, &Frame::Close(0));
             self.seal_and_send(idx, false);

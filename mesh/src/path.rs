@@ -13,11 +13,14 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 pub enum Path {
     /// A UDP address: the socket the driver owns sends and receives.
     Udp(SocketAddr),
-    /// Datagrams travel inside the established session with peer `via`
-    /// (a relay such as a supernode); the host carries them.
+    /// Datagrams travel through peer `via` (a supernode relay): handshakes
+    /// inside our session with it, data straight to its address, which
+    /// forwards them by index (`crate::relay`).
     Relay {
         /// The relaying peer.
         via: PeerId,
+        /// The relay session id the supernode assigned.
+        session: u64,
     },
     /// A host-owned channel with this id (a WebRTC DataChannel): the host
     /// moves datagrams between it and the node.
@@ -51,9 +54,11 @@ impl Path {
         let tail = match *self {
             // A TCP peer has a real address: colocation counts its IP.
             Self::Udp(a) | Self::Tcp { addr: a, .. } => return a,
-            Self::Relay { via } => u64::from_le_bytes([
-                via.0[0], via.0[1], via.0[2], via.0[3], via.0[4], via.0[5], via.0[6], via.0[7],
-            ]),
+            Self::Relay { via, session } => {
+                u64::from_le_bytes([
+                    via.0[0], via.0[1], via.0[2], via.0[3], via.0[4], via.0[5], via.0[6], via.0[7],
+                ]) ^ session
+            }
             Self::Channel(id) => id,
         };
         let kind: u16 = if matches!(self, Self::Relay { .. }) {
@@ -89,11 +94,11 @@ impl PartialEq<SocketAddr> for Path {
 
 impl fmt::Display for Path {
     /// A UDP path prints as its address (`1.2.3.4:5`), the others as
-    /// `relay:<peer id>`, `channel:<id>` and `tcp:<address>#<id>`.
+    /// `relay:<peer id>/<session>`, `channel:<id>` and `tcp:<address>#<id>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Udp(a) => a.fmt(f),
-            Self::Relay { via } => write!(f, "relay:{}", via.to_hex()),
+            Self::Relay { via, session } => write!(f, "relay:{}/{session}", via.to_hex()),
             Self::Channel(id) => write!(f, "channel:{id}"),
             Self::Tcp { id, addr } => write!(f, "tcp:{addr}#{id}"),
         }
@@ -126,6 +131,7 @@ mod tests {
         let c2 = Path::Channel(2).router_addr();
         let r = Path::Relay {
             via: PeerId([1; 32]),
+            session: 3,
         }
         .router_addr();
         assert_ne!(c1.ip(), c2.ip());

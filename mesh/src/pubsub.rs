@@ -325,7 +325,13 @@ impl Node {
             for idx in due {
                 let topics: Vec<String> = self.pubsub.subscriptions.iter().cloned().collect();
                 for t in topics {
-                    self.queue_frame(idx, &Frame::Subscribe(&t));
+                    // Capabilities go with the first subscriptions and then
+                    // only on the rare forced round: they change nothing
+                    // the router sees, and peers rarely need them.
+                    let forced = u64::from(idx) % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX;
+                    if forced || !crate::relay::is_capability(&t) {
+                        self.queue_frame(idx, &Frame::Subscribe(&t));
+                    }
                 }
             }
         }

@@ -62,13 +62,17 @@ impl Node {
                         e.topics.insert(t);
                     }
                 }
-                self.pubsub.router.peer_subscribed(&peer, t);
+                if !crate::relay::is_capability(t) {
+                    self.pubsub.router.peer_subscribed(&peer, t);
+                }
             }
             Frame::Unsubscribe(t) => {
                 if let Some(e) = self.table.established_mut(idx) {
                     e.topics.remove(t);
                 }
-                self.pubsub.router.peer_unsubscribed(&peer, t, now);
+                if !crate::relay::is_capability(t) {
+                    self.pubsub.router.peer_unsubscribed(&peer, t, now);
+                }
             }
             Frame::Publish(p) => {
                 // Unsigned messages are not accepted: invalid (P4).
@@ -136,6 +140,7 @@ impl Node {
             }
             Frame::Close(_) => self.remove_session(idx, Some(DisconnectReason::Closed)),
             Frame::Nat(f) => self.nat_frame(idx, peer, f),
+            Frame::Relay { ty, body } => self.relay_frame(peer, ty, body),
             f => {
                 if let Some(c) = control_of(&f) {
                     self.control(peer, c);

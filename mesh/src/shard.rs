@@ -12,12 +12,14 @@
 //! ([`TransportOp::Send`]). The wire format is the same either way.
 
 use crate::path::Path;
+use crate::relay::route::{RelayRoutes, Route, RouteLimits};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Head, MAX_DATAGRAM, MAX_PLAINTEXT};
 use moss_crypto::scramble::{HEAD_LEN, MIN_DATAGRAM};
 use moss_crypto::transport::TAG_LEN;
 use moss_crypto::{MeshKeys, OpenError, Scrambler, TransportCipher};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::ops::Range;
 
 /// Bits at the top of a session index that name its owning shard.
@@ -100,21 +102,79 @@ pub enum TransportOp {
         /// Frames; return the buffer with [`crate::Node::recycle`].
         plaintext: Vec<u8>,
     },
+    /// Supernode data plane, for **every** shard ([`TransportOp::broadcast`]):
+    /// forward datagrams with receiver index `index` along `route`.
+    Route {
+        /// The far end's session index (not ours).
+        index: u32,
+        /// Where from and where to.
+        route: Route,
+        /// The limits in force.
+        limits: RouteLimits,
+    },
+    /// Every shard: forget the routes of relay session `session`.
+    Unroute {
+        /// The relay session.
+        session: u64,
+    },
+    /// Seal an empty keepalive of session `index` and send it to `to`
+    /// instead of the session's path: a probe of a direct path for a
+    /// relayed session (migration).
+    Probe {
+        /// Our local index.
+        index: u32,
+        /// The address to try.
+        to: SocketAddr,
+    },
 }
 
 impl TransportOp {
     /// The session index the operation is about.
+    /// The session index the operation is about (for routes, the far
+    /// end's index; for unroutes, 0).
     pub fn index(&self) -> u32 {
         match self {
-            Self::Install { index, .. } | Self::Remove { index } | Self::Send { index, .. } => {
-                *index
-            }
+            Self::Install { index, .. }
+            | Self::Remove { index }
+            | Self::Send { index, .. }
+            | Self::Route { index, .. }
+            | Self::Probe { index, .. } => *index,
+            Self::Unroute { .. } => 0,
         }
     }
 
-    /// The shard that must carry it out.
+    /// The shard that must carry it out (for a broadcast, the first).
     pub fn shard(&self) -> usize {
+        if self.broadcast() {
+            return 0;
+        }
         owner_of(self.index())
+    }
+
+    /// True for the relay data-plane operations every shard applies: the
+    /// kernel may hand a relayed end's datagrams to any shard. Each shard
+    /// keeps its own copy of the route and its buckets; since one end's
+    /// datagrams (one 4-tuple) always land on the same shard, an end's
+    /// bucket is in effect one.
+    pub fn broadcast(&self) -> bool {
+        matches!(self, Self::Route { .. } | Self::Unroute { .. })
+    }
+
+    /// A copy of a broadcast operation (`None` for the others).
+    pub fn clone_broadcast(&self) -> Option<Self> {
+        match *self {
+            Self::Route {
+                index,
+                route,
+                limits,
+            } => Some(Self::Route {
+                index,
+                route,
+                limits,
+            }),
+            Self::Unroute { session } => Some(Self::Unroute { session }),
+            _ => None,
+        }
     }
 }
 
@@ -146,6 +206,12 @@ pub enum Inbound {
     },
     /// Dropped (and counted) for this reason.
     Dropped(DropReason),
+    /// Relayed (supernode data plane): send the datagram, untouched, to
+    /// `to` (counted as relayed).
+    Relay {
+        /// The far end.
+        to: SocketAddr,
+    },
 }
 
 /// Why a plaintext could not be sealed.
@@ -171,6 +237,8 @@ pub struct SessionShard {
     scrambler: Scrambler,
     sessions: HashMap<u32, ShardSession>,
     stats: Stats,
+    routes: RelayRoutes,
+    now_ms: u64,
 }
 
 impl SessionShard {
@@ -182,6 +250,8 @@ impl SessionShard {
             scrambler: Scrambler::new(keys.scramble_key),
             sessions: HashMap::new(),
             stats: Stats::default(),
+            routes: RelayRoutes::new(crate::relay::default_limits()),
+            now_ms: 0,
         }
     }
 
@@ -220,6 +290,17 @@ impl SessionShard {
         self.stats.drops.add(r);
     }
 
+    /// The time relay buckets refill by (the driver's clock, set once per
+    /// batch; only a relaying shard reads it).
+    pub fn set_clock(&mut self, now: crate::Time) {
+        self.now_ms = now.as_millis() as u64;
+    }
+
+    /// Relay routes this shard forwards by.
+    pub fn routes(&self) -> &RelayRoutes {
+        &self.routes
+    }
+
     /// Takes over the transport half of session `index`.
     pub fn install(&mut self, index: u32, session: ShardSession) {
         self.sessions.insert(index, session);
@@ -250,6 +331,26 @@ impl SessionShard {
                 let to = self.seal(index, &plaintext, out)?;
                 Ok(Some((to, plaintext)))
             }
+            TransportOp::Route {
+                index,
+                route,
+                limits,
+            } => {
+                self.routes.set_limits(limits);
+                // A taken index stays with its first session: the later
+                // pair's data is not relayed (its ends see a dead relay
+                // and go elsewhere), never misdirected.
+                let _ = self.routes.add(index, route, self.now_ms);
+                Ok(None)
+            }
+            TransportOp::Unroute { session } => {
+                self.routes.remove_session(session);
+                Ok(None)
+            }
+            TransportOp::Probe { index, to } => {
+                self.seal(index, &[], out)?;
+                Ok(Some((Path::Udp(to), Vec::new())))
+            }
         }
     }
 
@@ -264,8 +365,13 @@ impl SessionShard {
     /// counted there; drops are counted here).
     pub fn receive_forwarded(&mut self, from: impl Into<Path>, datagram: &mut [u8]) -> Inbound {
         let r = self.open(from.into(), datagram);
-        if let Inbound::Dropped(reason) = r {
-            self.stats.drops.add(reason);
+        match r {
+            Inbound::Dropped(reason) => self.stats.drops.add(reason),
+            Inbound::Relay { .. } => {
+                self.stats.relayed_datagrams += 1;
+                self.stats.relayed_bytes += datagram.len() as u64;
+            }
+            _ => {}
         }
         r
     }
@@ -290,6 +396,14 @@ impl SessionShard {
             Ok(Head::Handshake { .. }) => return Inbound::Handshake,
             Err(_) => return Inbound::Dropped(DropReason::Unrecognized),
         };
+        if !self.routes.is_empty() && !self.sessions.contains_key(&receiver) {
+            let len = datagram.len();
+            match self.routes.forward(receiver, from, len, self.now_ms) {
+                Some(Ok(to)) => return Inbound::Relay { to },
+                Some(Err(r)) => return Inbound::Dropped(r),
+                None => {}
+            }
+        }
         let owner = owner_of(receiver);
         if owner != self.id && !self.owns_all {
             return Inbound::Foreign { owner };
@@ -349,7 +463,6 @@ impl SessionShard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
 
     fn pair() -> (SessionShard, SessionShard, MeshKeys) {
         let keys = MeshKeys::derive("shard-unit", None);

@@ -58,11 +58,20 @@ pub enum DropReason {
     /// A message 1 whose echoed cookie is not valid for its path (or a
     /// cookie reply that names no dial of ours on that path).
     BadCookie,
+    /// A relayed datagram over its sender's token bucket or the relay's
+    /// bandwidth cap.
+    RelayRateLimited,
+    /// A relay frame for a relay session we do not have, or from a peer
+    /// that is not one of its ends.
+    RelayUnknownSession,
+    /// A relay frame whose signature does not verify (a forged announce,
+    /// revocation, request or accept), or an accept nobody asked for.
+    RelayForged,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 27;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::TooShort,
@@ -89,6 +98,9 @@ impl DropReason {
         Self::Graylisted,
         Self::BadHint,
         Self::BadCookie,
+        Self::RelayRateLimited,
+        Self::RelayUnknownSession,
+        Self::RelayForged,
     ];
 
     /// Snake-case name used in stats JSON and metrics.
@@ -118,6 +130,9 @@ impl DropReason {
             Self::Graylisted => "graylisted",
             Self::BadHint => "bad_hint",
             Self::BadCookie => "bad_cookie",
+            Self::RelayRateLimited => "relay_rate_limited",
+            Self::RelayUnknownSession => "relay_unknown_session",
+            Self::RelayForged => "relay_forged",
         }
     }
 }
@@ -195,6 +210,10 @@ pub struct Stats {
     pub drops: Drops,
     /// NAT traversal counters.
     pub nat: crate::nat::NatStats,
+    /// Datagrams this node relayed between two other peers (supernode).
+    pub relayed_datagrams: u64,
+    /// Bytes of those datagrams.
+    pub relayed_bytes: u64,
 }
 
 impl Stats {
@@ -216,6 +235,8 @@ impl Stats {
         self.cookies_sent += o.cookies_sent;
         self.drops.merge(&o.drops);
         self.nat.merge(&o.nat);
+        self.relayed_datagrams += o.relayed_datagrams;
+        self.relayed_bytes += o.relayed_bytes;
     }
 }
 

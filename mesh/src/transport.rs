@@ -8,6 +8,7 @@
 //! same.
 
 use crate::path::Path;
+use crate::relay::route::{Route, RouteLimits};
 use crate::session::{Session, Stamp};
 use crate::shard::{with_owner, Inbound, SessionShard, ShardSession, TransportOp};
 use crate::stats::Stats;
@@ -15,6 +16,7 @@ use crate::wire::MAX_DATAGRAM;
 use crate::Time;
 use moss_crypto::{MeshKeys, TransportCipher};
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +182,56 @@ impl Transport {
                 s.last_send = Stamp::at(now);
                 r.ops.push_back(TransportOp::Send { index, plaintext });
             }
+        }
+    }
+
+    /// Relay data plane (supernode): forward datagrams for `index` along
+    /// `route`; on every shard when detached.
+    pub fn route(&mut self, index: u32, route: Route, limits: RouteLimits) {
+        let op = TransportOp::Route {
+            index,
+            route,
+            limits,
+        };
+        match self {
+            Self::Local(shard) => {
+                let _ = shard.apply(op, &mut Vec::new());
+            }
+            Self::Remote(r) => r.ops.push_back(op),
+        }
+    }
+
+    /// Forgets the routes of relay session `session`.
+    pub fn unroute(&mut self, session: u64) {
+        let op = TransportOp::Unroute { session };
+        match self {
+            Self::Local(shard) => {
+                let _ = shard.apply(op, &mut Vec::new());
+            }
+            Self::Remote(r) => r.ops.push_back(op),
+        }
+    }
+
+    /// Seals an empty keepalive of session `index` to `to` instead of its
+    /// path (a direct-path probe of a relayed session).
+    pub fn probe(&mut self, out: &mut Outbox, stats: &mut Stats, index: u32, to: SocketAddr) {
+        match self {
+            Self::Local(shard) => {
+                let mut buf = out.buffer();
+                match shard.apply(TransportOp::Probe { index, to }, &mut buf) {
+                    Ok(Some((to, _))) => out.emit(stats, to, buf),
+                    _ => out.recycle(buf),
+                }
+            }
+            Self::Remote(r) => r.ops.push_back(TransportOp::Probe { index, to }),
+        }
+    }
+
+    /// The clock relay buckets refill by (the local shard's; engine shards
+    /// keep their own).
+    pub fn set_clock(&mut self, now: Time) {
+        if let Self::Local(shard) = self {
+            shard.set_clock(now);
         }
     }
 

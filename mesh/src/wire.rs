@@ -354,7 +354,18 @@ pub enum Frame<'a> {
     IDontWant(IdList<'a>),
     /// A NAT traversal frame (0x50–0x5F, `crate::nat`).
     Nat(crate::nat::NatFrame),
+    /// A relay frame (types 0x60–0x6F): the body is decoded by
+    /// [`crate::relay::frames`].
+    Relay {
+        /// The frame type, in [`RELAY_TYPES`].
+        ty: u8,
+        /// The body.
+        body: &'a [u8],
+    },
 }
+
+/// Frame types reserved for relays and supernodes.
+pub const RELAY_TYPES: std::ops::RangeInclusive<u8> = 0x60..=0x6f;
 
 /// Bytes of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
@@ -444,6 +455,7 @@ impl<'a> Frame<'a> {
                 Frame::IHave { topic, ids } => 1 + topic.len() + ids.as_bytes().len(),
                 Frame::IWant(ids) | Frame::IDontWant(ids) => ids.as_bytes().len(),
                 Frame::Nat(f) => f.body_len(),
+                Frame::Relay { body, .. } => body.len(),
             }
     }
 
@@ -465,6 +477,7 @@ impl<'a> Frame<'a> {
             Frame::IWant(_) => ty::IWANT,
             Frame::IDontWant(_) => ty::IDONTWANT,
             Frame::Nat(f) => f.type_byte(),
+            Frame::Relay { ty, .. } => *ty,
         };
         out.push(t);
         out.extend_from_slice(&body_len.to_le_bytes());
@@ -508,6 +521,7 @@ impl<'a> Frame<'a> {
             }
             Frame::IWant(ids) | Frame::IDontWant(ids) => out.extend_from_slice(ids.as_bytes()),
             Frame::Nat(f) => f.encode_body(out),
+            Frame::Relay { body, .. } => out.extend_from_slice(body),
         }
     }
 
@@ -574,6 +588,7 @@ impl<'a> Frame<'a> {
             crate::nat::FRAME_TYPES_FIRST..=crate::nat::FRAME_TYPES_LAST => {
                 Frame::Nat(crate::nat::NatFrame::decode(t, b)?)
             }
+            t if RELAY_TYPES.contains(&t) => Frame::Relay { ty: t, body: b },
             other => return Err(WireError::UnknownFrame(other)),
         })
     }

@@ -2,9 +2,11 @@
 //! index, a session cap, a renewable TTL, an overall bandwidth cap and
 //! per-peer token buckets. Over-limit traffic is dropped and counted, never
 //! queued. Sessions hold peer slots, not keys, so one costs well under 256 B.
+//! Time is a [`Duration`] since an origin the caller picks (sans-IO, like
+//! the node's clock).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A relayed peer's identity (its static public key).
 pub type PeerKey = [u8; 32];
@@ -111,21 +113,23 @@ pub struct RelayStats {
 /// A token bucket in bytes, refilled from elapsed milliseconds. Times are
 /// kept as wrapping 32-bit milliseconds (to keep slots small): a bucket idle
 /// for more than 49 days refills less than it could, never more.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
     tokens: u32,
     at_ms: u32,
 }
 
 impl Bucket {
-    fn full(burst: u32, now_ms: u64) -> Self {
+    /// A full bucket at `now_ms`.
+    pub fn full(burst: u32, now_ms: u64) -> Self {
         Bucket {
             tokens: burst,
             at_ms: now_ms as u32,
         }
     }
 
-    fn refill(&mut self, now_ms: u64, rate_per_sec: u32, burst: u32) {
+    /// Adds what `rate_per_sec` earned since the last refill, up to `burst`.
+    pub fn refill(&mut self, now_ms: u64, rate_per_sec: u32, burst: u32) {
         let now_ms = now_ms as u32;
         let elapsed = u64::from(now_ms.wrapping_sub(self.at_ms));
         let add = elapsed.saturating_mul(u64::from(rate_per_sec)) / 1000;
@@ -133,6 +137,24 @@ impl Bucket {
             self.tokens = (u64::from(self.tokens) + add).min(u64::from(burst)) as u32;
             self.at_ms = now_ms;
         }
+    }
+}
+
+impl Bucket {
+    /// Refills, then takes `n` tokens if that many are there (else takes
+    /// nothing and returns false).
+    pub fn take(&mut self, n: u32, now_ms: u64, rate_per_sec: u32, burst: u32) -> bool {
+        self.refill(now_ms, rate_per_sec, burst);
+        if self.tokens < n {
+            return false;
+        }
+        self.tokens -= n;
+        true
+    }
+
+    /// Tokens left.
+    pub fn tokens(&self) -> u32 {
+        self.tokens
     }
 }
 
@@ -160,7 +182,6 @@ pub const MAX_PRESIZE: usize = 65_536;
 #[derive(Debug)]
 pub struct RelayTable {
     cfg: RelayConfig,
-    epoch: Instant,
     sessions: Vec<Session>,
     free_sessions: Vec<u32>,
     live: usize,
@@ -172,13 +193,11 @@ pub struct RelayTable {
 }
 
 impl RelayTable {
-    /// An empty table sized for `max_sessions` (up to `MAX_PRESIZE`);
-    /// `epoch` is the time origin for its timers.
-    pub fn new(cfg: RelayConfig, epoch: Instant) -> Self {
+    /// An empty table sized for `max_sessions` (up to `MAX_PRESIZE`).
+    pub fn new(cfg: RelayConfig) -> Self {
         let n = cfg.max_sessions.min(MAX_PRESIZE);
         RelayTable {
             cfg,
-            epoch,
             sessions: Vec::with_capacity(n),
             free_sessions: Vec::new(),
             live: 0,
@@ -199,8 +218,8 @@ impl RelayTable {
         Self::global_rate(cfg)
     }
 
-    fn ms(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_millis() as u64
+    fn ms(&self, now: Duration) -> u64 {
+        now.as_millis() as u64
     }
 
     fn peer_slot(&mut self, key: PeerKey, now_ms: u64) -> u32 {
@@ -239,7 +258,7 @@ impl RelayTable {
     }
 
     /// Opens a session between `a` and `b`.
-    pub fn open(&mut self, now: Instant, a: PeerKey, b: PeerKey) -> Result<SessionIndex, Refusal> {
+    pub fn open(&mut self, now: Duration, a: PeerKey, b: PeerKey) -> Result<SessionIndex, Refusal> {
         if a == b {
             return Err(Refusal::SamePeer);
         }
@@ -293,7 +312,7 @@ impl RelayTable {
     }
 
     /// Extends a live session by the TTL from now.
-    pub fn renew(&mut self, now: Instant, idx: SessionIndex) -> Result<(), Dropped> {
+    pub fn renew(&mut self, now: Duration, idx: SessionIndex) -> Result<(), Dropped> {
         let now_ms = self.ms(now);
         let ttl = self.cfg.session_ttl.as_millis() as u64;
         if self.live_session(idx, now_ms).is_none() {
@@ -326,7 +345,7 @@ impl RelayTable {
     }
 
     /// Removes expired sessions.
-    pub fn expire(&mut self, now: Instant) {
+    pub fn expire(&mut self, now: Duration) {
         let now_ms = self.ms(now);
         for slot in 0..self.sessions.len() {
             let s = self.sessions[slot];
@@ -338,20 +357,20 @@ impl RelayTable {
     }
 
     /// When the next session expires.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Duration> {
         self.sessions
             .iter()
             .filter(|s| s.ends[0] != FREE)
             .map(|s| s.expires_ms)
             .min()
-            .map(|ms| self.epoch + Duration::from_millis(ms))
+            .map(Duration::from_millis)
     }
 
     /// Decides one datagram of `len` bytes from `from` on session `idx`: the
     /// peer to forward it to, or why it is dropped (and counted).
     pub fn forward(
         &mut self,
-        now: Instant,
+        now: Duration,
         idx: SessionIndex,
         from: &PeerKey,
         len: usize,
@@ -372,7 +391,7 @@ impl RelayTable {
 
     fn decide(
         &mut self,
-        now: Instant,
+        now: Duration,
         idx: SessionIndex,
         from: &PeerKey,
         len: usize,

@@ -30,6 +30,8 @@ pub(super) struct Ctx {
     /// Free send buffers.
     pub(super) spare: Vec<Vec<u8>>,
     pub(super) stopping: bool,
+    /// Origin of the relay buckets' clock.
+    pub(super) epoch: Instant,
 }
 
 impl Worker {
@@ -44,6 +46,7 @@ impl Worker {
             let mut more = false;
             for _ in 0..RECV_BATCHES_PER_ROUND {
                 let ctx = &mut self.ctx;
+                ctx.shard.set_clock(ctx.epoch.elapsed());
                 let n = match self
                     .backend
                     .recv_with(&mut batch, &mut |from, bytes| ctx.on_datagram(from, bytes))
@@ -120,8 +123,16 @@ impl Ctx {
                 }
                 ToShard::Op(op) => {
                     let install = matches!(op, TransportOp::Install { .. });
-                    let mut scratch = Vec::new();
-                    let _ = self.shard.apply(op, &mut scratch);
+                    let mut scratch = self.spare.pop().unwrap_or_default();
+                    match self.shard.apply(op, &mut scratch) {
+                        // A probe: its sealed keepalive goes out.
+                        Ok(Some((to, _))) if to.udp().is_some() => {
+                            if let Some(to) = to.udp() {
+                                self.out.push((to, scratch));
+                            }
+                        }
+                        _ => self.spare.push(scratch),
+                    }
                     self.shared[self.id]
                         .sessions
                         .store(self.shard.session_count(), Ordering::Relaxed);
@@ -205,6 +216,14 @@ impl Ctx {
                 self.held.push_back((Instant::now(), from, v));
             }
             Inbound::Dropped(_) => {}
+            // Relay data plane: the datagram leaves untouched, batched with
+            // the shard's sends (a pooled buffer: no allocation).
+            Inbound::Relay { to } => {
+                let mut v = self.spare.pop().unwrap_or_default();
+                v.clear();
+                v.extend_from_slice(bytes);
+                self.out.push((to, v));
+            }
         }
     }
 

@@ -10,8 +10,11 @@
  * Node A starts, node B dials A on 127.0.0.1:<A's port from
  * Moss_GetMeshInfo>. A publishes "hello" on "chat"; B's message callback
  * answers "pong" with Moss_Publish from inside the callback (re-entrant
- * call). Exits 0 once both messages arrived with the right sender ids,
- * 1 on any failure or after a bounded wait. MOSS_BACKEND=<auto|uring|mmsg|
+ * call). A, dialled by a stranger and up for `supernode_min_uptime_sec`
+ * (1 s here), promotes itself to supernode: event 3 reaches the event
+ * callback and `supernode_ready` turns true in its mesh info. Exits 0 once
+ * both messages arrived with the right sender ids and A was promoted, 1 on
+ * any failure or after a bounded wait. MOSS_BACKEND=<auto|uring|mmsg|
  * portable> picks the I/O backend.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -31,6 +34,7 @@ static atomic_int a_got_pong;
 static atomic_int b_got_hello;
 static atomic_int b_reply_code = 1;
 static atomic_int peers_joined;
+static atomic_int promoted;
 
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -82,6 +86,9 @@ static void on_event(int32_t event_type, const char *detail_json) {
   if (event_type == 1) {
     atomic_fetch_add(&peers_joined, 1);
   }
+  if (event_type == 3) {
+    atomic_fetch_add(&promoted, 1);
+  }
   printf("event %d %s\n", (int)event_type, detail_json);
 }
 
@@ -104,9 +111,10 @@ static int listen_port(MossHandle h) {
 int main(void) {
   printf("%s\n", Moss_Version());
   const char *backend = getenv("MOSS_BACKEND");
-  char config[256];
+  char config[320];
   snprintf(config, sizeof config,
            "{\"trackers\":[],\"lan_discovery_enabled\":false,\"dht_enabled\":false,"
+           "\"nat\":{\"supernode_min_uptime_sec\":1},"
            "\"engine\":{\"backend\":\"%s\"}}",
            backend != NULL ? backend : "auto");
 
@@ -156,6 +164,16 @@ int main(void) {
   for (int i = 0; i < 100 && !atomic_load(&a_got_pong); i++) {
     sleep_ms(50);
   }
+  /* A re-evaluates the supernode rule every second (bounded: 10 s). */
+  for (int i = 0; i < 100 && !atomic_load(&promoted); i++) {
+    sleep_ms(100);
+  }
+  int ready = 0;
+  char *info = Moss_GetMeshInfo(node_a);
+  if (info != NULL) {
+    ready = strstr(info, "\"supernode_ready\":true") != NULL;
+    Moss_Free(info);
+  }
 
   char *stats = Moss_GetNetworkStats(node_a);
   char *nat = Moss_GetNATType(node_a);
@@ -165,7 +183,8 @@ int main(void) {
   Moss_Free(NULL);
 
   int ok = atomic_load(&b_got_hello) && atomic_load(&a_got_pong) &&
-           atomic_load(&b_reply_code) == MOSS_OK && atomic_load(&peers_joined) >= 2;
+           atomic_load(&b_reply_code) == MOSS_OK && atomic_load(&peers_joined) >= 2 &&
+           atomic_load(&promoted) >= 1 && ready;
   if (Moss_Stop(node_a) != MOSS_OK || Moss_Stop(node_b) != MOSS_OK) {
     fprintf(stderr, "Moss_Stop: %s\n", Moss_LastError());
     ok = 0;
@@ -174,9 +193,10 @@ int main(void) {
     fprintf(stderr, "second Moss_Stop did not return MOSS_ERR_INVALID_HANDLE\n");
     ok = 0;
   }
-  printf("hello delivered: %d, pong delivered: %d, reply code: %d, peer joins: %d\n",
+  printf("hello delivered: %d, pong delivered: %d, reply code: %d, peer joins: %d, "
+         "supernode promoted: %d, supernode_ready: %d\n",
          atomic_load(&b_got_hello), atomic_load(&a_got_pong), atomic_load(&b_reply_code),
-         atomic_load(&peers_joined));
+         atomic_load(&peers_joined), atomic_load(&promoted), ready);
   printf(ok ? "OK\n" : "FAILED\n");
   return ok ? 0 : 1;
 }

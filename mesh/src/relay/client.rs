@@ -1,0 +1,437 @@
+//! An end's side of relaying: ask a supernode both ends are connected to
+//! when a dial times out (or the NAT code reports a failed punch), dial the
+//! peer through it, renew the session before its TTL, probe the peer's
+//! direct address and migrate when it answers, and move to another
+//! supernode when the one in use leaves, revokes or closes.
+
+use super::frames::{Accept, RefuseReason, Relay, Request};
+use crate::event::{DisconnectReason, Event};
+use crate::node::Node;
+use crate::path::Path;
+use crate::stats::DropReason;
+use crate::wire::Head;
+use crate::Time;
+use moss_crypto::PeerId;
+use rand_core::RngCore;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How often a relayed session probes the peer's direct address.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// A request unanswered this long is asked of the next supernode.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a supernode closes a session, the ends wait this long for a
+/// direct path (a migration in progress) before dropping it.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
+/// Least time between two relay requests for one dialled address.
+pub const ADDR_RETRY: Duration = Duration::from_secs(10);
+/// The id that names the target by address in a request.
+const BY_ADDRESS: PeerId = PeerId([0; 32]);
+
+#[derive(Debug, Clone)]
+struct Pending {
+    relay: PeerId,
+    target: PeerId,
+    addr: Option<SocketAddr>,
+    tried: Vec<PeerId>,
+    at: Time,
+}
+
+/// A relay session this node is an end of.
+#[derive(Debug, Clone, Copy)]
+struct Relayed {
+    peer: PeerId,
+    /// The peer as the supernode sees it: the direct address to probe.
+    peer_addr: SocketAddr,
+    /// We asked (and renew, and move it when the supernode goes).
+    initiator: bool,
+    expires: Time,
+    ttl: Duration,
+    /// The address we dialled before, if any.
+    dialled: Option<SocketAddr>,
+}
+
+/// The client half of a node's relay state.
+#[derive(Debug, Default)]
+pub struct Client {
+    pending: HashMap<u64, Pending>,
+    sessions: HashMap<(PeerId, u64), Relayed>,
+    closing: Vec<(PeerId, u64, Time)>,
+    asked: HashMap<SocketAddr, Time>,
+    kick: Vec<u32>,
+    next_probe: Time,
+    /// The last refusal a supernode sent.
+    pub last_refusal: Option<RefuseReason>,
+}
+
+impl Node {
+    /// Asks a supernode we and `peer` are both connected to for a relay
+    /// session, then dials `peer` through it. False if no usable supernode
+    /// is connected.
+    pub fn connect_via_relay(&mut self, peer: PeerId) -> bool {
+        self.request_relay(peer, None, Vec::new())
+    }
+
+    /// The NAT code's hook: hole punching to `addr` failed
+    /// `hole_punch_attempts` times; reach the peer through a supernode.
+    pub fn relay_punch_failed(&mut self, peer: Option<PeerId>, addr: SocketAddr) -> bool {
+        self.request_relay(peer.unwrap_or(BY_ADDRESS), Some(addr), Vec::new())
+    }
+
+    /// Peers reached through a relay now.
+    pub fn relayed_peers(&self) -> Vec<PeerId> {
+        let mut v: Vec<PeerId> = self
+            .table
+            .by_peer
+            .iter()
+            .filter(|(_, &i)| {
+                self.table
+                    .get(i)
+                    .is_some_and(|s| matches!(s.path, Path::Relay { .. }))
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Our dial to `path` timed out: a UDP address nobody answered at is
+    /// asked of a supernode (at most every [`ADDR_RETRY`] per address).
+    pub(crate) fn relay_dial_failed(&mut self, path: Path) {
+        let Path::Udp(addr) = path else {
+            return;
+        };
+        let c = &self.relay.client;
+        let busy = c.pending.values().any(|p| p.addr == Some(addr))
+            || c.sessions.values().any(|r| r.dialled == Some(addr));
+        let recent = c
+            .asked
+            .get(&addr)
+            .is_some_and(|&t| self.now < t + ADDR_RETRY);
+        if busy || recent {
+            return;
+        }
+        if self.request_relay(BY_ADDRESS, Some(addr), Vec::new()) {
+            let now = self.now;
+            self.relay.client.asked.insert(addr, now);
+            if self.relay.client.asked.len() > 1024 {
+                self.relay.client.asked.retain(|_, t| now < *t + ADDR_RETRY);
+            }
+        }
+    }
+
+    /// Sends a signed request for `target` (or the peer at `addr`) to the
+    /// best usable supernode not in `tried`.
+    fn request_relay(
+        &mut self,
+        target: PeerId,
+        addr: Option<SocketAddr>,
+        tried: Vec<PeerId>,
+    ) -> bool {
+        let me = self.public_key();
+        let candidates: Vec<PeerId> = self
+            .usable_supernodes()
+            .into_iter()
+            .filter(|p| !tried.contains(p) && *p != target && *p != me)
+            .collect();
+        if candidates.is_empty() {
+            return false;
+        }
+        // Spread load: the target picks among the best three.
+        let spread = candidates.len().min(3);
+        let pick = usize::from(target.0[31] ^ me.0[31]) % spread;
+        let relay = candidates[pick];
+        let nonce = self.rng.next_u64();
+        let r = Request::sign(&self.identity, &relay, target, addr, nonce);
+        if !self.send_relay(relay, &Relay::Request(r)) {
+            return false;
+        }
+        let now = self.now;
+        self.relay.client.pending.insert(
+            nonce,
+            Pending {
+                relay,
+                target,
+                addr,
+                tried,
+                at: now,
+            },
+        );
+        true
+    }
+
+    /// An accept from supernode `from`.
+    pub(crate) fn on_accept(&mut self, from: PeerId, a: Accept) {
+        if !a.verify(&from) {
+            self.pubsub.router.penalise(&from, 1.0);
+            return self.drop_input(DropReason::RelayForged);
+        }
+        let me = self.public_key();
+        let now = self.now;
+        let ttl = Duration::from_secs(u64::from(a.ttl_sec));
+        let key = (from, a.session);
+        if a.initiator == me {
+            let Some(p) = self
+                .relay
+                .client
+                .pending
+                .remove(&a.nonce)
+                .filter(|p| p.relay == from)
+            else {
+                // Nobody asked this supernode with that nonce.
+                return self.drop_input(DropReason::RelayForged);
+            };
+            if let Some(r) = self.relay.client.sessions.get_mut(&key) {
+                r.expires = now + ttl;
+                return;
+            }
+            self.relay.client.sessions.insert(
+                key,
+                Relayed {
+                    peer: a.responder,
+                    peer_addr: a.peer_addr,
+                    initiator: true,
+                    expires: now + ttl,
+                    ttl,
+                    dialled: p.addr,
+                },
+            );
+            let direct = self
+                .table
+                .by_peer(&a.responder)
+                .and_then(|i| self.table.get(i))
+                .is_some_and(|s| s.path.udp().is_some());
+            if direct {
+                // A direct session came up meanwhile.
+                self.relay.client.sessions.remove(&key);
+                self.send_relay(from, &Relay::Close { session: a.session });
+                return;
+            }
+            self.connect_path(Path::Relay {
+                via: from,
+                session: a.session,
+            });
+        } else if a.responder == me {
+            let r = self.relay.client.sessions.entry(key).or_insert(Relayed {
+                peer: a.initiator,
+                peer_addr: a.peer_addr,
+                initiator: false,
+                expires: now + ttl,
+                ttl,
+                dialled: None,
+            });
+            r.expires = now + ttl;
+        } else {
+            self.drop_input(DropReason::RelayForged);
+        }
+    }
+
+    /// A refusal from supernode `from`: ask the next one when another
+    /// could do better.
+    pub(crate) fn on_refuse(&mut self, from: PeerId, nonce: u64, reason: RefuseReason) {
+        let Some(mut p) = self
+            .relay
+            .client
+            .pending
+            .remove(&nonce)
+            .filter(|p| p.relay == from)
+        else {
+            return self.drop_input(DropReason::RelayUnknownSession);
+        };
+        self.relay.client.last_refusal = Some(reason);
+        if matches!(
+            reason,
+            RefuseReason::Full | RefuseReason::NotSupernode | RefuseReason::TargetUnreachable
+        ) {
+            p.tried.push(from);
+            self.request_relay(p.target, p.addr, p.tried);
+        }
+    }
+
+    /// A handshake message of our session with the other end, carried by
+    /// supernode `from`. Only handshakes travel this way: data goes by the
+    /// data plane.
+    pub(crate) fn on_relayed_datagram(&mut self, from: PeerId, session: u64, datagram: &[u8]) {
+        if !self.relay.client.sessions.contains_key(&(from, session)) {
+            return self.drop_input(DropReason::RelayUnknownSession);
+        }
+        let handshake = self
+            .handshaker
+            .scrambler
+            .peek_head(datagram)
+            .is_some_and(|h| matches!(Head::decode(&h), Ok(Head::Handshake { .. })));
+        if !handshake {
+            return self.drop_input(DropReason::Unrecognized);
+        }
+        let mut buf = self.outbox.buffer();
+        buf.extend_from_slice(datagram);
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += buf.len() as u64;
+        self.on_datagram(Path::Relay { via: from, session }, &mut buf);
+        self.outbox.recycle(buf);
+    }
+
+    /// The local session on relay path (`via`, `session`), if any.
+    fn relayed_index(&self, via: PeerId, session: u64) -> Option<u32> {
+        self.table.by_path(&Path::Relay { via, session })
+    }
+
+    /// Supernode `from` closed `session`: unless a direct path takes over
+    /// within [`CLOSE_GRACE`], the session goes and the initiator asks
+    /// another supernode.
+    pub(crate) fn on_relay_closed(&mut self, from: PeerId, session: u64) {
+        if !self.relay.client.sessions.contains_key(&(from, session)) {
+            return self.drop_input(DropReason::RelayUnknownSession);
+        }
+        let deadline = self.now + CLOSE_GRACE;
+        self.relay.client.closing.push((from, session, deadline));
+    }
+
+    /// Session `idx` with `peer`, relayed through `via`, heard the peer at
+    /// `to`: a direct path works. Event 7; the relay session is released.
+    pub(crate) fn relay_migrated(
+        &mut self,
+        idx: u32,
+        peer: PeerId,
+        via: PeerId,
+        session: u64,
+        to: Path,
+    ) {
+        self.events.push_back(Event::RelayMigrated {
+            peer,
+            from: Path::Relay { via, session },
+            to,
+        });
+        if self.relay.client.sessions.remove(&(via, session)).is_some() {
+            self.send_relay(via, &Relay::Close { session });
+        }
+        // Our next datagram goes direct at once, so the peer moves too.
+        self.relay.client.kick.push(idx);
+    }
+
+    /// A relay session ends for us: its local session (if still relayed)
+    /// goes, and as initiator we ask another supernode.
+    fn drop_relayed(&mut self, via: PeerId, session: u64, exclude: PeerId) {
+        let r = self.relay.client.sessions.remove(&(via, session));
+        if let Some(idx) = self.relayed_index(via, session) {
+            self.remove_session(idx, Some(DisconnectReason::Closed));
+        }
+        if let Some(r) = r.filter(|r| r.initiator) {
+            self.request_relay(r.peer, r.dialled, vec![exclude]);
+        }
+    }
+
+    /// Peer `peer` is gone (its last session was on `path`).
+    pub(crate) fn client_peer_down(&mut self, peer: PeerId, path: Path) {
+        if let Path::Relay { via, session } = path {
+            // The relayed end left: release the relay session.
+            if self.relay.client.sessions.remove(&(via, session)).is_some() {
+                self.send_relay(via, &Relay::Close { session });
+            }
+        }
+        self.relay_supernode_gone(peer);
+    }
+
+    /// Supernode `node` left or revoked: every session through it moves
+    /// to another supernode (or to direct, if that works by then).
+    pub(crate) fn relay_supernode_gone(&mut self, node: PeerId) {
+        let via: Vec<u64> = self
+            .relay
+            .client
+            .sessions
+            .keys()
+            .filter(|(r, _)| *r == node)
+            .map(|(_, s)| *s)
+            .collect();
+        for session in via {
+            self.drop_relayed(node, session, node);
+        }
+        self.retry_pending(|p| p.relay == node);
+    }
+
+    /// Asks the next supernode for every pending request `pick` selects
+    /// (the one asked is added to those tried).
+    fn retry_pending(&mut self, pick: impl Fn(&Pending) -> bool) {
+        let retry: Vec<u64> = self
+            .relay
+            .client
+            .pending
+            .iter()
+            .filter(|(_, p)| pick(p))
+            .map(|(n, _)| *n)
+            .collect();
+        for nonce in retry {
+            if let Some(mut p) = self.relay.client.pending.remove(&nonce) {
+                p.tried.push(p.relay);
+                self.request_relay(p.target, p.addr, p.tried);
+            }
+        }
+    }
+
+    /// Probes, renewals, request timeouts, grace expiry.
+    pub(crate) fn client_tick(&mut self, now: Time) {
+        for idx in std::mem::take(&mut self.relay.client.kick) {
+            self.seal_and_send(idx, true);
+        }
+        let due: Vec<(PeerId, u64)> = self
+            .relay
+            .client
+            .closing
+            .iter()
+            .filter(|c| c.2 <= now)
+            .map(|c| (c.0, c.1))
+            .collect();
+        self.relay.client.closing.retain(|c| c.2 > now);
+        for (via, session) in due {
+            self.drop_relayed(via, session, via);
+        }
+        self.retry_pending(|p| now >= p.at + REQUEST_TIMEOUT);
+        if now < self.relay.client.next_probe {
+            return;
+        }
+        self.relay.client.next_probe = now + PROBE_EVERY;
+        let sessions: Vec<((PeerId, u64), Relayed)> = self
+            .relay
+            .client
+            .sessions
+            .iter()
+            .map(|(k, r)| (*k, *r))
+            .collect();
+        for ((via, session), r) in sessions {
+            let Some(idx) = self.relayed_index(via, session) else {
+                continue;
+            };
+            if self.table.established(idx).is_none() {
+                continue;
+            }
+            if let Some(d) = r.dialled {
+                if self.table.by_path(&Path::Udp(d)).is_none() {
+                    // The dialled address is this session's: no re-dial.
+                    self.table.alias(Path::Udp(d), idx);
+                }
+            }
+            self.transport
+                .probe(&mut self.outbox, &mut self.stats, idx, r.peer_addr);
+            self.reach.note_sent(Path::Udp(r.peer_addr));
+            if r.initiator && now + r.ttl / 2 >= r.expires {
+                // Renew: the same request again (the supernode extends the
+                // session it has for the pair).
+                let nonce = self.rng.next_u64();
+                let req = Request::sign(&self.identity, &via, r.peer, None, nonce);
+                if self.send_relay(via, &Relay::Request(req)) {
+                    self.relay.client.pending.insert(
+                        nonce,
+                        Pending {
+                            relay: via,
+                            target: r.peer,
+                            addr: None,
+                            tried: Vec::new(),
+                            at: now,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}

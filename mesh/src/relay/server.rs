@@ -1,0 +1,342 @@
+//! The supernode's side of relay sessions: admission (signed request,
+//! `relay_max_sessions`, one session per pair), the signed accept to both
+//! ends, the TTL (a repeated request renews), close, and the control plane
+//! that carries the ends' handshake messages and learns their session
+//! indices for the data plane ([`super::route`]).
+
+use super::frames::{Accept, RefuseReason, Relay, Request};
+use super::route::Route;
+use crate::config::Config;
+use crate::node::Node;
+use crate::path::Path;
+use crate::stats::DropReason;
+use crate::wire::{Head, Kind};
+use crate::Time;
+use moss_crypto::scramble::HEAD_LEN;
+use moss_crypto::PeerId;
+use moss_nat::relay::{Dropped, Refusal, RelayConfig, RelayTable, SessionIndex};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// One relay session this supernode serves.
+#[derive(Debug, Clone, Copy)]
+struct Served {
+    /// Initiator, responder.
+    ends: [PeerId; 2],
+    expires: Time,
+}
+
+/// A supernode's relay sessions.
+pub struct Server {
+    table: RelayTable,
+    served: HashMap<u64, Served>,
+    ttl: Duration,
+}
+
+impl Server {
+    /// No sessions; limits from `cfg`.
+    pub fn new(cfg: &Config) -> Self {
+        let rc = RelayConfig {
+            max_sessions: cfg.nat.relay_max_sessions as usize,
+            session_ttl: Duration::from_secs(u64::from(cfg.nat.relay_session_ttl_sec)),
+            max_bandwidth_kbps: cfg.nat.relay_max_bandwidth_kbps,
+            peer_burst_bytes: cfg.security.rate_limit_burst,
+            peer_rate_bytes_per_sec: cfg.security.rate_limit_sustained,
+        };
+        Self {
+            table: RelayTable::new(rc),
+            served: HashMap::new(),
+            ttl: rc.session_ttl,
+        }
+    }
+
+    /// Sessions served.
+    pub fn len(&self) -> usize {
+        self.served.len()
+    }
+
+    /// True if none is served.
+    pub fn is_empty(&self) -> bool {
+        self.served.is_empty()
+    }
+
+    /// True if `session` is one of ours.
+    pub fn contains(&self, session: u64) -> bool {
+        self.served.contains_key(&session)
+    }
+
+    fn find(&self, a: PeerId, b: PeerId) -> Option<u64> {
+        self.served
+            .iter()
+            .find(|(_, s)| s.ends == [a, b] || s.ends == [b, a])
+            .map(|(id, _)| *id)
+    }
+}
+
+/// The sender index of a handshake datagram (any of the three messages),
+/// read with the mesh's scramble key like any receiver would.
+fn handshake_sender(scrambler: &moss_crypto::Scrambler, datagram: &[u8]) -> Option<u32> {
+    let raw = scrambler.peek_head(datagram)?;
+    let Ok(Head::Handshake { kind, nonce, .. }) = Head::decode(&raw) else {
+        return None;
+    };
+    if !matches!(kind, Kind::Init | Kind::Response | Kind::Final) {
+        return None;
+    }
+    let mut idx = [0u8; 4];
+    idx.copy_from_slice(datagram.get(HEAD_LEN..HEAD_LEN + 4)?);
+    // The body keystream starts at its first byte; four bytes of it are
+    // the sender index.
+    scrambler.toggle_body(&nonce, &mut idx);
+    Some(u32::from_le_bytes(idx))
+}
+
+impl Node {
+    /// The UDP address of `peer`'s session with us.
+    fn end_addr(&self, peer: &PeerId) -> Option<SocketAddr> {
+        let idx = self.table.by_peer(peer)?;
+        self.table.get(idx)?.path.udp()
+    }
+
+    fn refuse_relay(&mut self, to: PeerId, r: &Request, reason: RefuseReason) {
+        let f = Relay::Refuse {
+            nonce: r.nonce,
+            target: r.target,
+            reason,
+        };
+        self.send_relay(to, &f);
+    }
+
+    /// The signed accept of `session` to one end; `peer_addr` is where the
+    /// supernode sees the other end.
+    fn send_accept(&mut self, to: PeerId, session: u64, s: Served, nonce: u64, other: PeerId) {
+        let Some(peer_addr) = self.end_addr(&other) else {
+            return;
+        };
+        let mut a = Accept {
+            session,
+            initiator: s.ends[0],
+            responder: s.ends[1],
+            nonce,
+            ttl_sec: self.relay.server.ttl.as_secs() as u32,
+            peer_addr,
+            signature: [0; 64],
+        };
+        a.signature = self.identity.sign(&a.signing_bytes(&self.public_key()));
+        self.send_relay(to, &Relay::Accept(a));
+    }
+
+    /// A relay request from `from`.
+    pub(crate) fn serve_request(&mut self, from: PeerId, r: Request) {
+        if !self.is_supernode() {
+            return self.refuse_relay(from, &r, RefuseReason::NotSupernode);
+        }
+        if !r.verify(&self.public_key(), &from) {
+            self.drop_input(DropReason::RelayForged);
+            return self.refuse_relay(from, &r, RefuseReason::BadSignature);
+        }
+        let target = if r.target.0 != [0; 32] {
+            Some(r.target)
+        } else {
+            r.addr
+                .and_then(|a| self.table.by_path(&Path::Udp(a)))
+                .and_then(|i| self.table.peer_of(i))
+        };
+        let Some(target) = target else {
+            return self.refuse_relay(from, &r, RefuseReason::TargetUnreachable);
+        };
+        if target == from {
+            return self.refuse_relay(from, &r, RefuseReason::SamePeer);
+        }
+        let reachable = self
+            .table
+            .by_peer(&target)
+            .is_some_and(|i| self.relay_capable(i));
+        if !reachable || self.end_addr(&from).is_none() {
+            return self.refuse_relay(from, &r, RefuseReason::TargetUnreachable);
+        }
+        let now = self.now;
+        let ttl = self.relay.server.ttl;
+        let session = match self.relay.server.table.open(now, from.0, target.0) {
+            Ok(idx) => {
+                let id = idx.to_u64();
+                self.relay.server.served.insert(
+                    id,
+                    Served {
+                        ends: [from, target],
+                        expires: now + ttl,
+                    },
+                );
+                id
+            }
+            Err(Refusal::Duplicate) => {
+                // The same pair again: a renewal (or the other end asking
+                // after a lost accept). Same session, TTL from now.
+                let Some(id) = self.relay.server.find(from, target) else {
+                    return self.refuse_relay(from, &r, RefuseReason::Full);
+                };
+                let _ = self
+                    .relay
+                    .server
+                    .table
+                    .renew(now, SessionIndex::from_u64(id));
+                if let Some(s) = self.relay.server.served.get_mut(&id) {
+                    s.expires = now + ttl;
+                }
+                id
+            }
+            Err(Refusal::Full) => return self.refuse_relay(from, &r, RefuseReason::Full),
+            Err(Refusal::SamePeer) => return self.refuse_relay(from, &r, RefuseReason::SamePeer),
+        };
+        let Some(s) = self.relay.server.served.get(&session).copied() else {
+            return;
+        };
+        let (a, b) = (s.ends[0], s.ends[1]);
+        self.send_accept(a, session, s, r.nonce, b);
+        self.send_accept(b, session, s, r.nonce, a);
+    }
+
+    /// A datagram of the ends' session carried in a DATA frame from `from`:
+    /// forwarded to the other end within the buckets; a handshake message
+    /// teaches the data plane the sender's index.
+    pub(crate) fn serve_data(&mut self, from: PeerId, session: u64, datagram: &[u8]) {
+        let now = self.now;
+        let idx = SessionIndex::from_u64(session);
+        let len = datagram.len();
+        let other = match self.relay.server.table.forward(now, idx, &from.0, len) {
+            Ok(k) => PeerId(k),
+            Err(Dropped::PeerRate) | Err(Dropped::Bandwidth) => {
+                return self.drop_input(DropReason::RelayRateLimited)
+            }
+            Err(Dropped::NoSession) | Err(Dropped::NotMember) => {
+                return self.drop_input(DropReason::RelayUnknownSession)
+            }
+        };
+        if let Some(sender_index) = handshake_sender(&self.handshaker.scrambler, datagram) {
+            if let (Some(src), Some(dst)) = (self.end_addr(&other), self.end_addr(&from)) {
+                // Datagrams for the sender's index come from the other end.
+                let route = Route { src, dst, session };
+                let limits = super::limits_of(&self.cfg);
+                self.transport.route(sender_index, route, limits);
+            }
+        }
+        self.stats.relayed_datagrams += 1;
+        self.stats.relayed_bytes += len as u64;
+        self.send_relay(other, &Relay::Data { session, datagram });
+    }
+
+    /// Ends session `session`: both ends hear CLOSE (except `skip`).
+    fn end_served(&mut self, session: u64, skip: Option<PeerId>) {
+        let Some(s) = self.relay.server.served.remove(&session) else {
+            return;
+        };
+        self.relay
+            .server
+            .table
+            .close(SessionIndex::from_u64(session));
+        self.transport.unroute(session);
+        for p in s.ends {
+            if Some(p) != skip {
+                self.send_relay(p, &Relay::Close { session });
+            }
+        }
+    }
+
+    /// An end closes `session`.
+    pub(crate) fn serve_close(&mut self, from: PeerId, session: u64) {
+        let member = self
+            .relay
+            .server
+            .served
+            .get(&session)
+            .is_some_and(|s| s.ends.contains(&from));
+        if !member {
+            return self.drop_input(DropReason::RelayUnknownSession);
+        }
+        self.end_served(session, Some(from));
+    }
+
+    /// Sessions past their TTL end.
+    pub(crate) fn server_tick(&mut self, now: Time) {
+        if self.relay.server.is_empty() {
+            return;
+        }
+        let expired: Vec<u64> = self
+            .relay
+            .server
+            .served
+            .iter()
+            .filter(|(_, s)| s.expires <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.end_served(id, None);
+        }
+    }
+
+    /// An end left: its sessions end (the other end hears CLOSE).
+    pub(crate) fn server_peer_down(&mut self, peer: PeerId) {
+        let gone: Vec<u64> = self
+            .relay
+            .server
+            .served
+            .iter()
+            .filter(|(_, s)| s.ends.contains(&peer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.end_served(id, Some(peer));
+        }
+    }
+
+    /// Every session ends (the node stepped down).
+    pub(crate) fn close_all_served(&mut self) {
+        let all: Vec<u64> = self.relay.server.served.keys().copied().collect();
+        for id in all {
+            self.end_served(id, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moss_crypto::{MeshKeys, Scrambler};
+
+    #[test]
+    fn the_sender_index_of_a_handshake_is_read_back() {
+        let keys = MeshKeys::derive("relay-unit", None);
+        let sc = Scrambler::new(keys.scramble_key);
+        let nonce = [7u8; 12];
+        let mut d = Head::Handshake {
+            kind: Kind::Init,
+            pad_len: 0,
+            nonce,
+        }
+        .encode()
+        .to_vec();
+        let mut body = Vec::new();
+        crate::wire::HandshakeBody {
+            sender: 0x0102_0304,
+            receiver: 0,
+            noise: &[9; 32],
+        }
+        .encode(&mut body);
+        sc.toggle_body(&nonce, &mut body);
+        d.extend_from_slice(&body);
+        sc.toggle_head(&mut d);
+        assert_eq!(handshake_sender(&sc, &d), Some(0x0102_0304));
+        // A data head is no handshake.
+        let mut data = Head::Data {
+            receiver: 5,
+            counter: 0,
+        }
+        .encode()
+        .to_vec();
+        data.extend_from_slice(&[0; 32]);
+        sc.toggle_head(&mut data);
+        assert_eq!(handshake_sender(&sc, &data), None);
+        assert_eq!(handshake_sender(&sc, &[0; 8]), None);
+    }
+}

@@ -1,0 +1,556 @@
+//! Relay scenarios on real nodes in memory: a network that can cut the
+//! direct path between two nodes, so they can only meet through a
+//! supernode. Every node has its own IP, so a supernode's inbound probe is
+//! a real one (a stranger's handshake from an IP it never sent to).
+
+use super::frames::{Accept, Announce, RefuseReason, Relay};
+use crate::config::Config;
+use crate::event::Event;
+use crate::path::Path;
+use crate::stats::DropReason;
+use crate::wire::Frame;
+use crate::{Identity, Node, Time};
+use moss_crypto::PeerId;
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const LATENCY: Duration = Duration::from_millis(5);
+
+/// A tapped node, the datagrams it received, and those it forwarded
+/// unchanged.
+type Tap = (usize, HashSet<Vec<u8>>, Vec<Vec<u8>>);
+
+struct Net {
+    nodes: Vec<Node>,
+    addrs: Vec<SocketAddr>,
+    queue: VecDeque<(Time, SocketAddr, SocketAddr, Vec<u8>)>,
+    now: Time,
+    /// Pairs of nodes (both directions) whose datagrams never arrive.
+    blocked: HashSet<(usize, usize)>,
+    /// Nodes whose datagrams, in and out, are lost (crashed).
+    dead: HashSet<usize>,
+    events: Vec<Vec<Event>>,
+    /// Node `tap.0`'s received datagrams, and those it sent on unchanged
+    /// (relayed).
+    tap: Option<Tap>,
+    /// Alter the next relayed datagram longer than 64 bytes in flight.
+    corrupt_next: bool,
+}
+
+fn cfg() -> Config {
+    let mut c = Config::default();
+    c.nat.supernode_min_uptime_sec = 1;
+    c
+}
+
+impl Net {
+    fn new(n: usize, cfg: Config) -> Self {
+        let nodes = (0..n)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[0] = i as u8;
+                seed[1] = 0x5e;
+                Node::new(
+                    cfg.clone(),
+                    Identity::from_seed([i as u8 + 1; 32]),
+                    "relay-test",
+                    None,
+                    seed,
+                    Duration::ZERO,
+                )
+                .unwrap()
+            })
+            .collect();
+        Self {
+            nodes,
+            addrs: (0..n)
+                .map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 4000)))
+                .collect(),
+            queue: VecDeque::new(),
+            now: Duration::ZERO,
+            blocked: HashSet::new(),
+            dead: HashSet::new(),
+            events: vec![Vec::new(); n],
+            tap: None,
+            corrupt_next: false,
+        }
+    }
+
+    fn id(&self, i: usize) -> PeerId {
+        self.nodes[i].public_key()
+    }
+
+    fn at(&self, a: SocketAddr) -> Option<usize> {
+        self.addrs.iter().position(|x| *x == a)
+    }
+
+    fn block(&mut self, a: usize, b: usize) {
+        self.blocked.insert((a, b));
+        self.blocked.insert((b, a));
+    }
+
+    fn unblock(&mut self, a: usize, b: usize) {
+        self.blocked.remove(&(a, b));
+        self.blocked.remove(&(b, a));
+    }
+
+    fn collect(&mut self) {
+        for i in 0..self.nodes.len() {
+            while let Some(t) = self.nodes[i].poll_transmit() {
+                let Some(to) = t.to.udp() else {
+                    continue;
+                };
+                let Some(j) = self.at(to) else { continue };
+                if let Some((r, seen, log)) = &mut self.tap {
+                    // Forwarded untouched: the very bytes it received.
+                    if *r == i && seen.contains(&t.bytes) {
+                        log.push(t.bytes.clone());
+                        if self.corrupt_next && t.bytes.len() > 64 {
+                            // Past the head's sample: only the AEAD sees it.
+                            self.corrupt_next = false;
+                            let mut b = t.bytes;
+                            let last = b.len() - 1;
+                            b[last] ^= 1;
+                            self.queue
+                                .push_back((self.now + LATENCY, self.addrs[i], to, b));
+                            continue;
+                        }
+                    }
+                }
+                if self.blocked.contains(&(i, j))
+                    || self.dead.contains(&i)
+                    || self.dead.contains(&j)
+                {
+                    continue;
+                }
+                let from = self.addrs[i];
+                self.queue
+                    .push_back((self.now + LATENCY, from, to, t.bytes));
+            }
+            while let Some(e) = self.nodes[i].poll_event() {
+                self.events[i].push(e);
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        self.collect();
+        let timer = self.nodes.iter().map(|n| n.poll_timeout()).min();
+        let pkt = self.queue.front().map(|q| q.0);
+        let Some(next) = timer.into_iter().chain(pkt).min() else {
+            return;
+        };
+        self.now = next.max(self.now);
+        while self.queue.front().is_some_and(|q| q.0 <= self.now) {
+            let Some((_, from, to, mut bytes)) = self.queue.pop_front() else {
+                break;
+            };
+            if let Some(j) = self.at(to) {
+                if let Some((r, seen, _)) = &mut self.tap {
+                    if *r == j {
+                        seen.insert(bytes.clone());
+                    }
+                }
+                self.nodes[j].handle_datagram(self.now, from, &mut bytes);
+            }
+        }
+        for n in &mut self.nodes {
+            if n.poll_timeout() <= self.now {
+                n.handle_timeout(self.now);
+            }
+        }
+        self.collect();
+    }
+
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    /// Steps until `done` (at most 300 s of virtual time).
+    fn until(&mut self, mut done: impl FnMut(&Net) -> bool) -> bool {
+        let end = self.now + Duration::from_secs(300);
+        while !done(self) {
+            if self.now >= end {
+                return false;
+            }
+            self.step();
+        }
+        true
+    }
+
+    fn messages(&self, i: usize, topic: &str) -> Vec<Vec<u8>> {
+        self.events[i]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) if m.topic() == topic => Some(m.data().to_vec()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn connected(&self, a: usize, b: usize) -> bool {
+        let id = self.id(b);
+        self.nodes[a].peers().iter().any(|p| p.peer == id)
+    }
+
+    fn path_to(&self, a: usize, b: usize) -> Option<Path> {
+        let id = self.id(b);
+        self.nodes[a]
+            .peers()
+            .into_iter()
+            .find(|p| p.peer == id)
+            .map(|p| p.addr)
+    }
+
+    /// Queues a relay frame from node `from` to its peer `to` (crafted).
+    fn send_frame(&mut self, from: usize, to: usize, f: &Relay<'_>) {
+        let mut body = Vec::new();
+        f.encode_body(&mut body);
+        let peer = self.id(to);
+        let n = &mut self.nodes[from];
+        let idx = n.table.by_peer(&peer).unwrap();
+        n.queue_frame(
+            idx,
+            &Frame::Relay {
+                ty: f.frame_type(),
+                body: &body,
+            },
+        );
+    }
+}
+
+fn receiver_of(n: &Node, d: &[u8]) -> u32 {
+    match n
+        .handshaker
+        .scrambler
+        .peek_head(d)
+        .map(|h| crate::wire::Head::decode(&h))
+    {
+        Some(Ok(crate::wire::Head::Data { receiver, .. })) => receiver,
+        _ => 0,
+    }
+}
+
+/// Supernode 0; nodes `ends` dial it and each other, with the direct path
+/// between every two ends cut. Runs until node 0 is a supernode and every
+/// end knows it.
+fn star(n: usize, supernodes: &[usize], cfg: Config) -> Net {
+    let mut net = Net::new(n, cfg);
+    for i in 0..n {
+        if supernodes.contains(&i) {
+            continue;
+        }
+        for &s in supernodes {
+            let a = net.addrs[s];
+            net.nodes[i].add_static_peer(a);
+        }
+        for j in 0..n {
+            if j != i && !supernodes.contains(&j) {
+                net.block(i, j);
+            }
+        }
+    }
+    let ok = net.until(|net| {
+        supernodes.iter().all(|&s| net.nodes[s].is_supernode())
+            && (0..n)
+                .filter(|i| !supernodes.contains(i))
+                .all(|i| net.nodes[i].relay_info().known_supernodes.len() == supernodes.len())
+    });
+    assert!(ok, "supernodes promoted and announced");
+    net
+}
+
+/// Ends `a` and `b` (cut from each other) connect through the supernode.
+fn relay_pair(net: &mut Net, a: usize, b: usize) {
+    let addr = net.addrs[b];
+    net.nodes[a].add_static_peer(addr);
+    let ok = net.until(|net| net.connected(a, b) && net.connected(b, a));
+    assert!(ok, "{a} and {b} connected through a supernode");
+    assert!(matches!(net.path_to(a, b), Some(Path::Relay { .. })));
+    assert!(matches!(net.path_to(b, a), Some(Path::Relay { .. })));
+}
+
+fn exchange(net: &mut Net, a: usize, b: usize, topic: &str) {
+    net.nodes[a].subscribe(topic);
+    net.nodes[b].subscribe(topic);
+    net.run(Duration::from_secs(3));
+    let now = net.now;
+    net.nodes[a].publish(now, topic, b"from a").unwrap();
+    net.nodes[b].publish(now, topic, b"from b").unwrap();
+    net.run(Duration::from_secs(3));
+    assert_eq!(net.messages(b, topic), vec![b"from a".to_vec()]);
+    assert_eq!(net.messages(a, topic), vec![b"from b".to_vec()]);
+}
+
+#[test]
+fn cut_off_nodes_meet_through_a_supernode_and_exchange_pubsub_both_ways() {
+    let mut net = star(3, &[0], cfg());
+    assert!(net.events[0]
+        .iter()
+        .any(|e| matches!(e, Event::SupernodePromoted)));
+    net.tap = Some((0, HashSet::new(), Vec::new()));
+    relay_pair(&mut net, 1, 2);
+    exchange(&mut net, 1, 2, "chat");
+    // The supernode served one session and forwarded the ends' data.
+    assert_eq!(net.nodes[0].relay_info().served_sessions, 1);
+    let relayed = net.nodes[0].stats().relayed_datagrams;
+    assert!(relayed > 0);
+    // What it forwarded is the ends' AEAD ciphertext: the payloads never
+    // appear, and the supernode's own transport opens none of it (it holds
+    // only its two sessions' keys, with nodes 1 and 2).
+    let (_, _, log) = net.tap.take().unwrap();
+    assert!(!log.is_empty());
+    for d in &log {
+        assert!(!d.windows(6).any(|w| w == b"from a" || w == b"from b"));
+    }
+    let s = &net.nodes[0];
+    let mine: HashSet<u32> = s.table.sessions.keys().copied().collect();
+    assert_eq!(s.peer_count(), 2);
+    assert_eq!(mine.len(), 2, "no session but its own two");
+    for d in &log {
+        assert!(!mine.contains(&receiver_of(s, d)));
+    }
+    // The ends' own session indices (their keys' sessions) are not the
+    // supernode's.
+    for (a, b) in [(1, 2), (2, 1)] {
+        let idx = net.nodes[a].table.by_peer(&net.id(b)).unwrap();
+        assert!(!mine.contains(&idx));
+    }
+    // A relayed datagram altered in flight fails the far end's AEAD.
+    let bad_tags = |net: &Net| {
+        net.nodes[1].stats().drops.get(DropReason::BadTag)
+            + net.nodes[2].stats().drops.get(DropReason::BadTag)
+    };
+    let before = bad_tags(&net);
+    net.tap = Some((0, HashSet::new(), Vec::new()));
+    net.corrupt_next = true;
+    let now = net.now;
+    net.nodes[1].publish(now, "chat", &[7; 200]).unwrap();
+    net.run(Duration::from_secs(2));
+    assert!(!net.corrupt_next, "a datagram was altered");
+    assert_eq!(bad_tags(&net), before + 1, "the far end rejected it");
+}
+
+#[test]
+fn over_limit_requests_are_refused_with_a_reason() {
+    let mut c = cfg();
+    c.nat.relay_max_sessions = 1;
+    let mut net = star(5, &[0], c);
+    relay_pair(&mut net, 1, 2);
+    let addr = net.addrs[4];
+    net.nodes[3].add_static_peer(addr);
+    let ok = net.until(|net| net.nodes[3].relay_info().last_refusal.is_some());
+    assert!(ok);
+    assert_eq!(
+        net.nodes[3].relay_info().last_refusal,
+        Some(RefuseReason::Full)
+    );
+    assert!(!net.connected(3, 4));
+    assert_eq!(net.nodes[0].relay_info().served_sessions, 1);
+}
+
+#[test]
+fn a_flood_beyond_the_bucket_is_dropped_while_another_pair_keeps_its_rate() {
+    let mut c = cfg();
+    c.security.max_message_size_bytes = 4096;
+    c.security.rate_limit_burst = 8192;
+    c.security.rate_limit_sustained = 4096;
+    c.nat.relay_max_bandwidth_kbps = 100_000;
+    let mut net = star(5, &[0], c);
+    relay_pair(&mut net, 1, 2);
+    relay_pair(&mut net, 3, 4);
+    for (a, b) in [(1, 2), (3, 4)] {
+        net.nodes[a].subscribe("t");
+        net.nodes[b].subscribe("t");
+    }
+    net.run(Duration::from_secs(3));
+    let before = net.nodes[0].stats().drops.get(DropReason::RelayRateLimited);
+    let now = net.now;
+    // 1 floods: 200 messages of 1000 bytes at once, far past 8 KiB.
+    for i in 0..200u32 {
+        let mut m = vec![0u8; 1000];
+        m[..4].copy_from_slice(&i.to_le_bytes());
+        net.nodes[1].publish(now, "t", &m).unwrap();
+    }
+    // 3 sends at its modest rate meanwhile.
+    for k in 0..5u8 {
+        let now = net.now;
+        net.nodes[3].publish(now, "t", &[k; 500]).unwrap();
+        net.run(Duration::from_millis(400));
+    }
+    net.run(Duration::from_secs(2));
+    let dropped = net.nodes[0].stats().drops.get(DropReason::RelayRateLimited) - before;
+    assert!(dropped > 100, "flood dropped and counted: {dropped}");
+    let got = net.messages(2, "t").len();
+    assert!(got < 200, "the flood did not all get through: {got}");
+    assert_eq!(net.messages(4, "t").len(), 5, "the calm pair lost nothing");
+}
+
+#[test]
+fn forged_announcements_and_accepts_are_rejected() {
+    let mut net = star(3, &[0], cfg());
+    net.unblock(1, 2);
+    let a2 = net.addrs[2];
+    net.nodes[1].add_static_peer(a2);
+    assert!(net.until(|net| net.connected(1, 2) && net.connected(2, 1)));
+    // Node 1 forges node 0's revocation, and an announcement of a
+    // supernode that never signed it.
+    let mut fake = Announce::sign(&Identity::from_seed([1 + 1; 32]), true, 99);
+    fake.node = net.id(0);
+    net.send_frame(1, 2, &Relay::Revoke(fake));
+    let mut ghost = Announce::sign(&Identity::from_seed([77; 32]), false, 1);
+    ghost.node = PeerId([9; 32]);
+    net.send_frame(1, 2, &Relay::Announce(ghost));
+    // An accept node 2 never asked for, validly signed by node 1 …
+    let mut acc = Accept {
+        session: 1,
+        initiator: net.id(2),
+        responder: net.id(1),
+        nonce: 5,
+        ttl_sec: 60,
+        peer_addr: net.addrs[1],
+        signature: [0; 64],
+    };
+    acc.signature = Identity::from_seed([2; 32]).sign(&acc.signing_bytes(&net.id(1)));
+    net.send_frame(1, 2, &Relay::Accept(acc));
+    // … and one claiming to be the supernode's, signed by node 1.
+    acc.nonce = 6;
+    net.send_frame(1, 2, &Relay::Accept(acc));
+    let mut forged = acc;
+    forged.signature = [3; 64];
+    net.send_frame(1, 2, &Relay::Accept(forged));
+    net.run(Duration::from_secs(1));
+    let n = &net.nodes[2];
+    assert_eq!(n.stats().drops.get(DropReason::RelayForged), 5);
+    assert_eq!(n.relay_info().known_supernodes, vec![net.id(0)]);
+    assert!(n.relay_info().relayed_peers.is_empty());
+}
+
+#[test]
+fn an_unconfirmed_node_never_announces() {
+    // Node 1 dials everyone itself: nobody ever reaches it unsolicited.
+    let mut net = Net::new(3, cfg());
+    let (a0, a2) = (net.addrs[0], net.addrs[2]);
+    net.nodes[1].add_static_peer(a0);
+    net.nodes[1].add_static_peer(a2);
+    net.run(Duration::from_secs(130));
+    assert!(!net.nodes[1].is_supernode());
+    assert_eq!(
+        net.nodes[1].relay_info().ineligible,
+        Some(super::promote::Ineligible::NotConfirmed)
+    );
+    assert!(net.nodes[0].is_supernode(), "0 was reached unsolicited");
+}
+
+#[test]
+fn when_the_supernode_leaves_relayed_pairs_move_to_another() {
+    supernode_goes(true);
+}
+
+#[test]
+fn when_the_supernode_crashes_relayed_pairs_move_to_another() {
+    supernode_goes(false);
+}
+
+/// The supernode of a relayed pair leaves (`clean`: shuts down, its peers
+/// hear CLOSE and the revocation) or crashes (silence: its sessions time
+/// out); the pair ends up relayed by the other one.
+fn supernode_goes(clean: bool) {
+    let mut net = star(4, &[0, 1], cfg());
+    relay_pair(&mut net, 2, 3);
+    let Some(Path::Relay { via, .. }) = net.path_to(2, 3) else {
+        panic!("relayed");
+    };
+    let gone = if via == net.id(0) { 0 } else { 1 };
+    let other = net.id(1 - gone);
+    if clean {
+        net.nodes[gone].shutdown();
+        net.collect();
+        assert!(net.events[gone]
+            .iter()
+            .any(|e| matches!(e, Event::SupernodeRevoked { reason } if reason == "shutdown")));
+    }
+    net.dead.insert(gone);
+    let ok = net.until(|net| {
+        matches!(net.path_to(2, 3), Some(Path::Relay { via, .. }) if via == other)
+            && matches!(net.path_to(3, 2), Some(Path::Relay { via, .. }) if via == other)
+    });
+    assert!(ok, "moved to the other supernode");
+    exchange(&mut net, 2, 3, "after");
+}
+
+#[test]
+fn a_direct_path_appearing_migrates_without_loss_and_emits_event_7() {
+    let mut net = star(3, &[0], cfg());
+    relay_pair(&mut net, 1, 2);
+    net.nodes[1].subscribe("m");
+    net.nodes[2].subscribe("m");
+    net.run(Duration::from_secs(3));
+    let mut sent = 0u32;
+    for round in 0..60u32 {
+        if round == 20 {
+            net.unblock(1, 2);
+        }
+        let now = net.now;
+        net.nodes[1]
+            .publish(now, "m", &round.to_le_bytes())
+            .unwrap();
+        sent += 1;
+        net.run(Duration::from_millis(250));
+    }
+    net.run(Duration::from_secs(3));
+    assert_eq!(net.messages(2, "m").len() as u32, sent, "no message lost");
+    for (a, b) in [(1, 2), (2, 1)] {
+        assert_eq!(net.path_to(a, b), Some(Path::Udp(net.addrs[b])));
+        let migrated = net.events[a].iter().any(|e| {
+            matches!(e, Event::RelayMigrated { peer, from: Path::Relay { .. }, to }
+                if *peer == net.id(b) && *to == Path::Udp(net.addrs[b]))
+        });
+        assert!(migrated, "event 7 at node {a}");
+    }
+    // The relay session was released.
+    net.run(Duration::from_secs(5));
+    assert_eq!(net.nodes[0].relay_info().served_sessions, 0);
+}
+
+#[test]
+fn a_supernode_that_loses_its_standing_revokes_and_peers_forget_it() {
+    let mut net = star(3, &[0], cfg());
+    // Both ends go silent: their sessions time out, node 0 has no peer
+    // left, and the next re-check (every 60 s) revokes (event 4).
+    net.dead.insert(1);
+    net.dead.insert(2);
+    let ok = net.until(|net| !net.nodes[0].is_supernode());
+    assert!(ok, "revoked");
+    assert!(net.events[0].iter().any(|e| matches!(
+        e,
+        Event::SupernodeRevoked { reason } if reason.contains("standing")
+    )));
+    assert_eq!(
+        net.nodes[0].relay_info().ineligible,
+        Some(super::promote::Ineligible::Standing)
+    );
+}
+
+#[test]
+fn a_revocation_reaches_peers_and_a_replayed_announcement_does_not_undo_it() {
+    let mut net = star(3, &[0], cfg());
+    net.nodes[0].revoke_supernode("test".into());
+    net.run(Duration::from_secs(1));
+    for i in [1, 2] {
+        assert!(net.nodes[i].relay_info().known_supernodes.is_empty());
+    }
+    // An older announcement (seq 1) replayed by node 1 to node 2.
+    let old = Announce::sign(&Identity::from_seed([1; 32]), false, 1);
+    net.unblock(1, 2);
+    let a2 = net.addrs[2];
+    net.nodes[1].add_static_peer(a2);
+    assert!(net.until(|net| net.connected(1, 2)));
+    net.send_frame(1, 2, &Relay::Announce(old));
+    net.run(Duration::from_secs(1));
+    assert!(net.nodes[2].relay_info().known_supernodes.is_empty());
+}
