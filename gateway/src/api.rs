@@ -58,9 +58,11 @@ pub fn stats_document(s: &Served) -> Result<serde_json::Value, String> {
     let st = s.node.stats().map_err(|e| e.to_string())?;
     let summary = serde_json::json!({
         "mesh_id": st.mesh_id,
+        "public_key": s.node.public_key().to_hex(),
         "backend": st.backend,
         "uptime_sec": st.uptime_sec,
         "peer_count": st.peer_count,
+        "peers": st.peers,
         "sessions": st.sessions,
         "topics": st.topics,
         "nat_type": st.nat_type,

@@ -826,6 +826,11 @@ impl Node {
         if ik {
             self.stats.ik_completed += 1;
         }
+        if !initiator && !unconfirmed {
+            // A stranger's unsolicited dial that completed: an inbound
+            // probe (an IK responder counts once the initiator confirms).
+            self.reach.on_settled(idx, path.udp(), now);
+        }
         self.nat_established(observed, path, out.remote);
         self.handshaker.learn(path, out.remote_static);
         if unconfirmed {
@@ -853,6 +858,10 @@ impl Node {
         e.unconfirmed = false;
         e.final_datagram = None;
         e.up = Stamp::at(now);
+        let path = self.table.get(idx).map(|s| s.path);
+        if let Some(p) = path {
+            self.reach.on_settled(idx, p.udp(), now);
+        }
         self.admit(idx);
     }
 
@@ -870,16 +879,9 @@ impl Node {
         };
         let path = s.path;
         let remote_index = s.remote_index;
-        let Some((peer, began, initiator)) =
-            s.established().map(|e| (e.peer, e.began, e.initiator))
-        else {
+        let Some((peer, began)) = s.established().map(|e| (e.peer, e.began)) else {
             return;
         };
-        if !initiator {
-            // A confirmed responder session: a stranger's unsolicited dial
-            // counts as an inbound probe only now.
-            self.reach.on_settled(idx, path.udp(), now);
-        }
         self.table.forget_dial(idx, path, remote_index);
         if let Some((other, other_peer)) = self.table.other_on(path, idx) {
             if other_peer != peer {

@@ -892,7 +892,11 @@ fn handshake_decrypt_for_an_ik_message_1_to_another_key_answered_by_a_hint() {
     let len = hs.write(&[], &mut m).unwrap();
     let mut d = hs_datagram(&p.scr, Kind::IkInit, [1; 12], p.index + 1, 0, &m[..len]);
     n.handle_datagram(T0, p.addr, &mut d);
-    let d2 = sent_to(&mut n, p.addr).pop().expect("IK message 2");
+    // Message 2 first (the capability SUBSCRIBEs follow it in a data datagram).
+    let d2 = sent_to(&mut n, p.addr)
+        .into_iter()
+        .next()
+        .expect("IK message 2");
     let (kind, sender, receiver, noise) = open_handshake(&p.scr, d2);
     assert_eq!((kind, receiver), (Kind::IkResponse, p.index + 1));
     hs.read(&noise).unwrap();

@@ -83,7 +83,7 @@ fn classification_survives_five_percent_loss() {
             loss: 0.05,
             ..LinkModel::default()
         };
-        let got = classify_run(seed, link, Duration::from_secs(120));
+        let got = classify_run(seed, link, Duration::from_secs(240));
         for (kind, class) in &got {
             assert_eq!(class, expected(*kind), "seed {seed}: {kind:?} in {got:?}");
         }
