@@ -8,116 +8,10 @@
 //! side). The figures are printed (`RESTART …`) for BENCHMARKS.md; the
 //! assertions only bound them loosely (a few seconds), far below 30 s.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{json, peer_count, spawn, Gateway};
 use std::time::{Duration, Instant};
-
-struct Gateway {
-    child: Child,
-    http: String,
-    udp: u16,
-    args: Vec<String>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn launch(args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_moss-gateway"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn moss-gateway")
-}
-
-fn spawn(extra: &[String]) -> Gateway {
-    let udp = free_udp_port();
-    let http = format!("127.0.0.1:{}", free_tcp_port());
-    let mut args: Vec<String> = [
-        "-mesh",
-        "local",
-        "-http",
-        &http,
-        "-listen-port",
-        &udp.to_string(),
-        "-trackers=false",
-        "-dht=false",
-        "-lan=false",
-        "-subscribe",
-        "chat",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().cloned());
-    Gateway {
-        child: launch(&args),
-        http,
-        udp,
-        args,
-    }
-}
-
-impl Gateway {
-    /// `kill -9`, then the same command line again (same ports).
-    fn kill_and_restart(&mut self) -> Instant {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let at = Instant::now();
-        self.child = launch(&self.args);
-        at
-    }
-}
-
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
-fn json(addr: &str, path: &str) -> Option<serde_json::Value> {
-    let (status, body) = get(addr, path)?;
-    if status != 200 {
-        return None;
-    }
-    serde_json::from_str(&body).ok()
-}
-
-fn peer_count(g: &Gateway) -> Option<u64> {
-    json(&g.http, "/api/stats")?["node"]["peer_count"].as_u64()
-}
 
 /// Gateway `g`'s own peer id and its peers' ids (`/api/stats`).
 fn ids(g: &Gateway) -> Option<(String, Vec<String>)> {
@@ -217,7 +111,7 @@ fn publisher(
 fn scenario(who: usize) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
-    let b = spawn(&[]);
+    let b = spawn::<&str>(&[]);
     let a = spawn(&["-static".into(), format!("127.0.0.1:{}", b.udp)]);
     let settle = Duration::from_secs(20);
     eventually("gateways connected", settle, || {

@@ -2,90 +2,13 @@
 //! on loopback: two `moss-gateway` binaries with a static peer and trackers
 //! off connect, and a message published into the mesh reaches both.
 
+mod common;
+
+use common::{free_udp_port, get, json, peer_count, spawn};
 use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Gateway {
-    child: Child,
-    http: String,
-    udp: u16,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(extra: &[&str]) -> Gateway {
-    let udp = free_udp_port();
-    let http = format!("127.0.0.1:{}", free_tcp_port());
-    let mut args = vec![
-        "-mesh".to_string(),
-        "local".into(),
-        "-http".into(),
-        http.clone(),
-        "-listen-port".into(),
-        udp.to_string(),
-        "-trackers=false".into(),
-        "-dht=false".into(),
-        "-lan=false".into(),
-        "-subscribe".into(),
-        "chat".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(env!("CARGO_BIN_EXE_moss-gateway"))
-        .args(&args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn moss-gateway");
-    Gateway { child, http, udp }
-}
-
-/// A minimal HTTP/1.1 GET; returns (status, body).
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
-fn json(addr: &str, path: &str) -> Option<serde_json::Value> {
-    let (status, body) = get(addr, path)?;
-    if status != 200 {
-        return None;
-    }
-    serde_json::from_str(&body).ok()
-}
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -98,13 +21,9 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-fn peer_count(g: &Gateway) -> Option<u64> {
-    json(&g.http, "/api/stats")?["node"]["peer_count"].as_u64()
-}
-
 #[test]
 fn two_gateways_connect_and_relay_a_message() {
-    let a = spawn(&[]);
+    let a = spawn::<&str>(&[]);
     let static_peer = format!("127.0.0.1:{}", a.udp);
     let b = spawn(&["-static", &static_peer]);
     eventually("gateway A up", || peer_count(&a).is_some());
