@@ -5,7 +5,9 @@ use wasm_bindgen::prelude::*;
 
 /// One event of the node: `kind` is `"message"`, `"join"` (a peer's
 /// session is established), `"leave"` (the peer's last session ended) or
-/// `"connect_failed"` (a dial on a channel gave no session).
+/// `"connect_failed"` (a dial on a channel gave no session); a browser
+/// peer also passes on `"supernode"`, `"supernode_revoked"` and
+/// `"relay_migrated"` (C ABI events 3, 4 and 7) should its node see them.
 #[wasm_bindgen]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MossEvent {
@@ -66,13 +68,29 @@ impl MossEvent {
                 reason,
                 ..blank
             },
+            Event::SupernodePromoted => Self {
+                kind: "supernode",
+                ..blank
+            },
+            Event::SupernodeRevoked { reason } => Self {
+                kind: "supernode_revoked",
+                reason,
+                ..blank
+            },
+            Event::RelayMigrated { peer, to, .. } => Self {
+                kind: "relay_migrated",
+                peer: peer.to_hex(),
+                channel: channel_of(&to),
+                ..blank
+            },
         }
     }
 }
 
 #[wasm_bindgen]
 impl MossEvent {
-    /// `"message"`, `"join"`, `"leave"` or `"connect_failed"`.
+    /// `"message"`, `"join"`, `"leave"`, `"connect_failed"`, `"supernode"`,
+    /// `"supernode_revoked"` or `"relay_migrated"`.
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         self.kind.to_string()
