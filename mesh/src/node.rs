@@ -209,7 +209,7 @@ impl Node {
             .subscriptions
             .iter()
             .map(|s| s.as_str())
-            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC && !crate::relay::is_capability(t))
+            .filter(|t| *t != crate::telemetry::TELEMETRY_TOPIC && !crate::pubsub::is_capability(t))
     }
 
     /// Established peers.
@@ -226,7 +226,7 @@ impl Node {
                     topics: e
                         .topics
                         .iter()
-                        .filter(|t| !crate::relay::is_capability(t))
+                        .filter(|t| !crate::pubsub::is_capability(t))
                         .map(|t| t.to_string())
                         .collect(),
                     observed: e.observed,

@@ -116,6 +116,14 @@ pub(crate) struct Deferred {
     entries: Vec<(PeerId, [u8; 32], usize)>,
 }
 
+/// True for a capability topic (`moss/cap/…`, the NAT and relay frames'
+/// announcements): a SUBSCRIBE to it says the peer understands some
+/// frames; it is no gossip topic (the router never meshes, gossips or
+/// scores it, so being "in its mesh" earns no score).
+pub fn is_capability(topic: &str) -> bool {
+    topic.starts_with("moss/cap/")
+}
+
 impl Deferred {
     /// Queues a delivered message from `from`.
     pub fn push(&mut self, from: PeerId, id: [u8; 32], sp: &crate::wire::SignedPublish<'_>) {
@@ -329,7 +337,7 @@ impl Node {
                     // only on the rare forced round: they change nothing
                     // the router sees, and peers rarely need them.
                     let forced = u64::from(idx) % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX;
-                    if forced || !crate::relay::is_capability(&t) {
+                    if forced || !is_capability(&t) {
                         self.queue_frame(idx, &Frame::Subscribe(&t));
                     }
                 }

@@ -62,7 +62,7 @@ impl Node {
                         e.topics.insert(t);
                     }
                 }
-                if !crate::relay::is_capability(t) {
+                if !crate::pubsub::is_capability(t) {
                     self.pubsub.router.peer_subscribed(&peer, t);
                 }
             }
@@ -70,7 +70,7 @@ impl Node {
                 if let Some(e) = self.table.established_mut(idx) {
                     e.topics.remove(t);
                 }
-                if !crate::relay::is_capability(t) {
+                if !crate::pubsub::is_capability(t) {
                     self.pubsub.router.peer_unsubscribed(&peer, t, now);
                 }
             }

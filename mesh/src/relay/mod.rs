@@ -48,13 +48,7 @@ use std::time::Duration;
 /// The capability topic of relay frames: peers subscribed to it understand
 /// frames 0x60–0x6F.
 pub const CAP_TOPIC: &str = "moss/cap/relay/v1";
-/// True for a capability topic (`moss/cap/…`): a SUBSCRIBE to it announces
-/// that the peer understands some frames; it is no gossip topic (the router
-/// never meshes, gossips or scores it, so being "in its mesh" earns no
-/// score).
-pub fn is_capability(topic: &str) -> bool {
-    topic.starts_with("moss/cap/")
-}
+pub use crate::pubsub::is_capability;
 
 /// Most supernodes a node remembers from announcements.
 pub const MAX_KNOWN: usize = 256;
