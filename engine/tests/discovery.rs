@@ -22,11 +22,16 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
+/// A free loopback port, never one handed out before in this process (a
+/// just-released port can come back from the next `bind(0)`).
 fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..50 {
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if !given.contains(&port) && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }

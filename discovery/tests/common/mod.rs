@@ -14,13 +14,21 @@ use moss_discovery::{Candidate, DiscoveryConfig};
 /// Upper bound for any wait in these tests (a guard against hangs, not a timing assertion).
 pub const WAIT: Duration = Duration::from_secs(45);
 
-/// A free port on 127.0.0.1 for both TCP and UDP at the time of the call.
+/// A free port on 127.0.0.1 for both TCP and UDP at the time of the call,
+/// never one this process was handed before: the kernel may give a port that
+/// was just released to the next `bind(0)`, and two runners announcing the same
+/// port look like one peer to a tracker.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..50 {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp 127.0.0.1:0");
         let port = tcp.local_addr().expect("local addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("::1", port)).is_ok()
+        if !given.contains(&port)
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("::1", port)).is_ok()
         {
+            given.push(port);
             return port;
         }
     }
