@@ -1,9 +1,14 @@
-//! A chat peer for the real-NAT suite (`nat/scripts/punch-lab.sh`): joins
-//! mesh `natlab` with one static peer, subscribes to `chat`, publishes its
-//! name every second, and rewrites a JSON status file each second: its NAT
-//! class, its peer id, its direct peers and the origins it heard on `chat`.
+//! A chat peer for the real-NAT suite (`nat/scripts/punch-lab.sh`,
+//! `portmap-lab.sh`, `punch-timings.sh`): joins mesh `natlab` with one
+//! static peer, subscribes to `chat` (or the comma-separated `--topics`),
+//! publishes its name on each every second, and rewrites a JSON status file
+//! each second: its NAT
+//! class, its peer id, its direct peers, the origins it heard on `chat`
+//! and its port mapping. `--map` picks the port-mapping protocols
+//! (comma-separated `pcp`, `natpmp`, `upnp`, or `none`; default `natpmp`),
+//! `--map-lifetime` the lifetime asked for in seconds.
 //!
-//! `nat_peer --port P [--static ADDR] --seconds N --status FILE`
+//! `nat_peer --port P [--static ADDR] [--topics LIST] [--map LIST] [--map-lifetime S] --seconds N --status FILE`
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -21,27 +26,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
     let status = arg(&args, "--status").ok_or("--status missing")?;
     let statics: Vec<String> = arg(&args, "--static").into_iter().collect();
+    let map = arg(&args, "--map").unwrap_or_else(|| "natpmp".into());
+    let on = |p: &str| map.split(',').any(|m| m == p);
+    let lifetime: u64 = arg(&args, "--map-lifetime")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(3600);
     let cfg = serde_json::json!({
         "trackers": [],
         "dht_enabled": false,
         "lan_discovery_enabled": false,
         "listen_port": port,
         "static_peers": statics,
-        "nat": { "natpmp_enabled": true },
+        "nat": { "natpmp_enabled": on("natpmp"), "pcp_enabled": on("pcp"), "upnp_enabled": on("upnp") },
     });
-    let node = moss::Node::builder("natlab")
+    let mut node = moss::Node::builder("natlab")
         .config_json(&cfg.to_string())?
+        .port_mapping_lifetime(Duration::from_secs(lifetime))
         .start()?;
-    let chat = node.subscribe("chat")?;
+    // SIGTERM ends the loop so that stop() deletes the port mapping.
+    let term = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook_flag(&term);
+    let topics: Vec<String> = arg(&args, "--topics")
+        .unwrap_or_else(|| "chat".into())
+        .split(',')
+        .map(String::from)
+        .collect();
+    let subs = topics
+        .iter()
+        .map(|t| node.subscribe(t))
+        .collect::<Result<Vec<_>, _>>()?;
     let me = node.public_key().to_hex();
     let mut heard = BTreeSet::new();
     let end = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < end {
-        // No subscriber yet is normal at the start.
-        let _ = node.publish("chat", me.as_bytes());
+    while Instant::now() < end && !term.load(std::sync::atomic::Ordering::SeqCst) {
+        for t in &topics {
+            // No subscriber yet is normal at the start.
+            let _ = node.publish(t, me.as_bytes());
+        }
         let tick = Instant::now() + Duration::from_secs(1);
-        while let Some(m) = chat.recv_timeout(tick.saturating_duration_since(Instant::now())) {
-            heard.insert(m.from.to_hex());
+        while Instant::now() < tick {
+            for s in &subs {
+                while let Some(m) = s.try_recv() {
+                    heard.insert(m.from.to_hex());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         let st = node.stats()?;
         let doc = serde_json::json!({
@@ -50,8 +80,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "peers": st.peers.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(),
             "heard": heard,
             "punch": st.counters.nat,
+            "port_mapping": st.port_mapping,
         });
         std::fs::write(&status, doc.to_string())?;
     }
+    drop(subs);
+    node.stop();
+    let st = serde_json::json!({ "stopped": true });
+    std::fs::write(format!("{status}.stopped"), st.to_string())?;
     Ok(())
+}
+
+static TERM: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+extern "C" fn on_term(_: libc::c_int) {
+    if let Some(t) = TERM.get() {
+        t.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Sets `flag` on SIGTERM and SIGINT.
+fn signal_hook_flag(flag: &std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let _ = TERM.set(flag.clone());
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
+    }
 }

@@ -278,6 +278,7 @@ impl Driver {
                 Command::Chain { limit, reply } => {
                     let _ = reply.send(core.telemetry_chain(limit));
                 }
+                Command::PortMapped(a) => core.set_port_mapping(a),
                 Command::Stop => return false,
             }
         }

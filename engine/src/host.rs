@@ -100,6 +100,8 @@ pub(crate) enum Command {
         limit: usize,
         reply: Sender<Vec<moss_mesh::ChainLink>>,
     },
+    /// The port-mapping thread's external address (None: no mapping now).
+    PortMapped(Option<SocketAddr>),
     Stop,
 }
 

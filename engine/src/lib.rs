@@ -54,6 +54,7 @@ mod host;
 mod io;
 mod nat;
 mod node;
+mod portmap;
 mod reactor;
 mod report;
 mod shard;
@@ -70,6 +71,7 @@ pub use moss_mesh::{
     ChainLink, Config, ConfigError, DropReason, Identity, NetworkSnapshot, PeerId, Stats,
     TelemetryConfig,
 };
+pub use portmap::PortmapStatus;
 pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};
 pub use shard::{ShardError, ShardStat};
 pub use story::{path_of, short_id, Story};

@@ -48,6 +48,7 @@ pub struct NodeBuilder {
     identity: Option<Identity>,
     bind: Option<SocketAddr>,
     queues: (usize, usize),
+    map_lifetime: Duration,
 }
 
 impl NodeBuilder {
@@ -89,6 +90,14 @@ impl NodeBuilder {
     /// Binds this exact address (default: `0.0.0.0:listen_port`).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = Some(addr);
+        self
+    }
+
+    /// The lifetime a port mapping asks for (`nat.pcp_enabled`,
+    /// `natpmp_enabled`, `upnp_enabled`; default one hour, at least 1 s);
+    /// it is renewed at half the granted lifetime.
+    pub fn port_mapping_lifetime(mut self, lifetime: Duration) -> Self {
+        self.map_lifetime = lifetime.max(Duration::from_secs(1));
         self
     }
 
@@ -147,6 +156,11 @@ impl NodeBuilder {
         let static_peers = self.config.static_peers.clone();
         let prefer_tcp = self.config.transport.prefer_tcp;
         let nat_pmp = self.config.nat.natpmp_enabled;
+        let map_protocols = crate::portmap::Protocols {
+            pcp: self.config.nat.pcp_enabled,
+            natpmp: self.config.nat.natpmp_enabled,
+            upnp: self.config.nat.upnp_enabled,
+        };
         let mut core = moss_mesh::Node::new(
             self.config,
             identity,
@@ -237,6 +251,16 @@ impl NodeBuilder {
             .name("moss-engine".into())
             .spawn(move || driver.run())
             .map_err(StartError::Thread)?;
+        // IPv4 only: NAT-PMP, PCP here and UPnP IGD map IPv4 ports.
+        let portmap = local_addr.is_ipv4().then(|| {
+            crate::portmap::Portmap::start(
+                map_protocols,
+                local_addr.port(),
+                self.map_lifetime,
+                cmd_tx.clone(),
+                shared.clone(),
+            )
+        });
         Ok(Node {
             tcp: tcp_counters,
             message_queue: self.queues.1,
@@ -252,6 +276,7 @@ impl NodeBuilder {
             messages: fh_rx,
             thread: Some(thread),
             discovery,
+            portmap: portmap.flatten(),
         })
     }
 }
@@ -272,6 +297,7 @@ pub struct Node {
     discovery: Option<moss_discovery::Discovery>,
     tcp: Option<(Arc<crate::tcp::TcpCounters>, Option<SocketAddr>)>,
     message_queue: usize,
+    portmap: Option<crate::portmap::Portmap>,
 }
 
 /// Messages of one topic; iterate or poll. Dropping it unsubscribes at
@@ -333,6 +359,7 @@ impl Node {
             identity: None,
             bind: None,
             queues: (COMMAND_QUEUE, MESSAGE_QUEUE),
+            map_lifetime: crate::portmap::DEFAULT_LIFETIME,
         }
     }
 
@@ -534,6 +561,11 @@ impl Node {
             messages_dropped: self.shared.messages_dropped.load(Ordering::Relaxed),
             shards: s.shards.len(),
             shard_stats: s.shards,
+            port_mapping: self
+                .portmap
+                .as_ref()
+                .map(|p| p.status())
+                .unwrap_or_default(),
         })
     }
 
@@ -598,6 +630,10 @@ impl Node {
     pub fn stop(&mut self) {
         if let Some(mut d) = self.discovery.take() {
             d.stop();
+        }
+        // The mapping is deleted first (a few seconds at most).
+        if let Some(mut p) = self.portmap.take() {
+            p.stop();
         }
         // A full command queue (a host publishing flat out) must not lose
         // the stop: wait for room. The engine drains the queue while it

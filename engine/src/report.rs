@@ -67,6 +67,9 @@ pub struct NodeStats {
     pub shards: usize,
     /// Per-shard datagrams, sessions and hand-offs.
     pub shard_stats: Vec<crate::shard::ShardStat>,
+    /// The port mapping on the gateway (`nat.pcp_enabled`, `natpmp_enabled`,
+    /// `upnp_enabled`): protocol, external address, counters.
+    pub port_mapping: crate::portmap::PortmapStatus,
 }
 
 /// One peer in [`NodeStats`].

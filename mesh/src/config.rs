@@ -54,16 +54,12 @@ impl ConfigError {
 /// The whole node configuration.
 ///
 /// Which fields take effect: every top-level field and the blocks
-/// `gossipsub`, `security`, `engine` and `telemetry` are read by the node or
+/// `gossipsub`, `security`, `engine`, `nat` and `telemetry` are read by the node or
 /// the engine, with these exceptions, which are accepted (hosts of the
 /// original send them), validated for type, zero-defaulted, and otherwise
 /// **not read by anything yet**:
 ///
 /// - `bootstrap_timeout_sec`;
-/// - in the `nat` block, the port-mapping fields but `natpmp_enabled` (the
-///   engine asks the gateway for its external address: `upnp_enabled`,
-///   `pcp_enabled`) and `hole_punch_attempts` (punch rounds are the
-///   handshake's own retransmissions);
 /// - the `transport` block's buffering presets (`high_throughput`,
 ///   `stream_buffer_size`, `udp_buffer_size`; the engine reads its
 ///   `tcp_enabled` and `prefer_tcp`).
@@ -273,12 +269,13 @@ impl GossipSubConfig {
     }
 }
 
-/// NAT traversal and relay parameters. Read: `natpmp_enabled` (the
-/// engine's NAT-PMP external-address query, for CGNAT detection),
-/// `port_prediction_enabled` (punches toward symmetric NATs),
-/// `supernode_min_uptime_sec` and the `relay_*` fields ([`crate::relay`]);
-/// `upnp_enabled`, `pcp_enabled` and `hole_punch_attempts` are accepted,
-/// validated for type and reserved.
+/// NAT traversal and relay parameters, all read: `upnp_enabled`,
+/// `natpmp_enabled` and `pcp_enabled` (the engine maps the node's port on
+/// the gateway; NAT-PMP's external address also spots CGNAT),
+/// `hole_punch_attempts` (rounds per punch, 1 to
+/// [`crate::nat::MAX_PUNCH_ATTEMPTS`]), `port_prediction_enabled` (punches
+/// toward symmetric NATs), `supernode_min_uptime_sec` and the `relay_*`
+/// fields ([`crate::relay`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatConfig {

@@ -397,6 +397,7 @@ impl crate::portmap::MappingProtocol for NatPmp {
                 internal_port,
                 external_port,
                 lifetime,
+                external_ip: None,
             }),
             Response::Failure {
                 opcode: Opcode::MapUdp,

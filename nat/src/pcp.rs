@@ -305,6 +305,7 @@ impl MappingProtocol for Pcp {
                 internal_port: m.internal_port,
                 external_port: m.external_port,
                 lifetime: r.lifetime,
+                external_ip: Some(m.external_ip).filter(|ip| !ip.is_unspecified()),
             }
         } else {
             MapReply::Refused(u16::from(r.result))

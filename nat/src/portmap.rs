@@ -2,6 +2,7 @@
 //! mapping, renew it at half its granted lifetime, delete it on stop, with
 //! RFC 6886 / RFC 6887 retransmission (250 ms, doubled per attempt).
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// First retransmission interval of both protocols.
@@ -18,6 +19,8 @@ pub enum MapReply {
         external_port: u16,
         /// Granted lifetime in seconds.
         lifetime: u32,
+        /// The external address, when the protocol's reply names it (PCP).
+        external_ip: Option<IpAddr>,
     },
     /// Refused with the protocol's result code.
     Refused(u16),
@@ -70,6 +73,7 @@ pub struct MappingClient<P> {
     pending: bool,
     deadline: Option<Instant>,
     renew_at: Option<Instant>,
+    external_ip: Option<IpAddr>,
 }
 
 impl<P: MappingProtocol> MappingClient<P> {
@@ -85,7 +89,13 @@ impl<P: MappingProtocol> MappingClient<P> {
             pending: true,
             deadline: None,
             renew_at: None,
+            external_ip: None,
         }
+    }
+
+    /// The external address the last grant named (PCP; NAT-PMP asks it separately).
+    pub fn external_ip(&self) -> Option<IpAddr> {
+        self.external_ip
     }
 
     /// The current state.
@@ -155,7 +165,11 @@ impl<P: MappingProtocol> MappingClient<P> {
                 internal_port,
                 external_port,
                 lifetime,
+                external_ip,
             }) if internal_port == self.internal_port => {
+                if external_ip.is_some() {
+                    self.external_ip = external_ip;
+                }
                 self.deadline = None;
                 self.pending = false;
                 if self.state == MappingState::Deleting || lifetime == 0 {

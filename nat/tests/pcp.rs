@@ -127,7 +127,8 @@ fn replies_with_another_nonce_are_ignored() {
         Ok(Some(MapReply::Granted {
             internal_port: 4000,
             external_port: 4100,
-            lifetime: 60
+            lifetime: 60,
+            external_ip: Some("203.0.113.103".parse().unwrap()),
         }))
     );
     assert_eq!(

@@ -24,7 +24,10 @@ fn punchable(a: Kind, b: Kind) -> bool {
 }
 
 fn add(sim: &mut Sim, kind: Kind, k: u8) -> usize {
-    let cfg = Config::default();
+    add_with(sim, kind, k, Config::default())
+}
+
+fn add_with(sim: &mut Sim, kind: Kind, k: u8, cfg: Config) -> usize {
     let id = Identity::from_seed([k; 32]);
     let n = match kind {
         None => {
@@ -119,4 +122,55 @@ fn every_punchable_pair_goes_direct_and_the_rest_are_reported() {
         }
     }
     println!("{}", report.join("\n"));
+}
+
+#[test]
+fn a_punch_runs_hole_punch_attempts_rounds_then_fails_observably() {
+    for attempts in [1u32, 5] {
+        let mut sim = Sim::new(11, LinkModel::default());
+        let p = add(&mut sim, None, 1);
+        let helpers = [add(&mut sim, None, 2), add(&mut sim, None, 3)];
+        let mut cfg = Config::default();
+        cfg.nat.hole_punch_attempts = attempts;
+        let x = add_with(&mut sim, Some(NatKind::FullCone), 10, cfg);
+        let y = add(&mut sim, Some(NatKind::PortRestricted), 11);
+        for n in [helpers[0], helpers[1], x, y] {
+            sim.dial(n, p);
+        }
+        sim.run_for(Duration::from_secs(40));
+        let py = sim.node(y).map(Node::public_key).expect("y runs");
+        // y chats until x has an offer for it; then y goes away, so every
+        // round x fires lands on y's NAT, which drops it.
+        let mut punching = false;
+        for step in 0..20_000u32 {
+            if step % 100 == 0 {
+                sim.with_node(y, |node, now| {
+                    let _ = node.publish(now, "chat", &step.to_le_bytes());
+                });
+            }
+            sim.run_for(Duration::from_millis(10));
+            let st = sim.node(x).and_then(|n| n.punch_state(&py));
+            if matches!(st, Some(PunchState::Punching { .. })) {
+                punching = true;
+                break;
+            }
+        }
+        assert!(punching, "x never got a punch offer for y");
+        sim.kill(y);
+        sim.run_for(Duration::from_secs(30));
+        let n = sim.node(x).expect("x runs");
+        assert_eq!(n.punch_state(&py), Some(PunchState::Failed));
+        assert_eq!(n.punch_attempts(&py), attempts);
+        assert_eq!(n.stats().nat.punch_rounds, u64::from(attempts));
+        let failures = sim
+            .with_node(x, |node, _| node.take_punch_failures())
+            .expect("x runs");
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].peer, py);
+        assert_eq!(failures[0].attempts, attempts);
+        // Taken once.
+        assert!(sim
+            .with_node(x, |node, _| node.take_punch_failures())
+            .is_some_and(|f| f.is_empty()));
+    }
 }

@@ -33,6 +33,28 @@ impl Node {
         self.nat_update();
     }
 
+    /// The gateway mapped our port (PCP, NAT-PMP or UPnP IGD, run by the
+    /// host): `external` is the address it forwards to us, `None` when the
+    /// mapping is gone. The external IP goes to the classifier as a gateway
+    /// report (another IP than observers see means CGNAT), and an
+    /// observation of exactly the mapped address counts as seen at a local
+    /// address of ours, so the node judges itself un-NATed there and says
+    /// `public` only once a real inbound probe has reached it.
+    pub fn set_port_mapping(&mut self, external: Option<SocketAddr>) {
+        self.nat.mapped = external;
+        if let Some(a) = external {
+            self.nat
+                .classifier
+                .port_mapping(GatewayReport::External(a.ip()));
+        }
+        self.nat_update();
+    }
+
+    /// The external address the gateway maps to us, if any.
+    pub fn port_mapping(&self) -> Option<SocketAddr> {
+        self.nat.mapped
+    }
+
     /// The classifier's current verdict (class, mapping, filtering).
     pub fn nat_verdict(&self) -> Verdict {
         self.nat.classifier.verdict()
@@ -98,9 +120,10 @@ impl Node {
     }
 
     /// The local address an observation was made from: the observed one
-    /// when it is ours (no NAT), else our first interface address.
+    /// when it is ours (no NAT, or the gateway's port mapping), else our
+    /// first interface address.
     fn nat_local_for(&self, mapped: SocketAddr) -> SocketAddr {
-        if self.nat.local.contains(&mapped) {
+        if self.nat.local.contains(&mapped) || self.nat.mapped == Some(mapped) {
             return mapped;
         }
         self.nat

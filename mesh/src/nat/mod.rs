@@ -14,7 +14,10 @@ mod punch;
 
 pub use addr::{decode_addr, encode_addr, split_addr, AddrError};
 pub use frames::{NatFrame, NatFrameError, Offer, ProbeMode, ThirdParty};
-pub use punch::{PunchState, MAX_PUNCH_DELAY, PREDICTION_SPREAD, PUNCH_DEADLINE, PUNCH_RETRY};
+pub use punch::{
+    PunchFailure, PunchState, MAX_PUNCH_ATTEMPTS, MAX_PUNCH_DELAY, MAX_PUNCH_FAILURES,
+    PREDICTION_SPREAD, PUNCH_DEADLINE, PUNCH_RETRY, PUNCH_ROUND,
+};
 
 use crate::Time;
 use moss_crypto::PeerId;
@@ -107,6 +110,8 @@ pub struct NatStats {
     pub punch_reported_unpunchable: u64,
     /// Punches we started (offers carried out).
     pub punch_attempts: u64,
+    /// Punch rounds fired (`hole_punch_attempts` per punch at most).
+    pub punch_rounds: u64,
     /// Punch offers refused (dial budget).
     pub punch_offers_refused: u64,
     /// Punches that ended in a session.
@@ -140,6 +145,7 @@ impl NatStats {
         self.punch_unpunchable += o.punch_unpunchable;
         self.punch_reported_unpunchable += o.punch_reported_unpunchable;
         self.punch_attempts += o.punch_attempts;
+        self.punch_rounds += o.punch_rounds;
         self.punch_offers_refused += o.punch_offers_refused;
         self.punch_succeeded += o.punch_succeeded;
         self.punch_failed += o.punch_failed;
@@ -202,6 +208,8 @@ pub(crate) struct NatState {
     classifier: Classifier,
     /// The host's interface addresses (with the bound port).
     local: Vec<SocketAddr>,
+    /// The external address the gateway's port mapping forwards to us.
+    mapped: Option<SocketAddr>,
     bindings: VecDeque<(u32, PeerId, Time)>,
     /// Round trips measured by binding requests.
     rtt: HashMap<PeerId, Duration>,
@@ -211,6 +219,12 @@ pub(crate) struct NatState {
     last_punch: HashMap<(PeerId, PeerId), Time>,
     /// End side: when recent punch offers were carried out.
     punch_orders: VecDeque<Time>,
+    /// Rounds of punches in progress, by the peer they aim at.
+    punch_runs: HashMap<PeerId, punch::PunchRun>,
+    /// Rounds the last punch toward each peer fired.
+    punch_rounds: HashMap<PeerId, u32>,
+    /// Punches that failed after all their rounds, not yet taken.
+    punch_failures: VecDeque<PunchFailure>,
     /// Predicted-port dials of punches toward symmetric peers.
     predicted: Vec<(Time, SocketAddr)>,
     next_binding: Time,

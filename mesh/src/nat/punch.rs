@@ -7,11 +7,18 @@
 //! *it* observed it (an address that peer controls) and a delay so both
 //! dial at once; or, to the requester only, that the pair cannot be punched
 //! (both symmetric, or symmetric facing a port-filtering cone, which needs
-//! a spray of sockets this node does not have). Both then dial: message 1
-//! and its retransmissions (0.5 s, 1 s, 2 s: the `hole_punch_attempts`
-//! rounds) open both NATs, and the normal Noise XX completes on the
-//! punched path. Toward a symmetric peer, with `port_prediction_enabled`,
-//! the ports ±5 around its observed one are dialled too.
+//! a spray of sockets this node does not have). Both then dial in
+//! `hole_punch_attempts` rounds [`PUNCH_ROUND`] apart (at most
+//! [`MAX_PUNCH_ATTEMPTS`]): each round sends message 1 to the offered
+//! address (the dial's own message 1 again while it is pending, a new dial
+//! once it has failed), which opens both NATs, and the normal Noise XX
+//! completes on the punched path. A punch with no session
+//! [`PUNCH_DEADLINE`] after its last round failed: `punch_state` says
+//! `Failed`, [`Node::punch_attempts`] how many rounds ran, and
+//! [`Node::take_punch_failures`] hands the failure (peer, address, rounds)
+//! to whoever reaches the peer otherwise (a relay). Toward a symmetric
+//! peer, with `port_prediction_enabled`, the ports ±5 around its observed
+//! one are dialled too.
 
 use super::{NatFrame, MAX_DIALS, MAX_PEER_NOTES};
 use crate::node::Node;
@@ -26,8 +33,38 @@ use std::time::Duration;
 
 /// A node asks for an introduction to one peer at most this often.
 pub const PUNCH_RETRY: Duration = Duration::from_secs(15);
-/// How long a punch may take (delay, rounds, handshake) before it failed.
-pub const PUNCH_DEADLINE: Duration = Duration::from_secs(8);
+/// How long after its last round a punch without a session has failed
+/// (message 1's own retransmissions run 0.5 s, 1.5 s and 3.5 s after it).
+pub const PUNCH_DEADLINE: Duration = Duration::from_secs(6);
+/// Time between two punch rounds.
+pub const PUNCH_ROUND: Duration = Duration::from_secs(1);
+/// Most rounds a punch runs, whatever `hole_punch_attempts` says (0 means
+/// the default, 3).
+pub const MAX_PUNCH_ATTEMPTS: u32 = 10;
+/// Failed punches kept for [`Node::take_punch_failures`] (oldest dropped).
+pub const MAX_PUNCH_FAILURES: usize = 64;
+
+/// A punch that ran all its rounds without a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PunchFailure {
+    /// The peer we tried to reach.
+    pub peer: PeerId,
+    /// The address the forwarder offered for it.
+    pub addr: SocketAddr,
+    /// Rounds that ran (`hole_punch_attempts`, bounded).
+    pub attempts: u32,
+}
+
+/// A punch's rounds in progress.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PunchRun {
+    addr: SocketAddr,
+    /// Rounds to run and rounds fired.
+    attempts: u32,
+    fired: u32,
+    next: Time,
+    deadline: Time,
+}
 /// Longest delay an offer may ask for.
 pub const MAX_PUNCH_DELAY: Duration = Duration::from_secs(2);
 /// Punch offers an end carries out per [`super::ORDER_WINDOW`] (its own budget,
@@ -59,6 +96,22 @@ impl Node {
     /// How a peer was reached by punching, if we tried (`None`: never).
     pub fn punch_state(&self, peer: &PeerId) -> Option<PunchState> {
         self.nat.punch.get(peer).map(|p| p.1)
+    }
+
+    /// Rounds the last punch toward `peer` fired (0: none).
+    pub fn punch_attempts(&self, peer: &PeerId) -> u32 {
+        self.nat.punch_rounds.get(peer).copied().unwrap_or(0)
+    }
+
+    /// The punches that failed after all their rounds since the last call,
+    /// oldest first (at most [`MAX_PUNCH_FAILURES`] are kept).
+    pub fn take_punch_failures(&mut self) -> Vec<PunchFailure> {
+        self.nat.punch_failures.drain(..).collect()
+    }
+
+    /// Rounds a punch runs: `hole_punch_attempts`, 1 to [`MAX_PUNCH_ATTEMPTS`].
+    fn punch_rounds(&self) -> u32 {
+        self.cfg.nat.hole_punch_attempts.clamp(1, MAX_PUNCH_ATTEMPTS)
     }
 
     /// A message of a subscribed topic from `origin`, forwarded by `via`
@@ -184,7 +237,21 @@ impl Node {
             .insert(peer, (now, PunchState::Punching { since: now }));
         self.stats.nat.punch_attempts += 1;
         let at = now + Duration::from_millis(u64::from(o.delay_ms)).min(MAX_PUNCH_DELAY);
-        self.nat.dials.push((at, o.addr));
+        let attempts = self.punch_rounds();
+        if self.nat.punch_runs.len() >= MAX_PEER_NOTES {
+            self.nat.punch_runs.clear();
+        }
+        self.nat.punch_runs.insert(
+            peer,
+            PunchRun {
+                addr: o.addr,
+                attempts,
+                fired: 0,
+                next: at,
+                deadline: at + PUNCH_ROUND * (attempts - 1) + PUNCH_DEADLINE,
+            },
+        );
+        self.note_punch_rounds(peer, 0);
         if self.cfg.nat.port_prediction_enabled && o.class == NatType::SymmetricNat {
             for d in 1..=PREDICTION_SPREAD {
                 for p in [o.addr.port().checked_add(d), o.addr.port().checked_sub(d)] {
@@ -198,22 +265,66 @@ impl Node {
         }
     }
 
-    /// Punch bookkeeping on each tick: predicted-port dials that are due,
-    /// punches that ran out of time.
+    fn note_punch_rounds(&mut self, peer: PeerId, n: u32) {
+        if self.nat.punch_rounds.len() >= MAX_PEER_NOTES && !self.nat.punch_rounds.contains_key(&peer) {
+            self.nat.punch_rounds.clear();
+        }
+        self.nat.punch_rounds.insert(peer, n);
+    }
+
+    /// One punch round toward `addr`: message 1 of the pending dial again,
+    /// or a new dial when there is none.
+    fn punch_round(&mut self, addr: SocketAddr) {
+        let path = crate::path::Path::Udp(addr);
+        let pending = self.table.by_path(&path).and_then(|i| self.table.get(i)).and_then(|s| match &s.state {
+            crate::session::State::Initiating(p) => Some(p.last_datagram.clone()),
+            _ => None,
+        });
+        match pending {
+            Some(d) => self.emit(path, d),
+            None => self.connect(addr),
+        }
+    }
+
+    /// Punch bookkeeping on each tick: predicted-port dials and rounds that
+    /// are due, punches that ran out of rounds and time.
     pub(crate) fn nat_punch_tick(&mut self, now: Time) {
         for a in super::take_due(&mut self.nat.predicted, now) {
             self.connect(a);
         }
-        let mut failed = 0;
-        for (_, st) in self.nat.punch.values_mut() {
-            if let PunchState::Punching { since } = *st {
-                if now.saturating_sub(since) >= PUNCH_DEADLINE {
+        let mut peers: Vec<PeerId> = self.nat.punch_runs.keys().copied().collect();
+        peers.sort_unstable();
+        for peer in peers {
+            let Some(mut run) = self.nat.punch_runs.get(&peer).copied() else {
+                continue;
+            };
+            let connected = self.table.by_peer(&peer).is_some();
+            if !connected && run.fired < run.attempts && now >= run.next {
+                run.fired += 1;
+                run.next = now + PUNCH_ROUND;
+                self.stats.nat.punch_rounds += 1;
+                self.note_punch_rounds(peer, run.fired);
+                self.punch_round(run.addr);
+            }
+            if connected || now >= run.deadline {
+                self.nat.punch_runs.remove(&peer);
+                let st = self.nat.punch.get_mut(&peer);
+                if let Some((_, st @ PunchState::Punching { .. })) = st {
                     *st = PunchState::Failed;
-                    failed += 1;
+                    self.stats.nat.punch_failed += 1;
+                    if self.nat.punch_failures.len() >= MAX_PUNCH_FAILURES {
+                        self.nat.punch_failures.pop_front();
+                    }
+                    self.nat.punch_failures.push_back(PunchFailure {
+                        peer,
+                        addr: run.addr,
+                        attempts: run.fired,
+                    });
                 }
+            } else {
+                self.nat.punch_runs.insert(peer, run);
             }
         }
-        self.stats.nat.punch_failed += failed;
     }
 
     /// A session with `peer` came up: a punch in progress succeeded.
