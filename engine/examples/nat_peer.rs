@@ -80,6 +80,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "peers": st.peers.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(),
             "heard": heard,
             "punch": st.counters.nat,
+            "punched": st
+                .peers
+                .iter()
+                .filter_map(|p| Some((p.peer_id.clone(), serde_json::json!({"ms": p.punch_ms?, "offers": p.punch_offers}))))
+                .collect::<serde_json::Map<_, _>>(),
             "port_mapping": st.port_mapping,
         });
         std::fs::write(&status, doc.to_string())?;

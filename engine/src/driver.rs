@@ -321,6 +321,15 @@ impl Driver {
                 .map(|p| p.peer)
                 .filter(|p| self.core.punch_state(p) == Some(moss_mesh::nat::PunchState::Punched))
                 .collect(),
+            punch_ms: self
+                .core
+                .peers()
+                .into_iter()
+                .filter_map(|p| {
+                    let ms = self.core.punch_time(&p.peer)?.as_millis() as u64;
+                    Some((p.peer, ms, self.core.punch_offers(&p.peer)))
+                })
+                .collect(),
             supernode: self.core.is_supernode(),
         }
     }

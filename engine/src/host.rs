@@ -67,6 +67,9 @@ pub struct Snapshot {
     pub nat_type: moss_mesh::NatType,
     /// Established peers whose session came up through a hole punch.
     pub punched: Vec<moss_mesh::PeerId>,
+    /// Established peers reached by a punch: offer-to-session time (ms)
+    /// and the punch offers it took.
+    pub punch_ms: Vec<(moss_mesh::PeerId, u64, u32)>,
     /// The node is a supernode now.
     pub supernode: bool,
 }

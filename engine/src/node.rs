@@ -550,6 +550,16 @@ impl Node {
                     } else {
                         "direct"
                     },
+                    punch_ms: s
+                        .punch_ms
+                        .iter()
+                        .find(|(q, _, _)| *q == p.peer)
+                        .map(|&(_, ms, _)| ms),
+                    punch_offers: s
+                        .punch_ms
+                        .iter()
+                        .find(|(q, _, _)| *q == p.peer)
+                        .map_or(0, |&(_, _, n)| n),
                 })
                 .collect(),
             topics: s.subscriptions,

@@ -85,4 +85,8 @@ pub struct PeerStat {
     pub outbound: bool,
     /// How the session came up: `punched` (a hole punch) or `direct`.
     pub path: &'static str,
+    /// For a punched session, the punch's time from offer to session, ms.
+    pub punch_ms: Option<u64>,
+    /// For a punched session, the punch offers it took (1: the first).
+    pub punch_offers: u32,
 }

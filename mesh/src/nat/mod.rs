@@ -114,6 +114,8 @@ pub struct NatStats {
     pub punch_rounds: u64,
     /// Punch offers refused (dial budget).
     pub punch_offers_refused: u64,
+    /// Punch offers ignored because a punch toward that peer was running.
+    pub punch_offers_duplicate: u64,
     /// Punches that ended in a session.
     pub punch_succeeded: u64,
     /// Punches that ran out of time.
@@ -147,6 +149,7 @@ impl NatStats {
         self.punch_attempts += o.punch_attempts;
         self.punch_rounds += o.punch_rounds;
         self.punch_offers_refused += o.punch_offers_refused;
+        self.punch_offers_duplicate += o.punch_offers_duplicate;
         self.punch_succeeded += o.punch_succeeded;
         self.punch_failed += o.punch_failed;
         self.punch_ms_total += o.punch_ms_total;
@@ -221,6 +224,10 @@ pub(crate) struct NatState {
     punch_orders: VecDeque<Time>,
     /// Rounds of punches in progress, by the peer they aim at.
     punch_runs: HashMap<PeerId, punch::PunchRun>,
+    /// Punch offers carried out per peer.
+    punch_offers: HashMap<PeerId, u32>,
+    /// Offer-to-session time of the punches that succeeded, ms.
+    punch_ms: HashMap<PeerId, u64>,
     /// Rounds the last punch toward each peer fired.
     punch_rounds: HashMap<PeerId, u32>,
     /// Punches that failed after all their rounds, not yet taken.

@@ -98,6 +98,18 @@ impl Node {
         self.nat.punch.get(peer).map(|p| p.1)
     }
 
+    /// How long the punch that reached `peer` took, from its offer to the
+    /// session (None: no punch reached it).
+    pub fn punch_time(&self, peer: &PeerId) -> Option<Duration> {
+        self.nat.punch_ms.get(peer).map(|&ms| Duration::from_millis(ms))
+    }
+
+    /// Punches toward `peer` started so far (1 when the first did it; an
+    /// offer that comes while a punch runs does not count).
+    pub fn punch_offers(&self, peer: &PeerId) -> u32 {
+        self.nat.punch_offers.get(peer).copied().unwrap_or(0)
+    }
+
     /// Rounds the last punch toward `peer` fired (0: none).
     pub fn punch_attempts(&self, peer: &PeerId) -> u32 {
         self.nat.punch_rounds.get(peer).copied().unwrap_or(0)
@@ -223,6 +235,12 @@ impl Node {
         if peer == self.identity.public_key() || self.table.by_peer(&peer).is_some() {
             return;
         }
+        // Both ends ask for the introduction, so a second offer often comes
+        // while the first punch runs: it neither restarts nor adds rounds.
+        if self.nat.punch_runs.contains_key(&peer) {
+            self.stats.nat.punch_offers_duplicate += 1;
+            return;
+        }
         super::prune_window(&mut self.nat.punch_orders, now);
         if self.nat.punch_orders.len() >= PUNCH_BURST || self.nat.dials.len() >= MAX_DIALS {
             self.stats.nat.punch_offers_refused += 1;
@@ -236,6 +254,11 @@ impl Node {
             .punch
             .insert(peer, (now, PunchState::Punching { since: now }));
         self.stats.nat.punch_attempts += 1;
+        let offers = &mut self.nat.punch_offers;
+        if offers.len() >= MAX_PEER_NOTES && !offers.contains_key(&peer) {
+            offers.clear();
+        }
+        *offers.entry(peer).or_insert(0) += 1;
         let at = now + Duration::from_millis(u64::from(o.delay_ms)).min(MAX_PUNCH_DELAY);
         let attempts = self.punch_rounds();
         if self.nat.punch_runs.len() >= MAX_PEER_NOTES {
@@ -336,6 +359,11 @@ impl Node {
                 self.stats.nat.punch_succeeded += 1;
                 let ms = now.saturating_sub(since).as_millis() as u64;
                 self.stats.nat.punch_ms_total += ms;
+                let times = &mut self.nat.punch_ms;
+                if times.len() >= MAX_PEER_NOTES && !times.contains_key(&peer) {
+                    times.clear();
+                }
+                times.insert(peer, ms);
             }
         }
     }
