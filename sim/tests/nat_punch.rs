@@ -129,37 +129,53 @@ fn a_punch_runs_hole_punch_attempts_rounds_then_fails_observably() {
     for attempts in [1u32, 5] {
         let mut sim = Sim::new(11, LinkModel::default());
         let p = add(&mut sim, None, 1);
-        let helpers = [add(&mut sim, None, 2), add(&mut sim, None, 3)];
+        // Public helpers, so that y's classification picks them, not x, as
+        // its probes' third parties (an x probe dial would reach y first).
+        let helpers: Vec<usize> = (2..8).map(|k| add(&mut sim, None, k)).collect();
         let mut cfg = Config::default();
         cfg.nat.hole_punch_attempts = attempts;
-        let x = add_with(&mut sim, Some(NatKind::FullCone), 10, cfg);
-        let y = add(&mut sim, Some(NatKind::PortRestricted), 11);
-        for n in [helpers[0], helpers[1], x, y] {
+        let x = add_with(&mut sim, Some(NatKind::PortRestricted), 10, cfg);
+        for &n in helpers.iter().chain([&x]) {
             sim.dial(n, p);
         }
         sim.run_for(Duration::from_secs(40));
+        // y joins late and chats at once, so x asks for the introduction
+        // before y's own classification could make x its probe third party.
+        let y = add(&mut sim, Some(NatKind::PortRestricted), 11);
+        sim.dial(y, p);
         let py = sim.node(y).map(Node::public_key).expect("y runs");
         // y chats until x has an offer for it; then y goes away, so every
         // round x fires lands on y's NAT, which drops it.
         let mut punching = false;
-        for step in 0..20_000u32 {
-            if step % 100 == 0 {
+        for step in 0..200_000u32 {
+            if step % 1000 == 0 {
                 sim.with_node(y, |node, now| {
                     let _ = node.publish(now, "chat", &step.to_le_bytes());
                 });
             }
-            sim.run_for(Duration::from_millis(10));
+            sim.run_for(Duration::from_millis(1));
             let st = sim.node(x).and_then(|n| n.punch_state(&py));
             if matches!(st, Some(PunchState::Punching { .. })) {
                 punching = true;
                 break;
             }
         }
-        assert!(punching, "x never got a punch offer for y");
+        let xs = sim.node(x).map(|n| n.stats().nat.clone());
+        assert!(
+            punching,
+            "x never got a punch offer for y: {:?}, direct {}, {xs:?}",
+            sim.node(x).and_then(|n| n.punch_state(&py)),
+            direct(&sim, x, y)
+        );
         sim.kill(y);
         sim.run_for(Duration::from_secs(30));
         let n = sim.node(x).expect("x runs");
-        assert_eq!(n.punch_state(&py), Some(PunchState::Failed));
+        assert_eq!(
+            n.punch_state(&py),
+            Some(PunchState::Failed),
+            "{:?}",
+            n.stats().nat
+        );
         assert_eq!(n.punch_attempts(&py), attempts);
         assert_eq!(n.stats().nat.punch_rounds, u64::from(attempts));
         let failures = sim
