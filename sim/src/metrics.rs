@@ -50,6 +50,28 @@ pub struct Report {
     pub nat: Option<NatStats>,
     /// Handshakes completed and failed (every node, both sides).
     pub handshakes: (u64, u64),
+    /// With NATs: per pair of classes, the node pairs where either end
+    /// asked for or ran a hole punch toward the other, and how they ended.
+    pub punches: Vec<PunchRow>,
+}
+
+/// Hole-punch outcomes of one pair of classes (see [`Report::punches`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PunchRow {
+    /// The two classes ("public" or a NAT kind), in name order.
+    pub classes: (String, String),
+    /// Whether plain UDP can punch this pair through real NATs of these
+    /// kinds (natlab measured: all but symmetric facing symmetric or
+    /// port-restricted).
+    pub plain_udp: bool,
+    /// Node pairs with a punch asked for or tried by either end.
+    pub pairs: usize,
+    /// Of those, with a direct UDP session at the end.
+    pub direct: usize,
+    /// Of those, reported unpunchable by the forwarder.
+    pub unpunchable: usize,
+    /// Of those, with a punch that ran out of rounds and no session.
+    pub failed: usize,
 }
 
 impl Report {
@@ -130,11 +152,82 @@ impl fmt::Display for Report {
             )?;
         }
         writeln!(f, "handshakes (done, failed) {:?}", self.handshakes)?;
+        if !self.punches.is_empty() {
+            writeln!(
+                f,
+                "punch pairs (classes, plain UDP can punch: pairs, direct, unpunchable, failed)"
+            )?;
+        }
+        for r in &self.punches {
+            writeln!(
+                f,
+                "  {:<22} {:<22} {:<5} {:>7} {:>7} ({:5.1} %) {:>6} {:>6}",
+                r.classes.0,
+                r.classes.1,
+                r.plain_udp,
+                r.pairs,
+                r.direct,
+                100.0 * r.direct as f64 / r.pairs.max(1) as f64,
+                r.unpunchable,
+                r.failed
+            )?;
+        }
         if !self.missing.is_empty() {
             writeln!(f, "missing (node, msg)       {:?}", self.missing)?;
         }
         write!(f, "fingerprint               {:016x}", self.fingerprint)
     }
+}
+
+/// Hole-punch outcomes per pair of classes over every online node pair
+/// where either end asked for or ran a punch toward the other.
+pub fn punch_rows(sim: &crate::Sim) -> Vec<PunchRow> {
+    use moss_mesh::nat::PunchState;
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    let class = |i: usize| sim.nat_kind(i).map_or("public", |k| k.name());
+    let online: Vec<usize> = (0..sim.nodes.len()).filter(|&i| sim.online(i)).collect();
+    let index: HashMap<moss_mesh::PeerId, usize> = online
+        .iter()
+        .filter_map(|&i| Some((sim.node(i)?.public_key(), i)))
+        .collect();
+    // (i, j) with i < j -> the states each end holds toward the other.
+    let mut pairs: BTreeMap<(usize, usize), [Option<PunchState>; 2]> = BTreeMap::new();
+    let mut direct: HashSet<(usize, usize)> = HashSet::new();
+    for &i in &online {
+        let Some(n) = sim.node(i) else { continue };
+        for (peer, st) in n.punch_states() {
+            if let Some(&j) = index.get(&peer) {
+                let key = (i.min(j), i.max(j));
+                pairs.entry(key).or_default()[usize::from(i > j)] = Some(st);
+            }
+        }
+        for p in n.peers() {
+            if let (moss_mesh::Path::Udp(_), Some(&j)) = (p.addr, index.get(&p.peer)) {
+                direct.insert((i.min(j), i.max(j)));
+            }
+        }
+    }
+    let mut rows: BTreeMap<(String, String), PunchRow> = BTreeMap::new();
+    for ((i, j), st) in pairs {
+        let (a, b) = {
+            let (a, b) = (class(i), class(j));
+            if a <= b { (a, b) } else { (b, a) }
+        };
+        let r = rows.entry((a.into(), b.into())).or_insert_with(|| PunchRow {
+            classes: (a.into(), b.into()),
+            plain_udp: !matches!(
+                (a, b),
+                ("symmetric", "symmetric") | ("port-restricted", "symmetric")
+            ),
+            ..PunchRow::default()
+        });
+        r.pairs += 1;
+        let is_direct = direct.contains(&(i, j));
+        r.direct += usize::from(is_direct);
+        r.unpunchable += usize::from(st.contains(&Some(PunchState::Unpunchable)));
+        r.failed += usize::from(!is_direct && st.contains(&Some(PunchState::Failed)));
+    }
+    rows.into_values().collect()
 }
 
 /// The `q` quantile (0..=1) of sorted values.

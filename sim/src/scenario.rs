@@ -234,6 +234,16 @@ impl Run {
         } else {
             self.sim.add_node(self.cfg.clone(), id, honest_addr(i))
         };
+        if model.fraction > 0.0 {
+            // With NATs in the run, nodes know their interface address, so
+            // they classify themselves and punch (as the engine's do).
+            let local = if self.sim.nat_kind(n).is_some() {
+                private_addr(i)
+            } else {
+                honest_addr(i)
+            };
+            self.sim.with_node(n, |node, _| node.set_local_addrs(&[local]));
+        }
         let topics = self.rng.sample(self.sc.topics, self.sc.topics_per_node);
         for &t in &topics {
             self.sim
@@ -665,6 +675,11 @@ fn report(
             classes
         },
         nat: (sc.nat.fraction > 0.0).then(|| r.sim.nat_stats()),
+        punches: if sc.nat.fraction > 0.0 {
+            crate::metrics::punch_rows(&r.sim)
+        } else {
+            Vec::new()
+        },
         handshakes: {
             let s = r.sim.total_stats();
             (s.handshakes_completed, s.handshakes_failed)

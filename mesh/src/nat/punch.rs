@@ -110,6 +110,13 @@ impl Node {
         self.nat.punch_offers.get(peer).copied().unwrap_or(0)
     }
 
+    /// Every peer a punch was asked or tried for, with its state (sorted).
+    pub fn punch_states(&self) -> Vec<(PeerId, PunchState)> {
+        let mut v: Vec<_> = self.nat.punch.iter().map(|(p, s)| (*p, s.1)).collect();
+        v.sort_unstable_by_key(|e| e.0);
+        v
+    }
+
     /// Rounds the last punch toward `peer` fired (0: none).
     pub fn punch_attempts(&self, peer: &PeerId) -> u32 {
         self.nat.punch_rounds.get(peer).copied().unwrap_or(0)
