@@ -12,6 +12,8 @@
 #      port-restricted NAT drops any unsolicited datagram otherwise);
 #   4. the mapping must be renewed at half its lifetime (asked: MAP_LIFETIME s);
 #   5. on SIGTERM the node deletes it: the DNAT is gone from miniupnpd's chain.
+# And the control: with port mapping off, the same dial to the router's WAN
+# address at the node's port gets no session.
 # Runs on its own (sets up and tears down its own lab, prefix mpm-) or is
 # sourced by extra-tests.sh (then LAB is set, and it still uses its own lab).
 # Without namespaces: SKIP (exit 0), or FAIL under CI=true.
@@ -103,6 +105,24 @@ except Exception: print(0)' "$dir/in.json")
     printf '%-7s %-22s %-8s %-9s %-8s %-8s %s\n' "$proto" "${ext:--}" "$session" "$renewed" "$deleted" "$requests" "$verdict"
     [ "$verdict" = ok ] || { echo "--- in.json:"; cat "$dir/in.json" 2>/dev/null; echo; tail -n 20 "$STATE/miniupnpd-nat-mapped.log" 2>/dev/null; }
   done
+  # Control: no mapping, no inbound session.
+  port=$((port + 1))
+  rm -f "$dir"/*.json "$dir"/*.stopped
+  "$PM_LAB" bg h-mapped pm-in-none "$PEER" --port "$port" --map none --seconds 30 --status "$dir/in.json"
+  sleep 1
+  "$PM_LAB" bg pub2 pm-out-none "$PEER" --port "$port" --map none --static "192.0.32.107:$port" --seconds 20 --status "$dir/out.json"
+  local reached=no
+  for _ in $(seq 1 20); do
+    python3 -c 'import json,sys
+a=json.load(open(sys.argv[1])); sys.exit(0 if a["peers"] else 1)' "$dir/in.json" 2>/dev/null && { reached=yes; break; }
+    sleep 0.5
+  done
+  for n in pm-in-none pm-out-none; do [ -f "$STATE/$n.pid" ] && kill "$(cat "$STATE/$n.pid")" 2>/dev/null || true; done
+  if [ $reached = no ]; then
+    echo "control (mapping off): no inbound session in 10 s, as expected"
+  else
+    echo "control (mapping off): <-- an inbound session without a mapping"; pm_fail=1
+  fi
   "$PM_LAB" down >/dev/null 2>&1 || true
   rm -rf "$dir"
   if [ $pm_fail = 0 ]; then echo "port-mapping lab: all as expected"; else echo "FAIL: port-mapping lab"; fi
