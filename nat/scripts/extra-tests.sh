@@ -23,6 +23,9 @@
 #     maps (renews) and deletes a port through miniupnpd on the
 #     port-restricted router; an outside host reaches the inner host only
 #     while the mapping exists.
+#  4. port mapping by real Moss nodes (nat/scripts/portmap-lab.sh, its own
+#     lab): PCP, NAT-PMP and UPnP IGD through miniupnpd, an inbound session
+#     to the mapped address, renewal, deletion at stop, and the control.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=nat/scripts/natlab
@@ -169,5 +172,10 @@ print("%s port mapping:" % sys.argv[6], "ok (created%s, reachable, deleted)" % (
 sys.exit(0 if ok else 1)
 PY
 done
+
+echo
+echo "== port mapping by real Moss nodes (nat/scripts/portmap-lab.sh)"
+# shellcheck source=portmap-lab.sh
+source nat/scripts/portmap-lab.sh
 
 if [ $fail = 0 ]; then echo "moss-nat real-NAT suite: all as expected"; else echo "FAIL: moss-nat real-NAT suite"; exit 1; fi
