@@ -87,7 +87,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<serde_json::Map<_, _>>(),
             "port_mapping": st.port_mapping,
         });
-        std::fs::write(&status, doc.to_string())?;
+        // Written whole, then renamed: a reader never sees half a file.
+        let tmp = format!("{status}.tmp");
+        std::fs::write(&tmp, doc.to_string())?;
+        std::fs::rename(&tmp, &status)?;
     }
     drop(subs);
     node.stop();
