@@ -89,3 +89,59 @@ fn classification_survives_five_percent_loss() {
         }
     }
 }
+
+/// One node behind `kind` whose gateway reports a port mapping at `mapped`
+/// (its observed address as its NAT maps it, or another IP), among eight
+/// public nodes (fresh third parties for its probes); its class after
+/// three minutes.
+fn mapped_run(kind: NatKind, other_ip: bool) -> String {
+    let mut sim = Sim::new(3, LinkModel::default());
+    let cfg = Config::default();
+    let mut publics = Vec::new();
+    for i in 1..=8u8 {
+        let a = public(i);
+        let n = sim.add_node(cfg.clone(), Identity::from_seed([i; 32]), a);
+        sim.with_node(n, |node, _| node.set_local_addrs(&[a]));
+        publics.push(n);
+    }
+    let private = SocketAddr::from((Ipv4Addr::new(192, 168, 9, 2), 4000));
+    let nat_ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9));
+    let n = sim.add_node_behind_nat(
+        cfg,
+        Identity::from_seed([9; 32]),
+        private,
+        kind,
+        nat_ip,
+        Duration::from_secs(30),
+    );
+    sim.with_node(n, |node, _| node.set_local_addrs(&[private]));
+    for &p in &publics[1..] {
+        sim.dial(p, publics[0]);
+    }
+    sim.dial(n, publics[0]);
+    sim.run_for(Duration::from_secs(2));
+    let observed = sim.address_of(n).expect("n runs");
+    let mapped = if other_ip {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 32, 9)), observed.port())
+    } else {
+        observed
+    };
+    sim.with_node(n, |node, _| node.set_port_mapping(Some(mapped)));
+    assert_eq!(sim.node(n).and_then(|x| x.port_mapping()), Some(mapped));
+    sim.run_for(Duration::from_secs(180));
+    sim.node(n)
+        .map_or("offline", |node| node.reachability().nat_type().as_str())
+        .to_string()
+}
+
+#[test]
+fn a_port_mapping_counts_only_with_an_inbound_probe_and_its_own_ip() {
+    // A mapping of exactly the observed address where strangers do get in
+    // (the full cone lets the probes through): no NAT there, public.
+    assert_eq!(mapped_run(NatKind::FullCone, false), "public");
+    // The same claim where the NAT still filters (the gateway's mapping is
+    // not real): the inbound probes fail, so never public.
+    assert_ne!(mapped_run(NatKind::PortRestricted, false), "public");
+    // A gateway whose external IP is not the observed one: a NAT beyond it.
+    assert_eq!(mapped_run(NatKind::FullCone, true), "cgnat");
+}
