@@ -162,7 +162,7 @@ impl CookieJar {
 /// and TCP senders by IP address (port 0; IPv6 by its /64, the block one
 /// host usually holds), so ports and connections of one host share it; a
 /// relay session or a host channel is its own origin.
-pub(crate) fn origin(path: &Path) -> Path {
+pub fn origin(path: &Path) -> Path {
     match *path {
         Path::Udp(a) | Path::Tcp { addr: a, .. } => {
             let ip = match a.ip() {
