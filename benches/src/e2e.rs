@@ -557,9 +557,11 @@ pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Fl
     let (joined_calm, join_calm) = joins(backend, to)?;
     // The flooder: junk of varied sizes and one real message 1 replayed,
     // round-robin over many source ports, as fast as the kernel takes them.
+    // It is one host of its own (127.0.0.2): cookie limits count per IP, and
+    // the newcomers are other hosts (127.0.0.1).
     let m1 = message1(to)?;
     let socks: Vec<UdpSocket> = (0..ports)
-        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .map(|_| UdpSocket::bind("127.0.0.2:0"))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     for s in &socks {

@@ -46,7 +46,7 @@ pub(crate) struct Driver {
     pub send_dropped: u64,
     /// True when the current round took input or ran a command.
     pub worked: bool,
-    /// The TCP carrier (unsharded engines with `transport.tcp_enabled`).
+    /// The TCP carrier (with `transport.tcp_enabled`).
     pub tcp: Option<crate::tcp::Carrier>,
 }
 
@@ -215,6 +215,9 @@ impl Driver {
                 let mut sel = crossbeam_channel::Select::new();
                 sel.recv(&self.commands);
                 sel.recv(&shards.rx);
+                if let Some(tcp) = self.tcp.as_ref().and_then(|t| t.wake_channel()) {
+                    sel.recv(tcp);
+                }
                 let _ = sel.ready_timeout(timeout);
             }
         }

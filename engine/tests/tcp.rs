@@ -1,7 +1,8 @@
 //! The TCP carrier on loopback with real engines: two nodes whose static
 //! peer is dialled over TCP (`transport.prefer_tcp`) exchange pub/sub both
-//! ways on TCP paths only; garbage on a TCP connection closes it and is
-//! counted; the connection cap holds.
+//! ways on TCP paths only, unsharded and on sharded engines; garbage on a TCP connection closes it and is
+//! counted; the connection cap holds; a session ends when its connection
+//! closes.
 
 use moss::Node;
 use std::io::{Read, Write};
@@ -10,20 +11,21 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn config(extra: &str) -> String {
-    format!(
-        r#"{{"trackers": [], "dht_enabled": false, "lan_discovery_enabled": false,
-            "engine": {{"shards": 1}}{extra}}}"#
-    )
+/// An offline node of `mesh` with `extra` config fields.
+fn node_with(mesh: &str, extra: &str) -> Node {
+    let config = format!(
+        r#"{{"trackers": [], "dht_enabled": false, "lan_discovery_enabled": false{extra}}}"#
+    );
+    Node::builder(mesh)
+        .config_json(&config)
+        .unwrap()
+        .start()
+        .unwrap()
 }
 
 /// An offline, unsharded node of `mesh` with `extra` config fields.
 fn node(mesh: &str, extra: &str) -> Node {
-    Node::builder(mesh)
-        .config_json(&config(extra))
-        .unwrap()
-        .start()
-        .unwrap()
+    node_with(mesh, &format!(r#", "engine": {{"shards": 1}}{extra}"#))
 }
 
 fn until(what: &str, mut ok: impl FnMut() -> bool) {
@@ -34,14 +36,18 @@ fn until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn pubsub_both_ways_over_tcp_only() {
-    let a = node("tcp-mesh", "");
+/// Two nodes with `shards` engine shards each exchange pub/sub over TCP
+/// paths only.
+fn pubsub_both_ways_over_tcp_only(shards: u32) {
+    let engine = format!(r#", "engine": {{"shards": {shards}}}"#);
+    let a = node_with("tcp-mesh", &engine);
     let port = a.local_addr().port();
     assert_eq!(a.tcp_local_addr().map(|t| t.port()), Some(port));
-    let b = node(
+    let b = node_with(
         "tcp-mesh",
-        &format!(r#", "static_peers": ["127.0.0.1:{port}"], "transport": {{"prefer_tcp": true}}"#),
+        &format!(
+            r#"{engine}, "static_peers": ["127.0.0.1:{port}"], "transport": {{"prefer_tcp": true}}"#
+        ),
     );
     let sa = a.subscribe("t").unwrap();
     let sb = b.subscribe("t").unwrap();
@@ -68,6 +74,16 @@ fn pubsub_both_ways_over_tcp_only() {
     }
     assert_eq!(b.tcp_stats().unwrap().dialed, 1);
     assert_eq!(a.tcp_stats().unwrap().accepted, 1);
+}
+
+#[test]
+fn pubsub_both_ways_over_tcp_only_unsharded() {
+    pubsub_both_ways_over_tcp_only(1);
+}
+
+#[test]
+fn pubsub_both_ways_over_tcp_only_on_sharded_engines() {
+    pubsub_both_ways_over_tcp_only(2);
 }
 
 #[test]
@@ -167,11 +183,85 @@ fn tcp_disabled_means_no_carrier() {
     let a = node("tcp-off", r#", "transport": {"tcp_enabled": false}"#);
     assert!(a.tcp_stats().is_none());
     assert!(a.tcp_local_addr().is_none());
-    // Sharded engines do not run it either.
-    let s = Node::builder("tcp-sharded")
-        .config_json(r#"{"trackers": [], "dht_enabled": false, "lan_discovery_enabled": false, "engine": {"shards": 2}}"#)
-        .unwrap()
-        .start()
-        .unwrap();
+    let s = node_with(
+        "tcp-sharded-off",
+        r#", "engine": {"shards": 2}, "transport": {"tcp_enabled": false}"#,
+    );
     assert!(s.tcp_stats().is_none());
+}
+
+/// A TCP forwarder from a fresh listener to `to` for one connection, with
+/// a switch that cuts it (both sockets shut down, the listener closed).
+struct Cut {
+    addr: std::net::SocketAddr,
+    socks: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Cut {
+    fn new(to: std::net::SocketAddr) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let socks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = socks.clone();
+        std::thread::spawn(move || {
+            let Ok((a, _)) = listener.accept() else { return };
+            // No second connection gets through: redials are refused.
+            drop(listener);
+            let Ok(b) = TcpStream::connect(to) else { return };
+            let (mut a2, mut b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+            kept.lock().unwrap().extend([a.try_clone().unwrap(), b.try_clone().unwrap()]);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a2, &mut b2);
+            });
+            let (mut a, mut b) = (a, b);
+            let _ = std::io::copy(&mut b, &mut a);
+        });
+        Self { addr, socks }
+    }
+
+    fn cut(&self) {
+        for s in self.socks.lock().unwrap().iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// The first `PeerLeft` reason within [`WAIT`], skipping other events.
+fn left_reason(n: &Node) -> &'static str {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match n.events().recv_timeout(left) {
+            Ok(moss::Event::PeerLeft { reason, .. }) => return reason,
+            Ok(_) => {}
+            Err(_) => panic!("no peer left within {WAIT:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_closed_connection_ends_its_session_on_both_sides() {
+    // UDP cannot replace the path: B knows A only through the forwarder's
+    // TCP address, and the liveness timers are far longer than the wait
+    // for the event would need (a silence timeout reads "timeout").
+    let a = node("tcp-close", "");
+    let door = Cut::new(a.tcp_local_addr().unwrap());
+    let b = node(
+        "tcp-close",
+        &format!(
+            r#", "static_peers": ["{}"], "transport": {{"prefer_tcp": true}}"#,
+            door.addr
+        ),
+    );
+    until("peers", || a.peer_count() == 1 && b.peer_count() == 1);
+    while a.events().try_recv().is_ok() {}
+    while b.events().try_recv().is_ok() {}
+    door.cut();
+    // Both ends see the connection close and end the session for that
+    // reason, not for the peer's silence.
+    assert_eq!(left_reason(&a), "closed");
+    assert_eq!(left_reason(&b), "closed");
+    assert_eq!(a.peer_count(), 0);
+    assert_eq!(b.peer_count(), 0);
+    until("closed", || a.tcp_stats().unwrap().open == 0);
 }

@@ -5,8 +5,10 @@ Starts the gateway (offline: no trackers, DHT or LAN beacons) with
 -max-meshes LIMIT, samples its RSS, threads and fds idle, then sends
 REQUESTS concurrent `GET /api/stats?meshid=bench-<i>` (every id new) and
 reports the peak RSS (VmHWM), the peak thread count (sampled every 5 ms
-while the burst runs), threads and fds afterwards, and how many requests
-got a mesh (200) or the limit (503). One JSON line per run on stdout.
+while the burst runs), threads and fds afterwards and again 11 s later
+("settled": tokio's idle blocking threads have exited), and how many
+requests got a mesh (200) or the limit (503). One JSON line per run on
+stdout.
 
 usage: meshes-bench.py GATEWAY_BINARY LIMIT REQUESTS [-- extra gateway flags]
 """
@@ -80,6 +82,10 @@ def main():
         done.set()
         sampler.join()
         after = proc_status(gw.pid)
+        # tokio's idle blocking-pool threads (one per concurrent request)
+        # exit after 10 s: what stays is what the meshes cost.
+        time.sleep(11)
+        settled = proc_status(gw.pid)
         print(json.dumps({
             "limit": limit, "requests": requests, "extra": extra,
             "ok": codes.count(200), "limited": codes.count(503),
@@ -87,6 +93,8 @@ def main():
             "idle_rss_mib": round(idle["VmRSS"]), "idle_threads": idle["Threads"], "idle_fds": idle["fds"],
             "peak_rss_mib": round(after["VmHWM"]), "peak_threads": peak_threads,
             "after_rss_mib": round(after["VmRSS"]), "after_threads": after["Threads"], "after_fds": after["fds"],
+            "settled_rss_mib": round(settled["VmRSS"]), "settled_threads": settled["Threads"],
+            "settled_fds": settled["fds"],
             "burst_sec": round(burst, 2),
         }))
     finally:

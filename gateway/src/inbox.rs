@@ -1,6 +1,6 @@
 //! Recent messages of the topics the operator subscribed with `-subscribe`.
 
-use moss::Node;
+use moss::{Message, Node};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,56 +34,49 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// Joins `topics` on `node` and collects their messages on a thread
-    /// that ends when the node stops.
+    /// Joins `topics` on `node`; the gateway's one host thread
+    /// ([`crate::story::Host`]) then [`Inbox::record`]s their messages.
     pub fn start(node: &Node, topics: &[String]) -> Arc<Self> {
         let inbox = Arc::new(Self::default());
-        let mut joined = Vec::new();
+        let mut map = inbox.lock();
         for t in topics {
             match node.join(t) {
-                Ok(()) => joined.push(t.clone()),
+                Ok(()) => {
+                    map.entry(t.clone()).or_default();
+                }
                 Err(e) => tracing::warn!(topic = %t, error = %e, "cannot subscribe"),
             }
         }
-        if joined.is_empty() {
-            return inbox;
-        }
-        {
-            let mut map = inbox.lock();
-            for t in joined {
-                map.entry(t).or_default();
-            }
-        }
-        let rx = node.messages().clone();
-        let sink = inbox.clone();
-        let spawned = std::thread::Builder::new()
-            .name("moss-inbox".into())
-            .spawn(move || {
-                for m in rx.iter() {
-                    let received_ms = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0);
-                    let e = Entry {
-                        from: m.from.to_hex(),
-                        text: std::str::from_utf8(m.data()).ok().map(str::to_owned),
-                        data_hex: hex::encode(&m.data),
-                        id: hex::encode(m.id),
-                        topic: m.topic().to_owned(),
-                        received_ms,
-                    };
-                    let mut map = sink.lock();
-                    let q = map.entry(e.topic.clone()).or_default();
-                    if q.len() == KEEP {
-                        q.pop_front();
-                    }
-                    q.push_back(e);
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the inbox thread");
-        }
+        drop(map);
         inbox
+    }
+
+    /// True if any topic is subscribed (its node's messages are collected).
+    pub fn collects(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
+    /// Keeps one received message (the oldest of its topic goes when
+    /// [`KEEP`] are held).
+    pub fn record(&self, m: &Message) {
+        let received_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let e = Entry {
+            from: m.from.to_hex(),
+            text: std::str::from_utf8(m.data()).ok().map(str::to_owned),
+            data_hex: hex::encode(&m.data),
+            id: hex::encode(m.id),
+            topic: m.topic().to_owned(),
+            received_ms,
+        };
+        let mut map = self.lock();
+        let q = map.entry(e.topic.clone()).or_default();
+        if q.len() == KEEP {
+            q.pop_front();
+        }
+        q.push_back(e);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Entry>>> {

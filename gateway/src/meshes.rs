@@ -6,7 +6,9 @@
 //!   same new id build it once.
 //! - Mesh ids follow [`valid_mesh_id`].
 //! - An on-demand mesh is cheap: its node runs unsharded (one engine
-//!   thread), without the TCP carrier, with small queues.
+//!   thread), without the TCP carrier, with small queues; its messages,
+//!   events and log lines are handled by the gateway's one host thread
+//!   ([`crate::story::Host`]), shared by every mesh.
 //! - On-demand meshes do not use public trackers or the DHT unless the
 //!   operator names them (`-public-meshes`): any HTTP caller can name a
 //!   mesh, and must not make the gateway announce arbitrary infohashes to
@@ -84,6 +86,8 @@ pub struct Meshes {
     slots: Mutex<HashMap<String, Slot>>,
     live: Arc<AtomicUsize>,
     peak: AtomicUsize,
+    /// The host thread shared by every mesh.
+    host: Option<crate::story::Host>,
 }
 
 /// The mesh id rule: 1 to [`MAX_MESH_ID`] bytes of UTF-8 with no control
@@ -121,6 +125,7 @@ impl Meshes {
             slots: Mutex::new(HashMap::new()),
             live: Arc::new(AtomicUsize::new(0)),
             peak: AtomicUsize::new(0),
+            host: crate::story::Host::start(),
         };
         let first = m.spawn(primary, true)?;
         let slot = Slot::default();
@@ -175,7 +180,9 @@ impl Meshes {
             events: Arc::default(),
             _live: live,
         });
-        crate::story::follow(mesh, &served);
+        if let Some(h) = &self.host {
+            h.follow(mesh, &served);
+        }
         Ok(served)
     }
 

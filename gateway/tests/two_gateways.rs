@@ -99,14 +99,22 @@ fn http_api_is_read_only_cors_enabled_and_bounded() {
     assert!(sse_until(&g.http, "data: {").contains("event: stats"));
 }
 
-/// Reads `/api/events` of `http` until the stream holds `needle`.
+/// Reads `/api/events` of `http` until the stream holds `needle` (at most
+/// 20 s: the stream sends a stats document every period, so it never
+/// stalls by itself).
 fn sse_until(http: &str, needle: &str) -> String {
     let mut s = TcpStream::connect(http).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !String::from_utf8_lossy(&got).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the event stream: {}",
+            String::from_utf8_lossy(&got)
+        );
         let n = s.read(&mut chunk).unwrap();
         assert!(n > 0, "stream closed early");
         got.extend_from_slice(&chunk[..n]);
@@ -141,11 +149,11 @@ fn two_gateways_converge_to_the_same_chain() {
         peer_count(&a) == Some(1) && peer_count(&b) == Some(1)
     });
     // A's event stream carries the node's host events: B joining (id 1).
-    let text = sse_until(&a.http, "event: stats");
-    assert!(
-        text.contains("event: node") && text.contains("\"id\":1,"),
-        "{text}"
-    );
+    // The gateway records the event on its own thread, which may run after
+    // the peer count went up: read until it comes (it used to read only
+    // the first period, a race under load).
+    let text = sse_until(&a.http, ",\"id\":1,\"detail\"");
+    assert!(text.contains("event: node"), "{text}");
     // Only epochs that start after both are connected count: earlier ones
     // may be empty on both sides and agree trivially.
     let start_epoch = json(&a.http, "/api/stats")
@@ -163,7 +171,11 @@ fn two_gateways_converge_to_the_same_chain() {
             continue;
         };
         // An epoch both finalized after both were connected and contributing:
-        // its digest must be identical.
+        // its state digest must be identical. Its epoch digest need not be:
+        // that one also covers the previous link, and the epochs each
+        // gateway finalized before they met differ (the test failed about
+        // one run in four when it compared epoch digests: whenever the two
+        // chains' first links held different states).
         for la in ca
             .iter()
             .rev()
@@ -171,16 +183,22 @@ fn two_gateways_converge_to_the_same_chain() {
         {
             if let Some(lb) = cb.iter().find(|l| l["epoch"] == la["epoch"]) {
                 assert_eq!(
-                    la["epoch_digest"], lb["epoch_digest"],
-                    "epoch {}",
-                    la["epoch"]
+                    la["state_digest"],
+                    lb["state_digest"],
+                    "epoch {} (from {start_epoch}): A {} B {}; A {:?} B {:?}",
+                    la["epoch"],
+                    serde_json::Value::Array(ca.clone()),
+                    serde_json::Value::Array(cb.clone()),
+                    json(&a.http, "/api/stats"),
+                    json(&b.http, "/api/stats"),
                 );
                 agreed = Some(la.clone());
                 break;
             }
         }
     }
-    let link = agreed.expect("both gateways finalize a common epoch with one digest");
+    let link = agreed.expect("both gateways finalize a common epoch with one state");
+    assert_eq!(link["state_digest"].as_str().map(str::len), Some(64));
     assert_eq!(link["epoch_digest"].as_str().map(str::len), Some(64));
     let stats = json(&a.http, "/api/stats").unwrap();
     for field in [

@@ -90,7 +90,7 @@ impl Router {
         }
     }
 
-    fn graft(&mut self, t: &Topic, p: PeerId, now: Time) {
+    pub(crate) fn graft(&mut self, t: &Topic, p: PeerId, now: Time) {
         if let Some(m) = self.mesh.get_mut(t) {
             m.insert(p);
         }

@@ -47,6 +47,7 @@
 pub mod config;
 pub mod control;
 mod heartbeat;
+mod join_graft;
 pub mod mcache;
 mod router;
 pub mod score;

@@ -1,9 +1,15 @@
 //! Cookies under handshake floods (WireGuard's cookie reply, QUIC's
 //! Retry): a responder under load answers message 1 with a cookie, a MAC
-//! of the sender's path under a secret that rotates every
+//! of the sender's origin under a secret that rotates every
 //! [`COOKIE_ROTATE`], and keeps no state. An initiator that echoes a valid
 //! cookie proves it receives at its address, and is admitted ahead of the
 //! flood on a budget of its own.
+//!
+//! The origin ([`origin`]) is the sender's IP address (an IPv6 sender's
+//! /64), not its IP and port: the per-origin reply and admission limits
+//! hold for a flooder that rotates source ports (or TCP connections), so
+//! it gets one cookie reply per [`COOKIE_REPLY_INTERVAL`] and one cookied
+//! admission per [`COOKIED_INTERVAL`] in all, not one per port.
 //!
 //! Wire forms (handshake-kind datagrams, body scrambled like any
 //! handshake body):
@@ -16,6 +22,7 @@ use crate::path::Path;
 use crate::wire::{HandshakeBody, Kind, WireError};
 use crate::Time;
 use blake2::{Blake2s256, Digest};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// Bytes of a cookie.
@@ -136,29 +143,55 @@ impl CookieJar {
         }
     }
 
-    /// The cookie for `path` under the current secret.
+    /// The cookie for `path`'s origin under the current secret.
     pub fn cookie(&self, path: &Path) -> [u8; COOKIE_LEN] {
-        mac(&self.current, path)
+        mac(&self.current, &origin(path))
     }
 
-    /// True if `cookie` is `path`'s under the current or previous secret.
+    /// True if `cookie` is `path`'s origin's under the current or previous
+    /// secret.
     pub fn valid(&self, path: &Path, cookie: &[u8; COOKIE_LEN]) -> bool {
+        let o = origin(path);
         let eq =
             |a: [u8; COOKIE_LEN]| a.iter().zip(cookie).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-        eq(mac(&self.current, path)) | eq(mac(&self.previous, path))
+        eq(mac(&self.current, &o)) | eq(mac(&self.previous, &o))
     }
 }
 
-/// `BLAKE2s("moss/cookie/v1" ‖ secret ‖ path)`, first 16 bytes (BLAKE2 is
-/// not length-extendable, so the secret prefix makes a MAC).
-fn mac(secret: &[u8; 32], path: &Path) -> [u8; COOKIE_LEN] {
+/// The origin a cookie binds and the cookie limits count, as a path: UDP
+/// and TCP senders by IP address (port 0; IPv6 by its /64, the block one
+/// host usually holds), so ports and connections of one host share it; a
+/// relay session or a host channel is its own origin.
+pub fn origin(path: &Path) -> Path {
+    match *path {
+        Path::Udp(a) | Path::Tcp { addr: a, .. } => {
+            let ip = match a.ip() {
+                IpAddr::V4(v4) => IpAddr::V4(v4),
+                IpAddr::V6(v6) => {
+                    let s = v6.segments();
+                    IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            };
+            Path::Udp(SocketAddr::new(ip, 0))
+        }
+        other => other,
+    }
+}
+
+/// `BLAKE2s("moss/cookie/v2" ‖ secret ‖ origin)`, first 16 bytes (BLAKE2
+/// is not length-extendable, so the secret prefix makes a MAC). No
+/// allocation: the MAC runs for every message 1 under a flood.
+fn mac(secret: &[u8; 32], origin: &Path) -> [u8; COOKIE_LEN] {
     let mut h = Blake2s256::new();
-    h.update(b"moss/cookie/v1");
+    h.update(b"moss/cookie/v2");
     h.update(secret);
-    match path {
-        Path::Udp(a) => {
+    match origin {
+        Path::Udp(a) | Path::Tcp { addr: a, .. } => {
             h.update([0]);
-            mac_addr(&mut h, a);
+            match a.ip() {
+                IpAddr::V4(ip) => h.update(ip.octets()),
+                IpAddr::V6(ip) => h.update(ip.octets()),
+            }
         }
         Path::Relay { via, session } => {
             h.update([1]);
@@ -169,26 +202,11 @@ fn mac(secret: &[u8; 32], path: &Path) -> [u8; COOKIE_LEN] {
             h.update([2]);
             h.update(id.to_le_bytes());
         }
-        Path::Tcp { id, addr } => {
-            h.update([3]);
-            h.update(id.to_le_bytes());
-            mac_addr(&mut h, addr);
-        }
     }
     let d = h.finalize();
     let mut c = [0u8; COOKIE_LEN];
     c.copy_from_slice(&d[..COOKIE_LEN]);
     c
-}
-
-/// An address into the MAC: IP octets, then the port (no allocation: the
-/// MAC runs for every message 1 under a flood).
-fn mac_addr(h: &mut Blake2s256, a: &std::net::SocketAddr) {
-    match a.ip() {
-        std::net::IpAddr::V4(ip) => h.update(ip.octets()),
-        std::net::IpAddr::V6(ip) => h.update(ip.octets()),
-    }
-    h.update(a.port().to_be_bytes());
 }
 
 #[cfg(test)]
@@ -200,11 +218,24 @@ mod tests {
     }
 
     #[test]
-    fn cookies_bind_the_path_and_survive_one_rotation() {
+    fn cookies_bind_the_ip_and_survive_one_rotation() {
         let mut j = CookieJar::new([1; 32], Duration::ZERO);
         let c = j.cookie(&p(1));
         assert!(j.valid(&p(1), &c));
-        assert!(!j.valid(&p(2), &c));
+        // Another port or a TCP connection of the same host: same origin.
+        assert!(j.valid(&p(2), &c));
+        let tcp = Path::Tcp {
+            id: 9,
+            addr: "127.0.0.1:7".parse().unwrap(),
+        };
+        assert!(j.valid(&tcp, &c));
+        // Another IP: not.
+        assert!(!j.valid(&Path::Udp("127.0.0.2:1".parse().unwrap()), &c));
+        // IPv6: one /64 is one origin.
+        let v6 = |s: &str| Path::Udp(s.parse().unwrap());
+        let c6 = j.cookie(&v6("[2001:db8:1:2::5]:9"));
+        assert!(j.valid(&v6("[2001:db8:1:2:ffff::1]:10"), &c6));
+        assert!(!j.valid(&v6("[2001:db8:1:3::5]:9"), &c6));
         j.rotate(COOKIE_ROTATE, || [2; 32]);
         assert!(j.valid(&p(1), &c), "previous secret still accepted");
         j.rotate(COOKIE_ROTATE * 2, || [3; 32]);

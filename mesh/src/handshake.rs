@@ -57,11 +57,11 @@ pub(crate) struct Handshaker {
     pub cookies: CookieJar,
     /// All cookie replies sent.
     cookie_replies: TokenBucket,
-    /// Cookie replies sent, per path.
+    /// Cookie replies sent, per origin ([`crate::cookie::origin`]).
     cookie_paths: RateMap,
     /// Cookied message 1s answered, all paths.
     cookied: TokenBucket,
-    /// Cookied message 1s answered, per path.
+    /// Cookied message 1s answered, per origin.
     cookied_paths: RateMap,
 }
 
@@ -495,10 +495,11 @@ impl Node {
 
     /// Answers message 1 with sender index `index` from `from` with a
     /// cookie reply (no state kept beyond the rate limits), at most one per
-    /// path per [`COOKIE_REPLY_INTERVAL`] and within the overall budget.
+    /// origin (IP) per [`COOKIE_REPLY_INTERVAL`] and within the overall budget.
     fn send_cookie(&mut self, from: Path, index: u32) {
         let h = &mut self.handshaker;
-        if !h.cookie_paths.allow(from, self.now, COOKIE_REPLY_INTERVAL)
+        let origin = crate::cookie::origin(&from);
+        if !h.cookie_paths.allow(origin, self.now, COOKIE_REPLY_INTERVAL)
             || !h.cookie_replies.take(1, self.now)
         {
             return;
@@ -556,12 +557,13 @@ impl Node {
         let pending = self.table.pending_handshakes();
         if cookied {
             // Proved it receives at `from`: ahead of the flood, on budgets
-            // of its own (overall, per path) and up to twice the cap.
+            // of its own (overall, per origin) and up to twice the cap.
             if pending >= 2 * MAX_PENDING_HANDSHAKES {
                 return self.drop_input(DropReason::Capacity);
             }
             let h = &mut self.handshaker;
-            if !h.cookied_paths.allow(from, now, COOKIED_INTERVAL) || !h.cookied.take(1, now) {
+            let origin = crate::cookie::origin(&from);
+            if !h.cookied_paths.allow(origin, now, COOKIED_INTERVAL) || !h.cookied.take(1, now) {
                 return self.drop_input(DropReason::HandshakeRateLimited);
             }
         } else if pending >= MAX_PENDING_HANDSHAKES {

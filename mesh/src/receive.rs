@@ -63,7 +63,7 @@ impl Node {
                     }
                 }
                 if !crate::pubsub::is_capability(t) {
-                    self.pubsub.router.peer_subscribed(&peer, t);
+                    self.pubsub.router.peer_subscribed_at(&peer, t, now);
                 }
             }
             Frame::Unsubscribe(t) => {

@@ -49,9 +49,11 @@ pub(crate) struct Remote {
     next_dial: usize,
     /// Work for the shards.
     ops: VecDeque<TransportOp>,
-    /// Holds no session: only classifies the datagrams the node is fed
-    /// (handshakes come through; data belongs to a shard and is
-    /// [`Inbound::Unknown`] here).
+    /// Classifies the datagrams the node is fed (handshakes come through;
+    /// data of a shard's session is [`Inbound::Unknown`] here), and holds
+    /// the keys of sessions on paths the engine shards cannot send on
+    /// (TCP connections, which the engine thread carries): those the node
+    /// opens and seals itself.
     classifier: SessionShard,
 }
 
@@ -123,11 +125,15 @@ impl Transport {
         }
     }
 
-    /// Takes the keys of a just-established session.
+    /// Takes the keys of a just-established session (a sharded node keeps
+    /// those of TCP paths: the shards own UDP sockets only).
     pub fn install(&mut self, index: u32, remote_index: u32, path: Path, cipher: TransportCipher) {
         let session = ShardSession::new(remote_index, path, cipher);
         match self {
             Self::Local(shard) => shard.install(index, session),
+            Self::Remote(r) if matches!(path, Path::Tcp { .. }) => {
+                r.classifier.install(index, session)
+            }
             Self::Remote(r) => r.ops.push_back(TransportOp::Install {
                 index,
                 session: Box::new(session),
@@ -140,6 +146,9 @@ impl Transport {
         match self {
             Self::Local(shard) => {
                 shard.remove(index);
+            }
+            Self::Remote(r) if r.classifier.contains(index) => {
+                r.classifier.remove(index);
             }
             Self::Remote(r) => r.ops.push_back(TransportOp::Remove { index }),
         }
@@ -163,25 +172,26 @@ impl Transport {
         if e.pending.is_empty() && !allow_empty {
             return;
         }
-        match self {
-            Self::Local(shard) => {
-                let mut buf = out.buffer();
-                let sealed = shard.seal(index, &e.pending, &mut buf);
-                e.pending.clear();
-                match sealed {
-                    Ok(to) => {
-                        s.last_send = Stamp::at(now);
-                        out.emit(stats, to, buf);
-                    }
-                    // Counter exhausted: this session cannot send again.
-                    Err(_) => out.recycle(buf),
-                }
-            }
+        let shard = match self {
+            Self::Local(shard) => shard,
+            Self::Remote(r) if r.classifier.contains(index) => &mut r.classifier,
             Self::Remote(r) => {
                 let plaintext = std::mem::replace(&mut e.pending, out.buffer());
                 s.last_send = Stamp::at(now);
                 r.ops.push_back(TransportOp::Send { index, plaintext });
+                return;
             }
+        };
+        let mut buf = out.buffer();
+        let sealed = shard.seal(index, &e.pending, &mut buf);
+        e.pending.clear();
+        match sealed {
+            Ok(to) => {
+                s.last_send = Stamp::at(now);
+                out.emit(stats, to, buf);
+            }
+            // Counter exhausted: this session cannot send again.
+            Err(_) => out.recycle(buf),
         }
     }
 

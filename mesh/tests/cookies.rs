@@ -3,6 +3,8 @@
 //! initiator used to be refused (`capacity`) until the flood's half-open
 //! slots timed out. Now a message 1 under load gets a cookie reply; the
 //! initiator echoes the cookie and is admitted ahead of the flood.
+//! Cookie limits count per IP: a flooder rotating its source port gets no
+//! more cookie replies than one that does not.
 
 mod common;
 
@@ -94,4 +96,27 @@ fn bad_cookie_for_a_forged_or_stale_echo() {
     let d = &net.nodes[0].stats().drops;
     assert_eq!(d.get(DropReason::BadCookie), 1);
     assert_eq!(net.nodes[0].session_count(), 0);
+}
+
+#[test]
+fn a_flooder_rotating_source_ports_gets_one_cookie_reply_per_interval() {
+    let mut net = Net::new(2, "m", None);
+    // 256 message 1s from many hosts take every handshake slot.
+    for i in 0..256 {
+        net.inject(1, flooder(i), message1(i));
+    }
+    assert_eq!(net.nodes[1].stats().cookies_sent, 0);
+    // One host, 300 source ports, one message 1 each within one interval:
+    // one cookie reply (per port, it was 300).
+    let host = |port: u16| SocketAddr::from(([127, 0, 8, 1], 20_000 + port));
+    for k in 0..300u16 {
+        net.inject(1, host(k), message1(1000 + u32::from(k)));
+    }
+    assert_eq!(net.nodes[1].stats().cookies_sent, 1);
+    // Another host still gets its reply at once.
+    net.inject(1, SocketAddr::from(([127, 0, 8, 2], 9)), message1(2000));
+    assert_eq!(net.nodes[1].stats().cookies_sent, 2);
+    // And a newcomer on a third address joins through the flood.
+    net.nodes[0].connect(addr(1));
+    assert!(net.drive(|n| n.nodes[0].peer_count() == 1 && n.nodes[1].peer_count() == 1));
 }

@@ -5,7 +5,10 @@
 //! at the UDP port number, dials a peer over TCP when its UDP handshake
 //! times out (or at once, for static peers with `transport.prefer_tcp`),
 //! and runs every accept, read and write on the engine thread, nonblocking
-//! (a watcher thread only waits for readiness).
+//! (a watcher thread only waits for readiness). On a sharded engine it runs
+//! on the core thread, and the node keeps the keys of TCP-path sessions
+//! (the shards own UDP sockets only): TCP peers do not take the shards'
+//! fast path, but they connect and exchange like any other.
 //!
 //! Limits: at most [`MAX_CONNECTIONS`] connections, at most [`OUT_CAP`]
 //! bytes queued per connection (a record that does not fit is dropped and
@@ -137,8 +140,9 @@ struct StaticTcp {
 }
 
 /// Starts the carrier a node config asks for: `None` when
-/// `transport.tcp_enabled` is off, or the engine runs sharded (the shards
-/// own the session keys and seal for UDP only; logged).
+/// `transport.tcp_enabled` is off. An unsharded engine's watcher wakes the
+/// backend's wait; a sharded core sleeps on channels, so its watcher wakes
+/// it through [`Carrier::wake_channel`].
 pub(crate) fn start(
     config: &moss_mesh::Config,
     transport: &crate::io::Transport,
@@ -148,14 +152,28 @@ pub(crate) fn start(
     if !config.transport.tcp_enabled {
         return Ok(None);
     }
-    let crate::io::Transport::Direct(backend) = transport else {
-        tracing::info!("tcp carrier: not started (a sharded engine; it needs engine.shards = 1)");
-        return Ok(None);
+    let (wake, wake_rx): (Arc<dyn Wakeup>, _) = match transport {
+        crate::io::Transport::Direct(backend) => (backend.waker(), None),
+        crate::io::Transport::Sharded { .. } => {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            (Arc::new(ChannelWake(tx)), Some(rx))
+        }
     };
-    Carrier::start(listen, &keys.scramble_key, backend.waker())
-        .map(Some)
+    let mut carrier = Carrier::start(listen, &keys.scramble_key, wake)
         // Only the poll or its watcher thread can fail to start.
-        .map_err(|TcpError::Io(e)| crate::StartError::Thread(e))
+        .map_err(|TcpError::Io(e)| crate::StartError::Thread(e))?;
+    carrier.wake_rx = wake_rx;
+    Ok(Some(carrier))
+}
+
+/// Wakes a sharded core thread: one token in a one-slot channel it selects
+/// on (a full channel means a wake-up is already pending).
+struct ChannelWake(crossbeam_channel::Sender<()>);
+
+impl Wakeup for ChannelWake {
+    fn wake(&self) {
+        let _ = self.0.try_send(());
+    }
 }
 
 /// The carrier: listener, connections, dials.
@@ -177,9 +195,14 @@ pub struct Carrier {
     key: [u8; 32],
     counters: Arc<TcpCounters>,
     next_housekeeping: Duration,
+    /// Paths of connections closed since the node last heard of it: their
+    /// sessions end at the next [`Carrier::receive`] or [`Carrier::send`].
+    closed: Vec<Path>,
     /// Connections with input left over from a bounded read.
     hot: Vec<mio::Token>,
     scratch: Vec<mio::Token>,
+    /// The watcher's wake-ups, on a sharded engine.
+    wake_rx: Option<crossbeam_channel::Receiver<()>>,
 }
 
 /// Why the carrier could not start.
@@ -226,14 +249,23 @@ impl Carrier {
             key: record::mask_key(scramble_key),
             counters: Arc::new(TcpCounters::default()),
             next_housekeeping: Duration::ZERO,
+            closed: Vec::new(),
             hot: Vec::new(),
             scratch: Vec::new(),
+            wake_rx: None,
         })
     }
 
     /// The carrier's counters (shared with the node handle).
     pub fn counters(&self) -> Arc<TcpCounters> {
         self.counters.clone()
+    }
+
+    /// The channel the watcher signals readiness on, for a sharded core to
+    /// select on while it sleeps (`None` on an unsharded engine: the
+    /// watcher wakes the backend's wait instead).
+    pub(crate) fn wake_channel(&self) -> Option<&crossbeam_channel::Receiver<()>> {
+        self.wake_rx.as_ref()
     }
 
     /// The TCP listen address, when listening.
@@ -347,12 +379,14 @@ impl Carrier {
     }
 
     /// Closes connection `id`; a fallback dial that never connected counts
-    /// as failed.
+    /// as failed. The session on its path ends with it (queued for the
+    /// node: [`Carrier::end_sessions`]).
     fn close(&mut self, id: u64) {
         let Some(mut c) = self.conns.remove(&id) else {
             return;
         };
         let _ = self.registry.deregister(&mut c.stream);
+        self.closed.push(c.path);
         if let Some(a) = c.dialed {
             if self.outbound.get(&a) == Some(&id) {
                 self.outbound.remove(&a);
@@ -371,6 +405,9 @@ impl Carrier {
     /// and, once a second, closes unused connections and redials static
     /// peers. True if input is left over for the next round.
     pub fn receive(&mut self, core: &mut Core, now: Duration) -> bool {
+        if let Some(rx) = &self.wake_rx {
+            while rx.try_recv().is_ok() {}
+        }
         let mut tokens = std::mem::take(&mut self.scratch);
         tokens.append(&mut self.hot);
         self.ready.take(&mut tokens);
@@ -387,7 +424,18 @@ impl Carrier {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.housekeeping(core, now);
         }
+        self.end_sessions(core);
         !self.hot.is_empty()
+    }
+
+    /// Ends the sessions of connections that closed (the peer closed, reset,
+    /// sent a bad record, or we closed it): a session whose connection is
+    /// gone cannot carry anything, so it ends now (reason `closed`) rather
+    /// than when the peer's silence is noticed.
+    fn end_sessions(&mut self, core: &mut Core) {
+        for path in self.closed.drain(..) {
+            core.close_path(path);
+        }
     }
 
     fn accept(&mut self, now: Duration) {
@@ -528,6 +576,7 @@ impl Carrier {
         for id in broken {
             self.close(id);
         }
+        self.end_sessions(core);
     }
 
     /// Closes connections no session uses, and redials static peers.
