@@ -309,6 +309,7 @@ impl Driver {
             subscriptions: self.core.subscriptions().map(String::from).collect(),
             sessions: self.core.session_count(),
             send_dropped,
+            send_drops: self.transport.send_drops(),
             publish_unrouted: self.host.publish_unrouted,
             network: self.core.network_stats(),
             shards,

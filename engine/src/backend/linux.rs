@@ -391,6 +391,29 @@ pub(crate) fn plan_runs(out: &[OutDatagram<'_>], max_seg: usize, runs: &mut Vec<
     }
 }
 
+/// Appends iovecs over the bytes of `run` to `iov`, one per datagram
+/// except that datagrams lying back to back in memory (pieces of one GRO
+/// receive buffer being forwarded) share one; returns how many it pushed.
+pub(crate) fn push_iovecs(iov: &mut Vec<libc::iovec>, run: &[OutDatagram<'_>]) -> usize {
+    let first = iov.len();
+    for d in run {
+        let base = d.bytes.as_ptr();
+        if iov.len() > first {
+            if let Some(last) = iov.last_mut() {
+                if (last.iov_base as *const u8).wrapping_add(last.iov_len) == base {
+                    last.iov_len += d.bytes.len();
+                    continue;
+                }
+            }
+        }
+        iov.push(libc::iovec {
+            iov_base: base as *mut libc::c_void,
+            iov_len: d.bytes.len(),
+        });
+    }
+    iov.len() - first
+}
+
 /// Writes one `UDP_SEGMENT` control message into `buf`; returns its length.
 pub(crate) fn write_segment_cmsg(buf: &mut [u64; CMSG_BUF / 8], seg: u16) -> usize {
     // SAFETY: CMSG_* only compute sizes from constants.
