@@ -804,6 +804,51 @@ mod offload {
         check_exact(tx.name(), &got, &msgs, from);
     }
 
+    /// A GRO-coalesced run that `recv_forward` sends on to one destination
+    /// leaves as GSO messages (not one message per datagram), intact.
+    #[test]
+    fn forwarded_runs_leave_with_gso() {
+        for kind in offload_kinds() {
+            let name = kind.as_str();
+            let (mut tx, _) = open_offloading(kind);
+            let (mut relay, _) = open_offloading(kind);
+            let (mut rx, _) = open_offloading(kind);
+            if !relay.gso_on() {
+                skip(&format!("{name}: kernel refused GSO here"));
+                continue;
+            }
+            let (via, to) = (
+                relay.local_addr().expect("addr"),
+                rx.local_addr().expect("addr"),
+            );
+            for size in [64, 1200] {
+                let msgs: Vec<Vec<u8>> = (0..256).map(|i| payload(i, size)).collect();
+                send_all(tx.as_mut(), via, &msgs);
+                let before = relay.gso_sends();
+                let mut batch = RecvBatch::new(64);
+                let mut seen = 0;
+                let end = Instant::now() + DEADLINE;
+                while seen < msgs.len() {
+                    assert!(Instant::now() < end, "{name}: saw {seen}");
+                    let r = relay
+                        .recv_forward(&mut batch, &mut |_, _| Some(to))
+                        .expect("recv_forward");
+                    seen += r.datagrams;
+                    if r.datagrams == 0 {
+                        relay.wait(Some(Duration::from_millis(100))).expect("wait");
+                    }
+                }
+                let gso = relay.gso_sends() - before;
+                assert!(gso > 0, "{name} {size} B: no GSO message among the forwards");
+                assert!(gso < 64, "{name} {size} B: {gso} GSO messages for 256 datagrams");
+                let mut rbatch = RecvBatch::new(64);
+                let (got, _) = recv_n(rx.as_mut(), &mut rbatch, msgs.len());
+                check_exact(name, &got, &msgs, via);
+                assert_eq!(relay.send_dropped(), 0, "{name}");
+            }
+        }
+    }
+
     /// With UDP checksums off (`SO_NO_CHECK`) the kernel refuses GSO sends
     /// with EINVAL: the backend resends one by one, loses nothing and turns
     /// GSO off.
