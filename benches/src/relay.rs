@@ -54,13 +54,16 @@ pub struct RelayFigure {
     pub cpu_ns_per_datagram: f64,
 }
 
-struct End {
-    core: Core,
+/// A sans-IO end on its own loopback socket.
+pub(crate) struct End {
+    /// The end's node.
+    pub(crate) core: Core,
     sock: UdpSocket,
 }
 
 impl End {
-    fn new(seed: u8) -> Result<Self, String> {
+    /// An end with the identity of `seed`.
+    pub(crate) fn new(seed: u8) -> Result<Self, String> {
         let cfg = moss_mesh::Config::from_json(CONFIG).map_err(|e| e.to_string())?;
         let mut rng = [0u8; 32];
         rng[0] = seed;
@@ -96,7 +99,8 @@ impl End {
     }
 }
 
-fn pump_until(
+/// Pumps every end until `done` holds (at most [`SETUP`]).
+pub(crate) fn pump_until(
     ends: &mut [End],
     t0: Instant,
     mut done: impl FnMut(&[End]) -> Result<bool, String>,
@@ -181,7 +185,9 @@ fn capture(
     got.ok_or_else(|| "no relayed datagram captured".into())
 }
 
-fn start_supernode(backend: &str, shards: u32) -> Result<moss::Node, String> {
+/// An engine node on 127.0.0.1 with the bench config, `backend` and
+/// `shards`.
+pub(crate) fn start_supernode(backend: &str, shards: u32) -> Result<moss::Node, String> {
     let mut c = moss::Config::from_json(CONFIG).map_err(|e| e.to_string())?;
     c.engine.backend = backend.into();
     c.engine.shards = shards;
@@ -707,5 +713,6 @@ impl crate::Run {
                 .into(),
         );
         self.tables.push(m);
+        self.tables.push(crate::opening::table(&self.shards));
     }
 }

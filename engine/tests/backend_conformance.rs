@@ -839,8 +839,14 @@ mod offload {
                     }
                 }
                 let gso = relay.gso_sends() - before;
-                assert!(gso > 0, "{name} {size} B: no GSO message among the forwards");
-                assert!(gso < 64, "{name} {size} B: {gso} GSO messages for 256 datagrams");
+                assert!(
+                    gso > 0,
+                    "{name} {size} B: no GSO message among the forwards"
+                );
+                assert!(
+                    gso < 64,
+                    "{name} {size} B: {gso} GSO messages for 256 datagrams"
+                );
                 let mut rbatch = RecvBatch::new(64);
                 let (got, _) = recv_n(rx.as_mut(), &mut rbatch, msgs.len());
                 check_exact(name, &got, &msgs, via);

@@ -24,6 +24,11 @@ pub(crate) const GRO_BUF: usize = 65_536;
 /// Room for one `UDP_SEGMENT` / `UDP_GRO` control message (and a spare one).
 pub(crate) const CMSG_BUF: usize = 64;
 
+/// A callback over received datagrams that also learns where each lies:
+/// the buffer (`B`: an index or a ring buffer id) and the byte range in it.
+pub(crate) type PieceFn<'a, B> =
+    &'a mut dyn FnMut(SocketAddr, B, std::ops::Range<usize>, &mut [u8]);
+
 /// A socket address in the C layout, ready for `msg_name`.
 #[derive(Clone, Copy)]
 pub(crate) struct RawAddr {

@@ -21,12 +21,12 @@
 //! in [`MmsgStats::oversized`]).
 
 use super::linux::{
-    addr_bytes, after_refusal, push_iovecs, decode_addr, gro_segment, gso_refusal, is_per_datagram_error,
-    plan_runs, poll_two, probe_offloads, write_segment_cmsg, EventFd, GsoRefusal, RawAddr, Run,
-    Segments, CMSG_BUF, GRO_BUF,
+    addr_bytes, after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error,
+    plan_runs, poll_two, probe_offloads, push_iovecs, write_segment_cmsg, EventFd, GsoRefusal,
+    PieceFn, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{
-    forward_slots, Backend, OutDatagram, RecvBatch, Received, SendDrops, Wakeup, FORWARD_CHUNK,
+    forward_slots, Backend, OutDatagram, Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK,
     MAX_RECV_DATAGRAM,
 };
 use std::io;
@@ -202,12 +202,7 @@ impl MmsgBackend {
 
     /// [`Self::drain_held`], telling `f` also which scratch buffer and
     /// byte range each datagram is.
-    fn drain_held_at(
-        &mut self,
-        max: usize,
-        mut n: usize,
-        f: &mut dyn FnMut(SocketAddr, usize, std::ops::Range<usize>, &mut [u8]),
-    ) -> usize {
+    fn drain_held_at(&mut self, max: usize, mut n: usize, f: PieceFn<'_, usize>) -> usize {
         while n < max && self.held_msg < self.held.len() {
             let h = self.held[self.held_msg];
             let Some(range) = h.segs.piece(self.held_off) else {
@@ -474,8 +469,10 @@ impl MmsgBackend {
         self.send_hdrs.clear();
         self.send_iov_counts.clear();
         for r in runs {
-            self.send_iov_counts
-                .push(push_iovecs(&mut self.send_iov, &out[r.start..r.start + r.count]));
+            self.send_iov_counts.push(push_iovecs(
+                &mut self.send_iov,
+                &out[r.start..r.start + r.count],
+            ));
             self.send_addrs.push(RawAddr::from_std(out[r.start].to));
             self.send_cmsg.push([0u64; CMSG_BUF / 8]);
         }

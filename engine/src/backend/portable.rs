@@ -145,9 +145,7 @@ impl Backend for PortableBackend {
                     }
                     sent += 1;
                 }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock || !is_refusal(&e) =>
-                {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || !is_refusal(&e) => {
                     // The socket is full (or failing): the rest of the
                     // batch does not go out.
                     self.drops.count(&e, out.len() - sent);

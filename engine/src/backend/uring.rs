@@ -26,11 +26,12 @@
 //! `io_uring_enter` until any completion (datagram, wake) or the timeout.
 
 use super::linux::{
-    after_refusal, push_iovecs, decode_addr, gro_segment, gso_refusal, is_per_datagram_error, plan_runs,
-    probe_offloads, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
+    after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error, plan_runs,
+    probe_offloads, push_iovecs, write_segment_cmsg, EventFd, PieceFn, RawAddr, Run, Segments,
+    CMSG_BUF, GRO_BUF,
 };
 use super::{
-    Backend, BackendError, OutDatagram, RecvBatch, Received, SendDrops, Wakeup, FORWARD_CHUNK,
+    Backend, BackendError, OutDatagram, Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK,
     MAX_RECV_DATAGRAM,
 };
 use io_uring::types::{Fd, SubmitArgs, Timespec};
@@ -422,12 +423,7 @@ impl UringBackend {
     /// Hands datagrams of the held buffer to `f` (at most `max` in total,
     /// counting the `n` already handed over); recycles the buffer when it
     /// is used up. Returns the new count.
-    fn drain_held(
-        &mut self,
-        max: usize,
-        mut n: usize,
-        f: &mut dyn FnMut(SocketAddr, u16, std::ops::Range<usize>, &mut [u8]),
-    ) -> usize {
+    fn drain_held(&mut self, max: usize, mut n: usize, f: PieceFn<'_, u16>) -> usize {
         while let Some(mut h) = self.held {
             match h.segs.piece(h.off) {
                 Some(range) => {
@@ -471,7 +467,7 @@ impl UringBackend {
     fn recv_each_at(
         &mut self,
         max: usize,
-        f: &mut dyn FnMut(SocketAddr, u16, std::ops::Range<usize>, &mut [u8]),
+        f: PieceFn<'_, u16>,
     ) -> io::Result<(usize, Option<io::Error>)> {
         self.check_poisoned()?;
         if max == 0 {
@@ -634,8 +630,10 @@ impl UringBackend {
         self.send_hdrs.clear();
         self.send_iov_counts.clear();
         for r in &self.runs {
-            self.send_iov_counts
-                .push(push_iovecs(&mut self.send_iov, &out[r.start..r.start + r.count]));
+            self.send_iov_counts.push(push_iovecs(
+                &mut self.send_iov,
+                &out[r.start..r.start + r.count],
+            ));
             self.send_addrs.push(RawAddr::from_std(out[r.start].to));
             self.send_cmsg.push([0u64; CMSG_BUF / 8]);
         }

@@ -109,7 +109,10 @@ impl BufRing {
     /// outlive a borrow of the ring; `buf_len` bytes follow it.
     pub(super) fn buf_ptr(&self, bid: u16) -> *const u8 {
         let bid = bid.min(self.entries - 1);
-        self.bufs.ptr.cast_const().wrapping_add(bid as usize * self.buf_len)
+        self.bufs
+            .ptr
+            .cast_const()
+            .wrapping_add(bid as usize * self.buf_len)
     }
 
     /// Buffer `bid`, writable (for in-place processing by the caller).
