@@ -10,6 +10,7 @@ mod crypto;
 mod e2e;
 mod inproc;
 mod machine;
+mod opening;
 mod ours;
 mod raw;
 mod reconnect;

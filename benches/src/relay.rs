@@ -49,15 +49,21 @@ pub struct RelayFigure {
     pub per_shard: Vec<u64>,
     /// The datagram size actually relayed.
     pub size: usize,
+    /// The supernode's threads' (shards and engine) CPU time per datagram
+    /// it forwarded during the blast, ns.
+    pub cpu_ns_per_datagram: f64,
 }
 
-struct End {
-    core: Core,
+/// A sans-IO end on its own loopback socket.
+pub(crate) struct End {
+    /// The end's node.
+    pub(crate) core: Core,
     sock: UdpSocket,
 }
 
 impl End {
-    fn new(seed: u8) -> Result<Self, String> {
+    /// An end with the identity of `seed`.
+    pub(crate) fn new(seed: u8) -> Result<Self, String> {
         let cfg = moss_mesh::Config::from_json(CONFIG).map_err(|e| e.to_string())?;
         let mut rng = [0u8; 32];
         rng[0] = seed;
@@ -93,7 +99,8 @@ impl End {
     }
 }
 
-fn pump_until(
+/// Pumps every end until `done` holds (at most [`SETUP`]).
+pub(crate) fn pump_until(
     ends: &mut [End],
     t0: Instant,
     mut done: impl FnMut(&[End]) -> Result<bool, String>,
@@ -178,7 +185,9 @@ fn capture(
     got.ok_or_else(|| "no relayed datagram captured".into())
 }
 
-fn start_supernode(backend: &str, shards: u32) -> Result<moss::Node, String> {
+/// An engine node on 127.0.0.1 with the bench config, `backend` and
+/// `shards`.
+pub(crate) fn start_supernode(backend: &str, shards: u32) -> Result<moss::Node, String> {
     let mut c = moss::Config::from_json(CONFIG).map_err(|e| e.to_string())?;
     c.engine.backend = backend.into();
     c.engine.shards = shards;
@@ -248,6 +257,8 @@ pub fn relayed_rate(
         datagrams.push(capture(&mut ends, 2 * p, 2 * p + 1, s_addr, size, t0)?);
     }
     let before = s.stats().map_err(|e| e.to_string())?;
+    let supernode_cpu = || threads_cpu_ns("moss-shard") + threads_cpu_ns("moss-engine");
+    let cpu0 = supernode_cpu();
     let stop = Arc::new(AtomicBool::new(false));
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
@@ -279,6 +290,7 @@ pub fn relayed_rate(
     }
     let elapsed = start.elapsed();
     thread::sleep(Duration::from_millis(50));
+    let cpu = supernode_cpu().saturating_sub(cpu0);
     stop.store(true, Ordering::SeqCst);
     let mut got = 0u64;
     for t in receivers {
@@ -299,31 +311,66 @@ pub fn relayed_rate(
         .zip(before.shard_stats.iter())
         .map(|(a, b)| a.datagrams_in - b.datagrams_in)
         .collect();
+    let forwarded = after.counters.relayed_datagrams - before.counters.relayed_datagrams;
     Ok(RelayFigure {
         relayed: got as f64 / elapsed.as_secs_f64(),
-        forwarded: after.counters.relayed_datagrams - before.counters.relayed_datagrams,
+        forwarded,
+        cpu_ns_per_datagram: cpu as f64 / forwarded.max(1) as f64,
         drops: relay_drops(&after) - relay_drops(&before),
         per_shard,
         size: datagrams[0].len(),
     })
 }
 
+/// Nanoseconds on CPU of this process's threads whose name starts with
+/// `prefix` (`/proc/self/task/*/schedstat`, first field).
+pub fn threads_cpu_ns(prefix: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end().starts_with(prefix))
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Nanoseconds on CPU of the calling thread.
+fn this_thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A raw forwarder's figure.
+pub struct RawForward {
+    /// Datagrams/s that reached B.
+    pub rate: f64,
+    /// The forwarder thread's CPU time per datagram it forwarded, ns.
+    pub cpu_ns_per_datagram: f64,
+}
+
 /// Datagrams/s through a raw forwarder thread (recv from A, send to B, the
 /// same batching, nothing else): what a relay costs the kernel alone.
-pub fn raw_forward_rate(mode: Mode, size: usize, dur: Duration) -> io::Result<f64> {
+pub fn raw_forward_rate(mode: Mode, size: usize, dur: Duration) -> io::Result<RawForward> {
     let (tx, fwd, rx) = (loopback_socket()?, loopback_socket()?, loopback_socket()?);
     let (f_addr, b_addr) = (fwd.local_addr()?, rx.local_addr()?);
     set_rcvtimeo(&rx, Duration::from_millis(20))?;
     set_rcvtimeo(&fwd, Duration::from_millis(20))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (st1, st2) = (stop.clone(), stop.clone());
-    // The forwarder sends datagram by datagram (`sendmmsg` batches, or one
-    // per syscall), so its receiver never needs GRO.
-    let rx_mode = if mode == Mode::Single {
-        Mode::Single
-    } else {
-        Mode::Mmsg
-    };
+    // With GSO+GRO the forwarder receives coalesced super-datagrams and
+    // sends each on as one GSO message (what an ideal relay does), so its
+    // receiver takes GRO too; otherwise it sends datagram by datagram.
+    let rx_mode = mode;
+    if mode == Mode::GsoGro {
+        crate::sock::set_gro(&rx)?;
+        crate::sock::set_gro(&fwd)?;
+    }
     let receiver = thread::spawn(move || raw::receive(rx_mode, rx, &st1));
     let forwarder = thread::spawn(move || forward(mode, &fwd, b_addr, &st2));
     let start = Instant::now();
@@ -331,45 +378,69 @@ pub fn raw_forward_rate(mode: Mode, size: usize, dur: Duration) -> io::Result<f6
     let elapsed = start.elapsed();
     thread::sleep(Duration::from_millis(50));
     stop.store(true, Ordering::SeqCst);
-    let _ = forwarder.join();
+    let (forwarded, cpu) = forwarder
+        .join()
+        .map_err(|_| io::Error::other("forwarder panicked"))?;
     let got = receiver
         .join()
         .map_err(|_| io::Error::other("receiver panicked"))??;
     sent?;
-    Ok(got as f64 / elapsed.as_secs_f64())
+    Ok(RawForward {
+        rate: got as f64 / elapsed.as_secs_f64(),
+        cpu_ns_per_datagram: cpu as f64 / forwarded.max(1) as f64,
+    })
 }
 
-fn forward(mode: Mode, s: &UdpSocket, to: SocketAddr, stop: &AtomicBool) {
+/// Forwards until `stop`; returns the datagrams forwarded and the thread's
+/// CPU nanoseconds.
+fn forward(mode: Mode, s: &UdpSocket, to: SocketAddr, stop: &AtomicBool) -> (u64, u64) {
+    let cpu0 = this_thread_cpu_ns();
+    let n = forward_loop(mode, s, to, stop);
+    (n, this_thread_cpu_ns().saturating_sub(cpu0))
+}
+
+fn forward_loop(mode: Mode, s: &UdpSocket, to: SocketAddr, stop: &AtomicBool) -> u64 {
+    let mut count = 0u64;
     let fd = s.as_raw_fd();
     let mut name = RawName::new(to);
     if mode == Mode::Single {
         let mut buf = [0u8; 2048];
         while !stop.load(Ordering::Relaxed) {
             if let Ok(n) = s.recv(&mut buf) {
-                let _ = s.send_to(&buf[..n], to);
+                if s.send_to(&buf[..n], to).is_ok() {
+                    count += 1;
+                }
             }
         }
-        return;
+        return count;
     }
-    let mut bufs = vec![[0u8; 2048]; BATCH];
+    let gro = mode == Mode::GsoGro;
+    let buf_len = if gro { 65_536 } else { 2048 };
+    let mut bufs = vec![vec![0u8; buf_len]; BATCH];
     let mut iov: Vec<libc::iovec> = bufs
         .iter_mut()
         .map(|b| libc::iovec {
             iov_base: b.as_mut_ptr().cast(),
-            iov_len: 2048,
+            iov_len: buf_len,
         })
         .collect();
+    let mut cmsg = vec![[0u64; 8]; BATCH];
     // SAFETY: mmsghdr is plain old data; all-zero is valid.
     let mut hdrs = vec![unsafe { std::mem::zeroed::<libc::mmsghdr>() }; BATCH];
     while !stop.load(Ordering::Relaxed) {
-        for (h, v) in hdrs.iter_mut().zip(iov.iter_mut()) {
+        for ((h, v), c) in hdrs.iter_mut().zip(iov.iter_mut()).zip(cmsg.iter_mut()) {
             h.msg_hdr.msg_name = std::ptr::null_mut();
             h.msg_hdr.msg_namelen = 0;
             h.msg_hdr.msg_iov = v;
             h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            v.iov_len = 2048;
+            if gro {
+                h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = 64;
+            } else {
+                h.msg_hdr.msg_control = std::ptr::null_mut();
+                h.msg_hdr.msg_controllen = 0;
+            }
+            v.iov_len = buf_len;
         }
         // SAFETY: headers point at live buffers owned by this function.
         let n = unsafe {
@@ -385,14 +456,44 @@ fn forward(mode: Mode, s: &UdpSocket, to: SocketAddr, stop: &AtomicBool) {
             continue;
         }
         let n = n as usize;
-        for (h, v) in hdrs.iter_mut().zip(iov.iter_mut()).take(n) {
-            v.iov_len = h.msg_len as usize;
+        for ((h, v), c) in hdrs
+            .iter_mut()
+            .zip(iov.iter_mut())
+            .zip(cmsg.iter_mut())
+            .take(n)
+        {
+            let len = h.msg_len as usize;
+            v.iov_len = len;
+            let seg = if gro {
+                // SAFETY: msg_control is our 64-byte buffer and the kernel
+                // set msg_controllen to what it wrote.
+                unsafe { crate::sock::gro_segment(&h.msg_hdr) }
+            } else {
+                None
+            };
             h.msg_hdr.msg_name = name.ptr();
             h.msg_hdr.msg_namelen = name.len();
+            count += match seg {
+                Some(seg) if seg > 0 && seg < len => len.div_ceil(seg) as u64,
+                _ => 1,
+            };
+            match seg {
+                // A coalesced super-datagram leaves as one GSO message.
+                Some(seg) if seg > 0 && seg < len => {
+                    let l = crate::sock::write_segment_cmsg(c, seg as u16);
+                    h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                    h.msg_hdr.msg_controllen = l as _;
+                }
+                _ => {
+                    h.msg_hdr.msg_control = std::ptr::null_mut();
+                    h.msg_hdr.msg_controllen = 0;
+                }
+            }
         }
         // SAFETY: as above; the names point at `name`, live for the call.
         unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as u32, 0) };
     }
+    count
 }
 
 /// The supernode's state per relay session with `n` sessions open (two
@@ -478,13 +579,16 @@ impl crate::Run {
                 "ratio",
                 "raw forwarder A → F → B, same batching",
                 "ratio",
+                "CPU per forwarded datagram: supernode / raw forwarder",
                 "ring seal+open, same size",
                 "ratio to AEAD",
                 "relay drops",
             ],
         );
         let dur = self.dur;
-        for b in crate::node_backends(self.only.as_deref()) {
+        // `--only` matches "<backend> <batching>" (e.g. `mmsg GSO`).
+        let only = self.only.clone();
+        for b in crate::node_backends(None) {
             let modes: &[Mode] = if b == "portable" {
                 &[Mode::Single]
             } else {
@@ -492,6 +596,10 @@ impl crate::Run {
             };
             let combos: Vec<(Mode, u32)> = modes
                 .iter()
+                .filter(|m| {
+                    only.as_deref()
+                        .is_none_or(|o| format!("{b} {}", m.label()).contains(o))
+                })
                 .flat_map(|&m| self.shards.iter().map(move |&s| (m, s)))
                 .collect();
             for (mode, shards) in combos {
@@ -527,8 +635,19 @@ impl crate::Run {
                                 Err(e) => row.extend([format!("failed: {e}"), "-".into()]),
                             }
                             match raw_forward_rate(mode, f.size, dur) {
-                                Ok(r) => row.extend([rate(r), format!("{:.3}", f.relayed / r)]),
-                                Err(e) => row.extend([format!("failed: {e}"), "-".into()]),
+                                Ok(r) => row.extend([
+                                    rate(r.rate),
+                                    format!("{:.3}", f.relayed / r.rate),
+                                    format!(
+                                        "{:.0} ns / {:.0} ns",
+                                        f.cpu_ns_per_datagram, r.cpu_ns_per_datagram
+                                    ),
+                                ]),
+                                Err(e) => row.extend([
+                                    format!("failed: {e}"),
+                                    "-".into(),
+                                    format!("{:.0} ns / -", f.cpu_ns_per_datagram),
+                                ]),
                             }
                             match crate::crypto::seal_open_rate(f.size, dur) {
                                 Ok(r) => row.extend([rate(r), format!("{:.2}", f.relayed / r)]),
@@ -538,7 +657,7 @@ impl crate::Run {
                         }
                         Err(e) => {
                             row.push(format!("failed: {e}"));
-                            row.extend(std::iter::repeat_n("-".to_string(), 9));
+                            row.extend(std::iter::repeat_n("-".to_string(), 10));
                         }
                     }
                     t.rows.push(row);
@@ -594,5 +713,6 @@ impl crate::Run {
                 .into(),
         );
         self.tables.push(m);
+        self.tables.push(crate::opening::table(&self.shards));
     }
 }

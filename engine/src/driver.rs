@@ -122,16 +122,12 @@ impl Driver {
                 return false;
             };
             let core = &mut self.core;
-            let n = match backend.recv_with(batch, &mut |from, bytes| {
-                core.handle(
-                    now,
-                    Input::Datagram {
-                        from: Path::Udp(from),
-                        bytes,
-                    },
-                )
+            // Relayed datagrams leave from the receive buffer inside this
+            // call, batched, uncopied.
+            let n = match backend.recv_forward(batch, &mut |from, bytes| {
+                core.handle_datagram_forwarding(now, from, bytes)
             }) {
-                Ok(n) => n,
+                Ok(r) => r.datagrams,
                 Err(e) => {
                     tracing::warn!(error = %e, "receive failed");
                     0
@@ -313,6 +309,7 @@ impl Driver {
             subscriptions: self.core.subscriptions().map(String::from).collect(),
             sessions: self.core.session_count(),
             send_dropped,
+            send_drops: self.transport.send_drops(),
             publish_unrouted: self.host.publish_unrouted,
             network: self.core.network_stats(),
             shards,

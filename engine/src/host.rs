@@ -57,6 +57,8 @@ pub struct Snapshot {
     pub sessions: usize,
     /// Datagrams the kernel refused to take (send queue full).
     pub send_dropped: u64,
+    /// The UDP part of `send_dropped` by the kernel's reason.
+    pub send_drops: crate::backend::SendDrops,
     /// Publishes that found no subscribed peer when the engine ran them.
     pub publish_unrouted: u64,
     /// The telemetry snapshot (`{}` when telemetry is off).

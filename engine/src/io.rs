@@ -3,11 +3,10 @@
 //! sockets and the session keys, with a socket of the shared port for the
 //! core's own handshake datagrams ([`Transport::Sharded`]).
 
-use crate::backend::{Backend, OutDatagram, Wakeup};
+use crate::backend::{Backend, OutDatagram, SendDrops, Wakeup};
 use crate::driver::BATCH;
 use crate::shard::Shards;
 use moss_mesh::Transmit;
-use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
 /// Placeholder address of an unused send view.
@@ -39,7 +38,9 @@ impl Wakeup for NoWake {
 }
 
 impl Transport {
-    /// Sends `out` (at most [`BATCH`]); returns how many the kernel took.
+    /// Sends `out` (at most [`BATCH`]); returns how many went out. Every
+    /// other one is counted in [`Transport::send_drops`] by cause, so the
+    /// caller's `out.len() - sent` is the same count.
     pub fn send(&mut self, out: &[Transmit]) -> usize {
         match self {
             Self::Direct(backend) => {
@@ -60,26 +61,40 @@ impl Transport {
                         n += 1;
                     }
                 }
-                match backend.send_batch(&views[..n]) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::trace!(error = %e, "send failed");
-                        0
-                    }
+                let before = backend.send_drops().total();
+                if let Err(e) = backend.send_batch(&views[..n]) {
+                    tracing::trace!(error = %e, "send failed");
                 }
+                let lost = backend.send_drops().total() - before;
+                n - (lost as usize).min(n)
             }
-            Self::Sharded { socket, .. } => {
+            Self::Sharded { shards, socket } => {
                 let mut sent = 0;
                 for t in out {
-                    let Some(to) = t.to.udp() else { continue };
+                    let Some(to) = t.to.udp() else {
+                        // Sharded engines run no TCP carrier.
+                        shards.core_drops.refused += 1;
+                        continue;
+                    };
                     match socket.send_to(&t.bytes, to) {
                         Ok(_) => sent += 1,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => tracing::trace!(%to, error = %e, "handshake send failed"),
+                        Err(e) => {
+                            tracing::trace!(%to, error = %e, "handshake send failed");
+                            shards.core_drops.count(&e, 1);
+                        }
                     }
                 }
                 sent
             }
+        }
+    }
+
+    /// Datagrams lost on send by cause: the backend's, or the core
+    /// socket's plus every shard's.
+    pub fn send_drops(&self) -> SendDrops {
+        match self {
+            Self::Direct(backend) => backend.send_drops(),
+            Self::Sharded { shards, .. } => shards.send_drops(),
         }
     }
 

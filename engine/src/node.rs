@@ -566,6 +566,7 @@ impl Node {
             nat_type: s.nat_type.as_str().into(),
             counters: s.stats,
             send_dropped: s.send_dropped,
+            send_drops: s.send_drops,
             publish_unrouted: s.publish_unrouted,
             events_dropped: self.shared.events_dropped.load(Ordering::Relaxed),
             messages_dropped: self.shared.messages_dropped.load(Ordering::Relaxed),

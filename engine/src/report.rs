@@ -57,6 +57,9 @@ pub struct NodeStats {
     pub counters: moss_mesh::Stats,
     /// Datagrams the kernel refused (send queue full).
     pub send_dropped: u64,
+    /// The UDP sends of `send_dropped` by the kernel's reason (`EAGAIN`,
+    /// `ENOBUFS`, refused for the destination, other failures).
+    pub send_drops: crate::backend::SendDrops,
     /// Publishes with no subscribed peer at send time.
     pub publish_unrouted: u64,
     /// Events the host did not drain in time.

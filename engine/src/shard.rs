@@ -14,7 +14,9 @@
 //! that shard. Every queue is a bounded crossbeam channel: a full queue
 //! drops and counts, the receive loop never blocks.
 
-use crate::backend::{self, Backend, BackendError, BackendKind, OutDatagram, RecvBatch, Wakeup};
+use crate::backend::{
+    self, Backend, BackendError, BackendKind, OutDatagram, RecvBatch, SendDrops, Wakeup,
+};
 use crate::driver::BATCH;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use moss_crypto::MeshKeys;
@@ -115,7 +117,8 @@ pub(crate) struct ShardShared {
     handoffs_out: AtomicU64,
     handoffs_in: AtomicU64,
     queue_drops: AtomicU64,
-    send_dropped: AtomicU64,
+    /// Its backend's send losses, published once per round.
+    send_drops: Mutex<SendDrops>,
     /// The shard's transport counters, published once per round.
     stats: Mutex<Stats>,
 }
@@ -139,6 +142,8 @@ pub(crate) struct Shards {
     pub rx: Receiver<ToCore>,
     /// Plaintext buffers the shards sealed, back to the node's pool.
     pub recycle: Receiver<Vec<u8>>,
+    /// Send losses of the core's own (handshake) socket.
+    pub core_drops: SendDrops,
 }
 
 /// A started shard set plus what the node builder needs to know.
@@ -211,7 +216,7 @@ pub(crate) fn start(
             handoffs_out: AtomicU64::new(0),
             handoffs_in: AtomicU64::new(0),
             queue_drops: AtomicU64::new(0),
-            send_dropped: AtomicU64::new(0),
+            send_drops: Mutex::new(SendDrops::default()),
             stats: Mutex::new(Stats::default()),
         }));
     }
@@ -261,6 +266,7 @@ pub(crate) fn start(
             threads,
             rx: core_rx,
             recycle: recycle_rx,
+            core_drops: SendDrops::default(),
         },
         socket: {
             core_sock
@@ -364,7 +370,19 @@ impl Shards {
         }
     }
 
-    /// Per-shard figures and the sum of the shards' transport counters.
+    /// The shards' send losses by cause, plus the core socket's.
+    pub fn send_drops(&self) -> SendDrops {
+        let mut d = self.core_drops;
+        for sh in &self.shared {
+            if let Ok(g) = sh.send_drops.lock() {
+                d.merge(&g);
+            }
+        }
+        d
+    }
+
+    /// Per-shard figures, the sum of the shards' transport counters, and
+    /// the datagrams the shards' sockets lost on send.
     pub fn report(&self) -> (Vec<ShardStat>, Stats, u64) {
         let mut total = Stats::default();
         let mut send_dropped = 0;
@@ -375,7 +393,7 @@ impl Shards {
             .map(|(i, sh)| {
                 let st = sh.stats.lock().map(|g| g.clone()).unwrap_or_default();
                 total.merge(&st);
-                send_dropped += sh.send_dropped.load(Ordering::Relaxed);
+                send_dropped += sh.send_drops.lock().map_or(0, |g| g.total());
                 ShardStat {
                     shard: i,
                     datagrams_in: st.datagrams_in,

@@ -622,6 +622,116 @@ fn recv_with_hands_out_every_datagram_in_place() {
     }
 }
 
+/// `recv_forward` sends on exactly the datagrams its callback routes (as
+/// the callback rewrote them in place), in order, each to the destination
+/// named, and hands every datagram to the callback once; runs of equal
+/// size (GRO-coalesced on receive, GSO on the way out) arrive intact.
+#[test]
+fn recv_forward_relays_what_the_callback_routes() {
+    for kind in kinds() {
+        let name = kind.as_str();
+        let (mut tx, mut relay) = pair(kind, kind, "127.0.0.1:0");
+        let mut rx = open(kind, "127.0.0.1:0").unwrap_or_else(|e| panic!("open {name}: {e}"));
+        let (via, to) = (
+            relay.local_addr().expect("addr"),
+            rx.local_addr().expect("addr"),
+        );
+        let from = tx.local_addr().expect("addr");
+        let mut msgs: Vec<Vec<u8>> = MIXED
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| payload(i, l))
+            .collect();
+        msgs.extend((0..120).map(|i| payload(100 + i, 1200)));
+        msgs.extend((0..40).map(|i| payload(300 + i, 64)));
+        send_all(tx.as_mut(), via, &msgs);
+        let routed = |i: usize| i % 3 != 1;
+        let mut kept = Vec::new();
+        let mut seen = 0usize;
+        let mut batch = RecvBatch::new(16);
+        let end = Instant::now() + DEADLINE;
+        let mut forwarded = 0;
+        while seen < msgs.len() {
+            assert!(Instant::now() < end, "{name}: saw {seen} of {}", msgs.len());
+            let r = relay
+                .recv_forward(&mut batch, &mut |a, data| {
+                    assert_eq!(a, from, "{name}: sender of datagram {seen}");
+                    let i = seen;
+                    seen += 1;
+                    if routed(i) {
+                        data.iter_mut().for_each(|b| *b ^= 0x5a);
+                        Some(to)
+                    } else {
+                        kept.push((a, data.to_vec()));
+                        None
+                    }
+                })
+                .unwrap_or_else(|e| panic!("{name} recv_forward: {e}"));
+            assert!(r.datagrams <= 16, "{name}: {} > 16 slots", r.datagrams);
+            assert!(r.forwarded <= r.datagrams, "{name}: forwarded > received");
+            forwarded += r.forwarded;
+            if r.datagrams == 0 {
+                relay.wait(Some(Duration::from_millis(100))).expect("wait");
+            }
+        }
+        let want: Vec<Vec<u8>> = msgs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| routed(*i))
+            .map(|(_, m)| m.iter().map(|b| b ^ 0x5a).collect())
+            .collect();
+        let stay: Vec<Vec<u8>> = msgs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !routed(*i))
+            .map(|(_, m)| m.clone())
+            .collect();
+        assert_eq!(forwarded, want.len(), "{name}: forwarded count");
+        check_exact(name, &kept, &stay, from);
+        let mut rbatch = RecvBatch::new(64);
+        let (got, _) = recv_n(rx.as_mut(), &mut rbatch, want.len());
+        check_exact(name, &got, &want, via);
+        assert_eq!(relay.send_drops().total(), 0, "{name}: send drops");
+        assert_quiet(rx.as_mut(), &mut rbatch);
+    }
+}
+
+/// A datagram the kernel refuses for its destination (broadcast without
+/// `SO_BROADCAST`: `EACCES`) is counted under `refused`; the others of the
+/// batch still go out.
+#[test]
+fn refused_sends_are_counted() {
+    for kind in kinds() {
+        let name = kind.as_str();
+        let (mut tx, mut rx) = pair(kind, kind, "0.0.0.0:0");
+        let port = rx.local_addr().expect("addr").port();
+        let to: SocketAddr = ([127, 0, 0, 1], port).into();
+        let bcast: SocketAddr = ([255, 255, 255, 255], port).into();
+        let m: Vec<Vec<u8>> = (0..4).map(|i| payload(i, 300)).collect();
+        let out = [
+            OutDatagram { to, bytes: &m[0] },
+            OutDatagram {
+                to: bcast,
+                bytes: &m[1],
+            },
+            OutDatagram {
+                to: bcast,
+                bytes: &m[2],
+            },
+            OutDatagram { to, bytes: &m[3] },
+        ];
+        let n = tx.send_batch(&out).expect("send");
+        assert_eq!(n, 4, "{name}: handled");
+        let d = tx.send_drops();
+        assert_eq!(d.refused, 2, "{name}: {d:?}");
+        assert_eq!(d.total(), 2, "{name}: {d:?}");
+        let mut batch = RecvBatch::new(8);
+        let (got, _) = recv_n(rx.as_mut(), &mut batch, 2);
+        let from = SocketAddr::from(([127, 0, 0, 1], tx.local_addr().expect("addr").port()));
+        check_exact(name, &got, &[m[0].clone(), m[3].clone()], from);
+    }
+}
+
 /// The part of the suite for the backends with UDP segmentation offload
 /// (`mmsg` and `uring`): the same GSO tests run over both.
 #[cfg(target_os = "linux")]
@@ -651,7 +761,7 @@ mod offload {
                     self.stats().gso_sends
                 }
                 fn send_dropped(&self) -> u64 {
-                    self.stats().send_dropped
+                    self.send_drops().total()
                 }
             }
         )*};
@@ -692,6 +802,57 @@ mod offload {
         let mut batch = RecvBatch::new(64);
         let (got, _) = recv_n(rx, &mut batch, count);
         check_exact(tx.name(), &got, &msgs, from);
+    }
+
+    /// A GRO-coalesced run that `recv_forward` sends on to one destination
+    /// leaves as GSO messages (not one message per datagram), intact.
+    #[test]
+    fn forwarded_runs_leave_with_gso() {
+        for kind in offload_kinds() {
+            let name = kind.as_str();
+            let (mut tx, _) = open_offloading(kind);
+            let (mut relay, _) = open_offloading(kind);
+            let (mut rx, _) = open_offloading(kind);
+            if !relay.gso_on() {
+                skip(&format!("{name}: kernel refused GSO here"));
+                continue;
+            }
+            let (via, to) = (
+                relay.local_addr().expect("addr"),
+                rx.local_addr().expect("addr"),
+            );
+            for size in [64, 1200] {
+                let msgs: Vec<Vec<u8>> = (0..256).map(|i| payload(i, size)).collect();
+                send_all(tx.as_mut(), via, &msgs);
+                let before = relay.gso_sends();
+                let mut batch = RecvBatch::new(64);
+                let mut seen = 0;
+                let end = Instant::now() + DEADLINE;
+                while seen < msgs.len() {
+                    assert!(Instant::now() < end, "{name}: saw {seen}");
+                    let r = relay
+                        .recv_forward(&mut batch, &mut |_, _| Some(to))
+                        .expect("recv_forward");
+                    seen += r.datagrams;
+                    if r.datagrams == 0 {
+                        relay.wait(Some(Duration::from_millis(100))).expect("wait");
+                    }
+                }
+                let gso = relay.gso_sends() - before;
+                assert!(
+                    gso > 0,
+                    "{name} {size} B: no GSO message among the forwards"
+                );
+                assert!(
+                    gso < 64,
+                    "{name} {size} B: {gso} GSO messages for 256 datagrams"
+                );
+                let mut rbatch = RecvBatch::new(64);
+                let (got, _) = recv_n(rx.as_mut(), &mut rbatch, msgs.len());
+                check_exact(name, &got, &msgs, via);
+                assert_eq!(relay.send_dropped(), 0, "{name}");
+            }
+        }
     }
 
     /// With UDP checksums off (`SO_NO_CHECK`) the kernel refuses GSO sends

@@ -68,6 +68,7 @@ pub fn stats_document(s: &Served) -> Result<serde_json::Value, String> {
         "nat_type": st.nat_type,
         "counters": st.counters,
         "send_dropped": st.send_dropped,
+        "send_drops": st.send_drops,
         "events_dropped": st.events_dropped,
         "messages_dropped": st.messages_dropped,
         "discovery": s.node.discovery_stats(),

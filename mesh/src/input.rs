@@ -149,7 +149,45 @@ impl Node {
     /// what it holds.
     pub(crate) fn on_datagram(&mut self, from: Path, datagram: &mut [u8]) {
         self.transport.set_clock(self.now);
+        let r = self.transport.open(from, datagram);
+        self.on_inbound(from, datagram, r);
+    }
+
+    /// Like [`Node::handle_datagram`], except that a datagram the relay
+    /// data plane forwards is not copied into a transmit: its destination
+    /// is returned, and the caller sends the bytes on unchanged (the
+    /// engine's zero-copy forwarding from its receive buffer). Counted as
+    /// received, relayed and sent, as the copying path counts it.
+    pub fn handle_datagram_forwarding(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        datagram: &mut [u8],
+    ) -> Option<SocketAddr> {
+        self.now = now;
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        self.transport.set_clock(self.now);
+        let from = Path::Udp(from);
         match self.transport.open(from, datagram) {
+            Inbound::Relay { to } => {
+                let len = datagram.len() as u64;
+                self.stats.relayed_datagrams += 1;
+                self.stats.relayed_bytes += len;
+                self.stats.datagrams_out += 1;
+                self.stats.bytes_out += len;
+                Some(to)
+            }
+            r => {
+                self.on_inbound(from, datagram, r);
+                None
+            }
+        }
+    }
+
+    /// Routes what the transport made of one datagram.
+    fn on_inbound(&mut self, from: Path, datagram: &mut [u8], r: Inbound) {
+        match r {
             Inbound::Frames { index, plain } => {
                 let plain = datagram.get(plain).unwrap_or(&[]);
                 self.on_plaintext(index, from, plain, false);

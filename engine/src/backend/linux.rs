@@ -24,6 +24,11 @@ pub(crate) const GRO_BUF: usize = 65_536;
 /// Room for one `UDP_SEGMENT` / `UDP_GRO` control message (and a spare one).
 pub(crate) const CMSG_BUF: usize = 64;
 
+/// A callback over received datagrams that also learns where each lies:
+/// the buffer (`B`: an index or a ring buffer id) and the byte range in it.
+pub(crate) type PieceFn<'a, B> =
+    &'a mut dyn FnMut(SocketAddr, B, std::ops::Range<usize>, &mut [u8]);
+
 /// A socket address in the C layout, ready for `msg_name`.
 #[derive(Clone, Copy)]
 pub(crate) struct RawAddr {
@@ -389,6 +394,29 @@ pub(crate) fn plan_runs(out: &[OutDatagram<'_>], max_seg: usize, runs: &mut Vec<
         });
         i += count;
     }
+}
+
+/// Appends iovecs over the bytes of `run` to `iov`, one per datagram
+/// except that datagrams lying back to back in memory (pieces of one GRO
+/// receive buffer being forwarded) share one; returns how many it pushed.
+pub(crate) fn push_iovecs(iov: &mut Vec<libc::iovec>, run: &[OutDatagram<'_>]) -> usize {
+    let first = iov.len();
+    for d in run {
+        let base = d.bytes.as_ptr();
+        if iov.len() > first {
+            if let Some(last) = iov.last_mut() {
+                if (last.iov_base as *const u8).wrapping_add(last.iov_len) == base {
+                    last.iov_len += d.bytes.len();
+                    continue;
+                }
+            }
+        }
+        iov.push(libc::iovec {
+            iov_base: base as *mut libc::c_void,
+            iov_len: d.bytes.len(),
+        });
+    }
+    iov.len() - first
 }
 
 /// Writes one `UDP_SEGMENT` control message into `buf`; returns its length.

@@ -22,15 +22,24 @@
 
 use super::linux::{
     addr_bytes, after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error,
-    plan_runs, poll_two, probe_offloads, write_segment_cmsg, EventFd, GsoRefusal, RawAddr, Run,
-    Segments, CMSG_BUF, GRO_BUF,
+    plan_runs, poll_two, probe_offloads, push_iovecs, write_segment_cmsg, EventFd, GsoRefusal,
+    PieceFn, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
 };
-use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_RECV_DATAGRAM};
+use super::{
+    forward_slots, Backend, OutDatagram, Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK,
+    MAX_RECV_DATAGRAM,
+};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Placeholder destination of an unused send view.
+const UNSPEC: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
 
 /// Most messages handed to one `sendmmsg` (the kernel's `UIO_MAXIOV`).
 const MAX_MSGS_PER_CALL: usize = 1024;
@@ -64,8 +73,6 @@ pub struct MmsgStats {
     pub oversized: u64,
     /// Datagrams dropped on receive because the sender address was not IP.
     pub bad_addr: u64,
-    /// Datagrams dropped on send by a per-destination error.
-    pub send_dropped: u64,
     /// Messages sent with a `UDP_SEGMENT` control message.
     pub gso_sends: u64,
     /// Received messages that carried more than one GRO segment.
@@ -89,10 +96,16 @@ pub struct MmsgBackend {
     gso_max_seg: usize,
     gro: bool,
     stats: MmsgStats,
+    drops: SendDrops,
+    /// Datagrams of the GRO scratch buffers to forward: (buffer, range,
+    /// destination), sent before the buffers are reused.
+    fwd: Vec<(usize, std::ops::Range<usize>, SocketAddr)>,
     // Send scratch, rebuilt on every call.
     runs: Vec<Run>,
     send_hdrs: Vec<libc::mmsghdr>,
     send_iov: Vec<libc::iovec>,
+    /// iovecs per run (fewer than datagrams when they lie back to back).
+    send_iov_counts: Vec<usize>,
     send_addrs: Vec<RawAddr>,
     send_cmsg: Vec<[u64; CMSG_BUF / 8]>,
     // Receive scratch, rebuilt on every call.
@@ -132,9 +145,12 @@ impl MmsgBackend {
             gso_max_seg: if gso { MAX_RECV_DATAGRAM } else { 0 },
             gro,
             stats: MmsgStats::default(),
+            drops: SendDrops::default(),
+            fwd: Vec::with_capacity(FORWARD_CHUNK),
             runs: Vec::new(),
             send_hdrs: Vec::new(),
             send_iov: Vec::new(),
+            send_iov_counts: Vec::new(),
             send_addrs: Vec::new(),
             send_cmsg: Vec::new(),
             recv_hdrs: Vec::new(),
@@ -178,9 +194,15 @@ impl MmsgBackend {
     fn drain_held(
         &mut self,
         max: usize,
-        mut n: usize,
+        n: usize,
         f: &mut dyn FnMut(SocketAddr, &mut [u8]),
     ) -> usize {
+        self.drain_held_at(max, n, &mut |from, _, _, d| f(from, d))
+    }
+
+    /// [`Self::drain_held`], telling `f` also which scratch buffer and
+    /// byte range each datagram is.
+    fn drain_held_at(&mut self, max: usize, mut n: usize, f: PieceFn<'_, usize>) -> usize {
         while n < max && self.held_msg < self.held.len() {
             let h = self.held[self.held_msg];
             let Some(range) = h.segs.piece(self.held_off) else {
@@ -199,10 +221,72 @@ impl MmsgBackend {
                 tracing::trace!(len, "mmsg: dropped datagram larger than MAX_RECV_DATAGRAM");
                 continue;
             }
-            f(from, &mut self.gro_bufs[self.held_msg][range]);
+            f(
+                from,
+                self.held_msg,
+                range.clone(),
+                &mut self.gro_bufs[self.held_msg][range],
+            );
             n += 1;
         }
         n
+    }
+
+    /// [`Self::drain_held`] for [`Backend::recv_forward`]: datagrams `f`
+    /// sends on are queued in `fwd` (sent whenever it is full), counted in
+    /// `forwarded`.
+    fn drain_held_forward(
+        &mut self,
+        max: usize,
+        mut n: usize,
+        forwarded: &mut usize,
+        f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
+    ) -> usize {
+        loop {
+            if self.fwd.len() >= FORWARD_CHUNK {
+                self.send_forwards();
+            }
+            let limit = max.min(n + FORWARD_CHUNK - self.fwd.len());
+            let mut fwd = std::mem::take(&mut self.fwd);
+            let before = n;
+            n = self.drain_held_at(limit, n, &mut |from, msg, range, d| {
+                if let Some(to) = f(from, d) {
+                    fwd.push((msg, range, to));
+                    *forwarded += 1;
+                }
+            });
+            self.fwd = fwd;
+            if n >= max || n == before || !self.has_held() {
+                return n;
+            }
+        }
+    }
+
+    /// Sends the queued forwards out of the scratch buffers.
+    fn send_forwards(&mut self) {
+        if self.fwd.is_empty() {
+            return;
+        }
+        let bufs = std::mem::take(&mut self.gro_bufs);
+        let fwd = std::mem::take(&mut self.fwd);
+        for chunk in fwd.chunks(FORWARD_CHUNK) {
+            let mut views = [OutDatagram {
+                to: UNSPEC,
+                bytes: &[],
+            }; FORWARD_CHUNK];
+            for (v, (b, range, to)) in views.iter_mut().zip(chunk) {
+                *v = OutDatagram {
+                    to: *to,
+                    bytes: &bufs[*b][range.clone()],
+                };
+            }
+            if let Err(e) = self.send_batch(&views[..chunk.len()]) {
+                tracing::trace!(error = %e, "mmsg: forward send failed");
+            }
+        }
+        self.gro_bufs = bufs;
+        self.fwd = fwd;
+        self.fwd.clear();
     }
 
     /// Receives through the 64 KiB scratch buffers and hands each datagram
@@ -383,31 +467,31 @@ impl MmsgBackend {
         self.send_addrs.clear();
         self.send_cmsg.clear();
         self.send_hdrs.clear();
+        self.send_iov_counts.clear();
         for r in runs {
-            for d in &out[r.start..r.start + r.count] {
-                self.send_iov.push(libc::iovec {
-                    iov_base: d.bytes.as_ptr() as *mut libc::c_void,
-                    iov_len: d.bytes.len(),
-                });
-            }
+            self.send_iov_counts.push(push_iovecs(
+                &mut self.send_iov,
+                &out[r.start..r.start + r.count],
+            ));
             self.send_addrs.push(RawAddr::from_std(out[r.start].to));
             self.send_cmsg.push([0u64; CMSG_BUF / 8]);
         }
         let mut iov_at = 0;
         for (i, r) in runs.iter().enumerate() {
+            let iovs = self.send_iov_counts[i];
             // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
             let mut h = unsafe { std::mem::zeroed::<libc::mmsghdr>() };
             h.msg_hdr.msg_name =
                 (&mut self.send_addrs[i].storage as *mut libc::sockaddr_storage).cast();
             h.msg_hdr.msg_namelen = self.send_addrs[i].len;
             h.msg_hdr.msg_iov = &mut self.send_iov[iov_at];
-            h.msg_hdr.msg_iovlen = r.count as _;
+            h.msg_hdr.msg_iovlen = iovs as _;
             if r.count > 1 {
                 let len = write_segment_cmsg(&mut self.send_cmsg[i], r.seg as u16);
                 h.msg_hdr.msg_control = self.send_cmsg[i].as_mut_ptr().cast();
                 h.msg_hdr.msg_controllen = len as _;
             }
-            iov_at += r.count;
+            iov_at += iovs;
             self.send_hdrs.push(h);
         }
     }
@@ -505,6 +589,8 @@ impl Backend for MmsgBackend {
         // Set after a GSO message was refused and the rest was re-planned
         // without GSO: the next single send tells whether GSO was at fault.
         let mut gso_suspect: Option<(GsoRefusal, usize)> = None;
+        // The error that ended the batch early, if one did.
+        let mut stop: Option<io::Error> = None;
         while r < self.runs.len() {
             let k = (self.runs.len() - r).min(MAX_MSGS_PER_CALL);
             // SAFETY: send_hdrs[r - base ..] point at iovecs over the
@@ -541,7 +627,10 @@ impl Backend for MmsgBackend {
             let e = io::Error::last_os_error();
             let run = self.runs[r];
             match e.kind() {
-                io::ErrorKind::WouldBlock => break,
+                io::ErrorKind::WouldBlock => {
+                    stop = Some(e);
+                    break;
+                }
                 io::ErrorKind::Interrupted => continue,
                 _ => {}
             }
@@ -566,18 +655,73 @@ impl Backend for MmsgBackend {
             if is_per_datagram_error(&e) || e.raw_os_error() == Some(libc::EINVAL) {
                 // This datagram (or destination) is the problem, not GSO.
                 gso_suspect = None;
-                self.stats.send_dropped += run.count as u64;
+                self.drops.count(&e, run.count);
                 tracing::trace!(to = %out[run.start].to, reason = %e, "mmsg: datagram dropped on send");
                 sent += run.count;
                 r += 1;
                 continue;
             }
-            if sent == 0 {
-                return Err(e);
-            }
+            stop = Some(e);
             break;
         }
+        // Whatever did not go out is counted under the error that stopped
+        // the batch (a full buffer, or a failure of the socket).
+        let lost = out.len() - sent.min(out.len());
+        if let Some(e) = stop {
+            if lost > 0 {
+                self.drops.count(&e, lost);
+            }
+            if sent == 0 && e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+        }
         Ok(sent)
+    }
+
+    fn send_drops(&self) -> SendDrops {
+        self.drops
+    }
+
+    /// Zero-copy forwarding: datagrams `f` sends on go out of the GRO
+    /// scratch buffer they arrived in (or the slot of `batch`), before the
+    /// buffer is reused; a run of them to one destination leaves as one
+    /// GSO message over one contiguous iovec when they were coalesced on
+    /// receive.
+    fn recv_forward(
+        &mut self,
+        batch: &mut RecvBatch,
+        f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
+    ) -> io::Result<Received> {
+        let cap = batch
+            .bufs
+            .len()
+            .min(batch.lens.len())
+            .min(batch.addrs.len());
+        batch.filled = 0;
+        if cap == 0 {
+            return Ok(Received::default());
+        }
+        if !(self.gro || self.has_held()) {
+            let n = self.recv_direct(batch, cap)?;
+            batch.filled = n;
+            return forward_slots(self, batch, n, f);
+        }
+        let mut forwarded = 0;
+        let mut n = self.drain_held_forward(cap, 0, &mut forwarded, f);
+        if n < cap && !self.has_held() {
+            // The scratch buffers are about to be reused.
+            self.send_forwards();
+            match self.recv_gro(cap - n) {
+                Ok(()) => n = self.drain_held_forward(cap, n, &mut forwarded, f),
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => {}
+            }
+        }
+        self.send_forwards();
+        Ok(Received {
+            datagrams: n,
+            forwarded,
+        })
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {

@@ -112,6 +112,92 @@ pub struct OutDatagram<'a> {
     pub bytes: &'a [u8],
 }
 
+/// Datagrams a backend's sends lost, by the kernel's reason (cumulative).
+///
+/// Every datagram handed to [`Backend::send_batch`] that did not go out is
+/// counted in exactly one field, in the call that gave up on it: nothing is
+/// dropped silently. A caller that resends the unsent tail of a batch has
+/// it counted once per refused attempt (the engine never resends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SendDrops {
+    /// The socket's send buffer was full (`EAGAIN`): the datagrams the
+    /// kernel would not take, including the rest of a `sendmmsg` that
+    /// stopped part-way.
+    pub would_block: u64,
+    /// The kernel had no buffer or memory for it (`ENOBUFS`, `ENOMEM`).
+    pub no_buffer: u64,
+    /// Refused for its destination or size (unreachable, `EACCES`,
+    /// `EMSGSIZE`, a family the socket cannot reach, ...).
+    pub refused: u64,
+    /// Any other send error, including a failed io_uring submission or
+    /// completion.
+    pub failed: u64,
+}
+
+impl SendDrops {
+    /// All datagrams lost on send.
+    pub fn total(&self) -> u64 {
+        self.would_block + self.no_buffer + self.refused + self.failed
+    }
+
+    /// Adds `other` field by field.
+    pub fn merge(&mut self, other: &SendDrops) {
+        self.would_block += other.would_block;
+        self.no_buffer += other.no_buffer;
+        self.refused += other.refused;
+        self.failed += other.failed;
+    }
+
+    /// Counts `n` datagrams lost to the send error `e` under its cause.
+    pub fn count(&mut self, e: &io::Error, n: usize) {
+        let n = n as u64;
+        #[cfg(unix)]
+        let no_buffer = matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::ENOMEM));
+        #[cfg(not(unix))]
+        let no_buffer = e.kind() == io::ErrorKind::OutOfMemory;
+        if e.kind() == io::ErrorKind::WouldBlock {
+            self.would_block += n;
+        } else if no_buffer {
+            self.no_buffer += n;
+        } else if is_refusal(e) {
+            self.refused += n;
+        } else {
+            self.failed += n;
+        }
+    }
+}
+
+/// Whether a send error concerns this datagram or destination only.
+pub(crate) fn is_refusal(e: &io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    if linux::is_per_datagram_error(e) || e.raw_os_error() == Some(libc::EINVAL) {
+        return true;
+    }
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::NetworkDown
+    )
+}
+
+/// What one [`Backend::recv_forward`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Datagrams handed to the callback.
+    pub datagrams: usize,
+    /// Of those, the ones the callback sent on unchanged.
+    pub forwarded: usize,
+}
+
+/// Most datagrams [`Backend::recv_forward`] forwards per `send_batch`.
+pub const FORWARD_CHUNK: usize = 64;
+
 /// Wakes a backend that is blocked in [`Backend::wait`] from another thread.
 pub trait Wakeup: Send + Sync {
     /// Makes the current or next `wait` return promptly.
@@ -150,10 +236,32 @@ pub trait Backend: Send {
         Ok(n)
     }
 
-    /// Sends the datagrams in order; returns how many the kernel accepted.
-    /// Datagrams that would block are dropped by the caller's accounting,
-    /// never retried forever.
+    /// Like [`Backend::recv_with`], but `f` may return a destination: the
+    /// datagram (as `f` left it) is then sent there unchanged, straight from
+    /// the buffer it was received into, batched with the other forwarded
+    /// datagrams of the call (runs to one destination coalesced with GSO
+    /// where the backend does that). No copy, no allocation: the relay data
+    /// plane. Send losses are counted in [`Backend::send_drops`]. This
+    /// default receives into `batch` and sends from its slots.
+    fn recv_forward(
+        &mut self,
+        batch: &mut RecvBatch,
+        f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
+    ) -> io::Result<Received> {
+        let n = self.recv_batch(batch)?;
+        forward_slots(self, batch, n, f)
+    }
+
+    /// Sends the datagrams in order; returns how many from the front were
+    /// handled (sent, or dropped for their own destination and counted).
+    /// The rest, `out[n..]`, did not go out because the socket's buffer is
+    /// full or the kernel failed the send; those are counted too, in
+    /// [`Backend::send_drops`] by cause. `Err` only when nothing was handled
+    /// (every datagram counted). Never retries forever.
     fn send_batch(&mut self, out: &[OutDatagram<'_>]) -> io::Result<usize>;
+
+    /// Datagrams lost on send since start, by cause.
+    fn send_drops(&self) -> SendDrops;
 
     /// Blocks until the socket is readable, the waker fires, or `timeout`
     /// passes (`None` = no timeout).
@@ -161,6 +269,64 @@ pub trait Backend: Send {
 
     /// A handle that interrupts `wait` from another thread.
     fn waker(&self) -> Arc<dyn Wakeup>;
+}
+
+/// Placeholder destination of an unused send view.
+const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
+/// Hands the first `n` slots of `batch` to `f` and sends on, straight from
+/// the slots, the datagrams it returns a destination for (the tail of
+/// [`Backend::recv_forward`] for backends that received into `batch`).
+pub(crate) fn forward_slots<B: Backend + ?Sized>(
+    b: &mut B,
+    batch: &mut RecvBatch,
+    n: usize,
+    f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
+) -> io::Result<Received> {
+    let mut fwd = [(UNSPECIFIED, 0usize); FORWARD_CHUNK];
+    let mut k = 0;
+    let mut forwarded = 0;
+    for i in 0..n {
+        let len = batch.lens[i];
+        if let Some(to) = f(batch.addrs[i], &mut batch.bufs[i][..len]) {
+            fwd[k] = (to, i);
+            k += 1;
+            forwarded += 1;
+            if k == FORWARD_CHUNK {
+                send_slots(b, batch, &fwd[..k]);
+                k = 0;
+            }
+        }
+    }
+    send_slots(b, batch, &fwd[..k]);
+    Ok(Received {
+        datagrams: n,
+        forwarded,
+    })
+}
+
+/// Sends the slots of `batch` named in `fwd` (destination, slot) in one
+/// `send_batch`; losses are counted by the backend.
+fn send_slots<B: Backend + ?Sized>(b: &mut B, batch: &RecvBatch, fwd: &[(SocketAddr, usize)]) {
+    if fwd.is_empty() {
+        return;
+    }
+    let mut views = [OutDatagram {
+        to: UNSPECIFIED,
+        bytes: &[],
+    }; FORWARD_CHUNK];
+    for (v, &(to, i)) in views.iter_mut().zip(fwd) {
+        *v = OutDatagram {
+            to,
+            bytes: &batch.bufs[i][..batch.lens[i]],
+        };
+    }
+    if let Err(e) = b.send_batch(&views[..fwd.len()]) {
+        tracing::trace!(error = %e, "forward send failed");
+    }
 }
 
 /// Why a backend could not be started.

@@ -6,7 +6,7 @@
 //! kernel for the truncation flag (`MSG_TRUNC` on Unix, `WSAEMSGSIZE` on
 //! Windows, both surfaced by `socket2`'s `recv_from_vectored`).
 
-use super::{Backend, OutDatagram, RecvBatch, Wakeup, MAX_RECV_DATAGRAM};
+use super::{is_refusal, Backend, OutDatagram, RecvBatch, SendDrops, Wakeup, MAX_RECV_DATAGRAM};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io;
@@ -26,8 +26,6 @@ pub struct PortableStats {
     pub oversized: u64,
     /// Datagrams dropped on receive because the sender address was not IP.
     pub bad_addr: u64,
-    /// Datagrams dropped on send by a per-destination error.
-    pub send_dropped: u64,
 }
 
 /// mio-driven UDP socket.
@@ -37,6 +35,7 @@ pub struct PortableBackend {
     events: Events,
     waker: Arc<MioWaker>,
     stats: PortableStats,
+    drops: SendDrops,
 }
 
 struct MioWaker(Waker);
@@ -63,6 +62,7 @@ impl PortableBackend {
             events: Events::with_capacity(8),
             waker,
             stats: PortableStats::default(),
+            drops: SendDrops::default(),
         })
     }
 
@@ -138,16 +138,36 @@ impl Backend for PortableBackend {
         for d in out {
             match self.socket.send_to(d.bytes, d.to) {
                 Ok(_) => sent += 1,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    // Once more; a second interruption drops it, counted.
+                    if let Err(e) = self.socket.send_to(d.bytes, d.to) {
+                        self.drops.count(&e, 1);
+                    }
+                    sent += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || !is_refusal(&e) => {
+                    // The socket is full (or failing): the rest of the
+                    // batch does not go out.
+                    self.drops.count(&e, out.len() - sent);
+                    return if sent == 0 && e.kind() != io::ErrorKind::WouldBlock {
+                        Err(e)
+                    } else {
+                        Ok(sent)
+                    };
+                }
                 // Unreachable destinations and similar per-datagram failures
                 // drop that datagram only.
-                Err(_) => {
-                    self.stats.send_dropped += 1;
+                Err(e) => {
+                    self.drops.count(&e, 1);
                     sent += 1
                 }
             }
         }
         Ok(sent)
+    }
+
+    fn send_drops(&self) -> SendDrops {
+        self.drops
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {

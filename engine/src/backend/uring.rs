@@ -27,9 +27,13 @@
 
 use super::linux::{
     after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error, plan_runs,
-    probe_offloads, write_segment_cmsg, EventFd, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
+    probe_offloads, push_iovecs, write_segment_cmsg, EventFd, PieceFn, RawAddr, Run, Segments,
+    CMSG_BUF, GRO_BUF,
 };
-use super::{Backend, BackendError, OutDatagram, RecvBatch, Wakeup, MAX_RECV_DATAGRAM};
+use super::{
+    Backend, BackendError, OutDatagram, Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK,
+    MAX_RECV_DATAGRAM,
+};
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, IoUring, Probe};
 use std::collections::VecDeque;
@@ -46,6 +50,11 @@ mod tests;
 use bufring::{BufRing, Mapping};
 
 const NAME: &str = "uring";
+/// Placeholder destination of an unused send view.
+const UNSPEC: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
 /// `user_data` of the multishot receive.
 const RECV_TAG: u64 = 1 << 62;
 /// `user_data` of the multishot eventfd poll.
@@ -96,8 +105,6 @@ pub struct UringStats {
     /// Completions dropped because the sender address was not IP or the
     /// buffer could not be parsed.
     pub bad_buffer: u64,
-    /// Datagrams dropped on send by a per-destination error.
-    pub send_dropped: u64,
     /// Times the multishot receive was armed (1 + re-arms).
     pub recv_arms: u64,
     /// Completions that ended the multishot receive with `ENOBUFS`.
@@ -146,6 +153,7 @@ pub struct UringBackend {
     gso_max_seg: usize,
     gro: bool,
     stats: UringStats,
+    drops: SendDrops,
     /// Set when `io_uring_enter` failed with sends in flight: nothing is
     /// submitted again (entries may reference a caller's slices).
     poisoned: bool,
@@ -153,9 +161,14 @@ pub struct UringBackend {
     runs: Vec<Run>,
     send_hdrs: Vec<libc::msghdr>,
     send_iov: Vec<libc::iovec>,
+    /// iovecs per run (fewer than datagrams when they lie back to back).
+    send_iov_counts: Vec<usize>,
     send_addrs: Vec<RawAddr>,
     send_cmsg: Vec<[u64; CMSG_BUF / 8]>,
     send_res: Vec<Option<i32>>,
+    /// Datagrams of ring buffers to forward: (buffer, byte range,
+    /// destination).
+    fwd: Vec<(u16, std::ops::Range<usize>, SocketAddr)>,
 }
 
 // SAFETY: the ring, the mappings and the scratch pointers are owned by the
@@ -301,13 +314,16 @@ impl UringBackend {
             gso_max_seg: if gso { MAX_RECV_DATAGRAM } else { 0 },
             gro,
             stats: UringStats::default(),
+            drops: SendDrops::default(),
             poisoned: false,
             runs: Vec::new(),
             send_hdrs: Vec::new(),
             send_iov: Vec::new(),
+            send_iov_counts: Vec::new(),
             send_addrs: Vec::new(),
             send_cmsg: Vec::new(),
             send_res: Vec::new(),
+            fwd: Vec::new(),
         };
         me.arm();
         me.ring
@@ -407,12 +423,7 @@ impl UringBackend {
     /// Hands datagrams of the held buffer to `f` (at most `max` in total,
     /// counting the `n` already handed over); recycles the buffer when it
     /// is used up. Returns the new count.
-    fn drain_held(
-        &mut self,
-        max: usize,
-        mut n: usize,
-        f: &mut dyn FnMut(SocketAddr, &mut [u8]),
-    ) -> usize {
+    fn drain_held(&mut self, max: usize, mut n: usize, f: PieceFn<'_, u16>) -> usize {
         while let Some(mut h) = self.held {
             match h.segs.piece(h.off) {
                 Some(range) => {
@@ -426,10 +437,8 @@ impl UringBackend {
                         continue;
                     }
                     let buf = self.bufs.buf_mut(h.bid);
-                    f(
-                        h.from,
-                        &mut buf[h.payload + range.start..h.payload + range.end],
-                    );
+                    let at = h.payload + range.start..h.payload + range.end;
+                    f(h.from, h.bid, at.clone(), &mut buf[at]);
                     n += 1;
                 }
                 None => {
@@ -447,9 +456,22 @@ impl UringBackend {
         max: usize,
         f: &mut dyn FnMut(SocketAddr, &mut [u8]),
     ) -> io::Result<usize> {
+        let got = self.recv_each_at(max, &mut |from, _, _, d| f(from, d));
+        self.finish_recv(got)
+    }
+
+    /// [`Self::recv_each`] up to handing the used-up buffers back, telling
+    /// `f` also which ring buffer and byte range each datagram is. Returns
+    /// the count and the error that stopped it; the caller ends with
+    /// [`Self::finish_recv`].
+    fn recv_each_at(
+        &mut self,
+        max: usize,
+        f: PieceFn<'_, u16>,
+    ) -> io::Result<(usize, Option<io::Error>)> {
         self.check_poisoned()?;
         if max == 0 {
-            return Ok(0);
+            return Ok((0, None));
         }
         let mut n = self.drain_held(max, 0, f);
         self.reap();
@@ -464,6 +486,13 @@ impl UringBackend {
             }
             n = self.drain_held(max, n, f);
         }
+        Ok((n, err))
+    }
+
+    /// Hands the buffers used up by a receive back to the kernel and
+    /// re-arms; the result of the receive.
+    fn finish_recv(&mut self, got: io::Result<(usize, Option<io::Error>)>) -> io::Result<usize> {
+        let (n, err) = got?;
         self.bufs.publish();
         let flushed = self.flush();
         match (n, err, flushed) {
@@ -471,6 +500,35 @@ impl UringBackend {
             (0, None, Err(e)) => Err(e),
             _ => Ok(n),
         }
+    }
+
+    /// Sends the queued forwards out of the ring buffers (which the kernel
+    /// cannot reuse until [`Self::finish_recv`] publishes them).
+    fn send_forwards(&mut self) {
+        let fwd = std::mem::take(&mut self.fwd);
+        for chunk in fwd.chunks(FORWARD_CHUNK) {
+            let mut views = [OutDatagram {
+                to: UNSPEC,
+                bytes: &[],
+            }; FORWARD_CHUNK];
+            for (v, (bid, range, to)) in views.iter_mut().zip(chunk) {
+                let buf = self.bufs.buf_ptr(*bid);
+                // SAFETY: `range` lies inside buffer `bid` of the mapping
+                // (it came from `drain_held`), which lives as long as
+                // `self`; the buffer is withheld from the kernel until
+                // `finish_recv`, and nothing writes it before these views
+                // die at the end of this iteration.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(buf.add(range.start), range.end - range.start)
+                };
+                *v = OutDatagram { to: *to, bytes };
+            }
+            if let Err(e) = self.send_batch(&views[..chunk.len()]) {
+                tracing::trace!(error = %e, "uring: forward send failed");
+            }
+        }
+        self.fwd = fwd;
+        self.fwd.clear();
     }
 
     fn recycle(&mut self, bid: u16) {
@@ -570,31 +628,31 @@ impl UringBackend {
         self.send_addrs.clear();
         self.send_cmsg.clear();
         self.send_hdrs.clear();
+        self.send_iov_counts.clear();
         for r in &self.runs {
-            for d in &out[r.start..r.start + r.count] {
-                self.send_iov.push(libc::iovec {
-                    iov_base: d.bytes.as_ptr() as *mut libc::c_void,
-                    iov_len: d.bytes.len(),
-                });
-            }
+            self.send_iov_counts.push(push_iovecs(
+                &mut self.send_iov,
+                &out[r.start..r.start + r.count],
+            ));
             self.send_addrs.push(RawAddr::from_std(out[r.start].to));
             self.send_cmsg.push([0u64; CMSG_BUF / 8]);
         }
         let mut iov_at = 0;
         for i in 0..self.runs.len() {
             let r = self.runs[i];
+            let iovs = self.send_iov_counts[i];
             // SAFETY: msghdr is plain old data; all-zero is a valid value.
             let mut h = unsafe { std::mem::zeroed::<libc::msghdr>() };
             h.msg_name = (&mut self.send_addrs[i].storage as *mut libc::sockaddr_storage).cast();
             h.msg_namelen = self.send_addrs[i].len;
             h.msg_iov = &mut self.send_iov[iov_at];
-            h.msg_iovlen = r.count as _;
+            h.msg_iovlen = iovs as _;
             if r.count > 1 {
                 let len = write_segment_cmsg(&mut self.send_cmsg[i], r.seg as u16);
                 h.msg_control = self.send_cmsg[i].as_mut_ptr().cast();
                 h.msg_controllen = len as _;
             }
-            iov_at += r.count;
+            iov_at += iovs;
             self.send_hdrs.push(h);
         }
     }
@@ -706,8 +764,41 @@ impl Backend for UringBackend {
         self.recv_each(batch.bufs.len(), f)
     }
 
+    /// Zero-copy forwarding: datagrams `f` sends on go out of the ring
+    /// buffer they arrived in, before the buffers this call used up are
+    /// handed back to the kernel; a run to one destination coalesced on
+    /// receive leaves as one GSO message over one contiguous iovec.
+    fn recv_forward(
+        &mut self,
+        batch: &mut RecvBatch,
+        f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
+    ) -> io::Result<Received> {
+        batch.filled = 0;
+        let max = batch.bufs.len();
+        let mut fwd = std::mem::take(&mut self.fwd);
+        fwd.clear();
+        fwd.reserve(max);
+        let mut forwarded = 0;
+        let got = self.recv_each_at(max, &mut |from, bid, range, d| {
+            if let Some(to) = f(from, d) {
+                fwd.push((bid, range, to));
+                forwarded += 1;
+            }
+        });
+        self.fwd = fwd;
+        self.send_forwards();
+        let datagrams = self.finish_recv(got)?;
+        Ok(Received {
+            datagrams,
+            forwarded,
+        })
+    }
+
     fn send_batch(&mut self, out: &[OutDatagram<'_>]) -> io::Result<usize> {
-        self.check_poisoned()?;
+        if let Err(e) = self.check_poisoned() {
+            self.drops.failed += out.len() as u64;
+            return Err(e);
+        }
         if out.is_empty() {
             return Ok(0);
         }
@@ -720,20 +811,41 @@ impl Backend for UringBackend {
         let mut at = 0;
         while at < self.runs.len() {
             let to = (at + SEND_CHUNK).min(self.runs.len());
-            let pushed = self.submit_sends(at, to)?;
+            let pushed = match self.submit_sends(at, to) {
+                Ok(p) => p,
+                Err(e) => {
+                    // The ring failed: nothing after the reaped sends went.
+                    let lost: usize = self
+                        .runs
+                        .iter()
+                        .zip(&self.send_res)
+                        .filter(|(_, r)| !matches!(r, Some(res) if *res >= 0))
+                        .map(|(run, _)| run.count)
+                        .sum();
+                    self.drops.failed += lost as u64;
+                    return Err(e);
+                }
+            };
             // Stop early when the socket is full.
             if pushed < to || self.send_res[at..pushed].contains(&Some(-libc::EAGAIN)) {
                 break;
             }
             at = to;
         }
-        // Account in order: the prefix up to the first EAGAIN is accepted.
+        // Every run is counted by its own result (the entries are not
+        // linked: one after an EAGAIN may still have gone out). The value
+        // returned is the prefix before the first run that did not go out
+        // for want of room or by a socket error (the trait's contract).
         let mut sent = 0;
+        let mut prefix = true;
+        let mut first_err: Option<io::Error> = None;
         let mut refused = Vec::new();
         for (i, r) in self.runs.iter().enumerate() {
             match self.send_res[i] {
                 Some(res) if res >= 0 => {
-                    sent += r.count;
+                    if prefix {
+                        sent += r.count;
+                    }
                     if r.count > 1 {
                         self.stats.gso_sends += 1;
                     }
@@ -743,17 +855,31 @@ impl Backend for UringBackend {
                     let refusal = if r.count > 1 { gso_refusal(&e) } else { None };
                     if let Some(kind) = refusal {
                         refused.push((*r, kind));
-                        sent += r.count;
-                    } else if is_per_datagram_error(&e) || res == -libc::EINVAL {
-                        self.stats.send_dropped += r.count as u64;
-                        sent += r.count;
-                    } else if sent == 0 && res != -libc::EAGAIN {
-                        return Err(e);
+                        if prefix {
+                            sent += r.count;
+                        }
+                        continue;
+                    }
+                    self.drops.count(&e, r.count);
+                    if is_per_datagram_error(&e) || res == -libc::EINVAL {
+                        if prefix {
+                            sent += r.count;
+                        }
                     } else {
-                        break;
+                        prefix = false;
+                        first_err.get_or_insert(e);
                     }
                 }
-                None => break,
+                None => {
+                    // Never submitted: the socket was full.
+                    self.drops.would_block += r.count as u64;
+                    prefix = false;
+                }
+            }
+        }
+        if sent == 0 && refused.is_empty() {
+            if let Some(e) = first_err.filter(|e| e.kind() != io::ErrorKind::WouldBlock) {
+                return Err(e);
             }
         }
         if !refused.is_empty() {
@@ -779,9 +905,13 @@ impl Backend for UringBackend {
                 );
             }
             // Datagrams of refused runs that still did not go out.
-            sent -= singles.len() - ok.min(singles.len());
+            sent = sent.saturating_sub(singles.len() - ok.min(singles.len()));
         }
         Ok(sent)
+    }
+
+    fn send_drops(&self) -> SendDrops {
+        self.drops
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {

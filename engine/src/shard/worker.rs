@@ -47,11 +47,13 @@ impl Worker {
             for _ in 0..RECV_BATCHES_PER_ROUND {
                 let ctx = &mut self.ctx;
                 ctx.shard.set_clock(ctx.epoch.elapsed());
+                // Relayed datagrams leave from the receive buffer inside
+                // this call (batched, no copy); the rest is worked here.
                 let n = match self
                     .backend
-                    .recv_with(&mut batch, &mut |from, bytes| ctx.on_datagram(from, bytes))
+                    .recv_forward(&mut batch, &mut |from, bytes| ctx.on_datagram(from, bytes))
                 {
-                    Ok(n) => n,
+                    Ok(r) => r.datagrams,
                     Err(e) => {
                         tracing::warn!(shard = self.ctx.id, error = %e, "receive failed");
                         0
@@ -66,7 +68,7 @@ impl Worker {
             }
             self.ctx.expire_held();
             self.ctx.flush(self.backend.as_mut());
-            self.ctx.publish();
+            self.ctx.publish(self.backend.as_ref());
             if worked {
                 spin.worked();
             }
@@ -88,7 +90,7 @@ impl Worker {
             me.parked.store(false, Ordering::SeqCst);
         }
         self.ctx.flush(self.backend.as_mut());
-        self.ctx.publish();
+        self.ctx.publish(self.backend.as_ref());
     }
 }
 
@@ -144,7 +146,15 @@ impl Ctx {
                     self.shared[self.id]
                         .handoffs_in
                         .fetch_add(1, Ordering::Relaxed);
-                    self.process(from, &mut bytes, true);
+                    if let Some(to) = self.process(from, &mut bytes, true) {
+                        // A relayed datagram handed over: it leaves with
+                        // the shard's sends, in its buffer.
+                        self.out.push((to, bytes));
+                        if self.out.len() >= BATCH {
+                            self.flush(backend);
+                        }
+                        continue;
+                    }
                     if self.spare.len() < BATCH {
                         bytes.clear();
                         self.spare.push(bytes);
@@ -159,12 +169,20 @@ impl Ctx {
         worked
     }
 
-    /// A datagram from this shard's socket.
-    fn on_datagram(&mut self, from: SocketAddr, bytes: &mut [u8]) {
-        self.process(from, bytes, false);
+    /// A datagram from this shard's socket; `Some(to)`: relay it, as it
+    /// is, to `to`.
+    fn on_datagram(&mut self, from: SocketAddr, bytes: &mut [u8]) -> Option<SocketAddr> {
+        self.process(from, bytes, false)
     }
 
-    fn process(&mut self, from: SocketAddr, bytes: &mut [u8], forwarded: bool) {
+    /// Works one datagram; returns the destination of a relayed one (the
+    /// caller sends it on unchanged).
+    fn process(
+        &mut self,
+        from: SocketAddr,
+        bytes: &mut [u8],
+        forwarded: bool,
+    ) -> Option<SocketAddr> {
         let r = if forwarded {
             self.shard.receive_forwarded(from, bytes)
         } else {
@@ -175,14 +193,18 @@ impl Ctx {
                 self.frames_to_core(index, from, bytes.get(plain).unwrap_or(&[]))
             }
             Inbound::Handshake => self.copy_to_core(from, bytes),
+            // Relay data plane: the datagram leaves untouched.
+            Inbound::Relay { to } => return Some(to),
             Inbound::Foreign { owner } => {
                 let Some(tx) = self.peers.get(owner) else {
                     // An index naming no shard of ours: nobody owns it.
-                    return self.shard.drop_input(DropReason::UnknownSession);
+                    self.shard.drop_input(DropReason::UnknownSession);
+                    return None;
                 };
                 if forwarded {
                     // Never bounce a hand-off on.
-                    return self.shard.drop_input(DropReason::UnknownSession);
+                    self.shard.drop_input(DropReason::UnknownSession);
+                    return None;
                 }
                 let mut v = self.spare.pop().unwrap_or_default();
                 v.clear();
@@ -208,7 +230,8 @@ impl Ctx {
                 // the shard still counts the drop when the copy expires).
                 self.copy_to_core(from, bytes);
                 if self.held.len() >= MAX_HELD {
-                    return self.shard.drop_input(DropReason::UnknownSession);
+                    self.shard.drop_input(DropReason::UnknownSession);
+                    return None;
                 }
                 let mut v = self.spare.pop().unwrap_or_default();
                 v.clear();
@@ -216,15 +239,8 @@ impl Ctx {
                 self.held.push_back((Instant::now(), from, v));
             }
             Inbound::Dropped(_) => {}
-            // Relay data plane: the datagram leaves untouched, batched with
-            // the shard's sends (a pooled buffer: no allocation).
-            Inbound::Relay { to } => {
-                let mut v = self.spare.pop().unwrap_or_default();
-                v.clear();
-                v.extend_from_slice(bytes);
-                self.out.push((to, v));
-            }
         }
+        None
     }
 
     /// A plaintext buffer from the pool the core returns to.
@@ -322,18 +338,10 @@ impl Ctx {
             for (v, (to, b)) in views.iter_mut().zip(chunk) {
                 *v = OutDatagram { to: *to, bytes: b };
             }
-            let sent = match backend.send_batch(&views[..chunk.len()]) {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::trace!(shard = self.id, error = %e, "send failed");
-                    0
-                }
-            };
-            let lost = chunk.len() - sent.min(chunk.len());
-            if lost > 0 {
-                self.shared[self.id]
-                    .send_dropped
-                    .fetch_add(lost as u64, Ordering::Relaxed);
+            // What the kernel does not take is counted by the backend
+            // ([`Backend::send_drops`], published each round).
+            if let Err(e) = backend.send_batch(&views[..chunk.len()]) {
+                tracing::trace!(shard = self.id, error = %e, "send failed");
             }
         }
         for (_, b) in self.out.drain(..) {
@@ -344,7 +352,10 @@ impl Ctx {
     }
 
     /// Publishes the counters for snapshots (never waits for the lock).
-    fn publish(&mut self) {
+    fn publish(&mut self, backend: &dyn Backend) {
+        if let Ok(mut g) = self.shared[self.id].send_drops.try_lock() {
+            *g = backend.send_drops();
+        }
         if let Ok(mut g) = self.shared[self.id].stats.try_lock() {
             if *g != *self.shard.stats() {
                 g.clone_from(self.shard.stats());

@@ -105,6 +105,16 @@ impl BufRing {
         unsafe { std::slice::from_raw_parts(self.bufs.ptr.add(bid as usize * self.buf_len), len) }
     }
 
+    /// The start of buffer `bid` (clamped to the last), for views that must
+    /// outlive a borrow of the ring; `buf_len` bytes follow it.
+    pub(super) fn buf_ptr(&self, bid: u16) -> *const u8 {
+        let bid = bid.min(self.entries - 1);
+        self.bufs
+            .ptr
+            .cast_const()
+            .wrapping_add(bid as usize * self.buf_len)
+    }
+
     /// Buffer `bid`, writable (for in-place processing by the caller).
     pub(super) fn buf_mut(&mut self, bid: u16) -> &mut [u8] {
         let bid = bid.min(self.entries - 1);
