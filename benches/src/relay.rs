@@ -672,13 +672,17 @@ impl crate::Run {
              figure beside it (`portable`: one per syscall; `mmsg`/`uring`: sendmmsg ×64, and GSO send + GRO \
              receive); B's socket counts arrivals. The supernode's backend batches its sends as it always does \
              (mmsg and uring coalesce a run of datagrams to one destination with GSO where the kernel allows), \
-             which the raw forwarder (plain sendmmsg) does not: that is why the supernode can beat it. The supernode forwards on its shards without the core thread: unmask the head (one \
+             which the raw forwarder does not in the sendmmsg rows: that is why the supernode can beat it there. The supernode forwards without the core thread: unmask the head (one \
              ChaCha20 block), look the route up by receiver index, check the sending end's bucket and the \
              bandwidth cap (raised here: the product limits are 64 KB/s per end and 256 kbit/s in all), send \
-             the datagram unchanged in the shard's send batch; no re-seal (see PROTOCOL.md). With 2 shards, \
+             the datagram unchanged from the buffer it was received into (`Backend::recv_forward`, one send \
+             batch per receive batch, no copy); no re-seal (see PROTOCOL.md). With 2 shards, \
              2 pairs (the kernel's SO_REUSEPORT hash decides which shard gets which A). `raw forwarder`: a \
              thread that only recvmmsg's and sendmmsg's the same datagrams on to B, the kernel cost of any \
-             relay. {} cores are shared by the senders, receivers and the supernode.",
+             relay (in the GSO rows it receives GRO super-datagrams and sends each on as one GSO message). \
+             CPU per forwarded datagram: the supernode's engine and shard threads' time on CPU \
+             (`/proc/self/task/*/schedstat`) during the blast over what it forwarded, and the raw \
+             forwarder thread's over what it forwarded. {} cores are shared by the senders, receivers and the supernode.",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         ));
         self.tables.push(t);
