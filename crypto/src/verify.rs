@@ -69,8 +69,9 @@ pub const MAX_BATCH: usize = 64;
 
 /// Checks many signatures in one multi-scalar multiplication (about 2–3×
 /// the throughput of one-by-one checks here, more when the signers
-/// repeat). Keeps its buffers between calls: nothing is allocated once
-/// they have grown.
+/// repeat). Keeps its own buffers between calls; the multiplication
+/// allocates a few tables per batch (none for a batch of one, which is
+/// checked alone).
 pub struct BatchVerifier {
     /// Keys the weights with a secret, so a sender cannot predict them.
     weight_key: [u8; 32],
@@ -109,8 +110,14 @@ impl BatchVerifier {
         I: IntoIterator<Item = (&'a [u8; 32], &'a [u8], &'a [u8; 64])>,
     {
         let mut it = items.into_iter().peekable();
-        while it.peek().is_some() {
-            if !self.chunk(it.by_ref().take(MAX_BATCH)) {
+        while let Some(first) = it.next() {
+            // One signature alone: the single check (same rule, and no
+            // allocation: the multi-scalar multiplication allocates its
+            // tables, a few per batch).
+            if it.peek().is_none() {
+                return verify(first.0, first.1, first.2);
+            }
+            if !self.chunk(std::iter::once(first).chain(it.by_ref().take(MAX_BATCH - 1))) {
                 return false;
             }
         }
