@@ -301,12 +301,14 @@ pub fn ed25519_sign_verify_us(dur: Duration) -> (f64, f64) {
     (median_us(&mut signs), median_us(&mut verifies))
 }
 
-/// Ed25519 verifications per second on one core three ways, each over
+/// Ed25519 verifications per second on one core five ways, each over
 /// `dur`: `PeerId::verify` as the node calls it (decompresses the key
-/// every time), one by one with the key decompressed once, and
+/// every time), one by one with the key decompressed once,
 /// `ed25519_dalek::verify_batch` over batches of `batch` messages by
-/// `batch` distinct signers (a receive batch from many origins).
-pub fn ed25519_verify_variants(dur: Duration, batch: usize) -> (f64, f64, f64) {
+/// `batch` distinct signers (a receive batch from many origins), and
+/// `moss_crypto::BatchVerifier` over the same batch and over `batch`
+/// messages of one signer (a first-hop batch from its origin).
+pub fn ed25519_verify_variants(dur: Duration, batch: usize) -> VerifyVariants {
     use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
     let peer = moss_crypto::Identity::from_seed([3u8; 32]);
     let pk = peer.public_key();
@@ -358,7 +360,45 @@ pub fn ed25519_verify_variants(dur: Duration, batch: usize) -> (f64, f64, f64) {
         std::hint::black_box(ok);
         batch as u64
     });
-    (as_node, cached, batched)
+    let mut bv = moss_crypto::BatchVerifier::new([7; 32]);
+    let raw_sigs: Vec<[u8; 64]> = sigs.iter().map(|s| s.to_bytes()).collect();
+    let ours_distinct = rate(&mut || {
+        let items = publics
+            .iter()
+            .zip(&refs)
+            .zip(&raw_sigs)
+            .map(|((k, m), s)| (k, *m, s));
+        std::hint::black_box(bv.verify_all(items));
+        batch as u64
+    });
+    // One signer: a first-hop batch from the message's origin.
+    let one: Vec<[u8; 64]> = msgs.iter().map(|m| peer.sign(m)).collect();
+    let ours_one = rate(&mut || {
+        let items = refs.iter().zip(&one).map(|(m, s)| (&pk.0, *m, s));
+        std::hint::black_box(bv.verify_all(items));
+        batch as u64
+    });
+    VerifyVariants {
+        single: as_node,
+        cached,
+        dalek_batch: batched,
+        ours_distinct,
+        ours_one,
+    }
+}
+
+/// Ed25519 verifications per second, measured by [`ed25519_verify_variants`].
+pub struct VerifyVariants {
+    /// `PeerId::verify` one by one (the network's cofactored rule).
+    pub single: f64,
+    /// `ed25519_dalek` `verify_strict` with the key decompressed once.
+    pub cached: f64,
+    /// `ed25519_dalek::verify_batch` (cofactorless; not the network's rule).
+    pub dalek_batch: f64,
+    /// `moss_crypto::BatchVerifier`, distinct signers.
+    pub ours_distinct: f64,
+    /// `moss_crypto::BatchVerifier`, one signer for the whole batch.
+    pub ours_one: f64,
 }
 
 /// One-hop latency percentiles in microseconds.
@@ -421,20 +461,55 @@ pub fn latency(
     })
 }
 
-/// Milliseconds from `start()` of a node with one static peer (a node
-/// already running on 127.0.0.1) until its `PeerJoined` event, `runs`
-/// times with fresh nodes; sorted.
-pub fn first_session(backend: &str, runs: usize) -> Result<Vec<f64>, String> {
-    let b = start_sharded(backend, None, 1)?;
+/// How a fresh node finds the running one in [`first_session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    /// Its address is the new node's one static peer.
+    Static,
+    /// Only LAN beacons (product interval, multicast on 127.0.0.1, a mesh
+    /// id and beacon port of this run's own, so no other node answers).
+    Lan,
+}
+
+/// Milliseconds from `start()` of a fresh node until its `PeerJoined`
+/// event, the peer being a node already running on 127.0.0.1 that the
+/// new one finds as `how` says; `runs` times with fresh nodes; sorted.
+pub fn first_session(backend: &str, runs: usize, how: Finding) -> Result<Vec<f64>, String> {
+    let (mesh, json) = match how {
+        Finding::Static => (MESH.to_string(), CONFIG.to_string()),
+        Finding::Lan => {
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .map_err(|e| e.to_string())?
+                .port();
+            (
+                format!("moss-bench-lan-{}-{port}", std::process::id()),
+                format!(
+                    r#"{{"trackers":[],"dht_enabled":false,"lan_discovery_enabled":true,"lan_discovery_port":{port},"lan_interfaces":["127.0.0.1"]}}"#
+                ),
+            )
+        }
+    };
+    let config = || -> Result<Config, String> {
+        let mut c = Config::from_json(&json).map_err(|e| e.to_string())?;
+        c.engine.backend = backend.into();
+        c.engine.shards = 1;
+        Ok(c)
+    };
+    let b = Node::builder(&mesh)
+        .config(config()?)
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .start()
+        .map_err(|e| format!("{backend}: {e}"))?;
     let to = b.local_addr().to_string();
     let mut got = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let mut c = Config::from_json(CONFIG).map_err(|e| e.to_string())?;
-        c.engine.backend = backend.into();
-        c.engine.shards = 1;
-        c.static_peers = vec![to.clone()];
+        let mut c = config()?;
+        if how == Finding::Static {
+            c.static_peers = vec![to.clone()];
+        }
         let t0 = Instant::now();
-        let a = Node::builder(MESH)
+        let a = Node::builder(&mesh)
             .config(c)
             .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .start()

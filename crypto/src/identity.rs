@@ -1,6 +1,6 @@
 //! Ed25519 node identities; the 32-byte public key is the peer id.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use std::fmt;
 
 /// A peer id: the 32-byte Ed25519 public key of a node.
@@ -18,12 +18,10 @@ impl PeerId {
         s
     }
 
-    /// Verifies an Ed25519 signature by this peer.
+    /// Verifies an Ed25519 signature by this peer under the network's
+    /// cofactored rule ([`crate::verify`]).
     pub fn verify(&self, msg: &[u8], sig: &[u8; 64]) -> bool {
-        match VerifyingKey::from_bytes(&self.0) {
-            Ok(vk) => vk.verify(msg, &Signature::from_bytes(sig)).is_ok(),
-            Err(_) => false,
-        }
+        crate::verify::verify(&self.0, msg, sig)
     }
 }
 

@@ -39,6 +39,7 @@ pub mod noise;
 pub mod replay;
 pub mod scramble;
 pub mod transport;
+pub mod verify;
 
 pub use derive::MeshKeys;
 pub use identity::{Identity, IdentityError, PeerId};
@@ -46,3 +47,4 @@ pub use noise::{Handshake, HandshakeError, HandshakeOutcome, LocalStatic, Patter
 pub use replay::ReplayWindow;
 pub use scramble::Scrambler;
 pub use transport::{OpenError, TransportCipher};
+pub use verify::BatchVerifier;

@@ -259,10 +259,15 @@ impl Driver {
             let now = self.now();
             let core = &mut self.core;
             match cmd {
-                Command::Publish { topic, data } => {
-                    if core.publish(now, &topic, &data).is_err() {
+                Command::Publish { buf, topic_len } => {
+                    let (topic, data) = buf.split_at(topic_len.min(buf.len()));
+                    // The handle wrote a `&str` there: always UTF-8.
+                    let routed = std::str::from_utf8(topic)
+                        .is_ok_and(|t| core.publish(now, t, data).is_ok());
+                    if !routed {
                         self.host.publish_unrouted += 1;
                     }
+                    self.host.shared.publish_buffers.give(buf);
                 }
                 Command::Subscribe { topic, sink } => self.host.subscribe(core, topic, sink),
                 Command::Unsubscribe { topic } => self.host.unsubscribe(core, &topic),

@@ -25,6 +25,43 @@ pub(crate) struct Shared {
     /// (`engine.busy_poll_us`).
     pub busy_poll: std::time::Duration,
     pub waker: Arc<dyn Wakeup>,
+    /// Publish buffers the engine is done with, for the next publishes.
+    pub publish_buffers: BufferPool,
+}
+
+/// Buffers that travel from the handle to the engine in publish commands
+/// and back, so a steady publisher allocates nothing per message. Bounded:
+/// at most [`BufferPool::KEPT`] buffers of at most [`BufferPool::MAX_KEPT`]
+/// bytes wait here; others are freed.
+pub(crate) struct BufferPool {
+    tx: Sender<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+impl BufferPool {
+    /// Buffers kept at most.
+    pub const KEPT: usize = 256;
+    /// Largest buffer capacity kept.
+    pub const MAX_KEPT: usize = 16 * 1024;
+
+    /// An empty pool.
+    pub fn new() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(Self::KEPT);
+        Self { tx, rx }
+    }
+
+    /// An empty buffer: a returned one, or a new one.
+    pub fn take(&self) -> Vec<u8> {
+        self.rx.try_recv().unwrap_or_default()
+    }
+
+    /// Returns `buf` for reuse (dropped if the pool is full or it is large).
+    pub fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() <= Self::MAX_KEPT {
+            buf.clear();
+            let _ = self.tx.try_send(buf);
+        }
+    }
 }
 
 impl Shared {
@@ -78,9 +115,10 @@ pub struct Snapshot {
 
 /// Host → engine commands.
 pub(crate) enum Command {
+    /// `buf` holds the topic's bytes, then the payload.
     Publish {
-        topic: String,
-        data: Vec<u8>,
+        buf: Vec<u8>,
+        topic_len: usize,
     },
     Subscribe {
         topic: String,

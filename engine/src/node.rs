@@ -211,6 +211,7 @@ impl NodeBuilder {
             messages_dropped: AtomicU64::new(0),
             next_subscription: AtomicU64::new(0),
             busy_poll,
+            publish_buffers: crate::host::BufferPool::new(),
             waker: match &transport {
                 Transport::Direct(b) => b.waker(),
                 // A sharded core sleeps on its command channel.
@@ -408,7 +409,11 @@ impl Node {
                 self.shared.nudge();
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => {
+            Err(TrySendError::Full(c)) => {
+                // A refused publish's buffer goes back to the pool.
+                if let Command::Publish { buf, .. } = c {
+                    self.shared.publish_buffers.give(buf);
+                }
                 self.shared.nudge();
                 Err(NodeError::Busy)
             }
@@ -485,10 +490,16 @@ impl Node {
         if self.peer_count() == 0 {
             return Err(NodeError::NoPeers);
         }
-        self.send(Command::Publish {
-            topic: topic.to_string(),
-            data: data.to_vec(),
-        })
+        // One pooled buffer carries topic and payload to the engine, which
+        // hands it back: no allocation per publish once the pool is warm.
+        let mut buf = self.shared.publish_buffers.take();
+        buf.extend_from_slice(topic.as_bytes());
+        buf.extend_from_slice(data);
+        let cmd = Command::Publish {
+            buf,
+            topic_len: topic.len(),
+        };
+        self.send(cmd)
     }
 
     /// Dials `host:port` without waiting.

@@ -16,7 +16,8 @@
 //! - (iii) publish: A signs one message, routes it, seals it and sends the
 //!   datagram (its transmit buffer returned with `recycle`).
 //! - (iv) the engine's `moss::Node::publish` on the calling thread: what
-//!   the host API costs before the engine thread takes the command.
+//!   the host API costs before the engine thread takes the command (its
+//!   pooled command buffers warm).
 //!
 //! None of the node's paths allocates per message in steady state. The bounds below
 //! are the honest current counts (amortised cache growth only); a change that adds an allocation fails the test, and
@@ -371,9 +372,13 @@ fn publish_allocations_per_message() {
 }
 
 /// Bound for (iv): allocation calls per `moss::Node::publish` on the
-/// caller's thread. Measured 2: the command owns a copy of the topic and
-/// of the payload (they cross to the engine thread).
-const API_PUBLISH_BOUND: f64 = 2.0;
+/// caller's thread once its buffer pool is warm. Measured 0: topic and
+/// payload travel to the engine thread in one pooled buffer that the
+/// engine hands back (it was 2 per call with a fresh copy of each).
+const API_PUBLISH_BOUND: f64 = 0.0;
+
+/// Publishes per round of (iv): fewer than the pool keeps.
+const API_ROUND: usize = 100;
 
 #[test]
 fn engine_api_publish_allocations_per_call() {
@@ -392,28 +397,43 @@ fn engine_api_publish_allocations_per_call() {
     let data = [0x5Au8; 100];
     let mut accepted = 0u64;
     let mut total = 0u64;
-    for _ in 0..2000 {
-        let (r, calls) = count(false, || a.publish("t", &data));
-        match r {
-            Ok(()) => {
-                accepted += 1;
-                total += calls;
+    let mut received = 0usize;
+    // Rounds of publishes, each waiting for the subscriber before the next
+    // (so the engine has run them and handed their buffers back); the
+    // first round warms the pool and is not counted.
+    for round in 0..10 {
+        let mut sent = 0usize;
+        let mut tries = 0u32;
+        while sent < API_ROUND && tries < 20_000 {
+            tries += 1;
+            let (r, calls) = count(false, || a.publish("t", &data));
+            match r {
+                Ok(()) => {
+                    sent += 1;
+                    if round > 0 {
+                        accepted += 1;
+                        total += calls;
+                    }
+                }
+                // Before `b`'s subscription reached `a`, or a full queue.
+                Err(moss::NodeError::NoPeers | moss::NodeError::Busy) => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("publish: {e}"),
             }
-            // Before `b`'s subscription reached `a`, or a full queue.
-            Err(moss::NodeError::NoPeers | moss::NodeError::Busy) => {
-                std::thread::sleep(Duration::from_millis(1))
+        }
+        for _ in 0..sent {
+            if sub.recv_timeout(Duration::from_secs(2)).is_none() {
+                break;
             }
-            Err(e) => panic!("publish: {e}"),
+            received += 1;
         }
     }
     assert!(accepted > 0, "publish never accepted");
+    assert!(received > 0, "the subscriber got no message");
     let per = total as f64 / accepted as f64;
-    eprintln!("moss::Node::publish: {per:.2} allocation calls per call ({accepted} accepted)");
+    eprintln!("moss::Node::publish: {per:.2} allocation calls per call ({accepted} counted, {received} received)");
     assert!(per <= API_PUBLISH_BOUND, "{per} allocation calls per call");
-    assert!(
-        sub.recv_timeout(Duration::from_secs(10)).is_some(),
-        "the subscriber got a message"
-    );
 }
 
 #[test]

@@ -118,7 +118,7 @@ impl Node {
         // across restarts of the same identity.
         let seq = rng.next_u64() >> 16;
         let telemetry = NodeTelemetry::new(&cfg.telemetry, &identity);
-        let pubsub = Pubsub::new(&cfg, seq, telemetry.is_enabled(), now, &mut rng)?;
+        let pubsub = Pubsub::new(&cfg, seq, telemetry.is_enabled(), now, &mut rng, seed)?;
         let mut cookie_seed = [0u8; 32];
         rng.fill_bytes(&mut cookie_seed);
         let relay = crate::relay::RelayState::new(&cfg, now);

@@ -11,9 +11,10 @@
 //! the first copy) or verifies it itself, so a forged signature on a
 //! copied message can never ride on another copy's check.
 
-use crate::wire::{signing_bytes, Frame, FrameReader};
+use crate::wire::{signing_bytes, Frame, FrameReader, SIGNATURE_LEN};
 use moss_crypto::msgid::message_id;
-use moss_crypto::PeerId;
+use moss_crypto::BatchVerifier;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Fingerprints of recently verified message ids, one per slot of a
@@ -55,32 +56,71 @@ impl VerifiedFilter {
     }
 }
 
+/// One signed message of a datagram, as the batch check needs it: its
+/// origin, what it signed, the signature and its id.
+type Item = ([u8; 32], [u8; 43], [u8; SIGNATURE_LEN], [u8; 32]);
+
+thread_local! {
+    /// Each shard thread's batch verifier and item scratch (kept, so the
+    /// per-datagram check allocates nothing once grown).
+    static BATCH: RefCell<(BatchVerifier, Vec<Item>)> =
+        RefCell::new((BatchVerifier::new(process_secret()), Vec::new()));
+}
+
+/// 256 bits from the standard library's per-process random hash keys, to
+/// key the batch weights (the node's seed does not reach the shards).
+fn process_secret() -> [u8; 32] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 32];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
 /// Verifies every signed message in the plaintext `plain` of one
-/// datagram. True only if it holds at least one and every one of them was
-/// verified here and is valid; then the node may skip their checks
-/// ([`crate::Node::handle_plaintext_verified`]). Malformed frames end the
-/// scan with false (the node rejects and scores them).
+/// datagram, all in one batch equation (the network's rule, as one by
+/// one). True only if it holds at least one and every one of them is new
+/// to the filter and valid; then the node may skip their checks
+/// ([`crate::Node::handle_plaintext_verified`]). Malformed frames, a
+/// repeated id or any invalid signature give false (the node checks,
+/// rejects and scores them itself).
 pub fn preverify(plain: &[u8], filter: &VerifiedFilter) -> bool {
-    let mut any = false;
+    BATCH.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => {
+            let (bv, items) = &mut *b;
+            check(plain, filter, bv, items)
+        }
+        Err(_) => check(plain, filter, &mut BatchVerifier::new(process_secret()), &mut Vec::new()),
+    })
+}
+
+/// [`preverify`] with the verifier and scratch given.
+fn check(plain: &[u8], filter: &VerifiedFilter, bv: &mut BatchVerifier, items: &mut Vec<Item>) -> bool {
+    items.clear();
     for f in FrameReader::new(plain) {
         match f {
             Ok(Frame::SignedPublish(sp)) => {
                 let p = &sp.publish;
                 let id = message_id(&p.origin, p.seq, p.topic, p.payload);
-                if filter.contains(&id) {
+                if filter.contains(&id) || items.iter().any(|i| i.3 == id) {
                     return false;
                 }
-                if !PeerId(p.origin).verify(&signing_bytes(&id), &sp.signature) {
-                    return false;
-                }
-                filter.insert(&id);
-                any = true;
+                items.push((p.origin, signing_bytes(&id), sp.signature, id));
             }
             Ok(_) => {}
             Err(_) => return false,
         }
     }
-    any
+    if items.is_empty() || !bv.verify_all(items.iter().map(|(k, m, s, _)| (k, &m[..], s))) {
+        return false;
+    }
+    for i in items.iter() {
+        filter.insert(&i.3);
+    }
+    true
 }
 
 #[cfg(test)]
@@ -126,6 +166,10 @@ mod tests {
         let mut mixed = frame(4, false);
         mixed.extend_from_slice(&frame(5, true));
         assert!(!preverify(&mixed, &filter));
+        // The same id twice in one datagram: left to the node.
+        let mut twice = frame(7, false);
+        twice.extend_from_slice(&frame(7, false));
+        assert!(!preverify(&twice, &filter));
         // No signed message, or a malformed tail: nothing to vouch for.
         assert!(!preverify(&[], &filter));
         let mut bad = frame(6, false);

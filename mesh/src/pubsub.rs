@@ -24,7 +24,7 @@ use crate::wire::{
 };
 use crate::Time;
 use moss_crypto::msgid::message_id;
-use moss_crypto::PeerId;
+use moss_crypto::{BatchVerifier, PeerId};
 use moss_gossip::{Action, Control, Router};
 use std::collections::BTreeSet;
 
@@ -92,6 +92,8 @@ pub(crate) struct Pubsub {
     pub body_buf: Vec<u8>,
     /// Messages delivered before their signature check.
     pub deferred: Deferred,
+    /// Checks the deferred messages' signatures in one equation.
+    pub batch: BatchVerifier,
     #[cfg(feature = "adversary")]
     pub adversary: Adversary,
 }
@@ -114,6 +116,8 @@ pub(crate) struct Deferred {
     bodies: Vec<u8>,
     /// (sender, message id, end of its body in `bodies`).
     entries: Vec<(PeerId, [u8; 32], usize)>,
+    /// What each entry's sender (its origin) signed, and the signature.
+    signed: Vec<([u8; 43], [u8; crate::wire::SIGNATURE_LEN])>,
 }
 
 /// True for a capability topic (`moss/cap/…`, the NAT and relay frames'
@@ -129,6 +133,19 @@ impl Deferred {
     pub fn push(&mut self, from: PeerId, id: [u8; 32], sp: &crate::wire::SignedPublish<'_>) {
         sp.encode_body(&mut self.bodies);
         self.entries.push((from, id, self.bodies.len()));
+        self.signed.push((crate::wire::signing_bytes(&id), sp.signature));
+    }
+
+    /// True if every waiting message's signature by its sender (who is its
+    /// origin) is valid, checked in one batch; false if any is not (check
+    /// them one by one to learn which).
+    pub fn all_valid(&self, batch: &mut BatchVerifier) -> bool {
+        batch.verify_all(
+            self.entries
+                .iter()
+                .zip(&self.signed)
+                .map(|((from, _, _), (msg, sig))| (&from.0, &msg[..], sig)),
+        )
     }
 
     /// True if message `id` waits here (a copy is a duplicate).
@@ -160,18 +177,21 @@ impl Deferred {
     pub fn clear(&mut self) {
         self.bodies.clear();
         self.entries.clear();
+        self.signed.clear();
     }
 }
 
 impl Pubsub {
     /// A router configured from the `gossipsub` block (an invalid block is
     /// an error), already joined to the telemetry topic when `telemetry`.
+    /// `secret` keys the batch verifier's weights (the node's seed).
     pub fn new(
         cfg: &Config,
         seq: u64,
         telemetry: bool,
         now: Time,
         rng: &mut impl rand_core::RngCore,
+        secret: [u8; 32],
     ) -> Result<Self, ConfigError> {
         let rc = cfg
             .gossipsub
@@ -200,6 +220,7 @@ impl Pubsub {
             payloads: PayloadPool::default(),
             body_buf: Vec::new(),
             deferred: Deferred::default(),
+            batch: BatchVerifier::new(secret),
             #[cfg(feature = "adversary")]
             adversary: Adversary::default(),
         })

@@ -231,9 +231,12 @@ impl Node {
             return;
         }
         let d = std::mem::take(&mut self.pubsub.deferred);
+        // One batch equation for all of them (the same rule as one by
+        // one); if it fails, each is checked alone to find the forgery.
+        let checked = d.all_valid(&mut self.pubsub.batch);
         for (peer, id, body) in d.iter() {
             match SignedPublish::decode_body(body) {
-                Ok(sp) => self.accept_signed(peer, id, sp, false, true),
+                Ok(sp) => self.accept_signed(peer, id, sp, checked, true),
                 // Encoded by us a moment ago: cannot fail.
                 Err(_) => self.drop_input(DropReason::MalformedFrame),
             }
