@@ -21,9 +21,19 @@ pub enum Signal {
     /// `id` left the room.
     Leave(String),
     /// `from` offers a link with this SDP.
-    Offer { from: String, sdp: String },
+    Offer {
+        /// The offering peer's id (stamped by the server).
+        from: String,
+        /// The complete offer SDP.
+        sdp: String,
+    },
     /// `from` answers our offer with this SDP.
-    Answer { from: String, sdp: String },
+    Answer {
+        /// The answering peer's id (stamped by the server).
+        from: String,
+        /// The complete answer SDP.
+        sdp: String,
+    },
 }
 
 /// Why an envelope was not understood (it is dropped and counted).
