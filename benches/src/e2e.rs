@@ -24,7 +24,7 @@ pub fn single_datagram_payload() -> usize {
 }
 /// Mesh id of every bench node.
 pub const MESH: &str = "moss-bench";
-const TOPIC: &str = "bench";
+pub(crate) const TOPIC: &str = "bench";
 /// Longest any setup step may take.
 const SETUP: Duration = Duration::from_secs(10);
 
@@ -83,7 +83,7 @@ pub fn pair_sharded(backend: &str, busy_poll: Option<u32>, shards: u32) -> Resul
 }
 
 /// Publishes until `until`, yielding on `Busy`; returns messages accepted.
-fn publish_until(a: &Node, data: &[u8], until: Instant) -> Result<u64, String> {
+pub(crate) fn publish_until(a: &Node, data: &[u8], until: Instant) -> Result<u64, String> {
     let mut n = 0u64;
     while Instant::now() < until {
         for _ in 0..64 {
@@ -98,7 +98,7 @@ fn publish_until(a: &Node, data: &[u8], until: Instant) -> Result<u64, String> {
 }
 
 /// Counts messages of `sub` in a thread until `stop`.
-fn counter(
+pub(crate) fn counter(
     sub: Subscription,
     stop: Arc<AtomicBool>,
     count: Arc<AtomicU64>,
@@ -425,6 +425,11 @@ pub fn latency(
     gap: Duration,
 ) -> Result<OneHop, String> {
     let p = pair(backend, busy_poll)?;
+    latency_on(&p, size, dur, gap)
+}
+
+/// [`latency`] through an existing pair (of any path).
+pub fn latency_on(p: &Pair, size: usize, dur: Duration, gap: Duration) -> Result<OneHop, String> {
     let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).map_err(|e| e.to_string())?;
     let data = vec![0xA5u8; size];
     let start = Instant::now();

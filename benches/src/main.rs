@@ -17,6 +17,7 @@ mod reconnect;
 mod relay;
 mod report;
 mod sock;
+mod webrtc;
 
 use clap::{Parser, ValueEnum};
 use ours::Variant;
@@ -59,6 +60,8 @@ enum Scenario {
     /// The supernode's relay data plane: A → supernode → B vs raw UDP, and
     /// its state per relay session.
     Relay,
+    /// The WebRTC DataChannel path beside UDP: msg/s and one-hop p50/p99.
+    Webrtc,
 }
 
 /// Moss benchmark harness.
@@ -1133,6 +1136,7 @@ fn main() -> ExitCode {
         Scenario::Shards => run.shards(),
         Scenario::Reconnect => run.reconnect(),
         Scenario::Relay => run.relay(),
+        Scenario::Webrtc => run.webrtc(),
     }
     let header = format!(
         "Run: `moss-bench {}` ({:.1} s per figure). Machine: {machine}.",

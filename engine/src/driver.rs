@@ -48,6 +48,8 @@ pub(crate) struct Driver {
     pub worked: bool,
     /// The TCP carrier (with `transport.tcp_enabled`).
     pub tcp: Option<crate::tcp::Carrier>,
+    /// WebRTC DataChannel peers (config `webrtc.enabled`).
+    pub webrtc: Option<crate::webrtc::Bridge>,
 }
 
 impl Driver {
@@ -75,6 +77,9 @@ impl Driver {
             self.host.dispatch(&mut self.core, self.tcp.as_mut(), now);
             if let Some(tcp) = &mut self.tcp {
                 more |= tcp.receive(&mut self.core, now);
+            }
+            if let Some(w) = &mut self.webrtc {
+                more |= w.receive(&mut self.core, now);
             }
             if self.core.poll_timeout() <= now {
                 self.core.handle(now, Input::Timeout);
@@ -352,6 +357,9 @@ impl Driver {
                 return;
             }
             let full = out.len() == BATCH;
+            if let Some(w) = &mut self.webrtc {
+                w.send(out);
+            }
             if let Some(tcp) = &mut self.tcp {
                 tcp.send(out, &mut self.core);
             }

@@ -18,6 +18,9 @@ pub enum StartError {
     /// The engine thread could not be spawned.
     #[error("cannot spawn the engine thread: {0}")]
     Thread(std::io::Error),
+    /// The WebRTC side (config block `webrtc`) could not start.
+    #[error(transparent)]
+    Webrtc(#[from] crate::webrtc::WebrtcError),
 }
 
 /// Why a call on a running node failed.

@@ -62,6 +62,7 @@ mod spin;
 mod story;
 mod stream;
 pub mod tcp;
+pub mod webrtc;
 
 pub use error::{NodeError, StartError};
 pub use event::{Event, Message, Payload};
@@ -77,6 +78,7 @@ pub use shard::{ShardError, ShardStat};
 pub use story::{path_of, short_id, Story};
 pub use stream::{Connect, Publish, SubscriptionStream, WaitForSubscriber};
 pub use tcp::TcpStats;
+pub use webrtc::{WebrtcError, WebrtcStats};
 
 /// The top-level README's Rust example, run as a doc test.
 #[cfg(doctest)]

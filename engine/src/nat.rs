@@ -74,7 +74,7 @@ pub(crate) fn local_addrs(bound: SocketAddr) -> Vec<SocketAddr> {
 }
 
 /// Every interface address of the host (empty if the OS refuses).
-fn interface_ips() -> Vec<IpAddr> {
+pub(crate) fn interface_ips() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we walk read-only and

@@ -118,7 +118,13 @@ impl NodeBuilder {
         let bind = self
             .bind
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.config.listen_port)));
-        let shard_count = shard_count(self.config.engine.shards);
+        let shard_count = if self.config.webrtc.enabled {
+            // DataChannel paths are sealed by the node itself, as TCP ones.
+            tracing::info!("webrtc: the engine runs unsharded");
+            1
+        } else {
+            shard_count(self.config.engine.shards)
+        };
         let (transport, local_addr, backend_name) = if shard_count > 1 {
             let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
             let s = crate::shard::start(
@@ -151,6 +157,15 @@ impl NodeBuilder {
         let public_key = identity.public_key();
         let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
         let mut tcp = crate::tcp::start(&self.config, &transport, local_addr, &keys)?;
+        let webrtc = match &transport {
+            Transport::Direct(b) if self.config.webrtc.enabled => Some(crate::webrtc::start(
+                &self.config.webrtc,
+                public_key.to_hex(),
+                keys.infohash.iter().map(|b| format!("{b:02x}")).collect(),
+                b.waker(),
+            )?),
+            _ => None,
+        };
         let max_message = self.config.security.max_message_size_bytes as usize;
         let busy_poll = Duration::from_micros(u64::from(self.config.engine.busy_poll_us));
         let static_peers = self.config.static_peers.clone();
@@ -238,6 +253,7 @@ impl NodeBuilder {
         }
         let (fh_tx, fh_rx) = bounded(self.queues.1);
         let tcp_counters = tcp.as_ref().map(|t| (t.counters(), t.local_addr()));
+        let webrtc_counters = webrtc.as_ref().map(|w| w.counters());
         let driver = Driver {
             core,
             transport,
@@ -247,6 +263,7 @@ impl NodeBuilder {
             send_dropped: 0,
             worked: false,
             tcp,
+            webrtc,
         };
         let thread = std::thread::Builder::new()
             .name("moss-engine".into())
@@ -264,6 +281,7 @@ impl NodeBuilder {
         });
         Ok(Node {
             tcp: tcp_counters,
+            webrtc: webrtc_counters,
             message_queue: self.queues.1,
             mesh_id: self.mesh_id,
             public_key,
@@ -297,6 +315,7 @@ pub struct Node {
     thread: Option<JoinHandle<()>>,
     discovery: Option<moss_discovery::Discovery>,
     tcp: Option<(Arc<crate::tcp::TcpCounters>, Option<SocketAddr>)>,
+    webrtc: Option<Arc<crate::webrtc::WebrtcCounters>>,
     message_queue: usize,
     portmap: Option<crate::portmap::Portmap>,
 }
@@ -383,6 +402,11 @@ impl Node {
     /// or a sharded engine).
     pub fn tcp_stats(&self) -> Option<crate::tcp::TcpStats> {
         self.tcp.as_ref().map(|(c, _)| c.snapshot())
+    }
+
+    /// The WebRTC side's counters (`None` when `webrtc.enabled` is off).
+    pub fn webrtc_stats(&self) -> Option<crate::webrtc::WebrtcStats> {
+        self.webrtc.as_ref().map(|c| c.snapshot())
     }
 
     /// The TCP listen address (`None` when not listening on TCP).

@@ -154,6 +154,8 @@ impl Meshes {
         // ephemeral port over TCP), and small queues (see `spawn`).
         cfg.engine.shards = 1;
         cfg.transport.tcp_enabled = false;
+        // Browser peers meet the primary mesh only (one signal room, one ICE port).
+        cfg.webrtc.enabled = false;
         if !self.policy.public.iter().any(|p| p == "*" || p == mesh) {
             cfg.trackers = Some(Vec::new());
             cfg.dht_enabled = false;

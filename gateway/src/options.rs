@@ -26,6 +26,8 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "k-anon", kind: Kind::Value, help: "suppress detailed metrics below this many contributors (default 5)" },
     Spec { name: "max-meshes", kind: Kind::Value, help: "most meshes joined on demand through ?meshid= (default 8)" },
     Spec { name: "public-meshes", kind: Kind::Repeated, help: "comma-separated on-demand mesh ids allowed to use trackers and the DHT (repeatable; \"*\" = all; default none)" },
+    Spec { name: "webrtc", kind: Kind::Bool, help: "accept browser peers over WebRTC DataChannels, meeting them through -signal servers (default false)" },
+    Spec { name: "signal", kind: Kind::Repeated, help: "comma-separated moss-signal server URLs ws://host:port for -webrtc (repeatable)" },
     Spec { name: "http-max-conns", kind: Kind::Value, help: "most HTTP connections at once; at the cap a new client evicts the oldest connection that never sent a request, else waits in the backlog (default 512)" },
     Spec { name: "http-header-timeout-sec", kind: Kind::Value, help: "longest wait for a request head, also the keep-alive idle timeout (default 10)" },
 ];
@@ -152,6 +154,10 @@ impl Options {
         if let Some(b) = p.get("backend") {
             config.engine.backend = b.to_string();
         }
+        if p.get("webrtc").is_some() {
+            config.webrtc.enabled = p.bool("webrtc", false)?;
+        }
+        config.webrtc.signal.extend(split_list(p.all("signal")));
         moss::config::validate(&config)?;
         let max_meshes: usize = p.parse("max-meshes", 8)?;
         if max_meshes == 0 {
@@ -213,6 +219,14 @@ mod tests {
     }
 
     #[test]
+    fn webrtc_flags_fill_the_webrtc_block() {
+        let o = opts("-webrtc -signal ws://127.0.0.1:8788,ws://127.0.0.1:8789").unwrap();
+        assert!(o.config.webrtc.enabled);
+        assert_eq!(o.config.webrtc.signal, vec!["ws://127.0.0.1:8788", "ws://127.0.0.1:8789"]);
+        assert!(!opts("").unwrap().config.webrtc.enabled);
+    }
+
+    #[test]
     fn offline_flags_turn_every_discovery_channel_off() {
         let o = opts("-trackers=false -dht=false -lan=false").unwrap();
         assert_eq!(o.config.trackers, Some(vec![]));
@@ -236,6 +250,8 @@ mod tests {
             ("-lan-interface eth0", "lan_interfaces"),
             ("-dht-bootstrap nope", "dht_bootstrap"),
             ("-k-anon x", "-k-anon"),
+            ("-webrtc", "webrtc.signal"),
+            ("-webrtc -signal http://x:1", "webrtc.signal"),
             ("-bogus 1", "-bogus"),
         ] {
             let e = opts(args).unwrap_err().to_string();

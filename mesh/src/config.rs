@@ -116,6 +116,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Privacy-preserving telemetry (off by default).
     pub telemetry: moss_telemetry::TelemetryConfig,
+    /// WebRTC DataChannel peers (off by default; read by the engine).
+    pub webrtc: WebrtcConfig,
 }
 
 /// GossipSub degrees, heartbeat and score parameters.
@@ -346,6 +348,54 @@ impl Default for TransportConfig {
     }
 }
 
+/// WebRTC DataChannel peers (a Moss-in-Rust addition): with `enabled`,
+/// the engine joins the room of this mesh (its infohash) on every
+/// `signal` server, answers browser peers' offers (and offers to peers
+/// whose id is larger than its own), and carries each unordered,
+/// unreliable DataChannel as one more path of the node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebrtcConfig {
+    /// Accept (and make) WebRTC DataChannel links.
+    pub enabled: bool,
+    /// `ws://host:port` URLs of `moss-signal` servers, joined in parallel.
+    pub signal: Vec<String>,
+    /// UDP port of the ICE sockets (0 = any).
+    pub ice_port: u16,
+    /// IPv4 addresses whose ICE host candidates are offered (empty = every
+    /// interface address that is up, loopback included).
+    pub ice_ips: Vec<String>,
+}
+
+impl WebrtcConfig {
+    /// Checks the block; the error names the bad field.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.enabled && self.signal.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "webrtc.signal",
+                reason: "webrtc.enabled needs at least one signal server URL".into(),
+            });
+        }
+        for u in &self.signal {
+            if !u.starts_with("ws://") {
+                return Err(ConfigError::Invalid {
+                    field: "webrtc.signal",
+                    reason: format!("`{u}` is not a ws:// URL (native nodes do not speak wss:// yet)"),
+                });
+            }
+        }
+        for (i, a) in self.ice_ips.iter().enumerate() {
+            if a.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    field: "webrtc.ice_ips",
+                    reason: format!("entry {i} `{a}` is not an IPv4 address"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Packet engine choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -384,6 +434,7 @@ impl Default for Config {
             transport: TransportConfig::default(),
             engine: EngineConfig::default(),
             telemetry: moss_telemetry::TelemetryConfig::default(),
+            webrtc: WebrtcConfig::default(),
         }
     }
 }
@@ -608,6 +659,7 @@ impl Config {
                 });
             }
         }
+        self.webrtc.validate()?;
         if let Some(t) = &self.trackers {
             for u in t {
                 if !(u.starts_with("udp://")
@@ -628,6 +680,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webrtc_block_is_off_by_default_and_validated_by_field() {
+        let c = Config::default();
+        assert!(!c.webrtc.enabled);
+        let on = Config::from_json(r#"{"webrtc":{"enabled":true,"signal":["ws://127.0.0.1:8788"],"ice_ips":["127.0.0.1"]}}"#).unwrap();
+        assert!(on.validate().is_ok());
+        assert_eq!(on.webrtc.ice_port, 0);
+        let field = |j: &str| match Config::from_json(j).map(|c| c.validate()) {
+            Ok(Err(ConfigError::Invalid { field, .. })) => field,
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("{j}: {other:?}"),
+        };
+        assert_eq!(field(r#"{"webrtc":{"enabled":true}}"#), "webrtc.signal");
+        assert_eq!(field(r#"{"webrtc":{"signal":["wss://x:1"]}}"#), "webrtc.signal");
+        assert_eq!(field(r#"{"webrtc":{"ice_ips":["::1"]}}"#), "webrtc.ice_ips");
+    }
 
     #[test]
     fn partial_blocks_keep_other_defaults() {

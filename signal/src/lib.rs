@@ -4,6 +4,7 @@
 //! thin axum driver.
 
 pub mod close;
+pub mod demo;
 pub mod envelope;
 pub mod hub;
 pub mod limits;

@@ -15,6 +15,11 @@ pub const SPECS: &[Spec] = &[
         help: "listen address host:port (default \"127.0.0.1:8788\"; \":PORT\" = all interfaces)",
     },
     Spec {
+        name: "demo",
+        kind: Kind::Value,
+        help: "also serve the browser demo's files from this directory (wasm/peer: demo/, js/, pkg/); / goes to /demo/",
+    },
+    Spec {
         name: "max-rooms",
         kind: Kind::Value,
         help: "most rooms at once (default 1024)",
@@ -86,6 +91,8 @@ pub struct Options {
     pub limits: Limits,
     /// HTTP server limits.
     pub http: HttpLimits,
+    /// The browser demo's directory (`-demo`), if served.
+    pub demo: Option<std::path::PathBuf>,
 }
 
 fn parse_addr(v: &str) -> Result<SocketAddr, FlagError> {
@@ -131,6 +138,7 @@ impl Options {
             addr: parse_addr(p.get("addr").unwrap_or("127.0.0.1:8788"))?,
             limits,
             http,
+            demo: p.get("demo").map(std::path::PathBuf::from),
         })
     }
 }

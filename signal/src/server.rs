@@ -96,12 +96,21 @@ pub struct Join {
 
 /// The router: `/signal`, `/healthz`, `/metrics`.
 pub fn router(signal: Arc<Signal>) -> Router {
-    Router::new()
+    router_with_demo(signal, None)
+}
+
+/// [`router`], also serving the browser demo's files from `demo`
+/// (`-demo DIR`, [`crate::demo`]) on every other path.
+pub fn router_with_demo(signal: Arc<Signal>, demo: Option<std::path::PathBuf>) -> Router {
+    let r = Router::new()
         .route("/signal", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics_page))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
-        .with_state(signal)
+        .route("/metrics", get(metrics_page));
+    let r = match demo {
+        Some(dir) => r.fallback(move |uri: axum::http::Uri| crate::demo::serve(dir.clone(), uri)),
+        None => r.fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") }),
+    };
+    r.with_state(signal)
 }
 
 async fn metrics_page(State(s): State<Arc<Signal>>) -> Response {

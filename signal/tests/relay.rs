@@ -365,3 +365,20 @@ async fn silent_connection_is_closed_as_idle() {
     assert_eq!(closed(&mut quiet).await, (1001, "idle timeout".into()));
     assert_eq!(s.metric("moss_signal_peers"), 0.0);
 }
+
+#[test]
+fn demo_dir_is_served_and_nothing_outside_it() {
+    let dir = std::env::temp_dir().join(format!("moss-signal-demo-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("demo")).unwrap();
+    std::fs::write(dir.join("demo/index.html"), "<p>demo</p>").unwrap();
+    std::fs::write(dir.join(".secret"), "no").unwrap();
+    let s = start(&["-demo", dir.to_str().unwrap()]);
+    assert_eq!(s.get("/demo/index.html"), (200, "<p>demo</p>".to_string()));
+    assert_eq!(s.get("/demo/"), (200, "<p>demo</p>".to_string()));
+    assert_eq!(s.get("/").0, 307, "/ goes to /demo/");
+    assert_eq!(s.get("/.secret").0, 400);
+    assert_eq!(s.get("/demo/nope.js").0, 404);
+    // The signaling endpoints are still there.
+    assert_eq!(s.get("/healthz"), (200, "ok".to_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,10 @@
 #  5. the browser peer (peer/): builds it fresh (not committed), runs its
 #     #[wasm_bindgen_test] tests in headless Chromium and its page tests
 #     (tests/page/peer.mjs: pages meeting over WebRTC through a real
-#     moss-signal); screenshot and figures in target/peer-artifacts/.
+#     moss-signal); screenshot and figures in target/peer-artifacts/;
+#  6. browsers meeting a native node (tests/page/native.mjs: two pages and a
+#     moss-gateway with -webrtc in one mesh, a wrong-PSK page, browser →
+#     native figures); screenshot and figures in target/peer-artifacts/.
 # Without the toolchain or browser it prints SKIP, and fails when CI=true.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,3 +85,9 @@ echo "== browser peer: page tests in Chromium (WebRTC over loopback, real moss-s
   cargo build --quiet -p moss-signal)
 SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts \
   node tests/page/peer.mjs
+
+echo "== browser peer: pages meeting a native gateway over DataChannels (str0m)"
+(cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
+  cargo build --quiet -p moss-signal -p moss-gateway -p moss-cli)
+SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$ROOT/target/debug/moss-gateway MOSS_BIN=$ROOT/target/debug/moss \
+  PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts node tests/page/native.mjs

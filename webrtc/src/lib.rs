@@ -1,0 +1,339 @@
+//! moss-webrtc: sans-IO WebRTC DataChannel peers for native Moss nodes.
+//!
+//! An [`Endpoint`] is what a native node needs to meet browser peers (and
+//! other native nodes) the way the browser peer (`wasm/peer`) meets its
+//! own kind: it reads the envelopes of one or more `moss-signal` servers,
+//! offers to peers whose id is larger than its own and answers the rest
+//! (complete SDP, no trickle), and runs one str0m `Rtc` per peer with one
+//! negotiated DataChannel (`ordered: false, maxRetransmits: 0`), so a
+//! DataChannel behaves like the UDP path. It owns no socket, thread or
+//! clock: the driver feeds it signal text, UDP datagrams and time, and
+//! drains [`Output`]s.
+//!
+//! ```text
+//! loop {
+//!     ep.handle_signal(now, server, &text);            // from a signal socket
+//!     ep.handle_receive(now, source, local, &bytes);    // from the ICE socket
+//!     ep.send(now, channel, &datagram);                 // a node transmit
+//!     if ep.poll_timeout() <= now { ep.handle_timeout(now) }
+//!     while let Some(o) = ep.poll_output() { /* UDP out, signal out, node in */ }
+//! }
+//! ```
+
+pub mod envelope;
+mod link;
+
+pub use envelope::{EnvelopeError, Signal};
+pub use link::LinkError;
+
+use link::Link;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Most peer links at once; offers beyond it are refused and counted.
+pub const MAX_LINKS: usize = 64;
+
+/// A link whose DataChannel is not open by then is given up (as the
+/// browser peer does).
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `bytes` from local address `from` to `to` over UDP.
+    Transmit {
+        /// The local candidate address to send from.
+        from: SocketAddr,
+        /// The remote address.
+        to: SocketAddr,
+        /// The datagram.
+        bytes: Vec<u8>,
+    },
+    /// Send `text` to signal server `server`.
+    Signal {
+        /// The index of the server (as the driver numbers them).
+        server: usize,
+        /// The envelope.
+        text: String,
+    },
+    /// The DataChannel of `channel` opened; `offerer` links dial the node
+    /// session on it.
+    Opened {
+        /// The node channel id.
+        channel: u64,
+        /// True when this side offered.
+        offerer: bool,
+    },
+    /// A datagram arrived on `channel`.
+    Datagram {
+        /// The node channel id.
+        channel: u64,
+        /// The datagram.
+        bytes: Vec<u8>,
+    },
+    /// A text message arrived on `channel`: not Moss, dropped (counted).
+    Junk {
+        /// The node channel id.
+        channel: u64,
+    },
+    /// `channel` is gone: its session ends.
+    Closed {
+        /// The node channel id.
+        channel: u64,
+    },
+}
+
+/// Counters of an endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Links whose DataChannel opened.
+    pub links_opened: u64,
+    /// Links given up (bad SDP, setup timeout, refused by str0m).
+    pub links_failed: u64,
+    /// Links open now.
+    pub links_open: u64,
+    /// Offers refused because [`MAX_LINKS`] links exist.
+    pub links_refused: u64,
+    /// Signal envelopes not understood or not expected.
+    pub signal_junk: u64,
+    /// UDP datagrams no link accepted.
+    pub udp_unmatched: u64,
+    /// Node datagrams not sent (no open channel, or the channel was full).
+    pub send_dropped: u64,
+    /// Text messages on a DataChannel (not Moss), dropped.
+    pub text_dropped: u64,
+}
+
+/// The sans-IO WebRTC side of one native node.
+pub struct Endpoint {
+    id: String,
+    candidates: Vec<SocketAddr>,
+    links: HashMap<String, Link>,
+    by_channel: HashMap<u64, String>,
+    next_channel: u64,
+    out: VecDeque<Output>,
+    stats: EndpointStats,
+}
+
+impl Endpoint {
+    /// An endpoint whose signal id is `id` (the node's public key in hex)
+    /// and whose ICE host candidates are `candidates` (the bound addresses
+    /// of the driver's UDP sockets).
+    pub fn new(id: String, candidates: Vec<SocketAddr>) -> Self {
+        Self {
+            id,
+            candidates,
+            links: HashMap::new(),
+            by_channel: HashMap::new(),
+            next_channel: 1,
+            out: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// This endpoint's signal id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> EndpointStats {
+        let mut s = self.stats;
+        s.links_open = self.links.values().filter(|l| l.open).count() as u64;
+        s
+    }
+
+    /// One text message from signal server `server`. Junk is counted.
+    pub fn handle_signal(&mut self, now: Instant, server: usize, text: &str) {
+        match envelope::decode(text) {
+            Ok(Signal::Peers(ids)) => ids.into_iter().for_each(|id| self.seen(now, server, id)),
+            Ok(Signal::Join(id)) => self.seen(now, server, id),
+            Ok(Signal::Leave(id)) => {
+                if self.links.get(&id).is_some_and(|l| !l.open) {
+                    self.remove(&id);
+                }
+            }
+            Ok(Signal::Offer { from, sdp }) => self.offered(now, server, from, &sdp),
+            Ok(Signal::Answer { from, sdp }) => {
+                let Some(link) = self.links.get_mut(&from) else {
+                    self.stats.signal_junk += 1;
+                    return;
+                };
+                if let Err(e) = link.accept(&sdp, &mut self.out) {
+                    tracing::debug!(remote = %from, error = %e, "webrtc answer refused");
+                    self.stats.links_failed += 1;
+                    self.remove(&from);
+                }
+                self.reap();
+            }
+            Err(e) => {
+                tracing::trace!(error = %e, "signal envelope dropped");
+                self.stats.signal_junk += 1;
+            }
+        }
+    }
+
+    /// A peer is in the room: the smaller id offers, so two peers never both do.
+    fn seen(&mut self, now: Instant, server: usize, remote: String) {
+        if remote == self.id || self.links.contains_key(&remote) || self.id >= remote {
+            return;
+        }
+        if self.links.len() >= MAX_LINKS {
+            self.stats.links_refused += 1;
+            return;
+        }
+        let channel = self.channel();
+        match Link::offer(now, remote.clone(), channel, &self.candidates, &mut self.out) {
+            Ok((link, sdp)) => {
+                self.out.push_back(Output::Signal {
+                    server,
+                    text: envelope::encode("offer", &remote, sdp),
+                });
+                self.insert(link);
+            }
+            Err(e) => {
+                tracing::debug!(%remote, error = %e, "webrtc offer failed");
+                self.stats.links_failed += 1;
+            }
+        }
+    }
+
+    /// `from` offers: answer it. A fresh offer from a peer we hold a link
+    /// to means it restarted (the server stamps `from`): the new link wins.
+    fn offered(&mut self, now: Instant, server: usize, from: String, sdp: &str) {
+        if from == self.id {
+            self.stats.signal_junk += 1;
+            return;
+        }
+        self.remove(&from);
+        if self.links.len() >= MAX_LINKS {
+            self.stats.links_refused += 1;
+            return;
+        }
+        let channel = self.channel();
+        match Link::answer(now, from.clone(), channel, &self.candidates, sdp, &mut self.out) {
+            Ok((link, answer)) => {
+                self.out.push_back(Output::Signal {
+                    server,
+                    text: envelope::encode("answer", &from, answer),
+                });
+                self.insert(link);
+            }
+            Err(e) => {
+                tracing::debug!(remote = %from, error = %e, "webrtc offer refused");
+                self.stats.links_failed += 1;
+            }
+        }
+    }
+
+    /// One UDP datagram from `source` to local address `destination`.
+    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, bytes: &[u8]) {
+        let Some(link) = self
+            .links
+            .values_mut()
+            .find(|l| l.accepts(now, source, destination, bytes))
+        else {
+            self.stats.udp_unmatched += 1;
+            return;
+        };
+        link.receive(now, source, destination, bytes, &mut self.out);
+        self.reap();
+    }
+
+    /// Sends one node datagram on `channel`; false (and counted) if it
+    /// cannot go now.
+    pub fn send(&mut self, channel: u64, bytes: &[u8]) -> bool {
+        let sent = match self.by_channel.get(&channel).and_then(|r| self.links.get_mut(r)) {
+            Some(link) => link.send(bytes, &mut self.out),
+            None => false,
+        };
+        if !sent {
+            self.stats.send_dropped += 1;
+        }
+        self.reap();
+        sent
+    }
+
+    /// The earliest time a link wants [`Endpoint::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.links
+            .values()
+            .map(|l| if l.open { l.timeout } else { l.timeout.min(l.created + SETUP_TIMEOUT) })
+            .min()
+    }
+
+    /// Runs every due timer; gives up links that did not open in time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut late = Vec::new();
+        for (id, l) in &mut self.links {
+            if !l.open && now >= l.created + SETUP_TIMEOUT {
+                late.push(id.clone());
+            } else if l.timeout <= now {
+                l.tick(now, &mut self.out);
+            }
+        }
+        for id in late {
+            self.stats.links_failed += 1;
+            self.remove(&id);
+        }
+        self.reap();
+    }
+
+    /// Closes every link.
+    pub fn close_all(&mut self) {
+        let ids: Vec<String> = self.links.keys().cloned().collect();
+        for id in ids {
+            self.remove(&id);
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        let o = self.out.pop_front()?;
+        match o {
+            Output::Opened { .. } => self.stats.links_opened += 1,
+            Output::Junk { .. } => self.stats.text_dropped += 1,
+            _ => {}
+        }
+        Some(o)
+    }
+
+    fn channel(&mut self) -> u64 {
+        let c = self.next_channel;
+        self.next_channel += 1;
+        c
+    }
+
+    fn insert(&mut self, link: Link) {
+        self.by_channel.insert(link.channel, link.remote.clone());
+        self.links.insert(link.remote.clone(), link);
+        self.reap();
+    }
+
+    /// Closes and forgets the link to `remote`.
+    fn remove(&mut self, remote: &str) {
+        if let Some(mut l) = self.links.remove(remote) {
+            l.close(&mut self.out);
+            self.forget(&l);
+        }
+    }
+
+    /// Forgets links that died (str0m gave up, the channel closed).
+    fn reap(&mut self) {
+        let dead: Vec<String> = self.links.values().filter(|l| l.dead).map(|l| l.remote.clone()).collect();
+        for id in dead {
+            if let Some(l) = self.links.remove(&id) {
+                if !l.open {
+                    self.stats.links_failed += 1;
+                }
+                self.forget(&l);
+            }
+        }
+    }
+
+    fn forget(&mut self, l: &Link) {
+        self.by_channel.remove(&l.channel);
+        self.out.push_back(Output::Closed { channel: l.channel });
+    }
+}

@@ -1,0 +1,128 @@
+//! Two endpoints wired to each other in memory (signal envelopes relayed
+//! as a `moss-signal` server would, `from` stamped; UDP datagrams handed
+//! across), on a virtual clock: real ICE, DTLS and SCTP from str0m.
+
+use moss_webrtc::{Endpoint, Output};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+struct Pair {
+    now: Instant,
+    eps: [Endpoint; 2],
+    addrs: [SocketAddr; 2],
+    opened: [Vec<(u64, bool)>; 2],
+    got: [Vec<(u64, Vec<u8>)>; 2],
+    closed: [Vec<u64>; 2],
+}
+
+fn stamp(text: &str, from: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+    v["from"] = serde_json::Value::String(from.into());
+    v.to_string()
+}
+
+impl Pair {
+    fn new() -> Self {
+        let addrs: [SocketAddr; 2] = ["127.0.0.1:40001".parse().unwrap(), "127.0.0.1:40002".parse().unwrap()];
+        Self {
+            now: Instant::now(),
+            eps: [Endpoint::new("aa".into(), vec![addrs[0]]), Endpoint::new("bb".into(), vec![addrs[1]])],
+            addrs,
+            opened: Default::default(),
+            got: Default::default(),
+            closed: Default::default(),
+        }
+    }
+
+    /// Moves every output across until nothing moves, then advances time
+    /// to the next deadline; `steps` rounds at most.
+    fn drive(&mut self, steps: usize, until: impl Fn(&Self) -> bool) {
+        for _ in 0..steps {
+            if until(self) {
+                return;
+            }
+            let mut moved = true;
+            while moved {
+                moved = false;
+                for i in 0..2 {
+                    while let Some(o) = self.eps[i].poll_output() {
+                        moved = true;
+                        let j = 1 - i;
+                        match o {
+                            Output::Transmit { from, to, bytes } => {
+                                assert_eq!(from, self.addrs[i]);
+                                if to == self.addrs[j] {
+                                    self.eps[j].handle_receive(self.now, from, to, &bytes);
+                                }
+                            }
+                            Output::Signal { text, .. } => {
+                                let id = self.eps[i].id().to_string();
+                                self.eps[j].handle_signal(self.now, 0, &stamp(&text, &id));
+                            }
+                            Output::Opened { channel, offerer } => self.opened[i].push((channel, offerer)),
+                            Output::Datagram { channel, bytes } => self.got[i].push((channel, bytes)),
+                            Output::Junk { .. } => {}
+                            Output::Closed { channel } => self.closed[i].push(channel),
+                        }
+                    }
+                }
+            }
+            let next = self.eps.iter().filter_map(|e| e.poll_timeout()).min();
+            let Some(next) = next else { return };
+            self.now = self.now.max(next);
+            for e in &mut self.eps {
+                e.handle_timeout(self.now);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_smaller_id_offers_and_datagrams_cross_both_ways() {
+    let mut p = Pair::new();
+    // Both learn of each other as the server tells them.
+    p.eps[0].handle_signal(p.now, 0, r#"{"type":"peers","peers":["bb"]}"#);
+    p.eps[1].handle_signal(p.now, 0, r#"{"type":"join","from":"aa"}"#);
+    p.drive(2000, |p| !p.opened[0].is_empty() && !p.opened[1].is_empty());
+    assert_eq!(p.opened[0].len(), 1, "aa's channel opened");
+    assert_eq!(p.opened[1].len(), 1, "bb's channel opened");
+    assert!(p.opened[0][0].1, "aa (smaller id) offered");
+    assert!(!p.opened[1][0].1, "bb answered");
+    let (ca, cb) = (p.opened[0][0].0, p.opened[1][0].0);
+    assert!(p.eps[0].send(ca, b"from aa"));
+    assert!(p.eps[1].send(cb, &[7u8; 1200]));
+    p.drive(2000, |p| !p.got[0].is_empty() && !p.got[1].is_empty());
+    assert_eq!(p.got[1], vec![(cb, b"from aa".to_vec())]);
+    assert_eq!(p.got[0], vec![(ca, vec![7u8; 1200])]);
+    assert_eq!(p.eps[0].stats().links_open, 1);
+    assert_eq!(p.eps[0].stats().links_opened, 1);
+    // A channel that is not ours drops and counts.
+    assert!(!p.eps[0].send(999, b"x"));
+    assert_eq!(p.eps[0].stats().send_dropped, 1);
+    // Closing one side is seen by the other.
+    p.eps[0].close_all();
+    p.drive(20_000, |p| !p.closed[1].is_empty());
+    assert_eq!(p.closed[0], vec![ca]);
+    assert_eq!(p.closed[1], vec![cb]);
+}
+
+#[test]
+fn junk_signal_is_counted_and_a_bad_offer_fails_cleanly() {
+    let mut p = Pair::new();
+    let now = p.now;
+    let ep = &mut p.eps[1];
+    for junk in ["", "{", "[]", r#"{"type":"offer","from":"aa","data":{"sdp":"not sdp"}}"#] {
+        ep.handle_signal(now, 0, junk);
+    }
+    ep.handle_signal(now, 0, r#"{"type":"answer","from":"zz","data":{"sdp":"v=0"}}"#);
+    let s = ep.stats();
+    assert_eq!(s.signal_junk, 4, "three undecodable envelopes and an unexpected answer");
+    assert_eq!(s.links_failed, 1, "the bad offer");
+    assert_eq!(s.links_open, 0);
+    // The larger id never offers.
+    ep.handle_signal(now, 0, r#"{"type":"join","from":"aa"}"#);
+    assert!(ep.poll_output().is_none());
+    // Junk UDP is unmatched and counted.
+    ep.handle_receive(now, p.addrs[0], p.addrs[1], &[0xff; 40]);
+    assert_eq!(ep.stats().udp_unmatched, 1);
+}
