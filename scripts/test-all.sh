@@ -1,51 +1,233 @@
 #!/usr/bin/env bash
 # Runs every Moss test on a fresh machine: installs what the tests need,
-# smoke-runs each fuzz target, then runs the whole workspace suite.
-# Usage: scripts/test-all.sh   (FUZZ_SECONDS=0 skips the fuzz smoke runs)
-set -euo pipefail
+# then runs the suites as phases, the independent ones in parallel (see
+# docs/CI.md for what runs where and how long it takes). A phase's output
+# is kept in target/ci-logs/PHASE.log and printed whole when the phase
+# ends; a table of every phase's time closes the run.
+# Usage: scripts/test-all.sh [PHASE...]   (no PHASE: all; --list: names)
+#   FUZZ_BUDGET=S   total seconds of fuzz smoke runs (default 120; 0 skips)
+# Exit code: 0 when every selected phase passed, 1 otherwise.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+export ROOT
 
-echo "== installing test dependencies"
-need_apt=()
-command -v cc >/dev/null || need_apt+=(gcc)
-command -v valgrind >/dev/null || need_apt+=(valgrind)
-command -v python3 >/dev/null || need_apt+=(python3)
-command -v node >/dev/null || need_apt+=(nodejs npm)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
-fi
-command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
-for s in */scripts/install-test-deps.sh; do
-  [ -f "$s" ] && bash "$s"
-done
-
-FUZZ_SECONDS=${FUZZ_SECONDS:-10}
-if [ "$FUZZ_SECONDS" != 0 ] && rustup toolchain list | grep -q nightly; then
-  echo "== fuzz smoke runs (${FUZZ_SECONDS}s per target)"
-  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-  export CARGO_TARGET_DIR_FUZZ="$PWD/target/fuzz"
-  for dir in */fuzz; do
-    [ -f "$dir/Cargo.toml" ] || continue
-    for t in $(cd "$dir/.." && cargo +nightly fuzz list); do
-      echo "-- $dir $t"
-      (cd "$dir/.." && CARGO_TARGET_DIR="$CARGO_TARGET_DIR_FUZZ" \
-        cargo +nightly fuzz run "$t" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 2>&1 | tail -n 2)
-    done
+# ---- the phases: NAME, the phases it runs after, the command ----------
+# install_deps: everything later phases need, idempotent.
+install_deps() {
+  local need_apt=()
+  command -v cc >/dev/null || need_apt+=(gcc)
+  command -v valgrind >/dev/null || need_apt+=(valgrind)
+  command -v python3 >/dev/null || need_apt+=(python3)
+  command -v node >/dev/null || need_apt+=(nodejs npm)
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+  fi
+  command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+  if fuzz_wanted; then
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+  fi
+  local s
+  for s in */scripts/install-test-deps.sh; do
+    echo "-- $s"
+    bash "$s"
   done
-elif [ "$FUZZ_SECONDS" != 0 ]; then
-  echo "== no nightly toolchain: fuzz targets are exercised by the proptests instead"
+}
+# fuzz_wanted: the fuzz phases run (a budget, and nightly for cargo-fuzz).
+fuzz_wanted() {
+  [ "${FUZZ_BUDGET:-120}" != 0 ] && rustup toolchain list | grep -q '^nightly'
+}
+# fuzz PHASE: scripts/fuzz-smoke.sh build|run, or a visible skip.
+fuzz() {
+  if fuzz_wanted; then
+    nice -n 10 scripts/fuzz-smoke.sh "$1"
+  elif [ "${FUZZ_BUDGET:-120}" = 0 ]; then
+    echo "SKIP: fuzz smoke runs (FUZZ_BUDGET=0)"
+  else
+    echo "SKIP: no nightly toolchain for cargo-fuzz (the decoders' proptests still ran)"
+    [ "${CI:-}" != true ] || { echo "FAIL: CI=true and the fuzz smoke runs cannot run"; return 1; }
+  fi
+}
+export -f install_deps fuzz_wanted fuzz
+
+# The 500-node telemetry run is a scale run: it runs in an optimised build
+# of the simulator (debug builds list it as ignored).
+SIM_RELEASE=(cargo test --release -p moss-sim --test telemetry)
+
+# Every crate's suites outside cargo (browser, real NATs, Python host,
+# README demos, netns, soak): <crate>/scripts/extra-tests.sh, each a phase
+# of its own after the workspace build. The browser suite's wasm builds
+# (their own toolchain and target dir) start early, in wasm-build.
+extra_phase() {
+  local s=$1 crate=${1%%/*} after=build
+  [ "$crate" = wasm ] && after=build,wasm-build
+  phase "extra-$crate" "$after" bash "$s"
+}
+
+all_phases() {
+  local lanes
+  phase install - install_deps
+  # Lanes: each line runs its phases in order; the lanes run side by side.
+  # Builds that nothing waits for run at a lower priority (nice) than the
+  # workspace build and the tests.
+  {
+    phase build install cargo build --workspace --all-targets
+    phase nextest build cargo nextest run --workspace --no-fail-fast
+    phase doctest build cargo test --workspace --doc
+    phase doc build env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+  } &
+  lanes=($!)
+  {
+    phase fuzz-build install fuzz build
+    phase fuzz-run fuzz-build fuzz run
+  } &
+  lanes+=($!)
+  {
+    phase sim-release-build install nice -n 10 "${SIM_RELEASE[@]}" --no-run
+    phase sim-release sim-release-build "${SIM_RELEASE[@]}"
+  } &
+  lanes+=($!)
+  phase wasm-build install bash wasm/scripts/extra-tests.sh --build &
+  lanes+=($!)
+  local s
+  for s in */scripts/extra-tests.sh; do
+    extra_phase "$s" &
+    lanes+=($!)
+  done
+  wait "${lanes[@]}"
+}
+
+# ---- the runner --------------------------------------------------------
+LOGS=$ROOT/target/ci-logs
+T0=$(date +%s)
+SELECTED=" $* "
+WAIT_LIMIT=${CI_PHASE_WAIT_LIMIT:-6000} # seconds a phase waits for the ones before it
+
+clock() { local s=$(($(date +%s) - T0)); printf '%02d:%02d' $((s / 60)) $((s % 60)); }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+selected() { [ "$SELECTED" = "  " ] || [[ $SELECTED == *" $1 "* ]]; }
+
+# say TEXT...: one line on stdout, never interleaved with a phase's log.
+say() { { flock 9; echo "$*"; } 9>>"$LOGS/.print"; }
+
+# status_of NAME: prints the phase's result (ok, FAIL, skipped; waits
+# while it runs), or "ok" for a phase that was not selected.
+status_of() {
+  local name=$1 waited=0
+  selected "$name" || { echo ok; return; }
+  while [ ! -e "$LOGS/$name.status" ]; do
+    [ $waited -lt "$WAIT_LIMIT" ] || { echo FAIL; return; }
+    sleep 1
+    waited=$((waited + 1))
+  done
+  cut -d' ' -f1 "$LOGS/$name.status"
+}
+
+# phase NAME AFTER CMD...: runs CMD (in a fresh bash with errexit and
+# pipefail, stdin closed) once every phase in AFTER (comma-separated, or -)
+# passed; skipped when one did not. Output to target/ci-logs/NAME.log,
+# printed when it ends; result, start, end, load to NAME.status.
+phase() {
+  local name=$1 after=$2 dep result=ok start end rc
+  shift 2
+  selected "$name" || return 0
+  if [ "$after" != - ]; then
+    for dep in ${after//,/ }; do
+      [ "$(status_of "$dep")" = ok ] || result="skipped (after $dep)"
+    done
+  fi
+  start=$(date +%s)
+  if [ "$result" = ok ]; then
+    say "-- [$(clock)] start $name: $*"
+    # its own session, so an interrupted run can stop all it started
+    setsid bash -euo pipefail -c '"$@"' "$name" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$LOGS/$name.pid"
+    wait $!
+    rc=$?
+    rm -f "$LOGS/$name.pid"
+    [ $rc = 0 ] || result="FAIL(rc=$rc)"
+  else
+    echo "$result" >"$LOGS/$name.log"
+  fi
+  end=$(date +%s)
+  echo "${result// /_} $((start - T0)) $((end - T0)) $(load1)" >"$LOGS/$name.tmp"
+  mv "$LOGS/$name.tmp" "$LOGS/$name.status"
+  {
+    flock 9
+    echo "== [$(clock)] $name: $result in $((end - start))s"
+    if [ "${result#skipped}" = "$result" ]; then
+      sed "s/^/[$name] /" "$LOGS/$name.log"
+      echo "== end of $name ($result)"
+    fi
+  } 9>>"$LOGS/.print"
+}
+
+# heartbeat: every 2 minutes, which phases are still running.
+heartbeat() {
+  local n=0 running f
+  while [ $n -lt 200 ]; do
+    sleep 120 >/dev/null 2>&1 # (not holding the log open after the run)
+    n=$((n + 1))
+    running=""
+    for f in "$LOGS"/*.log; do
+      [ -e "$f" ] || continue
+      f=${f##*/}
+      [ -e "$LOGS/${f%.log}.status" ] || running+=" ${f%.log}"
+    done
+    say "-- [$(clock)] running:${running:- (none)}; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  done
+}
+
+summary() {
+  local f name result start end load passed=0 failed=0
+  echo
+  echo "== phase timings (wall seconds; start and end from the run's start; load: 1-min load average at the end)"
+  printf '%-20s %-22s %7s %7s %7s %6s\n' phase result start end seconds load
+  for f in $(ls "$LOGS"/*.status 2>/dev/null); do
+    name=${f##*/}
+    name=${name%.status}
+    read -r result start end load <"$f"
+    printf '%s %-20s %-22s %7s %7s %7s %6s\n' "$start" "$name" "$result" "$start" "$end" $((end - start)) "$load"
+  done | sort -n | cut -d' ' -f2-
+  for f in "$LOGS"/*.status; do
+    [ -e "$f" ] || continue
+    if [ "$(cut -d' ' -f1 "$f")" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  done
+  echo "total: $(($(date +%s) - T0))s wall on $(nproc) cores; load average at the start $LOAD0, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "phases: $passed passed, $failed failed"
+  [ $failed = 0 ]
+}
+
+if [ "${1:-}" = --list ]; then
+  phase() { echo "$1"; }
+  SELECTED="  "
+  LOGS=$(mktemp -d)
+  all_phases | sort -u
+  rm -rf "$LOGS"
+  exit 0
 fi
 
-echo "== workspace tests"
-cargo build --workspace --all-targets
-cargo test --workspace --doc
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
-cargo nextest run --workspace --no-fail-fast
-
-# Suites outside cargo's test runner (browser, real NATs, Python host):
-# each crate that has one ships <crate>/scripts/extra-tests.sh.
-for s in */scripts/extra-tests.sh; do
-  [ -f "$s" ] || continue
-  echo "== extra tests: $s"
-  bash "$s"
-done
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+say "== scripts/test-all.sh on $(nproc) cores, load average $LOAD0; phase logs in target/ci-logs/"
+heartbeat &
+HEARTBEAT=$!
+# stop: on INT/TERM, every running phase's session, then the lanes.
+stop() {
+  local f
+  kill $HEARTBEAT 2>/dev/null
+  for f in "$LOGS"/*.pid; do
+    [ -e "$f" ] && kill -TERM -- "-$(cat "$f")" 2>/dev/null
+  done
+  kill $(jobs -p) 2>/dev/null
+  exit 130
+}
+trap stop INT TERM
+# The extra suites use the workspace build's binaries instead of building
+# their packages alone (which resolves other features and rebuilds).
+selected build && export MOSS_PREBUILT=1
+all_phases
+kill $HEARTBEAT 2>/dev/null
+wait $HEARTBEAT 2>/dev/null
+summary

@@ -1,6 +1,10 @@
 //! Telemetry at scale: 500 real nodes on the simulator's lossy network
 //! gossip stat deltas on the internal topic and converge to one hash chain.
 //! Addresses are in-memory labels only; nothing touches a socket.
+//!
+//! A scale run: it runs in an optimised build only (`cargo test --release
+//! -p moss-sim --test telemetry`, which `scripts/test-all.sh` runs in its
+//! `sim-release` phase); a debug build lists it as ignored.
 
 use moss_mesh::Config;
 use moss_sim::overlay::telemetry_network;
@@ -8,6 +12,10 @@ use moss_sim::LinkModel;
 use std::time::Duration;
 
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "scale run: CI runs it in --release (scripts/test-all.sh, phase sim-release)"
+)]
 fn five_hundred_nodes_with_loss_converge_to_one_chain() {
     let seed = 7;
     let n = 500;

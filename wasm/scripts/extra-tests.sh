@@ -15,7 +15,15 @@
 #     moss-gateway with -webrtc in one mesh, a wrong-PSK page, browser →
 #     native figures); screenshot and figures in target/peer-artifacts/.
 # Without the toolchain or browser it prints SKIP, and fails when CI=true.
+# With --build it only builds (the pkgs, the test binaries and the bench,
+# steps 1, 2, 3 and 5 without running anything), so scripts/test-all.sh can
+# build them beside the workspace build; the full run then finds them built.
 set -euo pipefail
+MODE=${1:-all}
+# run_tests: this is not a --build run.
+run_tests() { [ "$MODE" != --build ]; }
+NO_RUN=()
+run_tests || NO_RUN=(--no-run)
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 skip() {
@@ -34,55 +42,77 @@ cd "$HERE"
 echo "== moss-wasm: build (wasm32, std from source)"
 FRESH=$CARGO_TARGET_DIR/explorer-pkg
 bash scripts/build.sh "$FRESH" >/dev/null
-# Staleness is judged by the inputs, not the bytes: a different apt
-# revision of rustc-web or binaryen may emit other bytes from the same
-# sources, and that is not a stale pkg.
-WANT=$(wasm_inputs_digest)
-HAVE=$(cat "$ROOT/explorer/pkg/inputs.sha256" 2>/dev/null || echo none)
-if [ "$WANT" != "$HAVE" ]; then
-  echo "FAIL: explorer/pkg was built from other sources (inputs $HAVE, checkout $WANT): run wasm/scripts/build.sh and commit explorer/pkg" >&2
-  exit 1
+if run_tests; then
+  # Staleness is judged by the inputs, not the bytes: a different apt
+  # revision of rustc-web or binaryen may emit other bytes from the same
+  # sources, and that is not a stale pkg.
+  WANT=$(wasm_inputs_digest)
+  HAVE=$(cat "$ROOT/explorer/pkg/inputs.sha256" 2>/dev/null || echo none)
+  if [ "$WANT" != "$HAVE" ]; then
+    echo "FAIL: explorer/pkg was built from other sources (inputs $HAVE, checkout $WANT): run wasm/scripts/build.sh and commit explorer/pkg" >&2
+    exit 1
+  fi
+  SAME=yes
+  for f in moss_wasm.js moss_wasm_bg.wasm; do
+    cmp -s "$FRESH/$f" "$ROOT/explorer/pkg/$f" || SAME=no
+  done
+  if [ $SAME = no ]; then
+    echo "NOTE: explorer/pkg is current (same inputs) but this toolchain emits other bytes:" \
+      "$(/usr/bin/rustc -V); $(wasm-opt --version); $(wasm-bindgen --version);" \
+      "committed $(stat -c %s "$ROOT/explorer/pkg/moss_wasm_bg.wasm") B, fresh $(stat -c %s "$FRESH/moss_wasm_bg.wasm") B." \
+      "The page tests below run the committed pkg, the one the gateway embeds."
+  fi
+  echo "explorer/pkg inputs current, bytes identical to the fresh build: $SAME ($(stat -c %s "$FRESH/moss_wasm_bg.wasm") bytes wasm, $(gzip -9c "$FRESH/moss_wasm_bg.wasm" | wc -c) gzipped)"
 fi
-SAME=yes
-for f in moss_wasm.js moss_wasm_bg.wasm; do
-  cmp -s "$FRESH/$f" "$ROOT/explorer/pkg/$f" || SAME=no
-done
-if [ $SAME = no ]; then
-  echo "NOTE: explorer/pkg is current (same inputs) but this toolchain emits other bytes:" \
-    "$(/usr/bin/rustc -V); $(wasm-opt --version); $(wasm-bindgen --version);" \
-    "committed $(stat -c %s "$ROOT/explorer/pkg/moss_wasm_bg.wasm") B, fresh $(stat -c %s "$FRESH/moss_wasm_bg.wasm") B." \
-    "The page tests below run the committed pkg, the one the gateway embeds."
-fi
-echo "explorer/pkg inputs current, bytes identical to the fresh build: $SAME ($(stat -c %s "$FRESH/moss_wasm_bg.wasm") bytes wasm, $(gzip -9c "$FRESH/moss_wasm_bg.wasm" | wc -c) gzipped)"
 
 echo "== moss-wasm: wasm-bindgen-test in headless Chromium"
 # (debug profile: a --release test build mixes panic strategies under
 # -Zbuild-std and fails with duplicate lang items)
-wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD"
+wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD" "${NO_RUN[@]}"
 
 echo "== moss-wasm: native verification benchmark"
-NATIVE_BENCH_MS=$(env -u CARGO_TARGET_DIR CARGO_TARGET_DIR="$CARGO_TARGET_DIR/native" \
-  /usr/bin/cargo run --locked --quiet --release --example verify_bench)
+native_cargo() {
+  env -u CARGO_TARGET_DIR CARGO_TARGET_DIR="$CARGO_TARGET_DIR/native" \
+    /usr/bin/cargo "$1" --locked --quiet --release --example verify_bench
+}
+PEER_PKG=$CARGO_TARGET_DIR/peer-pkg
+peer_build() {
+  echo "== browser peer: build (wasm32, std from source)"
+  bash peer/scripts/build.sh "$PEER_PKG" >/dev/null
+}
+peer_wasm_tests() {
+  echo "== browser peer: wasm-bindgen-test in headless Chromium"
+  (source peer/scripts/env.sh && cd peer && wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD" "${NO_RUN[@]}")
+}
+if ! run_tests; then
+  native_cargo build
+  peer_build
+  peer_wasm_tests
+  exit 0
+fi
+NATIVE_BENCH_MS=$(native_cargo run)
 export NATIVE_BENCH_MS
 
 echo "== explorer: page tests in Chromium"
-# the workspace toolchain (rustup), not the wasm one
-(cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
-  cargo build --quiet -p moss-gateway)
+# workspace_build PKG: the workspace toolchain (rustup), not the wasm one;
+# nothing when scripts/test-all.sh's workspace build made it (MOSS_PREBUILT=1:
+# a build of one package alone would resolve other features and rebuild).
+workspace_build() {
+  [ "${MOSS_PREBUILT:-}" = 1 ] && return 0
+  (cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
+    cargo build --quiet -p "$1")
+}
+workspace_build moss-gateway
 export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
 node tests/page/explorer.mjs
 
-echo "== browser peer: build (wasm32, std from source)"
-PEER_PKG=$CARGO_TARGET_DIR/peer-pkg
-bash peer/scripts/build.sh "$PEER_PKG" >/dev/null
+peer_build
 echo "peer wasm: $(stat -c %s "$PEER_PKG/moss_wasm_peer_bg.wasm") bytes, $(gzip -9c "$PEER_PKG/moss_wasm_peer_bg.wasm" | wc -c) gzipped"
 
-echo "== browser peer: wasm-bindgen-test in headless Chromium"
-(source peer/scripts/env.sh && cd peer && wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD")
+peer_wasm_tests
 
 echo "== browser peer: page tests in Chromium (WebRTC over loopback, real moss-signal)"
-(cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
-  cargo build --quiet -p moss-signal)
+workspace_build moss-signal
 SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts \
   node tests/page/peer.mjs
 
