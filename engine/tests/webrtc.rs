@@ -4,6 +4,7 @@
 //! the signal room and a str0m DataChannel on loopback ICE candidates.
 //! They exchange pub/sub both ways on `channel:` paths; a node of another
 //! mesh (another room) meets nobody; stopping one is seen by the other.
+#![cfg(feature = "webrtc")]
 
 use moss::Node;
 use std::net::SocketAddr;

@@ -100,9 +100,11 @@ echo "== explorer: page tests in Chromium"
 workspace_build() {
   [ "${MOSS_PREBUILT:-}" = 1 ] && return 0
   (cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
-    cargo build --quiet -p "$1")
+    cargo build --quiet -p "$@")
 }
-workspace_build moss-gateway
+# The gateway with WebRTC (the native page test needs it; the workspace
+# build has it through moss-bench's feature).
+workspace_build moss-gateway --features webrtc
 export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
 node tests/page/explorer.mjs
 
@@ -117,7 +119,6 @@ SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/tar
   node tests/page/peer.mjs
 
 echo "== browser peer: pages meeting a native gateway over DataChannels (str0m)"
-(cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
-  cargo build --quiet -p moss-signal -p moss-gateway -p moss-cli)
+workspace_build moss-cli
 SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$ROOT/target/debug/moss-gateway MOSS_BIN=$ROOT/target/debug/moss \
   PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts node tests/page/native.mjs
