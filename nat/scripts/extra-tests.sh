@@ -170,4 +170,7 @@ sys.exit(0 if ok else 1)
 PY
 done
 
+echo
+nat/scripts/relay-lab.sh || fail=1  # relays through supernodes (its own lab)
+
 if [ $fail = 0 ]; then echo "moss-nat real-NAT suite: all as expected"; else echo "FAIL: moss-nat real-NAT suite"; exit 1; fi
