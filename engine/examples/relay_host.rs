@@ -87,7 +87,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut next_status = started;
     let mut events: Vec<i32> = Vec::new();
     loop {
-        if args.seconds.is_some_and(|s| started.elapsed().as_secs() >= s) {
+        if args
+            .seconds
+            .is_some_and(|s| started.elapsed().as_secs() >= s)
+        {
             return Ok(());
         }
         match node.events().recv_timeout(Duration::from_millis(200)) {

@@ -44,11 +44,18 @@ fn key(sim: &Sim, i: usize) -> PeerId {
 /// The supernode relaying `a`'s session with `b`, as a node index.
 fn relay_of(sim: &Sim, sns: &[usize], a: usize, b: usize) -> Option<usize> {
     let kb = key(sim, b);
-    let via = sim.node(a)?.peers().into_iter().find(|p| p.peer == kb).and_then(|p| match p.addr {
-        Path::Relay { via, .. } => Some(via),
-        _ => None,
-    })?;
-    sns.iter().copied().find(|&s| sim.node(s).map(Node::public_key) == Some(via))
+    let via = sim
+        .node(a)?
+        .peers()
+        .into_iter()
+        .find(|p| p.peer == kb)
+        .and_then(|p| match p.addr {
+            Path::Relay { via, .. } => Some(via),
+            _ => None,
+        })?;
+    sns.iter()
+        .copied()
+        .find(|&s| sim.node(s).map(Node::public_key) == Some(via))
 }
 
 /// True if `chosen` is as near to `a` as the choice rule allows among the
@@ -77,7 +84,12 @@ fn ends_ask_the_nearest_supernode_and_the_next_nearest_when_it_goes_silent() {
     let mut sim = Sim::new(41, link);
     let sns: Vec<usize> = (1..=SUPERNODES).map(|k| public(&mut sim, k)).collect();
     let pairs: Vec<(usize, usize)> = (0..PAIRS)
-        .map(|i| (symmetric(&mut sim, 20 + 2 * i), symmetric(&mut sim, 21 + 2 * i)))
+        .map(|i| {
+            (
+                symmetric(&mut sim, 20 + 2 * i),
+                symmetric(&mut sim, 21 + 2 * i),
+            )
+        })
         .collect();
     for &(a, b) in &pairs {
         for &s in &sns {
@@ -88,7 +100,10 @@ fn ends_ask_the_nearest_supernode_and_the_next_nearest_when_it_goes_silent() {
     // Classification, promotion, announcements and round trips.
     sim.run_for(Duration::from_secs(40));
     for &s in &sns {
-        assert!(sim.node(s).is_some_and(Node::is_supernode), "supernode {s} promoted");
+        assert!(
+            sim.node(s).is_some_and(Node::is_supernode),
+            "supernode {s} promoted"
+        );
     }
     for &(a, b) in &pairs {
         let kb = key(&sim, b);
@@ -99,9 +114,15 @@ fn ends_ask_the_nearest_supernode_and_the_next_nearest_when_it_goes_silent() {
     let mut used = std::collections::BTreeMap::new();
     for &(a, b) in &pairs {
         let r = relay_of(&sim, &sns, a, b).unwrap_or_else(|| panic!("pair {a}-{b} relayed"));
-        assert_eq!(relay_of(&sim, &sns, b, a), Some(r), "both ends on one relay");
+        assert_eq!(
+            relay_of(&sim, &sns, b, a),
+            Some(r),
+            "both ends on one relay"
+        );
         let (ok, got, best) = near_enough(&sim, &sns, a, r);
-        report.push(format!("{a}-{b}: supernode {r} at {got:?} one way, nearest {best:?}"));
+        report.push(format!(
+            "{a}-{b}: supernode {r} at {got:?} one way, nearest {best:?}"
+        ));
         assert!(ok, "{}", report.join("\n"));
         *used.entry(r).or_insert(0) += 1;
     }
@@ -115,10 +136,16 @@ fn ends_ask_the_nearest_supernode_and_the_next_nearest_when_it_goes_silent() {
     assert_ne!(r, gone);
     assert_eq!(relay_of(&sim, &sns, b, a), Some(r));
     let (ok, got, best) = near_enough(&sim, &sns, a, r);
-    assert!(ok, "after the loss: supernode {r} at {got:?}, nearest left {best:?}");
+    assert!(
+        ok,
+        "after the loss: supernode {r} at {got:?}, nearest left {best:?}"
+    );
     // Every pair is relayed by a supernode that is still there.
     for &(x, y) in &pairs {
         let r = relay_of(&sim, &sns, x, y);
-        assert!(r.is_some_and(|r| r != gone), "pair {x}-{y} relayed by a live supernode: {r:?}");
+        assert!(
+            r.is_some_and(|r| r != gone),
+            "pair {x}-{y} relayed by a live supernode: {r:?}"
+        );
     }
 }

@@ -82,7 +82,11 @@ mod tests {
 
     #[test]
     fn the_nearest_supernode_wins_whatever_the_salt() {
-        let r = rank(vec![c(1, Some(120), 5.0), c(2, Some(15), 0.0), c(3, None, 9.0)]);
+        let r = rank(vec![
+            c(1, Some(120), 5.0),
+            c(2, Some(15), 0.0),
+            c(3, None, 9.0),
+        ]);
         assert_eq!(r.iter().map(|x| x.id.0[0]).collect::<Vec<_>>(), [2, 1, 3]);
         for salt in 0..64 {
             assert_eq!(pick(&r, salt), Some(PeerId([2; 32])));
@@ -101,7 +105,12 @@ mod tests {
     fn near_ties_share_the_load_and_far_ones_get_none() {
         // Best 30 ms, slack max(20 ms, 30/4 ms): up to 50 ms ties; 55 and
         // 200 ms do not.
-        let r = rank(vec![c(1, Some(30), 0.0), c(2, Some(40), 0.0), c(3, Some(55), 0.0), c(4, Some(200), 0.0)]);
+        let r = rank(vec![
+            c(1, Some(30), 0.0),
+            c(2, Some(40), 0.0),
+            c(3, Some(55), 0.0),
+            c(4, Some(200), 0.0),
+        ]);
         let mut hits = [0usize; 5];
         for salt in 0..1000u64 {
             hits[usize::from(pick(&r, salt).unwrap().0[0])] += 1;
@@ -113,9 +122,20 @@ mod tests {
 
     #[test]
     fn without_measurements_the_best_scores_share_the_load() {
-        let r = rank(vec![c(1, None, 1.0), c(2, None, 3.0), c(3, None, 2.0), c(4, None, 0.5)]);
-        assert_eq!(r.iter().map(|x| x.id.0[0]).collect::<Vec<_>>(), [2, 3, 1, 4]);
-        let picked: std::collections::BTreeSet<u8> = (0..30).filter_map(|s| pick(&r, s)).map(|p| p.0[0]).collect();
+        let r = rank(vec![
+            c(1, None, 1.0),
+            c(2, None, 3.0),
+            c(3, None, 2.0),
+            c(4, None, 0.5),
+        ]);
+        assert_eq!(
+            r.iter().map(|x| x.id.0[0]).collect::<Vec<_>>(),
+            [2, 3, 1, 4]
+        );
+        let picked: std::collections::BTreeSet<u8> = (0..30)
+            .filter_map(|s| pick(&r, s))
+            .map(|p| p.0[0])
+            .collect();
         assert_eq!(picked.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(pick(&[], 7), None);
     }

@@ -209,7 +209,9 @@ impl Node {
                 .pending
                 .get(&a.nonce)
                 .is_some_and(|p| p.relay == from);
-            let Some(p) = asked.then(|| self.relay.client.pending.remove(&a.nonce)).flatten()
+            let Some(p) = asked
+                .then(|| self.relay.client.pending.remove(&a.nonce))
+                .flatten()
             else {
                 // The answer to the other end's request for our session
                 // (both asked at once): a renewal of what we have.

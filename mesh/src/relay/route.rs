@@ -176,14 +176,17 @@ impl RelayRoutes {
         let (slot, generation) = split(route.session);
         if let Some(&at) = self.by_index.get(&index) {
             let live = self.slots.get(at / 2).is_some_and(|s| s.routed != 0);
-            if live && (at / 2 != slot || self.slots.get(slot).map(|s| s.generation) != Some(generation)) {
+            if live
+                && (at / 2 != slot
+                    || self.slots.get(slot).map(|s| s.generation) != Some(generation))
+            {
                 return Err(RouteError::Taken);
             }
         }
         let s = *self.slots.slot(slot).ok_or(RouteError::BadSession)?;
         if s.routed != 0 && s.generation != generation {
             // A stale session in the slot (its unroute was lost).
-            self.remove_session(u64::from(slot) << 32 | u64::from(s.generation));
+            self.remove_session((u64::from(slot) << 32) | u64::from(s.generation));
         }
         let (src, dst) = (Addr::from(route.src), Addr::from(route.dst));
         let Some(s) = self.slots.get_mut(slot) else {
@@ -242,7 +245,7 @@ impl RelayRoutes {
         Some(Route {
             src: s.addr[1 - e].into(),
             dst: s.addr[e].into(),
-            session: u64::from(at / 2) << 32 | u64::from(s.generation),
+            session: (u64::from(at / 2) << 32) | u64::from(s.generation),
         })
     }
 

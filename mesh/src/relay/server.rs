@@ -90,7 +90,14 @@ impl Node {
 
     /// The signed accept of `session` to one end; `peer_addr` is where the
     /// supernode sees the other end.
-    fn send_accept(&mut self, to: PeerId, session: u64, ends: [PeerId; 2], nonce: u64, other: PeerId) {
+    fn send_accept(
+        &mut self,
+        to: PeerId,
+        session: u64,
+        ends: [PeerId; 2],
+        nonce: u64,
+        other: PeerId,
+    ) {
         let Some(peer_addr) = self.end_addr(&other) else {
             return;
         };

@@ -159,7 +159,9 @@ impl Sessions {
                 return Err(Refusal::Full);
             }
             s.expires_s = expires_s;
-            return Ok(Admitted::Renewed(u64::from(slot) << 32 | u64::from(s.generation)));
+            return Ok(Admitted::Renewed(
+                (u64::from(slot) << 32) | u64::from(s.generation),
+            ));
         }
         if self.live >= self.max {
             return Err(Refusal::Full);
@@ -183,7 +185,9 @@ impl Sessions {
         };
         self.pairs.insert(key, slot);
         self.live += 1;
-        Ok(Admitted::New(u64::from(slot) << 32 | u64::from(generation)))
+        Ok(Admitted::New(
+            (u64::from(slot) << 32) | u64::from(generation),
+        ))
     }
 
     /// The ends (initiator, responder) of live session `id`.
@@ -212,7 +216,11 @@ impl Sessions {
             .get_mut(slot)
             .filter(|s| s.expires_s != 0 && s.generation == generation)
             .ok_or(Dropped::NoSession)?;
-        let e = s.ends.iter().position(|p| p == from).ok_or(Dropped::NotMember)?;
+        let e = s
+            .ends
+            .iter()
+            .position(|p| p == from)
+            .ok_or(Dropped::NotMember)?;
         let n = u32::try_from(len).unwrap_or(u32::MAX);
         let now_ms = ms(now);
         let mut probe = s.bucket[e];
@@ -245,7 +253,8 @@ impl Sessions {
         (0..self.used)
             .filter_map(|i| {
                 let s = self.slots.get(i)?;
-                (s.expires_s != 0 && pick(s)).then_some(u64::from(i) << 32 | u64::from(s.generation))
+                (s.expires_s != 0 && pick(s))
+                    .then_some((u64::from(i) << 32) | u64::from(s.generation))
             })
             .collect()
     }

@@ -531,7 +531,10 @@ fn a_supernode_that_loses_its_standing_revokes_and_peers_forget_it() {
     // The sessions time out after 30 s; the periodic re-check would come
     // later than 45 s.
     let took = net.now - t0;
-    assert!(took < Duration::from_secs(45), "revoked when the last peer went: {took:?}");
+    assert!(
+        took < Duration::from_secs(45),
+        "revoked when the last peer went: {took:?}"
+    );
     assert!(net.events[0].iter().any(|e| matches!(
         e,
         Event::SupernodeRevoked { reason } if reason.contains("standing")
