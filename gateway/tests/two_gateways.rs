@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{free_udp_port, get, json, peer_count, spawn};
+use common::{free_udp_port, get, json, peer_count, spawn, sse_until};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -97,29 +97,6 @@ fn http_api_is_read_only_cors_enabled_and_bounded() {
     assert!(lower.contains("access-control-allow-private-network: true"));
     // Server-sent events push a stats document.
     assert!(sse_until(&g.http, "data: {").contains("event: stats"));
-}
-
-/// Reads `/api/events` of `http` until the stream holds `needle` (at most
-/// 20 s: the stream sends a stats document every period, so it never
-/// stalls by itself).
-fn sse_until(http: &str, needle: &str) -> String {
-    let mut s = TcpStream::connect(http).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !String::from_utf8_lossy(&got).contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in the event stream: {}",
-            String::from_utf8_lossy(&got)
-        );
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "stream closed early");
-        got.extend_from_slice(&chunk[..n]);
-    }
-    String::from_utf8_lossy(&got).into_owned()
 }
 
 #[test]

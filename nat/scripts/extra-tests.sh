@@ -182,4 +182,6 @@ echo "== port mapping by real Moss nodes (nat/scripts/portmap-lab.sh)"
 # shellcheck source=portmap-lab.sh
 source nat/scripts/portmap-lab.sh
 
+nat/scripts/relay-lab.sh || fail=1  # relays through supernodes (its own lab)
+
 if [ $fail = 0 ]; then echo "moss-nat real-NAT suite: all as expected"; else echo "FAIL: moss-nat real-NAT suite"; exit 1; fi

@@ -337,7 +337,9 @@ impl Sim {
         s
     }
 
-    fn link_latency(&self, a: usize, b: usize) -> Duration {
+    /// The fixed one-way latency of the link between nodes `a` and `b`
+    /// (before jitter and uplink queueing).
+    pub fn link_latency(&self, a: usize, b: usize) -> Duration {
         let (x, y) = (a.min(b) as u64, a.max(b) as u64);
         let h = crate::rng::derive(self.link_salt, x.wrapping_mul(0x1_0000_0001) ^ y);
         let spread = self.link.latency_spread.as_nanos() as u64;

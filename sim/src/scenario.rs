@@ -135,7 +135,8 @@ impl Default for Scenario {
     }
 }
 
-fn honest_addr(i: usize) -> SocketAddr {
+/// Public address of honest node `i`.
+pub fn honest_addr(i: usize) -> SocketAddr {
     SocketAddr::from((
         Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8),
         4000,
@@ -143,12 +144,12 @@ fn honest_addr(i: usize) -> SocketAddr {
 }
 
 /// Private address of honest node `i` behind its NAT.
-fn private_addr(i: usize) -> SocketAddr {
+pub fn private_addr(i: usize) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8), 4000))
 }
 
 /// Public IP of the NAT in front of honest node `i`.
-fn nat_ip(i: usize) -> IpAddr {
+pub fn nat_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(
         100,
         64 + (i >> 16) as u8,

@@ -12,10 +12,13 @@
  * answers "pong" with Moss_Publish from inside the callback (re-entrant
  * call). A, dialled by a stranger and up for `supernode_min_uptime_sec`
  * (1 s here), promotes itself to supernode: event 3 reaches the event
- * callback and `supernode_ready` turns true in its mesh info. Exits 0 once
- * both messages arrived with the right sender ids and A was promoted, 1 on
- * any failure or after a bounded wait. MOSS_BACKEND=<auto|uring|mmsg|
- * portable> picks the I/O backend.
+ * callback and `supernode_ready` turns true in its mesh info. Then B stops:
+ * A, left without a peer, no longer has the standing a supernode needs and
+ * revokes its status: event 4 (its detail names the failed condition), and
+ * `supernode_ready` turns false. Exits 0 once both messages arrived with
+ * the right sender ids, A was promoted and then revoked, 1 on any failure
+ * or after a bounded wait. MOSS_BACKEND=<auto|uring|mmsg|portable> picks
+ * the I/O backend.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "moss.h"
@@ -35,6 +38,7 @@ static atomic_int b_got_hello;
 static atomic_int b_reply_code = 1;
 static atomic_int peers_joined;
 static atomic_int promoted;
+static atomic_int revoked;
 
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -89,7 +93,22 @@ static void on_event(int32_t event_type, const char *detail_json) {
   if (event_type == 3) {
     atomic_fetch_add(&promoted, 1);
   }
+  if (event_type == 4 && strstr(detail_json, "\"reason\"") != NULL) {
+    atomic_fetch_add(&revoked, 1);
+  }
   printf("event %d %s\n", (int)event_type, detail_json);
+}
+
+/* 1 if the mesh info says supernode_ready, 0 if not, -1 on error. */
+static int supernode_ready(MossHandle h) {
+  char *info = Moss_GetMeshInfo(h);
+  if (info == NULL) {
+    fprintf(stderr, "Moss_GetMeshInfo: %s\n", Moss_LastError());
+    return -1;
+  }
+  int ready = strstr(info, "\"supernode_ready\":true") != NULL;
+  Moss_Free(info);
+  return ready;
 }
 
 static int listen_port(MossHandle h) {
@@ -168,12 +187,18 @@ int main(void) {
   for (int i = 0; i < 100 && !atomic_load(&promoted); i++) {
     sleep_ms(100);
   }
-  int ready = 0;
-  char *info = Moss_GetMeshInfo(node_a);
-  if (info != NULL) {
-    ready = strstr(info, "\"supernode_ready\":true") != NULL;
-    Moss_Free(info);
+  int ready = supernode_ready(node_a);
+
+  /* B leaves: A has no peer, so no standing, and steps down (bounded: 10 s). */
+  int ok = 1;
+  if (Moss_Stop(node_b) != MOSS_OK) {
+    fprintf(stderr, "Moss_Stop(B): %s\n", Moss_LastError());
+    ok = 0;
   }
+  for (int i = 0; i < 100 && !atomic_load(&revoked); i++) {
+    sleep_ms(100);
+  }
+  int ready_after = supernode_ready(node_a);
 
   char *stats = Moss_GetNetworkStats(node_a);
   char *nat = Moss_GetNATType(node_a);
@@ -182,10 +207,10 @@ int main(void) {
   Moss_Free(nat);
   Moss_Free(NULL);
 
-  int ok = atomic_load(&b_got_hello) && atomic_load(&a_got_pong) &&
-           atomic_load(&b_reply_code) == MOSS_OK && atomic_load(&peers_joined) >= 2 &&
-           atomic_load(&promoted) >= 1 && ready;
-  if (Moss_Stop(node_a) != MOSS_OK || Moss_Stop(node_b) != MOSS_OK) {
+  ok = ok && atomic_load(&b_got_hello) && atomic_load(&a_got_pong) &&
+       atomic_load(&b_reply_code) == MOSS_OK && atomic_load(&peers_joined) >= 2 &&
+       atomic_load(&promoted) >= 1 && ready == 1 && atomic_load(&revoked) >= 1 && ready_after == 0;
+  if (Moss_Stop(node_a) != MOSS_OK) {
     fprintf(stderr, "Moss_Stop: %s\n", Moss_LastError());
     ok = 0;
   }
@@ -194,9 +219,10 @@ int main(void) {
     ok = 0;
   }
   printf("hello delivered: %d, pong delivered: %d, reply code: %d, peer joins: %d, "
-         "supernode promoted: %d, supernode_ready: %d\n",
+         "supernode promoted: %d, supernode_ready: %d, revoked: %d, supernode_ready after: %d\n",
          atomic_load(&b_got_hello), atomic_load(&a_got_pong), atomic_load(&b_reply_code),
-         atomic_load(&peers_joined), atomic_load(&promoted), ready);
+         atomic_load(&peers_joined), atomic_load(&promoted), ready, atomic_load(&revoked),
+         ready_after);
   printf(ok ? "OK\n" : "FAILED\n");
   return ok ? 0 : 1;
 }

@@ -119,3 +119,24 @@ pub fn json(addr: &str, path: &str) -> Option<serde_json::Value> {
 pub fn peer_count(g: &Gateway) -> Option<u64> {
     json(&g.http, "/api/stats")?["node"]["peer_count"].as_u64()
 }
+
+/// Reads `/api/events` of `http` until the stream holds `needle` (at most
+/// 60 s).
+pub fn sse_until(http: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle} on /api/events within 60 s"
+        );
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "stream closed early");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}

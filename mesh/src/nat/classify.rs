@@ -203,14 +203,21 @@ impl Node {
         let start = self.rng.next_u32() as usize % peers.len();
         for k in 0..peers.len().min(BINDING_FANOUT) {
             let (idx, peer, _) = peers[(start + k) % peers.len()];
-            let txid = self.rng.next_u32();
-            if self.nat.bindings.len() >= MAX_PENDING_BINDINGS {
-                self.nat.bindings.pop_front();
-            }
-            self.nat.bindings.push_back((txid, peer, self.now));
-            self.stats.nat.binding_requests += 1;
-            self.queue_frame(idx, &Frame::Nat(NatFrame::BindingRequest { txid }));
+            self.nat_send_binding(idx, peer);
         }
+    }
+
+    /// One binding request to `peer` (session `idx`): its answer gives our
+    /// observed address and the round trip ([`Node::nat_rtt`]; the relay
+    /// client also asks supernodes it learns of, to choose by it).
+    pub(crate) fn nat_send_binding(&mut self, idx: u32, peer: PeerId) {
+        let txid = self.rng.next_u32();
+        if self.nat.bindings.len() >= MAX_PENDING_BINDINGS {
+            self.nat.bindings.pop_front();
+        }
+        self.nat.bindings.push_back((txid, peer, self.now));
+        self.stats.nat.binding_requests += 1;
+        self.queue_frame(idx, &Frame::Nat(NatFrame::BindingRequest { txid }));
     }
 
     /// What is still missing for a verdict: the filtering test to run.

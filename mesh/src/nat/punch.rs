@@ -133,6 +133,30 @@ impl Node {
         self.cfg.nat.hole_punch_attempts.clamp(1, MAX_PUNCH_ATTEMPTS)
     }
 
+
+    /// Peers we wanted to reach directly and cannot: the forwarder judged
+    /// the pair unpunchable, or the punch ran out of time (the
+    /// `hole_punch_attempts` rounds and [`PUNCH_DEADLINE`] passed) and no
+    /// session came up. The relay client asks a supernode for these.
+    pub(crate) fn punches_given_up(&self, now: Time) -> Vec<PeerId> {
+        let mut v: Vec<PeerId> = self
+            .nat
+            .punch
+            .iter()
+            .filter(|(p, (at, st))| {
+                let gave_up = match st {
+                    PunchState::Unpunchable => true,
+                    PunchState::Failed => now.saturating_sub(*at) >= PUNCH_DEADLINE,
+                    PunchState::Punching { .. } | PunchState::Punched => false,
+                };
+                gave_up && self.table.by_peer(p).is_none()
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        v.sort();
+        v
+    }
+
     /// A message of a subscribed topic from `origin`, forwarded by `via`
     /// with `hops` (before our increment): when `via` got it from the
     /// origin itself and we have no session with it, ask for a punch.

@@ -59,6 +59,8 @@ pub struct Client {
     sessions: HashMap<(PeerId, u64), Relayed>,
     closing: Vec<(PeerId, u64, Time)>,
     asked: HashMap<SocketAddr, Time>,
+    /// When we last asked a supernode for a peer the NAT code gave up on.
+    asked_peer: HashMap<PeerId, Time>,
     kick: Vec<u32>,
     next_probe: Time,
     /// The last refusal a supernode sent.
@@ -121,6 +123,31 @@ impl Node {
         }
     }
 
+    /// Peers the NAT code could not punch to (unpunchable pair, or the
+    /// punch failed): asked of a supernode, each at most every
+    /// [`ADDR_RETRY`], unless a request or relay session for it exists.
+    fn relay_unpunchable(&mut self, now: Time) {
+        for peer in self.punches_given_up(now) {
+            let c = &self.relay.client;
+            let busy = c.pending.values().any(|p| p.target == peer)
+                || c.sessions.values().any(|r| r.peer == peer);
+            let recent = c
+                .asked_peer
+                .get(&peer)
+                .is_some_and(|&t| now < t + ADDR_RETRY);
+            if busy || recent {
+                continue;
+            }
+            if self.request_relay(peer, None, Vec::new()) {
+                let asked = &mut self.relay.client.asked_peer;
+                asked.insert(peer, now);
+                if asked.len() > 1024 {
+                    asked.retain(|_, t| now < *t + ADDR_RETRY);
+                }
+            }
+        }
+    }
+
     /// Sends a signed request for `target` (or the peer at `addr`) to the
     /// best usable supernode not in `tried`.
     fn request_relay(
@@ -130,18 +157,22 @@ impl Node {
         tried: Vec<PeerId>,
     ) -> bool {
         let me = self.public_key();
-        let candidates: Vec<PeerId> = self
-            .usable_supernodes()
-            .into_iter()
-            .filter(|p| !tried.contains(p) && *p != target && *p != me)
-            .collect();
-        if candidates.is_empty() {
+        let mut candidates = self.usable_supernodes();
+        candidates.retain(|c| !tried.contains(&c.id) && c.id != target && c.id != me);
+        // The pair's own salt spreads pairs over near-tied supernodes.
+        let salt = u64::from_le_bytes([
+            target.0[0] ^ me.0[0],
+            target.0[1] ^ me.0[1],
+            target.0[2] ^ me.0[2],
+            target.0[3] ^ me.0[3],
+            target.0[4] ^ me.0[4],
+            target.0[5] ^ me.0[5],
+            target.0[6] ^ me.0[6],
+            target.0[7] ^ me.0[7],
+        ]);
+        let Some(relay) = super::choose::pick(&candidates, salt) else {
             return false;
-        }
-        // Spread load: the target picks among the best three.
-        let spread = candidates.len().min(3);
-        let pick = usize::from(target.0[31] ^ me.0[31]) % spread;
-        let relay = candidates[pick];
+        };
         let nonce = self.rng.next_u64();
         let r = Request::sign(&self.identity, &relay, target, addr, nonce);
         if !self.send_relay(relay, &Relay::Request(r)) {
@@ -172,13 +203,22 @@ impl Node {
         let ttl = Duration::from_secs(u64::from(a.ttl_sec));
         let key = (from, a.session);
         if a.initiator == me {
-            let Some(p) = self
+            let asked = self
                 .relay
                 .client
                 .pending
-                .remove(&a.nonce)
-                .filter(|p| p.relay == from)
+                .get(&a.nonce)
+                .is_some_and(|p| p.relay == from);
+            let Some(p) = asked
+                .then(|| self.relay.client.pending.remove(&a.nonce))
+                .flatten()
             else {
+                // The answer to the other end's request for our session
+                // (both asked at once): a renewal of what we have.
+                if let Some(r) = self.relay.client.sessions.get_mut(&key) {
+                    r.expires = now + ttl;
+                    return;
+                }
                 // Nobody asked this supernode with that nonce.
                 return self.drop_input(DropReason::RelayForged);
             };
@@ -213,6 +253,16 @@ impl Node {
                 session: a.session,
             });
         } else if a.responder == me {
+            // We may have asked too: the other end's session answers us.
+            if self
+                .relay
+                .client
+                .pending
+                .get(&a.nonce)
+                .is_some_and(|p| p.relay == from)
+            {
+                self.relay.client.pending.remove(&a.nonce);
+            }
             let r = self.relay.client.sessions.entry(key).or_insert(Relayed {
                 peer: a.initiator,
                 peer_addr: a.peer_addr,
@@ -325,9 +375,15 @@ impl Node {
     /// Peer `peer` is gone (its last session was on `path`).
     pub(crate) fn client_peer_down(&mut self, peer: PeerId, path: Path) {
         if let Path::Relay { via, session } = path {
-            // The relayed end left: release the relay session.
-            if self.relay.client.sessions.remove(&(via, session)).is_some() {
+            // The relayed end went silent or left: release the relay
+            // session. The silence may be the supernode's (dead, its own
+            // session not timed out yet): as initiator, ask another one;
+            // if the peer really left, each refuses (target unreachable).
+            if let Some(r) = self.relay.client.sessions.remove(&(via, session)) {
                 self.send_relay(via, &Relay::Close { session });
+                if r.initiator {
+                    self.request_relay(r.peer, r.dialled, vec![via]);
+                }
             }
         }
         self.relay_supernode_gone(peer);
@@ -391,6 +447,7 @@ impl Node {
             return;
         }
         self.relay.client.next_probe = now + PROBE_EVERY;
+        self.relay_unpunchable(now);
         let sessions: Vec<((PeerId, u64), Relayed)> = self
             .relay
             .client

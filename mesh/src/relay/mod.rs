@@ -10,7 +10,9 @@
 //!   limits, TTL, close) and its control plane: handshakes of the two ends
 //!   travel inside its sessions with them ([`frames::Relay::Data`]), and
 //!   from them it learns the ends' session indices for the data plane.
-//! - [`route`]: the data plane on the shards: the ends' data datagrams go
+//! - [`sessions`]: the server's table (one dense slot per session in
+//!   [`slab`] chunks, ends by identity, a pair map), and
+//!   [`route`]: the data plane on the shards: the ends' data datagrams go
 //!   to the supernode's address and are forwarded unchanged by receiver
 //!   index, within token buckets. The ends' Noise session is theirs: the
 //!   supernode never holds their keys.
@@ -24,11 +26,14 @@
 //! [`CAP_TOPIC`]; every node announces it with its subscriptions (not as a
 //! gossip topic: [`is_capability`]).
 
+pub mod choose;
 pub mod client;
 pub mod frames;
 pub mod promote;
 pub mod route;
 pub mod server;
+pub mod sessions;
+pub mod slab;
 #[cfg(test)]
 mod tests;
 
@@ -323,7 +328,14 @@ impl Node {
         }
         // A revocation is remembered (with its counter) so an older
         // announcement replayed later does not resurrect the supernode.
+        let was_known = self.relay.known.get(&a.node).is_some_and(|k| k.1);
         self.relay.known.insert(a.node, (a.seq, !revoke));
+        if !revoke && !was_known {
+            // Measure the round trip now: ends choose supernodes by it.
+            if let Some(idx) = self.table.by_peer(&a.node).filter(|&i| self.nat_capable(i)) {
+                self.nat_send_binding(idx, a.node);
+            }
+        }
         if revoke {
             self.relay_supernode_gone(a.node);
         }
@@ -423,12 +435,18 @@ impl Node {
         self.relay.announced_to.remove(&peer);
         self.server_peer_down(peer);
         self.client_peer_down(peer, path);
+        if self.is_supernode() && !self.eligibility().standing.good() {
+            // The standing condition just failed: no need to wait for the
+            // periodic re-check to step down.
+            self.recheck_supernode();
+        }
     }
 
-    /// Supernodes we know of and are connected to, best first: capable,
-    /// not scored below zero by us.
-    pub(crate) fn usable_supernodes(&self) -> Vec<PeerId> {
-        let mut v: Vec<(PeerId, f64)> = self
+    /// Supernodes we know of and are connected to, capable and not scored
+    /// below zero by us, best first ([`choose::rank`]: lowest measured
+    /// round trip, then score).
+    pub(crate) fn usable_supernodes(&self) -> Vec<choose::Candidate> {
+        let v: Vec<choose::Candidate> = self
             .relay
             .known
             .iter()
@@ -438,12 +456,14 @@ impl Node {
                 if !self.relay_capable(idx) {
                     return None;
                 }
-                let score = self.pubsub.router.peer_score(p, self.now);
-                (score >= 0.0).then_some((*p, score))
+                let rtt = self.nat_rtt(p);
+                Some(choose::Candidate {
+                    id: *p,
+                    rtt: (rtt > Duration::ZERO).then_some(rtt),
+                    score: self.pubsub.router.peer_score(p, self.now),
+                })
             })
             .collect();
-        // Best score first; ties by id so choices replay exactly.
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        v.into_iter().map(|(p, _)| p).collect()
+        choose::rank(v)
     }
 }

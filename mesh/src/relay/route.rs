@@ -13,14 +13,20 @@
 //! a third party cannot use the route because the source address must be
 //! the registered end's (a spoofed source gets nothing back and spends the
 //! victim's bucket only: see PROTOCOL.md). So a forwarded datagram costs
-//! one block of keystream, two hash lookups and a token-bucket check: no
-//! lock, no allocation.
+//! one block of keystream, two hash lookups (the shard's own sessions,
+//! then the receiver index → relay slot map), an address compare and a
+//! token-bucket check: no lock, no allocation.
+//!
+//! Memory: one [`SLOT_BYTES`] slot per relay session (both directions,
+//! compact addresses, the two ends' buckets) in chunks indexed by the
+//! session id's slot half, plus two 8-byte map entries.
 
+use super::slab::Slab;
 use crate::path::Path;
 use crate::stats::DropReason;
 use moss_nat::relay::Bucket;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Rate limits of the data plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,20 +49,79 @@ pub struct Route {
     pub src: SocketAddr,
     /// The end it reaches.
     pub dst: SocketAddr,
-    /// The relay session it belongs to.
+    /// The relay session it belongs to (slot in the high half,
+    /// generation in the low: [`super::sessions::Sessions`]).
     pub session: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    route: Route,
-    bucket: Bucket,
+/// A socket address in 19 bytes (a `SocketAddr` takes 32): the IPv6 form
+/// of the address (IPv4 mapped), the port, and which family it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Addr {
+    ip: [u8; 16],
+    port: [u8; 2],
+    v4: bool,
 }
 
-/// A shard's relay routes by receiver index.
+impl From<SocketAddr> for Addr {
+    fn from(a: SocketAddr) -> Self {
+        let (ip, v4) = match a.ip() {
+            IpAddr::V4(ip) => (ip.to_ipv6_mapped().octets(), true),
+            IpAddr::V6(ip) => (ip.octets(), false),
+        };
+        Self {
+            ip,
+            port: a.port().to_be_bytes(),
+            v4,
+        }
+    }
+}
+
+impl From<Addr> for SocketAddr {
+    fn from(a: Addr) -> Self {
+        let v6 = Ipv6Addr::from(a.ip);
+        let ip = match (a.v4, v6.to_ipv4_mapped()) {
+            (true, Some(v4)) => IpAddr::V4(v4),
+            (true, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            (false, _) => IpAddr::V6(v6),
+        };
+        SocketAddr::new(ip, u16::from_be_bytes(a.port))
+    }
+}
+
+/// Both directions of one relay session, at the slot of its id. End `e`
+/// is at `addr[e]`; datagrams with receiver index `to[e]` (end `e`'s own
+/// session index) come from the other end, cost the other end's
+/// `bucket`, and go to `addr[e]`.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    addr: [Addr; 2],
+    to: [u32; 2],
+    generation: u32,
+    /// Bit `e` set: `to[e]` is routed. 0: the slot is free.
+    routed: u8,
+    bucket: [Bucket; 2],
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            addr: [Addr::default(); 2],
+            to: [0; 2],
+            generation: 0,
+            routed: 0,
+            bucket: [Bucket::full(0, 0); 2],
+        }
+    }
+}
+
+/// A shard's relay routes: one dense slot per relay session, found from a
+/// receiver index through one small map.
 #[derive(Debug)]
 pub struct RelayRoutes {
-    map: HashMap<u32, Entry>,
+    slots: Slab<Slot>,
+    /// Receiver index → slot × 2 + end.
+    by_index: HashMap<u32, u32>,
     total: Bucket,
     limits: RouteLimits,
 }
@@ -67,13 +132,22 @@ pub enum RouteError {
     /// Another route already uses the index.
     #[error("receiver index already routed")]
     Taken,
+    /// The session id's slot is past [`super::slab::MAX_SLOTS`].
+    #[error("relay session id out of range")]
+    BadSession,
+}
+
+/// The slot and generation halves of a relay session id.
+fn split(session: u64) -> (u32, u32) {
+    ((session >> 32) as u32, session as u32)
 }
 
 impl RelayRoutes {
     /// No routes yet.
     pub fn new(limits: RouteLimits) -> Self {
         Self {
-            map: HashMap::new(),
+            slots: Slab::default(),
+            by_index: HashMap::new(),
             total: Bucket::full(limits.total_rate, 0),
             limits,
         }
@@ -86,36 +160,93 @@ impl RelayRoutes {
 
     /// Number of routes (two per relay session once both ends spoke).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.by_index.len()
     }
 
     /// True if there is no route.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.by_index.is_empty()
     }
 
     /// Routes datagrams to `index` from `route.src` to `route.dst`. A
     /// route of the same session for the same index is replaced (an end
-    /// re-handshook); another session's is refused.
+    /// re-handshook, or its address changed); an end's new index replaces
+    /// its old one; another session's index is refused.
     pub fn add(&mut self, index: u32, route: Route, now_ms: u64) -> Result<(), RouteError> {
-        if let Some(e) = self.map.get(&index) {
-            if e.route.session != route.session {
+        let (slot, generation) = split(route.session);
+        if let Some(&at) = self.by_index.get(&index) {
+            let live = self.slots.get(at / 2).is_some_and(|s| s.routed != 0);
+            if live
+                && (at / 2 != slot
+                    || self.slots.get(slot).map(|s| s.generation) != Some(generation))
+            {
                 return Err(RouteError::Taken);
             }
         }
-        let bucket = Bucket::full(self.limits.peer_burst, now_ms);
-        self.map.insert(index, Entry { route, bucket });
+        let s = *self.slots.slot(slot).ok_or(RouteError::BadSession)?;
+        if s.routed != 0 && s.generation != generation {
+            // A stale session in the slot (its unroute was lost).
+            self.remove_session((u64::from(slot) << 32) | u64::from(s.generation));
+        }
+        let (src, dst) = (Addr::from(route.src), Addr::from(route.dst));
+        let Some(s) = self.slots.get_mut(slot) else {
+            return Err(RouteError::BadSession);
+        };
+        if s.routed == 0 || s.generation != generation {
+            *s = Slot {
+                addr: [dst, src],
+                generation,
+                ..Slot::default()
+            };
+        }
+        let has = |s: &Slot, e: usize| s.routed & (1 << e) != 0;
+        let e = (0..2)
+            .find(|&e| has(s, e) && s.to[e] == index)
+            .or_else(|| (0..2).find(|&e| s.addr[e] == dst))
+            .or_else(|| (0..2).find(|&e| s.addr[1 - e] == src))
+            .unwrap_or(0);
+        let old = has(s, e).then_some(s.to[e]);
+        if old != Some(index) {
+            s.bucket[1 - e] = Bucket::full(self.limits.peer_burst, now_ms);
+        }
+        s.addr[e] = dst;
+        s.addr[1 - e] = src;
+        s.to[e] = index;
+        s.routed |= 1 << e;
+        if let Some(old) = old.filter(|&o| o != index) {
+            self.by_index.remove(&old);
+        }
+        self.by_index.insert(index, slot * 2 + e as u32);
         Ok(())
     }
 
     /// Removes every route of relay session `session`.
     pub fn remove_session(&mut self, session: u64) {
-        self.map.retain(|_, e| e.route.session != session);
+        let (slot, generation) = split(session);
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        if s.routed == 0 || s.generation != generation {
+            return;
+        }
+        for e in 0..2 {
+            if s.routed & (1 << e) != 0 {
+                self.by_index.remove(&s.to[e]);
+            }
+        }
+        *s = Slot::default();
     }
 
     /// The route of `index`, if any.
     pub fn get(&self, index: u32) -> Option<Route> {
-        self.map.get(&index).map(|e| e.route)
+        let at = *self.by_index.get(&index)?;
+        let s = self.slots.get(at / 2)?;
+        let e = (at % 2) as usize;
+        Some(Route {
+            src: s.addr[1 - e].into(),
+            dst: s.addr[e].into(),
+            session: (u64::from(at / 2) << 32) | u64::from(s.generation),
+        })
     }
 
     /// Decides one datagram of `len` bytes with receiver index `index`
@@ -128,25 +259,27 @@ impl RelayRoutes {
         len: usize,
         now_ms: u64,
     ) -> Option<Result<SocketAddr, DropReason>> {
-        let e = self.map.get_mut(&index)?;
-        if from.udp() != Some(e.route.src) {
+        let at = *self.by_index.get(&index)?;
+        let s = self.slots.get_mut(at / 2)?;
+        let e = (at % 2) as usize;
+        if from.udp().map(Addr::from) != Some(s.addr[1 - e]) {
             return Some(Err(DropReason::RelayUnknownSession));
         }
         let n = u32::try_from(len).unwrap_or(u32::MAX);
         let l = self.limits;
-        if !e.bucket.take(n, now_ms, l.peer_rate, l.peer_burst) {
+        if !s.bucket[1 - e].take(n, now_ms, l.peer_rate, l.peer_burst) {
             return Some(Err(DropReason::RelayRateLimited));
         }
         if !self.total.take(n, now_ms, l.total_rate, l.total_rate) {
             return Some(Err(DropReason::RelayRateLimited));
         }
-        Some(Ok(e.route.dst))
+        Some(Ok(s.addr[e].into()))
     }
 }
 
-/// Bytes one route takes in the map (entry plus key, before the map's
-/// own overhead of about one control byte and 1/8 spare per slot).
-pub const ROUTE_BYTES: usize = std::mem::size_of::<(u32, Entry)>();
+/// Bytes one relay session's slot takes (both directions; the index map
+/// adds two entries of 8 bytes plus its control bytes and spare room).
+pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 
 #[cfg(test)]
 mod tests {
@@ -197,6 +330,6 @@ mod tests {
         assert_eq!(r.forward(7, Path::Udp(x), 1000, 1000), Some(Ok(y)));
         r.remove_session(9);
         assert!(r.is_empty());
-        const { assert!(ROUTE_BYTES <= 96) };
+        const { assert!(SLOT_BYTES <= 72) };
     }
 }

@@ -6,6 +6,7 @@
 
 use super::frames::{Accept, RefuseReason, Relay, Request};
 use super::route::Route;
+use super::sessions::{Admitted, Sessions};
 use crate::config::Config;
 use crate::node::Node;
 use crate::path::Path;
@@ -14,63 +15,42 @@ use crate::wire::{Head, Kind};
 use crate::Time;
 use moss_crypto::scramble::HEAD_LEN;
 use moss_crypto::PeerId;
-use moss_nat::relay::{Dropped, Refusal, RelayConfig, RelayTable, SessionIndex};
-use std::collections::HashMap;
+use moss_nat::relay::{Dropped, Refusal};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// One relay session this supernode serves.
-#[derive(Debug, Clone, Copy)]
-struct Served {
-    /// Initiator, responder.
-    ends: [PeerId; 2],
-    expires: Time,
-}
+/// How often the server looks for sessions past their TTL (the TTL is
+/// whole seconds).
+const EXPIRY_SCAN: Duration = Duration::from_secs(1);
 
 /// A supernode's relay sessions.
 pub struct Server {
-    table: RelayTable,
-    served: HashMap<u64, Served>,
-    ttl: Duration,
+    sessions: Sessions,
+    next_scan: Time,
 }
 
 impl Server {
     /// No sessions; limits from `cfg`.
     pub fn new(cfg: &Config) -> Self {
-        let rc = RelayConfig {
-            max_sessions: cfg.nat.relay_max_sessions as usize,
-            session_ttl: Duration::from_secs(u64::from(cfg.nat.relay_session_ttl_sec)),
-            max_bandwidth_kbps: cfg.nat.relay_max_bandwidth_kbps,
-            peer_burst_bytes: cfg.security.rate_limit_burst,
-            peer_rate_bytes_per_sec: cfg.security.rate_limit_sustained,
-        };
         Self {
-            table: RelayTable::new(rc),
-            served: HashMap::new(),
-            ttl: rc.session_ttl,
+            sessions: Sessions::new(cfg),
+            next_scan: Time::ZERO,
         }
     }
 
     /// Sessions served.
     pub fn len(&self) -> usize {
-        self.served.len()
+        self.sessions.len()
     }
 
     /// True if none is served.
     pub fn is_empty(&self) -> bool {
-        self.served.is_empty()
+        self.sessions.is_empty()
     }
 
     /// True if `session` is one of ours.
     pub fn contains(&self, session: u64) -> bool {
-        self.served.contains_key(&session)
-    }
-
-    fn find(&self, a: PeerId, b: PeerId) -> Option<u64> {
-        self.served
-            .iter()
-            .find(|(_, s)| s.ends == [a, b] || s.ends == [b, a])
-            .map(|(id, _)| *id)
+        self.sessions.contains(session)
     }
 }
 
@@ -110,16 +90,23 @@ impl Node {
 
     /// The signed accept of `session` to one end; `peer_addr` is where the
     /// supernode sees the other end.
-    fn send_accept(&mut self, to: PeerId, session: u64, s: Served, nonce: u64, other: PeerId) {
+    fn send_accept(
+        &mut self,
+        to: PeerId,
+        session: u64,
+        ends: [PeerId; 2],
+        nonce: u64,
+        other: PeerId,
+    ) {
         let Some(peer_addr) = self.end_addr(&other) else {
             return;
         };
         let mut a = Accept {
             session,
-            initiator: s.ends[0],
-            responder: s.ends[1],
+            initiator: ends[0],
+            responder: ends[1],
             nonce,
-            ttl_sec: self.relay.server.ttl.as_secs() as u32,
+            ttl_sec: self.relay.server.sessions.ttl().as_secs() as u32,
             peer_addr,
             signature: [0; 64],
         };
@@ -157,44 +144,19 @@ impl Node {
             return self.refuse_relay(from, &r, RefuseReason::TargetUnreachable);
         }
         let now = self.now;
-        let ttl = self.relay.server.ttl;
-        let session = match self.relay.server.table.open(now, from.0, target.0) {
-            Ok(idx) => {
-                let id = idx.to_u64();
-                self.relay.server.served.insert(
-                    id,
-                    Served {
-                        ends: [from, target],
-                        expires: now + ttl,
-                    },
-                );
-                id
-            }
-            Err(Refusal::Duplicate) => {
-                // The same pair again: a renewal (or the other end asking
-                // after a lost accept). Same session, TTL from now.
-                let Some(id) = self.relay.server.find(from, target) else {
-                    return self.refuse_relay(from, &r, RefuseReason::Full);
-                };
-                let _ = self
-                    .relay
-                    .server
-                    .table
-                    .renew(now, SessionIndex::from_u64(id));
-                if let Some(s) = self.relay.server.served.get_mut(&id) {
-                    s.expires = now + ttl;
-                }
-                id
-            }
-            Err(Refusal::Full) => return self.refuse_relay(from, &r, RefuseReason::Full),
+        let session = match self.relay.server.sessions.admit(now, from, target) {
+            Ok(Admitted::New(id) | Admitted::Renewed(id)) => id,
             Err(Refusal::SamePeer) => return self.refuse_relay(from, &r, RefuseReason::SamePeer),
+            Err(Refusal::Full | Refusal::Duplicate) => {
+                return self.refuse_relay(from, &r, RefuseReason::Full)
+            }
         };
-        let Some(s) = self.relay.server.served.get(&session).copied() else {
+        let Some(ends) = self.relay.server.sessions.ends(session) else {
             return;
         };
-        let (a, b) = (s.ends[0], s.ends[1]);
-        self.send_accept(a, session, s, r.nonce, b);
-        self.send_accept(b, session, s, r.nonce, a);
+        let (a, b) = (ends[0], ends[1]);
+        self.send_accept(a, session, ends, r.nonce, b);
+        self.send_accept(b, session, ends, r.nonce, a);
     }
 
     /// A datagram of the ends' session carried in a DATA frame from `from`:
@@ -202,10 +164,9 @@ impl Node {
     /// teaches the data plane the sender's index.
     pub(crate) fn serve_data(&mut self, from: PeerId, session: u64, datagram: &[u8]) {
         let now = self.now;
-        let idx = SessionIndex::from_u64(session);
         let len = datagram.len();
-        let other = match self.relay.server.table.forward(now, idx, &from.0, len) {
-            Ok(k) => PeerId(k),
+        let other = match self.relay.server.sessions.forward(now, session, &from, len) {
+            Ok(p) => p,
             Err(Dropped::PeerRate) | Err(Dropped::Bandwidth) => {
                 return self.drop_input(DropReason::RelayRateLimited)
             }
@@ -228,15 +189,11 @@ impl Node {
 
     /// Ends session `session`: both ends hear CLOSE (except `skip`).
     fn end_served(&mut self, session: u64, skip: Option<PeerId>) {
-        let Some(s) = self.relay.server.served.remove(&session) else {
+        let Some(ends) = self.relay.server.sessions.close(session) else {
             return;
         };
-        self.relay
-            .server
-            .table
-            .close(SessionIndex::from_u64(session));
         self.transport.unroute(session);
-        for p in s.ends {
+        for p in ends {
             if Some(p) != skip {
                 self.send_relay(p, &Relay::Close { session });
             }
@@ -248,52 +205,36 @@ impl Node {
         let member = self
             .relay
             .server
-            .served
-            .get(&session)
-            .is_some_and(|s| s.ends.contains(&from));
+            .sessions
+            .ends(session)
+            .is_some_and(|e| e.contains(&from));
         if !member {
             return self.drop_input(DropReason::RelayUnknownSession);
         }
         self.end_served(session, Some(from));
     }
 
-    /// Sessions past their TTL end.
+    /// Sessions past their TTL end (looked for once a second).
     pub(crate) fn server_tick(&mut self, now: Time) {
-        if self.relay.server.is_empty() {
+        if self.relay.server.is_empty() || now < self.relay.server.next_scan {
             return;
         }
-        let expired: Vec<u64> = self
-            .relay
-            .server
-            .served
-            .iter()
-            .filter(|(_, s)| s.expires <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
+        self.relay.server.next_scan = now + EXPIRY_SCAN;
+        for id in self.relay.server.sessions.expired(now) {
             self.end_served(id, None);
         }
     }
 
     /// An end left: its sessions end (the other end hears CLOSE).
     pub(crate) fn server_peer_down(&mut self, peer: PeerId) {
-        let gone: Vec<u64> = self
-            .relay
-            .server
-            .served
-            .iter()
-            .filter(|(_, s)| s.ends.contains(&peer))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
+        for id in self.relay.server.sessions.of_peer(&peer) {
             self.end_served(id, Some(peer));
         }
     }
 
     /// Every session ends (the node stepped down).
     pub(crate) fn close_all_served(&mut self) {
-        let all: Vec<u64> = self.relay.server.served.keys().copied().collect();
-        for id in all {
+        for id in self.relay.server.sessions.all() {
             self.end_served(id, None);
         }
     }

@@ -520,12 +520,21 @@ fn a_direct_path_appearing_migrates_without_loss_and_emits_event_7() {
 #[test]
 fn a_supernode_that_loses_its_standing_revokes_and_peers_forget_it() {
     let mut net = star(3, &[0], cfg());
-    // Both ends go silent: their sessions time out, node 0 has no peer
-    // left, and the next re-check (every 60 s) revokes (event 4).
+    // Both ends go silent: their sessions time out, and node 0, with no
+    // peer left, revokes at once rather than at the next 60 s re-check
+    // (event 4).
+    let t0 = net.now;
     net.dead.insert(1);
     net.dead.insert(2);
     let ok = net.until(|net| !net.nodes[0].is_supernode());
     assert!(ok, "revoked");
+    // The sessions time out after 30 s; the periodic re-check would come
+    // later than 45 s.
+    let took = net.now - t0;
+    assert!(
+        took < Duration::from_secs(45),
+        "revoked when the last peer went: {took:?}"
+    );
     assert!(net.events[0].iter().any(|e| matches!(
         e,
         Event::SupernodeRevoked { reason } if reason.contains("standing")
@@ -554,3 +563,5 @@ fn a_revocation_reaches_peers_and_a_replayed_announcement_does_not_undo_it() {
     net.run(Duration::from_secs(1));
     assert!(net.nodes[2].relay_info().known_supernodes.is_empty());
 }
+
+mod limits;

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Relays through supernodes between real Moss processes behind real Linux
+# NATs (nat/scripts/natlab, its own lab with prefix mrl-; tears it down on
+# exit). Without root or network namespaces: SKIP (exit 0), or FAIL under
+# CI=true.
+#
+#   - two supernodes on the lab's public hosts: engine/examples/relay_host
+#     on pub2 (2 engine shards) and on pub1 (1 shard), promoted after 3 s of
+#     uptime (supernode_min_uptime_sec lowered for the test), both carrying
+#     the `chat` topic;
+#   - three ends (engine/examples/relay_peer) behind a symmetric NAT, its
+#     twin symmetric NAT and a CGNAT: symmetric<->symmetric and
+#     symmetric<->CGNAT cannot be punched, symmetric2<->CGNAT neither;
+#     each end's static peers are the two supernodes only.
+#   1. every pair must end with a relayed session on both sides
+#      (`relay:<supernode>/<session>` paths) and hear the other on `e2e`,
+#      a topic only the ends subscribe (so its messages took the ends' own
+#      session through the relay's data plane), both ways;
+#   2. the supernode carrying most pairs is killed (SIGTERM: it closes its
+#      sessions and revokes); every pair must be relayed again by the other
+#      supernode, or direct, and hear the other on `e2e` after the kill.
+#   Prints per pair the supernode used, the times, and the supernodes'
+#   relayed datagrams, events (3 promoted, 4 revoked) and bucket drops.
+#   RELAY_LAB_S: how long each phase may take (default 90 s).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LAB=$PWD/nat/scripts/natlab
+export NATLAB_PREFIX=mrl-
+STATE=${NATLAB_STATE:-/run/moss-natlab-mrl}
+
+skip() {
+  echo "SKIP: relay real-NAT suite: $*"
+  [ "${CI:-}" = true ] && { echo "FAIL: CI=true and the relay real-NAT suite cannot run"; exit 1; }
+  exit 0
+}
+[ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
+for tool in ip nft turnserver; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || skip "$tool missing (run nat/scripts/install-test-deps.sh)"
+done
+probe_ns="mrl-probe-$$"
+ip netns add "$probe_ns" 2>/dev/null || skip "cannot create network namespaces"
+ip netns del "$probe_ns"
+
+nice -n 10 cargo build -q -p moss --example relay_host --example relay_peer
+HOST=$PWD/target/debug/examples/relay_host
+PEER=$PWD/target/debug/examples/relay_peer
+DIR=$(mktemp -d -t moss-relay-lab.XXXXXX)
+PHASE_S=${RELAY_LAB_S:-90}
+RUN_S=$((3 * PHASE_S + 60))
+cleanup() { "$LAB" down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+"$LAB" down >/dev/null 2>&1 || true
+"$LAB" up --kinds symmetric,cgnat
+
+S1=203.0.113.20:4200 S2=203.0.113.10:4300
+"$LAB" bg pub2 sn1 "$HOST" natlab 0.0.0.0:4200 2 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn1.json"
+"$LAB" bg pub1 sn2 "$HOST" natlab 0.0.0.0:4300 1 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn2.json"
+sleep 0.5
+ENDS="symmetric symmetric2 cgnat"
+for site in $ENDS; do
+  "$LAB" bg "h-$site" "end-$site" "$PEER" --port 4000 --static "$S1" --static "$S2" \
+      --seconds "$RUN_S" --status "$DIR/$site.json"
+done
+
+# check PHASE [SINCE [GONE]]: prints the table; exit 0 when every pair is
+# connected (relayed through a live supernode, or direct) both ways and each
+# end heard the other on e2e after SINCE. GONE: the killed supernode's id.
+check() {
+  python3 - "$DIR" "$1" "${2:-0}" "${3:-}" $ENDS <<'PY'
+import itertools, json, os, sys
+d, phase, since, gone, ends = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5:]
+def load(name):
+    try:
+        return json.load(open(os.path.join(d, name + ".json")))
+    except Exception:
+        return {}
+st = {e: load(e) for e in ends}
+sn = {n: load(n) for n in ("sn1", "sn2")}
+names = {v.get("id"): n for n, v in sn.items() if v.get("id")}
+def path(a, b):
+    for p in st[a].get("peers", []):
+        if p["id"] == st[b].get("id"):
+            return p["addr"]
+    return None
+def via(p):
+    if p and p.startswith("relay:"):
+        return names.get(p[6:].split("/")[0], "?")
+    return "direct" if p else None
+ok_all, rows, used = True, [], {}
+for a, b in itertools.combinations(ends, 2):
+    pa, pb = path(a, b), path(b, a)
+    va, vb = via(pa), via(pb)
+    ha = st[a].get("heard", {}).get("e2e", {}).get(st[b].get("id"), 0)
+    hb = st[b].get("heard", {}).get("e2e", {}).get(st[a].get("id"), 0)
+    relayed = va == vb and va not in (None, "?", "direct") and va != names.get(gone, "-")
+    direct = va == "direct" and vb == "direct"
+    ok = (relayed or direct) and ha > since and hb > since
+    ok_all &= ok
+    if relayed:
+        used[va] = used.get(va, 0) + 1
+    rows.append((a, b, va, vb, ha > since, hb > since, ok))
+if phase == "final" or phase == "kill":
+    print("%-11s %-11s %-10s %-10s %-12s %-12s" % ("A", "B", "A's path", "B's path", "A heard B", "B heard A"))
+    for a, b, va, vb, ha, hb, ok in rows:
+        print("%-11s %-11s %-10s %-10s %-12s %-12s %s" % (a, b, va, vb, ha, hb, "" if ok else "<-- expected relayed (or direct) and heard both ways on e2e"))
+    for n, v in sorted(sn.items()):
+        print("%s: supernode=%s events=%s relayed %s datagrams, %s bytes, %s over the buckets" % (
+            n, v.get("supernode"), v.get("events"), v.get("relayed_datagrams"), v.get("relayed_bytes"), v.get("relay_rate_limited")))
+    for e in ends:
+        ev = [x["id"] for x in st[e].get("events", [])]
+        print("%s (%s): host events %s, forged relay frames %s" % (e, st[e].get("nat_type"), ev, st[e].get("relay_forged")))
+if phase == "kill":
+    # The supernode carrying most pairs, as a name.
+    print("KILL", max(sorted(used), key=lambda n: used[n]) if used else "")
+sys.exit(0 if ok_all else 1)
+PY
+}
+
+wait_for() {  # SINCE GONE: polls check until it passes or PHASE_S runs out
+  local start; start=$(date +%s)
+  until check poll "$1" "$2" >/dev/null 2>&1; do
+    [ $(( $(date +%s) - start )) -ge "$PHASE_S" ] && return 1
+    sleep 2
+  done
+  echo "after $(( $(date +%s) - start )) s"
+}
+
+fail=0
+echo "== relays between real Moss nodes behind symmetric NATs and a CGNAT (supernodes on pub2 and pub1)"
+if wait_for 0 ""; then :; else echo "not all pairs after ${PHASE_S} s"; fail=1; fi
+out=$(check kill 0 "") || fail=1
+echo "$out" | grep -v '^KILL'
+victim=$(echo "$out" | sed -n 's/^KILL //p')
+if [ -z "$victim" ]; then
+  echo "FAIL: no pair was relayed, nothing to kill"
+  exit 1
+fi
+gone=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$DIR/$victim.json")
+echo
+echo "== killing $victim (carries most pairs): pairs move to the other supernode (or direct)"
+t_kill=$(date +%s.%N)
+kill "$(cat "$STATE/$victim.pid")"
+if wait_for "$t_kill" "$gone"; then :; else echo "not all pairs recovered after ${PHASE_S} s"; fail=1; fi
+check final "$t_kill" "$gone" || fail=1
+python3 - "$DIR" "$t_kill" $ENDS <<'PY'
+import json, os, sys
+d, t, ends = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+for e in ends:
+    try:
+        ev = json.load(open(os.path.join(d, e + ".json"))).get("events", [])
+    except Exception:
+        ev = []
+    left = [x for x in ev if x["id"] == 2 and x["t"] >= t]
+    back = [x for x in ev if x["id"] == 1 and x["t"] >= t]
+    print("%s after the kill: %d peer-left, %d peer-joined events, first rejoin %.1f s after it" % (
+        e, len(left), len(back), (min(x["t"] for x in back) - t) if back else float("nan")))
+PY
+if [ $fail = 0 ]; then echo "relay real-NAT suite: all as expected"; else echo "FAIL: relay real-NAT suite"; exit 1; fi
