@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The engine's suites outside cargo: the TCP carrier where UDP is blocked
+# The engine's suites outside the workspace run: the WebRTC path (feature
+# `webrtc`); the TCP carrier where UDP is blocked
 # (tcp-netns.sh: namespaces + nftables; skips visibly without root, fails
 # under CI=true), and a 2-minute soak of 6 gateways on loopback with
 # kill -9 restarts and SIGSTOP flapping (scripts/soak, --check: no message
@@ -7,6 +8,12 @@
 # growth of RSS or fds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# Native WebRTC is an opt-in feature (str0m links OpenSSL), so the workspace
+# build has it off (the C ABI's static library stays OpenSSL-free): its
+# suite runs here, with the feature on. Two native nodes meet through a real
+# moss-signal over a str0m DataChannel on loopback.
+echo "== engine: WebRTC DataChannel path (feature webrtc)"
+cargo nextest run -p moss --features webrtc --test webrtc
 bash engine/scripts/tcp-netns.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -3,7 +3,7 @@
 
 use crate::callbacks::{Callbacks, Dispatcher};
 use crate::codes::FfiError;
-use moss_engine::{Config, Identity, Node, StartError};
+use moss_engine::{Config, Identity, Node, StartError, WebrtcError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock, RwLockReadGuard};
@@ -177,6 +177,11 @@ impl Handle {
             StartError::Backend(b) => FfiError::Listen(b.to_string()),
             StartError::Random(r) => FfiError::Internal(r),
             StartError::Thread(t) => FfiError::Internal(t.to_string()),
+            // `webrtc.enabled` in a library built without WebRTC is a config
+            // this build cannot honour; an ICE socket that cannot bind is a
+            // listen failure.
+            StartError::Webrtc(w @ WebrtcError::NotBuilt) => FfiError::Config(w.to_string()),
+            StartError::Webrtc(w) => FfiError::Listen(w.to_string()),
         });
         let node = match started {
             Ok(n) => n,

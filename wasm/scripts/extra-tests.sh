@@ -102,9 +102,11 @@ workspace_build() {
   (cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
     cargo build --quiet -p "$@")
 }
-# The gateway with WebRTC (the native page test needs it; the workspace
-# build has it through moss-bench's feature).
-workspace_build moss-gateway --features webrtc
+# The gateway with WebRTC (feature `webrtc`, off in the workspace build so
+# the C ABI stays OpenSSL-free): the native page test needs it, and it
+# serves the explorer tests as well. Built even after a workspace build.
+(cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
+  cargo build --quiet -p moss-gateway --features webrtc)
 export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
 node tests/page/explorer.mjs
 

@@ -1,7 +1,7 @@
 //! WebRTC DataChannel peers (config block `webrtc`): browser pages, and
 //! other native nodes, reach this node over DataChannels negotiated
 //! through `moss-signal` servers. A WebRTC thread (`moss-webrtc`) owns the
-//! ICE sockets, the signal clients and the sans-IO [`moss_webrtc::Endpoint`];
+//! ICE sockets, the signal clients and the sans-IO `moss_webrtc::Endpoint` (feature `webrtc`);
 //! the engine thread only moves datagrams: a DataChannel message becomes
 //! `Input::Datagram { from: Path::Channel(id) }`, a transmit on a channel
 //! path goes to the WebRTC thread. Unsharded engines only (as the TCP
