@@ -68,7 +68,20 @@ done
 echo "after $(( $(date +%s) - pl_start )) s:"
 pl_check final || fail=1
 PL_STATE=${NATLAB_STATE:-/run/moss-natlab-${NATLAB_PREFIX%-}}
+pl_pids=()
 for name in pl-pub "${pl_sites[@]/#/pl-}"; do
-  [ -f "$PL_STATE/$name.pid" ] && kill "$(cat "$PL_STATE/$name.pid")" 2>/dev/null || true
+  if [ -f "$PL_STATE/$name.pid" ]; then
+    pid=$(cat "$PL_STATE/$name.pid")
+    kill "$pid" 2>/dev/null || true
+    pl_pids+=("$pid")
+  fi
 done
-rm -rf "$PL_DIR"
+# The peers write a last status file as they stop: wait for them (bounded)
+# before removing their directory, or rm races their writes.
+for _ in $(seq 50); do
+  alive=0
+  for pid in "${pl_pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+  [ $alive = 0 ] && break
+  sleep 0.1
+done
+for _ in 1 2 3; do rm -rf "$PL_DIR" 2>/dev/null && break; sleep 1; done

@@ -5,13 +5,22 @@ import os
 import socket
 
 
+_GIVEN = set()
+
+
 def free_port(kind):
-    """A port free on 127.0.0.1 right now (kind: socket.SOCK_STREAM or SOCK_DGRAM)."""
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A port free on 127.0.0.1 right now (kind: socket.SOCK_STREAM or
+    SOCK_DGRAM), never one this process was given before: a just-released
+    port can come back from the next bind to port 0."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in _GIVEN:
+            _GIVEN.add(p)
+            return p
+    raise RuntimeError("no fresh loopback port found")
 
 
 def http_get(port, path, timeout=2.0):

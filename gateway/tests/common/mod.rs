@@ -23,21 +23,33 @@ impl Drop for Gateway {
     }
 }
 
-/// A UDP port free on 127.0.0.1 right now.
+/// A port free on 127.0.0.1 right now and never handed out before in this
+/// process (a just-released port can come back from the next `bind(0)`,
+/// and two gateways on one port would collide).
+fn fresh_port(bind: impl Fn() -> std::io::Result<u16>) -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..50 {
+        let port = bind().expect("bind a loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no fresh loopback port found");
+}
+
+/// A UDP port free on 127.0.0.1 right now (never one given before).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    fresh_port(|| UdpSocket::bind("127.0.0.1:0")?.local_addr().map(|a| a.port()))
 }
 
 fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    fresh_port(|| {
+        std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()
+            .map(|a| a.port())
+    })
 }
 
 fn launch(args: &[String]) -> Child {
