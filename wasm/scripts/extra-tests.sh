@@ -102,11 +102,12 @@ workspace_build() {
   (cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
     cargo build --quiet -p "$@")
 }
-# The gateway with WebRTC (feature `webrtc`, off in the workspace build so
-# the C ABI stays OpenSSL-free): the native page test needs it, and it
-# serves the explorer tests as well. Built even after a workspace build.
+# The gateway and the CLI with WebRTC (feature `webrtc`, off in the
+# workspace build so the C ABI stays OpenSSL-free): the native page test
+# needs both, and the gateway serves the explorer tests as well. Built even
+# after a workspace build.
 (cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
-  cargo build --quiet -p moss-gateway --features webrtc)
+  cargo build --quiet -p moss-gateway -p moss-cli --features moss-gateway/webrtc,moss-cli/webrtc)
 export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
 node tests/page/explorer.mjs
 
@@ -121,6 +122,5 @@ SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/tar
   node tests/page/peer.mjs
 
 echo "== browser peer: pages meeting a native gateway over DataChannels (str0m)"
-workspace_build moss-cli
 SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$ROOT/target/debug/moss-gateway MOSS_BIN=$ROOT/target/debug/moss \
   PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts node tests/page/native.mjs
