@@ -30,7 +30,10 @@ impl Signal {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
@@ -71,8 +74,9 @@ impl Drop for Signal {
 }
 
 fn start(signal: Option<SocketAddr>) -> Result<Node, String> {
-    let mut c = Config::from_json(r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#)
-        .map_err(|e| e.to_string())?;
+    let mut c =
+        Config::from_json(r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#)
+            .map_err(|e| e.to_string())?;
     c.engine.shards = 1;
     c.transport.tcp_enabled = false;
     if let Some(s) = signal {
@@ -96,11 +100,19 @@ fn pair(signal: Option<SocketAddr>) -> Result<Pair, String> {
         a.connect_wait(&b.local_addr().to_string(), SETUP)
             .map_err(|e| format!("connect: {e}"))?;
     }
-    a.wait_for_subscriber(TOPIC, SETUP).map_err(|e| format!("subscriber: {e}"))?;
+    a.wait_for_subscriber(TOPIC, SETUP)
+        .map_err(|e| format!("subscriber: {e}"))?;
     let st = a.stats().map_err(|e| e.to_string())?;
-    let want = if signal.is_some() { "channel:" } else { "127.0.0.1:" };
+    let want = if signal.is_some() {
+        "channel:"
+    } else {
+        "127.0.0.1:"
+    };
     if !st.peers.iter().all(|p| p.addr.starts_with(want)) {
-        return Err(format!("unexpected path: {:?}", st.peers.iter().map(|p| &p.addr).collect::<Vec<_>>()));
+        return Err(format!(
+            "unexpected path: {:?}",
+            st.peers.iter().map(|p| &p.addr).collect::<Vec<_>>()
+        ));
     }
     Ok(Pair { a, b, sub })
 }
@@ -128,7 +140,15 @@ impl crate::Run {
     pub(crate) fn webrtc(&mut self) {
         let mut t = Table::new(
             "WebRTC DataChannel path vs UDP (two real nodes on 127.0.0.1)",
-            vec!["path", "size", "delivered msg/s", "ratio to UDP", "one-hop p50 µs", "p99 µs", "samples"],
+            vec![
+                "path",
+                "size",
+                "delivered msg/s",
+                "ratio to UDP",
+                "one-hop p50 µs",
+                "p99 µs",
+                "samples",
+            ],
         );
         let signal = Signal::start();
         for &size in &self.sizes {
@@ -137,7 +157,15 @@ impl crate::Run {
                 let sig = match (&signal, path) {
                     (Ok(s), Some(())) => Some(s.addr),
                     (Err(e), Some(())) => {
-                        t.rows.push(vec![name.into(), format!("{size} B"), format!("failed: {e}"), "-".into(), "-".into(), "-".into(), "-".into()]);
+                        t.rows.push(vec![
+                            name.into(),
+                            format!("{size} B"),
+                            format!("failed: {e}"),
+                            "-".into(),
+                            "-".into(),
+                            "-".into(),
+                            "-".into(),
+                        ]);
                         continue;
                     }
                     _ => None,
@@ -163,7 +191,15 @@ impl crate::Run {
                             l.samples.to_string(),
                         ]);
                     }
-                    Err(e) => t.rows.push(vec![name.into(), format!("{size} B"), format!("failed: {e}"), "-".into(), "-".into(), "-".into(), "-".into()]),
+                    Err(e) => t.rows.push(vec![
+                        name.into(),
+                        format!("{size} B"),
+                        format!("failed: {e}"),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                    ]),
                 }
             }
         }

@@ -125,7 +125,10 @@ impl BatchVerifier {
     }
 
     /// One equation over at most [`MAX_BATCH`] items.
-    fn chunk<'a>(&mut self, items: impl Iterator<Item = (&'a [u8; 32], &'a [u8], &'a [u8; 64])>) -> bool {
+    fn chunk<'a>(
+        &mut self,
+        items: impl Iterator<Item = (&'a [u8; 32], &'a [u8], &'a [u8; 64])>,
+    ) -> bool {
         self.signers.clear();
         self.scalars.clear();
         self.points.clear();
@@ -208,8 +211,10 @@ mod tests {
 
     fn dalek_verify(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
         use ed25519_dalek::Verifier;
-        ed25519_dalek::VerifyingKey::from_bytes(key)
-            .is_ok_and(|k| k.verify(msg, &ed25519_dalek::Signature::from_bytes(sig)).is_ok())
+        ed25519_dalek::VerifyingKey::from_bytes(key).is_ok_and(|k| {
+            k.verify(msg, &ed25519_dalek::Signature::from_bytes(sig))
+                .is_ok()
+        })
     }
 
     #[test]
@@ -261,14 +266,19 @@ mod tests {
             // The batch agrees with the single rule whatever its weights.
             for w in 0..16u8 {
                 let mut bv = BatchVerifier::new([w; 32]);
-                assert!(bv.verify_all([(&key, &b"crafted"[..], &sig)]), "torsion {n}, weights {w}");
+                assert!(
+                    bv.verify_all([(&key, &b"crafted"[..], &sig)]),
+                    "torsion {n}, weights {w}"
+                );
             }
         }
     }
 
     #[test]
     fn a_batch_agrees_with_one_by_one_checks() {
-        let ids: Vec<Identity> = (0..5u8).map(|i| Identity::from_seed([i + 10; 32])).collect();
+        let ids: Vec<Identity> = (0..5u8)
+            .map(|i| Identity::from_seed([i + 10; 32]))
+            .collect();
         let mut bv = BatchVerifier::new([9; 32]);
         // Items: honest (several per signer), torsion-crafted, forged.
         let mut items: Vec<([u8; 32], Vec<u8>, [u8; 64])> = Vec::new();
@@ -285,7 +295,12 @@ mod tests {
         assert!(all(&mut bv, &items));
         assert!(all(&mut bv, &[]));
         // More than one chunk.
-        let many: Vec<_> = items.iter().cycle().take(MAX_BATCH * 2 + 3).cloned().collect();
+        let many: Vec<_> = items
+            .iter()
+            .cycle()
+            .take(MAX_BATCH * 2 + 3)
+            .cloned()
+            .collect();
         assert!(all(&mut bv, &many));
         for bad in [0usize, 17, 40] {
             let mut v = items.clone();

@@ -72,8 +72,8 @@ pub use moss_mesh::{
     ChainLink, Config, ConfigError, DropReason, Identity, NetworkSnapshot, PeerId, Stats,
     TelemetryConfig,
 };
-pub use portmap::PortmapStatus;
 pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};
+pub use portmap::PortmapStatus;
 pub use shard::{ShardError, ShardStat};
 pub use story::{path_of, short_id, Story};
 pub use stream::{Connect, Publish, SubscriptionStream, WaitForSubscriber};

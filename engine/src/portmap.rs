@@ -437,7 +437,8 @@ impl Ctx {
         let external = SocketAddr::new(IpAddr::V4(ip), ext);
         self.mapped("upnp", external, lease, false);
         // A permanent lease is still refreshed, every default half-lifetime.
-        let half = Duration::from_secs(u64::from(if lease == 0 { self.lifetime } else { lease })) / 2;
+        let half =
+            Duration::from_secs(u64::from(if lease == 0 { self.lifetime } else { lease })) / 2;
         loop {
             if self.sleep(half) {
                 self.with_status(|s| s.requests += 1);
@@ -471,7 +472,10 @@ impl Ctx {
             .map_err(|e| format!("socket: {e}"))?;
         let req = upnp::search_request();
         let _ = sock.send_to(&req, upnp::SSDP_ADDR);
-        let _ = sock.send_to(&req, SocketAddrV4::new(self.gateway, upnp::SSDP_ADDR.port()));
+        let _ = sock.send_to(
+            &req,
+            SocketAddrV4::new(self.gateway, upnp::SSDP_ADDR.port()),
+        );
         let end = Instant::now() + SSDP_WAIT;
         let mut buf = [0u8; upnp::MAX_SSDP + 1];
         let loc = loop {

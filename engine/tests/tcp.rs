@@ -204,12 +204,18 @@ impl Cut {
         let socks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = socks.clone();
         std::thread::spawn(move || {
-            let Ok((a, _)) = listener.accept() else { return };
+            let Ok((a, _)) = listener.accept() else {
+                return;
+            };
             // No second connection gets through: redials are refused.
             drop(listener);
-            let Ok(b) = TcpStream::connect(to) else { return };
+            let Ok(b) = TcpStream::connect(to) else {
+                return;
+            };
             let (mut a2, mut b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
-            kept.lock().unwrap().extend([a.try_clone().unwrap(), b.try_clone().unwrap()]);
+            kept.lock()
+                .unwrap()
+                .extend([a.try_clone().unwrap(), b.try_clone().unwrap()]);
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut a2, &mut b2);
             });

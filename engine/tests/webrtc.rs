@@ -41,7 +41,9 @@ impl Signal {
                 moss_signal::serve::serve(listener, app, Default::default(), shutdown).await;
             });
         });
-        let addr = addr_rx.recv_timeout(WAIT).expect("signal server did not start");
+        let addr = addr_rx
+            .recv_timeout(WAIT)
+            .expect("signal server did not start");
         Self {
             addr,
             stop: Some(stop),
@@ -68,7 +70,11 @@ fn node(mesh: &str, signal: SocketAddr) -> Node {
             "transport": {{"tcp_enabled": false}},
             "webrtc": {{"enabled": true, "signal": ["ws://{signal}"], "ice_ips": ["127.0.0.1"]}}}}"#
     );
-    Node::builder(mesh).config_json(&cfg).unwrap().start().unwrap()
+    Node::builder(mesh)
+        .config_json(&cfg)
+        .unwrap()
+        .start()
+        .unwrap()
 }
 
 fn until(what: &str, mut ok: impl FnMut() -> bool) {
@@ -88,7 +94,9 @@ fn two_native_nodes_meet_over_a_datachannel_and_exchange_messages() {
     let sa = a.subscribe("t").unwrap();
     let sb = b.subscribe("t").unwrap();
     let so = other.subscribe("t").unwrap();
-    until("a and b peered", || a.peer_count() == 1 && b.peer_count() == 1);
+    until("a and b peered", || {
+        a.peer_count() == 1 && b.peer_count() == 1
+    });
     b.wait_for_subscriber("t", WAIT).unwrap();
     a.wait_for_subscriber("t", WAIT).unwrap();
     b.publish("t", b"b to a").unwrap();
@@ -96,7 +104,11 @@ fn two_native_nodes_meet_over_a_datachannel_and_exchange_messages() {
     let m = sa.recv_timeout(WAIT).expect("a got nothing");
     assert_eq!(m.data(), b"b to a");
     let m = sb.recv_timeout(WAIT).expect("b got nothing");
-    assert_eq!(m.data(), &[9u8; 3000][..], "a fragmented message crosses too");
+    assert_eq!(
+        m.data(),
+        &[9u8; 3000][..],
+        "a fragmented message crosses too"
+    );
     for n in [&a, &b] {
         let s = n.stats().unwrap();
         assert!(

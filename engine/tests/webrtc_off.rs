@@ -14,6 +14,9 @@ fn enabling_webrtc_without_the_feature_fails_to_start_and_names_it() {
         .start()
         .err()
         .expect("start must fail without the webrtc feature");
-    assert!(matches!(err, StartError::Webrtc(WebrtcError::NotBuilt)), "{err}");
+    assert!(
+        matches!(err, StartError::Webrtc(WebrtcError::NotBuilt)),
+        "{err}"
+    );
     assert!(err.to_string().contains("`webrtc` feature"), "{err}");
 }

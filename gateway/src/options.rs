@@ -222,7 +222,10 @@ mod tests {
     fn webrtc_flags_fill_the_webrtc_block() {
         let o = opts("-webrtc -signal ws://127.0.0.1:8788,ws://127.0.0.1:8789").unwrap();
         assert!(o.config.webrtc.enabled);
-        assert_eq!(o.config.webrtc.signal, vec!["ws://127.0.0.1:8788", "ws://127.0.0.1:8789"]);
+        assert_eq!(
+            o.config.webrtc.signal,
+            vec!["ws://127.0.0.1:8788", "ws://127.0.0.1:8789"]
+        );
         assert!(!opts("").unwrap().config.webrtc.enabled);
     }
 

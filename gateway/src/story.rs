@@ -108,7 +108,9 @@ fn run(add: Receiver<Follow>) {
             Got::Timeout => {
                 next_poll = Instant::now() + POLL_EVERY;
                 for f in &mut follows {
-                    let Some(s) = f.served.upgrade() else { continue };
+                    let Some(s) = f.served.upgrade() else {
+                        continue;
+                    };
                     if let Some(d) = s.node.discovery_stats() {
                         f.story.discovery(&d);
                     }

@@ -64,6 +64,11 @@ fn a_negative_score_peer_is_not_grafted_on_subscribe() {
     r.peer_subscribed_at(&p(1), "t", secs(0));
     assert!(grafts(&drain(&mut r)).is_empty());
     // Its GRAFT is refused the same way (the rule is the heartbeat's).
-    r.on_control(secs(0), &p(1), Control::Graft { topic: "t".into() }, &mut rng());
+    r.on_control(
+        secs(0),
+        &p(1),
+        Control::Graft { topic: "t".into() },
+        &mut rng(),
+    );
     assert!(r.mesh_peers("t").is_empty());
 }

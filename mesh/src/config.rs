@@ -380,7 +380,9 @@ impl WebrtcConfig {
             if !u.starts_with("ws://") {
                 return Err(ConfigError::Invalid {
                     field: "webrtc.signal",
-                    reason: format!("`{u}` is not a ws:// URL (native nodes do not speak wss:// yet)"),
+                    reason: format!(
+                        "`{u}` is not a ws:// URL (native nodes do not speak wss:// yet)"
+                    ),
                 });
             }
         }
@@ -694,7 +696,10 @@ mod tests {
             other => panic!("{j}: {other:?}"),
         };
         assert_eq!(field(r#"{"webrtc":{"enabled":true}}"#), "webrtc.signal");
-        assert_eq!(field(r#"{"webrtc":{"signal":["wss://x:1"]}}"#), "webrtc.signal");
+        assert_eq!(
+            field(r#"{"webrtc":{"signal":["wss://x:1"]}}"#),
+            "webrtc.signal"
+        );
         assert_eq!(field(r#"{"webrtc":{"ice_ips":["::1"]}}"#), "webrtc.ice_ips");
     }
 

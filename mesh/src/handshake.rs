@@ -499,7 +499,9 @@ impl Node {
     fn send_cookie(&mut self, from: Path, index: u32) {
         let h = &mut self.handshaker;
         let origin = crate::cookie::origin(&from);
-        if !h.cookie_paths.allow(origin, self.now, COOKIE_REPLY_INTERVAL)
+        if !h
+            .cookie_paths
+            .allow(origin, self.now, COOKIE_REPLY_INTERVAL)
             || !h.cookie_replies.take(1, self.now)
         {
             return;

@@ -93,12 +93,22 @@ pub fn preverify(plain: &[u8], filter: &VerifiedFilter) -> bool {
             let (bv, items) = &mut *b;
             check(plain, filter, bv, items)
         }
-        Err(_) => check(plain, filter, &mut BatchVerifier::new(process_secret()), &mut Vec::new()),
+        Err(_) => check(
+            plain,
+            filter,
+            &mut BatchVerifier::new(process_secret()),
+            &mut Vec::new(),
+        ),
     })
 }
 
 /// [`preverify`] with the verifier and scratch given.
-fn check(plain: &[u8], filter: &VerifiedFilter, bv: &mut BatchVerifier, items: &mut Vec<Item>) -> bool {
+fn check(
+    plain: &[u8],
+    filter: &VerifiedFilter,
+    bv: &mut BatchVerifier,
+    items: &mut Vec<Item>,
+) -> bool {
     items.clear();
     for f in FrameReader::new(plain) {
         match f {

@@ -133,7 +133,8 @@ impl Deferred {
     pub fn push(&mut self, from: PeerId, id: [u8; 32], sp: &crate::wire::SignedPublish<'_>) {
         sp.encode_body(&mut self.bodies);
         self.entries.push((from, id, self.bodies.len()));
-        self.signed.push((crate::wire::signing_bytes(&id), sp.signature));
+        self.signed
+            .push((crate::wire::signing_bytes(&id), sp.signature));
     }
 
     /// True if every waiting message's signature by its sender (who is its

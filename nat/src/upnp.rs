@@ -164,8 +164,7 @@ pub fn parse_http(d: &[u8], max: usize) -> Result<HttpResponse, UpnpError> {
         headers,
         body: String::new(),
     };
-    if r
-        .header("transfer-encoding")
+    if r.header("transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
     {
         return Err(UpnpError::Chunked);
@@ -186,7 +185,10 @@ pub fn parse_search_response(d: &[u8]) -> Result<Location, UpnpError> {
     if r.status != 200 {
         return Err(UpnpError::SsdpStatus(r.status));
     }
-    parse_url(r.header("location").ok_or(UpnpError::MissingHeader("LOCATION"))?)
+    parse_url(
+        r.header("location")
+            .ok_or(UpnpError::MissingHeader("LOCATION"))?,
+    )
 }
 
 /// The WAN connection service that takes the port-mapping actions.

@@ -51,7 +51,10 @@ fn ssdp_rejections() {
         parse_search_response(&vec![b'a'; MAX_SSDP + 1]),
         Err(UpnpError::TooLong(MAX_SSDP + 1))
     );
-    assert_eq!(parse_search_response(&[0xff, 0xfe, b'\r']), Err(UpnpError::NotText));
+    assert_eq!(
+        parse_search_response(&[0xff, 0xfe, b'\r']),
+        Err(UpnpError::NotText)
+    );
     assert_eq!(
         parse_search_response(b"HTTP/1.1 200 OK\r\nLOCATION: http://1.2.3.4/\r\n"),
         Err(UpnpError::HeadersUnterminated)
@@ -94,7 +97,10 @@ fn the_description_yields_the_preferred_wan_service() {
         "{}{}{}",
         service("urn:schemas-upnp-org:service:Layer3Forwarding:1", "/l3f"),
         service("urn:schemas-upnp-org:service:WANPPPConnection:1", "/ppp"),
-        service("urn:schemas-upnp-org:service:WANIPConnection:1", "/ctl/IPConn"),
+        service(
+            "urn:schemas-upnp-org:service:WANIPConnection:1",
+            "/ctl/IPConn"
+        ),
     ));
     let c = parse_description(&d, &base()).unwrap();
     assert_eq!(c.service, "urn:schemas-upnp-org:service:WANIPConnection:1");
@@ -145,7 +151,9 @@ fn soap_requests_carry_the_action_and_its_arguments() {
     };
     let r = String::from_utf8(add.request(&c)).unwrap();
     assert!(r.starts_with("POST /ctl/IPConn HTTP/1.1\r\nHost: 192.168.7.1:2869\r\n"));
-    assert!(r.contains("SOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping\"\r\n"));
+    assert!(r.contains(
+        "SOAPAction: \"urn:schemas-upnp-org:service:WANIPConnection:1#AddPortMapping\"\r\n"
+    ));
     for part in [
         "<NewExternalPort>4301</NewExternalPort>",
         "<NewProtocol>UDP</NewProtocol>",
@@ -156,7 +164,13 @@ fn soap_requests_carry_the_action_and_its_arguments() {
     }
     let (head, body) = r.split_once("\r\n\r\n").unwrap();
     assert!(head.contains(&format!("Content-Length: {}", body.len())));
-    let del = String::from_utf8(Action::DeleteUdp { external_port: 4301 }.request(&c)).unwrap();
+    let del = String::from_utf8(
+        Action::DeleteUdp {
+            external_port: 4301,
+        }
+        .request(&c),
+    )
+    .unwrap();
     assert!(del.contains("#DeletePortMapping\""));
 }
 
@@ -213,7 +227,9 @@ fn soap_reply_rejections() {
         Err(UpnpError::BadLength)
     );
     assert_eq!(
-        a.parse_reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        a.parse_reply(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        ),
         Err(UpnpError::Chunked)
     );
     assert_eq!(
@@ -230,7 +246,10 @@ fn soap_reply_rejections() {
     );
     assert_eq!(
         a.parse_reply(&http("500 Internal Server Error", "")),
-        Err(UpnpError::Fault { code: 0, status: 500 })
+        Err(UpnpError::Fault {
+            code: 0,
+            status: 500
+        })
     );
 }
 

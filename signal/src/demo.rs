@@ -89,9 +89,21 @@ mod tests {
     #[test]
     fn only_files_under_the_root_resolve() {
         let root = Path::new("/srv/demo");
-        assert_eq!(resolve(root, "/demo/index.html"), Some(root.join("demo/index.html")));
-        assert_eq!(resolve(root, "/./js/moss.js"), Some(root.join("js/moss.js")));
-        for bad in ["/../etc/passwd", "/demo/../../x", "/.git/config", "/a\\b", "//etc/passwd/.."] {
+        assert_eq!(
+            resolve(root, "/demo/index.html"),
+            Some(root.join("demo/index.html"))
+        );
+        assert_eq!(
+            resolve(root, "/./js/moss.js"),
+            Some(root.join("js/moss.js"))
+        );
+        for bad in [
+            "/../etc/passwd",
+            "/demo/../../x",
+            "/.git/config",
+            "/a\\b",
+            "//etc/passwd/..",
+        ] {
             assert_eq!(resolve(root, bad), None, "{bad}");
         }
     }

@@ -51,7 +51,10 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         tracing::info!("moss-signal: listening on ws://{addr}/signal");
         if let Some(d) = &opts.demo {
-            tracing::info!("moss-signal: serving the browser demo from {} at http://{addr}/", d.display());
+            tracing::info!(
+                "moss-signal: serving the browser demo from {} at http://{addr}/",
+                d.display()
+            );
         }
         let app = server::router_with_demo(server::Signal::new(opts.limits), opts.demo);
         serve::serve(listener, app, opts.http, serve::shutdown_signal()).await;

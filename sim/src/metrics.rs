@@ -211,16 +211,22 @@ pub fn punch_rows(sim: &crate::Sim) -> Vec<PunchRow> {
     for ((i, j), st) in pairs {
         let (a, b) = {
             let (a, b) = (class(i), class(j));
-            if a <= b { (a, b) } else { (b, a) }
+            if a <= b {
+                (a, b)
+            } else {
+                (b, a)
+            }
         };
-        let r = rows.entry((a.into(), b.into())).or_insert_with(|| PunchRow {
-            classes: (a.into(), b.into()),
-            plain_udp: !matches!(
-                (a, b),
-                ("symmetric", "symmetric") | ("port-restricted", "symmetric")
-            ),
-            ..PunchRow::default()
-        });
+        let r = rows
+            .entry((a.into(), b.into()))
+            .or_insert_with(|| PunchRow {
+                classes: (a.into(), b.into()),
+                plain_udp: !matches!(
+                    (a, b),
+                    ("symmetric", "symmetric") | ("port-restricted", "symmetric")
+                ),
+                ..PunchRow::default()
+            });
         r.pairs += 1;
         let is_direct = direct.contains(&(i, j));
         r.direct += usize::from(is_direct);

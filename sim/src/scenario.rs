@@ -243,7 +243,8 @@ impl Run {
             } else {
                 honest_addr(i)
             };
-            self.sim.with_node(n, |node, _| node.set_local_addrs(&[local]));
+            self.sim
+                .with_node(n, |node, _| node.set_local_addrs(&[local]));
         }
         let topics = self.rng.sample(self.sc.topics, self.sc.topics_per_node);
         for &t in &topics {

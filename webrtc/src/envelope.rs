@@ -118,7 +118,9 @@ pub fn decode(text: &str) -> Result<Signal, EnvelopeError> {
                 kind: "peers",
                 field: "peers",
             })?;
-            Ok(Signal::Peers(peers.into_iter().map(id).collect::<Result<_, _>>()?))
+            Ok(Signal::Peers(
+                peers.into_iter().map(id).collect::<Result<_, _>>()?,
+            ))
         }
         "join" => Ok(Signal::Join(from("join")?)),
         "leave" => Ok(Signal::Leave(from("leave")?)),

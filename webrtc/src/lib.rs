@@ -184,7 +184,13 @@ impl Endpoint {
             return;
         }
         let channel = self.channel();
-        match Link::offer(now, remote.clone(), channel, &self.candidates, &mut self.out) {
+        match Link::offer(
+            now,
+            remote.clone(),
+            channel,
+            &self.candidates,
+            &mut self.out,
+        ) {
             Ok((link, sdp)) => {
                 self.out.push_back(Output::Signal {
                     server,
@@ -212,7 +218,14 @@ impl Endpoint {
             return;
         }
         let channel = self.channel();
-        match Link::answer(now, from.clone(), channel, &self.candidates, sdp, &mut self.out) {
+        match Link::answer(
+            now,
+            from.clone(),
+            channel,
+            &self.candidates,
+            sdp,
+            &mut self.out,
+        ) {
             Ok((link, answer)) => {
                 self.out.push_back(Output::Signal {
                     server,
@@ -228,7 +241,13 @@ impl Endpoint {
     }
 
     /// One UDP datagram from `source` to local address `destination`.
-    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, bytes: &[u8]) {
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
         let Some(link) = self
             .links
             .values_mut()
@@ -244,7 +263,11 @@ impl Endpoint {
     /// Sends one node datagram on `channel`; false (and counted) if it
     /// cannot go now.
     pub fn send(&mut self, channel: u64, bytes: &[u8]) -> bool {
-        let sent = match self.by_channel.get(&channel).and_then(|r| self.links.get_mut(r)) {
+        let sent = match self
+            .by_channel
+            .get(&channel)
+            .and_then(|r| self.links.get_mut(r))
+        {
             Some(link) => link.send(bytes, &mut self.out),
             None => false,
         };
@@ -259,7 +282,13 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.links
             .values()
-            .map(|l| if l.open { l.timeout } else { l.timeout.min(l.created + SETUP_TIMEOUT) })
+            .map(|l| {
+                if l.open {
+                    l.timeout
+                } else {
+                    l.timeout.min(l.created + SETUP_TIMEOUT)
+                }
+            })
             .min()
     }
 
@@ -321,7 +350,12 @@ impl Endpoint {
 
     /// Forgets links that died (str0m gave up, the channel closed).
     fn reap(&mut self) {
-        let dead: Vec<String> = self.links.values().filter(|l| l.dead).map(|l| l.remote.clone()).collect();
+        let dead: Vec<String> = self
+            .links
+            .values()
+            .filter(|l| l.dead)
+            .map(|l| l.remote.clone())
+            .collect();
         for id in dead {
             if let Some(l) = self.links.remove(&id) {
                 if !l.open {

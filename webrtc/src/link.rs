@@ -136,7 +136,13 @@ impl Link {
     }
 
     /// True if the datagram from `source` to `destination` belongs to this link.
-    pub fn accepts(&self, now: Instant, source: SocketAddr, destination: SocketAddr, bytes: &[u8]) -> bool {
+    pub fn accepts(
+        &self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) -> bool {
         match Receive::new(Protocol::Udp, source, destination, bytes) {
             Ok(r) => self.rtc.accepts(&Input::Receive(now, r)),
             Err(_) => false,

@@ -23,10 +23,16 @@ fn stamp(text: &str, from: &str) -> String {
 
 impl Pair {
     fn new() -> Self {
-        let addrs: [SocketAddr; 2] = ["127.0.0.1:40001".parse().unwrap(), "127.0.0.1:40002".parse().unwrap()];
+        let addrs: [SocketAddr; 2] = [
+            "127.0.0.1:40001".parse().unwrap(),
+            "127.0.0.1:40002".parse().unwrap(),
+        ];
         Self {
             now: Instant::now(),
-            eps: [Endpoint::new("aa".into(), vec![addrs[0]]), Endpoint::new("bb".into(), vec![addrs[1]])],
+            eps: [
+                Endpoint::new("aa".into(), vec![addrs[0]]),
+                Endpoint::new("bb".into(), vec![addrs[1]]),
+            ],
             addrs,
             opened: Default::default(),
             got: Default::default(),
@@ -59,8 +65,12 @@ impl Pair {
                                 let id = self.eps[i].id().to_string();
                                 self.eps[j].handle_signal(self.now, 0, &stamp(&text, &id));
                             }
-                            Output::Opened { channel, offerer } => self.opened[i].push((channel, offerer)),
-                            Output::Datagram { channel, bytes } => self.got[i].push((channel, bytes)),
+                            Output::Opened { channel, offerer } => {
+                                self.opened[i].push((channel, offerer))
+                            }
+                            Output::Datagram { channel, bytes } => {
+                                self.got[i].push((channel, bytes))
+                            }
                             Output::Junk { .. } => {}
                             Output::Closed { channel } => self.closed[i].push(channel),
                         }
@@ -111,12 +121,24 @@ fn junk_signal_is_counted_and_a_bad_offer_fails_cleanly() {
     let mut p = Pair::new();
     let now = p.now;
     let ep = &mut p.eps[1];
-    for junk in ["", "{", "[]", r#"{"type":"offer","from":"aa","data":{"sdp":"not sdp"}}"#] {
+    for junk in [
+        "",
+        "{",
+        "[]",
+        r#"{"type":"offer","from":"aa","data":{"sdp":"not sdp"}}"#,
+    ] {
         ep.handle_signal(now, 0, junk);
     }
-    ep.handle_signal(now, 0, r#"{"type":"answer","from":"zz","data":{"sdp":"v=0"}}"#);
+    ep.handle_signal(
+        now,
+        0,
+        r#"{"type":"answer","from":"zz","data":{"sdp":"v=0"}}"#,
+    );
     let s = ep.stats();
-    assert_eq!(s.signal_junk, 4, "three undecodable envelopes and an unexpected answer");
+    assert_eq!(
+        s.signal_junk, 4,
+        "three undecodable envelopes and an unexpected answer"
+    );
     assert_eq!(s.links_failed, 1, "the bad offer");
     assert_eq!(s.links_open, 0);
     // The larger id never offers.

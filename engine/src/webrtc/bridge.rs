@@ -42,11 +42,16 @@ pub(crate) struct Bridge {
 /// The ICE socket addresses: each chosen IPv4 address on `port`.
 fn ice_addrs(cfg: &moss_mesh::config::WebrtcConfig) -> Vec<SocketAddr> {
     let ips: Vec<IpAddr> = if cfg.ice_ips.is_empty() {
-        crate::nat::interface_ips().into_iter().filter(IpAddr::is_ipv4).collect()
+        crate::nat::interface_ips()
+            .into_iter()
+            .filter(IpAddr::is_ipv4)
+            .collect()
     } else {
         cfg.ice_ips.iter().filter_map(|s| s.parse().ok()).collect()
     };
-    ips.into_iter().map(|ip| SocketAddr::new(ip, cfg.ice_port)).collect()
+    ips.into_iter()
+        .map(|ip| SocketAddr::new(ip, cfg.ice_port))
+        .collect()
 }
 
 /// Starts the WebRTC side of a node whose signal id is `id` (its public
@@ -66,9 +71,11 @@ pub(crate) fn start(
     let waker = Arc::new(mio::Waker::new(poll.registry(), worker::WAKE)?);
     let mut sockets = Vec::with_capacity(addrs.len());
     for (i, a) in addrs.iter().enumerate() {
-        let mut s = mio::net::UdpSocket::bind(*a).map_err(|source| WebrtcError::Bind { addr: *a, source })?;
+        let mut s = mio::net::UdpSocket::bind(*a)
+            .map_err(|source| WebrtcError::Bind { addr: *a, source })?;
         let local = s.local_addr()?;
-        poll.registry().register(&mut s, mio::Token(i), mio::Interest::READABLE)?;
+        poll.registry()
+            .register(&mut s, mio::Token(i), mio::Interest::READABLE)?;
         sockets.push((s, local));
     }
     let counters = Arc::new(WebrtcCounters::default());
@@ -160,7 +167,10 @@ impl Bridge {
             let Path::Channel(channel) = t.to else {
                 return true;
             };
-            match self.to_rtc.try_send((channel, std::mem::take(&mut t.bytes))) {
+            match self
+                .to_rtc
+                .try_send((channel, std::mem::take(&mut t.bytes)))
+            {
                 Ok(()) => any = true,
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                     self.counters.send_dropped.fetch_add(1, Ordering::Relaxed);

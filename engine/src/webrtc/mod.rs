@@ -17,9 +17,9 @@ mod signal;
 #[cfg(feature = "webrtc")]
 mod worker;
 
-pub(crate) use bridge::{start, Bridge};
 #[cfg(feature = "webrtc")]
 pub(crate) use bridge::FromRtc;
+pub(crate) use bridge::{start, Bridge};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -41,7 +41,11 @@ fn fresh_port(bind: impl Fn() -> std::io::Result<u16>) -> u16 {
 
 /// A UDP port free on 127.0.0.1 right now (never one given before).
 pub fn free_udp_port() -> u16 {
-    fresh_port(|| UdpSocket::bind("127.0.0.1:0")?.local_addr().map(|a| a.port()))
+    fresh_port(|| {
+        UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()
+            .map(|a| a.port())
+    })
 }
 
 fn free_tcp_port() -> u16 {

@@ -101,7 +101,10 @@ impl Node {
     /// How long the punch that reached `peer` took, from its offer to the
     /// session (None: no punch reached it).
     pub fn punch_time(&self, peer: &PeerId) -> Option<Duration> {
-        self.nat.punch_ms.get(peer).map(|&ms| Duration::from_millis(ms))
+        self.nat
+            .punch_ms
+            .get(peer)
+            .map(|&ms| Duration::from_millis(ms))
     }
 
     /// Punches toward `peer` started so far (1 when the first did it; an
@@ -130,9 +133,11 @@ impl Node {
 
     /// Rounds a punch runs: `hole_punch_attempts`, 1 to [`MAX_PUNCH_ATTEMPTS`].
     fn punch_rounds(&self) -> u32 {
-        self.cfg.nat.hole_punch_attempts.clamp(1, MAX_PUNCH_ATTEMPTS)
+        self.cfg
+            .nat
+            .hole_punch_attempts
+            .clamp(1, MAX_PUNCH_ATTEMPTS)
     }
-
 
     /// Peers we wanted to reach directly and cannot: the forwarder judged
     /// the pair unpunchable, or the punch ran out of time (the
@@ -320,7 +325,9 @@ impl Node {
     }
 
     fn note_punch_rounds(&mut self, peer: PeerId, n: u32) {
-        if self.nat.punch_rounds.len() >= MAX_PEER_NOTES && !self.nat.punch_rounds.contains_key(&peer) {
+        if self.nat.punch_rounds.len() >= MAX_PEER_NOTES
+            && !self.nat.punch_rounds.contains_key(&peer)
+        {
             self.nat.punch_rounds.clear();
         }
         self.nat.punch_rounds.insert(peer, n);
@@ -330,10 +337,14 @@ impl Node {
     /// or a new dial when there is none.
     fn punch_round(&mut self, addr: SocketAddr) {
         let path = crate::path::Path::Udp(addr);
-        let pending = self.table.by_path(&path).and_then(|i| self.table.get(i)).and_then(|s| match &s.state {
-            crate::session::State::Initiating(p) => Some(p.last_datagram.clone()),
-            _ => None,
-        });
+        let pending = self
+            .table
+            .by_path(&path)
+            .and_then(|i| self.table.get(i))
+            .and_then(|s| match &s.state {
+                crate::session::State::Initiating(p) => Some(p.last_datagram.clone()),
+                _ => None,
+            });
         match pending {
             Some(d) => self.emit(path, d),
             None => self.connect(addr),
