@@ -18,60 +18,6 @@ use std::time::{Duration, Instant};
 const MESH: &str = "moss-bench-webrtc";
 const SETUP: Duration = Duration::from_secs(30);
 
-/// A `moss-signal` server on its own runtime thread; stopped when dropped.
-struct Signal {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Signal {
-    fn start() -> Result<Self, String> {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
-                    return;
-                };
-                let _ = addr_tx.send(listener.local_addr());
-                let app = moss_signal::server::router(moss_signal::server::Signal::new(
-                    moss_signal::limits::Limits::default(),
-                ));
-                let shutdown = async move {
-                    let _ = stopped.await;
-                };
-                moss_signal::serve::serve(listener, app, Default::default(), shutdown).await;
-            });
-        });
-        let addr = addr_rx
-            .recv_timeout(SETUP)
-            .map_err(|_| "signal server did not start".to_string())?
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Signal {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 fn start(signal: Option<SocketAddr>) -> Result<Node, String> {
     let mut c =
@@ -150,12 +96,16 @@ impl crate::Run {
                 "samples",
             ],
         );
-        let signal = Signal::start();
+        let signal = moss_signal::background::Background::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            moss_signal::limits::Limits::default(),
+        )
+        .map_err(|e| format!("signal server: {e}"));
         for &size in &self.sizes {
             let mut udp_rate = None;
             for (name, path) in [("UDP", None), ("DataChannel", Some(()))] {
                 let sig = match (&signal, path) {
-                    (Ok(s), Some(())) => Some(s.addr),
+                    (Ok(s), Some(())) => Some(s.addr()),
                     (Err(e), Some(())) => {
                         t.rows.push(vec![
                             name.into(),

@@ -12,56 +12,6 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A moss-signal server on an ephemeral loopback port, on its own runtime
-/// thread; stopped when dropped.
-struct Signal {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Signal {
-    fn start() -> Self {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = moss_signal::server::router(moss_signal::server::Signal::new(
-                    moss_signal::limits::Limits::default(),
-                ));
-                let shutdown = async move {
-                    let _ = stopped.await;
-                };
-                moss_signal::serve::serve(listener, app, Default::default(), shutdown).await;
-            });
-        });
-        let addr = addr_rx
-            .recv_timeout(WAIT)
-            .expect("signal server did not start");
-        Self {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Signal {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// An offline node of `mesh` that meets peers only through `signal`.
 fn node(mesh: &str, signal: SocketAddr) -> Node {
@@ -87,10 +37,14 @@ fn until(what: &str, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn two_native_nodes_meet_over_a_datachannel_and_exchange_messages() {
-    let signal = Signal::start();
-    let a = node("rtc-mesh", signal.addr);
-    let b = node("rtc-mesh", signal.addr);
-    let other = node("rtc-other-mesh", signal.addr);
+    let signal = moss_signal::background::Background::start(
+        "127.0.0.1:0".parse().unwrap(),
+        moss_signal::limits::Limits::default(),
+    )
+    .expect("signal server");
+    let a = node("rtc-mesh", signal.addr());
+    let b = node("rtc-mesh", signal.addr());
+    let other = node("rtc-other-mesh", signal.addr());
     let sa = a.subscribe("t").unwrap();
     let sb = b.subscribe("t").unwrap();
     let so = other.subscribe("t").unwrap();

@@ -3,6 +3,7 @@
 //! It never sees mesh traffic. [`hub`] is the sans-IO core; [`server`] the
 //! thin axum driver.
 
+pub mod background;
 pub mod close;
 pub mod demo;
 pub mod envelope;
