@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 const MESH: &str = "moss-bench-webrtc";
 const SETUP: Duration = Duration::from_secs(30);
 
-
 fn start(signal: Option<SocketAddr>) -> Result<Node, String> {
     let mut c =
         Config::from_json(r#"{"trackers":[],"lan_discovery_enabled":false,"dht_enabled":false}"#)

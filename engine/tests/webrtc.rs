@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-
 /// An offline node of `mesh` that meets peers only through `signal`.
 fn node(mesh: &str, signal: SocketAddr) -> Node {
     let cfg = format!(
