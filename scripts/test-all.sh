@@ -71,6 +71,7 @@ all_phases() {
   # Builds that nothing waits for run at a lower priority (nice) than the
   # workspace build and the tests.
   {
+    phase fmt install cargo fmt --all -- --check
     phase build install cargo build --workspace --all-targets
     phase nextest build cargo nextest run --workspace --no-fail-fast
     phase doctest build cargo test --workspace --doc
