@@ -65,6 +65,11 @@ pub fn pair(backend: &str, busy_poll: Option<u32>) -> Result<Pair, String> {
 pub fn pair_sharded(backend: &str, busy_poll: Option<u32>, shards: u32) -> Result<Pair, String> {
     let a = start_sharded(backend, busy_poll, shards)?;
     let b = start_sharded(backend, busy_poll, shards)?;
+    link(a, b)
+}
+
+/// `b` subscribed, `a` connected to it and aware of the subscription.
+fn link(a: Node, b: Node) -> Result<Pair, String> {
     let sub = b.subscribe(TOPIC).map_err(|e| e.to_string())?;
     a.connect_wait(&b.local_addr().to_string(), SETUP)
         .map_err(|e| format!("connect: {e}"))?;
@@ -624,10 +629,55 @@ fn paced(
     Ok((count.load(Ordering::Relaxed) - c0) as f64 / t0.elapsed().as_secs_f64())
 }
 
+/// Idle nodes of other meshes beside the receiver when the flood runs on
+/// a shared engine.
+pub const SHARED_NEIGHBOURS: usize = 9;
+
+/// Where the flood's receiver runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receiver {
+    /// An engine thread of its own, like the publisher.
+    Own,
+    /// A [`moss::SharedEngine`], with [`SHARED_NEIGHBOURS`] idle nodes of
+    /// other meshes on it (a gateway's on-demand meshes).
+    Shared,
+}
+
+/// The flood's publisher on `backend` and receiver where `at` says; the
+/// second item holds the shared engine's other nodes.
+fn flood_pair(backend: &str, at: Receiver) -> Result<(Pair, Vec<Node>), String> {
+    match at {
+        Receiver::Own => Ok((pair(backend, None)?, Vec::new())),
+        Receiver::Shared => {
+            let engine = moss::SharedEngine::start().map_err(|e| e.to_string())?;
+            let on_engine = |mesh: &str| {
+                Node::builder(mesh)
+                    .config(Config::from_json(CONFIG).map_err(|e| e.to_string())?)
+                    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .shared_engine(&engine)
+                    .start()
+                    .map_err(|e| format!("shared engine: {e}"))
+            };
+            let others = (0..SHARED_NEIGHBOURS)
+                .map(|i| on_engine(&format!("{MESH}-idle-{i}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let b = on_engine(MESH)?;
+            Ok((link(start_sharded(backend, None, 1)?, b)?, others))
+        }
+    }
+}
+
 /// Legit delivery at `rate` msgs/s with and without a flood of junk
-/// datagrams and replayed handshake message 1s from `ports` source ports.
-pub fn flood(backend: &str, rate: f64, ports: usize, dur: Duration) -> Result<Flood, String> {
-    let Pair { a, b, sub } = pair(backend, None)?;
+/// datagrams and replayed handshake message 1s from `ports` source ports,
+/// to a receiver running where `at` says.
+pub fn flood(
+    backend: &str,
+    at: Receiver,
+    rate: f64,
+    ports: usize,
+    dur: Duration,
+) -> Result<Flood, String> {
+    let (Pair { a, b, sub }, _others) = flood_pair(backend, at)?;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let to = b.local_addr();

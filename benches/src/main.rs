@@ -872,10 +872,22 @@ impl Run {
                 "join time ratio",
             ],
         );
-        for b in node_backends(self.only.as_deref()) {
-            eprintln!("measuring flood on {b} ...");
-            let mut row = vec![b.to_string()];
-            match e2e::flood(b, self.flood_rate, FLOOD_PORTS, self.dur) {
+        let own = node_backends(self.only.as_deref())
+            .into_iter()
+            .map(|b| (b, e2e::Receiver::Own));
+        // The receiver on a shared engine (portable, as on-demand meshes run).
+        let shared = (self.only.as_deref().is_none_or(|o| "shared".contains(o)))
+            .then_some(("portable", e2e::Receiver::Shared));
+        for (b, at) in own.chain(shared) {
+            let name = match at {
+                e2e::Receiver::Own => b.to_string(),
+                e2e::Receiver::Shared => {
+                    format!("shared engine (+{} idle meshes)", e2e::SHARED_NEIGHBOURS)
+                }
+            };
+            eprintln!("measuring flood on {name} ...");
+            let mut row = vec![name];
+            match e2e::flood(b, at, self.flood_rate, FLOOD_PORTS, self.dur) {
                 Ok(f) => row.extend([
                     rate(f.offered),
                     rate(f.calm),
@@ -905,13 +917,16 @@ impl Run {
         }
         t.notes.push(format!(
             "256 B legit messages paced at the offered rate for {:.1} s, first alone, then while one thread sends, \
-             round-robin from {FLOOD_PORTS} source ports on 127.0.0.1, random junk (40-1139 B) and one real \
+             round-robin from {FLOOD_PORTS} source ports on 127.0.0.2 (legit nodes and newcomers are on 127.0.0.1), random junk (40-1139 B) and one real \
              handshake message 1 of this mesh replayed, as fast as the kernel accepts. Drops are the receiver's \
              `Node::stats()` counters over the flooded window. Joins: {} fresh clients dial the receiver one \
-             after another (timeout {} s each), after the calm window and again while the flood still runs.",
+             after another (timeout {} s each), after the calm window and again while the flood still runs. The shared engine \
+             row: the receiver is one of {} nodes of different meshes on one `moss::SharedEngine` (the portable backend, \
+             as a gateway's on-demand meshes), the publisher and newcomers on engines of their own.",
             self.dur.as_secs_f64(),
             e2e::JOINS,
-            e2e::JOIN_TIMEOUT.as_secs()
+            e2e::JOIN_TIMEOUT.as_secs(),
+            e2e::SHARED_NEIGHBOURS + 1
         ));
         self.tables.push(t);
     }

@@ -37,6 +37,26 @@ const RECV_BATCHES_PER_ROUND: usize = 8;
 /// the core (each datagram can carry a dozen messages to verify).
 const CORE_INBOUND_PER_ROUND: usize = 256;
 
+/// A round's working buffers: the receive batch, the transmit batch and
+/// the busy-poll state. A thread reuses one for every round and every node
+/// it drives (both batches are empty between rounds).
+pub(crate) struct Scratch {
+    batch: RecvBatch,
+    out: Vec<Transmit>,
+    spin: Spin,
+}
+
+impl Scratch {
+    /// Buffers for [`BATCH`] datagrams; busy-polling up to `busy_poll_us`.
+    pub fn new(busy_poll_us: u32) -> Self {
+        Self {
+            batch: RecvBatch::new(BATCH),
+            out: Vec::with_capacity(BATCH),
+            spin: Spin::new(busy_poll_us),
+        }
+    }
+}
+
 pub(crate) struct Driver {
     pub core: Core,
     pub transport: Transport,
@@ -59,45 +79,59 @@ impl Driver {
 
     /// Runs until a stop command or the handle is dropped.
     pub fn run(mut self) {
-        let mut batch = RecvBatch::new(BATCH);
-        let mut out: Vec<Transmit> = Vec::with_capacity(BATCH);
-        let mut spin = Spin::new(self.core.config().engine.busy_poll_us);
-        loop {
-            self.worked = false;
-            if !self.drain_commands() {
-                break;
-            }
-            // True while more input may wait than this round took: then
-            // the round does not sleep (mio is edge-triggered).
-            let mut more = self.receive(&mut batch, &mut out);
-            let now = self.now();
-            // Deliveries first: a message from its origin is handed over
-            // before its signature check, which runs with the next
-            // transmit (it must pass before the message is forwarded).
-            self.host.dispatch(&mut self.core, self.tcp.as_mut(), now);
-            if let Some(tcp) = &mut self.tcp {
-                more |= tcp.receive(&mut self.core, now);
-            }
-            if let Some(w) = &mut self.webrtc {
-                more |= w.receive(&mut self.core, now);
-            }
-            if self.core.poll_timeout() <= now {
-                self.core.handle(now, Input::Timeout);
-            }
-            self.transmit(&mut out);
-            self.route_ops();
-            self.host.dispatch(&mut self.core, self.tcp.as_mut(), now);
-            if self.worked {
-                spin.worked();
-            }
+        let mut scratch = Scratch::new(self.core.config().engine.busy_poll_us);
+        while let Some(more) = self.round(&mut scratch) {
             // Poll again for a while after work instead of parking: a
             // parked thread's wake-up is most of a hop's latency here.
-            if !more && !spin.keep_polling() {
+            if !more && !scratch.spin.keep_polling() {
                 self.sleep();
             }
         }
+        self.finish(&mut scratch);
+    }
+
+    /// One engine round: host commands, received input, due timers,
+    /// output, events. `None` when the engine must stop (then call
+    /// [`Driver::finish`]); otherwise true while more input may wait than
+    /// the round took, so the caller must not sleep (mio is
+    /// edge-triggered). A [`crate::shared`] engine calls this for each of
+    /// its nodes; [`Driver::run`] for its one.
+    pub(crate) fn round(&mut self, scratch: &mut Scratch) -> Option<bool> {
+        self.worked = false;
+        if !self.drain_commands() {
+            return None;
+        }
+        let Scratch { batch, out, spin } = scratch;
+        let mut more = self.receive(batch, out);
+        let now = self.now();
+        // Deliveries first: a message from its origin is handed over
+        // before its signature check, which runs with the next
+        // transmit (it must pass before the message is forwarded).
+        self.host.dispatch(&mut self.core, self.tcp.as_mut(), now);
+        if let Some(tcp) = &mut self.tcp {
+            more |= tcp.receive(&mut self.core, now);
+        }
+        if let Some(w) = &mut self.webrtc {
+            more |= w.receive(&mut self.core, now);
+        }
+        if self.core.poll_timeout() <= now {
+            self.core.handle(now, Input::Timeout);
+        }
+        self.transmit(out);
+        self.route_ops();
+        self.host.dispatch(&mut self.core, self.tcp.as_mut(), now);
+        if self.worked {
+            spin.worked();
+        }
+        Some(more)
+    }
+
+    /// Stops the node: peers are told, the last events delivered, the
+    /// host's view marked stopped.
+    pub(crate) fn finish(mut self, scratch: &mut Scratch) {
+        let out = &mut scratch.out;
         self.core.shutdown();
-        self.transmit(&mut out);
+        self.transmit(out);
         self.route_ops();
         if let Transport::Sharded { shards, .. } = &mut self.transport {
             shards.stop();
@@ -106,6 +140,11 @@ impl Driver {
         self.host.dispatch(&mut self.core, None, now);
         self.host.shared.peer_count.store(0, Ordering::SeqCst);
         self.host.shared.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// How long until this node's next timer (zero when one is due).
+    pub(crate) fn until_timer(&self) -> Duration {
+        self.core.poll_timeout().saturating_sub(self.now())
     }
 
     /// Takes a round's input; true if more may be waiting.
@@ -201,7 +240,7 @@ impl Driver {
 
     /// Sleeps until input, a command or the next timer.
     fn sleep(&mut self) {
-        let timeout = self.core.poll_timeout().saturating_sub(self.now());
+        let timeout = self.until_timer();
         match &mut self.transport {
             Transport::Direct(backend) => {
                 self.host.shared.parked.store(true, Ordering::SeqCst);

@@ -58,6 +58,7 @@ mod portmap;
 mod reactor;
 mod report;
 mod shard;
+mod shared;
 mod spin;
 mod story;
 mod stream;
@@ -75,6 +76,7 @@ pub use moss_mesh::{
 pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};
 pub use portmap::PortmapStatus;
 pub use shard::{ShardError, ShardStat};
+pub use shared::{SharedEngine, SharedEngineError};
 pub use story::{path_of, short_id, Story};
 pub use stream::{Connect, Publish, SubscriptionStream, WaitForSubscriber};
 pub use tcp::TcpStats;

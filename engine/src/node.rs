@@ -49,6 +49,7 @@ pub struct NodeBuilder {
     bind: Option<SocketAddr>,
     queues: (usize, usize),
     map_lifetime: Duration,
+    engine: Option<crate::shared::SharedEngine>,
 }
 
 impl NodeBuilder {
@@ -101,6 +102,17 @@ impl NodeBuilder {
         self
     }
 
+    /// Runs the node on `engine`, one thread shared with every node started
+    /// on it, instead of an engine thread of its own (see
+    /// [`crate::SharedEngine`]). Such a node runs unsharded over the
+    /// `portable` backend and without the TCP carrier or WebRTC, whatever
+    /// `engine.shards`, `engine.backend`, `transport` and `webrtc` say:
+    /// it is for hosts that run many quiet meshes.
+    pub fn shared_engine(mut self, engine: &crate::shared::SharedEngine) -> Self {
+        self.engine = Some(engine.clone());
+        self
+    }
+
     /// Opens the socket and starts the engine thread.
     pub fn start(self) -> Result<Node, StartError> {
         self.config.validate()?;
@@ -118,14 +130,22 @@ impl NodeBuilder {
         let bind = self
             .bind
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.config.listen_port)));
-        let shard_count = if self.config.webrtc.enabled {
+        let shared_engine = self.engine.clone();
+        let mut shared_fd = None;
+        let shard_count = if shared_engine.is_some() {
+            1
+        } else if self.config.webrtc.enabled {
             // DataChannel paths are sealed by the node itself, as TCP ones.
             tracing::info!("webrtc: the engine runs unsharded");
             1
         } else {
             shard_count(self.config.engine.shards)
         };
-        let (transport, local_addr, backend_name) = if shard_count > 1 {
+        let (transport, local_addr, backend_name) = if let Some(e) = &shared_engine {
+            let (transport, addr, name, fd) = crate::shared::open(bind, e)?;
+            shared_fd = Some(fd);
+            (transport, addr, name)
+        } else if shard_count > 1 {
             let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
             let s = crate::shard::start(
                 kind,
@@ -156,14 +176,19 @@ impl NodeBuilder {
         };
         let public_key = identity.public_key();
         let keys = moss_crypto::MeshKeys::derive(&self.mesh_id, self.psk.as_ref());
-        let mut tcp = crate::tcp::start(&self.config, &transport, local_addr, &keys)?;
+        let mut tcp = match shared_engine {
+            Some(_) => None,
+            None => crate::tcp::start(&self.config, &transport, local_addr, &keys)?,
+        };
         let webrtc = match &transport {
-            Transport::Direct(b) if self.config.webrtc.enabled => Some(crate::webrtc::start(
-                &self.config.webrtc,
-                public_key.to_hex(),
-                keys.infohash.iter().map(|b| format!("{b:02x}")).collect(),
-                b.waker(),
-            )?),
+            Transport::Direct(b) if self.config.webrtc.enabled && shared_engine.is_none() => {
+                Some(crate::webrtc::start(
+                    &self.config.webrtc,
+                    public_key.to_hex(),
+                    keys.infohash.iter().map(|b| format!("{b:02x}")).collect(),
+                    b.waker(),
+                )?)
+            }
             _ => None,
         };
         let max_message = self.config.security.max_message_size_bytes as usize;
@@ -220,7 +245,9 @@ impl NodeBuilder {
         }
         let shared = Arc::new(Shared {
             peer_count: AtomicUsize::new(0),
-            parked: AtomicBool::new(false),
+            // A node on a shared engine always wakes it: the engine
+            // thread knows whether it sleeps.
+            parked: AtomicBool::new(shared_engine.is_some()),
             stopped: AtomicBool::new(false),
             events_dropped: AtomicU64::new(0),
             messages_dropped: AtomicU64::new(0),
@@ -265,10 +292,15 @@ impl NodeBuilder {
             tcp,
             webrtc,
         };
-        let thread = std::thread::Builder::new()
-            .name("moss-engine".into())
-            .spawn(move || driver.run())
-            .map_err(StartError::Thread)?;
+        let runner = match shared_engine.zip(shared_fd) {
+            Some((e, fd)) => Runner::shared(e, driver, fd)?,
+            None => Runner::Thread(
+                std::thread::Builder::new()
+                    .name("moss-engine".into())
+                    .spawn(move || driver.run())
+                    .map_err(StartError::Thread)?,
+            ),
+        };
         // IPv4 only: NAT-PMP, PCP here and UPnP IGD map IPv4 ports.
         let portmap = local_addr.is_ipv4().then(|| {
             crate::portmap::Portmap::start(
@@ -293,7 +325,7 @@ impl NodeBuilder {
             shared,
             events: ev_rx,
             messages: fh_rx,
-            thread: Some(thread),
+            runner: Some(runner),
             discovery,
             portmap: portmap.flatten(),
         })
@@ -312,12 +344,60 @@ pub struct Node {
     shared: Arc<Shared>,
     events: Receiver<Event>,
     messages: Receiver<Message>,
-    thread: Option<JoinHandle<()>>,
+    runner: Option<Runner>,
     discovery: Option<moss_discovery::Discovery>,
     tcp: Option<(Arc<crate::tcp::TcpCounters>, Option<SocketAddr>)>,
     webrtc: Option<Arc<crate::webrtc::WebrtcCounters>>,
     message_queue: usize,
     portmap: Option<crate::portmap::Portmap>,
+}
+
+/// What runs a node's engine.
+enum Runner {
+    /// Its own engine thread.
+    Thread(JoinHandle<()>),
+    /// A shared engine; `done` disconnects when the node has stopped.
+    Shared {
+        done: Receiver<()>,
+        _engine: crate::shared::SharedEngine,
+    },
+}
+
+impl Runner {
+    /// Hands `driver` to the shared engine `engine`.
+    fn shared(
+        engine: crate::shared::SharedEngine,
+        driver: Driver,
+        fd: crate::shared::Fd,
+    ) -> Result<Self, StartError> {
+        let (tx, done) = bounded(0);
+        // Only a panicked engine thread refuses a node: as if this node's
+        // own thread could not start.
+        let attach = crate::shared::Attach {
+            driver,
+            fd,
+            done: tx,
+        };
+        engine
+            .attach(attach)
+            .map_err(|e| StartError::Thread(std::io::Error::other(e)))?;
+        Ok(Self::Shared {
+            done,
+            _engine: engine,
+        })
+    }
+
+    /// Waits until the engine has finished the node.
+    fn join(self) {
+        match self {
+            Self::Thread(t) => {
+                let _ = t.join();
+            }
+            Self::Shared { done, .. } => {
+                let _ = done.recv();
+            }
+        }
+    }
 }
 
 /// Messages of one topic; iterate or poll. Dropping it unsubscribes at
@@ -380,6 +460,7 @@ impl Node {
             bind: None,
             queues: (COMMAND_QUEUE, MESSAGE_QUEUE),
             map_lifetime: crate::portmap::DEFAULT_LIFETIME,
+            engine: None,
         }
     }
 
@@ -690,11 +771,9 @@ impl Node {
             .commands
             .send_timeout(Command::Stop, Duration::from_secs(5));
         self.shared.waker.wake();
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.runner.take() {
             match sent {
-                Ok(()) | Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
-                    let _ = t.join();
-                }
+                Ok(()) | Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => t.join(),
                 Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {
                     tracing::warn!("engine thread did not take the stop command; left detached");
                 }

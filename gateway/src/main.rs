@@ -58,6 +58,7 @@ fn run(opts: Options) -> Result<(), String> {
         meshes::Policy {
             max: opts.max_meshes,
             public: opts.public_meshes.clone(),
+            separate_engines: !opts.shared_engine,
         },
     )
     .map_err(|e| e.to_string())?;

@@ -5,10 +5,13 @@
 //!   new ids never build more than the bound; concurrent requests for the
 //!   same new id build it once.
 //! - Mesh ids follow [`valid_mesh_id`].
-//! - An on-demand mesh is cheap: its node runs unsharded (one engine
-//!   thread), without the TCP carrier, with small queues; its messages,
+//! - An on-demand mesh is cheap: its node runs on the gateway's one
+//!   [`moss::SharedEngine`] (one thread and one poll set for every
+//!   on-demand mesh; its socket is the one file descriptor a mesh adds),
+//!   unsharded, without the TCP carrier, with small queues; its messages,
 //!   events and log lines are handled by the gateway's one host thread
-//!   ([`crate::story::Host`]), shared by every mesh.
+//!   ([`crate::story::Host`]), shared by every mesh. `-shared-engine=false`
+//!   gives each on-demand mesh an engine thread of its own instead.
 //! - On-demand meshes do not use public trackers or the DHT unless the
 //!   operator names them (`-public-meshes`): any HTTP caller can name a
 //!   mesh, and must not make the gateway announce arbitrary infohashes to
@@ -74,6 +77,9 @@ pub struct Policy {
     pub max: usize,
     /// On-demand mesh ids allowed to use trackers and the DHT; `*` allows all.
     pub public: Vec<String>,
+    /// Each on-demand mesh gets an engine thread of its own instead of
+    /// the shared engine (`-shared-engine=false`).
+    pub separate_engines: bool,
 }
 
 /// Registry of served meshes.
@@ -88,6 +94,9 @@ pub struct Meshes {
     peak: AtomicUsize,
     /// The host thread shared by every mesh.
     host: Option<crate::story::Host>,
+    /// The engine every on-demand mesh runs on, started with the first
+    /// (`None` inside: it could not start, so meshes get their own).
+    engine: OnceLock<Option<moss::SharedEngine>>,
 }
 
 /// The mesh id rule: 1 to [`MAX_MESH_ID`] bytes of UTF-8 with no control
@@ -126,6 +135,7 @@ impl Meshes {
             live: Arc::new(AtomicUsize::new(0)),
             peak: AtomicUsize::new(0),
             host: crate::story::Host::start(),
+            engine: OnceLock::new(),
         };
         let first = m.spawn(primary, true)?;
         let slot = Slot::default();
@@ -170,6 +180,9 @@ impl Meshes {
         let mut b = Node::builder(mesh).config(self.config(mesh, primary));
         if !primary {
             b = b.queue_capacity(ON_DEMAND_COMMANDS, ON_DEMAND_MESSAGES);
+            if let Some(e) = self.shared_engine() {
+                b = b.shared_engine(e);
+            }
         }
         if let Some(psk) = self.psk.filter(|_| primary) {
             b = b.psk(psk);
@@ -186,6 +199,23 @@ impl Meshes {
             h.follow(mesh, &served);
         }
         Ok(served)
+    }
+
+    /// The on-demand meshes' engine (started on first use), unless the
+    /// policy gives each mesh its own or it could not start.
+    fn shared_engine(&self) -> Option<&moss::SharedEngine> {
+        if self.policy.separate_engines {
+            return None;
+        }
+        self.engine
+            .get_or_init(|| match moss::SharedEngine::start() {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "on-demand meshes get an engine thread each");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     /// The node of `mesh` (the primary when `None`), joining it if needed.
@@ -280,7 +310,7 @@ mod tests {
                 vec![],
                 Policy {
                     max,
-                    public: vec![],
+                    ..Policy::default()
                 },
             )
             .unwrap(),
@@ -310,6 +340,43 @@ mod tests {
             "peak {} > limit {max}",
             m.peak_nodes()
         );
+    }
+
+    #[test]
+    fn on_demand_meshes_run_on_one_shared_engine() {
+        let policy = Policy {
+            max: 8,
+            ..Policy::default()
+        };
+        let m = Meshes::start("primary", offline(), None, vec![], policy).unwrap();
+        // The primary keeps an engine of its own: nothing shared yet.
+        assert!(m.engine.get().is_none());
+        let served: Vec<_> = ["one", "two", "three"]
+            .iter()
+            .map(|id| m.get(Some(id)).unwrap())
+            .collect();
+        let engine = m.shared_engine().expect("the shared engine started");
+        assert_eq!(engine.node_count(), 3);
+        let stats = served[1].node.stats().unwrap();
+        assert_eq!(stats.mesh_id, "two");
+        assert_eq!(stats.backend, "portable");
+        m.clear();
+        drop(served);
+        assert_eq!(engine.node_count(), 0, "cleared meshes left the engine");
+        let own = Meshes::start(
+            "primary",
+            offline(),
+            None,
+            vec![],
+            Policy {
+                max: 8,
+                separate_engines: true,
+                ..Policy::default()
+            },
+        )
+        .unwrap();
+        own.get(Some("one")).unwrap();
+        assert!(own.shared_engine().is_none(), "-shared-engine=false");
     }
 
     #[test]
@@ -360,6 +427,7 @@ mod tests {
         let policy = Policy {
             max: 8,
             public: vec!["open".into()],
+            ..Policy::default()
         };
         let m = Meshes::start("primary", offline(), None, vec![], policy).unwrap();
         let closed = m.config("closed", false);
@@ -376,6 +444,7 @@ mod tests {
             Policy {
                 max: 2,
                 public: vec!["*".into()],
+                ..Policy::default()
             },
         )
         .unwrap();

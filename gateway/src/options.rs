@@ -26,6 +26,7 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "k-anon", kind: Kind::Value, help: "suppress detailed metrics below this many contributors (default 5)" },
     Spec { name: "max-meshes", kind: Kind::Value, help: "most meshes joined on demand through ?meshid= (default 8)" },
     Spec { name: "public-meshes", kind: Kind::Repeated, help: "comma-separated on-demand mesh ids allowed to use trackers and the DHT (repeatable; \"*\" = all; default none)" },
+    Spec { name: "shared-engine", kind: Kind::Bool, help: "run every on-demand mesh on one shared engine thread (default true; false: an engine thread per mesh)" },
     Spec { name: "webrtc", kind: Kind::Bool, help: "accept browser peers over WebRTC DataChannels, meeting them through -signal servers (default false)" },
     Spec { name: "signal", kind: Kind::Repeated, help: "comma-separated moss-signal server URLs ws://host:port for -webrtc (repeatable)" },
     Spec { name: "http-max-conns", kind: Kind::Value, help: "most HTTP connections at once; at the cap a new client evicts the oldest connection that never sent a request, else waits in the backlog (default 512)" },
@@ -68,6 +69,8 @@ pub struct Options {
     pub max_meshes: usize,
     /// On-demand meshes allowed to announce publicly (`*` = all).
     pub public_meshes: Vec<String>,
+    /// On-demand meshes share one engine thread (`-shared-engine`).
+    pub shared_engine: bool,
     /// HTTP server bounds.
     pub http_limits: crate::serve::HttpLimits,
 }
@@ -182,6 +185,7 @@ impl Options {
         }
         Ok(Self {
             public_meshes: split_list(p.all("public-meshes")),
+            shared_engine: p.bool("shared-engine", true)?,
             http_limits,
             mesh: p.get("mesh").unwrap_or("global").to_string(),
             http: parse_http(p.get("http").unwrap_or("127.0.0.1:8787"))?,

@@ -31,9 +31,11 @@ pub struct PortableStats {
 /// mio-driven UDP socket.
 pub struct PortableBackend {
     socket: UdpSocket,
-    poll: Poll,
+    /// The backend's own poll set; `None` when the caller polls the socket
+    /// ([`PortableBackend::unpolled`]).
+    poll: Option<Poll>,
     events: Events,
-    waker: Arc<MioWaker>,
+    waker: Arc<dyn Wakeup>,
     stats: PortableStats,
     drops: SendDrops,
 }
@@ -58,8 +60,25 @@ impl PortableBackend {
         let waker = Arc::new(MioWaker(Waker::new(poll.registry(), WAKER)?));
         Ok(Self {
             socket,
-            poll,
+            poll: Some(poll),
             events: Events::with_capacity(8),
+            waker,
+            stats: PortableStats::default(),
+            drops: SendDrops::default(),
+        })
+    }
+
+    /// Wraps a bound socket whose readiness the caller watches itself (a
+    /// shared engine registers every node's socket in its one poll set):
+    /// no poll set or waker of its own, so the socket is its only file
+    /// descriptor. [`Backend::wait`] returns at once; [`Backend::waker`]
+    /// is `waker`.
+    pub fn unpolled(socket: std::net::UdpSocket, waker: Arc<dyn Wakeup>) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            socket: UdpSocket::from_std(socket),
+            poll: None,
+            events: Events::with_capacity(0),
             waker,
             stats: PortableStats::default(),
             drops: SendDrops::default(),
@@ -171,7 +190,10 @@ impl Backend for PortableBackend {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        match self.poll.poll(&mut self.events, timeout) {
+        let Some(poll) = &mut self.poll else {
+            return Ok(());
+        };
+        match poll.poll(&mut self.events, timeout) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(e),
