@@ -34,11 +34,6 @@ const WAKER: Token = Token(0);
 /// Readiness events taken per wait.
 const EVENTS: usize = 256;
 
-/// Receive and send buffer a node's socket asks for: a quarter of what
-/// a node of its own asks ([`crate::backend::SOCKET_BUFFER`]), since a
-/// host runs many of them.
-const SOCKET_BUFFER: usize = crate::backend::SOCKET_BUFFER / 4;
-
 /// A socket as the poll set names it.
 #[cfg(unix)]
 pub(crate) type Fd = std::os::fd::RawFd;
@@ -59,10 +54,11 @@ pub(crate) fn open(
     let socket = std::net::UdpSocket::bind(bind)
         .map_err(|source| BackendError::Bind { addr: bind, source })?;
     let local = socket.local_addr().map_err(err)?;
-    // Best effort, as for a node of its own: the kernel caps the sizes.
+    // As large as a node of its own asks (best effort, capped by the
+    // kernel): a limit, not memory, until a burst or a flood fills it.
     let sock = socket2::SockRef::from(&socket);
-    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = sock.set_recv_buffer_size(crate::backend::SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(crate::backend::SOCKET_BUFFER);
     #[cfg(unix)]
     let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
     #[cfg(windows)]
