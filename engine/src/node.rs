@@ -54,11 +54,13 @@ pub struct NodeBuilder {
 
 impl NodeBuilder {
     /// Sets the capacity of the host → engine command queue (default
-    /// 65 536) and of each message queue (per subscription and node-wide,
-    /// default 16 384). The queues are allocated whole at start, so a host
-    /// that runs many quiet nodes (a gateway's on-demand meshes) saves
-    /// memory with small ones; a full queue reports `Busy` or drops and
-    /// counts, as always. Values below 16 are raised to 16.
+    /// 4 096) and of each message queue (per subscription and node-wide,
+    /// default 16 384); the event queue ([`Node::events`], 4 096) is made no
+    /// longer than a message queue. The queues are allocated whole at
+    /// start, so a host that runs many quiet nodes (a gateway's on-demand
+    /// meshes) saves memory with small ones (the event queue alone is
+    /// ~380 KiB at 4 096); a full queue reports `Busy` or drops and counts,
+    /// as always. Values below 16 are raised to 16.
     pub fn queue_capacity(mut self, commands: usize, messages: usize) -> Self {
         self.queues = (commands.max(16), messages.max(16));
         self
@@ -261,7 +263,7 @@ impl NodeBuilder {
             },
         });
         let (cmd_tx, cmd_rx) = bounded(self.queues.0);
-        let (ev_tx, ev_rx) = bounded(EVENT_QUEUE);
+        let (ev_tx, ev_rx) = bounded(EVENT_QUEUE.min(self.queues.1));
         let keys = core.mesh_keys().clone();
         let discovery = crate::discovery::config(
             core.config(),
