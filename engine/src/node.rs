@@ -107,9 +107,10 @@ impl NodeBuilder {
     /// Runs the node on `engine`, one thread shared with every node started
     /// on it, instead of an engine thread of its own (see
     /// [`crate::SharedEngine`]). Such a node runs unsharded over the
-    /// `portable` backend and without the TCP carrier or WebRTC, whatever
-    /// `engine.shards`, `engine.backend`, `transport` and `webrtc` say:
-    /// it is for hosts that run many quiet meshes.
+    /// `portable` backend, without busy-polling, the TCP carrier or WebRTC,
+    /// whatever `engine.shards`, `engine.backend`, `engine.busy_poll_us`,
+    /// `transport` and `webrtc` say: it is for hosts that run many quiet
+    /// meshes.
     pub fn shared_engine(mut self, engine: &crate::shared::SharedEngine) -> Self {
         self.engine = Some(engine.clone());
         self

@@ -187,10 +187,13 @@ impl SharedEngine {
     /// Hands a node to the engine thread.
     pub(crate) fn attach(&self, a: Attach) -> Result<(), SharedEngineError> {
         let tx = self.inner.attach.as_ref().ok_or(SharedEngineError::Gone)?;
-        tx.send(a).map_err(|_| SharedEngineError::Gone)?;
-        // Counted here, not on the thread, so `node_count` is right as
-        // soon as the node's `start` returns.
+        // Counted before the thread can see the node (and uncount it), so
+        // `node_count` is right as soon as the node's `start` returns.
         self.inner.nodes.fetch_add(1, Ordering::SeqCst);
+        if tx.send(a).is_err() {
+            self.inner.nodes.fetch_sub(1, Ordering::SeqCst);
+            return Err(SharedEngineError::Gone);
+        }
         let _ = self.inner.wake.waker.wake();
         Ok(())
     }
