@@ -362,6 +362,12 @@ mod tests {
         assert_eq!(stats.backend, "portable");
         m.clear();
         drop(served);
+        // The host thread may hold a mesh for a moment (it upgrades its
+        // weak reference per event): the last holder stops the node.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while engine.node_count() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(engine.node_count(), 0, "cleared meshes left the engine");
         let own = Meshes::start(
             "primary",
