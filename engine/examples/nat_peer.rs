@@ -78,6 +78,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "id": me,
             "nat_type": st.nat_type,
             "peers": st.peers.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(),
+            // The path of each: an address (direct), `channel:N` (a spray
+            // socket: direct too) or `relay:…` (through a supernode).
+            "paths": st.peers.iter().map(|p| (p.peer_id.clone(), serde_json::json!(p.addr))).collect::<serde_json::Map<_, _>>(),
             "heard": heard,
             "punch": st.counters.nat,
             "punched": st

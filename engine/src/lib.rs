@@ -59,6 +59,7 @@ mod reactor;
 mod report;
 mod shard;
 mod spin;
+mod spray;
 mod story;
 mod stream;
 pub mod tcp;

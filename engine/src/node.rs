@@ -190,6 +190,10 @@ impl NodeBuilder {
             .unwrap_or(0);
         core.set_unix_origin(unix);
         core.set_local_addrs(&crate::nat::local_addrs(local_addr));
+        // Behind a symmetric NAT the node punches port-filtering cones
+        // through spray sockets (crate::spray).
+        core.enable_spray(moss_mesh::nat::SPRAY_SOCKETS);
+        let spray = crate::spray::Spray::new(local_addr, &transport);
         if nat_pmp {
             if let Some(r) = crate::nat::default_gateway().and_then(crate::nat::gateway_report) {
                 core.set_gateway_report(r);
@@ -264,6 +268,7 @@ impl NodeBuilder {
             worked: false,
             tcp,
             webrtc,
+            spray,
         };
         let thread = std::thread::Builder::new()
             .name("moss-engine".into())
