@@ -74,7 +74,7 @@ pub struct PortmapStatus {
     /// The last failure, for humans.
     pub last_error: Option<String>,
     /// The node stopped while the gateway was still busy: the deletion
-    /// was left to finish after [`STOP_DEADLINE`].
+    /// was left to finish after a second.
     pub stop_abandoned: bool,
 }
 
