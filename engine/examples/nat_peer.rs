@@ -4,13 +4,14 @@
 //! publishes its name on each every second, and rewrites a JSON status file
 //! each second: its NAT
 //! class, its peer id, its direct peers, the origins it heard on `chat`
-//! and its port mapping. `--map` picks the port-mapping protocols
+//! and its port mapping, and per peer the sessions that came up and how
+//! each ended (reason and second). `--map` picks the port-mapping protocols
 //! (comma-separated `pcp`, `natpmp`, `upnp`, or `none`; default `natpmp`),
 //! `--map-lifetime` the lifetime asked for in seconds.
 //!
 //! `nat_peer --port P [--static ADDR] [--topics LIST] [--map LIST] [--map-lifetime S] --seconds N --status FILE`
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -58,7 +59,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<Vec<_>, _>>()?;
     let me = node.public_key().to_hex();
     let mut heard = BTreeSet::new();
-    let end = Instant::now() + Duration::from_secs(seconds);
+    // Per peer: sessions that came up, and how (and when, s since start)
+    // each last session ended.
+    let mut joined: BTreeMap<String, u32> = BTreeMap::new();
+    let mut left: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs(seconds);
     while Instant::now() < end && !term.load(std::sync::atomic::Ordering::SeqCst) {
         for t in &topics {
             // No subscriber yet is normal at the start.
@@ -73,11 +79,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        while let Ok(ev) = node.events().try_recv() {
+            match ev {
+                moss::Event::PeerJoined { peer, .. } => {
+                    *joined.entry(peer.to_hex()).or_default() += 1
+                }
+                moss::Event::PeerLeft { peer, reason, .. } => left
+                    .entry(peer.to_hex())
+                    .or_default()
+                    .push(format!("{reason}@{:.1}", t0.elapsed().as_secs_f64())),
+                _ => {}
+            }
+        }
         let st = node.stats()?;
         let doc = serde_json::json!({
             "id": me,
             "nat_type": st.nat_type,
             "peers": st.peers.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(),
+            // The path of each: an address (direct), `channel:N` (a spray
+            // socket: direct too) or `relay:…` (through a supernode).
+            "paths": st.peers.iter().map(|p| (p.peer_id.clone(), serde_json::json!(p.addr))).collect::<serde_json::Map<_, _>>(),
             "heard": heard,
             "punch": st.counters.nat,
             "punched": st
@@ -86,6 +107,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .filter_map(|p| Some((p.peer_id.clone(), serde_json::json!({"ms": p.punch_ms?, "offers": p.punch_offers}))))
                 .collect::<serde_json::Map<_, _>>(),
             "port_mapping": st.port_mapping,
+            "joined": joined,
+            "left": left,
         });
         // Written whole, then renamed: a reader never sees half a file.
         let tmp = format!("{status}.tmp");

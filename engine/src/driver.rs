@@ -70,6 +70,8 @@ pub(crate) struct Driver {
     pub tcp: Option<crate::tcp::Carrier>,
     /// WebRTC DataChannel peers (config `webrtc.enabled`).
     pub webrtc: Option<crate::webrtc::Bridge>,
+    /// Birthday-spray sockets (NAT traversal).
+    pub spray: crate::spray::Spray,
 }
 
 impl Driver {
@@ -114,8 +116,10 @@ impl Driver {
         if let Some(w) = &mut self.webrtc {
             more |= w.receive(&mut self.core, now);
         }
+        more |= self.spray.receive(&mut self.core, now);
         if self.core.poll_timeout() <= now {
             self.core.handle(now, Input::Timeout);
+            self.spray.run(&mut self.core, now);
         }
         self.transmit(out);
         self.route_ops();
@@ -258,6 +262,9 @@ impl Driver {
                 if let Some(tcp) = self.tcp.as_ref().and_then(|t| t.wake_channel()) {
                     sel.recv(tcp);
                 }
+                if let Some(spray) = self.spray.wake_channel() {
+                    sel.recv(spray);
+                }
                 let _ = sel.ready_timeout(timeout);
             }
         }
@@ -396,6 +403,7 @@ impl Driver {
                 return;
             }
             let full = out.len() == BATCH;
+            self.spray.send(out, self.origin.elapsed());
             if let Some(w) = &mut self.webrtc {
                 w.send(out);
             }

@@ -60,6 +60,7 @@ mod report;
 mod shard;
 mod shared;
 mod spin;
+mod spray;
 mod story;
 mod stream;
 pub mod tcp;

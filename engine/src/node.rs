@@ -218,6 +218,10 @@ impl NodeBuilder {
             .unwrap_or(0);
         core.set_unix_origin(unix);
         core.set_local_addrs(&crate::nat::local_addrs(local_addr));
+        // Behind a symmetric NAT the node punches port-filtering cones
+        // through spray sockets (crate::spray).
+        core.enable_spray(moss_mesh::nat::SPRAY_SOCKETS);
+        let spray = crate::spray::Spray::new(local_addr, &transport);
         if nat_pmp {
             if let Some(r) = crate::nat::default_gateway().and_then(crate::nat::gateway_report) {
                 core.set_gateway_report(r);
@@ -294,6 +298,7 @@ impl NodeBuilder {
             worked: false,
             tcp,
             webrtc,
+            spray,
         };
         let runner = match shared_engine.zip(shared_fd) {
             Some((e, fd)) => Runner::shared(e, driver, fd)?,

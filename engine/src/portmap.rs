@@ -37,6 +37,12 @@ const SSDP_WAIT: Duration = Duration::from_secs(3);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the thread looks at the stop flag while it waits.
 const TICK: Duration = Duration::from_millis(100);
+/// Longest [`Portmap::stop`] waits for the mapping's deletion: past it the
+/// thread is left to finish (or give up) on its own, so a slow or dead
+/// gateway never holds up `Node::stop`.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(1);
+/// Budget of the deletion exchange itself (below [`STOP_DEADLINE`]).
+const DELETE_TIMEOUT: Duration = Duration::from_millis(800);
 /// UPnP external ports tried when the gateway says ours is taken (ours, then the next ones).
 const UPNP_PORT_TRIES: u16 = 4;
 /// UPnP fault: the external port is mapped to another client.
@@ -67,6 +73,9 @@ pub struct PortmapStatus {
     pub deleted: u64,
     /// The last failure, for humans.
     pub last_error: Option<String>,
+    /// The node stopped while the gateway was still busy: the deletion
+    /// was left to finish after a second.
+    pub stop_abandoned: bool,
 }
 
 /// Which protocols `nat` enables.
@@ -150,6 +159,19 @@ impl Portmap {
                 return None;
             }
         };
+        Self::start_on(which, gateway, local_ip, port, lifetime, commands, shared)
+    }
+
+    /// Starts mapping UDP `port` of `local_ip` on `gateway`.
+    fn start_on(
+        which: Protocols,
+        gateway: Ipv4Addr,
+        local_ip: Ipv4Addr,
+        port: u16,
+        lifetime: Duration,
+        commands: Sender<Command>,
+        shared: Arc<Shared>,
+    ) -> Option<Portmap> {
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(Mutex::new(PortmapStatus::default()));
         let ctx = Ctx {
@@ -179,11 +201,32 @@ impl Portmap {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Deletes the mapping and ends the thread (a few seconds at most).
+    /// Deletes the mapping, best effort, and ends the thread: waits at
+    /// most [`STOP_DEADLINE`], then leaves the thread detached (a gateway
+    /// in the middle of a slow exchange; the deletion has its own
+    /// [`DELETE_TIMEOUT`], and an undeleted mapping expires with its lease).
     pub(crate) fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        let end = Instant::now() + STOP_DEADLINE;
+        while !t.is_finished() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if t.is_finished() {
             let _ = t.join();
+        } else {
+            self.with_status(|s| s.stop_abandoned = true);
+            tracing::info!(
+                "port mapping: the gateway is slow; deletion left to finish in the background"
+            );
+        }
+    }
+
+    fn with_status(&self, f: impl FnOnce(&mut PortmapStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
         }
     }
 }
@@ -335,10 +378,17 @@ impl Ctx {
         let mut buf = [0u8; moss_nat::pcp::MAX_MESSAGE];
         let mut renewing = false;
         let mut stopping = false;
+        let mut stop_by = None;
         loop {
             if self.stopping() && !stopping {
                 stopping = true;
+                stop_by = Some(Instant::now() + DELETE_TIMEOUT);
                 client.stop();
+            }
+            if stop_by.is_some_and(|t| Instant::now() >= t) {
+                // The gateway did not confirm the deletion in time: the
+                // lease ends it.
+                return Ended::Stopped;
             }
             let now = Instant::now();
             while let Some(req) = client.poll_transmit(now) {
@@ -443,7 +493,11 @@ impl Ctx {
             if self.sleep(half) {
                 self.with_status(|s| s.requests += 1);
                 if self
-                    .soap(&ctl, &Action::DeleteUdp { external_port: ext })
+                    .soap_within(
+                        &ctl,
+                        &Action::DeleteUdp { external_port: ext },
+                        DELETE_TIMEOUT,
+                    )
                     .is_ok()
                 {
                     self.with_status(|s| s.deleted += 1);
@@ -493,7 +547,8 @@ impl Ctx {
                 _ => {}
             }
         };
-        let body = http_exchange(loc.addr, &upnp::get_request(&loc)).map_err(|e| e.to_string())?;
+        let body = http_exchange(loc.addr, &upnp::get_request(&loc), HTTP_TIMEOUT)
+            .map_err(|e| e.to_string())?;
         let r = upnp::parse_http(&body, upnp::MAX_HTTP).map_err(|e| e.to_string())?;
         if r.status != 200 {
             return Err(format!("description: HTTP {}", r.status));
@@ -502,7 +557,18 @@ impl Ctx {
     }
 
     fn soap(&self, ctl: &Control, action: &Action) -> Result<Option<Ipv4Addr>, SoapError> {
-        let reply = http_exchange(ctl.url.addr, &action.request(ctl)).map_err(SoapError::Io)?;
+        self.soap_within(ctl, action, HTTP_TIMEOUT)
+    }
+
+    /// A SOAP action whose connect, write and read each take at most `timeout`.
+    fn soap_within(
+        &self,
+        ctl: &Control,
+        action: &Action,
+        timeout: Duration,
+    ) -> Result<Option<Ipv4Addr>, SoapError> {
+        let reply =
+            http_exchange(ctl.url.addr, &action.request(ctl), timeout).map_err(SoapError::Io)?;
         let r = action.parse_reply(&reply);
         if matches!(r, Err(ref e) if !matches!(e, UpnpError::Fault { .. })) {
             self.with_status(|s| s.malformed += 1);
@@ -513,12 +579,102 @@ impl Ctx {
 
 /// One HTTP request over a fresh TCP connection; the answer up to
 /// [`upnp::MAX_HTTP`] + 1 bytes (so an oversized one is seen as such).
-fn http_exchange(to: SocketAddrV4, req: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut s = TcpStream::connect_timeout(&SocketAddr::V4(to), HTTP_TIMEOUT)?;
-    s.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    s.set_write_timeout(Some(HTTP_TIMEOUT))?;
+fn http_exchange(to: SocketAddrV4, req: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&SocketAddr::V4(to), timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
     s.write_all(req)?;
     let mut out = Vec::new();
     s.take(upnp::MAX_HTTP as u64 + 1).read_to_end(&mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            peer_count: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            events_dropped: AtomicU64::new(0),
+            messages_dropped: AtomicU64::new(0),
+            next_subscription: AtomicU64::new(0),
+            busy_poll: Duration::ZERO,
+            waker: Arc::new(crate::io::NoWake),
+            publish_buffers: crate::host::BufferPool::new(),
+        })
+    }
+
+    /// A UPnP gateway that answers SSDP on `ip` and then accepts the
+    /// description request and never answers it (a gateway busy for far
+    /// longer than the HTTP timeout): `stop` still returns within
+    /// [`STOP_DEADLINE`] (plus scheduling), not after the exchange's
+    /// [`HTTP_TIMEOUT`], and the status says the deletion was left.
+    #[test]
+    fn stop_is_bounded_with_a_gateway_that_never_answers() {
+        // A loopback address of its own, so parallel runs do not share 1900.
+        let pid = std::process::id();
+        let ip = Ipv4Addr::new(127, 77, (pid >> 8) as u8, (pid as u8).max(2));
+        let Ok(ssdp) = UdpSocket::bind((ip, upnp::SSDP_ADDR.port())) else {
+            panic!("cannot bind {ip}:1900 for the test gateway");
+        };
+        let http = TcpListener::bind((ip, 0)).unwrap();
+        let loc = http.local_addr().unwrap();
+        let accepted = Arc::new(AtomicBool::new(false));
+        let flag = accepted.clone();
+        let gateway = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            ssdp.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let Ok((_, from)) = ssdp.recv_from(&mut buf) else {
+                return;
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nLOCATION: http://{loc}/rootDesc.xml\r\n\r\n"
+            );
+            let _ = ssdp.send_to(answer.as_bytes(), from);
+            // Accept, then hold the connection unanswered for 20 s.
+            if let Ok((conn, _)) = http.accept() {
+                flag.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_secs(20));
+                drop(conn);
+            }
+        });
+        let (tx, _rx) = crossbeam_channel::bounded(16);
+        let which = Protocols {
+            pcp: false,
+            natpmp: false,
+            upnp: true,
+        };
+        let mut pm = Portmap::start_on(
+            which,
+            ip,
+            Ipv4Addr::LOCALHOST,
+            41999,
+            Duration::from_secs(60),
+            tx,
+            shared(),
+        )
+        .unwrap();
+        for _ in 0..200 {
+            if accepted.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(
+            accepted.load(Ordering::SeqCst),
+            "the node never asked the gateway"
+        );
+        let t = Instant::now();
+        pm.stop();
+        let took = t.elapsed();
+        assert!(took < HTTP_TIMEOUT, "stop waited for the gateway: {took:?}");
+        assert!(pm.status().stop_abandoned);
+        drop(gateway);
+    }
 }

@@ -894,6 +894,21 @@ impl Node {
                 self.remove_session(other, Some(DisconnectReason::Closed));
             }
         }
+        // Our own dial still pending on this path is now redundant: left
+        // running, its next retransmission of message 1 reaches the peer
+        // after this session is up there and makes a second session that
+        // the two ends rank differently (the peer sees a fresh dial, we an
+        // old one), and each closes the other's winner (a punched pair
+        // then lost its session and punched again; BENCHMARKS.md, session 6).
+        let ours = self.table.by_path(&path).filter(|&i| {
+            i != idx
+                && self.table.get(i).is_some_and(|s| {
+                    s.path == path && matches!(&s.state, State::Initiating(p) if !p.probe)
+                })
+        });
+        if let Some(dial) = ours {
+            self.table.remove(dial);
+        }
         self.table.bind(path, idx);
         let me = self.identity.public_key();
         if let Some(old) = self.table.by_peer(&peer) {

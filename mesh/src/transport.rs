@@ -126,12 +126,14 @@ impl Transport {
     }
 
     /// Takes the keys of a just-established session (a sharded node keeps
-    /// those of TCP paths: the shards own UDP sockets only).
+    /// those of TCP and channel paths: the shards own UDP sockets only).
     pub fn install(&mut self, index: u32, remote_index: u32, path: Path, cipher: TransportCipher) {
         let session = ShardSession::new(remote_index, path, cipher);
         match self {
             Self::Local(shard) => shard.install(index, session),
-            Self::Remote(r) if matches!(path, Path::Tcp { .. }) => {
+            // The engine shards send on UDP sockets only: TCP connections
+            // and host channels (spray sockets) are the core thread's.
+            Self::Remote(r) if matches!(path, Path::Tcp { .. } | Path::Channel(_)) => {
                 r.classifier.install(index, session)
             }
             Self::Remote(r) => r.ops.push_back(TransportOp::Install {

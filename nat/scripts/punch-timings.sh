@@ -9,7 +9,9 @@
 # punch at once. Per pair and try: direct when both ends list each other as
 # direct peers within TRY_S seconds; its time is the slower end's, from the
 # forwarder's PUNCH_OFFER to the session; first attempt when neither end
-# needed a second offer. Prints per pair of kinds (both orientations and
+# needed a second offer. A spray pair (symmetric with a port-restricted
+# cone or CGNAT) is direct on a spray socket (path `channel:N`); a path
+# through a supernode (`relay:`) never counts as direct. Prints per pair of kinds (both orientations and
 # twins pooled, so up to 4 host pairs a try): host-pair tries, success
 # share, first-attempt share, p50/p99 ms; writes the table as Markdown to
 # $OUT (default target/punch-timings.md).
@@ -67,10 +69,13 @@ for s in sites:
         st[s] = json.load(open(os.path.join(d, s + ".json")))
     except Exception:
         sys.exit(1)
+def direct(x, y):
+    p = x.get("paths", {}).get(y["id"])
+    return p is not None and not p.startswith("relay:")
 for a, b in itertools.combinations(sites, 2):
-    if frozenset((kind(a), kind(b))) in bad:
+    if frozenset((kind(a), kind(b))) == frozenset(("symmetric",)):
         continue
-    if st[b]["id"] not in st[a]["peers"] or st[a]["id"] not in st[b]["peers"]:
+    if not direct(st[a], st[b]) or not direct(st[b], st[a]):
         sys.exit(1)
 PY
   do
@@ -91,6 +96,7 @@ import itertools, json, os, sys
 d, tries, out, l0, l1, sites = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
 order = ["full_cone", "restricted_cone", "port_restricted_cone", "symmetric", "cgnat", "public"]
 bad = {frozenset(p) for p in [("symmetric",), ("symmetric", "port_restricted_cone"), ("symmetric", "cgnat")]}
+spray = {frozenset(p) for p in [("symmetric", "port_restricted_cone"), ("symmetric", "cgnat")]}
 def kind(s): return s[:-1] if s.endswith("2") else s
 def pct(v, p):
     if not v:
@@ -114,7 +120,10 @@ for t in range(tries):
         r = agg.setdefault((ka, kb), {"n": 0, "ok": 0, "first": 0, "ms": []})
         r["n"] += 1
         A, B = st[a], st[b]
-        if not A or not B or B["id"] not in A["peers"] or A["id"] not in B["peers"]:
+        def direct(x, y):
+            p = x.get("paths", {}).get(y["id"])
+            return p is not None and not p.startswith("relay:")
+        if not A or not B or not direct(A, B) or not direct(B, A):
             continue
         r["ok"] += 1
         ends = [x["punched"].get(y["id"]) for x, y in ((A, B), (B, A))]
@@ -129,17 +138,25 @@ lines = [
 ]
 for (ka, kb), r in sorted(agg.items(), key=lambda x: (order.index(x[0][0]), order.index(x[0][1]))):
     plain = "no" if frozenset((ka, kb)) in bad else "yes"
+    if frozenset((ka, kb)) in spray:
+        plain = "no (spray)"
     lines.append("| %s | %s | %s | %d/%d | %d/%d | %s | %s |" % (
         ka, kb, plain, r["ok"], r["n"], r["first"], r["n"], pct(r["ms"], 50), pct(r["ms"], 99)))
 pun = [r for k, r in agg.items() if frozenset(k) not in bad]
 un = [r for k, r in agg.items() if frozenset(k) in bad]
 n, ok, first = sum(r["n"] for r in pun), sum(r["ok"] for r in pun), sum(r["first"] for r in pun)
 allms = [m for r in pun for m in r["ms"]]
+sp = [r for k, r in agg.items() if frozenset(k) in spray]
+spms = [m for r in sp for m in r["ms"]]
 summary = ("%d tries. Plain-UDP-punchable host pairs: %d/%d direct (%.1f %%), %d/%d on the first offer (%.1f %%), "
-           "p50 %s ms, p99 %s ms over all; unpunchable host pairs direct: %d/%d. Load average %s at start, %s at end.\n\n"
+           "p50 %s ms, p99 %s ms over all; spray pairs (symmetric with port-restricted or CGNAT) direct: %d/%d "
+           "(%d/%d on the first offer, p50 %s ms, p99 %s ms); symmetric pairs direct: %d/%d. "
+           "Load average %s at start, %s at end.\n\n"
            "Classes reported (host: class x tries): %s" % (
     tries, ok, n, 100 * ok / max(n, 1), first, n, 100 * first / max(n, 1), pct(allms, 50), pct(allms, 99),
-    sum(r["ok"] for r in un), sum(r["n"] for r in un), l0, l1,
+    sum(r["ok"] for r in sp), sum(r["n"] for r in sp), sum(r["first"] for r in sp), sum(r["n"] for r in sp),
+    pct(spms, 50), pct(spms, 99),
+    sum(r["ok"] for r in un if r not in sp), sum(r["n"] for r in un if r not in sp), l0, l1,
     "; ".join("%s: %s" % (s, ", ".join("%s x%d" % kv for kv in sorted(classified.get(s, {}).items()))) for s in sites)))
 text = "\n".join(lines) + "\n\n" + summary + "\n"
 os.makedirs(os.path.dirname(out) or ".", exist_ok=True)

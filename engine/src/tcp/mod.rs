@@ -17,7 +17,7 @@
 //! session [`UNUSED_GRACE`] after it opened is closed.
 
 pub mod record;
-mod watch;
+pub(crate) mod watch;
 
 use crate::backend::Wakeup;
 use moss_mesh::{Input, Node as Core, Path, Transmit};
@@ -152,18 +152,27 @@ pub(crate) fn start(
     if !config.transport.tcp_enabled {
         return Ok(None);
     }
-    let (wake, wake_rx): (Arc<dyn Wakeup>, _) = match transport {
-        crate::io::Transport::Direct(backend) => (backend.waker(), None),
-        crate::io::Transport::Sharded { .. } => {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            (Arc::new(ChannelWake(tx)), Some(rx))
-        }
-    };
+    let (wake, wake_rx) = core_waker(transport);
     let mut carrier = Carrier::start(listen, &keys.scramble_key, wake)
         // Only the poll or its watcher thread can fail to start.
         .map_err(|TcpError::Io(e)| crate::StartError::Thread(e))?;
     carrier.wake_rx = wake_rx;
     Ok(Some(carrier))
+}
+
+/// How a watcher thread wakes the engine thread of `transport`: the
+/// backend's wait on an unsharded engine; on a sharded one, a one-slot
+/// channel the core selects on while it sleeps (returned with it).
+pub(crate) fn core_waker(
+    transport: &crate::io::Transport,
+) -> (Arc<dyn Wakeup>, Option<crossbeam_channel::Receiver<()>>) {
+    match transport {
+        crate::io::Transport::Direct(backend) => (backend.waker(), None),
+        crate::io::Transport::Sharded { .. } => {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            (Arc::new(ChannelWake(tx)), Some(rx))
+        }
+    }
 }
 
 /// Wakes a sharded core thread: one token in a one-slot channel it selects

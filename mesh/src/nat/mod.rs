@@ -11,12 +11,17 @@ mod classify;
 mod frames;
 mod probe;
 mod punch;
+mod spray;
 
 pub use addr::{decode_addr, encode_addr, split_addr, AddrError};
 pub use frames::{NatFrame, NatFrameError, Offer, ProbeMode, ThirdParty};
 pub use punch::{
     PunchFailure, PunchState, MAX_PUNCH_ATTEMPTS, MAX_PUNCH_DELAY, MAX_PUNCH_FAILURES,
     PREDICTION_SPREAD, PUNCH_DEADLINE, PUNCH_RETRY, PUNCH_ROUND,
+};
+pub use spray::{
+    PunchMode, SprayOrder, SPRAY_CAP_TOPIC, SPRAY_CHANNEL_BASE, SPRAY_PORTS, SPRAY_PROBES_PER_TICK,
+    SPRAY_SOCKETS, SPRAY_STAGGER,
 };
 
 use crate::Time;
@@ -122,6 +127,18 @@ pub struct NatStats {
     pub punch_failed: u64,
     /// Sum of the successful punches' times from offer to session, in ms.
     pub punch_ms_total: u64,
+    /// Introductions of spray pairs (symmetric and a port-filtering cone).
+    pub spray_introductions: u64,
+    /// Spray probes sent to random ports (as the cone end).
+    pub spray_probes: u64,
+    /// Spray probes not queued (the queue was full).
+    pub spray_probes_dropped: u64,
+    /// Spray socket rounds handed to the host (as the symmetric end).
+    pub spray_rounds: u64,
+    /// Spray socket rounds not handed over (the host was behind).
+    pub spray_rounds_refused: u64,
+    /// Spray punches that ended in a session.
+    pub spray_punched: u64,
 }
 
 impl NatStats {
@@ -153,6 +170,12 @@ impl NatStats {
         self.punch_succeeded += o.punch_succeeded;
         self.punch_failed += o.punch_failed;
         self.punch_ms_total += o.punch_ms_total;
+        self.spray_introductions += o.spray_introductions;
+        self.spray_probes += o.spray_probes;
+        self.spray_probes_dropped += o.spray_probes_dropped;
+        self.spray_rounds += o.spray_rounds;
+        self.spray_rounds_refused += o.spray_rounds_refused;
+        self.spray_punched += o.spray_punched;
     }
 }
 
@@ -234,6 +257,14 @@ pub(crate) struct NatState {
     punch_failures: VecDeque<PunchFailure>,
     /// Predicted-port dials of punches toward symmetric peers.
     predicted: Vec<(Time, SocketAddr)>,
+    /// Spray sockets the host opens per round (0: it opens none).
+    spray_sockets: u16,
+    /// Spray probes to send: (peer, address dialled, probe destination).
+    spray_queue: VecDeque<(PeerId, SocketAddr, SocketAddr)>,
+    /// Spray socket rounds for the host.
+    spray_orders: VecDeque<SprayOrder>,
+    /// How the last punch toward each peer ran.
+    punch_modes: HashMap<PeerId, PunchMode>,
     next_binding: Time,
     probe: Option<Probe>,
     /// Outcome of the two filtering tests so far.

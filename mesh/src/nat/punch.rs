@@ -6,8 +6,8 @@
 //! and round trips, answers both with PUNCH_OFFER: the other's address as
 //! *it* observed it (an address that peer controls) and a delay so both
 //! dial at once; or, to the requester only, that the pair cannot be punched
-//! (both symmetric, or symmetric facing a port-filtering cone, which needs
-//! a spray of sockets this node does not have). Both then dial in
+//! (both symmetric, or symmetric facing a port-filtering cone whose
+//! symmetric end's host opens no spray sockets: [`super::spray`]). Both then dial in
 //! `hole_punch_attempts` rounds [`PUNCH_ROUND`] apart (at most
 //! [`MAX_PUNCH_ATTEMPTS`]): each round sends message 1 to the offered
 //! address (the dial's own message 1 again while it is pending, a new dial
@@ -20,6 +20,7 @@
 //! peer, with `port_prediction_enabled`, the ports ±5 around its observed
 //! one are dialled too.
 
+use super::spray::{spray_pair, PunchMode};
 use super::{NatFrame, MAX_DIALS, MAX_PEER_NOTES};
 use crate::node::Node;
 use crate::wire::Frame;
@@ -58,12 +59,16 @@ pub struct PunchFailure {
 /// A punch's rounds in progress.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PunchRun {
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     /// Rounds to run and rounds fired.
     attempts: u32,
     fired: u32,
     next: Time,
     deadline: Time,
+    /// Direct, or which end of a spray we are.
+    pub(super) mode: PunchMode,
+    /// When this round's spray sockets are due (symmetric end).
+    pub(super) spray_at: Option<Time>,
 }
 /// Longest delay an offer may ask for.
 pub const MAX_PUNCH_DELAY: Duration = Duration::from_secs(2);
@@ -227,7 +232,15 @@ impl Node {
         };
         let cfg = PunchConfig::default();
         let plan = strategy(&cfg, &side(a, ca), &side(b, cb));
-        let punchable = matches!(plan, Ok(Strategy::Direct | Strategy::Predict));
+        // A spray pair is punchable when its symmetric end's host opens
+        // spray sockets (it announced the capability).
+        let spray = match spray_pair(ca, cb) {
+            Some(true) => Some(self.spray_capable(idx)),
+            Some(false) => Some(self.spray_capable(tidx)),
+            None => None,
+        };
+        let punchable =
+            matches!(plan, Ok(Strategy::Direct | Strategy::Predict)) || spray == Some(true);
         if !punchable {
             self.stats.nat.punch_unpunchable += 1;
             let f = NatFrame::PunchOffer {
@@ -244,6 +257,9 @@ impl Node {
             d.min(MAX_PUNCH_DELAY).as_millis() as u16
         };
         self.stats.nat.punch_introductions += 1;
+        if spray.is_some() {
+            self.stats.nat.spray_introductions += 1;
+        }
         let offer = |to: PeerId, addr, class, delay_ms| NatFrame::PunchOffer {
             peer: to.0,
             offer: Some(super::Offer {
@@ -297,6 +313,8 @@ impl Node {
         *offers.entry(peer).or_insert(0) += 1;
         let at = now + Duration::from_millis(u64::from(o.delay_ms)).min(MAX_PUNCH_DELAY);
         let attempts = self.punch_rounds();
+        let mode = self.punch_mode_for(o.class);
+        self.note_punch_mode(peer, mode);
         if self.nat.punch_runs.len() >= MAX_PEER_NOTES {
             self.nat.punch_runs.clear();
         }
@@ -308,10 +326,16 @@ impl Node {
                 fired: 0,
                 next: at,
                 deadline: at + PUNCH_ROUND * (attempts - 1) + PUNCH_DEADLINE,
+                mode,
+                spray_at: None,
             },
         );
         self.note_punch_rounds(peer, 0);
-        if self.cfg.nat.port_prediction_enabled && o.class == NatType::SymmetricNat {
+        // A spray covers the ports prediction would guess.
+        if mode == PunchMode::Direct
+            && self.cfg.nat.port_prediction_enabled
+            && o.class == NatType::SymmetricNat
+        {
             for d in 1..=PREDICTION_SPREAD {
                 for p in [o.addr.port().checked_add(d), o.addr.port().checked_sub(d)] {
                     if let Some(p) = p.filter(|&p| p != 0) {
@@ -357,6 +381,7 @@ impl Node {
         for a in super::take_due(&mut self.nat.predicted, now) {
             self.connect(a);
         }
+        self.spray_tick();
         let mut peers: Vec<PeerId> = self.nat.punch_runs.keys().copied().collect();
         peers.sort_unstable();
         for peer in peers {
@@ -370,6 +395,11 @@ impl Node {
                 self.stats.nat.punch_rounds += 1;
                 self.note_punch_rounds(peer, run.fired);
                 self.punch_round(run.addr);
+                self.spray_round(peer, &mut run, now);
+            }
+            if run.spray_at.is_some_and(|at| !connected && now >= at) {
+                run.spray_at = None;
+                self.spray_order(peer, &run);
             }
             if connected || now >= run.deadline {
                 self.nat.punch_runs.remove(&peer);
@@ -399,6 +429,14 @@ impl Node {
             if let PunchState::Punching { since } = *st {
                 *st = PunchState::Punched;
                 self.stats.nat.punch_succeeded += 1;
+                if self
+                    .nat
+                    .punch_modes
+                    .get(&peer)
+                    .is_some_and(|&m| m != PunchMode::Direct)
+                {
+                    self.stats.nat.spray_punched += 1;
+                }
                 let ms = now.saturating_sub(since).as_millis() as u64;
                 self.stats.nat.punch_ms_total += ms;
                 let times = &mut self.nat.punch_ms;
