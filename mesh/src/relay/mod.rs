@@ -264,6 +264,18 @@ impl Node {
         };
         let own = s.path;
         let Path::Relay { via, session } = own else {
+            // A relayed end's own session with us roamed: its relay
+            // sessions' data plane follows (the table rebinds the session
+            // itself when the caller notes `from`).
+            let moved = s
+                .established()
+                .filter(|e| e.retired.is_none() && own != from && own.udp().is_some())
+                .map(|e| e.peer);
+            if let (Some(peer), Some(to)) = (moved, from.udp()) {
+                if !self.relay.server.is_empty() {
+                    self.server_end_moved(peer, to);
+                }
+            }
             return from;
         };
         if self.relay_wire_path(own) == from || from == own {
