@@ -586,4 +586,5 @@ fn a_revocation_reaches_peers_and_a_replayed_announcement_does_not_undo_it() {
 
 mod failover;
 mod limits;
+mod load;
 mod rebind;
