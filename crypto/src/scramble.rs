@@ -23,24 +23,79 @@ pub const MIN_DATAGRAM: usize = HEAD_LEN + SAMPLE_LEN;
 #[derive(Clone)]
 pub struct Scrambler {
     key: [u8; 32],
+    /// The key as ChaCha20's eight little-endian state words.
+    key_words: [u32; 8],
+}
+
+/// ChaCha20's constant words ("expand 32-byte k").
+const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
+
+fn quarter_round(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+    x[a] = x[a].wrapping_add(x[b]);
+    x[d] = (x[d] ^ x[a]).rotate_left(16);
+    x[c] = x[c].wrapping_add(x[d]);
+    x[b] = (x[b] ^ x[c]).rotate_left(12);
+    x[a] = x[a].wrapping_add(x[b]);
+    x[d] = (x[d] ^ x[a]).rotate_left(8);
+    x[c] = x[c].wrapping_add(x[d]);
+    x[b] = (x[b] ^ x[c]).rotate_left(7);
+}
+
+/// The first `N` words (N ≤ 16) of ChaCha20 block `counter` (RFC 8439
+/// §2.3): one block and nothing more, where the stream cipher computes
+/// several at once for a 16-byte head mask.
+fn chacha20_block<const N: usize>(key: &[u32; 8], counter: u32, nonce: &[u32; 3]) -> [u32; N] {
+    let mut init = [0u32; 16];
+    init[..4].copy_from_slice(&SIGMA);
+    init[4..12].copy_from_slice(key);
+    init[12] = counter;
+    init[13..].copy_from_slice(nonce);
+    let mut x = init;
+    for _ in 0..10 {
+        quarter_round(&mut x, 0, 4, 8, 12);
+        quarter_round(&mut x, 1, 5, 9, 13);
+        quarter_round(&mut x, 2, 6, 10, 14);
+        quarter_round(&mut x, 3, 7, 11, 15);
+        quarter_round(&mut x, 0, 5, 10, 15);
+        quarter_round(&mut x, 1, 6, 11, 12);
+        quarter_round(&mut x, 2, 7, 8, 13);
+        quarter_round(&mut x, 3, 4, 9, 14);
+    }
+    let mut out = [0u32; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = x[i].wrapping_add(init[i]);
+    }
+    out
+}
+
+/// Little-endian words of `bytes` (a multiple of 4 long).
+fn words<const N: usize>(bytes: &[u8]) -> [u32; N] {
+    let mut w = [0u32; N];
+    for (w, c) in w.iter_mut().zip(bytes.chunks_exact(4)) {
+        *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    w
 }
 
 impl Scrambler {
     /// A codec for the given 32-byte scramble key (see [`crate::MeshKeys`]).
     pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
+        Self {
+            key,
+            key_words: words(&key),
+        }
     }
 
     fn head_mask(&self, sample: &[u8; SAMPLE_LEN]) -> [u8; HEAD_LEN] {
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&sample[4..16]);
+        let nonce: [u32; 3] = words(&sample[4..16]);
         // ChaCha20's block counter is 32 bits; keeping the top bit clear
         // leaves room for the block, so the keystream never wraps.
         let block = u32::from_le_bytes([sample[0], sample[1], sample[2], sample[3]]) & 0x7fff_ffff;
-        let mut c = ChaCha20::new(&self.key.into(), &nonce.into());
-        c.seek(u64::from(block) * 64);
+        let w: [u32; 4] = chacha20_block(&self.key_words, block, &nonce);
         let mut mask = [0u8; HEAD_LEN];
-        c.apply_keystream(&mut mask);
+        for (m, w) in mask.chunks_exact_mut(4).zip(w) {
+            m.copy_from_slice(&w.to_le_bytes());
+        }
         mask
     }
 
@@ -107,6 +162,36 @@ mod tests {
         assert!(s.peek_head(&[0u8; 31]).is_none());
     }
 
+    /// The head mask as the stream cipher computes it (what the codec
+    /// used before it computed one block itself).
+    fn stream_mask(key: &[u8; 32], sample: &[u8; SAMPLE_LEN]) -> [u8; HEAD_LEN] {
+        let mut nonce = [0u8; 12];
+        nonce.copy_from_slice(&sample[4..16]);
+        let block = u32::from_le_bytes([sample[0], sample[1], sample[2], sample[3]]) & 0x7fff_ffff;
+        let mut c = ChaCha20::new(&(*key).into(), &nonce.into());
+        c.seek(u64::from(block) * 64);
+        let mut mask = [0u8; HEAD_LEN];
+        c.apply_keystream(&mut mask);
+        mask
+    }
+
+    #[test]
+    fn the_block_function_matches_rfc_8439() {
+        // RFC 8439 §2.3.2: key 00..1f, nonce 00:00:00:09:00:00:00:4a:00:00:00:00,
+        // block counter 1.
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let nonce = [0, 0, 0, 9, 0, 0, 0, 0x4a, 0, 0, 0, 0];
+        let out: [u32; 16] = chacha20_block(&words(&key), 1, &words(&nonce));
+        let expected = [
+            0xe4e7f110, 0x15593bd1, 0x1fdd0f50, 0xc47120a3, 0xc7f4d1c7, 0x0368c033, 0x9aaa2204,
+            0x4e6cd4c3, 0x466482d2, 0x09aa9f07, 0x05d7c214, 0xa2028bd9, 0xd19c12b5, 0xb94e16de,
+            0xe883d0cb, 0x4e3c50a2,
+        ];
+        assert_eq!(out, expected);
+        let short: [u32; 4] = chacha20_block(&words(&key), 1, &words(&nonce));
+        assert_eq!(short, expected[..4]);
+    }
+
     #[test]
     fn extreme_block_counters_do_not_wrap() {
         // Found by fuzzing: a sample starting with ff ff ff ff.
@@ -127,6 +212,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_head_mask_is_the_stream_ciphers(key in any::<[u8; 32]>(), sample in any::<[u8; SAMPLE_LEN]>()) {
+            prop_assert_eq!(Scrambler::new(key).head_mask(&sample), stream_mask(&key, &sample));
+        }
+
         #[test]
         fn toggles_are_involutions(key in any::<[u8; 32]>(), nonce in any::<[u8; 12]>(), body in proptest::collection::vec(any::<u8>(), 0..300)) {
             let s = Scrambler::new(key);

@@ -145,7 +145,11 @@ impl Node {
         // Capabilities (we speak the NAT and relay frames): announced to
         // every peer with the subscriptions, but no gossip topics: the
         // router never meshes or scores them.
-        for cap in [crate::nat::CAP_TOPIC, crate::relay::CAP_TOPIC] {
+        for cap in [
+            crate::nat::CAP_TOPIC,
+            crate::relay::CAP_TOPIC,
+            crate::relay::LOAD_CAP_TOPIC,
+        ] {
             node.pubsub.subscriptions.insert(cap.to_string());
         }
         Ok(node)

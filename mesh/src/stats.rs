@@ -214,6 +214,9 @@ pub struct Stats {
     pub relayed_datagrams: u64,
     /// Bytes of those datagrams.
     pub relayed_bytes: u64,
+    /// Relay sessions whose data plane followed an end to a new address
+    /// (supernode).
+    pub relay_routes_moved: u64,
 }
 
 impl Stats {
@@ -237,6 +240,7 @@ impl Stats {
         self.nat.merge(&o.nat);
         self.relayed_datagrams += o.relayed_datagrams;
         self.relayed_bytes += o.relayed_bytes;
+        self.relay_routes_moved += o.relay_routes_moved;
     }
 }
 

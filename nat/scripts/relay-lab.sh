@@ -16,9 +16,10 @@
 #      (`relay:<supernode>/<session>` paths) and hear the other on `e2e`,
 #      a topic only the ends subscribe (so its messages took the ends' own
 #      session through the relay's data plane), both ways;
-#   2. the supernode carrying most pairs is killed (SIGTERM: it closes its
-#      sessions and revokes); every pair must be relayed again by the other
-#      supernode, or direct, and hear the other on `e2e` after the kill.
+#   2. the supernode carrying most pairs is killed (SIGTERM ends the
+#      process at once: no CLOSE, no revocation, its peers notice the
+#      silence); every pair must be relayed again by the other supernode,
+#      or direct, and hear the other on `e2e` after the kill.
 #   Prints per pair the supernode used, the times, and the supernodes'
 #   relayed datagrams, events (3 promoted, 4 revoked) and bucket drops.
 #   RELAY_LAB_S: how long each phase may take (default 90 s).

@@ -26,6 +26,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// Least time between two relay requests for one dialled address.
 pub const ADDR_RETRY: Duration = Duration::from_secs(10);
+/// A relay session with no local session on its path while the peer is
+/// reached no other way is asked of its supernode again after this long
+/// (the accept makes its initiator dial through it).
+pub const REPAIR_AFTER: Duration = Duration::from_secs(4);
+/// A relay session unused this long while the peer is reached another
+/// way (both ends asked at once, each another supernode) is released.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(10);
 /// The id that names the target by address in a request.
 const BY_ADDRESS: PeerId = PeerId([0; 32]);
 
@@ -50,6 +57,8 @@ struct Relayed {
     ttl: Duration,
     /// The address we dialled before, if any.
     dialled: Option<SocketAddr>,
+    /// Since when no local session is on this relay path.
+    unused_since: Option<Time>,
 }
 
 /// The client half of a node's relay state.
@@ -209,23 +218,23 @@ impl Node {
                 .pending
                 .get(&a.nonce)
                 .is_some_and(|p| p.relay == from);
-            let Some(p) = asked
+            let p = asked
                 .then(|| self.relay.client.pending.remove(&a.nonce))
-                .flatten()
-            else {
-                // The answer to the other end's request for our session
-                // (both asked at once): a renewal of what we have.
-                if let Some(r) = self.relay.client.sessions.get_mut(&key) {
-                    r.expires = now + ttl;
-                    return;
-                }
+                .flatten();
+            if let Some(r) = self.relay.client.sessions.get_mut(&key) {
+                // A renewal of what we have: ours, or the answer to the
+                // other end's request for our session (both asked at once,
+                // or it lost the session and asks again). The supernode
+                // names us initiator: we dial through it if nothing else
+                // reaches the peer.
+                r.expires = now + ttl;
+                r.initiator = true;
+                return self.dial_relayed(from, a.session, a.responder);
+            }
+            let Some(p) = p else {
                 // Nobody asked this supernode with that nonce.
                 return self.drop_input(DropReason::RelayForged);
             };
-            if let Some(r) = self.relay.client.sessions.get_mut(&key) {
-                r.expires = now + ttl;
-                return;
-            }
             self.relay.client.sessions.insert(
                 key,
                 Relayed {
@@ -235,6 +244,7 @@ impl Node {
                     expires: now + ttl,
                     ttl,
                     dialled: p.addr,
+                    unused_since: None,
                 },
             );
             let direct = self
@@ -248,10 +258,7 @@ impl Node {
                 self.send_relay(from, &Relay::Close { session: a.session });
                 return;
             }
-            self.connect_path(Path::Relay {
-                via: from,
-                session: a.session,
-            });
+            self.dial_relayed(from, a.session, a.responder);
         } else if a.responder == me {
             // We may have asked too: the other end's session answers us.
             if self
@@ -270,8 +277,10 @@ impl Node {
                 expires: now + ttl,
                 ttl,
                 dialled: None,
+                unused_since: None,
             });
             r.expires = now + ttl;
+            r.initiator = false;
         } else {
             self.drop_input(DropReason::RelayForged);
         }
@@ -290,6 +299,12 @@ impl Node {
             return self.drop_input(DropReason::RelayUnknownSession);
         };
         self.relay.client.last_refusal = Some(reason);
+        // Whatever this supernode held for the pair is gone.
+        let target = p.target;
+        self.relay
+            .client
+            .sessions
+            .retain(|k, r| !(k.0 == from && r.peer == target));
         if matches!(
             reason,
             RefuseReason::Full | RefuseReason::NotSupernode | RefuseReason::TargetUnreachable
@@ -322,9 +337,53 @@ impl Node {
         self.outbox.recycle(buf);
     }
 
-    /// The local session on relay path (`via`, `session`), if any.
+    /// The local session whose own path is relay path (`via`,
+    /// `session`), if any (not one the path is only an alias of: a
+    /// session that won a duplicate over the one on this path).
     fn relayed_index(&self, via: PeerId, session: u64) -> Option<u32> {
-        self.table.by_path(&Path::Relay { via, session })
+        let path = Path::Relay { via, session };
+        self.table
+            .by_path(&path)
+            .filter(|&i| self.table.get(i).is_some_and(|s| s.path == path))
+    }
+
+    /// As the initiator of relay session (`via`, `session`) with `peer`:
+    /// dial the peer through it unless a session with it exists or is
+    /// being set up there.
+    fn dial_relayed(&mut self, via: PeerId, session: u64, peer: PeerId) {
+        if self.table.by_peer(&peer).is_none() {
+            self.connect_path(Path::Relay { via, session });
+        }
+    }
+
+    /// Asks supernode `via` for the pair with `peer` again (it renews the
+    /// session it has and sends both accepts), unless such a request is
+    /// pending.
+    fn ask_again(&mut self, via: PeerId, peer: PeerId) {
+        let now = self.now;
+        let pending = self
+            .relay
+            .client
+            .pending
+            .values()
+            .any(|p| p.relay == via && p.target == peer);
+        if pending {
+            return;
+        }
+        let nonce = self.rng.next_u64();
+        let req = Request::sign(&self.identity, &via, peer, None, nonce);
+        if self.send_relay(via, &Relay::Request(req)) {
+            self.relay.client.pending.insert(
+                nonce,
+                Pending {
+                    relay: via,
+                    target: peer,
+                    addr: None,
+                    tried: Vec::new(),
+                    at: now,
+                },
+            );
+        }
     }
 
     /// Supernode `from` closed `session`: unless a direct path takes over
@@ -362,12 +421,17 @@ impl Node {
 
     /// A relay session ends for us: its local session (if still relayed)
     /// goes, and as initiator we ask another supernode.
+    /// A session on another path (one that won a duplicate, or a direct
+    /// one) is left alone, and then nobody needs asking.
     fn drop_relayed(&mut self, via: PeerId, session: u64, exclude: PeerId) {
         let r = self.relay.client.sessions.remove(&(via, session));
         if let Some(idx) = self.relayed_index(via, session) {
             self.remove_session(idx, Some(DisconnectReason::Closed));
         }
-        if let Some(r) = r.filter(|r| r.initiator) {
+        let Some(r) = r.filter(|r| r.initiator) else {
+            return;
+        };
+        if self.table.by_peer(&r.peer).is_none() {
             self.request_relay(r.peer, r.dialled, vec![exclude]);
         }
     }
@@ -457,8 +521,12 @@ impl Node {
             .collect();
         for ((via, session), r) in sessions {
             let Some(idx) = self.relayed_index(via, session) else {
+                self.unused_relayed(now, via, session, r);
                 continue;
             };
+            if let Some(e) = self.relay.client.sessions.get_mut(&(via, session)) {
+                e.unused_since = None;
+            }
             if self.table.established(idx).is_none() {
                 continue;
             }
@@ -474,21 +542,32 @@ impl Node {
             if r.initiator && now + r.ttl / 2 >= r.expires {
                 // Renew: the same request again (the supernode extends the
                 // session it has for the pair).
-                let nonce = self.rng.next_u64();
-                let req = Request::sign(&self.identity, &via, r.peer, None, nonce);
-                if self.send_relay(via, &Relay::Request(req)) {
-                    self.relay.client.pending.insert(
-                        nonce,
-                        Pending {
-                            relay: via,
-                            target: r.peer,
-                            addr: None,
-                            tried: Vec::new(),
-                            at: now,
-                        },
-                    );
-                }
+                self.ask_again(via, r.peer);
             }
+        }
+    }
+
+    /// Relay session (`via`, `session`) has no local session on its path:
+    /// past its TTL it is forgotten; while the peer is reached another
+    /// way, released after [`RELEASE_AFTER`]; while it is not reached at
+    /// all, asked of the supernode again after [`REPAIR_AFTER`], so that
+    /// the accept makes its initiator dial (an end that lost the session
+    /// it carried, or never got the handshake through it).
+    fn unused_relayed(&mut self, now: Time, via: PeerId, session: u64, r: Relayed) {
+        let key = (via, session);
+        let since = r.unused_since.unwrap_or(now);
+        if let Some(e) = self.relay.client.sessions.get_mut(&key) {
+            e.unused_since = Some(since);
+        }
+        if now >= r.expires {
+            self.relay.client.sessions.remove(&key);
+        } else if self.table.by_peer(&r.peer).is_some() {
+            if now >= since + RELEASE_AFTER {
+                self.relay.client.sessions.remove(&key);
+                self.send_relay(via, &Relay::Close { session });
+            }
+        } else if now >= since + REPAIR_AFTER {
+            self.ask_again(via, r.peer);
         }
     }
 }

@@ -20,6 +20,9 @@ pub const REFUSE: u8 = 0x64;
 pub const DATA: u8 = 0x65;
 /// Frame type of a relay close.
 pub const CLOSE: u8 = 0x66;
+/// Frame type of a supernode's load report (sent only to peers subscribed
+/// to [`super::LOAD_CAP_TOPIC`]).
+pub const LOAD: u8 = 0x67;
 
 const SIG: usize = 64;
 
@@ -131,6 +134,72 @@ impl Announce {
             &Self::signing_bytes(revoke, &self.node, self.seq),
             &self.signature,
         )
+    }
+}
+
+/// A supernode's load: relay sessions in use and its `relay_max_sessions`,
+/// signed, under the announcement (`seq`) it belongs to; `count` orders the
+/// reports of one announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// The supernode.
+    pub node: PeerId,
+    /// The announcement counter it belongs to.
+    pub seq: u64,
+    /// Its report counter within that announcement.
+    pub count: u32,
+    /// Relay sessions in use.
+    pub used: u32,
+    /// Its `relay_max_sessions`.
+    pub limit: u32,
+    /// Links travelled so far.
+    pub hops: u8,
+    /// Ed25519 by `node` over [`Load::signing_bytes`].
+    pub signature: [u8; SIG],
+}
+
+impl Load {
+    /// The bytes signed: `moss/supernode-load/v1` ‖ node ‖ `u64_le(seq)` ‖
+    /// `u32_le(count)` ‖ `u32_le(used)` ‖ `u32_le(limit)`.
+    pub fn signing_bytes(node: &PeerId, seq: u64, count: u32, used: u32, limit: u32) -> Vec<u8> {
+        let label: &[u8] = b"moss/supernode-load/v1";
+        let mut b = Vec::with_capacity(label.len() + 52);
+        b.extend_from_slice(label);
+        b.extend_from_slice(&node.0);
+        b.extend_from_slice(&seq.to_le_bytes());
+        for x in [count, used, limit] {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        b
+    }
+
+    /// A signed report by `id`.
+    pub fn sign(id: &Identity, seq: u64, count: u32, used: u32, limit: u32) -> Self {
+        let node = id.public_key();
+        Self {
+            node,
+            seq,
+            count,
+            used,
+            limit,
+            hops: 0,
+            signature: id.sign(&Self::signing_bytes(&node, seq, count, used, limit)),
+        }
+    }
+
+    /// True if the signature is the node's.
+    pub fn verify(&self) -> bool {
+        let b = Self::signing_bytes(&self.node, self.seq, self.count, self.used, self.limit);
+        self.node.verify(&b, &self.signature)
+    }
+
+    /// Sessions in use over the limit (1 when the limit is 0: full).
+    pub fn fraction(&self) -> f64 {
+        if self.limit == 0 {
+            1.0
+        } else {
+            f64::from(self.used) / f64::from(self.limit)
+        }
     }
 }
 
@@ -272,6 +341,8 @@ pub enum Relay<'a> {
         /// The relay session.
         session: u64,
     },
+    /// 0x67: a supernode's load.
+    Load(Load),
 }
 
 // Addresses use the handshake's observed-address codec (`crate::nat`):
@@ -299,6 +370,7 @@ impl<'a> Relay<'a> {
             Self::Refuse { .. } => REFUSE,
             Self::Data { .. } => DATA,
             Self::Close { .. } => CLOSE,
+            Self::Load(_) => LOAD,
         }
     }
 
@@ -333,6 +405,15 @@ impl<'a> Relay<'a> {
                 out.extend_from_slice(datagram);
             }
             Self::Close { session } => out.extend_from_slice(&session.to_le_bytes()),
+            Self::Load(l) => {
+                out.extend_from_slice(&l.node.0);
+                out.extend_from_slice(&l.seq.to_le_bytes());
+                for x in [l.count, l.used, l.limit] {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+                out.push(l.hops);
+                out.extend_from_slice(&l.signature);
+            }
         }
     }
 
@@ -404,6 +485,18 @@ impl<'a> Relay<'a> {
                     signature: arr(signature),
                 })
             }
+            LOAD => {
+                exact(32 + 8 + 12 + 1 + SIG)?;
+                Self::Load(Load {
+                    node: PeerId(arr(b)),
+                    seq: u64::from_le_bytes(arr(&b[32..])),
+                    count: u32::from_le_bytes(arr(&b[40..])),
+                    used: u32::from_le_bytes(arr(&b[44..])),
+                    limit: u32::from_le_bytes(arr(&b[48..])),
+                    hops: b[52],
+                    signature: arr(&b[53..]),
+                })
+            }
             REFUSE => {
                 exact(8 + 32 + 1)?;
                 Self::Refuse {
@@ -461,6 +554,13 @@ mod tests {
         assert!(!forged.verify(false));
         round_trip(Relay::Announce(a));
         round_trip(Relay::Revoke(Announce::sign(&relay, true, 8)));
+        let l = Load::sign(&relay, 7, 3, 12, 50);
+        assert!(l.verify());
+        assert!((l.fraction() - 0.24).abs() < 1e-12);
+        let mut bad = l;
+        bad.used = 1;
+        assert!(!bad.verify(), "the load is signed");
+        round_trip(Relay::Load(l));
         let me = Identity::from_seed([2; 32]);
         let mut req = Request::sign(&me, &relay.public_key(), PeerId([3; 32]), None, 9);
         assert!(req.verify(&relay.public_key(), &me.public_key()));

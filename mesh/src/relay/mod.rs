@@ -43,7 +43,7 @@ use crate::path::Path;
 use crate::stats::DropReason;
 use crate::wire::MAX_PLAINTEXT;
 use crate::Time;
-use frames::{Announce, Relay};
+use frames::{Announce, Load, Relay};
 use moss_crypto::PeerId;
 use promote::{Eligibility, Ineligible, Standing, RECHECK};
 use route::RouteLimits;
@@ -53,6 +53,10 @@ use std::time::Duration;
 /// The capability topic of relay frames: peers subscribed to it understand
 /// frames 0x60–0x6F.
 pub const CAP_TOPIC: &str = "moss/cap/relay/v1";
+/// The capability topic of the load report ([`frames::LOAD`]): only peers
+/// subscribed to it get one (a node without it would take the frame type
+/// for a malformed frame).
+pub const LOAD_CAP_TOPIC: &str = "moss/cap/relay-load/v1";
 pub use crate::pubsub::is_capability;
 
 /// Most supernodes a node remembers from announcements.
@@ -115,6 +119,14 @@ pub(crate) struct RelayState {
     /// Supernodes we heard of: their latest announcement counter and
     /// whether that was an announcement (true) or a revocation.
     known: HashMap<PeerId, (u64, bool)>,
+    /// Supernodes' latest load reports.
+    loads: HashMap<PeerId, Load>,
+    /// Our report counter within the current announcement, and what we
+    /// last reported (sessions, limit).
+    load_count: u32,
+    load_sent: Option<(u32, u32)>,
+    /// Load-capable peers that have our current report.
+    load_told: HashSet<PeerId>,
     pub server: server::Server,
     pub client: client::Client,
 }
@@ -131,6 +143,10 @@ impl RelayState {
             announced_to: HashSet::new(),
             last_verdict: None,
             known: HashMap::new(),
+            loads: HashMap::new(),
+            load_count: 0,
+            load_sent: None,
+            load_told: HashSet::new(),
             server: server::Server::new(cfg),
             client: client::Client::default(),
         }
@@ -264,6 +280,18 @@ impl Node {
         };
         let own = s.path;
         let Path::Relay { via, session } = own else {
+            // A relayed end's own session with us roamed: its relay
+            // sessions' data plane follows (the table rebinds the session
+            // itself when the caller notes `from`).
+            let moved = s
+                .established()
+                .filter(|e| e.retired.is_none() && own != from && own.udp().is_some())
+                .map(|e| e.peer);
+            if let (Some(peer), Some(to)) = (moved, from.udp()) {
+                if !self.relay.server.is_empty() {
+                    self.server_end_moved(peer, to);
+                }
+            }
             return from;
         };
         if self.relay_wire_path(own) == from || from == own {
@@ -289,6 +317,7 @@ impl Node {
         };
         match f {
             Relay::Announce(a) => self.on_announce(peer, a, false),
+            Relay::Load(l) => self.on_load(peer, l),
             Relay::Revoke(a) => self.on_announce(peer, a, true),
             Relay::Request(r) => self.serve_request(peer, r),
             Relay::Accept(a) => self.on_accept(peer, a),
@@ -354,6 +383,70 @@ impl Node {
         }
     }
 
+    /// A load report from `from`: kept when it belongs to the supernode's
+    /// current announcement and is newer than the last, and passed on like
+    /// the announcement (to load-capable peers).
+    fn on_load(&mut self, from: PeerId, mut l: Load) {
+        if !l.verify() {
+            self.pubsub.router.penalise(&from, 1.0);
+            return self.drop_input(DropReason::RelayForged);
+        }
+        let current = self.relay.known.get(&l.node) == Some(&(l.seq, true));
+        let newer = self
+            .relay
+            .loads
+            .get(&l.node)
+            .is_none_or(|o| (l.seq, l.count) > (o.seq, o.count));
+        if l.node == self.public_key() || !current || !newer {
+            return;
+        }
+        self.relay.loads.insert(l.node, l);
+        if l.hops.saturating_add(1) < ANNOUNCE_HOPS {
+            l.hops += 1;
+            for p in self.load_capable_peers() {
+                if p != from && p != l.node {
+                    self.send_relay(p, &Relay::Load(l));
+                }
+            }
+        }
+    }
+
+    /// Capable peers that also take load reports.
+    fn load_capable_peers(&self) -> Vec<PeerId> {
+        let mut v = self.capable_peers();
+        v.retain(|p| {
+            self.table
+                .by_peer(p)
+                .and_then(|i| self.table.established(i))
+                .is_some_and(|e| e.topics.contains(LOAD_CAP_TOPIC))
+        });
+        v
+    }
+
+    /// As a supernode: a new signed load report when the sessions in use
+    /// changed, to every load-capable peer that does not have the current
+    /// one.
+    fn report_load(&mut self) {
+        let Some(a) = self.relay.announcement else {
+            return;
+        };
+        let now = (
+            self.relay.server.len() as u32,
+            self.cfg.nat.relay_max_sessions,
+        );
+        if self.relay.load_sent != Some(now) {
+            self.relay.load_count += 1;
+            self.relay.load_sent = Some(now);
+            self.relay.load_told.clear();
+        }
+        let l = Load::sign(&self.identity, a.seq, self.relay.load_count, now.0, now.1);
+        for p in self.load_capable_peers() {
+            if !self.relay.load_told.contains(&p) && self.send_relay(p, &Relay::Load(l)) {
+                self.relay.load_told.insert(p);
+            }
+        }
+    }
+
     /// The periodic part: promotion re-check, announcements to new peers,
     /// the server's expiry and the client's probes and renewals.
     pub(crate) fn relay_tick(&mut self, now: Time) {
@@ -369,6 +462,7 @@ impl Node {
         if now >= self.relay.next_announce {
             self.relay.next_announce = now + ANNOUNCE_EVERY;
             self.announce_to_new_peers();
+            self.report_load();
         }
         self.server_tick(now);
         self.client_tick(now);
@@ -396,6 +490,8 @@ impl Node {
                 let a = Announce::sign(&self.identity, false, self.relay.seq);
                 self.relay.announcement = Some(a);
                 self.relay.announced_to.clear();
+                self.relay.load_count = 0;
+                self.relay.load_sent = None;
                 self.events.push_back(crate::Event::SupernodePromoted);
                 self.announce_to_new_peers();
             }
@@ -433,6 +529,7 @@ impl Node {
     /// Peer `peer`'s last session ended (`path` was its path).
     pub(crate) fn relay_peer_down(&mut self, peer: PeerId, path: Path) {
         self.relay.announced_to.remove(&peer);
+        self.relay.load_told.remove(&peer);
         self.server_peer_down(peer);
         self.client_peer_down(peer, path);
         if self.is_supernode() && !self.eligibility().standing.good() {
@@ -451,7 +548,7 @@ impl Node {
             .known
             .iter()
             .filter(|(_, k)| k.1)
-            .filter_map(|(p, _)| {
+            .filter_map(|(p, k)| {
                 let idx = self.table.by_peer(p)?;
                 if !self.relay_capable(idx) {
                     return None;
@@ -461,6 +558,12 @@ impl Node {
                     id: *p,
                     rtt: (rtt > Duration::ZERO).then_some(rtt),
                     score: self.pubsub.router.peer_score(p, self.now),
+                    load: self
+                        .relay
+                        .loads
+                        .get(p)
+                        .filter(|l| l.seq == k.0)
+                        .map(Load::fraction),
                 })
             })
             .collect();

@@ -54,21 +54,30 @@ impl Server {
     }
 }
 
-/// The sender index of a handshake datagram (any of the three messages),
-/// read with the mesh's scramble key like any receiver would.
+/// Bytes a cookie echo puts before the body of the message 1 it carries.
+const COOKIE_PREFIX: usize = crate::cookie::COOKIE_LEN + 1;
+
+/// The sender index of a handshake datagram (any message of XX or IK, or a
+/// message 1 echoing a cookie), read with the mesh's scramble key like any
+/// receiver would.
 fn handshake_sender(scrambler: &moss_crypto::Scrambler, datagram: &[u8]) -> Option<u32> {
     let raw = scrambler.peek_head(datagram)?;
     let Ok(Head::Handshake { kind, nonce, .. }) = Head::decode(&raw) else {
         return None;
     };
-    if !matches!(kind, Kind::Init | Kind::Response | Kind::Final) {
-        return None;
-    }
+    let at = match kind {
+        Kind::Init | Kind::Response | Kind::Final | Kind::IkInit | Kind::IkResponse => 0,
+        Kind::CookieInit => COOKIE_PREFIX,
+        Kind::Data | Kind::Hint | Kind::CookieReply => return None,
+    };
+    let mut body = [0u8; COOKIE_PREFIX + 4];
+    let body = &mut body[..at + 4];
+    body.copy_from_slice(datagram.get(HEAD_LEN..HEAD_LEN + at + 4)?);
+    // The body keystream starts at its first byte; four bytes of the body
+    // (after a cookie echo's prefix) are the sender index.
+    scrambler.toggle_body(&nonce, body);
     let mut idx = [0u8; 4];
-    idx.copy_from_slice(datagram.get(HEAD_LEN..HEAD_LEN + 4)?);
-    // The body keystream starts at its first byte; four bytes of it are
-    // the sender index.
-    scrambler.toggle_body(&nonce, &mut idx);
+    idx.copy_from_slice(&body[at..]);
     Some(u32::from_le_bytes(idx))
 }
 
@@ -175,6 +184,10 @@ impl Node {
             }
         };
         if let Some(sender_index) = handshake_sender(&self.handshaker.scrambler, datagram) {
+            self.relay
+                .server
+                .sessions
+                .set_index(session, &from, sender_index);
             if let (Some(src), Some(dst)) = (self.end_addr(&other), self.end_addr(&from)) {
                 // Datagrams for the sender's index come from the other end.
                 let route = Route { src, dst, session };
@@ -185,6 +198,40 @@ impl Node {
         self.stats.relayed_datagrams += 1;
         self.stats.relayed_bytes += len as u64;
         self.send_relay(other, &Relay::Data { session, datagram });
+    }
+
+    /// The authenticated session with relayed end `peer` moved to `to` (its
+    /// NAT mapping changed, or it roamed): the data plane of every session
+    /// it is an end of follows, both directions, so the pair goes on
+    /// without a new request. Only the ends' own sessions with the
+    /// supernode move a route; a relayed datagram from an unknown address
+    /// never does (the supernode cannot authenticate it).
+    pub(crate) fn server_end_moved(&mut self, peer: PeerId, to: SocketAddr) {
+        let limits = super::limits_of(&self.cfg);
+        for id in self.relay.server.sessions.of_peer(&peer) {
+            let Some(ends) = self.relay.server.sessions.indexed_ends(id) else {
+                continue;
+            };
+            let addr = |p: PeerId| -> Option<SocketAddr> {
+                if p == peer {
+                    Some(to)
+                } else {
+                    self.end_addr(&p)
+                }
+            };
+            let addrs = [addr(ends[0].0), addr(ends[1].0)];
+            for e in 0..2 {
+                if let (Some(index), Some(dst), Some(src)) = (ends[e].1, addrs[e], addrs[1 - e]) {
+                    let route = Route {
+                        src,
+                        dst,
+                        session: id,
+                    };
+                    self.transport.route(index, route, limits);
+                }
+            }
+            self.stats.relay_routes_moved += 1;
+        }
     }
 
     /// Ends session `session`: both ends hear CLOSE (except `skip`).
@@ -268,6 +315,21 @@ mod tests {
         d.extend_from_slice(&body);
         sc.toggle_head(&mut d);
         assert_eq!(handshake_sender(&sc, &d), Some(0x0102_0304));
+        // IK's messages carry it at the same place (the CI run of the
+        // real-NAT suite: an end dialling again through the same relay
+        // session uses IK, and its route was never learnt).
+        for kind in [Kind::IkInit, Kind::IkResponse] {
+            let mut d = Head::Handshake {
+                kind,
+                pad_len: 0,
+                nonce,
+            }
+            .encode()
+            .to_vec();
+            d.extend_from_slice(&body);
+            sc.toggle_head(&mut d);
+            assert_eq!(handshake_sender(&sc, &d), Some(0x0102_0304), "{kind:?}");
+        }
         // A data head is no handshake.
         let mut data = Head::Data {
             receiver: 5,

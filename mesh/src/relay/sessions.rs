@@ -29,6 +29,12 @@ struct Slot {
     generation: u32,
     /// Each end's bucket for what it sends through the control plane.
     bucket: [Bucket; 2],
+    /// Each end's own session index (the receiver index of the datagrams
+    /// that go to it), once its handshake message passed: the data plane
+    /// is routed again with them when an end's address changes.
+    index: [u32; 2],
+    /// Bit `e` set: `index[e]` is known.
+    indexed: u8,
 }
 
 impl Default for Slot {
@@ -38,6 +44,8 @@ impl Default for Slot {
             expires_s: 0,
             generation: 0,
             bucket: [Bucket::full(0, 0); 2],
+            index: [0; 2],
+            indexed: 0,
         }
     }
 }
@@ -182,6 +190,7 @@ impl Sessions {
             expires_s,
             generation,
             bucket: [burst; 2],
+            ..Slot::default()
         };
         self.pairs.insert(key, slot);
         self.live += 1;
@@ -198,6 +207,31 @@ impl Sessions {
     /// True if `id` is live.
     pub fn contains(&self, id: u64) -> bool {
         self.live_slot(id).is_some()
+    }
+
+    /// Notes end `end`'s own session index in live session `id` (from a
+    /// handshake message it sent through the control plane).
+    pub fn set_index(&mut self, id: u64, end: &PeerId, index: u32) {
+        let (slot, generation) = split(id);
+        let Some(s) = self
+            .slots
+            .get_mut(slot)
+            .filter(|s| s.expires_s != 0 && s.generation == generation)
+        else {
+            return;
+        };
+        if let Some(e) = s.ends.iter().position(|p| p == end) {
+            s.index[e] = index;
+            s.indexed |= 1 << e;
+        }
+    }
+
+    /// The ends of live session `id`, each with its session index if
+    /// known.
+    pub fn indexed_ends(&self, id: u64) -> Option<[(PeerId, Option<u32>); 2]> {
+        let s = self.live_slot(id)?;
+        let of = |e: usize| (s.ends[e], (s.indexed & (1 << e) != 0).then_some(s.index[e]));
+        Some([of(0), of(1)])
     }
 
     /// Decides one datagram of `len` bytes `from` an end of session `id`

@@ -11,7 +11,7 @@ use crate::stats::DropReason;
 use crate::wire::Frame;
 use crate::{Identity, Node, Time};
 use moss_crypto::PeerId;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -36,6 +36,9 @@ struct Net {
     tap: Option<Tap>,
     /// Alter the next relayed datagram longer than 64 bytes in flight.
     corrupt_next: bool,
+    /// One-way delay of a link (both directions) where it is not
+    /// [`LATENCY`].
+    latency: HashMap<(usize, usize), Duration>,
 }
 
 fn cfg() -> Config {
@@ -74,7 +77,22 @@ impl Net {
             events: vec![Vec::new(); n],
             tap: None,
             corrupt_next: false,
+            latency: HashMap::new(),
         }
+    }
+
+    /// Sets the one-way delay between nodes `a` and `b`.
+    fn set_latency(&mut self, a: usize, b: usize, d: Duration) {
+        self.latency.insert((a, b), d);
+        self.latency.insert((b, a), d);
+    }
+
+    /// Queues a datagram from node `i` to node `j`, in arrival order.
+    fn send(&mut self, i: usize, j: usize, bytes: Vec<u8>) {
+        let at = self.now + self.latency.get(&(i, j)).copied().unwrap_or(LATENCY);
+        let pos = self.queue.partition_point(|q| q.0 <= at);
+        self.queue
+            .insert(pos, (at, self.addrs[i], self.addrs[j], bytes));
     }
 
     fn id(&self, i: usize) -> PeerId {
@@ -112,8 +130,7 @@ impl Net {
                             let mut b = t.bytes;
                             let last = b.len() - 1;
                             b[last] ^= 1;
-                            self.queue
-                                .push_back((self.now + LATENCY, self.addrs[i], to, b));
+                            self.send(i, j, b);
                             continue;
                         }
                     }
@@ -124,9 +141,7 @@ impl Net {
                 {
                     continue;
                 }
-                let from = self.addrs[i];
-                self.queue
-                    .push_back((self.now + LATENCY, from, to, t.bytes));
+                self.send(i, j, t.bytes);
             }
             while let Some(e) = self.nodes[i].poll_event() {
                 self.events[i].push(e);
@@ -239,7 +254,12 @@ fn receiver_of(n: &Node, d: &[u8]) -> u32 {
 /// between every two ends cut. Runs until node 0 is a supernode and every
 /// end knows it.
 fn star(n: usize, supernodes: &[usize], cfg: Config) -> Net {
-    let mut net = Net::new(n, cfg);
+    star_on(Net::new(n, cfg), supernodes)
+}
+
+/// [`star`] on a network built beforehand (link delays set).
+fn star_on(mut net: Net, supernodes: &[usize]) -> Net {
+    let n = net.nodes.len();
     for i in 0..n {
         if supernodes.contains(&i) {
             continue;
@@ -564,4 +584,7 @@ fn a_revocation_reaches_peers_and_a_replayed_announcement_does_not_undo_it() {
     assert!(net.nodes[2].relay_info().known_supernodes.is_empty());
 }
 
+mod failover;
 mod limits;
+mod load;
+mod rebind;

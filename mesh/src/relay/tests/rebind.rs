@@ -1,0 +1,74 @@
+//! An end's NAT mapping changes while it is relayed: its datagrams come
+//! from a new address. The supernode's own session with it roams on the
+//! first authenticated datagram, and the relay session's data plane
+//! follows, so the pair goes on through the same relay session.
+
+use super::*;
+
+/// The relay session id `a` reaches `b` through.
+fn session_of(net: &Net, a: usize, b: usize) -> Option<u64> {
+    match net.path_to(a, b) {
+        Some(Path::Relay { session, .. }) => Some(session),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_relayed_end_whose_mapping_changes_keeps_its_relay_session() {
+    let mut net = star(3, &[0], cfg());
+    relay_pair(&mut net, 1, 2);
+    net.nodes[1].subscribe("m");
+    net.nodes[2].subscribe("m");
+    net.run(Duration::from_secs(3));
+    let session = session_of(&net, 1, 2);
+    assert!(session.is_some());
+    let before: Vec<usize> = [1, 2].iter().map(|&i| net.events[i].len()).collect();
+    // Node 1's NAT gives it a new port: what it sends comes from there,
+    // and only what is sent there reaches it.
+    let old = net.addrs[1];
+    let new = SocketAddr::new(old.ip(), old.port() + 1);
+    net.addrs[1] = new;
+    net.run(Duration::from_secs(3));
+    let sent = 20u32;
+    // Each message arrives within the half second before the next: the
+    // pair never waits for a re-handshake or a new relay session.
+    for round in 0..sent {
+        let now = net.now;
+        net.nodes[1]
+            .publish(now, "m", &round.to_le_bytes())
+            .unwrap();
+        net.nodes[2]
+            .publish(now, "m", &(1000 + round).to_le_bytes())
+            .unwrap();
+        net.run(Duration::from_millis(500));
+        let n = round as usize + 1;
+        assert_eq!(
+            net.messages(2, "m").len(),
+            n,
+            "1 -> 2 at once, round {round}"
+        );
+        assert_eq!(
+            net.messages(1, "m").len(),
+            n,
+            "2 -> 1 at once, round {round}"
+        );
+    }
+    for (k, (a, b)) in [(1, 2), (2, 1)].into_iter().enumerate() {
+        assert_eq!(
+            session_of(&net, a, b),
+            session,
+            "{a} kept the relay session"
+        );
+        let peer = net.id(b);
+        let dropped = net.events[a][before[k]..]
+            .iter()
+            .any(|e| matches!(e, Event::PeerDisconnected { peer: p, .. } if *p == peer));
+        assert!(!dropped, "{a} kept its session with {b}");
+    }
+    assert_eq!(net.nodes[0].relay_info().served_sessions, 1);
+    let s0 = net.nodes[0].stats();
+    assert_eq!(
+        s0.relay_routes_moved, 1,
+        "the supernode followed node 1 once"
+    );
+}
