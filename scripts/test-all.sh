@@ -68,8 +68,10 @@ all_phases() {
   local lanes
   phase install - install_deps
   # Lanes: each line runs its phases in order; the lanes run side by side.
-  # Builds that nothing waits for run at a lower priority (nice) than the
-  # workspace build and the tests.
+  # Everything beside the workspace lane (its build is the long pole, and
+  # nextest, doctest and doc wait for it) runs at a lower priority (nice):
+  # the fuzz, wasm and release-sim builds, the 500-node run (386 s of CPU
+  # beside the build in the last CI) and the fuzz runs.
   {
     phase fmt install cargo fmt --all -- --check
     phase build install cargo build --workspace --all-targets
@@ -85,10 +87,10 @@ all_phases() {
   lanes+=($!)
   {
     phase sim-release-build install nice -n 10 "${SIM_RELEASE[@]}" --no-run
-    phase sim-release sim-release-build "${SIM_RELEASE[@]}"
+    phase sim-release sim-release-build nice -n 10 "${SIM_RELEASE[@]}"
   } &
   lanes+=($!)
-  phase wasm-build install bash wasm/scripts/extra-tests.sh --build &
+  phase wasm-build install nice -n 10 bash wasm/scripts/extra-tests.sh --build &
   lanes+=($!)
   local s
   for s in */scripts/extra-tests.sh; do

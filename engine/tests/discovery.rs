@@ -11,15 +11,39 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
+/// True once `cond` holds, false after 45 s.
+fn waited(cond: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(45);
     while Instant::now() < deadline {
         if cond() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("timed out waiting for: {what}");
+    false
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    assert!(waited(cond), "timed out waiting for: {what}");
+}
+
+/// What a node that did not meet its peer went through: its host events,
+/// handshake counters and discovery figures (for a failure's message).
+fn story(name: &str, n: &Node) -> String {
+    let events: Vec<Event> = n.events().try_iter().collect();
+    let counters = n.stats().map(|s| {
+        let c = s.counters;
+        (
+            c.handshakes_initiated,
+            c.handshakes_completed,
+            c.handshakes_failed,
+        )
+    });
+    let discovery = serde_json::to_string(&n.discovery_stats()).unwrap_or_default();
+    format!(
+        "\n{name} at {}: events {events:?}\n  handshakes (initiated, completed, failed) {counters:?}\n  discovery {discovery}",
+        n.local_addr()
+    )
 }
 
 /// A free loopback port, never one handed out before in this process (a
@@ -167,9 +191,16 @@ fn two_nodes_meet_through_a_local_mainline_dht() {
     let mesh = format!("dht-test-{}", free_port());
     let a = node(&mesh, &json);
     let b = node(&mesh, &json);
-    wait_for("a and b connected through the DHT", || {
-        a.peer_count() == 1 && b.peer_count() == 1
-    });
+    // Both find each other in the same lookup round and dial at once:
+    // crossing dials that must leave one session, not none (the DHT
+    // offers each address once per 5 minutes, so a lost pair never meets).
+    let met = waited(|| a.peer_count() == 1 && b.peer_count() == 1);
+    assert!(
+        met,
+        "a and b did not connect through the DHT in 45 s{}{}",
+        story("a", &a),
+        story("b", &b)
+    );
 }
 
 #[test]

@@ -168,9 +168,12 @@ impl Node {
     }
 
     /// Dials the peer at the end of `path` (a UDP address, or a channel the
-    /// host carries) unless a session (or a dial) on it already exists.
+    /// host carries) unless a session (or a dial) on it already exists, or
+    /// the peer there is dialling us (we answered its message 1 and wait
+    /// for message 3): that handshake gives the session, and a dial of
+    /// ours now would cross it, after the peer's came up at its end.
     pub fn connect_path(&mut self, path: Path) {
-        if self.table.by_path(&path).is_some() {
+        if self.table.by_path(&path).is_some() || self.table.answering(path) {
             return;
         }
         self.dial(path, false, true);
@@ -916,7 +919,10 @@ impl Node {
                 let old_up = self.table.established(old).map(|e| e.up);
                 // The old one was up before this began: not a simultaneous
                 // dial but a restart or a deliberate redial, so the new wins.
-                let replaces = old_up.is_some_and(|up| up <= began);
+                // Strictly before: stamps are milliseconds, and two dials
+                // that cross on a fast link begin and come up in the same
+                // one (both ends must then rank the pair by its key).
+                let replaces = old_up.is_some_and(|up| up < began);
                 let (loser, winner) = if replaces
                     || self.duplicate_key(idx, me, peer) < self.duplicate_key(old, me, peer)
                 {

@@ -180,6 +180,12 @@ impl SessionTable {
         self.by_dial.get(&(path, remote)).copied()
     }
 
+    /// True while a responder slot made by a message 1 from `path` waits
+    /// for its message 3.
+    pub fn answering(&self, path: Path) -> bool {
+        self.by_dial.keys().any(|(p, _)| *p == path)
+    }
+
     /// Forgets `(path, remote)` if it still names slot `idx`.
     pub fn forget_dial(&mut self, idx: u32, path: Path, remote: u32) {
         if self.by_dial.get(&(path, remote)) == Some(&idx) {

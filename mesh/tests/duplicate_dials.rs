@@ -142,3 +142,61 @@ fn when_the_kept_session_goes_its_addresses_are_dialled_again() {
         "the second address is free again"
     );
 }
+
+/// Two nodes that find each other at the same moment (a DHT lookup, a
+/// tracker answer) dial each other, the second after it answered the
+/// first's message 1 but before message 3 reached it. Dialling then would
+/// cross the first dial after that session came up at the first dialler,
+/// which would take the second dial for a restart while the second node
+/// ranks the two by their key: each would close the other's choice. The
+/// second node does not dial (the handshake it answers gives the
+/// session); in either order, both keep one session and never lose it.
+#[test]
+fn a_dial_while_answering_the_peers_dial_is_not_sent() {
+    for (first, second) in [(0, 1), (1, 0)] {
+        let mut net = Net::new(2, "local", None);
+        // Latency 5 ms: message 1 lands at 5 ms, message 2 at 10 ms and
+        // message 3 at 15 ms; the second node dials at 7 ms.
+        net.nodes[first].connect(addr(second));
+        net.run(Duration::from_millis(7));
+        assert_eq!(net.nodes[second].peer_count(), 0);
+        net.nodes[second].connect(addr(first));
+        assert!(net.run_until_idle());
+        net.run(moss_mesh::RETIRE_GRACE + Duration::from_secs(1));
+        for i in 0..2 {
+            let (peers, sessions, initiated, completed, unknown) = summary(&net, i);
+            let dialled = u64::from(i == first);
+            assert_eq!(
+                (peers, sessions, initiated, completed, unknown),
+                (1, 1, dialled, 1, 0),
+                "node {i} (node {first} dialled first)"
+            );
+            assert_eq!(connects(&net, i), 1, "node {i} connected once");
+            assert_eq!(disconnects(&net, i), 0, "node {i} never disconnected");
+        }
+    }
+}
+
+/// Two nodes that dial each other at the same instant over a link much
+/// faster than a millisecond (loopback): every handshake message of both
+/// dials lands within one millisecond, and both ends still keep the same
+/// one of the two sessions.
+#[test]
+fn simultaneous_dials_within_one_millisecond_keep_one_session() {
+    let mut net = Net::new(2, "local", None);
+    net.latency = Duration::from_micros(50);
+    net.nodes[0].connect(addr(1));
+    net.nodes[1].connect(addr(0));
+    assert!(net.run_until_idle());
+    net.run(moss_mesh::RETIRE_GRACE + Duration::from_secs(1));
+    for i in 0..2 {
+        let (peers, sessions, initiated, completed, unknown) = summary(&net, i);
+        assert_eq!(
+            (peers, sessions, initiated, completed, unknown),
+            (1, 1, 1, 2, 0),
+            "node {i}"
+        );
+        assert_eq!(connects(&net, i), 1, "node {i} connected once");
+        assert_eq!(disconnects(&net, i), 0, "node {i} never disconnected");
+    }
+}
