@@ -61,6 +61,15 @@ pub(crate) struct PeerState {
     pub asked: u32,
 }
 
+/// Inline sizes in bytes of the router's and the scorer's record per
+/// connected peer (map keys and heap they own not included).
+pub fn peer_record_sizes() -> [(&'static str, usize); 2] {
+    [
+        ("router PeerState", std::mem::size_of::<PeerState>()),
+        ("score PeerStats", crate::score::peer_stats_size()),
+    ]
+}
+
 /// State of peers that sent IDONTWANT or were rate limited.
 #[derive(Default)]
 struct Busy {
