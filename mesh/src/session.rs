@@ -315,6 +315,10 @@ pub(crate) struct Reassembly {
     /// At most `MAX_TRANSFERS` entries, so a vector searched linearly;
     /// boxed and present only while a transfer is in flight (8 B in an
     /// idle session).
+    #[allow(
+        clippy::box_collection,
+        reason = "8 B in every idle session where a vector takes 24"
+    )]
     transfers: Option<Box<Vec<(u32, Partial)>>>,
 }
 
