@@ -186,7 +186,7 @@ impl Transport {
             Self::Local(shard) => shard,
             Self::Remote(r) if r.classifier.contains(index) => &mut r.classifier,
             Self::Remote(r) => {
-                let plaintext = std::mem::take(&mut e.pending);
+                let plaintext = std::mem::replace(&mut e.pending, out.buffer());
                 s.last_send = Stamp::at(now);
                 r.ops.push_back(TransportOp::Send { index, plaintext });
                 return;
