@@ -86,9 +86,9 @@ impl Outbox {
     }
 
     /// Gives a session's pending datagram a buffer from the pool when it
-    /// has none: an idle session holds no buffer between datagrams (its
-    /// pending one goes back to the pool when sealed), a busy one takes a
-    /// recycled one without allocating.
+    /// has none: with local transport an idle session holds no buffer
+    /// between datagrams (its pending one goes back to the pool when
+    /// sealed), and a busy one takes a recycled one without allocating.
     pub fn fill(&mut self, pending: &mut Vec<u8>) {
         if pending.capacity() == 0 {
             *pending = self.buffer();
