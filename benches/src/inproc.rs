@@ -40,7 +40,7 @@ fn seed(tag: u8, i: u64) -> [u8; 32] {
 /// A distinct address per generated peer (never used as a socket).
 fn peer_addr(i: u64) -> SocketAddr {
     let b = (i as u32).to_be_bytes();
-    SocketAddr::from(([10, b[1], b[2], b[3]], 1024 + (i >> 24) as u16))
+    SocketAddr::from(([10, b[1], b[2], b[3]], 1024 + ((i >> 24) % 60_000) as u16))
 }
 
 const RESPONDER_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(

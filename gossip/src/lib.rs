@@ -58,7 +58,9 @@ pub mod types;
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use control::{Control, PxPeer};
 pub use heartbeat::GRAFT_CATCH_UP;
-pub use router::{AppScoreFn, PublishError, Received, Router, MAX_BACKOFF, MAX_PEER_TOPICS};
+pub use router::{
+    peer_record_sizes, AppScoreFn, PublishError, Received, Router, MAX_BACKOFF, MAX_PEER_TOPICS,
+};
 pub use score::{ScoreParams, Thresholds, TopicParams};
 pub use types::{Action, MessageId, Topic};
 

@@ -54,11 +54,21 @@ pub type AppScoreFn = Box<dyn FnMut(&PeerId, f64) -> f64 + Send>;
 pub(crate) struct PeerState {
     pub outbound: bool,
     pub addr: SocketAddr,
-    /// Topics it announced, sorted (a few per peer: a vector, not a tree).
-    pub topics: Vec<Topic>,
+    /// Topics it announced, sorted (a few per peer: a slice sized exactly,
+    /// not a tree, and no spare capacity per peer).
+    pub topics: Box<[Topic]>,
     busy: Option<Box<Busy>>,
     pub ihaves: u32,
     pub asked: u32,
+}
+
+/// Inline sizes in bytes of the router's and the scorer's record per
+/// connected peer (map keys and heap they own not included).
+pub fn peer_record_sizes() -> [(&'static str, usize); 2] {
+    [
+        ("router PeerState", std::mem::size_of::<PeerState>()),
+        ("score PeerStats", crate::score::peer_stats_size()),
+    ]
 }
 
 /// State of peers that sent IDONTWANT or were rate limited.
@@ -270,7 +280,7 @@ impl Router {
         let st = self.peers.entry(peer).or_insert_with(|| PeerState {
             outbound,
             addr,
-            topics: Vec::new(),
+            topics: Box::default(),
             busy: None,
             ihaves: 0,
             asked: 0,
@@ -323,7 +333,9 @@ impl Router {
         if let Some(st) = self.peers.get_mut(peer) {
             if let Err(i) = st.topics.binary_search_by(|x| (**x).cmp(&*t)) {
                 if st.topics.len() < MAX_PEER_TOPICS {
-                    st.topics.insert(i, t);
+                    let mut v = std::mem::take(&mut st.topics).into_vec();
+                    v.insert(i, t);
+                    st.topics = v.into_boxed_slice();
                 }
             }
         }
@@ -333,7 +345,9 @@ impl Router {
     pub fn peer_unsubscribed(&mut self, peer: &PeerId, topic: &str, now: Time) {
         if let Some(st) = self.peers.get_mut(peer) {
             if let Ok(i) = st.topics.binary_search_by(|x| (**x).cmp(topic)) {
-                st.topics.remove(i);
+                let mut v = std::mem::take(&mut st.topics).into_vec();
+                v.remove(i);
+                st.topics = v.into_boxed_slice();
             }
         }
         if let Some(m) = self.mesh.get_mut(topic) {

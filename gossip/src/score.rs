@@ -330,6 +330,11 @@ struct PeerExt {
     app_score: f64,
 }
 
+/// Inline size in bytes of the scorer's record per peer.
+pub(crate) fn peer_stats_size() -> usize {
+    std::mem::size_of::<PeerStats>()
+}
+
 /// Milliseconds of a time (saturating).
 fn ms(t: Time) -> u64 {
     u64::try_from(t.as_millis()).unwrap_or(u64::MAX)

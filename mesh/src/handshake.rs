@@ -943,7 +943,7 @@ impl Node {
                 self.table.by_peer.insert(peer, winner);
                 self.table.merge_paths(loser, winner);
                 if let Some(e) = self.table.established_mut(loser) {
-                    e.retired = Some(now + RETIRE_GRACE);
+                    e.retired = Some(Stamp::at(now + RETIRE_GRACE));
                     e.pending.clear();
                 }
                 if let Some(w) = self.table.get(winner).map(|w| w.path) {

@@ -90,6 +90,7 @@ pub use path::Path;
 pub use preverify::{preverify, VerifiedFilter};
 pub use pubsub::PublishError;
 pub use reach::{Confirmation, Reachability};
+pub use session::record_sizes;
 pub use shard::{Inbound, SessionShard, TransportOp};
 pub use stats::{DropReason, Drops, Stats};
 pub use telemetry::TELEMETRY_TOPIC;

@@ -145,11 +145,7 @@ impl Node {
         // Capabilities (we speak the NAT and relay frames): announced to
         // every peer with the subscriptions, but no gossip topics: the
         // router never meshes or scores them.
-        for cap in [
-            crate::nat::CAP_TOPIC,
-            crate::relay::CAP_TOPIC,
-            crate::relay::LOAD_CAP_TOPIC,
-        ] {
+        for cap in crate::session::CAPABILITIES {
             node.pubsub.subscriptions.insert(cap.to_string());
         }
         Ok(node)
@@ -335,7 +331,7 @@ impl Node {
                 }
                 State::Established(e) => {
                     if let Some(at) = e.retired {
-                        if now >= at {
+                        if at.reached(now) {
                             retired.push(idx);
                         }
                     } else if e.unconfirmed {
@@ -512,7 +508,9 @@ impl Node {
             self.seal_and_send(idx, false);
         }
         self.table.mark_dirty(idx);
-        self.table.established_mut(idx).map(|e| &mut e.pending)
+        let e = self.table.established_mut(idx)?;
+        self.outbox.fill(&mut e.pending);
+        Some(&mut e.pending)
     }
 
     /// Appends an encoded frame to a session's pending datagram, sealing the

@@ -506,6 +506,7 @@ impl Node {
         let Some(e) = self.table.established_mut(idx) else {
             return;
         };
+        self.outbox.fill(&mut e.pending);
         e.pending.push(crate::wire::ty::SIGNED_PUBLISH);
         e.pending
             .extend_from_slice(&(body.len() as u16).to_le_bytes());

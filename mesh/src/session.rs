@@ -33,6 +33,11 @@ impl Stamp {
         Self(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
     }
 
+    /// True once `now` has come to this stamp's millisecond.
+    pub fn reached(self, now: Time) -> bool {
+        Self::at(now) >= self
+    }
+
     /// Time from this stamp to `now` (zero if `now` is earlier).
     pub fn since(self, now: Time) -> Duration {
         now.saturating_sub(Duration::from_millis(self.0))
@@ -94,7 +99,7 @@ pub(crate) struct Established {
     /// When a session that lost a duplicate to another with the same peer
     /// goes: until then it still takes the peer's datagrams (some were in
     /// flight when it lost) but sends nothing of its own.
-    pub retired: Option<Time>,
+    pub retired: Option<Stamp>,
     /// When its handshake started.
     pub began: Stamp,
     /// When it came up (an IK responder's: when it was confirmed).
@@ -133,29 +138,82 @@ impl Session {
     }
 }
 
-/// The topics a peer subscribed to: a short sorted list (at most
-/// `MAX_PEER_TOPICS`), half the size of an empty hash set per session.
+/// Inline sizes in bytes of the records a node keeps per established
+/// session (before any heap they own), for the idle-memory benchmark's
+/// breakdown: the session slot, its boxed established state, the path (a
+/// key of the by-path index), the transport keys' slot, and the router's
+/// and scorer's peer records.
+pub fn record_sizes() -> [(&'static str, usize); 6] {
+    use std::mem::size_of;
+    let [router, score] = moss_gossip::peer_record_sizes();
+    [
+        ("Session", size_of::<Session>()),
+        ("Established", size_of::<Established>()),
+        ("Path", size_of::<Path>()),
+        ("ShardSession", size_of::<crate::shard::ShardSession>()),
+        router,
+        score,
+    ]
+}
+
+/// Topics every node announces as capabilities (`moss/cap/…`): a peer's
+/// subscription to one of them is a bit, not a string per session.
+pub(crate) const CAPABILITIES: [&str; 3] = [
+    crate::nat::CAP_TOPIC,
+    crate::relay::CAP_TOPIC,
+    crate::relay::LOAD_CAP_TOPIC,
+];
+
+/// The topics a peer subscribed to: the capabilities as bits, the rest a
+/// short sorted list (at most `MAX_PEER_TOPICS`) sized exactly, so an idle
+/// peer that announced only capabilities costs no heap.
 #[derive(Default)]
-pub(crate) struct TopicList(Vec<Box<str>>);
+pub(crate) struct TopicList {
+    /// Bit `i` set: the peer announced `CAPABILITIES[i]`.
+    caps: u8,
+    /// Other topics, sorted, without spare capacity.
+    others: Box<[Box<str>]>,
+}
+
+/// The bit of a capability topic, if `topic` is one.
+fn capability_bit(topic: &str) -> Option<u8> {
+    CAPABILITIES
+        .iter()
+        .position(|c| *c == topic)
+        .map(|i| 1u8 << i)
+}
 
 impl TopicList {
     /// Number of topics.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.caps.count_ones() as usize + self.others.len()
     }
 
     /// True if the peer subscribed to `topic`.
-    #[cfg_attr(not(feature = "adversary"), allow(dead_code))]
     pub fn contains(&self, topic: &str) -> bool {
-        self.0.binary_search_by(|t| (**t).cmp(topic)).is_ok()
+        match capability_bit(topic) {
+            Some(b) => self.caps & b != 0,
+            None => self.find(topic).is_ok(),
+        }
+    }
+
+    fn find(&self, topic: &str) -> Result<usize, usize> {
+        self.others.binary_search_by(|t| (**t).cmp(topic))
     }
 
     /// Adds `topic`; false if it was there.
     pub fn insert(&mut self, topic: &str) -> bool {
-        match self.0.binary_search_by(|t| (**t).cmp(topic)) {
+        if let Some(b) = capability_bit(topic) {
+            let new = self.caps & b == 0;
+            self.caps |= b;
+            return new;
+        }
+        match self.find(topic) {
             Ok(_) => false,
             Err(i) => {
-                self.0.insert(i, topic.into());
+                let mut v = std::mem::take(&mut self.others).into_vec();
+                v.insert(i, topic.into());
+                self.others = v.into_boxed_slice();
                 true
             }
         }
@@ -163,18 +221,30 @@ impl TopicList {
 
     /// Removes `topic`; false if it was not there.
     pub fn remove(&mut self, topic: &str) -> bool {
-        match self.0.binary_search_by(|t| (**t).cmp(topic)) {
+        if let Some(b) = capability_bit(topic) {
+            let had = self.caps & b != 0;
+            self.caps &= !b;
+            return had;
+        }
+        match self.find(topic) {
             Ok(i) => {
-                self.0.remove(i);
+                let mut v = std::mem::take(&mut self.others).into_vec();
+                v.remove(i);
+                self.others = v.into_boxed_slice();
                 true
             }
             Err(_) => false,
         }
     }
 
-    /// The topics in order.
+    /// The topics: the capabilities first, then the rest in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|t| &**t)
+        CAPABILITIES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.caps & (1 << i) != 0)
+            .map(|(_, c)| *c)
+            .chain(self.others.iter().map(|t| &**t))
     }
 }
 
@@ -246,9 +316,14 @@ struct Partial {
 /// Bounded reassembly of fragmented publish bodies.
 #[derive(Default)]
 pub(crate) struct Reassembly {
-    /// At most `MAX_TRANSFERS` entries, so a vector (24 B when idle, half
-    /// an empty hash map) searched linearly.
-    transfers: Vec<(u32, Partial)>,
+    /// At most `MAX_TRANSFERS` entries, so a vector searched linearly;
+    /// boxed and present only while a transfer is in flight (8 B in an
+    /// idle session).
+    #[allow(
+        clippy::box_collection,
+        reason = "8 B in every idle session where a vector takes 24"
+    )]
+    transfers: Option<Box<Vec<(u32, Partial)>>>,
 }
 
 impl Reassembly {
@@ -268,18 +343,35 @@ impl Reassembly {
         {
             return FragmentResult::Rejected;
         }
+        let transfers = self.transfers.get_or_insert_with(Box::default);
+        let outcome = Self::add_to(transfers, transfer, index, count, data, max_body, now);
+        if transfers.is_empty() {
+            self.transfers = None;
+        }
+        outcome
+    }
+
+    fn add_to(
+        transfers: &mut Vec<(u32, Partial)>,
+        transfer: u32,
+        index: u16,
+        count: u16,
+        data: &[u8],
+        max_body: usize,
+        now: Time,
+    ) -> FragmentResult {
         let mut evicted = false;
-        let at = match self.transfers.iter().position(|(t, _)| *t == transfer) {
+        let at = match transfers.iter().position(|(t, _)| *t == transfer) {
             Some(i) => i,
             None => {
-                if self.transfers.len() >= MAX_TRANSFERS {
-                    let oldest = (0..self.transfers.len())
-                        .min_by_key(|&i| self.transfers[i].1.started)
+                if transfers.len() >= MAX_TRANSFERS {
+                    let oldest = (0..transfers.len())
+                        .min_by_key(|&i| transfers[i].1.started)
                         .unwrap_or(0);
-                    self.transfers.swap_remove(oldest);
+                    transfers.swap_remove(oldest);
                     evicted = true;
                 }
-                self.transfers.push((
+                transfers.push((
                     transfer,
                     Partial {
                         count,
@@ -289,14 +381,14 @@ impl Reassembly {
                         started: now,
                     },
                 ));
-                self.transfers.len() - 1
+                transfers.len() - 1
             }
         };
-        let p = &mut self.transfers[at].1;
+        let p = &mut transfers[at].1;
         // All pieces but the last are full chunks.
         let full = data.len() == FRAGMENT_CHUNK;
         if p.count != count || (index + 1 < count && !full) || p.bytes + data.len() > max_body {
-            self.transfers.swap_remove(at);
+            transfers.swap_remove(at);
             return FragmentResult::Rejected;
         }
         let Some(slot) = p.parts.get_mut(index as usize) else {
@@ -315,7 +407,7 @@ impl Reassembly {
                 FragmentResult::Incomplete
             };
         }
-        let (_, p) = self.transfers.swap_remove(at);
+        let (_, p) = transfers.swap_remove(at);
         let mut body = Vec::with_capacity(p.bytes);
         for part in p.parts.into_iter().flatten() {
             body.extend_from_slice(&part);
@@ -325,10 +417,16 @@ impl Reassembly {
 
     /// Drops transfers older than the timeout; returns how many.
     pub fn expire(&mut self, now: Time) -> usize {
-        let before = self.transfers.len();
-        self.transfers
-            .retain(|(_, p)| now.saturating_sub(p.started) < REASSEMBLY_TIMEOUT);
-        before - self.transfers.len()
+        let Some(transfers) = self.transfers.as_mut() else {
+            return 0;
+        };
+        let before = transfers.len();
+        transfers.retain(|(_, p)| now.saturating_sub(p.started) < REASSEMBLY_TIMEOUT);
+        let gone = before - transfers.len();
+        if transfers.is_empty() {
+            self.transfers = None;
+        }
+        gone
     }
 }
 
@@ -405,6 +503,21 @@ mod tests {
         assert_eq!(t.iter().collect::<Vec<_>>(), ["a", "b"]);
         assert!(t.contains("a") && !t.contains("c"));
         assert!(t.remove("a") && !t.remove("a"));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn capabilities_are_bits_and_listed_first() {
+        let mut t = TopicList::default();
+        let [nat, relay, _load] = CAPABILITIES;
+        assert!(t.insert(relay) && !t.insert(relay) && t.insert("a"));
+        assert!(t.contains(relay) && !t.contains(nat));
+        assert_eq!(t.iter().collect::<Vec<_>>(), [relay, "a"]);
+        assert!(t.insert(nat));
+        assert_eq!(t.iter().collect::<Vec<_>>(), [nat, relay, "a"]);
+        assert_eq!(t.len(), 3);
+        assert!(t.remove(nat) && !t.remove(nat) && t.remove("a"));
+        assert_eq!(t.iter().collect::<Vec<_>>(), [relay]);
         assert_eq!(t.len(), 1);
     }
 

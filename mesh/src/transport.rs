@@ -85,6 +85,16 @@ impl Outbox {
             .unwrap_or_else(|| Vec::with_capacity(MAX_DATAGRAM))
     }
 
+    /// Gives a session's pending datagram a buffer from the pool when it
+    /// has none: with local transport an idle session holds no buffer
+    /// between datagrams (its pending one goes back to the pool when
+    /// sealed), and a busy one takes a recycled one without allocating.
+    pub fn fill(&mut self, pending: &mut Vec<u8>) {
+        if pending.capacity() == 0 {
+            *pending = self.buffer();
+        }
+    }
+
     /// Returns a buffer for reuse.
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
         if self.free.len() < FREE_BUFFERS {
@@ -186,7 +196,7 @@ impl Transport {
         };
         let mut buf = out.buffer();
         let sealed = shard.seal(index, &e.pending, &mut buf);
-        e.pending.clear();
+        out.recycle(std::mem::take(&mut e.pending));
         match sealed {
             Ok(to) => {
                 s.last_send = Stamp::at(now);
