@@ -1120,6 +1120,7 @@ fn main() -> ExitCode {
             run.shards();
             run.reconnect();
             run.relay();
+            run.webrtc_in_all();
         }
         Scenario::Limits => run.limits(),
         Scenario::Crypto => run.crypto(),
