@@ -86,7 +86,7 @@ impl Worker {
                 let Ok(m) = self.from_engine.try_recv() else {
                     break;
                 };
-                self.from_engine(m);
+                self.engine_item(m);
                 // Sends produce SCTP packets: move them out as they come
                 // so the output queue stays short.
                 self.flush();
@@ -104,7 +104,7 @@ impl Worker {
         }
         // The node's last transmits (its close frames) go out first.
         while let Ok(m) = self.from_engine.try_recv() {
-            self.from_engine(m);
+            self.engine_item(m);
             self.flush();
         }
         self.endpoint.close_all();
@@ -146,7 +146,7 @@ impl Worker {
     }
 
     /// One item from the engine: a datagram to send, or a link to close.
-    fn from_engine(&mut self, m: ToRtc) {
+    fn engine_item(&mut self, m: ToRtc) {
         match m {
             ToRtc::Datagram { channel, bytes } => {
                 if self.endpoint.send(channel, &bytes) {
