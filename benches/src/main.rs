@@ -1167,6 +1167,7 @@ fn main() -> ExitCode {
             run.shards();
             run.reconnect();
             run.relay();
+            run.webrtc_in_all();
         }
         Scenario::Limits => run.limits(),
         Scenario::Crypto => run.crypto(),

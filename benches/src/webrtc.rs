@@ -81,6 +81,21 @@ fn throughput(p: Pair, size: usize, dur: Duration) -> Result<f64, String> {
 }
 
 impl crate::Run {
+    /// `moss-bench all`'s WebRTC part: the scenario when this build has
+    /// the `webrtc` feature, else a table that says it was skipped and how
+    /// to include it.
+    pub(crate) fn webrtc_in_all(&mut self) {
+        if cfg!(feature = "webrtc") {
+            return self.webrtc();
+        }
+        let why = "skipped: this moss-bench was built without the `webrtc` feature \
+                   (`cargo run --release -p moss-bench --features webrtc -- all` includes it)";
+        eprintln!("moss-bench all: webrtc {why}");
+        let mut t = Table::new("WebRTC DataChannel path vs UDP", vec!["scenario", "result"]);
+        t.rows.push(vec!["webrtc".into(), why.into()]);
+        self.tables.push(t);
+    }
+
     /// DataChannel vs UDP: messages/s and one-hop p50/p99.
     pub(crate) fn webrtc(&mut self) {
         let mut t = Table::new(

@@ -3,14 +3,13 @@
 mod api;
 mod eventlog;
 mod explorer;
-mod flags;
 mod inbox;
 mod meshes;
 mod metrics;
 mod options;
-mod serve;
 mod story;
 
+use moss_service::{flags, serve};
 use options::Options;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,14 +18,7 @@ use std::sync::Arc;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    moss_service::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match Options::from_args(&args) {
         Ok(o) => o,

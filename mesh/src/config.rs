@@ -358,13 +358,36 @@ impl Default for TransportConfig {
 pub struct WebrtcConfig {
     /// Accept (and make) WebRTC DataChannel links.
     pub enabled: bool,
-    /// `ws://host:port` URLs of `moss-signal` servers, joined in parallel.
+    /// `ws://host:port` or `wss://host:port` URLs of `moss-signal` servers
+    /// (optionally with a path), joined in parallel.
     pub signal: Vec<String>,
+    /// A PEM file of extra CA certificates trusted for `wss://` signal
+    /// servers, beside the system's (empty = the system's only).
+    pub signal_ca: String,
+    /// `host:port` STUN servers asked for each ICE socket's
+    /// server-reflexive address (offered as a `srflx` candidate).
+    pub stun: Vec<String>,
     /// UDP port of the ICE sockets (0 = any).
     pub ice_port: u16,
-    /// IPv4 addresses whose ICE host candidates are offered (empty = every
-    /// interface address that is up, loopback included).
+    /// IPv4 or IPv6 addresses whose ICE host candidates are offered (empty
+    /// = every interface address that is up, loopback included, IPv6
+    /// link-local excluded).
     pub ice_ips: Vec<String>,
+}
+
+/// Whether `s` is `host:port` with a non-empty host and a port in 1..=65535
+/// (`[v6]:port` for an IPv6 literal).
+fn is_host_port(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = match host.strip_prefix('[') {
+        Some(h) => h
+            .strip_suffix(']')
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => !host.is_empty() && !host.contains(':'),
+    };
+    host_ok && port.parse::<u16>().is_ok_and(|p| p != 0)
 }
 
 impl WebrtcConfig {
@@ -377,20 +400,26 @@ impl WebrtcConfig {
             });
         }
         for u in &self.signal {
-            if !u.starts_with("ws://") {
+            if !u.starts_with("ws://") && !u.starts_with("wss://") {
                 return Err(ConfigError::Invalid {
                     field: "webrtc.signal",
-                    reason: format!(
-                        "`{u}` is not a ws:// URL (native nodes do not speak wss:// yet)"
-                    ),
+                    reason: format!("`{u}` is not a ws:// or wss:// URL"),
+                });
+            }
+        }
+        for (i, s) in self.stun.iter().enumerate() {
+            if !is_host_port(s) {
+                return Err(ConfigError::Invalid {
+                    field: "webrtc.stun",
+                    reason: format!("entry {i} `{s}` is not host:port"),
                 });
             }
         }
         for (i, a) in self.ice_ips.iter().enumerate() {
-            if a.parse::<std::net::Ipv4Addr>().is_err() {
+            if a.parse::<std::net::IpAddr>().is_err() {
                 return Err(ConfigError::Invalid {
                     field: "webrtc.ice_ips",
-                    reason: format!("entry {i} `{a}` is not an IPv4 address"),
+                    reason: format!("entry {i} `{a}` is not an IP address"),
                 });
             }
         }
@@ -697,10 +726,31 @@ mod tests {
         };
         assert_eq!(field(r#"{"webrtc":{"enabled":true}}"#), "webrtc.signal");
         assert_eq!(
-            field(r#"{"webrtc":{"signal":["wss://x:1"]}}"#),
+            field(r#"{"webrtc":{"signal":["http://x:1"]}}"#),
             "webrtc.signal"
         );
-        assert_eq!(field(r#"{"webrtc":{"ice_ips":["::1"]}}"#), "webrtc.ice_ips");
+        assert_eq!(
+            field(r#"{"webrtc":{"ice_ips":["::1x"]}}"#),
+            "webrtc.ice_ips"
+        );
+        for bad in [
+            "x",
+            "x:",
+            ":3478",
+            "x:0",
+            "x:70000",
+            "::1:3478",
+            "[::1:3478",
+        ] {
+            let j = format!(r#"{{"webrtc":{{"stun":["{bad}"]}}}}"#);
+            assert_eq!(field(&j), "webrtc.stun", "{bad}");
+        }
+        let more = Config::from_json(
+            r#"{"webrtc":{"enabled":true,"signal":["wss://s.example:443/x"],
+                "stun":["stun.example:3478","127.0.0.1:3478","[::1]:3478"],"ice_ips":["::1","127.0.0.1"]}}"#,
+        )
+        .unwrap();
+        assert!(more.validate().is_ok());
     }
 
     #[test]

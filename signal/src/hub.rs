@@ -11,10 +11,7 @@ use std::time::Instant;
 /// A connection handle the hub hands out on join.
 pub type ConnId = u64;
 
-/// Longest room, in bytes.
-pub const MAX_ROOM: usize = 128;
-/// Longest peer id, in bytes.
-pub const MAX_ID: usize = 64;
+pub use moss_signal_envelope::bounds::{valid_name, MAX_ID, MAX_ROOM};
 
 /// One text message for one or more connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,15 +60,6 @@ pub struct Hub {
     peers: HashMap<ConnId, Peer>,
     next: ConnId,
     counters: Counters,
-}
-
-/// The room and id rule: 1..=`max` bytes of URL-unreserved ASCII
-/// (`A-Z a-z 0-9 . _ ~ -`), so both are safe in URLs, logs and JSON as is.
-pub fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
 }
 
 impl Hub {

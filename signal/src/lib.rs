@@ -6,19 +6,13 @@
 pub mod background;
 pub mod close;
 pub mod demo;
-pub mod envelope;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod options;
 pub mod server;
 
-// The gateway's bounded HTTP accept loop, shared as one file until the two
-// binaries get a common HTTP crate.
-#[path = "../../gateway/src/serve.rs"]
-pub mod serve;
+use moss_service::{flags, serve};
 
-// The gateway's Go-style flag parser, shared the same way.
-#[allow(dead_code)]
-#[path = "../../gateway/src/flags.rs"]
-pub mod flags;
+/// The relay's half of the signaling envelope (shared with `moss-webrtc`).
+pub use moss_signal_envelope::relay as envelope;

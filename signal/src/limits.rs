@@ -29,7 +29,7 @@ impl Default for Limits {
             max_rooms: 1024,
             max_room_peers: 64,
             max_peers: 4096,
-            max_envelope: 16 * 1024,
+            max_envelope: moss_signal_envelope::bounds::MAX_ENVELOPE,
             rate: 20.0,
             burst: 40.0,
             queue: 64,

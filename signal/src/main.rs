@@ -1,18 +1,12 @@
 //! moss-signal: the WebRTC signaling relay for browser Moss peers.
 
+use moss_service::{flags, serve};
 use moss_signal::options::{Options, OptionsError, SPECS};
-use moss_signal::{flags, serve, server};
+use moss_signal::server;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    moss_service::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match Options::from_args(&args) {
         Ok(o) => o,

@@ -20,8 +20,10 @@
 //! }
 //! ```
 
-pub mod envelope;
 mod link;
+
+/// The peer's half of the signaling envelope (shared with `moss-signal`).
+pub use moss_signal_envelope::peer as envelope;
 
 pub use envelope::{EnvelopeError, Signal};
 pub use link::LinkError;
@@ -37,6 +39,15 @@ pub const MAX_LINKS: usize = 64;
 /// A link whose DataChannel is not open by then is given up (as the
 /// browser peer does).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The local ICE candidates every new link offers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates {
+    /// The driver's bound UDP socket addresses.
+    pub host: Vec<SocketAddr>,
+    /// `(address, base)`: what a STUN server saw of a host candidate.
+    pub reflexive: Vec<(SocketAddr, SocketAddr)>,
+}
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +119,7 @@ pub struct EndpointStats {
 /// The sans-IO WebRTC side of one native node.
 pub struct Endpoint {
     id: String,
-    candidates: Vec<SocketAddr>,
+    candidates: Candidates,
     links: HashMap<String, Link>,
     by_channel: HashMap<u64, String>,
     next_channel: u64,
@@ -119,17 +130,41 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint whose signal id is `id` (the node's public key in hex)
     /// and whose ICE host candidates are `candidates` (the bound addresses
-    /// of the driver's UDP sockets).
+    /// of the driver's UDP sockets, IPv4 or IPv6).
     pub fn new(id: String, candidates: Vec<SocketAddr>) -> Self {
         Self {
             id,
-            candidates,
+            candidates: Candidates {
+                host: candidates,
+                reflexive: Vec::new(),
+            },
             links: HashMap::new(),
             by_channel: HashMap::new(),
             next_channel: 1,
             out: VecDeque::new(),
             stats: EndpointStats::default(),
         }
+    }
+
+    /// Adds a server-reflexive candidate: `addr` is what a STUN server saw
+    /// of host candidate `base`. Links made from now on offer it; false
+    /// (nothing added) if `base` is not a host candidate, the families
+    /// differ, or it is known already.
+    pub fn add_reflexive(&mut self, addr: SocketAddr, base: SocketAddr) -> bool {
+        let c = &mut self.candidates;
+        if !c.host.contains(&base)
+            || addr.is_ipv4() != base.is_ipv4()
+            || c.reflexive.contains(&(addr, base))
+        {
+            return false;
+        }
+        c.reflexive.push((addr, base));
+        true
+    }
+
+    /// The server-reflexive candidates known, as `(address, base)`.
+    pub fn reflexive(&self) -> &[(SocketAddr, SocketAddr)] {
+        &self.candidates.reflexive
     }
 
     /// This endpoint's signal id.
@@ -307,6 +342,17 @@ impl Endpoint {
             self.remove(&id);
         }
         self.reap();
+    }
+
+    /// Closes the link carrying `channel` (the node found no use for it:
+    /// no session formed on it in time, or its session ended); false if no
+    /// link carries it.
+    pub fn close_channel(&mut self, channel: u64) -> bool {
+        let Some(remote) = self.by_channel.get(&channel).cloned() else {
+            return false;
+        };
+        self.remove(&remote);
+        true
     }
 
     /// Closes every link.

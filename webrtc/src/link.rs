@@ -2,7 +2,7 @@
 //! DataChannel (SCTP stream 0, unordered, no retransmits), the node
 //! channel id it carries, and what the link is waiting for.
 
-use crate::Output;
+use crate::{Candidates, Output};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -60,11 +60,17 @@ impl Link {
         now: Instant,
         remote: String,
         channel: u64,
-        candidates: &[SocketAddr],
+        candidates: &Candidates,
     ) -> Result<Self, LinkError> {
         let mut rtc = Rtc::builder().build(now);
-        for a in candidates {
-            let c = Candidate::host(*a, "udp").map_err(|e| LinkError::Rtc(e.to_string()))?;
+        let rtc_err = |e: str0m::error::IceError| LinkError::Rtc(e.to_string());
+        for a in &candidates.host {
+            rtc.add_local_candidate(Candidate::host(*a, "udp").map_err(rtc_err)?);
+        }
+        // A reflexive address equal to its base (no NAT between us and the
+        // STUN server) is redundant: str0m keeps the host candidate.
+        for (addr, base) in &candidates.reflexive {
+            let c = Candidate::server_reflexive(*addr, *base, "udp").map_err(rtc_err)?;
             rtc.add_local_candidate(c);
         }
         Ok(Self {
@@ -86,7 +92,7 @@ impl Link {
         now: Instant,
         remote: String,
         channel: u64,
-        candidates: &[SocketAddr],
+        candidates: &Candidates,
         out: &mut VecDeque<Output>,
     ) -> Result<(Self, String), LinkError> {
         let mut link = Self::new(now, remote, channel, candidates)?;
@@ -106,7 +112,7 @@ impl Link {
         now: Instant,
         remote: String,
         channel: u64,
-        candidates: &[SocketAddr],
+        candidates: &Candidates,
         sdp: &str,
         out: &mut VecDeque<Output>,
     ) -> Result<(Self, String), LinkError> {
@@ -188,9 +194,13 @@ impl Link {
         sent
     }
 
-    /// Closes the link (the peer sees its channel close).
+    /// Closes the link: SCTP shutdown and DTLS close_notify go out at
+    /// once, so the peer sees its channel close now rather than when its
+    /// ICE consent runs out.
     pub fn close(&mut self, out: &mut VecDeque<Output>) {
-        self.rtc.disconnect();
+        if self.rtc.close().is_err() {
+            self.rtc.disconnect();
+        }
         self.drain(out);
         self.dead = true;
     }

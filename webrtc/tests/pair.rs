@@ -148,3 +148,26 @@ fn junk_signal_is_counted_and_a_bad_offer_fails_cleanly() {
     ep.handle_receive(now, p.addrs[0], p.addrs[1], &[0xff; 40]);
     assert_eq!(ep.stats().udp_unmatched, 1);
 }
+
+#[test]
+fn a_link_closed_by_channel_is_seen_closed_by_the_peer_at_once() {
+    let mut p = Pair::new();
+    p.eps[0].handle_signal(p.now, 0, r#"{"type":"peers","peers":["bb"]}"#);
+    p.eps[1].handle_signal(p.now, 0, r#"{"type":"join","from":"aa"}"#);
+    p.drive(2000, |p| !p.opened[0].is_empty() && !p.opened[1].is_empty());
+    let (ca, cb) = (p.opened[0][0].0, p.opened[1][0].0);
+    let opened_at = p.now;
+    assert!(!p.eps[1].close_channel(cb + 100), "no such channel");
+    assert!(p.eps[1].close_channel(cb));
+    assert_eq!(p.eps[1].stats().links_open, 0);
+    // SCTP shutdown and DTLS close_notify reach the other side: it closes
+    // without waiting for ICE consent to run out.
+    p.drive(200, |p| !p.closed[0].is_empty());
+    assert_eq!(p.closed[0], vec![ca]);
+    assert_eq!(p.closed[1], vec![cb]);
+    assert!(
+        p.now.duration_since(opened_at) < std::time::Duration::from_secs(5),
+        "closed on the shutdown, not on a consent timeout ({:?} of virtual time)",
+        p.now.duration_since(opened_at)
+    );
+}

@@ -13,12 +13,14 @@ mod bridge;
 #[path = "off.rs"]
 mod bridge;
 #[cfg(feature = "webrtc")]
+mod gather;
+#[cfg(feature = "webrtc")]
 mod signal;
+#[cfg(feature = "webrtc")]
+mod watch;
 #[cfg(feature = "webrtc")]
 mod worker;
 
-#[cfg(feature = "webrtc")]
-pub(crate) use bridge::FromRtc;
 pub(crate) use bridge::{start, Bridge};
 
 use std::net::SocketAddr;
@@ -36,8 +38,21 @@ pub enum WebrtcError {
         source: std::io::Error,
     },
     /// No address to gather ICE candidates on.
-    #[error("webrtc: no IPv4 interface address for ICE candidates")]
+    #[error("webrtc: no interface address for ICE candidates")]
     NoAddress,
+    /// The CA file of `wss://` signal servers (`webrtc.signal_ca`) is
+    /// unreadable or holds no certificate.
+    #[error("webrtc.signal_ca: {path}: {reason}")]
+    SignalCa {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The STUN client refused its settings (`webrtc.stun`).
+    #[cfg(feature = "webrtc")]
+    #[error("webrtc.stun: {0}")]
+    Stun(#[from] moss_nat::stun::ClientError),
     /// This build has no WebRTC support (the `moss` crate's `webrtc`
     /// feature, which links OpenSSL, is off).
     #[error("webrtc: this build has no WebRTC support; build with the `webrtc` feature (e.g. `cargo build -p moss-gateway --features webrtc`, needs libssl-dev)")]
@@ -54,8 +69,13 @@ pub struct WebrtcCounters {
     pub(crate) links_failed: AtomicU64,
     pub(crate) links_open: AtomicU64,
     pub(crate) links_refused: AtomicU64,
+    pub(crate) links_no_session: AtomicU64,
+    pub(crate) links_session_ended: AtomicU64,
+    pub(crate) stun_mapped: AtomicU64,
+    pub(crate) stun_failed: AtomicU64,
     pub(crate) signal_junk: AtomicU64,
     pub(crate) signal_connected: AtomicU64,
+    pub(crate) signal_failed: AtomicU64,
     pub(crate) udp_unmatched: AtomicU64,
     pub(crate) text_dropped: AtomicU64,
     pub(crate) datagrams_in: AtomicU64,
@@ -74,10 +94,21 @@ pub struct WebrtcStats {
     pub links_open: u64,
     /// Offers refused at the link limit.
     pub links_refused: u64,
+    /// Links the engine closed because no Noise session formed on them
+    /// within the handshake timeout (a wrong PSK, a peer that never dials).
+    pub links_no_session: u64,
+    /// Links the engine closed because their session ended.
+    pub links_session_ended: u64,
+    /// Server-reflexive addresses learned from STUN servers (`webrtc.stun`).
+    pub stun_mapped: u64,
+    /// STUN bindings that got no usable answer.
+    pub stun_failed: u64,
     /// Signal envelopes not understood or not expected.
     pub signal_junk: u64,
     /// Signal servers connected now.
     pub signal_connected: u64,
+    /// Signal connection attempts that failed (refused, TLS, handshake).
+    pub signal_failed: u64,
     /// ICE-socket datagrams no link took.
     pub udp_unmatched: u64,
     /// Text (non-Moss) DataChannel messages dropped.
@@ -99,8 +130,13 @@ impl WebrtcCounters {
             links_failed: r(&self.links_failed),
             links_open: r(&self.links_open),
             links_refused: r(&self.links_refused),
+            links_no_session: r(&self.links_no_session),
+            links_session_ended: r(&self.links_session_ended),
+            stun_mapped: r(&self.stun_mapped),
+            stun_failed: r(&self.stun_failed),
             signal_junk: r(&self.signal_junk),
             signal_connected: r(&self.signal_connected),
+            signal_failed: r(&self.signal_failed),
             udp_unmatched: r(&self.udp_unmatched),
             text_dropped: r(&self.text_dropped),
             datagrams_in: r(&self.datagrams_in),

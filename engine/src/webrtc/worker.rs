@@ -3,8 +3,10 @@
 //! moves between them: UDP in and out, signal text in and out, channel
 //! datagrams to and from the engine.
 
+use super::bridge::{FromRtc, ToRtc};
+use super::gather::{Gather, Gathered};
 use super::signal::Client;
-use super::{FromRtc, WebrtcCounters};
+use super::WebrtcCounters;
 use crate::backend::Wakeup;
 use crossbeam_channel::{Receiver, Sender};
 use moss_webrtc::{Endpoint, Output};
@@ -26,10 +28,11 @@ const SENDS_PER_TURN: usize = 1024;
 pub(crate) struct Worker {
     pub poll: mio::Poll,
     pub sockets: Vec<(mio::net::UdpSocket, SocketAddr)>,
+    pub gather: Gather,
     pub endpoint: Endpoint,
     pub clients: Vec<Client>,
     pub signal_rx: Receiver<(usize, String)>,
-    pub from_engine: Receiver<(u64, Vec<u8>)>,
+    pub from_engine: Receiver<ToRtc>,
     pub to_engine: Sender<FromRtc>,
     pub engine: Arc<dyn Wakeup>,
     pub counters: Arc<WebrtcCounters>,
@@ -41,11 +44,14 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = mio::Events::with_capacity(64);
         let mut buf = vec![0u8; 2048];
+        // The first STUN requests go out before the first wait.
+        self.stun(Instant::now());
         while !self.stop.load(Ordering::SeqCst) {
             let now = Instant::now();
-            let wait = self
-                .endpoint
-                .poll_timeout()
+            let wait = [self.endpoint.poll_timeout(), self.gather.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map_or(IDLE, |t| t.saturating_duration_since(now).min(IDLE));
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != ErrorKind::Interrupted {
@@ -60,7 +66,11 @@ impl Worker {
                     let (sock, local) = &self.sockets[i];
                     let local = *local;
                     match sock.recv_from(&mut buf) {
-                        Ok((n, from)) => self.endpoint.handle_receive(now, from, local, &buf[..n]),
+                        Ok((n, from)) => {
+                            if !self.gather.handle(now, i, from, &buf[..n]) {
+                                self.endpoint.handle_receive(now, from, local, &buf[..n]);
+                            }
+                        }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         Err(e) => {
                             tracing::trace!(error = %e, "webrtc: recv failed");
@@ -73,14 +83,10 @@ impl Worker {
                 self.endpoint.handle_signal(now, server, &text);
             }
             for _ in 0..SENDS_PER_TURN {
-                let Ok((channel, bytes)) = self.from_engine.try_recv() else {
+                let Ok(m) = self.from_engine.try_recv() else {
                     break;
                 };
-                if self.endpoint.send(channel, &bytes) {
-                    self.counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.counters.send_dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                self.engine_item(m);
                 // Sends produce SCTP packets: move them out as they come
                 // so the output queue stays short.
                 self.flush();
@@ -92,16 +98,67 @@ impl Worker {
             if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
                 self.endpoint.handle_timeout(now);
             }
+            self.stun(now);
             self.flush();
             self.publish_stats();
         }
         // The node's last transmits (its close frames) go out first.
-        while let Ok((channel, bytes)) = self.from_engine.try_recv() {
-            self.endpoint.send(channel, &bytes);
+        while let Ok(m) = self.from_engine.try_recv() {
+            self.engine_item(m);
             self.flush();
         }
         self.endpoint.close_all();
         self.flush();
+    }
+
+    /// Runs the STUN bindings: requests out, reflexive addresses into the
+    /// endpoint (links made from now on offer them).
+    fn stun(&mut self, now: Instant) {
+        if !self.gather.busy() {
+            return;
+        }
+        if self.gather.poll_timeout().is_some_and(|t| t <= now) {
+            self.gather.handle_timeout(now);
+        }
+        while let Some((i, to, bytes)) = self.gather.poll_transmit(now) {
+            if let Some((s, _)) = self.sockets.get(i) {
+                if let Err(e) = s.send_to(&bytes, to) {
+                    tracing::debug!(%to, error = %e, "webrtc: STUN send failed");
+                }
+            }
+        }
+        while let Some(g) = self.gather.poll() {
+            match g {
+                Gathered::Mapped { socket, addr } => {
+                    let Some(&(_, base)) = self.sockets.get(socket) else {
+                        continue;
+                    };
+                    self.counters.stun_mapped.fetch_add(1, Ordering::Relaxed);
+                    if self.endpoint.add_reflexive(addr, base) {
+                        tracing::info!(%addr, %base, "webrtc: server-reflexive candidate");
+                    }
+                }
+                Gathered::Failed { .. } => {
+                    self.counters.stun_failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// One item from the engine: a datagram to send, or a link to close.
+    fn engine_item(&mut self, m: ToRtc) {
+        match m {
+            ToRtc::Datagram { channel, bytes } => {
+                if self.endpoint.send(channel, &bytes) {
+                    self.counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.counters.send_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            ToRtc::Close { channel } => {
+                self.endpoint.close_channel(channel);
+            }
+        }
     }
 
     /// Carries out everything the endpoint queued.

@@ -15,27 +15,19 @@
 //    the wall-clock-anchored performance clocks of one machine.
 // Screenshot: $ARTIFACTS/native-demo.png.
 // env: SIGNAL_BIN, GATEWAY_BIN, MOSS_BIN, PEER_DIR, PEER_PKG, ARTIFACTS
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { staticServer } from './servers.mjs';
-import { finish, step, assert, sleep, until as untilEvery, freePort } from './harness.mjs';
+import { finish, step, assert, sleep, freePort } from './harness.mjs';
+import { ARTIFACTS, PEER_DIR, PKG, bin, until, pct, needPkg, launch, opener, peersOf, idOf, receivedOf, publish } from './pages.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
-const SIGNAL_BIN = process.env.SIGNAL_BIN ?? path.join(ROOT, 'target/debug/moss-signal');
-const GATEWAY_BIN = process.env.GATEWAY_BIN ?? path.join(ROOT, 'target/debug/moss-gateway');
-const MOSS_BIN = process.env.MOSS_BIN ?? path.join(ROOT, 'target/debug/moss');
-const PEER_DIR = process.env.PEER_DIR ?? path.join(ROOT, 'wasm/peer');
-const PKG = process.env.PEER_PKG ?? path.join(PEER_DIR, 'pkg');
-const ARTIFACTS = process.env.ARTIFACTS ?? path.join(ROOT, 'target/peer-artifacts');
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-
+const SIGNAL_BIN = bin('SIGNAL_BIN', 'moss-signal');
+const GATEWAY_BIN = bin('GATEWAY_BIN', 'moss-gateway');
+const MOSS_BIN = bin('MOSS_BIN', 'moss');
 const children = [];
-const until = (what, fn, timeoutMs = 30000) => untilEvery(what, fn, timeoutMs, 200);
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 const OFFLINE = ['-trackers=false', '-dht=false', '-lan=false'];
 const CLI_OFFLINE = ['--no-trackers', '--no-dht', '--no-lan'];
 const MESH = 'native-test';
@@ -54,7 +46,7 @@ try {
   for (const [bin, what] of [[SIGNAL_BIN, 'moss-signal'], [GATEWAY_BIN, 'moss-gateway'], [MOSS_BIN, 'moss (cli)']]) {
     if (!fs.existsSync(bin)) throw new Error(`no ${what} at ${bin} (cargo build -p moss-signal -p moss-gateway -p moss-cli)`);
   }
-  if (!fs.existsSync(path.join(PKG, 'moss_wasm_peer_bg.wasm'))) throw new Error(`no peer pkg at ${PKG} (wasm/peer/scripts/build.sh)`);
+  needPkg();
   const sport = await freePort();
   run(SIGNAL_BIN, ['-addr', `127.0.0.1:${sport}`], 'signal');
   const sigWs = `ws://127.0.0.1:${sport}`;
@@ -67,25 +59,10 @@ try {
   await until('gateway /api/stats', async () => (await fetch(`${gw}/api/stats`)).ok, 30000);
 
   const site = await staticServer(PEER_DIR, PKG);
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--disable-features=WebRtcHideLocalIpsWithMdns'] });
+  browser = await launch();
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 640 } });
   const errors = [];
-  async function open(name, params) {
-    const page = await ctx.newPage();
-    page.on('pageerror', e => errors.push(`${name}: ${e.message}`));
-    page.on('console', m => { if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`); });
-    const q = new URLSearchParams({ signal: sigWs, topic: TOPIC, autostart: '1', ...params });
-    await page.goto(`${site.origin}/demo/index.html?${q}`);
-    await page.waitForFunction(() => window.joined || window.joinError, null, { timeout: 20000 });
-    const err = await page.evaluate(() => window.joinError);
-    assert(!err, `${name} failed to join: ${err}`);
-    return page;
-  }
-  const peersOf = page => page.evaluate(() => window.moss.peers().map(p => p.peer));
-  const idOf = page => page.evaluate(() => window.moss.id);
-  const receivedOf = page => page.evaluate(() => window.received);
-  const publish = (page, text, topic = TOPIC) => until(`publish "${text}"`, () => page.evaluate(([t, tp]) => { try { window.moss.publish(tp, t); return true; } catch (e) { if (e.code === -6) return false; throw e; } }, [text, topic]), 15000);
+  const open = opener(ctx, site.origin, { signal: sigWs, topic: TOPIC }, errors);
 
   let a, b, ida, idb;
   await step('two pages and a native gateway meet in one mesh over DataChannels', async () => {

@@ -12,31 +12,22 @@
 //  - figures: cold start to first session, messages/s, p50/p99 one hop.
 // Screenshot of the demo: $ARTIFACTS/peer-demo.png (and $SCREENSHOT if set).
 // env: SIGNAL_BIN, PEER_DIR (served: js/, demo/), PEER_PKG (the wasm-bindgen output), ARTIFACTS, SCREENSHOT
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { staticServer } from './servers.mjs';
-import { finish, step, assert, sleep, until as untilEvery, freePort } from './harness.mjs';
+import { finish, step, assert, sleep, freePort } from './harness.mjs';
+import { ARTIFACTS, PEER_DIR, PKG, bin, until, pct, needPkg, launch, opener, peersOf, statsOf, idOf, receivedOf, publish } from './pages.mjs';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
-const SIGNAL_BIN = process.env.SIGNAL_BIN ?? path.join(ROOT, 'target/debug/moss-signal');
-const PEER_DIR = process.env.PEER_DIR ?? path.join(ROOT, 'wasm/peer');
-const PKG = process.env.PEER_PKG ?? path.join(PEER_DIR, 'pkg');
-const ARTIFACTS = process.env.ARTIFACTS ?? path.join(ROOT, 'target/peer-artifacts');
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-
+const SIGNAL_BIN = bin('SIGNAL_BIN', 'moss-signal');
 const children = [];
-// Waits poll faster here than the default: WebRTC set-up takes well under a second.
-const until = (what, fn, timeoutMs = 30000) => untilEvery(what, fn, timeoutMs, 200);
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 
 const MESH = 'browser-test';
 const TOPIC = 'chat';
 let browser, setupError;
 try {
   if (!fs.existsSync(SIGNAL_BIN)) throw new Error(`no moss-signal at ${SIGNAL_BIN} (cargo build -p moss-signal)`);
-  if (!fs.existsSync(path.join(PKG, 'moss_wasm_peer_bg.wasm'))) throw new Error(`no peer pkg at ${PKG} (wasm/peer/scripts/build.sh)`);
+  needPkg();
   // Two signal servers: A and B join both (like trackers), the others the first.
   async function signalServer() {
     const port = await freePort();
@@ -49,31 +40,10 @@ try {
   const [s1, s2] = [await signalServer(), await signalServer()];
   const sigHttp = s1.http, sigWs = s1.ws;
   const site = await staticServer(PEER_DIR, PKG);
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    // host candidates as IP addresses, not mDNS .local names
-    '--disable-features=WebRtcHideLocalIpsWithMdns'] });
+  browser = await launch();
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 640 } });
   const errors = [];
-  async function open(name, params, context = ctx) {
-    const page = await context.newPage();
-    page.on('pageerror', e => errors.push(`${name}: ${e.message}`));
-    page.on('console', m => { if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`); });
-    const q = new URLSearchParams({ signal: sigWs, topic: TOPIC, autostart: '1', ...params });
-    if (params.signal2) { q.delete('signal2'); q.append('signal', params.signal2); }
-    await page.goto(`${site.origin}/demo/index.html?${q}`);
-    await page.waitForFunction(() => window.joined || window.joinError, null, { timeout: 20000 });
-    const err = await page.evaluate(() => window.joinError);
-    assert(!err, `${name} failed to join: ${err}`);
-    return page;
-  }
-  const peersOf = page => page.evaluate(() => window.moss.peers().map(p => p.peer));
-  const statsOf = page => page.evaluate(() => window.moss.stats());
-  const idOf = page => page.evaluate(() => window.moss.id);
-  const receivedOf = page => page.evaluate(() => window.received);
-  async function publish(page, text) {
-    // A publish right after the session may find no subscriber yet (-6): retry, bounded.
-    return until(`publish "${text}"`, () => page.evaluate(t => { try { window.moss.publish('chat', t); return true; } catch (e) { if (e.code === -6) return false; throw e; } }, text), 10000);
-  }
+  const open = opener(ctx, site.origin, { signal: sigWs, topic: TOPIC }, errors);
 
   let a, b, ida, idb, room;
   await step('two pages of one mesh meet through two moss-signal servers and see each other once', async () => {

@@ -1,15 +1,10 @@
-//! The signal envelopes a native peer reads and writes: the server's
-//! `peers`, `join` and `leave`, and the `offer` / `answer` envelopes the
-//! browser peer (`wasm/peer/js`) sends, each carrying complete SDP in
-//! `data.sdp` (no trickled candidates).
+//! The peer's half: the server's `peers`, `join` and `leave`, and the
+//! `offer` / `answer` envelopes the browser peer (`wasm/peer/js`) sends,
+//! each carrying complete SDP in `data.sdp` (no trickled candidates).
 
 use serde::{Deserialize, Serialize};
 
-/// Longest SDP accepted, as the browser peer bounds it.
-pub const MAX_SDP: usize = 16 * 1024;
-
-/// Longest peer id accepted (a public key in hex is 64).
-pub const MAX_ID: usize = 128;
+pub use crate::bounds::{MAX_ID, MAX_SDP};
 
 /// One envelope from a signal server, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +51,9 @@ pub enum EnvelopeError {
     /// An id or SDP over its bound.
     #[error("{0} too long")]
     TooLong(&'static str),
+    /// An id the relay could not have accepted (see [`crate::bounds::valid_name`]).
+    #[error("id is not URL-unreserved ASCII")]
+    BadId,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +84,9 @@ struct Out<'a> {
 fn id(s: String) -> Result<String, EnvelopeError> {
     if s.len() > MAX_ID {
         return Err(EnvelopeError::TooLong("id"));
+    }
+    if !crate::bounds::valid_name(&s, MAX_ID) {
+        return Err(EnvelopeError::BadId);
     }
     Ok(s)
 }
@@ -186,13 +187,44 @@ mod tests {
             decode(r#"{"type":"answer","data":{"sdp":""}}"#),
             Err(EnvelopeError::Missing { .. })
         ));
-        let long = format!(r#"{{"type":"join","from":"{}"}}"#, "a".repeat(200));
+        let long = format!(r#"{{"type":"join","from":"{}"}}"#, "a".repeat(MAX_ID + 1));
         assert_eq!(decode(&long), Err(EnvelopeError::TooLong("id")));
+        assert_eq!(
+            decode(r#"{"type":"join","from":"a b"}"#),
+            Err(EnvelopeError::BadId)
+        );
+        assert_eq!(
+            decode(r#"{"type":"peers","peers":[""]}"#),
+            Err(EnvelopeError::BadId)
+        );
         let big = format!(
             r#"{{"type":"offer","from":"a","data":{{"sdp":"{}"}}}}"#,
             "x".repeat(MAX_SDP + 1)
         );
         assert_eq!(decode(&big), Err(EnvelopeError::TooLong("sdp")));
+    }
+
+    #[test]
+    fn what_the_relay_sends_the_peer_reads() {
+        use crate::relay;
+        let ids = ["a", "b"];
+        assert_eq!(
+            decode(&relay::peers(ids.into_iter())),
+            Ok(Signal::Peers(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            decode(&relay::presence("leave", "a")),
+            Ok(Signal::Leave("a".into()))
+        );
+        let sent = encode("offer", "b", "v=0".into());
+        let fwd = relay::forward(&relay::decode(&sent).unwrap(), "a");
+        assert_eq!(
+            decode(&fwd),
+            Ok(Signal::Offer {
+                from: "a".into(),
+                sdp: "v=0".into()
+            })
+        );
     }
 
     #[test]

@@ -1,14 +1,13 @@
-//! The signaling envelope, JSON `{type, from, to, data}` as the original
-//! relay speaks it: decoding what a client sends, encoding what the server
-//! sends. `type` and `data` are opaque to the server.
+//! The relay's half: decoding what a client sends, encoding what the
+//! server sends. `type` and `data` are opaque to the server.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Longest `type` accepted.
-pub const MAX_TYPE: usize = 64;
+pub use crate::bounds::MAX_TYPE;
 
-/// Types only the server sends; a client sending one is malformed.
+/// Types only the server sends (the [`crate::peer`] half reads them); a
+/// client sending one is malformed.
 pub const SERVER_TYPES: [&str; 3] = ["peers", "join", "leave"];
 
 /// Why a client's envelope was refused.
