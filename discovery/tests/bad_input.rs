@@ -212,8 +212,11 @@ fn oversized_peer_list_is_capped_and_channel_overflow_counted() {
     );
     assert!(s.drops.channel_full >= 150, "{:?}", s.drops);
     // Reading frees room: later announces deliver more, never more than 200 distinct.
+    assert_eq!(rx.len(), 50, "the channel holds its bound");
+    // The discoverer may refill a freed slot while this drains, so the
+    // drain can see a few more than the bound.
     let first: Vec<_> = rx.try_iter().collect();
-    assert_eq!(first.len(), 50);
+    assert!(first.len() >= 50, "{}", first.len());
     wait_until("channel refilled", || rx.len() == 50);
     let second: Vec<_> = rx.try_iter().collect();
     assert!(
