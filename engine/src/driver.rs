@@ -142,8 +142,7 @@ impl Driver {
         }
         let now = self.now();
         self.host.dispatch(&mut self.core, None, now);
-        self.host.shared.peer_count.store(0, Ordering::SeqCst);
-        self.host.shared.stopped.store(true, Ordering::SeqCst);
+        self.host.shared.mark_stopped();
     }
 
     /// How long until this node's next timer (zero when one is due).

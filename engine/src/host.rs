@@ -71,6 +71,12 @@ impl Shared {
             self.waker.wake();
         }
     }
+
+    /// Marks the node stopped for its handle: no peers, calls fail.
+    pub fn mark_stopped(&self) {
+        self.peer_count.store(0, Ordering::SeqCst);
+        self.stopped.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Where the messages of a topic go.

@@ -362,16 +362,7 @@ impl Loop {
             return;
         };
         deregister(&self.poll, slot.fd);
-        slot.driver
-            .host
-            .shared
-            .peer_count
-            .store(0, Ordering::SeqCst);
-        slot.driver
-            .host
-            .shared
-            .stopped
-            .store(true, Ordering::SeqCst);
+        slot.driver.host.shared.mark_stopped();
         self.nodes.fetch_sub(1, Ordering::SeqCst);
         // The scratch batches may hold the panicked round's datagrams.
         self.scratch = Scratch::new(0);

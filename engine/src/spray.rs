@@ -100,6 +100,9 @@ pub(crate) struct Spray {
     buf: Vec<u8>,
 }
 
+/// Receive buffer size: the largest UDP datagram.
+const RECV_BUF: usize = 65536;
+
 fn token(id: u64) -> mio::Token {
     mio::Token((id - SPRAY_CHANNEL_BASE) as usize)
 }
@@ -120,7 +123,8 @@ impl Spray {
             stats: SprayStats::default(),
             tokens: Vec::new(),
             hot: Vec::new(),
-            buf: vec![0; 65536],
+            // Allocated on the first spray read: most nodes never spray.
+            buf: Vec::new(),
         }
     }
 
@@ -245,6 +249,9 @@ impl Spray {
     fn read(&mut self, id: u64, core: &mut Core, now: Duration) {
         if !self.kept.contains_key(&id) && !self.win(id, now) {
             return;
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; RECV_BUF];
         }
         for n in 0..READS_PER_SOCKET {
             let Some(k) = self.kept.get_mut(&id) else {
