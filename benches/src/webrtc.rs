@@ -121,15 +121,7 @@ impl crate::Run {
                 let sig = match (&signal, path) {
                     (Ok(s), Some(())) => Some(s.addr()),
                     (Err(e), Some(())) => {
-                        t.rows.push(vec![
-                            name.into(),
-                            format!("{size} B"),
-                            format!("failed: {e}"),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                        ]);
+                        t.rows.push(failed_row(name, size, e));
                         continue;
                     }
                     _ => None,
@@ -155,15 +147,7 @@ impl crate::Run {
                             l.samples.to_string(),
                         ]);
                     }
-                    Err(e) => t.rows.push(vec![
-                        name.into(),
-                        format!("{size} B"),
-                        format!("failed: {e}"),
-                        "-".into(),
-                        "-".into(),
-                        "-".into(),
-                        "-".into(),
-                    ]),
+                    Err(e) => t.rows.push(failed_row(name, size, &e)),
                 }
             }
         }
@@ -174,4 +158,15 @@ impl crate::Run {
         );
         self.tables.push(t);
     }
+}
+
+/// A table row for a path whose run failed with `e`.
+fn failed_row(name: &str, size: usize, e: &str) -> Vec<String> {
+    let mut row = vec![
+        name.to_string(),
+        format!("{size} B"),
+        format!("failed: {e}"),
+    ];
+    row.resize(7, "-".into());
+    row
 }
