@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "soak"))
-from gwproc import free_port, http_get, proc_status  # noqa: E402
+from gwproc import free_port, http_get, proc_status, stop  # noqa: E402
 
 
 def main():
@@ -98,11 +98,7 @@ def main():
             "burst_sec": round(burst, 2),
         }))
     finally:
-        gw.terminate()
-        try:
-            gw.wait(10)
-        except subprocess.TimeoutExpired:
-            gw.kill()
+        stop(gw)
 
 
 if __name__ == "__main__":

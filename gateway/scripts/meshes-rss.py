@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "soak"))
-from gwproc import free_port, http_get, proc_status  # noqa: E402
+from gwproc import free_port, http_get, proc_status, stop  # noqa: E402
 
 MESHES = 100
 
@@ -51,11 +51,7 @@ def main():
               f"{MESHES} new meshes one at a time +{built - same:.1f} MiB "
               f"({(built - same) * 1024 / MESHES:.0f} KiB each)")
     finally:
-        gw.terminate()
-        try:
-            gw.wait(10)
-        except subprocess.TimeoutExpired:
-            gw.kill()
+        stop(gw)
 
 
 if __name__ == "__main__":

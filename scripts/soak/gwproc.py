@@ -1,8 +1,9 @@
 """Helpers the soak and the gateway mesh bench share: free loopback ports,
-a minimal HTTP GET against a gateway, and a process's /proc figures."""
+a minimal HTTP GET against a gateway, a process's /proc figures, and stopping a child process."""
 import json
 import os
 import socket
+import subprocess
 
 
 _GIVEN = set()
@@ -57,3 +58,12 @@ def proc_status(pid):
                 out[k] = int(v)
     out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
     return out
+
+
+def stop(proc, grace=10):
+    """Stops a child process: SIGTERM, then SIGKILL after `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
