@@ -2,7 +2,7 @@
 //! lines `relay-vector: name = hex`) against the code, and that each
 //! decodes back to what made it. `MOSS_PRINT_VECTORS=1` prints them.
 
-use moss_mesh::relay::frames::{Accept, Announce, RefuseReason, Relay, Request};
+use moss_mesh::relay::frames::{Accept, Announce, Load, RefuseReason, Relay, Request};
 use moss_mesh::{Identity, PeerId};
 use std::collections::BTreeMap;
 
@@ -59,6 +59,7 @@ fn frames() -> Vec<(&'static str, Relay<'static>)> {
             },
         ),
         ("close_frame", Relay::Close { session: SESSION }),
+        ("load_frame", Relay::Load(Load::sign(&relay, 1, 3, 12, 50))),
     ]
 }
 
@@ -105,4 +106,9 @@ fn protocol_md_relay_vectors_match_the_code() {
         panic!()
     };
     assert!(ann.verify(false) && !ann.verify(true));
+    let Relay::Load(load) = f[7].1 else { panic!() };
+    assert!(load.verify());
+    let mut forged = load;
+    forged.used = 0;
+    assert!(!forged.verify());
 }
