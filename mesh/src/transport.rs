@@ -138,7 +138,7 @@ impl Transport {
     /// Takes the keys of a just-established session (a sharded node keeps
     /// those of TCP and channel paths: the shards own UDP sockets only).
     pub fn install(&mut self, index: u32, remote_index: u32, path: Path, cipher: TransportCipher) {
-        let session = ShardSession::new(remote_index, path, cipher);
+        let session = Box::new(ShardSession::new(remote_index, path, cipher));
         match self {
             Self::Local(shard) => shard.install(index, session),
             // The engine shards send on UDP sockets only: TCP connections
@@ -146,10 +146,7 @@ impl Transport {
             Self::Remote(r) if matches!(path, Path::Tcp { .. } | Path::Channel(_)) => {
                 r.classifier.install(index, session)
             }
-            Self::Remote(r) => r.ops.push_back(TransportOp::Install {
-                index,
-                session: Box::new(session),
-            }),
+            Self::Remote(r) => r.ops.push_back(TransportOp::Install { index, session }),
         }
     }
 
