@@ -22,7 +22,7 @@ use moss_crypto::{
     Role, Scrambler, TransportCipher,
 };
 use rand_core::RngCore;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ pub(crate) struct Handshaker {
     pub scrambler: Scrambler,
     /// The X25519 static key of the peer last established on each path,
     /// at most [`RATE_MAP_CAP`] of them.
-    known: HashMap<Path, [u8; 32]>,
+    known: BTreeMap<Path, [u8; 32]>,
     /// Hints sent, per path, one map per [`HintReason`] (a refused IK
     /// dial is answered even right after an unknown-session hint).
     hints: [RateMap; 2],
@@ -72,7 +72,7 @@ impl Handshaker {
             local_static: LocalStatic::new(identity, &keys.prologue),
             budget: TokenBucket::new(HANDSHAKE_BURST, HANDSHAKE_RATE, now),
             scrambler: Scrambler::new(keys.scramble_key),
-            known: HashMap::new(),
+            known: BTreeMap::new(),
             hints: Default::default(),
             hint_budget: TokenBucket::new(HINT_BURST, HINT_RATE, now),
             probes: RateMap::default(),
@@ -88,10 +88,10 @@ impl Handshaker {
     fn learn(&mut self, path: Path, key: [u8; 32]) {
         if self.known.len() >= RATE_MAP_CAP && !self.known.contains_key(&path) {
             // Bounded: forget one (it costs one XX dial), the same one in
-            // every replay of a seed (not hash order).
-            if let Some(k) = self.known.keys().min().copied() {
-                self.known.remove(&k);
-            }
+            // every replay of a seed (not hash order): the smallest path,
+            // the ordered map's first entry, in O(log n) and not a scan of
+            // all of them on every new session once full.
+            self.known.pop_first();
         }
         self.known.insert(path, key);
     }
