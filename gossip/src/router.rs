@@ -58,8 +58,11 @@ pub(crate) struct PeerState {
     /// not a tree, and no spare capacity per peer).
     pub topics: Box<[Topic]>,
     busy: Option<Box<Busy>>,
-    pub ihaves: u32,
-    pub asked: u32,
+    /// IHAVEs this heartbeat (u16, with the limits clamped to fit: the
+    /// record stays 64 B).
+    pub ihaves: u16,
+    /// Ids asked for this heartbeat.
+    pub asked: u16,
 }
 
 /// Inline sizes in bytes of the router's and the scorer's record per
@@ -782,14 +785,16 @@ impl Router {
                 self.send(*from, Control::IDontWant { ids: have });
             }
         }
-        let max = self.cfg.max_ihave_length;
+        let max = self.cfg.max_ihave_length.min(usize::from(u16::MAX));
         // Ask someone else too if the oldest ask is this old.
         let retry = (self.cfg.heartbeat / 2).max(Duration::from_millis(1));
         let Some(st) = self.peers.get_mut(from) else {
             return;
         };
         st.ihaves = st.ihaves.saturating_add(1);
-        if st.ihaves as usize > self.cfg.max_ihave_messages || st.asked as usize >= max {
+        if usize::from(st.ihaves) > self.cfg.max_ihave_messages.min(usize::from(u16::MAX - 1))
+            || usize::from(st.asked) >= max
+        {
             return;
         }
         for id in &ids {
@@ -811,11 +816,13 @@ impl Router {
         want.sort_unstable();
         want.dedup();
         shuffle(&mut want, rng);
-        want.truncate(max - st.asked as usize);
+        want.truncate(max - usize::from(st.asked));
         if want.is_empty() {
             return;
         }
-        st.asked = st.asked.saturating_add(want.len() as u32);
+        st.asked = st
+            .asked
+            .saturating_add(u16::try_from(want.len()).unwrap_or(u16::MAX));
         for id in &want {
             let asks = self.promises.entry(*id).or_default();
             if let Some(a) = asks.iter_mut().find(|(p, _)| p == from) {
@@ -881,5 +888,15 @@ impl Router {
             st.ihaves = 0;
             st.asked = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// The router's per-peer record stays 64 B (`moss-bench idle`: it is
+    /// stored once per connected peer in the router's B-tree).
+    #[test]
+    fn peer_state_stays_64_bytes() {
+        assert!(std::mem::size_of::<super::PeerState>() <= 64);
     }
 }

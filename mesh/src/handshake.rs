@@ -544,7 +544,7 @@ impl Node {
                 }
                 State::Established(e) => {
                     // An IK responder's message 2 was lost: repeat it.
-                    let Some(d) = e.final_datagram.as_deref().map(<[u8]>::to_vec) else {
+                    let Some(d) = e.final_datagram.as_deref().map(|d| d.to_vec()) else {
                         return;
                     };
                     if s.last_send.since(now) < ECHO_INTERVAL {
@@ -664,7 +664,7 @@ impl Node {
             }
             // Our message 3 was lost: the responder repeated message 2.
             if s.remote_index == b.sender {
-                if let Some(d) = e.final_datagram.as_deref().map(<[u8]>::to_vec) {
+                if let Some(d) = e.final_datagram.as_deref().map(|d| d.to_vec()) {
                     let to = s.path;
                     return self.emit(to, d);
                 }
@@ -819,7 +819,7 @@ impl Node {
             initiator,
             topics: Default::default(),
             pending: Vec::new(),
-            final_datagram,
+            final_datagram: final_datagram.map(Box::new),
             reassembly: Reassembly::default(),
             next_transfer: 0,
             observed,
