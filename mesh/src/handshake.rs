@@ -961,3 +961,32 @@ impl Node {
         self.send_subscriptions(idx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moss_crypto::{Identity, MeshKeys};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn path(n: u32) -> Path {
+        Path::Udp(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(n), 4000)))
+    }
+
+    /// Once full, learning a new path forgets the smallest one, and a path
+    /// learnt again only updates its key.
+    #[test]
+    fn learn_stays_bounded_and_forgets_the_smallest_path() {
+        let keys = MeshKeys::derive("learn-unit", None);
+        let mut h = Handshaker::new(&Identity::from_seed([7; 32]), &keys, [1; 32], Time::ZERO);
+        for n in 0..RATE_MAP_CAP as u32 {
+            h.learn(path(n + 10), [1; 32]);
+        }
+        h.learn(path(10), [2; 32]);
+        assert_eq!(h.known.len(), RATE_MAP_CAP);
+        assert_eq!(h.known.get(&path(10)), Some(&[2; 32]));
+        h.learn(path(5), [3; 32]);
+        assert_eq!(h.known.len(), RATE_MAP_CAP);
+        assert!(!h.known.contains_key(&path(10)));
+        assert_eq!(h.known.get(&path(5)), Some(&[3; 32]));
+    }
+}
