@@ -111,19 +111,16 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 selected() { [ "$SELECTED" = "  " ] || [[ $SELECTED == *" $1 "* ]]; }
 
 # cpu_mark FILE: this shell's children's CPU seconds so far (user + system,
-# every waited-for descendant) into FILE. `times` runs in this shell (a
-# redirect does not fork), where a subshell would see none of them.
+# every waited-for descendant) into FILE. Called directly, never in $(...):
+# `times` in a subshell sees none of this shell's children.
 cpu_mark() {
   times >"$1"
 }
-# cpu_since FILE: CPU seconds the children used since cpu_mark FILE.
-cpu_since() {
-  local now
-  now=$(mktemp)
-  times >"$now"
+# cpu_between FILE0 FILE1: CPU seconds between two cpu_mark files.
+cpu_between() {
   awk 'function s(t) { split(t, a, /[ms]/); return a[1] * 60 + a[2] }
-    FNR == 2 { c = s($1) + s($2); if (NR == FNR) then0 = c; else print int(c - then0 + 0.5) }' "$1" "$now"
-  rm -f "$now" "$1"
+    FNR == 2 { c = s($1) + s($2); if (NR == FNR) then0 = c; else print int(c - then0 + 0.5) }' "$1" "$2"
+  rm -f "$1" "$2"
 }
 
 # say TEXT...: one line on stdout, never interleaved with a phase's log.
@@ -166,7 +163,8 @@ phase() {
     rc=$?
     rm -f "$LOGS/$name.pid"
     [ $rc = 0 ] || result="FAIL(rc=$rc)"
-    cpu=$(cpu_since "$LOGS/$name.cpu0")
+    cpu_mark "$LOGS/$name.cpu1"
+    cpu=$(cpu_between "$LOGS/$name.cpu0" "$LOGS/$name.cpu1")
   else
     echo "$result" >"$LOGS/$name.log"
   fi
