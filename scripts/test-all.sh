@@ -3,7 +3,7 @@
 # then runs the suites as phases, the independent ones in parallel (see
 # docs/CI.md for what runs where and how long it takes). A phase's output
 # is kept in target/ci-logs/PHASE.log and printed whole when the phase
-# ends; a table of every phase's time closes the run.
+# ends; a table of every phase's wall time and CPU seconds closes the run.
 # Usage: scripts/test-all.sh [PHASE...]   (no PHASE: all; --list: names)
 #   FUZZ_BUDGET=S   total seconds of fuzz smoke runs (default 120; 0 skips)
 # Exit code: 0 when every selected phase passed, 1 otherwise.
@@ -110,6 +110,19 @@ clock() { local s=$(($(date +%s) - T0)); printf '%02d:%02d' $((s / 60)) $((s % 6
 load1() { cut -d' ' -f1 /proc/loadavg; }
 selected() { [ "$SELECTED" = "  " ] || [[ $SELECTED == *" $1 "* ]]; }
 
+# cpu_mark FILE: this shell's children's CPU seconds so far (user + system,
+# every waited-for descendant) into FILE. Called directly, never in $(...):
+# `times` in a subshell sees none of this shell's children.
+cpu_mark() {
+  times >"$1"
+}
+# cpu_between FILE0 FILE1: CPU seconds between two cpu_mark files.
+cpu_between() {
+  awk 'function s(t) { split(t, a, /[ms]/); return a[1] * 60 + a[2] }
+    FNR == 2 { c = s($1) + s($2); if (NR == FNR) then0 = c; else print int(c - then0 + 0.5) }' "$1" "$2"
+  rm -f "$1" "$2"
+}
+
 # say TEXT...: one line on stdout, never interleaved with a phase's log.
 say() { { flock 9; echo "$*"; } 9>>"$LOGS/.print"; }
 
@@ -131,7 +144,7 @@ status_of() {
 # passed; skipped when one did not. Output to target/ci-logs/NAME.log,
 # printed when it ends; result, start, end, load to NAME.status.
 phase() {
-  local name=$1 after=$2 dep result=ok start end rc
+  local name=$1 after=$2 dep result=ok start end rc cpu=0
   shift 2
   selected "$name" || return 0
   if [ "$after" != - ]; then
@@ -142,6 +155,7 @@ phase() {
   start=$(date +%s)
   if [ "$result" = ok ]; then
     say "-- [$(clock)] start $name: $*"
+    cpu_mark "$LOGS/$name.cpu0"
     # its own session, so an interrupted run can stop all it started
     setsid bash -euo pipefail -c '"$@"' "$name" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
     echo $! >"$LOGS/$name.pid"
@@ -149,15 +163,17 @@ phase() {
     rc=$?
     rm -f "$LOGS/$name.pid"
     [ $rc = 0 ] || result="FAIL(rc=$rc)"
+    cpu_mark "$LOGS/$name.cpu1"
+    cpu=$(cpu_between "$LOGS/$name.cpu0" "$LOGS/$name.cpu1")
   else
     echo "$result" >"$LOGS/$name.log"
   fi
   end=$(date +%s)
-  echo "${result// /_} $((start - T0)) $((end - T0)) $(load1)" >"$LOGS/$name.tmp"
+  echo "${result// /_} $((start - T0)) $((end - T0)) $(load1) $cpu" >"$LOGS/$name.tmp"
   mv "$LOGS/$name.tmp" "$LOGS/$name.status"
   {
     flock 9
-    echo "== [$(clock)] $name: $result in $((end - start))s"
+    echo "== [$(clock)] $name: $result in $((end - start))s (${cpu}s CPU)"
     if [ "${result#skipped}" = "$result" ]; then
       sed "s/^/[$name] /" "$LOGS/$name.log"
       echo "== end of $name ($result)"
@@ -182,21 +198,26 @@ heartbeat() {
 }
 
 summary() {
-  local f name result start end load passed=0 failed=0
+  local f name result start end load cpu total_cpu=0 passed=0 failed=0
   echo
-  echo "== phase timings (wall seconds; start and end from the run's start; load: 1-min load average at the end)"
-  printf '%-20s %-22s %7s %7s %7s %6s\n' phase result start end seconds load
+  echo "== phase timings (wall seconds; start and end from the run's start; cpu: CPU seconds, user + system, of the phase's processes; load: 1-min load average at the end)"
+  printf '%-20s %-22s %7s %7s %7s %7s %6s\n' phase result start end seconds cpu load
   for f in $(ls "$LOGS"/*.status 2>/dev/null); do
     name=${f##*/}
     name=${name%.status}
-    read -r result start end load <"$f"
-    printf '%s %-20s %-22s %7s %7s %7s %6s\n' "$start" "$name" "$result" "$start" "$end" $((end - start)) "$load"
+    read -r result start end load cpu <"$f"
+    printf '%s %-20s %-22s %7s %7s %7s %7s %6s\n' "$start" "$name" "$result" "$start" "$end" $((end - start)) "${cpu:-?}" "$load"
   done | sort -n | cut -d' ' -f2-
+  for f in "$LOGS"/*.status; do
+    [ -e "$f" ] || continue
+    read -r _ _ _ _ cpu <"$f"
+    total_cpu=$((total_cpu + ${cpu:-0}))
+  done
   for f in "$LOGS"/*.status; do
     [ -e "$f" ] || continue
     if [ "$(cut -d' ' -f1 "$f")" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   done
-  echo "total: $(($(date +%s) - T0))s wall on $(nproc) cores; load average at the start $LOAD0, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "total: $(($(date +%s) - T0))s wall, ${total_cpu}s CPU in the phases, on $(nproc) cores; load average at the start $LOAD0, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "phases: $passed passed, $failed failed"
   [ $failed = 0 ]
 }

@@ -19,16 +19,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Every backend that starts on this machine.
 fn kinds() -> Vec<BackendKind> {
-    let mut out = vec![BackendKind::Portable];
-    if cfg!(target_os = "linux") {
-        for k in [BackendKind::Mmsg, BackendKind::Uring] {
-            match open(k, "127.0.0.1:0") {
-                Ok(_) => out.push(k),
-                Err(e) => skip(&format!("backend {} unavailable: {e}", k.as_str())),
-            }
-        }
-    }
-    out
+    common::backend_kinds()
 }
 
 /// A socket on `addr` with a large receive buffer (floods must not be
@@ -38,18 +29,8 @@ fn socket(addr: &str) -> std::io::Result<UdpSocket> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let v: libc::c_int = 4 << 20;
         for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
-            // SAFETY: passes a live c_int and its size.
-            unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&v as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
+            common::set_socket_int(s.as_raw_fd(), opt, 4 << 20);
         }
     }
     Ok(s)

@@ -9,7 +9,7 @@
 
 #![cfg(target_os = "linux")]
 
-use moss::backend::{open_with_socket, BackendKind, OutDatagram, SendDrops};
+use moss::backend::{open_with_socket, OutDatagram, SendDrops};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
@@ -91,16 +91,7 @@ impl Link {
                 Some(v) => (libc::SO_SNDBUF, v),
                 None => (libc::SO_RCVBUF, 16 << 20),
             };
-            // SAFETY: passes a live c_int and its size.
-            unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&v as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
+            common::set_socket_int(s.as_raw_fd(), opt, v);
             Ok(s)
         })
         .join()
@@ -142,12 +133,7 @@ fn count_arrivals(rx: &UdpSocket, want: u64) -> u64 {
 
 #[test]
 fn full_send_buffer_drops_are_counted_exactly() {
-    let mut kinds = vec![BackendKind::Portable, BackendKind::Mmsg];
-    match moss::backend::open(BackendKind::Uring, "127.0.0.1:0".parse().expect("addr")) {
-        Ok(_) => kinds.push(BackendKind::Uring),
-        Err(e) => skip(&format!("uring unavailable here: {e}")),
-    }
-    for kind in kinds {
+    for kind in common::backend_kinds() {
         let name = kind.as_str();
         let link = match Link::new(name) {
             Ok(l) => l,

@@ -350,6 +350,40 @@ pub(crate) fn is_per_datagram_error(e: &io::Error) -> bool {
     )
 }
 
+/// True for send errors that drop the datagrams of the message that failed
+/// and let the rest of the batch go on: [`is_per_datagram_error`], or
+/// `EINVAL` for this message (its address, size or control data).
+pub(crate) fn drops_datagram(e: &io::Error) -> bool {
+    is_per_datagram_error(e) || e.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// What a failed send of one message (a [`Run`]) means for its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunFailure {
+    /// The kernel refused a GSO message: its datagrams are to be resent
+    /// one per message, which tells whether GSO was at fault.
+    Gso(GsoRefusal),
+    /// The run's datagrams are dropped (counted) and the batch goes on.
+    Dropped,
+    /// The socket is full or failed: the batch stops at this run.
+    Stop,
+}
+
+/// Classifies the send error `e` of a message carrying `count` datagrams
+/// (more than one: a GSO message).
+pub(crate) fn run_failure(e: &io::Error, count: usize) -> RunFailure {
+    if count > 1 {
+        if let Some(kind) = gso_refusal(e) {
+            return RunFailure::Gso(kind);
+        }
+    }
+    if drops_datagram(e) {
+        RunFailure::Dropped
+    } else {
+        RunFailure::Stop
+    }
+}
+
 /// A run of consecutive datagrams sent as one message: same destination,
 /// `seg` bytes each except possibly a shorter last one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

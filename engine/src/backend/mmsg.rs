@@ -21,9 +21,9 @@
 //! in [`MmsgStats::oversized`]).
 
 use super::linux::{
-    addr_bytes, after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error,
-    plan_runs, poll_two, probe_offloads, push_iovecs, write_segment_cmsg, EventFd, GsoRefusal,
-    PieceFn, RawAddr, Run, Segments, CMSG_BUF, GRO_BUF,
+    addr_bytes, after_refusal, decode_addr, gro_segment, plan_runs, poll_two, probe_offloads,
+    push_iovecs, run_failure, write_segment_cmsg, EventFd, GsoRefusal, PieceFn, RawAddr, Run,
+    RunFailure, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{
     forward_slots, Backend, OutDatagram, Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK,
@@ -634,35 +634,36 @@ impl Backend for MmsgBackend {
                 io::ErrorKind::Interrupted => continue,
                 _ => {}
             }
-            let refusal = if run.count > 1 { gso_refusal(&e) } else { None };
-            if let Some(kind) = refusal {
-                // Re-plan everything from this run on without GSO and try
-                // again; whether GSO is to blame is decided by the next send.
-                let start = run.start;
-                let mut tail = Vec::new();
-                plan_runs(&out[start..], 0, &mut tail);
-                self.runs.truncate(r);
-                self.runs.extend(tail.into_iter().map(|t| Run {
-                    start: t.start + start,
-                    ..t
-                }));
-                self.build_send(out, r);
-                base = r;
-                gso_suspect = Some((kind, run.seg));
-                tracing::trace!(reason = %e, "mmsg: GSO send refused, retrying without GSO");
-                continue;
+            match run_failure(&e, run.count) {
+                RunFailure::Gso(kind) => {
+                    // Re-plan everything from this run on without GSO and try
+                    // again; whether GSO is to blame is decided by the next send.
+                    let start = run.start;
+                    let mut tail = Vec::new();
+                    plan_runs(&out[start..], 0, &mut tail);
+                    self.runs.truncate(r);
+                    self.runs.extend(tail.into_iter().map(|t| Run {
+                        start: t.start + start,
+                        ..t
+                    }));
+                    self.build_send(out, r);
+                    base = r;
+                    gso_suspect = Some((kind, run.seg));
+                    tracing::trace!(reason = %e, "mmsg: GSO send refused, retrying without GSO");
+                }
+                RunFailure::Dropped => {
+                    // This datagram (or destination) is the problem, not GSO.
+                    gso_suspect = None;
+                    self.drops.count(&e, run.count);
+                    tracing::trace!(to = %out[run.start].to, reason = %e, "mmsg: datagram dropped on send");
+                    sent += run.count;
+                    r += 1;
+                }
+                RunFailure::Stop => {
+                    stop = Some(e);
+                    break;
+                }
             }
-            if is_per_datagram_error(&e) || e.raw_os_error() == Some(libc::EINVAL) {
-                // This datagram (or destination) is the problem, not GSO.
-                gso_suspect = None;
-                self.drops.count(&e, run.count);
-                tracing::trace!(to = %out[run.start].to, reason = %e, "mmsg: datagram dropped on send");
-                sent += run.count;
-                r += 1;
-                continue;
-            }
-            stop = Some(e);
-            break;
         }
         // Whatever did not go out is counted under the error that stopped
         // the batch (a full buffer, or a failure of the socket).

@@ -170,7 +170,7 @@ impl SendDrops {
 /// Whether a send error concerns this datagram or destination only.
 pub(crate) fn is_refusal(e: &io::Error) -> bool {
     #[cfg(target_os = "linux")]
-    if linux::is_per_datagram_error(e) || e.raw_os_error() == Some(libc::EINVAL) {
+    if linux::drops_datagram(e) {
         return true;
     }
     matches!(

@@ -26,9 +26,8 @@
 //! `io_uring_enter` until any completion (datagram, wake) or the timeout.
 
 use super::linux::{
-    after_refusal, decode_addr, gro_segment, gso_refusal, is_per_datagram_error, plan_runs,
-    probe_offloads, push_iovecs, write_segment_cmsg, EventFd, PieceFn, RawAddr, Run, Segments,
-    CMSG_BUF, GRO_BUF,
+    after_refusal, decode_addr, gro_segment, plan_runs, probe_offloads, push_iovecs, run_failure,
+    write_segment_cmsg, EventFd, PieceFn, RawAddr, Run, RunFailure, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{
     Backend, BackendError, OutDatagram, Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK,
@@ -852,22 +851,24 @@ impl Backend for UringBackend {
                 }
                 Some(res) => {
                     let e = io::Error::from_raw_os_error(-res);
-                    let refusal = if r.count > 1 { gso_refusal(&e) } else { None };
-                    if let Some(kind) = refusal {
-                        refused.push((*r, kind));
-                        if prefix {
-                            sent += r.count;
+                    match run_failure(&e, r.count) {
+                        RunFailure::Gso(kind) => {
+                            refused.push((*r, kind));
+                            if prefix {
+                                sent += r.count;
+                            }
                         }
-                        continue;
-                    }
-                    self.drops.count(&e, r.count);
-                    if is_per_datagram_error(&e) || res == -libc::EINVAL {
-                        if prefix {
-                            sent += r.count;
+                        RunFailure::Dropped => {
+                            self.drops.count(&e, r.count);
+                            if prefix {
+                                sent += r.count;
+                            }
                         }
-                    } else {
-                        prefix = false;
-                        first_err.get_or_insert(e);
+                        RunFailure::Stop => {
+                            self.drops.count(&e, r.count);
+                            prefix = false;
+                            first_err.get_or_insert(e);
+                        }
                     }
                 }
                 None => {

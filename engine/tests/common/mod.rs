@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use moss::backend::BackendKind;
 use moss::{Config, Node};
 use std::time::{Duration, Instant};
 
@@ -28,21 +29,44 @@ pub fn node(mesh: &str, backend: &str, shards: Option<u32>) -> Node {
         .unwrap()
 }
 
-/// The backends this machine can run (a missing `uring` on Linux is a
-/// visible skip, and a failure under `CI=true`).
+/// The backends this machine can run, by name ([`backend_kinds`]).
 pub fn backends() -> Vec<&'static str> {
-    let mut v = vec!["portable"];
+    backend_kinds()
+        .into_iter()
+        .map(BackendKind::as_str)
+        .collect()
+}
+
+/// Every backend that starts on this machine: `portable`, and on Linux
+/// `mmsg` and `uring` (one the kernel refuses is a visible skip, and a
+/// failure under `CI=true`).
+pub fn backend_kinds() -> Vec<BackendKind> {
+    let mut out = vec![BackendKind::Portable];
     if cfg!(target_os = "linux") {
-        v.push("mmsg");
-        match moss::backend::open(
-            moss::backend::BackendKind::Uring,
-            "127.0.0.1:0".parse().unwrap(),
-        ) {
-            Ok(_) => v.push("uring"),
-            Err(e) => skip(&format!("uring unavailable here: {e}")),
+        for k in [BackendKind::Mmsg, BackendKind::Uring] {
+            match moss::backend::open(k, "127.0.0.1:0".parse().unwrap()) {
+                Ok(_) => out.push(k),
+                Err(e) => skip(&format!("backend {} unavailable here: {e}", k.as_str())),
+            }
         }
     }
-    v
+    out
+}
+
+/// Sets the `SOL_SOCKET` option `opt` (an int: a buffer size) on `fd`;
+/// the kernel may grant another value, which the caller reads back.
+#[cfg(target_os = "linux")]
+pub fn set_socket_int(fd: std::os::fd::RawFd, opt: libc::c_int, v: libc::c_int) {
+    // SAFETY: passes a live c_int and its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 /// Polls `cond` every 10 ms for at most 10 s.
