@@ -87,9 +87,9 @@ if final:
     tot = {}
     for s in sites:
         for k, v in st[s].get("punch", {}).items():
-            if k.startswith("punch_"):
+            if k.startswith(("punch_", "spray_")):
                 tot[k] = tot.get(k, 0) + v
-    print("punch counters over all hosts:", json.dumps(tot))
+    print("punch and spray counters over all hosts:", json.dumps(tot))
     if tot.get("punch_succeeded"):
         print("mean punch time (offer to session): %.0f ms" % (tot["punch_ms_total"] / tot["punch_succeeded"]))
 sys.exit(1 if missing else 0)
