@@ -53,7 +53,7 @@ pub struct SprayStats {
     pub datagrams_out: u64,
     /// Transmits to a spray channel that is no longer open.
     pub unsent: u64,
-    /// Kept sockets closed after [`KEPT_IDLE`].
+    /// Kept sockets closed after 30 s without traffic either way.
     pub expired: u64,
 }
 
