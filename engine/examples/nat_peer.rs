@@ -101,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "paths": st.peers.iter().map(|p| (p.peer_id.clone(), serde_json::json!(p.addr))).collect::<serde_json::Map<_, _>>(),
             "heard": heard,
             "punch": st.counters.nat,
+            "spray": st.spray,
             "punched": st
                 .peers
                 .iter()

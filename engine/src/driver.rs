@@ -385,6 +385,7 @@ impl Driver {
                     Some((p.peer, ms, self.core.punch_offers(&p.peer)))
                 })
                 .collect(),
+            spray: self.spray.stats(),
             supernode: self.core.is_supernode(),
         }
     }

@@ -115,6 +115,8 @@ pub struct Snapshot {
     /// Established peers reached by a punch: offer-to-session time (ms)
     /// and the punch offers it took.
     pub punch_ms: Vec<(moss_mesh::PeerId, u64, u32)>,
+    /// The birthday-spray sockets' counters.
+    pub spray: crate::spray::SprayStats,
     /// The node is a supernode now.
     pub supernode: bool,
 }

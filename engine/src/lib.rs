@@ -78,6 +78,7 @@ pub use node::{MeshInfo, Node, NodeBuilder, NodeStats, PeerStat, Subscription};
 pub use portmap::PortmapStatus;
 pub use shard::{ShardError, ShardStat};
 pub use shared::{SharedEngine, SharedEngineError};
+pub use spray::SprayStats;
 pub use story::{path_of, short_id, Story};
 pub use stream::{Connect, Publish, SubscriptionStream, WaitForSubscriber};
 pub use tcp::TcpStats;

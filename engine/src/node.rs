@@ -701,6 +701,7 @@ impl Node {
                 .as_ref()
                 .map(|p| p.status())
                 .unwrap_or_default(),
+            spray: s.spray,
         })
     }
 

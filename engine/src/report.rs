@@ -73,6 +73,9 @@ pub struct NodeStats {
     /// The port mapping on the gateway (`nat.pcp_enabled`, `natpmp_enabled`,
     /// `upnp_enabled`): protocol, external address, counters.
     pub port_mapping: crate::portmap::PortmapStatus,
+    /// The birthday-spray sockets (a node behind a symmetric NAT opens them
+    /// toward a port-filtering cone): rounds, sockets, wins, drops.
+    pub spray: crate::spray::SprayStats,
 }
 
 /// One peer in [`NodeStats`].

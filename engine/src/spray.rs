@@ -29,32 +29,32 @@ pub const MAX_KEPT: usize = 64;
 /// Datagrams read from one socket per engine round.
 const READS_PER_SOCKET: usize = 16;
 
-/// What the spray sockets did, summed over the node's life (logged at
-/// `debug` as each round closes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct SprayStats {
+/// What the spray sockets did, summed over the node's life (in
+/// `/api/stats` as `spray`, and logged at `debug` as each round closes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SprayStats {
     /// Socket rounds run.
-    rounds: u64,
+    pub rounds: u64,
     /// Sockets opened.
-    sockets_opened: u64,
+    pub sockets_opened: u64,
     /// Sockets that could not be opened or registered.
-    socket_errors: u64,
+    pub socket_errors: u64,
     /// Message 1 copies sent from round sockets.
-    sent: u64,
+    pub sent: u64,
     /// Sends that failed.
-    send_errors: u64,
+    pub send_errors: u64,
     /// Rounds whose socket heard from the peer (kept as a channel).
-    won: u64,
+    pub won: u64,
     /// Datagrams from an IP other than the order's peer (dropped).
-    foreign: u64,
+    pub foreign: u64,
     /// Datagrams received on kept sockets.
-    datagrams_in: u64,
+    pub datagrams_in: u64,
     /// Datagrams sent on kept sockets.
-    datagrams_out: u64,
+    pub datagrams_out: u64,
     /// Transmits to a spray channel that is no longer open.
-    unsent: u64,
-    /// Kept sockets closed after [`KEPT_IDLE`].
-    expired: u64,
+    pub unsent: u64,
+    /// Kept sockets closed after 30 s without traffic either way.
+    pub expired: u64,
 }
 
 struct Sock {
@@ -391,6 +391,11 @@ impl Spray {
     /// select on while it sleeps.
     pub fn wake_channel(&self) -> Option<&crossbeam_channel::Receiver<()>> {
         self.wake_rx.as_ref()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> SprayStats {
+        self.stats
     }
 
     /// Whether any socket is open (the engine then ticks the spray).

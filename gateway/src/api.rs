@@ -73,6 +73,7 @@ pub fn stats_document(s: &Served) -> Result<serde_json::Value, String> {
         "messages_dropped": st.messages_dropped,
         "discovery": s.node.discovery_stats(),
         "tcp": s.node.tcp_stats(),
+        "spray": st.spray,
     });
     let mut doc = match serde_json::to_value(&st_network(s)?) {
         Ok(serde_json::Value::Object(m)) => m,

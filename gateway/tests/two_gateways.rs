@@ -65,6 +65,13 @@ fn two_gateways_connect_and_relay_a_message() {
     }
     let stats = json(&a.http, "/api/stats").unwrap();
     assert!(stats["node"]["counters"]["messages_delivered"].as_u64() >= Some(1));
+    // The birthday-spray sockets' counters are reported; two loopback
+    // gateways never spray (the NAT lab checks a won round behind a real
+    // symmetric NAT, nat/scripts/punch-lab.sh).
+    let spray = &stats["node"]["spray"];
+    for key in ["rounds", "sockets_opened", "won", "foreign", "datagrams_in"] {
+        assert_eq!(spray[key].as_u64(), Some(0), "spray.{key}: {stats}");
+    }
 }
 
 #[test]

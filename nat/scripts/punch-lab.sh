@@ -5,8 +5,10 @@
 # all chatting on one topic. Each learns of the others from messages the
 # public node forwards and asks it for introductions. Asserts that every
 # pair the rig measured as punchable with plain UDP ends with a direct
-# session and that every pair heard each other; prints the unpunchable
-# pairs as reported. Sets fail=1 on a miss.
+# session, that every pair heard each other, and that the spray pairs
+# (symmetric with port-restricted or CGNAT) go direct in at least 1 of the
+# 4 pairs of each kind pair, with the symmetric end's /api/stats `spray`
+# counters showing the won round. Sets fail=1 on a miss.
 PEER=$PWD/target/debug/examples/nat_peer
 PL_DIR=$(mktemp -d -t moss-punch-lab.XXXXXX)
 PL_S=${PUNCH_LAB_S:-120}
@@ -41,6 +43,30 @@ for a, b in itertools.combinations(sites, 2):
     ok = heard and (direct if want else True)
     missing += not ok
     rows.append((a, b, want, direct, heard, ok))
+# Spray pairs (symmetric with a port-restricted cone or CGNAT: no plain-UDP
+# punch) must go direct through the birthday spray in at least SPRAY_MIN of
+# the 4 pairs of each kind pair. Alone, the lab met 3 of 4 in 4 of 4 runs;
+# inside the full NAT suite at load 6-9 one run got 1 of 4 (cause not yet
+# known), so the bar is 1: a broken spray (0 of 4, as before it existed)
+# always fails, and the per-run counts are printed for the record.
+SPRAY_MIN = 1
+spray_rows = {}
+for a, b, want, direct, heard, ok in rows:
+    k = frozenset((kind(a), kind(b)))
+    if k in bad and len(k) == 2:
+        spray_rows.setdefault(k, []).append((a, b, direct))
+for k, v in spray_rows.items():
+    if sum(1 for r in v if r[2]) < SPRAY_MIN:
+        missing += 1
+# A symmetric host direct with a spray partner got there on a spray socket
+# that heard back: its engine counts that round as won.
+spray_bad = []
+for k, v in spray_rows.items():
+    for a, b, direct in v:
+        sym = a if kind(a) == "symmetric" else b
+        if direct and st[sym].get("spray", {}).get("won", 0) < 1:
+            spray_bad.append(sym)
+missing += len(set(spray_bad))
 if final:
     n = sum(1 for r in rows if r[2])
     print("%d pairs: %d punchable by plain UDP, %d of them direct; %d unpunchable (%d of them direct anyway)" % (
@@ -49,12 +75,21 @@ if final:
     for a, b, want, direct, heard, ok in rows:
         if not ok or not want:
             print("%-22s %-22s %-10s %-7s %-12s %s" % (a, b, want, direct, heard, "" if ok else "<-- expected direct and heard"))
+    for k, v in sorted(spray_rows.items(), key=lambda kv: sorted(kv[0])):
+        n_direct = sum(1 for r in v if r[2])
+        print("spray %s <-> %s: %d/%d direct (need %d)%s" % (*sorted(k), n_direct, len(v), SPRAY_MIN,
+              "" if n_direct >= SPRAY_MIN else "  <-- too few"))
+    for s in sites:
+        if kind(s) == "symmetric":
+            print("spray sockets at %s: %s" % (s, json.dumps(st[s].get("spray", {}))))
+    for s in sorted(set(spray_bad)):
+        print("%s: direct with a spray partner, yet spray.won is 0  <-- counters not reported" % s)
     tot = {}
     for s in sites:
         for k, v in st[s].get("punch", {}).items():
-            if k.startswith("punch_"):
+            if k.startswith(("punch_", "spray_")):
                 tot[k] = tot.get(k, 0) + v
-    print("punch counters over all hosts:", json.dumps(tot))
+    print("punch and spray counters over all hosts:", json.dumps(tot))
     if tot.get("punch_succeeded"):
         print("mean punch time (offer to session): %.0f ms" % (tot["punch_ms_total"] / tot["punch_succeeded"]))
 sys.exit(1 if missing else 0)
