@@ -71,4 +71,9 @@ fn a_relayed_end_whose_mapping_changes_keeps_its_relay_session() {
         s0.relay_routes_moved, 1,
         "the supernode followed node 1 once"
     );
+    assert_eq!(
+        net.nodes[2].relay.client.probe_addrs(),
+        vec![new],
+        "node 2 probes node 1's new address for a direct path"
+    );
 }
