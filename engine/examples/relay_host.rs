@@ -15,9 +15,26 @@
 //! other and ask it for introductions), `--seconds N` (exit after N s) and
 //! `--status FILE` (a JSON status rewritten every second: supernode flag,
 //! peers with their paths, relay counters, event ids seen).
+//!
+//! SIGTERM or SIGINT stops it cleanly: the node tells its peers it is
+//! leaving, and the relay counters are printed one last time.
 
 use moss::{Config, Event, Node};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set by SIGTERM or SIGINT: the event loop ends and the node stops.
+static TERM: AtomicBool = AtomicBool::new(false);
+
+/// Routes SIGTERM and SIGINT to [`TERM`] instead of ending the process.
+fn catch_term() -> std::io::Result<()> {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the action only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe { signal_hook_registry::register(sig, || TERM.store(true, Ordering::SeqCst)) }?;
+    }
+    Ok(())
+}
 
 /// The command line: `MESH BIND SHARDS MIN_UPTIME` then options.
 struct Args {
@@ -61,10 +78,11 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
+    catch_term()?;
     let mut cfg = Config::from_json(r#"{"trackers":[],"lan_discovery_enabled":false}"#)?;
     cfg.engine.shards = args.shards;
     cfg.nat.supernode_min_uptime_sec = args.min_uptime;
-    let node = Node::builder(&args.mesh)
+    let mut node = Node::builder(&args.mesh)
         .config(cfg)
         .bind(args.bind.parse()?)
         .start()?;
@@ -82,16 +100,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         info.backend,
         args.min_uptime
     );
+    let events = serve(&node, &args)?;
+    // The last status and counters, then a clean stop: peers are told.
+    if let Some(file) = &args.status {
+        write_status(&node, file, &events)?;
+    }
+    print!("final: ");
+    report(&node)?;
+    node.stop();
+    println!("stopped");
+    Ok(())
+}
+
+/// Prints events and reports until `--seconds` ran out, a signal arrived
+/// or the node's event channel closed; returns the event ids seen.
+fn serve(node: &Node, args: &Args) -> Result<Vec<i32>, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut next_report = started + Duration::from_secs(10);
     let mut next_status = started;
     let mut events: Vec<i32> = Vec::new();
     loop {
+        if TERM.load(Ordering::SeqCst) {
+            println!("signal: stopping");
+            return Ok(events);
+        }
         if args
             .seconds
             .is_some_and(|s| started.elapsed().as_secs() >= s)
         {
-            return Ok(());
+            return Ok(events);
         }
         match node.events().recv_timeout(Duration::from_millis(200)) {
             Ok(e) => {
@@ -108,30 +145,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(events),
         }
         let now = Instant::now();
         if let Some(file) = &args.status {
             if now >= next_status {
                 next_status = now + Duration::from_secs(1);
-                write_status(&node, file, &events)?;
+                write_status(node, file, &events)?;
             }
         }
         if now >= next_report {
             next_report += Duration::from_secs(10);
-            let s = node.stats()?;
-            println!(
-                "{} peers, {} shards; relayed {} datagrams, {} bytes; {} over the buckets",
-                s.peers.len(),
-                s.shards,
-                s.counters.relayed_datagrams,
-                s.counters.relayed_bytes,
-                s.counters
-                    .drops
-                    .get(moss_mesh::DropReason::RelayRateLimited)
-            );
+            report(node)?;
         }
     }
+}
+
+/// One line of relay counters: peers, shards, datagrams and bytes relayed,
+/// datagrams over the token buckets.
+fn report(node: &Node) -> Result<(), Box<dyn std::error::Error>> {
+    let s = node.stats()?;
+    println!(
+        "{} peers, {} shards; relayed {} datagrams, {} bytes; {} over the buckets",
+        s.peers.len(),
+        s.shards,
+        s.counters.relayed_datagrams,
+        s.counters.relayed_bytes,
+        s.counters
+            .drops
+            .get(moss_mesh::DropReason::RelayRateLimited)
+    );
+    Ok(())
 }
 
 /// The status file: written whole to a temporary name, then renamed, so a

@@ -16,10 +16,12 @@
 #      (`relay:<supernode>/<session>` paths) and hear the other on `e2e`,
 #      a topic only the ends subscribe (so its messages took the ends' own
 #      session through the relay's data plane), both ways;
-#   2. the supernode carrying most pairs is killed (SIGTERM ends the
-#      process at once: no CLOSE, no revocation, its peers notice the
+#   2. the supernode carrying most pairs is killed (SIGKILL to its process
+#      group ends it at once: no CLOSE, no revocation, its peers notice the
 #      silence); every pair must be relayed again by the other supernode,
-#      or direct, and hear the other on `e2e` after the kill.
+#      or direct, and hear the other on `e2e` after the kill;
+#   3. the other supernode gets SIGTERM: it must stop cleanly within 10 s,
+#      printing its final relay counters and `stopped`.
 #   Prints per pair the supernode used, the times, and the supernodes'
 #   relayed datagrams, events (3 promoted, 4 revoked) and bucket drops.
 #   RELAY_LAB_S: how long each phase may take (default 90 s).
@@ -143,7 +145,8 @@ gone=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "
 echo
 echo "== killing $victim (carries most pairs): pairs move to the other supernode (or direct)"
 t_kill=$(date +%s.%N)
-kill "$(cat "$STATE/$victim.pid")"
+# The pid is natlab's `timeout`, the leader of the host's process group.
+kill -KILL -- -"$(cat "$STATE/$victim.pid")"
 if wait_for "$t_kill" "$gone"; then :; else echo "not all pairs recovered after ${PHASE_S} s"; fail=1; fi
 check final "$t_kill" "$gone" || fail=1
 python3 - "$DIR" "$t_kill" $ENDS <<'PY'
@@ -159,4 +162,17 @@ for e in ends:
     print("%s after the kill: %d peer-left, %d peer-joined events, first rejoin %.1f s after it" % (
         e, len(left), len(back), (min(x["t"] for x in back) - t) if back else float("nan")))
 PY
+survivor=sn1; [ "$victim" = sn1 ] && survivor=sn2
+echo
+echo "== SIGTERM to $survivor: a clean stop with its final counters"
+spid=$(cat "$STATE/$survivor.pid")
+kill -TERM "$spid"
+for _ in $(seq 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$spid" 2>/dev/null; then
+  echo "FAIL: $survivor still running 10 s after SIGTERM"; fail=1
+elif grep -q '^final: ' "$STATE/$survivor.log" && grep -qx 'stopped' "$STATE/$survivor.log"; then
+  grep '^final: ' "$STATE/$survivor.log"
+else
+  echo "FAIL: $survivor did not print its final counters and 'stopped':"; tail -5 "$STATE/$survivor.log"; fail=1
+fi
 if [ $fail = 0 ]; then echo "relay real-NAT suite: all as expected"; else echo "FAIL: relay real-NAT suite"; exit 1; fi

@@ -76,6 +76,14 @@ pub struct Client {
     pub last_refusal: Option<RefuseReason>,
 }
 
+#[cfg(test)]
+impl Client {
+    /// The direct addresses this node probes for its relayed peers.
+    pub(crate) fn probe_addrs(&self) -> Vec<SocketAddr> {
+        self.sessions.values().map(|r| r.peer_addr).collect()
+    }
+}
+
 impl Node {
     /// Asks a supernode we and `peer` are both connected to for a relay
     /// session, then dials `peer` through it. False if no usable supernode
@@ -229,6 +237,7 @@ impl Node {
                 // reaches the peer.
                 r.expires = now + ttl;
                 r.initiator = true;
+                r.peer_addr = a.peer_addr;
                 return self.dial_relayed(from, a.session, a.responder);
             }
             let Some(p) = p else {
@@ -281,6 +290,7 @@ impl Node {
             });
             r.expires = now + ttl;
             r.initiator = false;
+            r.peer_addr = a.peer_addr;
         } else {
             self.drop_input(DropReason::RelayForged);
         }

@@ -98,18 +98,16 @@ impl Node {
     }
 
     /// The signed accept of `session` to one end; `peer_addr` is where the
-    /// supernode sees the other end.
+    /// supernode sees the other end (the address the end probes for a
+    /// direct path).
     fn send_accept(
         &mut self,
         to: PeerId,
         session: u64,
         ends: [PeerId; 2],
         nonce: u64,
-        other: PeerId,
+        peer_addr: SocketAddr,
     ) {
-        let Some(peer_addr) = self.end_addr(&other) else {
-            return;
-        };
         let mut a = Accept {
             session,
             initiator: ends[0],
@@ -121,6 +119,29 @@ impl Node {
         };
         a.signature = self.identity.sign(&a.signing_bytes(&self.public_key()));
         self.send_relay(to, &Relay::Accept(a));
+    }
+
+    /// Both accepts of `session`, each naming where the supernode sees the
+    /// other end (`moved` overrides one end's address: it roamed there and
+    /// the table has not followed yet). An end whose address is unknown
+    /// gets none.
+    fn send_accepts(
+        &mut self,
+        session: u64,
+        ends: [PeerId; 2],
+        nonce: u64,
+        moved: Option<(PeerId, SocketAddr)>,
+    ) {
+        let addr = |p: PeerId| match moved {
+            Some((m, to)) if m == p => Some(to),
+            _ => self.end_addr(&p),
+        };
+        let addrs = [addr(ends[0]), addr(ends[1])];
+        for e in 0..2 {
+            if let Some(other) = addrs[1 - e] {
+                self.send_accept(ends[e], session, ends, nonce, other);
+            }
+        }
     }
 
     /// A relay request from `from`.
@@ -163,9 +184,7 @@ impl Node {
         let Some(ends) = self.relay.server.sessions.ends(session) else {
             return;
         };
-        let (a, b) = (ends[0], ends[1]);
-        self.send_accept(a, session, ends, r.nonce, b);
-        self.send_accept(b, session, ends, r.nonce, a);
+        self.send_accepts(session, ends, r.nonce, None);
     }
 
     /// A datagram of the ends' session carried in a DATA frame from `from`:
@@ -203,7 +222,9 @@ impl Node {
     /// The authenticated session with relayed end `peer` moved to `to` (its
     /// NAT mapping changed, or it roamed): the data plane of every session
     /// it is an end of follows, both directions, so the pair goes on
-    /// without a new request. Only the ends' own sessions with the
+    /// without a new request. The session is renewed and both ends hear
+    /// its accept again, so the other end probes the moved end's new
+    /// address for a direct path. Only the ends' own sessions with the
     /// supernode move a route; a relayed datagram from an unknown address
     /// never does (the supernode cannot authenticate it).
     pub(crate) fn server_end_moved(&mut self, peer: PeerId, to: SocketAddr) {
@@ -231,6 +252,14 @@ impl Node {
                 }
             }
             self.stats.relay_routes_moved += 1;
+            let pair = [ends[0].0, ends[1].0];
+            let now = self.now;
+            if let Ok(Admitted::Renewed(renewed)) =
+                self.relay.server.sessions.admit(now, pair[0], pair[1])
+            {
+                // Nonce 0: no end has it pending; both take it as a renewal.
+                self.send_accepts(renewed, pair, 0, Some((peer, to)));
+            }
         }
     }
 

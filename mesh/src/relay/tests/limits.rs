@@ -5,14 +5,6 @@
 use super::*;
 use crate::relay::frames::Request;
 
-/// The relay session id of `a`'s relayed path to `b`.
-fn session_of(net: &Net, a: usize, b: usize) -> Option<u64> {
-    match net.path_to(a, b) {
-        Some(Path::Relay { session, .. }) => Some(session),
-        _ => None,
-    }
-}
-
 #[test]
 fn relay_max_bandwidth_kbps_caps_what_the_supernode_forwards_in_all() {
     let mut c = cfg();
@@ -22,11 +14,7 @@ fn relay_max_bandwidth_kbps_caps_what_the_supernode_forwards_in_all() {
     c.security.rate_limit_sustained = 10_000_000;
     // 64 kbit/s = 8000 B/s in all, one second of burst.
     c.nat.relay_max_bandwidth_kbps = 64;
-    let mut net = star(3, &[0], c);
-    relay_pair(&mut net, 1, 2);
-    net.nodes[1].subscribe("t");
-    net.nodes[2].subscribe("t");
-    net.run(Duration::from_secs(3));
+    let mut net = relayed_star(3, c, &[(1, 2)], "t");
     let s0 = net.nodes[0].stats();
     let (bytes0, drops0) = (s0.relayed_bytes, s0.drops.get(DropReason::RelayRateLimited));
     let start = net.now;

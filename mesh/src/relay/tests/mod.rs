@@ -294,6 +294,29 @@ fn relay_pair(net: &mut Net, a: usize, b: usize) {
     assert!(matches!(net.path_to(b, a), Some(Path::Relay { .. })));
 }
 
+/// A star of `n` nodes around supernode 0 in which each pair is relayed
+/// and both its ends subscribe `topic`, run 3 s so the sessions stand.
+fn relayed_star(n: usize, c: Config, pairs: &[(usize, usize)], topic: &str) -> Net {
+    let mut net = star(n, &[0], c);
+    for &(a, b) in pairs {
+        relay_pair(&mut net, a, b);
+    }
+    for &(a, b) in pairs {
+        net.nodes[a].subscribe(topic);
+        net.nodes[b].subscribe(topic);
+    }
+    net.run(Duration::from_secs(3));
+    net
+}
+
+/// The relay session id of `a`'s relayed path to `b`.
+fn session_of(net: &Net, a: usize, b: usize) -> Option<u64> {
+    match net.path_to(a, b) {
+        Some(Path::Relay { session, .. }) => Some(session),
+        _ => None,
+    }
+}
+
 fn exchange(net: &mut Net, a: usize, b: usize, topic: &str) {
     net.nodes[a].subscribe(topic);
     net.nodes[b].subscribe(topic);
@@ -380,14 +403,7 @@ fn a_flood_beyond_the_bucket_is_dropped_while_another_pair_keeps_its_rate() {
     c.security.rate_limit_burst = 8192;
     c.security.rate_limit_sustained = 4096;
     c.nat.relay_max_bandwidth_kbps = 100_000;
-    let mut net = star(5, &[0], c);
-    relay_pair(&mut net, 1, 2);
-    relay_pair(&mut net, 3, 4);
-    for (a, b) in [(1, 2), (3, 4)] {
-        net.nodes[a].subscribe("t");
-        net.nodes[b].subscribe("t");
-    }
-    net.run(Duration::from_secs(3));
+    let mut net = relayed_star(5, c, &[(1, 2), (3, 4)], "t");
     let before = net.nodes[0].stats().drops.get(DropReason::RelayRateLimited);
     let now = net.now;
     // 1 floods: 200 messages of 1000 bytes at once, far past 8 KiB.
@@ -505,11 +521,7 @@ fn supernode_goes(clean: bool) {
 
 #[test]
 fn a_direct_path_appearing_migrates_without_loss_and_emits_event_7() {
-    let mut net = star(3, &[0], cfg());
-    relay_pair(&mut net, 1, 2);
-    net.nodes[1].subscribe("m");
-    net.nodes[2].subscribe("m");
-    net.run(Duration::from_secs(3));
+    let mut net = relayed_star(3, cfg(), &[(1, 2)], "m");
     let mut sent = 0u32;
     for round in 0..60u32 {
         if round == 20 {

@@ -5,21 +5,9 @@
 
 use super::*;
 
-/// The relay session id `a` reaches `b` through.
-fn session_of(net: &Net, a: usize, b: usize) -> Option<u64> {
-    match net.path_to(a, b) {
-        Some(Path::Relay { session, .. }) => Some(session),
-        _ => None,
-    }
-}
-
 #[test]
 fn a_relayed_end_whose_mapping_changes_keeps_its_relay_session() {
-    let mut net = star(3, &[0], cfg());
-    relay_pair(&mut net, 1, 2);
-    net.nodes[1].subscribe("m");
-    net.nodes[2].subscribe("m");
-    net.run(Duration::from_secs(3));
+    let mut net = relayed_star(3, cfg(), &[(1, 2)], "m");
     let session = session_of(&net, 1, 2);
     assert!(session.is_some());
     let before: Vec<usize> = [1, 2].iter().map(|&i| net.events[i].len()).collect();
@@ -70,5 +58,10 @@ fn a_relayed_end_whose_mapping_changes_keeps_its_relay_session() {
     assert_eq!(
         s0.relay_routes_moved, 1,
         "the supernode followed node 1 once"
+    );
+    assert_eq!(
+        net.nodes[2].relay.client.probe_addrs(),
+        vec![new],
+        "node 2 probes node 1's new address for a direct path"
     );
 }
