@@ -28,7 +28,7 @@ pub const SPECS: &[Spec] = &[
     Spec { name: "public-meshes", kind: Kind::Repeated, help: "comma-separated on-demand mesh ids allowed to use trackers and the DHT (repeatable; \"*\" = all; default none)" },
     Spec { name: "shared-engine", kind: Kind::Bool, help: "run every on-demand mesh on one shared engine thread (default true; false: an engine thread per mesh)" },
     Spec { name: "webrtc", kind: Kind::Bool, help: "accept browser peers over WebRTC DataChannels, meeting them through -signal servers (default false)" },
-    Spec { name: "signal", kind: Kind::Repeated, help: "comma-separated moss-signal server URLs ws://host:port for -webrtc (repeatable)" },
+    Spec { name: "signal", kind: Kind::Repeated, help: "comma-separated moss-signal server URLs, ws://host:port or wss://host:port, for -webrtc (repeatable; wss:// trusts the system roots and the -config file's webrtc.signal_ca)" },
     Spec { name: "http-max-conns", kind: Kind::Value, help: "most HTTP connections at once; at the cap a new client evicts the oldest connection that never sent a request, else waits in the backlog (default 512)" },
     Spec { name: "http-header-timeout-sec", kind: Kind::Value, help: "longest wait for a request head, also the keep-alive idle timeout (default 10)" },
 ];

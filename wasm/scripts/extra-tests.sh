@@ -18,8 +18,20 @@
 # With --build it only builds (the pkgs, the test binaries and the bench,
 # steps 1, 2, 3 and 5 without running anything), so scripts/test-all.sh can
 # build them beside the workspace build; the full run then finds them built.
-set -euo pipefail
+set -Eeuo pipefail
 MODE=${1:-all}
+# CI shows only this phase's log: every failure names its step and command.
+STEP=setup
+trap 'rc=$?; echo "FAIL: extra-wasm step \"$STEP\": \"$BASH_COMMAND\" exited $rc (line $LINENO)" >&2' ERR
+# stage NAME: starts the named step (printed, and named by a failure).
+stage() { STEP=$1; echo "== $1"; }
+# logged CMD...: runs CMD with its output in a file, printed only if it fails
+# (the builds are long and quiet when they work).
+logged() {
+  local log; log=$(mktemp)
+  "$@" >"$log" 2>&1 || { local rc=$?; echo "-- output of $STEP (last 200 lines):"; tail -n 200 "$log"; rm -f "$log"; return $rc; }
+  rm -f "$log"
+}
 # run_tests: this is not a --build run.
 run_tests() { [ "$MODE" != --build ]; }
 NO_RUN=()
@@ -35,13 +47,19 @@ for t in /usr/bin/rustc /usr/bin/clang-22 /usr/bin/chromium /usr/bin/chromedrive
   [ -x "$t" ] || skip "missing $t"
 done
 [ -d "$HERE/node_modules/playwright-core" ] || skip "missing npm playwright-core"
-ORIG_PATH=$PATH
+# The caller's environment, before env.sh switches to the wasm toolchain:
+# the workspace's cargo runs in exactly this one (workspace_cargo), so it
+# finds the same fingerprints as the workspace build and rebuilds nothing.
+mapfile -d '' ORIG_ENV < <(env -0)
 source "$HERE/scripts/env.sh"
+# workspace_cargo ARGS...: the workspace toolchain (rustup) in the caller's
+# environment, in the repository root, on the shared target/.
+workspace_cargo() { (cd "$ROOT" && env -i "${ORIG_ENV[@]}" cargo "$@"); }
 cd "$HERE"
 
-echo "== moss-wasm: build (wasm32, std from source)"
+stage "moss-wasm: build (wasm32, std from source)"
 FRESH=$CARGO_TARGET_DIR/explorer-pkg
-bash scripts/build.sh "$FRESH" >/dev/null
+logged bash scripts/build.sh "$FRESH"
 if run_tests; then
   # Staleness is judged by the inputs, not the bytes: a different apt
   # revision of rustc-web or binaryen may emit other bytes from the same
@@ -65,23 +83,23 @@ if run_tests; then
   echo "explorer/pkg inputs current, bytes identical to the fresh build: $SAME ($(stat -c %s "$FRESH/moss_wasm_bg.wasm") bytes wasm, $(gzip -9c "$FRESH/moss_wasm_bg.wasm" | wc -c) gzipped)"
 fi
 
-echo "== moss-wasm: wasm-bindgen-test in headless Chromium"
+stage "moss-wasm: wasm-bindgen-test in headless Chromium"
 # (debug profile: a --release test build mixes panic strategies under
 # -Zbuild-std and fails with duplicate lang items)
 wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD" "${NO_RUN[@]}"
 
-echo "== moss-wasm: native verification benchmark"
+stage "moss-wasm: native verification benchmark"
 native_cargo() {
   env -u CARGO_TARGET_DIR CARGO_TARGET_DIR="$CARGO_TARGET_DIR/native" \
     /usr/bin/cargo "$1" --locked --quiet --release --example verify_bench
 }
 PEER_PKG=$CARGO_TARGET_DIR/peer-pkg
 peer_build() {
-  echo "== browser peer: build (wasm32, std from source)"
-  bash peer/scripts/build.sh "$PEER_PKG" >/dev/null
+  stage "browser peer: build (wasm32, std from source)"
+  logged bash peer/scripts/build.sh "$PEER_PKG"
 }
 peer_wasm_tests() {
-  echo "== browser peer: wasm-bindgen-test in headless Chromium"
+  stage "browser peer: wasm-bindgen-test in headless Chromium"
   (source peer/scripts/env.sh && cd peer && wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD" "${NO_RUN[@]}")
 }
 if ! run_tests; then
@@ -93,21 +111,19 @@ fi
 NATIVE_BENCH_MS=$(native_cargo run)
 export NATIVE_BENCH_MS
 
-echo "== explorer: page tests in Chromium"
+stage "explorer: page tests in Chromium"
 # workspace_build PKG: the workspace toolchain (rustup), not the wasm one;
 # nothing when scripts/test-all.sh's workspace build made it (MOSS_PREBUILT=1:
 # a build of one package alone would resolve other features and rebuild).
 workspace_build() {
   [ "${MOSS_PREBUILT:-}" = 1 ] && return 0
-  (cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
-    cargo build --quiet -p "$@")
+  workspace_cargo build --quiet -p "$@"
 }
 # The gateway and the CLI with WebRTC (feature `webrtc`, off in the
 # workspace build so the C ABI stays OpenSSL-free): the native page test
 # needs both, and the gateway serves the explorer tests as well. Built even
 # after a workspace build.
-(cd "$ROOT" && env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO -u CARGO_TARGET_DIR PATH="$ORIG_PATH" \
-  cargo build --quiet -p moss-gateway -p moss-cli --features moss-gateway/webrtc,moss-cli/webrtc)
+workspace_cargo build --quiet -p moss-gateway -p moss-cli --features moss-gateway/webrtc,moss-cli/webrtc
 export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
 node tests/page/explorer.mjs
 
@@ -116,11 +132,11 @@ echo "peer wasm: $(stat -c %s "$PEER_PKG/moss_wasm_peer_bg.wasm") bytes, $(gzip 
 
 peer_wasm_tests
 
-echo "== browser peer: page tests in Chromium (WebRTC over loopback, real moss-signal)"
+stage "browser peer: page tests in Chromium (WebRTC over loopback, real moss-signal)"
 workspace_build moss-signal
 SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts \
   node tests/page/peer.mjs
 
-echo "== browser peer: pages meeting a native gateway over DataChannels (str0m)"
+stage "browser peer: pages meeting a native gateway over DataChannels (str0m)"
 SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$ROOT/target/debug/moss-gateway MOSS_BIN=$ROOT/target/debug/moss \
   PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts node tests/page/native.mjs

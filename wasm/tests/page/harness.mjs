@@ -28,6 +28,23 @@ export async function until(what, fn, timeoutMs = 60000, pollMs = 500) {
   throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
 }
 
+/**
+ * Polls the count `fn` returns every `pollMs` until it is non-zero and has
+ * not changed for `quietMs` (the traffic it counts has drained), at most
+ * `timeoutMs`; returns the last count. For floods whose tail is still in flight on a loaded
+ * machine: a fixed sleep undercounts there, this waits for the count itself.
+ */
+export async function settled(fn, quietMs = 1500, timeoutMs = 60000, pollMs = 250) {
+  const end = Date.now() + timeoutMs;
+  let last = await fn(), since = Date.now();
+  while (Date.now() < end && (!last || Date.now() - since < quietMs)) {
+    await sleep(pollMs);
+    const now = await fn();
+    if (now !== last) { last = now; since = Date.now(); }
+  }
+  return last;
+}
+
 /** A loopback port free at the time of asking (`udp` or `tcp`). */
 export function freePort(kind = 'tcp') {
   return new Promise((resolve, reject) => {

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { staticServer } from './servers.mjs';
-import { finish, step, assert, sleep, freePort } from './harness.mjs';
+import { finish, step, assert, sleep, settled, freePort } from './harness.mjs';
 import { ARTIFACTS, PEER_DIR, PKG, bin, until, pct, needPkg, launch, opener, peersOf, idOf, receivedOf, publish } from './pages.mjs';
 
 const SIGNAL_BIN = bin('SIGNAL_BIN', 'moss-signal');
@@ -140,8 +140,8 @@ try {
         await new Promise(r => setTimeout(r, 10));
       }
     }, N);
-    await until('latency messages in', () => arrivals.length >= N * 0.9, 15000);
-    await sleep(500);
+    await until('latency messages in', () => arrivals.length >= N * 0.9, 30000);
+    await settled(() => arrivals.length);
     const lat = arrivals.filter(x => x.text?.startsWith('lat ')).map(x => x.t - Number(x.text.split(' ')[2])).sort((x, y) => x - y);
     assert(lat.length >= N * 0.9, `most latency messages arrived (${lat.length}/${N})`);
     // Throughput: 5000 64-byte messages in batches of 50, counted natively.
@@ -151,7 +151,7 @@ try {
       const s = 'x'.repeat(64);
       for (let i = 0; i < m; i++) { window.moss.publish('bench', s); if (i % 50 === 49) await new Promise(r => setTimeout(r, 0)); }
     }, M);
-    await sleep(2000);
+    await settled(() => arrivals.length);
     const fl = arrivals.filter(x => x.text === 'x'.repeat(64));
     assert(fl.length > M / 2, `most flood messages arrived natively (${fl.length}/${M})`);
     const figures = {

@@ -47,7 +47,8 @@ export function opener(ctx, origin, defaults, errors) {
     const q = new URLSearchParams({ autostart: '1', ...defaults, ...params });
     if (params.signal2) { q.delete('signal2'); q.append('signal', params.signal2); }
     await page.goto(`${origin}/demo/index.html?${q}`);
-    await page.waitForFunction(() => window.joined || window.joinError, null, { timeout: 20000 });
+    // generous: on a loaded machine the page's wasm compile alone can take seconds
+    await page.waitForFunction(() => window.joined || window.joinError, null, { timeout: 60000 });
     const err = await page.evaluate(() => window.joinError);
     assert(!err, `${name} failed to join: ${err}`);
     return page;

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { staticServer } from './servers.mjs';
-import { finish, step, assert, sleep, freePort } from './harness.mjs';
+import { finish, step, assert, sleep, settled, freePort } from './harness.mjs';
 import { ARTIFACTS, PEER_DIR, PKG, bin, until, pct, needPkg, launch, opener, peersOf, statsOf, idOf, receivedOf, publish } from './pages.mjs';
 
 const SIGNAL_BIN = bin('SIGNAL_BIN', 'moss-signal');
@@ -210,7 +210,7 @@ try {
       for (let i = 0; i < n; i++) { window.moss.publish('flood', buf); if (i % 50 === 49) await new Promise(r => setTimeout(r, 0)); }
       return performance.now() - t0;
     }, N);
-    await sleep(1500);
+    await settled(() => b.evaluate(() => window.flood.n));
     const fl = await b.evaluate(() => window.flood);
     const [sa, sb] = [await statsOf(a), await statsOf(b)];
     figures.flood = { a_datagrams_out: sa.datagrams_out, a_send_dropped: sa.js.send_dropped, b_datagrams_in: sb.datagrams_in, b_delivered: sb.messages_delivered, b_drops: Object.fromEntries(Object.entries(sb.drops).filter(([, v]) => v)) };
