@@ -210,12 +210,9 @@ summary() {
   done | sort -n | cut -d' ' -f2-
   for f in "$LOGS"/*.status; do
     [ -e "$f" ] || continue
-    read -r _ _ _ _ cpu <"$f"
+    read -r result _ _ _ cpu <"$f"
     total_cpu=$((total_cpu + ${cpu:-0}))
-  done
-  for f in "$LOGS"/*.status; do
-    [ -e "$f" ] || continue
-    if [ "$(cut -d' ' -f1 "$f")" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    if [ "$result" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
   done
   echo "total: $(($(date +%s) - T0))s wall, ${total_cpu}s CPU in the phases, on $(nproc) cores; load average at the start $LOAD0, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "phases: $passed passed, $failed failed"

@@ -121,22 +121,29 @@ impl Node {
         self.send_relay(to, &Relay::Accept(a));
     }
 
-    /// Both accepts of `session`, each naming where the supernode sees the
-    /// other end (`moved` overrides one end's address: it roamed there and
-    /// the table has not followed yet). An end whose address is unknown
-    /// gets none.
+    /// Where the supernode sees each of `ends`; `moved` overrides one end's
+    /// address (it roamed there and the table has not followed yet).
+    fn end_addrs(
+        &self,
+        ends: [PeerId; 2],
+        moved: Option<(PeerId, SocketAddr)>,
+    ) -> [Option<SocketAddr>; 2] {
+        ends.map(|p| match moved {
+            Some((m, to)) if m == p => Some(to),
+            _ => self.end_addr(&p),
+        })
+    }
+
+    /// Both accepts of `session`, each naming the other end's address in
+    /// `addrs` (as [`Self::end_addrs`] gives them). An end whose partner's
+    /// address is unknown gets none.
     fn send_accepts(
         &mut self,
         session: u64,
         ends: [PeerId; 2],
         nonce: u64,
-        moved: Option<(PeerId, SocketAddr)>,
+        addrs: [Option<SocketAddr>; 2],
     ) {
-        let addr = |p: PeerId| match moved {
-            Some((m, to)) if m == p => Some(to),
-            _ => self.end_addr(&p),
-        };
-        let addrs = [addr(ends[0]), addr(ends[1])];
         for e in 0..2 {
             if let Some(other) = addrs[1 - e] {
                 self.send_accept(ends[e], session, ends, nonce, other);
@@ -184,7 +191,8 @@ impl Node {
         let Some(ends) = self.relay.server.sessions.ends(session) else {
             return;
         };
-        self.send_accepts(session, ends, r.nonce, None);
+        let addrs = self.end_addrs(ends, None);
+        self.send_accepts(session, ends, r.nonce, addrs);
     }
 
     /// A datagram of the ends' session carried in a DATA frame from `from`:
@@ -233,14 +241,8 @@ impl Node {
             let Some(ends) = self.relay.server.sessions.indexed_ends(id) else {
                 continue;
             };
-            let addr = |p: PeerId| -> Option<SocketAddr> {
-                if p == peer {
-                    Some(to)
-                } else {
-                    self.end_addr(&p)
-                }
-            };
-            let addrs = [addr(ends[0].0), addr(ends[1].0)];
+            let pair = [ends[0].0, ends[1].0];
+            let addrs = self.end_addrs(pair, Some((peer, to)));
             for e in 0..2 {
                 if let (Some(index), Some(dst), Some(src)) = (ends[e].1, addrs[e], addrs[1 - e]) {
                     let route = Route {
@@ -252,13 +254,12 @@ impl Node {
                 }
             }
             self.stats.relay_routes_moved += 1;
-            let pair = [ends[0].0, ends[1].0];
             let now = self.now;
             if let Ok(Admitted::Renewed(renewed)) =
                 self.relay.server.sessions.admit(now, pair[0], pair[1])
             {
                 // Nonce 0: no end has it pending; both take it as a renewal.
-                self.send_accepts(renewed, pair, 0, Some((peer, to)));
+                self.send_accepts(renewed, pair, 0, addrs);
             }
         }
     }
