@@ -11,10 +11,15 @@
 //! worked on the engine thread; the TCP carrier's watcher thread (started
 //! at the first order, so nodes that never spray have none) only wakes the
 //! engine when one is readable.
+//!
+//! The same watcher serves the fresh probe sockets of the node's filtering
+//! tests ([`FreshSocket`]): one socket per test, ids from
+//! [`FRESH_SOCKET_BASE`], open for the order's hold; what they receive goes
+//! to `Node::fresh_datagram`.
 
 use crate::backend::Wakeup;
 use crate::tcp::watch::{Ready, Watcher};
-use moss_mesh::nat::{SprayOrder, SPRAY_CHANNEL_BASE};
+use moss_mesh::nat::{FreshSocket, SprayOrder, FRESH_SOCKET_BASE, SPRAY_CHANNEL_BASE};
 use moss_mesh::{Input, Node as Core, Path, Transmit};
 use std::collections::HashMap;
 use std::io;
@@ -55,6 +60,12 @@ pub struct SprayStats {
     pub unsent: u64,
     /// Kept sockets closed after 30 s without traffic either way.
     pub expired: u64,
+    /// Fresh probe sockets opened (filtering tests).
+    pub probe_sockets: u64,
+    /// Datagrams sent from fresh probe sockets.
+    pub probe_sent: u64,
+    /// Datagrams received on fresh probe sockets (handed to the node).
+    pub probe_in: u64,
 }
 
 struct Sock {
@@ -76,6 +87,13 @@ struct Kept {
     last: Duration,
 }
 
+/// A fresh probe socket, open until `until`.
+struct Fresh {
+    sock: mio::net::UdpSocket,
+    id: u64,
+    until: Duration,
+}
+
 /// The watcher, started at the first order.
 struct Watch {
     registry: mio::Registry,
@@ -92,6 +110,7 @@ pub(crate) struct Spray {
     watch: Option<Watch>,
     rounds: Vec<Round>,
     kept: HashMap<u64, Kept>,
+    fresh: Vec<Fresh>,
     next_id: u64,
     stats: SprayStats,
     tokens: Vec<mio::Token>,
@@ -119,12 +138,88 @@ impl Spray {
             watch: None,
             rounds: Vec::new(),
             kept: HashMap::new(),
+            fresh: Vec::new(),
             next_id: SPRAY_CHANNEL_BASE,
             stats: SprayStats::default(),
             tokens: Vec::new(),
             hot: Vec::new(),
             // Allocated on the first spray read: most nodes never spray.
             buf: Vec::new(),
+        }
+    }
+
+    /// The registry of the watcher (started on first use).
+    fn registry(&mut self) -> Option<mio::Registry> {
+        let r = match self.watch() {
+            Ok(w) => w.registry.try_clone(),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "spray: no watcher");
+                self.stats.socket_errors += 1;
+                None
+            }
+        }
+    }
+
+    /// Opens one fresh probe socket and sends its datagrams.
+    pub fn open_fresh(&mut self, o: FreshSocket, now: Duration) {
+        let Some(&(first, _)) = o.sends.first() else {
+            return;
+        };
+        if o.id < FRESH_SOCKET_BASE {
+            return;
+        }
+        let Some(registry) = self.registry() else {
+            return;
+        };
+        let bind = self.bind_for(first);
+        let opened = mio::net::UdpSocket::bind(bind).and_then(|mut s| {
+            registry.register(&mut s, token(o.id), mio::Interest::READABLE)?;
+            Ok(s)
+        });
+        let sock = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "spray: probe socket not opened");
+                self.stats.socket_errors += 1;
+                return;
+            }
+        };
+        self.stats.probe_sockets += 1;
+        for (to, d) in &o.sends {
+            match sock.send_to(d, *to) {
+                Ok(_) => self.stats.probe_sent += 1,
+                Err(_) => self.stats.send_errors += 1,
+            }
+        }
+        self.fresh.push(Fresh {
+            sock,
+            id: o.id,
+            until: now + o.hold,
+        });
+    }
+
+    /// Reads fresh probe socket `id` into the node (bounded).
+    fn read_fresh(&mut self, id: u64, core: &mut Core, now: Duration) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; RECV_BUF];
+        }
+        let Some(i) = self.fresh.iter().position(|f| f.id == id) else {
+            return;
+        };
+        for n in 0..READS_PER_SOCKET {
+            let (len, from) = match self.fresh[i].sock.recv_from(&mut self.buf) {
+                Ok(x) => x,
+                Err(_) => return,
+            };
+            self.stats.probe_in += 1;
+            core.fresh_datagram(now, id, from, &mut self.buf[..len]);
+            if n + 1 == READS_PER_SOCKET {
+                self.hot.push(id);
+            }
         }
     }
 
@@ -157,20 +252,8 @@ impl Spray {
     /// Runs one order: opens its sockets and sends its datagram from each.
     pub fn order(&mut self, o: SprayOrder, now: Duration) {
         let bind = self.bind_for(o.to);
-        let registry = match self.watch() {
-            Ok(w) => match w.registry.try_clone() {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "spray: no registry");
-                    self.stats.socket_errors += 1;
-                    return;
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "spray: cannot start the watcher");
-                self.stats.socket_errors += 1;
-                return;
-            }
+        let Some(registry) = self.registry() else {
+            return;
         };
         self.stats.rounds += 1;
         let mut socks = Vec::with_capacity(usize::from(o.sockets));
@@ -216,6 +299,9 @@ impl Spray {
         while let Some(o) = core.poll_spray() {
             self.order(o, now);
         }
+        while let Some(o) = core.poll_fresh_socket() {
+            self.open_fresh(o, now);
+        }
         if self.active() {
             self.tick(core, now);
         }
@@ -239,7 +325,11 @@ impl Spray {
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            self.read(id, core, now);
+            if id >= FRESH_SOCKET_BASE {
+                self.read_fresh(id, core, now);
+            } else {
+                self.read(id, core, now);
+            }
         }
         !self.hot.is_empty()
     }
@@ -362,6 +452,13 @@ impl Spray {
     /// Closes rounds past their hold and kept sockets gone idle (their
     /// paths close in the node).
     pub fn tick(&mut self, core: &mut Core, now: Duration) {
+        let (done, open): (Vec<Fresh>, Vec<Fresh>) = std::mem::take(&mut self.fresh)
+            .into_iter()
+            .partition(|f| now >= f.until);
+        self.fresh = open;
+        for f in done {
+            self.close(f.sock);
+        }
         let (done, open): (Vec<Round>, Vec<Round>) = std::mem::take(&mut self.rounds)
             .into_iter()
             .partition(|r| now >= r.until);
@@ -400,6 +497,6 @@ impl Spray {
 
     /// Whether any socket is open (the engine then ticks the spray).
     pub fn active(&self) -> bool {
-        !self.rounds.is_empty() || !self.kept.is_empty()
+        !self.rounds.is_empty() || !self.kept.is_empty() || !self.fresh.is_empty()
     }
 }

@@ -308,7 +308,12 @@ impl Node {
     /// A handshake-kind datagram of `kind` around the concatenated `body`
     /// parts (padding included, `pad_len` bytes of it): a fresh nonce, the
     /// body scrambled, the head masked.
-    fn sealed_handshake_kind(&mut self, kind: Kind, pad_len: u16, body: &[&[u8]]) -> Vec<u8> {
+    pub(crate) fn sealed_handshake_kind(
+        &mut self,
+        kind: Kind,
+        pad_len: u16,
+        body: &[&[u8]],
+    ) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         self.rng.fill_bytes(&mut nonce);
         let mut d = self.outbox.buffer();
@@ -399,6 +404,7 @@ impl Node {
             Kind::Hint => return self.on_hint(from, pad_len, body),
             Kind::CookieReply => return self.on_cookie_reply(from, pad_len, body),
             Kind::CookieInit => return self.on_cookied_init(from, pad_len, body),
+            Kind::NatToken => return self.nat_token(from, pad_len, body),
             _ => {}
         }
         let Ok(b) = HandshakeBody::decode(body, pad_len) else {
@@ -409,7 +415,7 @@ impl Node {
             Kind::IkInit => self.on_init(from, b, Pattern::Ik, false),
             Kind::Response | Kind::IkResponse => self.on_response(from, kind, b),
             Kind::Final => self.on_final(b),
-            Kind::Data | Kind::Hint | Kind::CookieReply | Kind::CookieInit => {
+            Kind::Data | Kind::Hint | Kind::CookieReply | Kind::CookieInit | Kind::NatToken => {
                 self.drop_input(DropReason::BadHandshake)
             }
         }

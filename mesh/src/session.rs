@@ -174,10 +174,11 @@ pub fn record_sizes() -> [(&'static str, usize); 6] {
 
 /// Topics every node announces as capabilities (`moss/cap/…`): a peer's
 /// subscription to one of them is a bit, not a string per session.
-pub(crate) const CAPABILITIES: [&str; 3] = [
+pub(crate) const CAPABILITIES: [&str; 4] = [
     crate::nat::CAP_TOPIC,
     crate::relay::CAP_TOPIC,
     crate::relay::LOAD_CAP_TOPIC,
+    crate::nat::FRESH_CAP_TOPIC,
 ];
 
 /// The topics a peer subscribed to: the capabilities as bits, the rest a
@@ -525,7 +526,7 @@ mod tests {
     #[test]
     fn capabilities_are_bits_and_listed_first() {
         let mut t = TopicList::default();
-        let [nat, relay, _load] = CAPABILITIES;
+        let [nat, relay, _load, _fresh] = CAPABILITIES;
         assert!(t.insert(relay) && !t.insert(relay) && t.insert("a"));
         assert!(t.contains(relay) && !t.contains(nat));
         assert_eq!(t.iter().collect::<Vec<_>>(), [relay, "a"]);

@@ -82,6 +82,9 @@ pub enum Kind {
     CookieReply = 8,
     /// Message 1 (XX or IK) echoing a cookie ([`crate::cookie`]).
     CookieInit = 9,
+    /// A NAT token datagram of a fresh-socket filtering test
+    /// ([`crate::nat`], PROTOCOL.md "NAT traversal frames"): never answered.
+    NatToken = 10,
 }
 
 impl Kind {
@@ -96,6 +99,7 @@ impl Kind {
             7 => Self::Hint,
             8 => Self::CookieReply,
             9 => Self::CookieInit,
+            10 => Self::NatToken,
             other => return Err(WireError::UnknownKind(other)),
         })
     }

@@ -5,6 +5,10 @@
 #  0. moss-gateway nodes (nat/scripts/gateway-lab.sh): a real node in every
 #     h-<kind> host and its twin, the public node on pub2 their only static
 #     peer; asserts each node's own class (binding + probe frames, no STUN).
+#  0a. lossy classification: section 0 again with LOSS_PCT (10) % of the
+#     packets dropped each way on every site's link to the internet (natlab
+#     impair: tc netem where the kernel has it, else nftables); asserts the
+#     same classes, and that the loss rule dropped packets.
 #  0b. hole punching between real Moss nodes (nat/scripts/punch-lab.sh): every
 #     pair of hosts chats on one topic through the public node; every pair
 #     the rig measured as punchable ends with a direct session, every pair
@@ -69,6 +73,21 @@ echo "== moss-gateway nodes: each classifies its NAT through the mesh (public no
 fail=0
 # shellcheck source=gateway-lab.sh
 source nat/scripts/gateway-lab.sh
+echo
+LOSS_PCT=${LOSS_PCT:-10}
+echo "== lossy classification: the same, with ${LOSS_PCT} % loss each way on every site's link (natlab impair)"
+for site in "${gw_sites[@]}"; do "$LAB" impair "$site" loss "$LOSS_PCT"; done
+GW_WAIT_S=${LOSSY_WAIT_S:-150}
+# shellcheck source=gateway-lab.sh
+source nat/scripts/gateway-lab.sh
+unset GW_WAIT_S
+dropped=0
+for site in "${gw_sites[@]}"; do
+  dropped=$((dropped + $("$LAB" impaired "$site")))
+  "$LAB" impair "$site" clear
+done
+echo "lossy classification: the loss rules dropped $dropped packets"
+[ "$dropped" -gt 0 ] || { echo "lossy classification: nothing was dropped  <-- the impairment did not apply"; fail=1; }
 echo
 echo "== hole punching between real Moss nodes (engine/examples/nat_peer; public node on pub2 the only static peer; one chat topic)"
 # shellcheck source=punch-lab.sh

@@ -8,7 +8,10 @@
 # session, that every pair heard each other, and that the spray pairs
 # (symmetric with port-restricted or CGNAT) go direct in at least 1 of the
 # 4 pairs of each kind pair, with the symmetric end's /api/stats `spray`
-# counters showing the won round. Sets fail=1 on a miss.
+# counters showing the won round, and that every node, the cones included
+# (they punch to everyone, so only a fresh-socket filtering test can tell
+# them apart), reaches its NAT's class; prints the seconds each took.
+# Sets fail=1 on a miss.
 PEER=$PWD/target/debug/examples/nat_peer
 PL_DIR=$(mktemp -d -t moss-punch-lab.XXXXXX)
 PL_S=${PUNCH_LAB_S:-120}
@@ -20,6 +23,32 @@ for site in "${pl_sites[@]}"; do
   "$LAB" bg "h-$site" "pl-$site" "$PEER" --port 4000 --static 203.0.113.20:4200 \
       --seconds "$PL_S" --status "$PL_DIR/$site.json"
 done
+pl_classes() {  # records when each node first showed its right class; 0 when all do
+  python3 - "$PL_DIR" "$pl_start" "${pl_sites[@]}" <<'PY'
+import json, os, sys, time
+d, start, sites = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+f = os.path.join(d, "classes.json")
+try:
+    at = json.load(open(f))
+except Exception:
+    at = {}
+def want(s):
+    k = s[:-1] if s.endswith("2") else s
+    return "symmetric_nat" if k == "symmetric" else k
+ok = True
+for s in sites:
+    try:
+        c = json.load(open(os.path.join(d, s + ".json"))).get("nat_type")
+    except Exception:
+        c = None
+    if c == want(s):
+        at.setdefault(s, round(time.time() - start, 1))
+    else:
+        ok = False
+json.dump(at, open(f, "w"))
+sys.exit(0 if ok else 1)
+PY
+}
 pl_check() {  # prints the table; exit status 0 when every punchable pair is direct
   python3 - "$PL_DIR" "$1" "${pl_sites[@]}" <<'PY'
 import itertools, json, os, sys
@@ -67,7 +96,22 @@ for k, v in spray_rows.items():
         if direct and st[sym].get("spray", {}).get("won", 0) < 1:
             spray_bad.append(sym)
 missing += len(set(spray_bad))
+# Every node's class, and when it first showed it (pl_classes).
+def want_class(s):
+    return "symmetric_nat" if kind(s) == "symmetric" else kind(s)
+try:
+    class_at = json.load(open(os.path.join(d, "classes.json")))
+except Exception:
+    class_at = {}
+wrong_class = [s for s in sites if st[s].get("nat_type") != want_class(s)]
+missing += len(wrong_class)
 if final:
+    print("%-24s %-22s %-22s %-8s %s" % ("host", "class", "expected", "s", "fresh probes (requested/seen/reached/missed/inconclusive)"))
+    for s in sites:
+        n = st[s].get("punch", {})
+        print("%-24s %-22s %-22s %-8s %s/%s/%s/%s/%s%s" % ("h-" + s, st[s].get("nat_type"), want_class(s), class_at.get(s, "-"),
+              n.get("fresh_requests", 0), n.get("fresh_seen", 0), n.get("fresh_reached", 0), n.get("fresh_missed", 0),
+              n.get("fresh_inconclusive", 0), "" if s not in wrong_class else "  <-- wrong class"))
     n = sum(1 for r in rows if r[2])
     print("%d pairs: %d punchable by plain UDP, %d of them direct; %d unpunchable (%d of them direct anyway)" % (
         len(rows), n, sum(1 for r in rows if r[2] and r[3]), len(rows) - n, sum(1 for r in rows if not r[2] and r[3])))
@@ -95,12 +139,13 @@ if final:
 sys.exit(1 if missing else 0)
 PY
 }
-pl_start=$(date +%s)
-until pl_check poll >/dev/null 2>&1; do
-  [ $(( $(date +%s) - pl_start )) -ge $((PL_S - 5)) ] && break
-  sleep 3
+pl_start=$(date +%s.%N)
+pl_t0=${pl_start%.*}
+until pl_classes && pl_check poll >/dev/null 2>&1; do
+  [ $(( $(date +%s) - pl_t0 )) -ge $((PL_S - 5)) ] && break
+  sleep 1
 done
-echo "after $(( $(date +%s) - pl_start )) s:"
+echo "after $(( $(date +%s) - pl_t0 )) s:"
 pl_check final || fail=1
 PL_STATE=${NATLAB_STATE:-/run/moss-natlab-${NATLAB_PREFIX%-}}
 pl_pids=()

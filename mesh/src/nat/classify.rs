@@ -153,6 +153,7 @@ impl Node {
                 n.other_ip = None;
                 n.other_port = None;
                 n.misses = Default::default();
+                n.fresh_misses = Default::default();
                 n.probe = None;
                 n.mapping_dial.clear();
                 n.probe_backoff = PROBE_RETRY;
@@ -273,6 +274,26 @@ impl Node {
             }
             None => return,
         };
+        // Behind an endpoint-independent mapping the test runs from a
+        // fresh socket when the host opens them and a helper would let it
+        // in: every third party is then one that mapping never sent to,
+        // however many peers the node has contacted (fresh.rs).
+        if self.nat.classifier.mapping() == Mapping::EndpointIndependent {
+            let helpers = self.fresh_helpers(peers);
+            if !helpers.is_empty() {
+                let avoid = self.nat.avoid_helper.take();
+                let rank =
+                    |p: &PeerId| (Some(*p) == avoid, super::reach_rank(self.nat.class_of(p)));
+                let best = helpers.iter().map(|(_, p, _)| rank(p)).min();
+                let pool: Vec<_> = helpers
+                    .iter()
+                    .filter(|(_, p, _)| Some(rank(p)) == best)
+                    .collect();
+                let &(idx, helper, addr) = pool[self.rng.next_u32() as usize % pool.len()];
+                self.nat_fresh_request(idx, helper, addr, mode);
+                return;
+            }
+        }
         // Public peers make the best helpers (everyone dials them, so they
         // know the most third parties); not the one that just failed us.
         let avoid = self.nat.avoid_helper.take();
@@ -291,12 +312,16 @@ impl Node {
             sent: now,
             third: None,
             deadline: now + super::PROBE_WAIT * 2,
+            fresh: None,
         });
         self.stats.nat.probes_requested += 1;
         self.queue_frame(idx, &Frame::Nat(NatFrame::ProbeRequest { txid, mode }));
     }
 
     fn nat_probe_check(&mut self, now: Time, p: Probe) {
+        if let Some(f) = p.fresh {
+            return self.nat_fresh_check(now, p, f);
+        }
         let reached = match p.mode {
             ProbeMode::OtherIp => self.reach.confirmation().is_some_and(|c| c.at >= p.sent),
             // The third party dialled us from the address the helper saw
@@ -361,6 +386,51 @@ impl Node {
                 self.stats.nat.probes_inconclusive += 1;
                 self.nat.avoid_helper = Some(p.helper);
                 self.nat.next_probe = now + super::PROBE_RETRY;
+            }
+        }
+        self.nat_update();
+    }
+
+    /// The verdict of a fresh-socket probe, once the token came or the
+    /// wait ran out.
+    fn nat_fresh_check(&mut self, now: Time, p: Probe, f: super::fresh::Fresh) {
+        if !f.reached && now < p.deadline {
+            return;
+        }
+        self.nat.probe = None;
+        let test = match p.mode {
+            ProbeMode::OtherIp => FilteringTest::OtherIpAndPort,
+            ProbeMode::OtherPort => FilteringTest::OtherPort,
+        };
+        match (f.reached, f.seen, p.third) {
+            (true, _, _) => {
+                self.stats.nat.fresh_reached += 1;
+                self.nat.classifier.filtering_result(test, true);
+                self.nat_record(p.mode, true);
+            }
+            (false, Some(_), Some(t)) => {
+                // The helper got our token and told the third party: a
+                // miss, unless the order or all the copies were lost, so a
+                // negative needs misses through several third parties.
+                self.stats.nat.fresh_missed += 1;
+                let misses = match p.mode {
+                    ProbeMode::OtherIp => &mut self.nat.fresh_misses.0,
+                    ProbeMode::OtherPort => &mut self.nat.fresh_misses.1,
+                };
+                if !misses.contains(&t.peer) {
+                    misses.push(t.peer);
+                }
+                if misses.len() >= super::FRESH_MISSES_FOR_NEGATIVE {
+                    self.nat.classifier.filtering_result(test, false);
+                    self.nat_record(p.mode, false);
+                }
+            }
+            _ => {
+                // No acknowledgement or no FRESH_SEEN (a frame or the
+                // token was lost, or the helper's NAT kept the token out).
+                self.stats.nat.fresh_inconclusive += 1;
+                self.nat.avoid_helper = Some(p.helper);
+                self.nat.next_probe = now + PROBE_RETRY;
             }
         }
         self.nat_update();

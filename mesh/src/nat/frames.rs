@@ -16,6 +16,9 @@ pub(crate) mod ty {
     pub const NAT_CLASS: u8 = 0x55;
     pub const PUNCH_REQUEST: u8 = 0x56;
     pub const PUNCH_OFFER: u8 = 0x57;
+    pub const FRESH_REQUEST: u8 = 0x58;
+    pub const FRESH_ORDER: u8 = 0x59;
+    pub const FRESH_SEEN: u8 = 0x5A;
     pub const FIRST: u8 = 0x50;
     pub const LAST: u8 = 0x5F;
 }
@@ -78,6 +81,9 @@ pub struct Offer {
     pub delay_ms: u16,
 }
 
+/// Bytes of a fresh-socket probe token ([`NatFrame::FreshRequest`]).
+pub const TOKEN_LEN: usize = 16;
+
 /// One NAT frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NatFrame {
@@ -131,6 +137,34 @@ pub enum NatFrame {
         /// Where and when, or `None` for unpunchable.
         offer: Option<Offer>,
     },
+    /// "I will send `seen` from a fresh socket: have a third party send
+    /// `probe` to where it comes from" (a filtering test on a mapping that
+    /// has sent to nobody but the helper).
+    FreshRequest {
+        /// Echoed in the acknowledgement (a [`NatFrame::ProbeAck`]) and in
+        /// [`NatFrame::FreshSeen`].
+        txid: u32,
+        /// The token the fresh socket sends to the helper.
+        seen: [u8; TOKEN_LEN],
+        /// The token the third party sends to the fresh socket.
+        probe: [u8; TOKEN_LEN],
+    },
+    /// Helper to third party: send NAT token datagrams carrying `token` to
+    /// `target` now.
+    FreshOrder {
+        /// The token to send.
+        token: [u8; TOKEN_LEN],
+        /// Where the helper saw the requester's fresh socket.
+        target: SocketAddr,
+    },
+    /// Helper to requester: the fresh socket's token arrived from
+    /// `observed`, and the third party was told to probe it.
+    FreshSeen {
+        /// The request's id.
+        txid: u32,
+        /// The fresh socket's address as the helper saw it.
+        observed: SocketAddr,
+    },
 }
 
 impl NatFrame {
@@ -145,6 +179,9 @@ impl NatFrame {
             NatFrame::NatClass(_) => ty::NAT_CLASS,
             NatFrame::PunchRequest { .. } => ty::PUNCH_REQUEST,
             NatFrame::PunchOffer { .. } => ty::PUNCH_OFFER,
+            NatFrame::FreshRequest { .. } => ty::FRESH_REQUEST,
+            NatFrame::FreshOrder { .. } => ty::FRESH_ORDER,
+            NatFrame::FreshSeen { .. } => ty::FRESH_SEEN,
         }
     }
 
@@ -161,6 +198,9 @@ impl NatFrame {
             NatFrame::PunchRequest { .. } => 4 + 32,
             NatFrame::PunchOffer { offer: None, .. } => 32 + 1,
             NatFrame::PunchOffer { offer: Some(o), .. } => 32 + 1 + 1 + 2 + addr_len(o.addr),
+            NatFrame::FreshRequest { .. } => 4 + 2 * TOKEN_LEN,
+            NatFrame::FreshOrder { target, .. } => TOKEN_LEN + addr_len(*target),
+            NatFrame::FreshSeen { observed, .. } => 4 + addr_len(*observed),
         }
     }
 
@@ -174,10 +214,7 @@ impl NatFrame {
             }
             NatFrame::ProbeRequest { txid, mode } => {
                 out.extend_from_slice(&txid.to_le_bytes());
-                out.push(match mode {
-                    ProbeMode::OtherIp => 0,
-                    ProbeMode::OtherPort => 1,
-                });
+                out.push(mode_byte(mode));
             }
             NatFrame::ProbeOrder { delay_ms, target } => {
                 out.extend_from_slice(&delay_ms.to_le_bytes());
@@ -212,6 +249,19 @@ impl NatFrame {
                     }
                 }
             }
+            NatFrame::FreshRequest { txid, seen, probe } => {
+                out.extend_from_slice(&txid.to_le_bytes());
+                out.extend_from_slice(&seen);
+                out.extend_from_slice(&probe);
+            }
+            NatFrame::FreshOrder { token, target } => {
+                out.extend_from_slice(&token);
+                encode_addr(target, out);
+            }
+            NatFrame::FreshSeen { txid, observed } => {
+                out.extend_from_slice(&txid.to_le_bytes());
+                encode_addr(observed, out);
+            }
         }
     }
 
@@ -231,9 +281,7 @@ impl NatFrame {
             ty::PROBE_REQUEST => {
                 let (txid, rest) = split_u32(b)?;
                 let mode = match rest {
-                    [0] => ProbeMode::OtherIp,
-                    [1] => ProbeMode::OtherPort,
-                    [m] => return Err(NatFrameError::BadMode(*m)),
+                    [m] => decode_mode(*m)?,
                     [] => return Err(NatFrameError::Truncated),
                     _ => return Err(NatFrameError::Trailing),
                 };
@@ -301,9 +349,55 @@ impl NatFrame {
                 };
                 NatFrame::PunchOffer { peer, offer }
             }
+            ty::FRESH_REQUEST => {
+                let (txid, rest) = split_u32(b)?;
+                let (seen, rest) = split_token(rest)?;
+                let (probe, rest) = split_token(rest)?;
+                if !rest.is_empty() {
+                    return Err(NatFrameError::Trailing);
+                }
+                NatFrame::FreshRequest { txid, seen, probe }
+            }
+            ty::FRESH_ORDER => {
+                let (token, rest) = split_token(b)?;
+                NatFrame::FreshOrder {
+                    token,
+                    target: decode_addr(rest)?,
+                }
+            }
+            ty::FRESH_SEEN => {
+                let (txid, rest) = split_u32(b)?;
+                NatFrame::FreshSeen {
+                    txid,
+                    observed: decode_addr(rest)?,
+                }
+            }
             other => return Err(NatFrameError::Undefined(other)),
         })
     }
+}
+
+fn mode_byte(m: ProbeMode) -> u8 {
+    match m {
+        ProbeMode::OtherIp => 0,
+        ProbeMode::OtherPort => 1,
+    }
+}
+
+fn decode_mode(m: u8) -> Result<ProbeMode, NatFrameError> {
+    match m {
+        0 => Ok(ProbeMode::OtherIp),
+        1 => Ok(ProbeMode::OtherPort),
+        m => Err(NatFrameError::BadMode(m)),
+    }
+}
+
+fn split_token(b: &[u8]) -> Result<([u8; TOKEN_LEN], &[u8]), NatFrameError> {
+    let t = b
+        .get(..TOKEN_LEN)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(NatFrameError::Truncated)?;
+    Ok((t, &b[TOKEN_LEN..]))
 }
 
 fn split_u32(b: &[u8]) -> Result<(u32, &[u8]), NatFrameError> {
@@ -401,9 +495,126 @@ mod tests {
                     delay_ms: 40,
                 }),
             },
+            NatFrame::FreshRequest {
+                txid: 6,
+                seen: [1; TOKEN_LEN],
+                probe: [2; TOKEN_LEN],
+            },
+            NatFrame::FreshOrder {
+                token: [3; TOKEN_LEN],
+                target: a("[2001:db8::9]:4000"),
+            },
+            NatFrame::FreshSeen {
+                txid: 7,
+                observed: a("203.0.113.103:40001"),
+            },
         ] {
             round_trip(f);
         }
+    }
+
+    /// The PROTOCOL.md test vectors of the fresh-socket probe frames.
+    #[test]
+    fn fresh_frame_vectors() {
+        let hex = |f: NatFrame| {
+            let mut b = vec![f.type_byte()];
+            f.encode_body(&mut b);
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        };
+        let mut seen = [0u8; TOKEN_LEN];
+        let mut probe = [0u8; TOKEN_LEN];
+        for i in 0..TOKEN_LEN {
+            seen[i] = i as u8;
+            probe[i] = 0xf0 | i as u8;
+        }
+        assert_eq!(
+            hex(NatFrame::FreshRequest {
+                txid: 0x0403_0201,
+                seen,
+                probe,
+            }),
+            "5801020304000102030405060708090a0b0c0d0e0f\
+             f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
+        );
+        assert_eq!(
+            hex(NatFrame::FreshOrder {
+                token: probe,
+                target: a("203.0.113.103:40001"),
+            }),
+            "59f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff04cb0071679c41"
+        );
+        assert_eq!(
+            hex(NatFrame::FreshSeen {
+                txid: 9,
+                observed: a("203.0.113.103:40001"),
+            }),
+            "5a0900000004cb0071679c41"
+        );
+    }
+
+    #[test]
+    fn bad_fresh_frames_are_rejected_for_each_reason() {
+        use NatFrameError::*;
+        let mut req = Vec::new();
+        NatFrame::FreshRequest {
+            txid: 1,
+            seen: [5; TOKEN_LEN],
+            probe: [6; TOKEN_LEN],
+        }
+        .encode_body(&mut req);
+        assert_eq!(
+            NatFrame::decode(ty::FRESH_REQUEST, &req[..4]),
+            Err(Truncated)
+        );
+        assert_eq!(
+            NatFrame::decode(ty::FRESH_REQUEST, &req[..20]),
+            Err(Truncated)
+        );
+        assert_eq!(
+            NatFrame::decode(ty::FRESH_REQUEST, &req[..req.len() - 1]),
+            Err(Truncated)
+        );
+        let mut long = req.clone();
+        long.push(0);
+        assert_eq!(NatFrame::decode(ty::FRESH_REQUEST, &long), Err(Trailing));
+
+        let mut order = vec![7; TOKEN_LEN];
+        assert_eq!(
+            NatFrame::decode(ty::FRESH_ORDER, &order[..TOKEN_LEN - 1]),
+            Err(Truncated)
+        );
+        assert_eq!(
+            NatFrame::decode(ty::FRESH_ORDER, &order),
+            Err(Addr(AddrError::Empty))
+        );
+        order.extend_from_slice(&[4, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            NatFrame::decode(ty::FRESH_ORDER, &order),
+            Err(Addr(AddrError::Unspecified))
+        );
+        order.truncate(TOKEN_LEN);
+        order.extend_from_slice(&[9, 1, 2, 3, 4, 0, 1]);
+        assert_eq!(
+            NatFrame::decode(ty::FRESH_ORDER, &order),
+            Err(Addr(AddrError::BadFamily(9)))
+        );
+
+        assert_eq!(NatFrame::decode(ty::FRESH_SEEN, &[0; 3]), Err(Truncated));
+        assert_eq!(
+            NatFrame::decode(ty::FRESH_SEEN, &[0; 4]),
+            Err(Addr(AddrError::Empty))
+        );
+        let mut seen = Vec::new();
+        NatFrame::FreshSeen {
+            txid: 1,
+            observed: a("203.0.113.1:2"),
+        }
+        .encode_body(&mut seen);
+        seen.push(0);
+        assert!(matches!(
+            NatFrame::decode(ty::FRESH_SEEN, &seen),
+            Err(Addr(_))
+        ));
     }
 
     #[test]

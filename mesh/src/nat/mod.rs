@@ -9,12 +9,17 @@
 mod addr;
 mod classify;
 mod frames;
+mod fresh;
 mod probe;
 mod punch;
 mod spray;
 
 pub use addr::{decode_addr, encode_addr, split_addr, AddrError};
-pub use frames::{NatFrame, NatFrameError, Offer, ProbeMode, ThirdParty};
+pub use frames::{NatFrame, NatFrameError, Offer, ProbeMode, ThirdParty, TOKEN_LEN};
+pub use fresh::{
+    decode_token_body, encode_token_body, FreshSocket, TokenError, FRESH_CAP_TOPIC, FRESH_COPIES,
+    FRESH_HOLD, FRESH_MISSES_FOR_NEGATIVE, FRESH_SOCKET_BASE, FRESH_WAIT, TOKEN_BODY,
+};
 pub use punch::{
     PunchFailure, PunchState, MAX_PUNCH_ATTEMPTS, MAX_PUNCH_DELAY, MAX_PUNCH_FAILURES,
     PREDICTION_SPREAD, PUNCH_DEADLINE, PUNCH_RETRY, PUNCH_ROUND,
@@ -139,6 +144,26 @@ pub struct NatStats {
     pub spray_rounds_refused: u64,
     /// Spray punches that ended in a session.
     pub spray_punched: u64,
+    /// FRESH_REQUESTs we sent (filtering tests from a fresh socket).
+    pub fresh_requests: u64,
+    /// FRESH_SEENs received: the helper got our fresh socket's token.
+    pub fresh_seen: u64,
+    /// Fresh probes whose third party's token reached the fresh socket.
+    pub fresh_reached: u64,
+    /// Fresh probes seen by the helper whose token never arrived.
+    pub fresh_missed: u64,
+    /// Fresh probes with no verdict (no third party, no FRESH_SEEN).
+    pub fresh_inconclusive: u64,
+    /// Fresh-socket orders not handed to the host (it was behind).
+    pub fresh_sockets_refused: u64,
+    /// Probe tokens that arrived on a fresh socket and counted.
+    pub fresh_tokens_in: u64,
+    /// Datagrams on a fresh socket that were not the running probe's token.
+    pub fresh_foreign: u64,
+    /// Fresh probes we served as helper (token matched, third party told).
+    pub fresh_helped: u64,
+    /// NAT token datagrams that matched no request of ours (dropped).
+    pub fresh_tokens_unmatched: u64,
 }
 
 impl NatStats {
@@ -176,6 +201,16 @@ impl NatStats {
         self.spray_rounds += o.spray_rounds;
         self.spray_rounds_refused += o.spray_rounds_refused;
         self.spray_punched += o.spray_punched;
+        self.fresh_requests += o.fresh_requests;
+        self.fresh_seen += o.fresh_seen;
+        self.fresh_reached += o.fresh_reached;
+        self.fresh_missed += o.fresh_missed;
+        self.fresh_inconclusive += o.fresh_inconclusive;
+        self.fresh_sockets_refused += o.fresh_sockets_refused;
+        self.fresh_tokens_in += o.fresh_tokens_in;
+        self.fresh_foreign += o.fresh_foreign;
+        self.fresh_helped += o.fresh_helped;
+        self.fresh_tokens_unmatched += o.fresh_tokens_unmatched;
     }
 }
 
@@ -226,6 +261,8 @@ struct Probe {
     sent: Time,
     third: Option<ThirdParty>,
     deadline: Time,
+    /// Run from a fresh socket (`None`: the in-session probe).
+    fresh: Option<fresh::Fresh>,
 }
 
 /// The node's NAT state.
@@ -284,6 +321,16 @@ pub(crate) struct NatState {
     classes: HashMap<PeerId, NatType>,
     /// Third parties that missed in test II and in test III.
     misses: (Vec<[u8; 32]>, Vec<[u8; 32]>),
+    /// The same for fresh-socket probes.
+    fresh_misses: (Vec<[u8; 32]>, Vec<[u8; 32]>),
+    /// Whether the host opens fresh probe sockets.
+    fresh_sockets: bool,
+    /// Fresh probe sockets for the host to open.
+    fresh_orders: VecDeque<fresh::FreshSocket>,
+    /// Helper side: fresh requests waiting for their token.
+    fresh_pending: Vec<fresh::FreshPending>,
+    /// The next fresh socket id.
+    next_fresh_id: u64,
     /// A helper whose last third party was of no use.
     avoid_helper: Option<PeerId>,
     /// Peers told our current class.

@@ -53,6 +53,11 @@ impl Node {
             NatFrame::NatClass(c) => self.nat.note_class(peer, c),
             NatFrame::PunchRequest { target, .. } => self.nat_introduce(idx, peer, target),
             NatFrame::PunchOffer { peer: other, offer } => self.nat_offer(other, offer),
+            NatFrame::FreshRequest { txid, seen, probe } => {
+                self.nat_fresh_help(idx, peer, from, (txid, seen, probe))
+            }
+            NatFrame::FreshOrder { token, target } => self.nat_fresh_order(token, target),
+            NatFrame::FreshSeen { txid, observed } => self.nat_fresh_seen(peer, txid, observed),
         }
     }
 
@@ -181,6 +186,23 @@ impl Node {
             self.stats.nat.unsolicited_replies += 1;
             return;
         };
+        if p.fresh.is_some() {
+            if p.third.is_some() {
+                // A second acknowledgement: the socket is already out.
+                self.stats.nat.unsolicited_replies += 1;
+                return;
+            }
+            // From a fresh socket any third party serves (its mapping sent
+            // to nobody yet); nat_fresh_ack hands the socket to the host.
+            let usable = third.is_some_and(|t| self.nat_fresh_ack(t));
+            if !usable {
+                self.nat.probe = None;
+                self.nat.avoid_helper = Some(peer);
+                self.stats.nat.fresh_inconclusive += 1;
+                self.nat.next_probe = now + super::PROBE_RETRY;
+            }
+            return;
+        }
         // A third party we have a session with, or whose address we sent
         // to, proves nothing; in test II neither does one whose IP we sent
         // to (test III sends to that IP itself, at another port).

@@ -122,9 +122,12 @@ impl Node {
     /// Says the host opens spray sockets for this node (at most `sockets`
     /// per round, 0 = none): the node announces [`SPRAY_CAP_TOPIC`] and,
     /// behind a symmetric NAT, punches port-filtering cones through
-    /// [`Node::poll_spray`]. Call before the first session.
+    /// [`Node::poll_spray`]. A host that opens sockets also opens the
+    /// fresh probe sockets of the filtering tests
+    /// ([`Node::poll_fresh_socket`]). Call before the first session.
     pub fn enable_spray(&mut self, sockets: u16) {
         self.nat.spray_sockets = sockets.min(SPRAY_SOCKETS);
+        self.nat.fresh_sockets = sockets > 0;
         if sockets > 0 {
             self.pubsub
                 .subscriptions

@@ -68,7 +68,7 @@ fn handshake_sender(scrambler: &moss_crypto::Scrambler, datagram: &[u8]) -> Opti
     let at = match kind {
         Kind::Init | Kind::Response | Kind::Final | Kind::IkInit | Kind::IkResponse => 0,
         Kind::CookieInit => COOKIE_PREFIX,
-        Kind::Data | Kind::Hint | Kind::CookieReply => return None,
+        Kind::Data | Kind::Hint | Kind::CookieReply | Kind::NatToken => return None,
     };
     let mut body = [0u8; COOKIE_PREFIX + 4];
     let body = &mut body[..at + 4];
