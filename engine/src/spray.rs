@@ -60,6 +60,12 @@ pub struct SprayStats {
     pub unsent: u64,
     /// Kept sockets closed after 30 s without traffic either way.
     pub expired: u64,
+    /// Longest a round waited between the node queueing it and the host
+    /// running it, ms.
+    pub order_late_ms_max: u64,
+    /// Longest the host took to open a round's sockets and send from
+    /// each, ms.
+    pub open_ms_max: u64,
     /// Fresh probe sockets opened (filtering tests).
     pub probe_sockets: u64,
     /// Datagrams sent from fresh probe sockets.
@@ -256,6 +262,9 @@ impl Spray {
             return;
         };
         self.stats.rounds += 1;
+        let late = now.saturating_sub(o.queued).as_millis() as u64;
+        self.stats.order_late_ms_max = self.stats.order_late_ms_max.max(late);
+        let started = std::time::Instant::now();
         let mut socks = Vec::with_capacity(usize::from(o.sockets));
         for _ in 0..o.sockets {
             let id = self.next_id;
@@ -280,6 +289,8 @@ impl Spray {
             }
             socks.push(Sock { sock, id });
         }
+        let took = started.elapsed().as_millis() as u64;
+        self.stats.open_ms_max = self.stats.open_ms_max.max(took);
         tracing::debug!(to = %o.to, sockets = socks.len(), "spray: round");
         self.rounds.push(Round {
             peer: o.to.ip(),

@@ -77,10 +77,10 @@ echo
 LOSS_PCT=${LOSS_PCT:-10}
 echo "== lossy classification: the same, with ${LOSS_PCT} % loss each way on every site's link (natlab impair)"
 for site in "${gw_sites[@]}"; do "$LAB" impair "$site" loss "$LOSS_PCT"; done
-GW_WAIT_S=${LOSSY_WAIT_S:-150}
+GW_WAIT_S=${LOSSY_WAIT_S:-150}; GW_PORT=4020; GW_PUB_PORT=4120
 # shellcheck source=gateway-lab.sh
 source nat/scripts/gateway-lab.sh
-unset GW_WAIT_S
+unset GW_WAIT_S GW_PORT GW_PUB_PORT
 dropped=0
 for site in "${gw_sites[@]}"; do
   dropped=$((dropped + $("$LAB" impaired "$site")))

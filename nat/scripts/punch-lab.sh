@@ -20,7 +20,9 @@ sleep 0.5
 pl_sites=()
 for kind in $KINDS; do pl_sites+=("$kind" "${kind}2"); done
 for site in "${pl_sites[@]}"; do
-  "$LAB" bg "h-$site" "pl-$site" "$PEER" --port 4000 --static 203.0.113.20:4200 \
+  # Port 4010: not the gateway sections' ports (their NAT state would let
+  # in what these nodes never sent to; gateway-lab.sh).
+  "$LAB" bg "h-$site" "pl-$site" "$PEER" --port 4010 --static 203.0.113.20:4200 \
       --seconds "$PL_S" --status "$PL_DIR/$site.json"
 done
 pl_classes() {  # records when each node first showed its right class; 0 when all do
@@ -164,4 +166,6 @@ for _ in $(seq 50); do
   [ $alive = 0 ] && break
   sleep 0.1
 done
+# PL_KEEP=DIR keeps the nodes' last status files there.
+[ -n "${PL_KEEP:-}" ] && { mkdir -p "$PL_KEEP"; cp "$PL_DIR"/*.json "$PL_KEEP"/ 2>/dev/null || true; }
 for _ in 1 2 3; do rm -rf "$PL_DIR" 2>/dev/null && break; sleep 1; done

@@ -567,7 +567,7 @@ mod tests {
                 .rng
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            (self.rng >> 33) % u64::from(self.loss) == 0
+            (self.rng >> 33).is_multiple_of(u64::from(self.loss))
         }
 
         /// Whether the NAT lets a datagram from `from` into mapping `m`.

@@ -144,6 +144,14 @@ pub struct NatStats {
     pub spray_rounds_refused: u64,
     /// Spray punches that ended in a session.
     pub spray_punched: u64,
+    /// Longest a spray probe waited in the queue before it went out, ms.
+    pub spray_probe_wait_ms_max: u64,
+    /// Spray probes that went out later than the symmetric end's sockets
+    /// open in the round (the stagger after they were queued).
+    pub spray_probes_late: u64,
+    /// Longest a socket round was handed over after it was due, ms
+    /// (symmetric end: its ticks ran late).
+    pub spray_order_late_ms_max: u64,
     /// FRESH_REQUESTs we sent (filtering tests from a fresh socket).
     pub fresh_requests: u64,
     /// FRESH_SEENs received: the helper got our fresh socket's token.
@@ -201,6 +209,9 @@ impl NatStats {
         self.spray_rounds += o.spray_rounds;
         self.spray_rounds_refused += o.spray_rounds_refused;
         self.spray_punched += o.spray_punched;
+        self.spray_probe_wait_ms_max = self.spray_probe_wait_ms_max.max(o.spray_probe_wait_ms_max);
+        self.spray_probes_late += o.spray_probes_late;
+        self.spray_order_late_ms_max = self.spray_order_late_ms_max.max(o.spray_order_late_ms_max);
         self.fresh_requests += o.fresh_requests;
         self.fresh_seen += o.fresh_seen;
         self.fresh_reached += o.fresh_reached;
@@ -297,7 +308,9 @@ pub(crate) struct NatState {
     /// Spray sockets the host opens per round (0: it opens none).
     spray_sockets: u16,
     /// Spray probes to send: (peer, address dialled, probe destination).
-    spray_queue: VecDeque<(PeerId, SocketAddr, SocketAddr)>,
+    spray_queue: VecDeque<(PeerId, SocketAddr, SocketAddr, Time)>,
+    /// When the spray queue was last drained (its pacing is by time).
+    spray_last: Time,
     /// Spray socket rounds for the host.
     spray_orders: VecDeque<SprayOrder>,
     /// How the last punch toward each peer ran.

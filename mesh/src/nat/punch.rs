@@ -381,7 +381,6 @@ impl Node {
         for a in super::take_due(&mut self.nat.predicted, now) {
             self.connect(a);
         }
-        self.spray_tick();
         let mut peers: Vec<PeerId> = self.nat.punch_runs.keys().copied().collect();
         peers.sort_unstable();
         for peer in peers {
@@ -397,9 +396,9 @@ impl Node {
                 self.punch_round(run.addr);
                 self.spray_round(peer, &mut run, now);
             }
-            if run.spray_at.is_some_and(|at| !connected && now >= at) {
+            if let Some(at) = run.spray_at.filter(|&at| !connected && now >= at) {
                 run.spray_at = None;
-                self.spray_order(peer, &run);
+                self.spray_order(peer, &run, at);
             }
             if connected || now >= run.deadline {
                 self.nat.punch_runs.remove(&peer);
@@ -420,6 +419,8 @@ impl Node {
                 self.nat.punch_runs.insert(peer, run);
             }
         }
+        // After the rounds: a round's probes start in the tick it fired.
+        self.spray_tick(now);
     }
 
     /// A session with `peer` came up: a punch in progress succeeded.

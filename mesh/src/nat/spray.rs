@@ -5,8 +5,9 @@
 //!
 //! - the cone end sends its pending message 1 to [`SPRAY_PORTS`] random
 //!   ports (1024–65535) of the symmetric end's IP, paced at
-//!   [`SPRAY_PROBES_PER_TICK`] per 100 ms tick over all punches (1000/s):
-//!   each opens the cone's filter toward that port for the NAT's UDP
+//!   [`SPRAY_PROBES_PER_TICK`] per 100 ms over all punches (1000/s, by the
+//!   time since the last tick, so a late tick sends its share), starting
+//!   in the tick the round fires: each opens the cone's filter toward that port for the NAT's UDP
 //!   timeout (30 s on Linux);
 //! - [`SPRAY_STAGGER`] later the symmetric end has the host open
 //!   [`SPRAY_SOCKETS`] fresh sockets ([`Node::poll_spray`]) and send its own
@@ -40,8 +41,12 @@ pub const SPRAY_CAP_TOPIC: &str = "moss/cap/nat-spray/v1";
 pub const SPRAY_SOCKETS: u16 = 256;
 /// Random ports of the symmetric end's IP the cone end probes per round.
 pub const SPRAY_PORTS: u16 = 343;
-/// Spray probes sent per housekeeping tick (100 ms), every punch together.
+/// Spray probes sent per housekeeping tick (100 ms), every punch together:
+/// the pace is by time, so a tick that runs late (a starved CPU) sends
+/// its elapsed share, up to [`MAX_PROBES_PER_CALL`].
 pub const SPRAY_PROBES_PER_TICK: usize = 100;
+/// Most spray probes one late tick sends (four ticks' worth).
+const MAX_PROBES_PER_CALL: usize = 4 * SPRAY_PROBES_PER_TICK;
 /// How long after a round's start the symmetric end opens its sockets (the
 /// cone's probes of the round are out by then).
 pub const SPRAY_STAGGER: Duration = Duration::from_millis(500);
@@ -84,6 +89,8 @@ pub struct SprayOrder {
     pub datagram: Vec<u8>,
     /// How long the round's sockets stay open.
     pub hold: Duration,
+    /// When the node queued the order (the host's lag is measured from it).
+    pub queued: Time,
 }
 
 /// Whether a class may filter by address and port with one mapping: a
@@ -198,18 +205,22 @@ impl Node {
                     }
                     self.nat
                         .spray_queue
-                        .push_back((peer, run.addr, SocketAddr::new(ip, p)));
+                        .push_back((peer, run.addr, SocketAddr::new(ip, p), now));
                 }
             }
             PunchMode::SpraySockets => run.spray_at = Some(now + SPRAY_STAGGER),
         }
     }
 
-    /// Per tick: paced spray probes, and socket rounds that are due.
-    pub(crate) fn spray_tick(&mut self) {
+    /// Per tick: spray probes, paced at [`SPRAY_PROBES_PER_TICK`] per
+    /// 100 ms of time since the last call.
+    pub(crate) fn spray_tick(&mut self, now: Time) {
+        let elapsed = now.saturating_sub(self.nat.spray_last).as_millis() as usize;
+        self.nat.spray_last = now;
+        let budget = (elapsed * SPRAY_PROBES_PER_TICK / 100).min(MAX_PROBES_PER_CALL);
         let mut sent = 0;
-        while sent < SPRAY_PROBES_PER_TICK {
-            let Some((peer, dialled, to)) = self.nat.spray_queue.pop_front() else {
+        while sent < budget {
+            let Some((peer, dialled, to, queued)) = self.nat.spray_queue.pop_front() else {
                 break;
             };
             // A probe is the pending message 1 itself; none left (the
@@ -223,12 +234,21 @@ impl Node {
             // Only to the IP the dial went to (noted as contacted then).
             self.outbox.emit(&mut self.stats, Path::Udp(to), d);
             self.stats.nat.spray_probes += 1;
+            let wait = now.saturating_sub(queued);
+            let st = &mut self.stats.nat;
+            st.spray_probe_wait_ms_max = st.spray_probe_wait_ms_max.max(wait.as_millis() as u64);
+            if wait > SPRAY_STAGGER {
+                st.spray_probes_late += 1;
+            }
             sent += 1;
         }
     }
 
-    /// A socket round of the punch toward `peer` is due.
-    pub(crate) fn spray_order(&mut self, peer: PeerId, run: &PunchRun) {
+    /// A socket round of the punch toward `peer` is due (since `due`).
+    pub(crate) fn spray_order(&mut self, peer: PeerId, run: &PunchRun, due: Time) {
+        let late = self.now.saturating_sub(due).as_millis() as u64;
+        let st = &mut self.stats.nat;
+        st.spray_order_late_ms_max = st.spray_order_late_ms_max.max(late);
         let Some(datagram) = self.pending_message1(run.addr) else {
             return;
         };
@@ -243,6 +263,7 @@ impl Node {
             sockets: self.nat.spray_sockets,
             datagram,
             hold: super::PUNCH_ROUND,
+            queued: self.now,
         });
     }
 }
@@ -362,6 +383,31 @@ mod tests {
         assert_eq!(n.stats().nat.spray_probes, probes);
         // Random ports: distinct within a round, few repeats across rounds.
         assert!(ports.len() as u64 > probes * 9 / 10, "{}", ports.len());
+    }
+
+    #[test]
+    fn late_ticks_send_their_elapsed_share_so_a_round_still_goes_out_in_time() {
+        let peer: SocketAddr = "198.51.100.4:40000".parse().unwrap();
+        let mut n = end(NatType::PortRestrictedCone, SPRAY_SOCKETS);
+        offer(&mut n, peer, NatType::SymmetricNat);
+        // A starved engine: ticks 300 ms apart instead of 100.
+        let mut first_round = 0;
+        for t in 1..=2u64 {
+            n.handle_timeout(Duration::from_millis(300 * t));
+            let tx: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
+            let probes = tx.iter().filter(|x| x.to.udp() != Some(peer)).count();
+            assert!(probes <= 3 * SPRAY_PROBES_PER_TICK, "{probes}");
+            first_round += probes;
+        }
+        // The first round's probes are all out 600 ms in (per-tick pacing
+        // would have sent 200 of 343), and none waited past the stagger.
+        assert_eq!(first_round, usize::from(SPRAY_PORTS));
+        let st = &n.stats().nat;
+        assert_eq!(st.spray_probes_late, 0, "{st:?}");
+        assert!(st.spray_probe_wait_ms_max <= 300, "{st:?}");
+        // Much later the queue is empty: an idle tick sends nothing.
+        n.handle_timeout(Duration::from_millis(900));
+        assert!(n.stats().nat.spray_probes >= first_round as u64);
     }
 
     #[test]
