@@ -170,6 +170,28 @@ impl Spray {
         }
     }
 
+    /// A new socket bound to `bind`, registered with the watcher as `id`
+    /// (`None`, counted, when either fails).
+    fn open_socket(
+        &mut self,
+        bind: SocketAddr,
+        registry: &mio::Registry,
+        id: u64,
+    ) -> Option<mio::net::UdpSocket> {
+        let opened = mio::net::UdpSocket::bind(bind).and_then(|mut s| {
+            registry.register(&mut s, token(id), mio::Interest::READABLE)?;
+            Ok(s)
+        });
+        match opened {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!(error = %e, "spray: socket not opened");
+                self.stats.socket_errors += 1;
+                None
+            }
+        }
+    }
+
     /// Opens one fresh probe socket and sends its datagrams.
     pub fn open_fresh(&mut self, o: FreshSocket, now: Duration) {
         let Some(&(first, _)) = o.sends.first() else {
@@ -181,18 +203,8 @@ impl Spray {
         let Some(registry) = self.registry() else {
             return;
         };
-        let bind = self.bind_for(first);
-        let opened = mio::net::UdpSocket::bind(bind).and_then(|mut s| {
-            registry.register(&mut s, token(o.id), mio::Interest::READABLE)?;
-            Ok(s)
-        });
-        let sock = match opened {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(error = %e, "spray: probe socket not opened");
-                self.stats.socket_errors += 1;
-                return;
-            }
+        let Some(sock) = self.open_socket(self.bind_for(first), &registry, o.id) else {
+            return;
         };
         self.stats.probe_sockets += 1;
         for (to, d) in &o.sends {
@@ -268,18 +280,9 @@ impl Spray {
         let mut socks = Vec::with_capacity(usize::from(o.sockets));
         for _ in 0..o.sockets {
             let id = self.next_id;
-            let opened = mio::net::UdpSocket::bind(bind).and_then(|mut s| {
-                registry.register(&mut s, token(id), mio::Interest::READABLE)?;
-                Ok(s)
-            });
-            let sock = match opened {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of descriptors or ports: the round runs with fewer.
-                    tracing::debug!(error = %e, "spray: socket not opened");
-                    self.stats.socket_errors += 1;
-                    break;
-                }
+            // Out of descriptors or ports: the round runs with fewer.
+            let Some(sock) = self.open_socket(bind, &registry, id) else {
+                break;
             };
             self.next_id += 1;
             self.stats.sockets_opened += 1;

@@ -366,14 +366,10 @@ impl Node {
                 self.stats.nat.probes_missed += 1;
                 // A third party may have refused (its order budget): a
                 // negative needs misses through two different ones.
-                let misses = match p.mode {
-                    ProbeMode::OtherIp => &mut self.nat.misses.0,
-                    ProbeMode::OtherPort => &mut self.nat.misses.1,
-                };
-                if !misses.contains(&t.peer) {
-                    misses.push(t.peer);
-                }
-                if misses.len() >= super::MISSES_FOR_NEGATIVE {
+                if self
+                    .nat
+                    .note_miss(false, p.mode, t.peer, super::MISSES_FOR_NEGATIVE)
+                {
                     self.nat.classifier.filtering_result(test, false);
                     self.nat_record(p.mode, false);
                 }
@@ -413,14 +409,8 @@ impl Node {
                 // miss, unless the order or all the copies were lost, so a
                 // negative needs misses through several third parties.
                 self.stats.nat.fresh_missed += 1;
-                let misses = match p.mode {
-                    ProbeMode::OtherIp => &mut self.nat.fresh_misses.0,
-                    ProbeMode::OtherPort => &mut self.nat.fresh_misses.1,
-                };
-                if !misses.contains(&t.peer) {
-                    misses.push(t.peer);
-                }
-                if misses.len() >= super::FRESH_MISSES_FOR_NEGATIVE {
+                let needed = super::FRESH_MISSES_FOR_NEGATIVE;
+                if self.nat.note_miss(true, p.mode, t.peer, needed) {
                     self.nat.classifier.filtering_result(test, false);
                     self.nat_record(p.mode, false);
                 }

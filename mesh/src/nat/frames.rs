@@ -393,11 +393,16 @@ fn decode_mode(m: u8) -> Result<ProbeMode, NatFrameError> {
 }
 
 fn split_token(b: &[u8]) -> Result<([u8; TOKEN_LEN], &[u8]), NatFrameError> {
-    let t = b
-        .get(..TOKEN_LEN)
+    split_array(b)
+}
+
+/// The first `N` bytes as an array, and the rest.
+fn split_array<const N: usize>(b: &[u8]) -> Result<([u8; N], &[u8]), NatFrameError> {
+    let a = b
+        .get(..N)
         .and_then(|p| p.try_into().ok())
         .ok_or(NatFrameError::Truncated)?;
-    Ok((t, &b[TOKEN_LEN..]))
+    Ok((a, &b[N..]))
 }
 
 fn split_u32(b: &[u8]) -> Result<(u32, &[u8]), NatFrameError> {
@@ -406,11 +411,7 @@ fn split_u32(b: &[u8]) -> Result<(u32, &[u8]), NatFrameError> {
 }
 
 fn split_id(b: &[u8]) -> Result<([u8; 32], &[u8]), NatFrameError> {
-    let id = b
-        .get(..32)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(NatFrameError::Truncated)?;
-    Ok((id, &b[32..]))
+    split_array(b)
 }
 
 fn exact_id(b: &[u8]) -> Result<[u8; 32], NatFrameError> {

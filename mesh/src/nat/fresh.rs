@@ -321,12 +321,7 @@ impl Node {
     /// Requester side: the helper saw the fresh socket at `observed`.
     pub(crate) fn nat_fresh_seen(&mut self, peer: PeerId, txid: u32, observed: SocketAddr) {
         let now = self.now;
-        let Some(p) = self
-            .nat
-            .probe
-            .as_mut()
-            .filter(|p| p.txid == txid && p.helper == peer)
-        else {
+        let Some(p) = self.nat.probe_for(txid, peer) else {
             self.stats.nat.unsolicited_replies += 1;
             return;
         };
@@ -369,13 +364,7 @@ impl Node {
             .into_iter()
             .filter(|&(i, p, a)| p != peer && a.ip() != target.ip() && self.fresh_capable(i))
             .collect();
-        let before = last.and_then(|(_, t)| t);
-        let fresh: Vec<_> = pool
-            .iter()
-            .filter(|c| Some(c.1) != before)
-            .copied()
-            .collect();
-        let pool = if fresh.is_empty() { pool } else { fresh };
+        let pool = super::other_than(pool, last.and_then(|(_, t)| t));
         let third = if pool.is_empty() {
             self.nat.last_request.insert(peer, (now, None));
             self.stats.nat.probe_requests_refused += 1;

@@ -252,6 +252,24 @@ fn take_due(v: &mut Vec<(Time, SocketAddr)>, now: Time) -> Vec<SocketAddr> {
     due
 }
 
+/// The candidates in `pool` other than `before` (a helper's last third
+/// party for the same requester), or all of them when none is.
+fn other_than(
+    pool: Vec<(u32, PeerId, SocketAddr)>,
+    before: Option<PeerId>,
+) -> Vec<(u32, PeerId, SocketAddr)> {
+    let fresh: Vec<_> = pool
+        .iter()
+        .filter(|c| Some(c.1) != before)
+        .copied()
+        .collect();
+    if fresh.is_empty() {
+        pool
+    } else {
+        fresh
+    }
+}
+
 /// Forgets the times in `q` older than [`ORDER_WINDOW`].
 fn prune_window(q: &mut VecDeque<Time>, now: Time) {
     while q
@@ -364,6 +382,32 @@ pub(crate) fn reach_rank(c: NatType) -> u8 {
 }
 
 impl NatState {
+    /// The running probe, if it is request `txid` to `helper`.
+    fn probe_for(&mut self, txid: u32, helper: PeerId) -> Option<&mut Probe> {
+        self.probe
+            .as_mut()
+            .filter(|p| p.txid == txid && p.helper == helper)
+    }
+
+    /// Notes a miss of `mode`'s test through third party `peer` (fresh
+    /// probes and in-session ones counted apart); true once `needed`
+    /// distinct third parties missed.
+    fn note_miss(&mut self, fresh: bool, mode: ProbeMode, peer: [u8; 32], needed: usize) -> bool {
+        let (ip, port) = if fresh {
+            (&mut self.fresh_misses.0, &mut self.fresh_misses.1)
+        } else {
+            (&mut self.misses.0, &mut self.misses.1)
+        };
+        let misses = match mode {
+            ProbeMode::OtherIp => ip,
+            ProbeMode::OtherPort => port,
+        };
+        if !misses.contains(&peer) {
+            misses.push(peer);
+        }
+        misses.len() >= needed
+    }
+
     fn note_rtt(&mut self, peer: PeerId, rtt: Duration) {
         if self.rtt.len() >= MAX_PEER_NOTES && !self.rtt.contains_key(&peer) {
             self.rtt.clear();

@@ -92,14 +92,7 @@ impl Node {
             .into_iter()
             .filter(|&(_, p, a)| p != peer && a.ip() != target.ip())
             .collect();
-        // Another third party than last time, when there is one.
-        let before = last.and_then(|(_, t)| t);
-        let fresh: Vec<_> = pool
-            .iter()
-            .filter(|c| Some(c.1) != before)
-            .copied()
-            .collect();
-        let pool = if fresh.is_empty() { pool } else { fresh };
+        let pool = super::other_than(pool, last.and_then(|(_, t)| t));
         let third = if pool.is_empty() {
             None
         } else {
@@ -177,12 +170,7 @@ impl Node {
     /// Requester side: the helper named the third party (or none).
     fn nat_ack(&mut self, peer: PeerId, txid: u32, third: Option<ThirdParty>) {
         let now = self.now;
-        let Some(p) = self
-            .nat
-            .probe
-            .as_mut()
-            .filter(|p| p.txid == txid && p.helper == peer)
-        else {
+        let Some(p) = self.nat.probe_for(txid, peer) else {
             self.stats.nat.unsolicited_replies += 1;
             return;
         };
