@@ -280,30 +280,14 @@ impl Node {
         // however many peers the node has contacted (fresh.rs).
         if self.nat.classifier.mapping() == Mapping::EndpointIndependent {
             let helpers = self.fresh_helpers(peers);
-            if !helpers.is_empty() {
-                let avoid = self.nat.avoid_helper.take();
-                let rank =
-                    |p: &PeerId| (Some(*p) == avoid, super::reach_rank(self.nat.class_of(p)));
-                let best = helpers.iter().map(|(_, p, _)| rank(p)).min();
-                let pool: Vec<_> = helpers
-                    .iter()
-                    .filter(|(_, p, _)| Some(rank(p)) == best)
-                    .collect();
-                let &(idx, helper, addr) = pool[self.rng.next_u32() as usize % pool.len()];
+            if let Some((idx, helper, addr)) = self.nat_pick_helper(&helpers) {
                 self.nat_fresh_request(idx, helper, addr, mode);
                 return;
             }
         }
-        // Public peers make the best helpers (everyone dials them, so they
-        // know the most third parties); not the one that just failed us.
-        let avoid = self.nat.avoid_helper.take();
-        let rank = |p: &PeerId| (Some(*p) == avoid, super::reach_rank(self.nat.class_of(p)));
-        let best = peers.iter().map(|(_, p, _)| rank(p)).min();
-        let pool: Vec<_> = peers
-            .iter()
-            .filter(|(_, p, _)| Some(rank(p)) == best)
-            .collect();
-        let &(idx, helper, _) = pool[self.rng.next_u32() as usize % pool.len()];
+        let Some((idx, helper, _)) = self.nat_pick_helper(peers) else {
+            return;
+        };
         let txid = self.rng.next_u32();
         self.nat.probe = Some(Probe {
             txid,
@@ -316,6 +300,26 @@ impl Node {
         });
         self.stats.nat.probes_requested += 1;
         self.queue_frame(idx, &Frame::Nat(NatFrame::ProbeRequest { txid, mode }));
+    }
+
+    /// A helper among `peers`, at random among the best ranked: public
+    /// peers first (everyone dials them, so they know the most third
+    /// parties), never the one that just failed us while there is another.
+    fn nat_pick_helper(
+        &mut self,
+        peers: &[(u32, PeerId, SocketAddr)],
+    ) -> Option<(u32, PeerId, SocketAddr)> {
+        if peers.is_empty() {
+            return None;
+        }
+        let avoid = self.nat.avoid_helper.take();
+        let rank = |p: &PeerId| (Some(*p) == avoid, super::reach_rank(self.nat.class_of(p)));
+        let best = peers.iter().map(|(_, p, _)| rank(p)).min();
+        let pool: Vec<_> = peers
+            .iter()
+            .filter(|(_, p, _)| Some(rank(p)) == best)
+            .collect();
+        Some(*pool[self.rng.next_u32() as usize % pool.len()])
     }
 
     fn nat_probe_check(&mut self, now: Time, p: Probe) {
