@@ -55,11 +55,10 @@ impl Router {
         let Some(f) = self.app_score.as_mut() else {
             return;
         };
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
-        for p in peers {
-            let base = self.score.base_score(&p, now);
-            let v = f(&p, base);
-            self.score.set_app_score(&p, v);
+        for (p, s) in &self.peers {
+            let base = self.score.base_score(p, Some(s.addr.ip()), now);
+            let v = f(p, base);
+            self.score.set_app_score(p, true, v);
         }
     }
 
@@ -85,7 +84,8 @@ impl Router {
                 .and_then(|s| s.rate_limited())
                 .is_some_and(|t| now.saturating_sub(t) <= followup);
             if !self.seen.contains(&id) && !limited {
-                self.score.add_penalty(&p, 1.0);
+                let connected = self.connected(&p);
+                self.score.add_penalty(&p, connected, 1.0);
             }
         }
     }
@@ -94,7 +94,8 @@ impl Router {
         if let Some(m) = self.mesh.get_mut(t) {
             m.insert(p);
         }
-        self.score.graft(&p, t, now);
+        let connected = self.connected(&p);
+        self.score.graft(&p, connected, t, now);
         self.send(p, Control::Graft { topic: t.clone() });
         self.catch_up(t, p);
     }
@@ -140,7 +141,7 @@ impl Router {
             .into_iter()
             .filter(|p| !mesh.is_some_and(|m| m.contains(p)))
             .filter(|p| !self.in_backoff(t, p, now))
-            .filter(|p| self.score.score(p, now) >= min_score)
+            .filter(|p| self.score_of(p, now) >= min_score)
             .collect()
     }
 
@@ -152,7 +153,7 @@ impl Router {
             .get(t)
             .map(|m| {
                 m.iter()
-                    .filter(|p| self.score.score(p, now) < 0.0)
+                    .filter(|p| self.score_of(p, now) < 0.0)
                     .copied()
                     .collect()
             })
@@ -193,7 +194,7 @@ impl Router {
             let mut scores: Vec<f64> = self
                 .mesh
                 .get(t)
-                .map(|m| m.iter().map(|p| self.score.score(p, now)).collect())
+                .map(|m| m.iter().map(|p| self.score_of(p, now)).collect())
                 .unwrap_or_default();
             scores.sort_by(f64::total_cmp);
             let median = scores.get(scores.len() / 2).copied().unwrap_or(0.0);
@@ -201,7 +202,7 @@ impl Router {
                 let mut c: Vec<PeerId> = self
                     .candidates(t, now, 0.0)
                     .into_iter()
-                    .filter(|p| self.score.score(p, now) > median)
+                    .filter(|p| self.score_of(p, now) > median)
                     .collect();
                 shuffle(&mut c, rng);
                 for p in c.into_iter().take(cfg.opportunistic_graft_peers) {
@@ -253,11 +254,7 @@ impl Router {
             .map(|m| m.iter().copied().collect())
             .unwrap_or_default();
         shuffle(&mut peers, rng);
-        peers.sort_by(|a, b| {
-            self.score
-                .score(b, now)
-                .total_cmp(&self.score.score(a, now))
-        });
+        peers.sort_by(|a, b| self.score_of(b, now).total_cmp(&self.score_of(a, now)));
         let (best, rest) = peers.split_at(cfg.d_score.min(peers.len()));
         let mut rest = rest.to_vec();
         shuffle(&mut rest, rng);
@@ -303,13 +300,13 @@ impl Router {
                 .into_iter()
                 .filter(|p| {
                     self.peers.get(p).is_some_and(|s| s.has_topic(&t))
-                        && self.score.score(p, now) >= publish_min
+                        && self.score_of(p, now) >= publish_min
                 })
                 .collect();
             let mut more: Vec<PeerId> = self
                 .topic_peers(&t)
                 .into_iter()
-                .filter(|p| !keep.contains(p) && self.score.score(p, now) >= publish_min)
+                .filter(|p| !keep.contains(p) && self.score_of(p, now) >= publish_min)
                 .collect();
             shuffle(&mut more, rng);
             let need = self.cfg.d.saturating_sub(keep.len());
@@ -346,7 +343,7 @@ impl Router {
         let mut c: Vec<PeerId> = self
             .topic_peers(t)
             .into_iter()
-            .filter(|p| !exclude.contains(p) && self.score.score(p, now) >= gossip_min)
+            .filter(|p| !exclude.contains(p) && self.score_of(p, now) >= gossip_min)
             .collect();
         let n = self
             .cfg

@@ -24,7 +24,7 @@ impl Router {
             || mesh.contains(peer)
             || mesh.len() >= self.cfg.d
             || self.in_backoff(&t, peer, now)
-            || self.score.score(peer, now) < 0.0
+            || self.score_of(peer, now) < 0.0
         {
             return;
         }

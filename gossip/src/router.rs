@@ -3,8 +3,10 @@
 //!
 //! Per-peer state is kept small for idle peers (sorted topic vectors,
 //! IDONTWANT state allocated on first use); the score side keeps a count
-//! per IP. Received messages are cached and forwarded without allocating
-//! (see the crate docs).
+//! per IP and a record only for peers with something to score (the
+//! address it needs for P6 is the router's, see `Router::score_of`).
+//! Received messages are cached and forwarded without allocating (see the
+//! crate docs).
 
 use crate::config::Config;
 use crate::control::{Control, PxPeer};
@@ -65,12 +67,16 @@ pub(crate) struct PeerState {
     pub asked: u16,
 }
 
-/// Inline sizes in bytes of the router's and the scorer's record per
-/// connected peer (map keys and heap they own not included).
+/// Inline sizes in bytes of the router's record per connected peer and
+/// of the scorer's record, which only peers with something to score have
+/// (map keys and heap they own not included).
 pub fn peer_record_sizes() -> [(&'static str, usize); 2] {
     [
         ("router PeerState", std::mem::size_of::<PeerState>()),
-        ("score PeerStats", crate::score::peer_stats_size()),
+        (
+            "score PeerStats (busy peers only)",
+            crate::score::peer_stats_size(),
+        ),
     ]
 }
 
@@ -204,12 +210,25 @@ impl Router {
 
     /// The local score of a peer (never sent anywhere).
     pub fn peer_score(&self, peer: &PeerId, now: Time) -> f64 {
-        self.score.score(peer, now)
+        self.score_of(peer, now)
+    }
+
+    /// The score of `peer`, with the address its record here holds while
+    /// it is connected (the scorer keeps no address of its own).
+    pub(crate) fn score_of(&self, peer: &PeerId, now: Time) -> f64 {
+        let ip = self.peers.get(peer).map(|s| s.addr.ip());
+        self.score.score(peer, ip, now)
+    }
+
+    /// True while a session with `peer` is up (the scorer is told, per
+    /// call, whether to make a record for it).
+    pub(crate) fn connected(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
     }
 
     /// True when the peer's score is below the graylist threshold.
     pub fn is_graylisted(&self, peer: &PeerId, now: Time) -> bool {
-        self.score.score(peer, now) < self.cfg.thresholds.graylist
+        self.score_of(peer, now) < self.cfg.thresholds.graylist
     }
 
     /// Our rate limiter dropped a message from `peer`: IWANT answers it
@@ -222,7 +241,8 @@ impl Router {
 
     /// Adds behaviour penalty (P7) to a peer, e.g. for malformed frames.
     pub fn penalise(&mut self, peer: &PeerId, n: f64) {
-        self.score.add_penalty(peer, n);
+        let connected = self.connected(peer);
+        self.score.add_penalty(peer, connected, n);
     }
 
     /// True when `id` was seen.
@@ -279,7 +299,8 @@ impl Router {
 
     /// A session with `peer` is up (idempotent: a new address is taken).
     pub fn add_peer(&mut self, peer: PeerId, addr: SocketAddr, outbound: bool) {
-        self.score.add_peer(peer, addr.ip());
+        let previous = self.peers.get(&peer).map(|s| s.addr.ip());
+        self.score.add_peer(peer, addr.ip(), previous);
         let st = self.peers.entry(peer).or_insert_with(|| PeerState {
             outbound,
             addr,
@@ -294,16 +315,16 @@ impl Router {
 
     /// The session with `peer` ended.
     pub fn remove_peer(&mut self, peer: &PeerId, now: Time) {
-        if self.peers.remove(peer).is_none() {
+        let Some(st) = self.peers.remove(peer) else {
             return;
-        }
+        };
         for m in self.mesh.values_mut() {
             m.remove(peer);
         }
         for f in self.fanout.values_mut() {
             f.peers.remove(peer);
         }
-        self.score.remove_peer(peer, now);
+        self.score.remove_peer(peer, st.addr.ip(), now);
     }
 
     /// `peer` has been silent too long for a mesh peer (the host sees its
@@ -402,7 +423,7 @@ impl Router {
         let mut mesh = BTreeSet::new();
         if let Some(f) = self.fanout.remove(&t) {
             for p in f.peers {
-                if mesh.len() < self.cfg.d && self.score.score(&p, now) >= 0.0 {
+                if mesh.len() < self.cfg.d && self.score_of(&p, now) >= 0.0 {
                     mesh.insert(p);
                 }
             }
@@ -411,7 +432,7 @@ impl Router {
             .topic_peers(&t)
             .into_iter()
             .filter(|p| !mesh.contains(p) && !self.in_backoff(&t, p, now))
-            .filter(|p| self.score.score(p, now) >= 0.0)
+            .filter(|p| self.score_of(p, now) >= 0.0)
             .collect();
         shuffle(&mut more, rng);
         for p in more {
@@ -421,7 +442,8 @@ impl Router {
             mesh.insert(p);
         }
         for p in &mesh {
-            self.score.graft(p, &t, now);
+            let connected = self.peers.contains_key(p);
+            self.score.graft(p, connected, &t, now);
             self.send(*p, Control::Graft { topic: t.clone() });
         }
         self.mesh.insert(t, mesh);
@@ -476,7 +498,9 @@ impl Router {
             targets.extend(
                 self.peers
                     .iter()
-                    .filter(|(p, s)| s.has_topic(&t) && score.score(p, now) >= publish_min)
+                    .filter(|(p, s)| {
+                        s.has_topic(&t) && score.score(p, Some(s.addr.ip()), now) >= publish_min
+                    })
                     .map(|(p, _)| *p),
             );
         } else if let Some(m) = self.mesh.get(&t) {
@@ -524,7 +548,7 @@ impl Router {
         let mut c: Vec<PeerId> = self
             .topic_peers(t)
             .into_iter()
-            .filter(|p| self.score.score(p, now) >= publish_min)
+            .filter(|p| self.score_of(p, now) >= publish_min)
             .collect();
         shuffle(&mut c, rng);
         c.truncate(self.cfg.d);
@@ -540,7 +564,8 @@ impl Router {
 
     /// A received copy of an already seen message.
     pub fn on_duplicate(&mut self, from: &PeerId, id: &MessageId, now: Time) {
-        self.score.duplicate(from, id, now);
+        let connected = self.connected(from);
+        self.score.duplicate(from, connected, id, now);
         self.mcache.mark_has(id, *from);
         if let Some(asks) = self.promises.get_mut(id) {
             asks.retain(|(p, _)| p != from);
@@ -554,7 +579,8 @@ impl Router {
     /// by the application): P4.
     pub fn on_invalid(&mut self, from: &PeerId, topic: &str) {
         let t = self.topic(topic);
-        self.score.invalid_message(from, &t);
+        let connected = self.connected(from);
+        self.score.invalid_message(from, connected, &t);
     }
 
     /// A valid message. New messages are cached, announced with IDONTWANT
@@ -580,7 +606,8 @@ impl Router {
         }
         let t = self.topic(topic);
         self.promises.remove(&id);
-        self.score.first_delivery(from, id, &t, now);
+        let connected = self.connected(from);
+        self.score.first_delivery(from, connected, id, &t, now);
         let subscribed = self.mesh.contains_key(&t);
         let Some(body) = body else {
             return Received::New { subscribed };
@@ -620,7 +647,7 @@ impl Router {
             || self.seen.contains(&id)
             || self.early.contains(&id)
             || self.is_graylisted(from, now)
-            || self.score.score(from, now) < 0.0
+            || self.score_of(from, now) < 0.0
         {
             return;
         }
@@ -660,12 +687,12 @@ impl Router {
 
     pub(crate) fn prune_msg(&self, t: &Topic, to: &PeerId, now: Time, with_px: bool) -> Control {
         let mut px = Vec::new();
-        if with_px && self.score.score(to, now) >= 0.0 {
+        if with_px && self.score_of(to, now) >= 0.0 {
             for (p, s) in &self.peers {
                 if px.len() >= self.cfg.prune_peers {
                     break;
                 }
-                if p != to && s.has_topic(t) && self.score.score(p, now) >= 0.0 {
+                if p != to && s.has_topic(t) && self.score.score(p, Some(s.addr.ip()), now) >= 0.0 {
                     px.push(PxPeer {
                         peer: *p,
                         addr: s.addr,
@@ -700,13 +727,14 @@ impl Router {
                 if now < pruned_at + self.cfg.graft_flood_threshold {
                     pen += 1.0;
                 }
-                self.score.add_penalty(from, pen);
+                let connected = self.connected(from);
+                self.score.add_penalty(from, connected, pen);
                 self.set_backoff(&t, *from, now + self.cfg.prune_backoff);
                 let m = self.prune_msg(&t, from, now, false);
                 return self.send(*from, m);
             }
         }
-        if self.score.score(from, now) < 0.0 {
+        if self.score_of(from, now) < 0.0 {
             self.set_backoff(&t, *from, now + self.cfg.prune_backoff);
             let m = self.prune_msg(&t, from, now, false);
             return self.send(*from, m);
@@ -720,7 +748,8 @@ impl Router {
         if let Some(m) = self.mesh.get_mut(&t) {
             m.insert(*from);
         }
-        self.score.graft(from, &t, now);
+        let connected = self.connected(from);
+        self.score.graft(from, connected, &t, now);
         self.catch_up(&t, *from);
     }
 
@@ -744,7 +773,7 @@ impl Router {
             MAX_BACKOFF,
         );
         self.set_backoff(&t, *from, now + backoff);
-        if px.is_empty() || self.score.score(from, now) < self.cfg.thresholds.accept_px {
+        if px.is_empty() || self.score_of(from, now) < self.cfg.thresholds.accept_px {
             return;
         }
         let mut px: Vec<PxPeer> = px
@@ -766,9 +795,7 @@ impl Router {
         ids: Vec<MessageId>,
         rng: &mut impl RngCore,
     ) {
-        if self.score.score(from, now) < self.cfg.thresholds.gossip
-            || !self.mesh.contains_key(topic)
-        {
+        if self.score_of(from, now) < self.cfg.thresholds.gossip || !self.mesh.contains_key(topic) {
             return;
         }
         // Only subscribers gossip a topic to us.
@@ -838,7 +865,7 @@ impl Router {
     }
 
     fn on_iwant(&mut self, now: Time, from: &PeerId, ids: Vec<MessageId>) {
-        if self.score.score(from, now) < self.cfg.thresholds.gossip {
+        if self.score_of(from, now) < self.cfg.thresholds.gossip {
             return;
         }
         let limit = self.cfg.gossip_retransmission;

@@ -309,28 +309,24 @@ impl TopicStats {
     }
 }
 
-/// A peer's score state. Most connected peers are idle (no topic
-/// counters, no penalty, no application score), so everything but the
-/// address and the retention time lives behind a box allocated on first
-/// use and freed when it is back to zero.
+/// A peer's score record. Most connected peers are idle (no topic
+/// counters, no penalty, no application score) and have **no record**: the
+/// router's peer record holds their address, which P6 needs, and passes it
+/// in. A record exists while a connected peer has something to score, and
+/// for a disconnected peer until `retain_score` has passed.
 #[derive(Debug, Default)]
 struct PeerStats {
     connected: bool,
-    ip: Option<IpAddr>,
     /// Forgotten at this time (milliseconds) once disconnected.
     expire_ms: u64,
-    ext: Option<Box<PeerExt>>,
-}
-
-#[derive(Debug, Default)]
-struct PeerExt {
     /// Sorted by topic; a handful per peer, so a vector.
     topics: Vec<(Topic, TopicStats)>,
     behaviour_penalty: f64,
     app_score: f64,
 }
 
-/// Inline size in bytes of the scorer's record per peer.
+/// Inline size in bytes of the scorer's record per peer that has one (an
+/// idle connected peer has none).
 pub(crate) fn peer_stats_size() -> usize {
     std::mem::size_of::<PeerStats>()
 }
@@ -341,44 +337,34 @@ fn ms(t: Time) -> u64 {
 }
 
 impl PeerStats {
-    fn ext_mut(&mut self) -> &mut PeerExt {
-        self.ext.get_or_insert_with(Box::default)
-    }
-
-    fn topics(&self) -> &[(Topic, TopicStats)] {
-        self.ext.as_ref().map_or(&[], |x| &x.topics[..])
-    }
-
-    fn app_score(&self) -> f64 {
-        self.ext.as_ref().map_or(0.0, |x| x.app_score)
+    /// True when the record holds nothing that moves a score.
+    fn is_idle(&self) -> bool {
+        self.topics.is_empty() && self.behaviour_penalty == 0.0 && self.app_score == 0.0
     }
 
     fn topic(&self, t: &str) -> Option<&TopicStats> {
-        let topics = self.topics();
-        topics
+        self.topics
             .binary_search_by(|(k, _)| (**k).cmp(t))
             .ok()
-            .map(|i| &topics[i].1)
+            .map(|i| &self.topics[i].1)
     }
 
     fn topic_mut(&mut self, t: &str) -> Option<&mut TopicStats> {
-        let topics = &mut self.ext.as_mut()?.topics;
-        match topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
-            Ok(i) => Some(&mut topics[i].1),
+        match self.topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
+            Ok(i) => Some(&mut self.topics[i].1),
             Err(_) => None,
         }
     }
 
     fn topic_entry(&mut self, t: &Topic) -> &mut TopicStats {
-        let topics = &mut self.ext_mut().topics;
-        let i = match topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
+        let i = match self.topics.binary_search_by(|(k, _)| (**k).cmp(t)) {
             Ok(i) => i,
             Err(i) => {
-                topics.insert(i, (t.clone(), TopicStats::default()));
+                self.topics.insert(i, (t.clone(), TopicStats::default()));
                 i
             }
         };
-        &mut topics[i].1
+        &mut self.topics[i].1
     }
 }
 
@@ -397,9 +383,18 @@ struct Delivery {
 const MAX_DELIVERY_RECORDS: usize = 65_536;
 
 /// The scores of every peer we know.
+///
+/// The scorer does not keep the set of connected peers: its owner (the
+/// [`crate::Router`], whose peer record has the address) says, per call,
+/// whether a peer is connected (`connected`) and from which address (`ip`,
+/// `Some` exactly while connected). A record is made only when a connected
+/// peer gets something to score, so an idle peer costs the scorer nothing
+/// but its share of the per-IP count.
 #[derive(Debug)]
 pub struct PeerScore {
     p: ScoreParams,
+    /// Connected peers with something to score, and disconnected peers
+    /// until their retention ends.
     peers: HashMap<PeerId, PeerStats>,
     /// Connected peers per IP (P6 needs only the count).
     ips: HashMap<IpAddr, u32>,
@@ -434,36 +429,54 @@ impl PeerScore {
         params(&self.p, topic)
     }
 
-    /// The current score of `peer` (0 for unknown peers).
-    pub fn score(&self, peer: &PeerId, now: Time) -> f64 {
-        let Some(s) = self.peers.get(peer) else {
-            return 0.0;
-        };
+    /// The record of `peer` to change: its own, or a new one for a
+    /// connected peer that had none. `None` for a peer that is neither
+    /// connected nor retained (nothing is scored for it).
+    fn record(&mut self, peer: &PeerId, connected: bool) -> Option<&mut PeerStats> {
+        if connected {
+            Some(self.peers.entry(*peer).or_insert_with(|| PeerStats {
+                connected: true,
+                ..PeerStats::default()
+            }))
+        } else {
+            self.peers.get_mut(peer)
+        }
+    }
+
+    /// The current score of `peer`, connected from `ip` (`None` when it
+    /// is not connected: no P6). 0 for an unknown peer.
+    pub fn score(&self, peer: &PeerId, ip: Option<IpAddr>, now: Time) -> f64 {
         let p = &self.p;
-        let mut topics = 0.0;
-        for (topic, t) in s.topics() {
-            let tp = params(p, topic);
-            let mut ts = 0.0;
-            if t.in_mesh {
-                let mesh_time = t.mesh_time + now.saturating_sub(t.graft_time);
-                let q = mesh_time.as_secs_f64() / tp.time_in_mesh_quantum.as_secs_f64();
-                ts += tp.time_in_mesh_weight * q.min(tp.time_in_mesh_cap);
+        let mut total = 0.0;
+        if let Some(s) = self.peers.get(peer) {
+            let mut topics = 0.0;
+            for (topic, t) in &s.topics {
+                let tp = params(p, topic);
+                let mut ts = 0.0;
+                if t.in_mesh {
+                    let mesh_time = t.mesh_time + now.saturating_sub(t.graft_time);
+                    let q = mesh_time.as_secs_f64() / tp.time_in_mesh_quantum.as_secs_f64();
+                    ts += tp.time_in_mesh_weight * q.min(tp.time_in_mesh_cap);
+                }
+                ts += tp.first_deliveries_weight * t.first_deliveries;
+                if t.mesh_active && t.mesh_deliveries < tp.mesh_deliveries_threshold {
+                    let deficit = tp.mesh_deliveries_threshold - t.mesh_deliveries;
+                    ts += tp.mesh_deliveries_weight * deficit * deficit;
+                }
+                ts += tp.mesh_failure_penalty_weight * t.mesh_failure;
+                ts += tp.invalid_weight * t.invalid * t.invalid;
+                topics += tp.topic_weight * ts;
             }
-            ts += tp.first_deliveries_weight * t.first_deliveries;
-            if t.mesh_active && t.mesh_deliveries < tp.mesh_deliveries_threshold {
-                let deficit = tp.mesh_deliveries_threshold - t.mesh_deliveries;
-                ts += tp.mesh_deliveries_weight * deficit * deficit;
+            if p.topic_score_cap > 0.0 && topics > p.topic_score_cap {
+                topics = p.topic_score_cap;
             }
-            ts += tp.mesh_failure_penalty_weight * t.mesh_failure;
-            ts += tp.invalid_weight * t.invalid * t.invalid;
-            topics += tp.topic_weight * ts;
+            total = topics + p.app_weight * s.app_score;
+            if s.behaviour_penalty > p.behaviour_penalty_threshold {
+                let excess = s.behaviour_penalty - p.behaviour_penalty_threshold;
+                total += p.behaviour_penalty_weight * excess * excess;
+            }
         }
-        if p.topic_score_cap > 0.0 && topics > p.topic_score_cap {
-            topics = p.topic_score_cap;
-        }
-        let mut total = topics;
-        total += p.app_weight * s.app_score();
-        if let Some(ip) = s.ip {
+        if let Some(ip) = ip {
             if !(p.ip_colocation_exempt_loopback && ip.is_loopback()) {
                 let n = self.ips.get(&ip).map_or(0, |&n| n as usize);
                 if n > p.ip_colocation_threshold {
@@ -472,18 +485,13 @@ impl PeerScore {
                 }
             }
         }
-        let behaviour = s.ext.as_ref().map_or(0.0, |x| x.behaviour_penalty);
-        if behaviour > p.behaviour_penalty_threshold {
-            let excess = behaviour - p.behaviour_penalty_threshold;
-            total += p.behaviour_penalty_weight * excess * excess;
-        }
         total
     }
 
     /// The score without the application component (the callback's input).
-    pub fn base_score(&self, peer: &PeerId, now: Time) -> f64 {
-        let app = self.peers.get(peer).map_or(0.0, |s| s.app_score());
-        self.score(peer, now) - self.p.app_weight * app
+    pub fn base_score(&self, peer: &PeerId, ip: Option<IpAddr>, now: Time) -> f64 {
+        let app = self.peers.get(peer).map_or(0.0, |s| s.app_score);
+        self.score(peer, ip, now) - self.p.app_weight * app
     }
 
     fn ip_down(ips: &mut HashMap<IpAddr, u32>, ip: &IpAddr) {
@@ -495,50 +503,51 @@ impl PeerScore {
         }
     }
 
-    /// A peer connected from `ip`.
-    pub fn add_peer(&mut self, peer: PeerId, ip: IpAddr) {
-        let s = self.peers.entry(peer).or_default();
-        s.connected = true;
-        if s.ip == Some(ip) {
+    /// A peer connected from `ip`; `previous` is the address it was
+    /// connected from if it already was (a new address moves its count).
+    pub fn add_peer(&mut self, peer: PeerId, ip: IpAddr, previous: Option<IpAddr>) {
+        if let Some(s) = self.peers.get_mut(&peer) {
+            // A retained record scores the reconnected peer again.
+            s.connected = true;
+        }
+        if previous == Some(ip) {
             return;
         }
-        if let Some(old) = s.ip.replace(ip) {
+        if let Some(old) = previous {
             Self::ip_down(&mut self.ips, &old);
         }
         *self.ips.entry(ip).or_insert(0) += 1;
     }
 
-    /// A peer disconnected; its score is retained for a while. Leaving
-    /// its meshes this way counts for P3b like a prune.
-    pub fn remove_peer(&mut self, peer: &PeerId, now: Time) {
-        let Some(s) = self.peers.get_mut(peer) else {
-            return;
-        };
-        if let Some(ip) = s.ip.take() {
-            Self::ip_down(&mut self.ips, &ip);
-        }
-        if let Some(x) = s.ext.as_mut() {
-            for (topic, t) in x.topics.iter_mut() {
-                t.leave_mesh(params(&self.p, topic), now);
-            }
+    /// A peer connected from `ip` disconnected; its score is retained for
+    /// a while (a record is kept even when it held nothing, so a penalty
+    /// it earns meanwhile, such as a broken promise, still counts if it
+    /// comes back). Leaving its meshes this way counts for P3b like a
+    /// prune.
+    pub fn remove_peer(&mut self, peer: &PeerId, ip: IpAddr, now: Time) {
+        Self::ip_down(&mut self.ips, &ip);
+        let s = self.peers.entry(*peer).or_default();
+        for (topic, t) in s.topics.iter_mut() {
+            t.leave_mesh(params(&self.p, topic), now);
         }
         s.connected = false;
         s.expire_ms = ms(now + self.p.retain_score);
     }
 
     /// Sets the P5 input of a peer.
-    pub fn set_app_score(&mut self, peer: &PeerId, v: f64) {
-        if let Some(s) = self.peers.get_mut(peer) {
-            let v = if v.is_finite() { v } else { 0.0 };
-            if v != 0.0 || s.ext.is_some() {
-                s.ext_mut().app_score = v;
-            }
+    pub fn set_app_score(&mut self, peer: &PeerId, connected: bool, v: f64) {
+        let v = if v.is_finite() { v } else { 0.0 };
+        if v == 0.0 && !self.peers.contains_key(peer) {
+            return;
+        }
+        if let Some(s) = self.record(peer, connected) {
+            s.app_score = v;
         }
     }
 
     /// The peer joined our mesh for `topic`.
-    pub fn graft(&mut self, peer: &PeerId, topic: &Topic, now: Time) {
-        if let Some(s) = self.peers.get_mut(peer) {
+    pub fn graft(&mut self, peer: &PeerId, connected: bool, topic: &Topic, now: Time) {
+        if let Some(s) = self.record(peer, connected) {
             let t = s.topic_entry(topic);
             t.in_mesh = true;
             t.graft_time = now;
@@ -557,22 +566,29 @@ impl PeerScore {
     }
 
     /// Adds P7 penalty.
-    pub fn add_penalty(&mut self, peer: &PeerId, n: f64) {
-        if let Some(s) = self.peers.get_mut(peer) {
-            s.ext_mut().behaviour_penalty += n;
+    pub fn add_penalty(&mut self, peer: &PeerId, connected: bool, n: f64) {
+        if let Some(s) = self.record(peer, connected) {
+            s.behaviour_penalty += n;
         }
     }
 
     /// An invalid message on `topic` came from `peer` (P4).
-    pub fn invalid_message(&mut self, peer: &PeerId, topic: &Topic) {
-        if let Some(s) = self.peers.get_mut(peer) {
+    pub fn invalid_message(&mut self, peer: &PeerId, connected: bool, topic: &Topic) {
+        if let Some(s) = self.record(peer, connected) {
             s.topic_entry(topic).invalid += 1.0;
         }
     }
 
     /// `peer` delivered message `id` first (P2, and P3 when in mesh).
-    pub fn first_delivery(&mut self, peer: &PeerId, id: MessageId, topic: &Topic, now: Time) {
-        self.credit(peer, topic, true);
+    pub fn first_delivery(
+        &mut self,
+        peer: &PeerId,
+        connected: bool,
+        id: MessageId,
+        topic: &Topic,
+        now: Time,
+    ) {
+        self.credit(peer, connected, topic, true);
         if self.delivery_order.len() >= MAX_DELIVERY_RECORDS {
             if let Some((old, _)) = self.delivery_order.pop_front() {
                 self.deliveries.remove(&old);
@@ -591,7 +607,7 @@ impl PeerScore {
 
     /// `peer` delivered a copy of `id` again; near-first copies from mesh
     /// peers still count for P3.
-    pub fn duplicate(&mut self, peer: &PeerId, id: &MessageId, now: Time) {
+    pub fn duplicate(&mut self, peer: &PeerId, connected: bool, id: &MessageId, now: Time) {
         let Some(d) = self.deliveries.get_mut(id) else {
             return;
         };
@@ -600,23 +616,36 @@ impl PeerScore {
             return;
         }
         let topic = d.topic.clone();
-        self.credit(peer, &topic, false);
+        self.credit(peer, connected, &topic, false);
     }
 
-    fn credit(&mut self, peer: &PeerId, topic: &Topic, first: bool) {
+    fn credit(&mut self, peer: &PeerId, connected: bool, topic: &Topic, first: bool) {
         let tp = params(&self.p, topic);
-        if let Some(s) = self.peers.get_mut(peer) {
+        let (fcap, mcap) = (tp.first_deliveries_cap, tp.mesh_deliveries_cap);
+        // A duplicate from a peer outside our mesh for the topic credits
+        // nothing: no record is made for it.
+        let in_mesh = self
+            .peers
+            .get(peer)
+            .and_then(|s| s.topic(topic))
+            .is_some_and(|t| t.in_mesh);
+        if !first && !in_mesh {
+            return;
+        }
+        if let Some(s) = self.record(peer, connected) {
             let t = s.topic_entry(topic);
             if first {
-                t.first_deliveries = (t.first_deliveries + 1.0).min(tp.first_deliveries_cap);
+                t.first_deliveries = (t.first_deliveries + 1.0).min(fcap);
             }
             if t.in_mesh {
-                t.mesh_deliveries = (t.mesh_deliveries + 1.0).min(tp.mesh_deliveries_cap);
+                t.mesh_deliveries = (t.mesh_deliveries + 1.0).min(mcap);
             }
         }
     }
 
-    /// Decays counters, activates P3, forgets expired peers and records.
+    /// Decays counters, activates P3, forgets expired peers and records;
+    /// a connected peer's record that decayed to nothing goes too (the
+    /// peer is idle again).
     pub fn refresh(&mut self, now: Time) {
         let p = &self.p;
         if now.saturating_sub(self.last_decay) < p.decay_interval {
@@ -631,14 +660,12 @@ impl PeerScore {
             }
         };
         let now_ms = ms(now);
-        self.peers
-            .retain(|_, s| s.connected || now_ms < s.expire_ms);
-        for s in self.peers.values_mut() {
-            let Some(x) = s.ext.as_mut() else {
-                continue;
-            };
-            dec(&mut x.behaviour_penalty, p.behaviour_penalty_decay);
-            for (topic, t) in x.topics.iter_mut() {
+        self.peers.retain(|_, s| {
+            if !s.connected && now_ms >= s.expire_ms {
+                return false;
+            }
+            dec(&mut s.behaviour_penalty, p.behaviour_penalty_decay);
+            for (topic, t) in s.topics.iter_mut() {
                 let tp = params(p, topic);
                 dec(&mut t.first_deliveries, tp.first_deliveries_decay);
                 dec(&mut t.mesh_deliveries, tp.mesh_deliveries_decay);
@@ -648,17 +675,15 @@ impl PeerScore {
                     t.mesh_active = true;
                 }
             }
-            x.topics.retain(|(_, t)| {
+            s.topics.retain(|(_, t)| {
                 t.in_mesh
                     || t.first_deliveries > 0.0
                     || t.invalid > 0.0
                     || t.mesh_deliveries > 0.0
                     || t.mesh_failure > 0.0
             });
-            if x.topics.is_empty() && x.behaviour_penalty == 0.0 && x.app_score == 0.0 {
-                s.ext = None;
-            }
-        }
+            !(s.connected && s.is_idle())
+        });
         let horizon = Duration::from_secs(5);
         while let Some(&(id, t)) = self.delivery_order.front() {
             if now.saturating_sub(t) < horizon {
@@ -672,6 +697,12 @@ impl PeerScore {
     /// Peers sharing `ip` (for tests and diagnostics).
     pub fn peers_on_ip(&self, ip: &IpAddr) -> usize {
         self.ips.get(ip).map_or(0, |&n| n as usize)
+    }
+
+    /// Score records held (connected peers with something to score, and
+    /// retained ones): for tests and diagnostics.
+    pub fn records(&self) -> usize {
+        self.peers.len()
     }
 
     #[cfg(test)]
@@ -694,13 +725,125 @@ impl PeerScore {
 mod tests {
     use super::*;
 
+    /// The scorer with the connected peers' addresses kept beside it, the
+    /// way the router keeps them in its peer records.
+    struct Scored {
+        s: PeerScore,
+        at: HashMap<PeerId, IpAddr>,
+    }
+
+    impl Scored {
+        fn new(p: ScoreParams) -> Self {
+            Self {
+                s: PeerScore::new(p),
+                at: HashMap::new(),
+            }
+        }
+        fn on(&self, p: &PeerId) -> bool {
+            self.at.contains_key(p)
+        }
+        fn add_peer(&mut self, p: PeerId, ip: IpAddr) {
+            let previous = self.at.insert(p, ip);
+            self.s.add_peer(p, ip, previous);
+        }
+        fn remove_peer(&mut self, p: &PeerId, now: Time) {
+            if let Some(ip) = self.at.remove(p) {
+                self.s.remove_peer(p, ip, now);
+            }
+        }
+        fn score(&self, p: &PeerId, now: Time) -> f64 {
+            self.s.score(p, self.at.get(p).copied(), now)
+        }
+        fn base_score(&self, p: &PeerId, now: Time) -> f64 {
+            self.s.base_score(p, self.at.get(p).copied(), now)
+        }
+        fn graft(&mut self, p: &PeerId, topic: &Topic, now: Time) {
+            let c = self.on(p);
+            self.s.graft(p, c, topic, now);
+        }
+        fn prune(&mut self, p: &PeerId, topic: &str, now: Time) {
+            self.s.prune(p, topic, now);
+        }
+        fn add_penalty(&mut self, p: &PeerId, n: f64) {
+            let c = self.on(p);
+            self.s.add_penalty(p, c, n);
+        }
+        fn invalid_message(&mut self, p: &PeerId, topic: &Topic) {
+            let c = self.on(p);
+            self.s.invalid_message(p, c, topic);
+        }
+        fn first_delivery(&mut self, p: &PeerId, id: MessageId, topic: &Topic, now: Time) {
+            let c = self.on(p);
+            self.s.first_delivery(p, c, id, topic, now);
+        }
+        fn duplicate(&mut self, p: &PeerId, id: &MessageId, now: Time) {
+            let c = self.on(p);
+            self.s.duplicate(p, c, id, now);
+        }
+        fn credit(&mut self, p: &PeerId, topic: &Topic, first: bool) {
+            let c = self.on(p);
+            self.s.credit(p, c, topic, first);
+        }
+        fn set_app_score(&mut self, p: &PeerId, v: f64) {
+            let c = self.on(p);
+            self.s.set_app_score(p, c, v);
+        }
+        fn refresh(&mut self, now: Time) {
+            self.s.refresh(now);
+        }
+        fn mesh_failure(&self, p: &PeerId, topic: &str) -> f64 {
+            self.s.mesh_failure(p, topic)
+        }
+        fn mesh_deliveries_scale(&mut self, p: &PeerId, topic: &str, f: f64) {
+            self.s.mesh_deliveries_scale(p, topic, f);
+        }
+        fn peers_on_ip(&self, ip: &IpAddr) -> usize {
+            self.s.peers_on_ip(ip)
+        }
+    }
+
+    /// An idle connected peer has no record; one appears when it earns a
+    /// score, goes when that decays to nothing, and a disconnect keeps one
+    /// (penalties still count) until the retention ends.
+    #[test]
+    fn records_exist_only_for_peers_with_something_to_score() {
+        let mut s = Scored::new(ScoreParams::default());
+        let a = PeerId([1; 32]);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        s.add_peer(a, ip);
+        assert_eq!(s.s.records(), 0, "idle: no record");
+        s.add_penalty(&a, 5.0);
+        assert_eq!(s.s.records(), 1);
+        assert!(s.score(&a, t(0)) < 0.0);
+        for k in 1..2_000 {
+            s.refresh(t(k));
+        }
+        assert_eq!(s.s.records(), 0, "decayed to nothing: gone again");
+        assert_eq!(s.score(&a, t(2_000)), 0.0);
+        s.remove_peer(&a, t(2_000));
+        assert_eq!(s.s.records(), 1, "retained after the disconnect");
+        s.add_penalty(&a, 5.0);
+        s.add_peer(a, ip);
+        assert!(
+            s.score(&a, t(2_000)) < 0.0,
+            "the penalty earned meanwhile counts"
+        );
+        s.remove_peer(&a, t(2_001));
+        s.refresh(t(2_001 + 121));
+        assert_eq!(s.s.records(), 0, "forgotten after retain_score");
+        // Nothing is recorded for a peer that is neither connected nor
+        // retained.
+        s.add_penalty(&PeerId([2; 32]), 1.0);
+        assert_eq!(s.s.records(), 0);
+    }
+
     fn t(s: u64) -> Time {
         Duration::from_secs(s)
     }
 
     #[test]
     fn components_move_the_score_the_right_way() {
-        let mut s = PeerScore::new(ScoreParams::default());
+        let mut s = Scored::new(ScoreParams::default());
         let a = PeerId([1; 32]);
         let topic: Topic = "x".into();
         s.add_peer(a, "10.0.0.1".parse().unwrap());
@@ -719,7 +862,7 @@ mod tests {
 
     #[test]
     fn colocation_and_behaviour_penalties() {
-        let mut s = PeerScore::new(ScoreParams::default());
+        let mut s = Scored::new(ScoreParams::default());
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         for i in 0..4u8 {
             s.add_peer(PeerId([i; 32]), ip);
@@ -738,7 +881,7 @@ mod tests {
 
     #[test]
     fn deficit_applies_after_activation_and_counters_decay() {
-        let mut s = PeerScore::new(ScoreParams::default());
+        let mut s = Scored::new(ScoreParams::default());
         let a = PeerId([1; 32]);
         let topic: Topic = "x".into();
         s.add_peer(a, "10.0.0.1".parse().unwrap());
@@ -754,8 +897,8 @@ mod tests {
         assert_eq!(s.score(&a, t(200)), 0.0, "forgotten after retain_score");
     }
 
-    fn peer_a() -> (PeerScore, PeerId) {
-        (PeerScore::new(ScoreParams::default()), PeerId([1; 32]))
+    fn peer_a() -> (Scored, PeerId) {
+        (Scored::new(ScoreParams::default()), PeerId([1; 32]))
     }
 
     #[test]
@@ -820,7 +963,7 @@ mod tests {
             },
             ..ScoreParams::default()
         };
-        let mut s = PeerScore::new(p);
+        let mut s = Scored::new(p);
         let a = PeerId([1; 32]);
         let topic: Topic = "x".into();
         s.add_peer(a, "10.0.0.1".parse().unwrap());
@@ -845,7 +988,7 @@ mod tests {
             invalid_weight: -1.0,
             ..TopicParams::default()
         };
-        let mut s = PeerScore::new(with_topic("a", tp));
+        let mut s = Scored::new(with_topic("a", tp));
         let p1 = PeerId([1; 32]);
         let (a, b): (Topic, Topic) = ("a".into(), "b".into());
         s.add_peer(p1, "10.0.0.1".parse().unwrap());
@@ -882,7 +1025,7 @@ mod tests {
             time_in_mesh_cap: 5.0,
             ..TopicParams::default()
         };
-        let mut s = PeerScore::new(with_topic("a", tp));
+        let mut s = Scored::new(with_topic("a", tp));
         let p1 = PeerId([1; 32]);
         let a: Topic = "a".into();
         s.add_peer(p1, "10.0.0.1".parse().unwrap());
@@ -908,7 +1051,7 @@ mod tests {
             time_in_mesh_weight: 0.0,
             ..TopicParams::default()
         };
-        let mut s = PeerScore::new(with_topic("a", tp));
+        let mut s = Scored::new(with_topic("a", tp));
         let p1 = PeerId([1; 32]);
         let a: Topic = "a".into();
         s.add_peer(p1, "10.0.0.1".parse().unwrap());
@@ -928,7 +1071,7 @@ mod tests {
             topic_score_cap: 0.5,
             ..ScoreParams::default()
         };
-        let mut s = PeerScore::new(p);
+        let mut s = Scored::new(p);
         let a = PeerId([1; 32]);
         let topic: Topic = "x".into();
         s.add_peer(a, "10.0.0.1".parse().unwrap());

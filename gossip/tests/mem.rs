@@ -82,12 +82,14 @@ fn per_peer(n: u32, topics: usize) -> f64 {
 /// peers: 967 B at first (a `BTreeSet` per IP, `BTreeMap`/`BTreeSet` per
 /// peer), 420 B with a count per IP and sorted vectors, 339 B with the
 /// score's per-peer counters and the router's IDONTWANT/rate-limit state
-/// boxed on first use (one topic each: 1183 -> 508 -> 427 B). What is
-/// left: the score map entry, the router's `PeerState` in its B-tree and
-/// the per-IP count map, table slack included.
-const IDLE_PEER_BOUND: f64 = 380.0;
+/// boxed on first use (one topic each: 1183 -> 508 -> 427 B), 214 B once
+/// an idle peer has no score record at all (the scorer keeps records only
+/// for peers with something to score; one topic: 254 B). What is left: the
+/// router's `PeerState` in its B-tree and the per-IP count map, table
+/// slack included.
+const IDLE_PEER_BOUND: f64 = 240.0;
 /// The same with one subscribed topic per peer.
-const ONE_TOPIC_BOUND: f64 = 480.0;
+const ONE_TOPIC_BOUND: f64 = 290.0;
 
 #[test]
 fn idle_peer_bytes() {

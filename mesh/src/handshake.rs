@@ -813,7 +813,7 @@ impl Node {
         }
         s.last_recv = Stamp::at(now);
         let path = s.path;
-        self.transport.install(
+        let keys = self.transport.install(
             idx,
             s.remote_index,
             self.relay_wire_path(path),
@@ -821,6 +821,7 @@ impl Node {
         );
         let unconfirmed = ik && !initiator;
         s.state = State::Established(Box::new(Established {
+            keys,
             peer: out.remote,
             initiator,
             topics: Default::default(),

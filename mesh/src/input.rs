@@ -149,7 +149,7 @@ impl Node {
     /// what it holds.
     pub(crate) fn on_datagram(&mut self, from: Path, datagram: &mut [u8]) {
         self.transport.set_clock(self.now);
-        let r = self.transport.open(from, datagram);
+        let r = self.transport.open(from, datagram, &mut self.table);
         self.on_inbound(from, datagram, r);
     }
 
@@ -169,7 +169,7 @@ impl Node {
         self.stats.bytes_in += datagram.len() as u64;
         self.transport.set_clock(self.now);
         let from = Path::Udp(from);
-        match self.transport.open(from, datagram) {
+        match self.transport.open(from, datagram, &mut self.table) {
             Inbound::Relay { to } => {
                 let len = datagram.len() as u64;
                 self.stats.relayed_datagrams += 1;

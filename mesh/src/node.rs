@@ -532,6 +532,8 @@ impl Node {
     fn flush(&mut self) {
         // Messages delivered early are checked (and forwarded) first.
         self.check_deferred();
+        let (out, stats) = (&mut self.outbox, &mut self.stats);
+        self.transport.flush_probes(out, stats, &mut self.table);
         let dirty = self.table.take_dirty();
         for &idx in &dirty {
             self.seal_and_send(idx, false);

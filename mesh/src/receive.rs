@@ -6,7 +6,7 @@
 use crate::event::{DisconnectReason, Event, Message};
 use crate::node::Node;
 use crate::pubsub::MAX_HOPS;
-use crate::session::FragmentResult;
+use crate::session::{FragmentResult, Piece};
 use crate::stats::DropReason;
 use crate::wire::{
     signing_bytes, Frame, FrameReader, SignedPublish, MAX_TOPIC, PUBLISH_FIXED, SIGNATURE_LEN,
@@ -101,40 +101,30 @@ impl Node {
                     + SIGNATURE_LEN
                     + PUBLISH_FIXED
                     + MAX_TOPIC;
-                let Some(e) = self.table.established_mut(idx) else {
+                let piece = Piece {
+                    transfer,
+                    index,
+                    count,
+                    data,
+                };
+                let Some(outcome) = self.table.add_fragment(idx, piece, max_body, now) else {
                     return;
                 };
-                match e
-                    .reassembly
-                    .add(transfer, index, count, data, max_body, now)
-                {
+                match outcome {
                     FragmentResult::Incomplete => {}
                     // Not scored: loss leaves honest transfers incomplete too.
                     FragmentResult::Rejected | FragmentResult::IncompleteEvicted => {
                         self.drop_input(DropReason::BadFragment)
                     }
-                    FragmentResult::Complete(body) if signed => {
-                        let (claimed, rest) = body.split_at(32.min(body.len()));
-                        match SignedPublish::decode_body(rest) {
-                            Ok(sp) => {
-                                let p = sp.publish;
-                                let id = message_id(&p.origin, p.seq, p.topic, p.payload);
-                                if claimed != id {
-                                    // Lied about the id in the first fragment.
-                                    self.pubsub.router.on_invalid(&peer, p.topic);
-                                    return self.drop_input(DropReason::InvalidMessage);
-                                }
-                                self.handle_signed(peer, sp, false)
-                            }
-                            Err(_) => {
-                                self.penalise_malformed(idx);
-                                self.drop_input(DropReason::MalformedFrame)
-                            }
+                    FragmentResult::Complete(body) => {
+                        if signed {
+                            self.reassembled(idx, peer, &body);
+                        } else {
+                            self.pubsub.router.penalise(&peer, 1.0);
+                            self.drop_input(DropReason::InvalidMessage)
                         }
-                    }
-                    FragmentResult::Complete(_) => {
-                        self.pubsub.router.penalise(&peer, 1.0);
-                        self.drop_input(DropReason::InvalidMessage)
+                        // The body's buffer serves the next message.
+                        self.table.reassembly.recycle_body(body);
                     }
                 }
             }
@@ -145,6 +135,28 @@ impl Node {
                 if let Some(c) = control_of(&f) {
                     self.control(peer, c);
                 }
+            }
+        }
+    }
+
+    /// A reassembled signed message from `peer` on session `idx`:
+    /// `id ‖ signed publish body`.
+    fn reassembled(&mut self, idx: u32, peer: PeerId, body: &[u8]) {
+        let (claimed, rest) = body.split_at(32.min(body.len()));
+        match SignedPublish::decode_body(rest) {
+            Ok(sp) => {
+                let p = sp.publish;
+                let id = message_id(&p.origin, p.seq, p.topic, p.payload);
+                if claimed != id {
+                    // Lied about the id in the first fragment.
+                    self.pubsub.router.on_invalid(&peer, p.topic);
+                    return self.drop_input(DropReason::InvalidMessage);
+                }
+                self.handle_signed(peer, sp, false)
+            }
+            Err(_) => {
+                self.penalise_malformed(idx);
+                self.drop_input(DropReason::MalformedFrame)
             }
         }
     }

@@ -89,10 +89,14 @@ pub(crate) struct Pending {
     pub probe: bool,
 }
 
-/// An established session. Its transport keys are not here: they live in
-/// the node's transport (its own [`crate::SessionShard`], or an engine
-/// shard's).
+/// An established session. With local transport its transport record
+/// (keys, counters, replay window, wire path) is here, in [`Self::keys`];
+/// with detached transport it is on an engine shard.
 pub(crate) struct Established {
+    /// The transport record, while this node opens and seals the
+    /// session's datagrams itself (local transport); `None` when an engine
+    /// shard or the sharded node's classifier holds it.
+    pub keys: Option<Box<crate::shard::ShardSession>>,
     /// The peer's authenticated identity.
     pub peer: PeerId,
     /// True if we sent message 1.
@@ -188,8 +192,14 @@ pub(crate) const CAPABILITIES: [&str; 4] = [
 pub(crate) struct TopicList {
     /// Bit `i` set: the peer announced `CAPABILITIES[i]`.
     caps: u8,
-    /// Other topics, sorted, without spare capacity.
-    others: Box<[Box<str>]>,
+    /// Other topics, sorted, without spare capacity; boxed twice, so that
+    /// the list is 16 B in every session (a thin pointer beside the bits,
+    /// where a slice pointer would make it 24), and `None` when empty.
+    #[allow(
+        clippy::redundant_allocation,
+        reason = "a thin pointer: 8 B in every idle session, not 16"
+    )]
+    others: Option<Box<Box<[Box<str>]>>>,
 }
 
 /// The bit of a capability topic, if `topic` is one.
@@ -201,9 +211,19 @@ fn capability_bit(topic: &str) -> Option<u8> {
 }
 
 impl TopicList {
+    /// The topics beyond the capabilities, sorted.
+    fn others(&self) -> &[Box<str>] {
+        self.others.as_deref().map_or(&[], |b| &b[..])
+    }
+
+    /// Replaces the other topics (`None` when there are none).
+    fn set_others(&mut self, v: Vec<Box<str>>) {
+        self.others = (!v.is_empty()).then(|| Box::new(v.into_boxed_slice()));
+    }
+
     /// Number of topics.
     pub fn len(&self) -> usize {
-        self.caps.count_ones() as usize + self.others.len()
+        self.caps.count_ones() as usize + self.others().len()
     }
 
     /// True if the peer subscribed to `topic`.
@@ -215,7 +235,7 @@ impl TopicList {
     }
 
     fn find(&self, topic: &str) -> Result<usize, usize> {
-        self.others.binary_search_by(|t| (**t).cmp(topic))
+        self.others().binary_search_by(|t| (**t).cmp(topic))
     }
 
     /// Adds `topic`; false if it was there.
@@ -228,9 +248,9 @@ impl TopicList {
         match self.find(topic) {
             Ok(_) => false,
             Err(i) => {
-                let mut v = std::mem::take(&mut self.others).into_vec();
+                let mut v = self.others.take().map(|b| b.into_vec()).unwrap_or_default();
                 v.insert(i, topic.into());
-                self.others = v.into_boxed_slice();
+                self.set_others(v);
                 true
             }
         }
@@ -245,9 +265,9 @@ impl TopicList {
         }
         match self.find(topic) {
             Ok(i) => {
-                let mut v = std::mem::take(&mut self.others).into_vec();
+                let mut v = self.others.take().map(|b| b.into_vec()).unwrap_or_default();
                 v.remove(i);
-                self.others = v.into_boxed_slice();
+                self.set_others(v);
                 true
             }
             Err(_) => false,
@@ -261,7 +281,7 @@ impl TopicList {
             .enumerate()
             .filter(|(i, _)| self.caps & (1 << i) != 0)
             .map(|(_, c)| *c)
-            .chain(self.others.iter().map(|t| &**t))
+            .chain(self.others().iter().map(|t| &**t))
     }
 }
 
@@ -325,9 +345,114 @@ pub(crate) enum FragmentResult {
 struct Partial {
     count: u16,
     received: u16,
-    parts: Vec<Option<Box<[u8]>>>,
+    /// The pieces by index, each in a buffer from the pool.
+    parts: Vec<Option<Vec<u8>>>,
     bytes: usize,
     started: Time,
+}
+
+/// A list of the fragmented messages in flight on one session.
+type Transfers = Vec<(u32, Partial)>;
+
+/// Most spare transfer lists a pool keeps.
+const SPARE_LISTS: usize = 8;
+/// Most spare piece buffers a pool keeps (each `FRAGMENT_CHUNK` bytes).
+const SPARE_PIECES: usize = 64;
+/// Most spare reassembled bodies a pool keeps.
+const SPARE_BODIES: usize = 4;
+/// Largest body capacity a pool keeps for reuse (a larger one is freed,
+/// so that one big message does not pin its memory).
+const SPARE_BODY_BYTES: usize = 16 * FRAGMENT_CHUNK;
+
+/// What a node's reassembly reuses between fragmented messages (bounded,
+/// node-wide, not per session): the boxed transfer list a session holds
+/// while a message is in flight, the pieces' buffers, their slot lists,
+/// and the reassembled bodies once the caller is done with them
+/// ([`ReassemblyPool::recycle_body`]). Without it every fragmented message
+/// allocated its list, one buffer per piece, the slot list and the body.
+#[derive(Default)]
+pub(crate) struct ReassemblyPool {
+    #[allow(
+        clippy::vec_box,
+        reason = "the boxes are what a session holds; they are kept to be handed out again"
+    )]
+    lists: Vec<Box<Transfers>>,
+    pieces: Vec<Vec<u8>>,
+    slots: Vec<Vec<Option<Vec<u8>>>>,
+    bodies: Vec<Vec<u8>>,
+}
+
+impl ReassemblyPool {
+    fn list(&mut self) -> Box<Transfers> {
+        self.lists.pop().unwrap_or_default()
+    }
+
+    fn put_list(&mut self, mut list: Box<Transfers>) {
+        for (_, p) in list.drain(..) {
+            self.put_partial(p);
+        }
+        if self.lists.len() < SPARE_LISTS {
+            self.lists.push(list);
+        }
+    }
+
+    fn piece(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut b = self
+            .pieces
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(FRAGMENT_CHUNK));
+        b.extend_from_slice(data);
+        b
+    }
+
+    fn put_piece(&mut self, mut b: Vec<u8>) {
+        if self.pieces.len() < SPARE_PIECES && b.capacity() >= FRAGMENT_CHUNK {
+            b.clear();
+            self.pieces.push(b);
+        }
+    }
+
+    fn slots(&mut self, count: usize) -> Vec<Option<Vec<u8>>> {
+        let mut v = self.slots.pop().unwrap_or_default();
+        v.resize_with(count, || None);
+        v
+    }
+
+    fn put_partial(&mut self, p: Partial) {
+        let mut slots = p.parts;
+        for b in slots.drain(..).flatten() {
+            self.put_piece(b);
+        }
+        if self.slots.len() < SPARE_LISTS {
+            self.slots.push(slots);
+        }
+    }
+
+    fn body(&mut self, len: usize) -> Vec<u8> {
+        match self.bodies.iter().position(|b| b.capacity() >= len) {
+            Some(i) => self.bodies.swap_remove(i),
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    /// Takes back a body that [`FragmentResult::Complete`] handed out, once
+    /// the caller is done with it.
+    pub fn recycle_body(&mut self, mut body: Vec<u8>) {
+        if body.capacity() <= SPARE_BODY_BYTES {
+            body.clear();
+            if self.bodies.len() >= SPARE_BODIES {
+                // Keep the larger ones: they fit more messages.
+                match (0..self.bodies.len()).min_by_key(|&i| self.bodies[i].capacity()) {
+                    Some(i) if self.bodies[i].capacity() < body.capacity() => {
+                        self.bodies[i] = body;
+                    }
+                    _ => {}
+                }
+            } else {
+                self.bodies.push(body);
+            }
+        }
+    }
 }
 
 /// Bounded reassembly of fragmented publish bodies.
@@ -335,48 +460,69 @@ struct Partial {
 pub(crate) struct Reassembly {
     /// At most `MAX_TRANSFERS` entries, so a vector searched linearly;
     /// boxed and present only while a transfer is in flight (8 B in an
-    /// idle session).
+    /// idle session). The box comes from, and goes back to, the node's
+    /// [`ReassemblyPool`].
     #[allow(
         clippy::box_collection,
         reason = "8 B in every idle session where a vector takes 24"
     )]
-    transfers: Option<Box<Vec<(u32, Partial)>>>,
+    transfers: Option<Box<Transfers>>,
+}
+
+/// One received piece of a fragmented message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Piece<'a> {
+    /// The sender's transfer id.
+    pub transfer: u32,
+    /// This piece's index.
+    pub index: u16,
+    /// Pieces in the message.
+    pub count: u16,
+    /// The piece's bytes.
+    pub data: &'a [u8],
 }
 
 impl Reassembly {
-    /// Adds a piece; `max_body` bounds the reassembled size.
+    /// Adds a piece; `max_body` bounds the reassembled size. Buffers come
+    /// from `pool` and go back there; a complete body is the caller's
+    /// (give it back with [`ReassemblyPool::recycle_body`]).
     pub fn add(
         &mut self,
-        transfer: u32,
-        index: u16,
-        count: u16,
-        data: &[u8],
+        pool: &mut ReassemblyPool,
+        piece: Piece<'_>,
         max_body: usize,
         now: Time,
     ) -> FragmentResult {
+        let Piece { count, data, .. } = piece;
         if count > MAX_FRAGMENTS
             || data.len() > FRAGMENT_CHUNK
             || (count as usize - 1) * FRAGMENT_CHUNK >= max_body.max(1)
         {
             return FragmentResult::Rejected;
         }
-        let transfers = self.transfers.get_or_insert_with(Box::default);
-        let outcome = Self::add_to(transfers, transfer, index, count, data, max_body, now);
+        let mut transfers = self.transfers.take().unwrap_or_else(|| pool.list());
+        let outcome = Self::add_to(&mut transfers, pool, piece, max_body, now);
         if transfers.is_empty() {
-            self.transfers = None;
+            pool.put_list(transfers);
+        } else {
+            self.transfers = Some(transfers);
         }
         outcome
     }
 
     fn add_to(
-        transfers: &mut Vec<(u32, Partial)>,
-        transfer: u32,
-        index: u16,
-        count: u16,
-        data: &[u8],
+        transfers: &mut Transfers,
+        pool: &mut ReassemblyPool,
+        piece: Piece<'_>,
         max_body: usize,
         now: Time,
     ) -> FragmentResult {
+        let Piece {
+            transfer,
+            index,
+            count,
+            data,
+        } = piece;
         let mut evicted = false;
         let at = match transfers.iter().position(|(t, _)| *t == transfer) {
             Some(i) => i,
@@ -385,15 +531,17 @@ impl Reassembly {
                     let oldest = (0..transfers.len())
                         .min_by_key(|&i| transfers[i].1.started)
                         .unwrap_or(0);
-                    transfers.swap_remove(oldest);
+                    let (_, old) = transfers.swap_remove(oldest);
+                    pool.put_partial(old);
                     evicted = true;
                 }
+                let parts = pool.slots(count as usize);
                 transfers.push((
                     transfer,
                     Partial {
                         count,
                         received: 0,
-                        parts: vec![None; count as usize],
+                        parts,
                         bytes: 0,
                         started: now,
                     },
@@ -405,7 +553,8 @@ impl Reassembly {
         // All pieces but the last are full chunks.
         let full = data.len() == FRAGMENT_CHUNK;
         if p.count != count || (index + 1 < count && !full) || p.bytes + data.len() > max_body {
-            transfers.swap_remove(at);
+            let (_, bad) = transfers.swap_remove(at);
+            pool.put_partial(bad);
             return FragmentResult::Rejected;
         }
         let Some(slot) = p.parts.get_mut(index as usize) else {
@@ -414,7 +563,7 @@ impl Reassembly {
         if slot.is_some() {
             return FragmentResult::Incomplete;
         }
-        *slot = Some(data.into());
+        *slot = Some(pool.piece(data));
         p.received += 1;
         p.bytes += data.len();
         if p.received < p.count {
@@ -425,10 +574,11 @@ impl Reassembly {
             };
         }
         let (_, p) = transfers.swap_remove(at);
-        let mut body = Vec::with_capacity(p.bytes);
-        for part in p.parts.into_iter().flatten() {
-            body.extend_from_slice(&part);
+        let mut body = pool.body(p.bytes);
+        for part in p.parts.iter().flatten() {
+            body.extend_from_slice(part);
         }
+        pool.put_partial(p);
         FragmentResult::Complete(body)
     }
 
@@ -451,15 +601,31 @@ impl Reassembly {
 mod tests {
     use super::*;
 
+    fn piece(transfer: u32, index: u16, count: u16, data: &[u8]) -> Piece<'_> {
+        Piece {
+            transfer,
+            index,
+            count,
+            data,
+        }
+    }
+
     #[test]
     fn reassembles_out_of_order_and_rejects_inconsistency() {
         let mut r = Reassembly::default();
+        let mut pool = ReassemblyPool::default();
         let now = Duration::ZERO;
         let a = vec![1u8; FRAGMENT_CHUNK];
         let b = vec![2u8; 10];
-        assert_eq!(r.add(1, 1, 2, &b, 100_000, now), FragmentResult::Incomplete);
-        assert_eq!(r.add(1, 1, 2, &b, 100_000, now), FragmentResult::Incomplete);
-        match r.add(1, 0, 2, &a, 100_000, now) {
+        assert_eq!(
+            r.add(&mut pool, piece(1, 1, 2, &b), 100_000, now),
+            FragmentResult::Incomplete
+        );
+        assert_eq!(
+            r.add(&mut pool, piece(1, 1, 2, &b), 100_000, now),
+            FragmentResult::Incomplete
+        );
+        match r.add(&mut pool, piece(1, 0, 2, &a), 100_000, now) {
             FragmentResult::Complete(body) => {
                 assert_eq!(body.len(), FRAGMENT_CHUNK + 10);
                 assert_eq!(body[0], 1);
@@ -468,30 +634,80 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // short non-final piece
-        assert_eq!(r.add(2, 0, 2, &b, 100_000, now), FragmentResult::Rejected);
+        assert_eq!(
+            r.add(&mut pool, piece(2, 0, 2, &b), 100_000, now),
+            FragmentResult::Rejected
+        );
         // count too large for the size limit
-        assert_eq!(r.add(3, 0, 200, &a, 10_000, now), FragmentResult::Rejected);
+        assert_eq!(
+            r.add(&mut pool, piece(3, 0, 200, &a), 10_000, now),
+            FragmentResult::Rejected
+        );
         // bounded number of transfers
         for t in 10..10 + MAX_TRANSFERS as u32 {
-            assert_eq!(r.add(t, 0, 2, &a, 100_000, now), FragmentResult::Incomplete);
+            assert_eq!(
+                r.add(&mut pool, piece(t, 0, 2, &a), 100_000, now),
+                FragmentResult::Incomplete
+            );
         }
         // A new transfer beyond the bound evicts the oldest one.
         let later = now + Duration::from_millis(1);
         assert_eq!(
-            r.add(99, 0, 2, &a, 100_000, later),
+            r.add(&mut pool, piece(99, 0, 2, &a), 100_000, later),
             FragmentResult::IncompleteEvicted
         );
         assert_eq!(
-            r.add(10, 1, 2, &b, 100_000, later),
+            r.add(&mut pool, piece(10, 1, 2, &b), 100_000, later),
             FragmentResult::IncompleteEvicted,
             "10 was the oldest; its piece 1 starts it afresh"
         );
-        match r.add(99, 1, 2, &b, 100_000, later) {
+        match r.add(&mut pool, piece(99, 1, 2, &b), 100_000, later) {
             FragmentResult::Complete(body) => assert_eq!(body.len(), a.len() + b.len()),
             other => panic!("{other:?}"),
         }
         // 12..=17 and the restarted 10 are left.
         assert_eq!(r.expire(later + REASSEMBLY_TIMEOUT), MAX_TRANSFERS - 1);
+    }
+
+    /// After the first message, fragmented messages take their list,
+    /// piece buffers, slot list and body from the pool and give them back:
+    /// the pool neither grows nor runs dry from one message to the next.
+    #[test]
+    fn reassembly_reuses_its_buffers() {
+        let mut r = Reassembly::default();
+        let mut pool = ReassemblyPool::default();
+        let now = Duration::ZERO;
+        let a = vec![1u8; FRAGMENT_CHUNK];
+        let b = vec![2u8; 10];
+        let mut bodies = Vec::new();
+        for t in 0..4 {
+            assert_eq!(
+                r.add(&mut pool, piece(t, 0, 2, &a), 100_000, now),
+                FragmentResult::Incomplete
+            );
+            assert!(r.transfers.is_some() && pool.lists.is_empty(), "in flight");
+            match r.add(&mut pool, piece(t, 1, 2, &b), 100_000, now) {
+                FragmentResult::Complete(body) => {
+                    assert_eq!(body.len(), FRAGMENT_CHUNK + 10);
+                    assert_eq!(body[FRAGMENT_CHUNK], 2);
+                    bodies.push(body.as_ptr() as usize);
+                    pool.recycle_body(body);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(r.transfers.is_none(), "an idle session holds no list");
+            let held = (
+                pool.lists.len(),
+                pool.pieces.len(),
+                pool.slots.len(),
+                pool.bodies.len(),
+            );
+            assert_eq!(held, (1, 2, 1, 1), "message {t}");
+        }
+        assert!(
+            bodies.windows(2).all(|w| w[0] == w[1]),
+            "the body is reused"
+        );
     }
 
     #[test]
@@ -556,13 +772,16 @@ mod size_tests {
 
     /// The per-session records stay as small as `moss-bench idle` found
     /// them (layouts, not timing): a stamp's niche makes an optional stamp
-    /// 8 B, and the established state stays within 168 B (160 today).
+    /// 8 B, a topic list is 16 B (bits and a thin pointer), and the
+    /// established state, with the pointer to its transport record, stays
+    /// within 160 B.
     #[test]
     fn idle_session_records_stay_small() {
         assert_eq!(size_of::<Stamp>(), 8);
         assert_eq!(size_of::<Option<Stamp>>(), 8);
+        assert_eq!(size_of::<TopicList>(), 16);
         assert!(
-            size_of::<Established>() <= 168,
+            size_of::<Established>() <= 160,
             "{}",
             size_of::<Established>()
         );

@@ -228,16 +228,45 @@ pub enum ShardSealError {
     CounterExhausted,
 }
 
+/// Where a shard finds the transport records of the sessions it opens
+/// and seals, by our local index: its own map (an engine shard's, a
+/// sharded node's for its TCP and channel sessions), or, for a
+/// single-threaded node, the session table, whose established sessions
+/// hold their record themselves (one table, the path and index not kept
+/// twice: `moss-bench idle`).
+pub(crate) trait Records {
+    /// The record of session `index`, if held here.
+    fn record(&mut self, index: u32) -> Option<&mut ShardSession>;
+    /// True if the record of session `index` is held here.
+    fn holds(&self, index: u32) -> bool;
+}
+
+impl Records for HashMap<u32, Box<ShardSession>> {
+    fn record(&mut self, index: u32) -> Option<&mut ShardSession> {
+        self.get_mut(&index).map(|b| &mut **b)
+    }
+
+    fn holds(&self, index: u32) -> bool {
+        self.contains_key(&index)
+    }
+}
+
 /// One shard's slice of the session table: transport ciphers and replay
 /// windows of the sessions it owns.
 pub struct SessionShard {
+    core: Core,
+    /// Boxed: an idle session's slot is a pointer, not its 144 B of keys
+    /// and counters, at the map's spare capacity (`moss-bench idle`).
+    sessions: HashMap<u32, Box<ShardSession>>,
+}
+
+/// Everything of a shard but its records: the receive and seal steps run
+/// on this with the records passed in ([`Records`]).
+struct Core {
     id: usize,
     /// The shard of a single-threaded node: it owns every index.
     owns_all: bool,
     scrambler: Scrambler,
-    /// Boxed: an idle session's slot is a pointer, not its 144 B of keys
-    /// and counters, at the map's spare capacity (`moss-bench idle`).
-    sessions: HashMap<u32, Box<ShardSession>>,
     stats: Stats,
     routes: RelayRoutes,
     now_ms: u64,
@@ -247,28 +276,29 @@ impl SessionShard {
     /// Shard number `id` of a node of the mesh with these keys.
     pub fn new(id: usize, keys: &MeshKeys) -> Self {
         Self {
-            id,
-            owns_all: false,
-            scrambler: Scrambler::new(keys.scramble_key),
+            core: Core {
+                id,
+                owns_all: false,
+                scrambler: Scrambler::new(keys.scramble_key),
+                stats: Stats::default(),
+                routes: RelayRoutes::new(crate::relay::default_limits()),
+                now_ms: 0,
+            },
             sessions: HashMap::new(),
-            stats: Stats::default(),
-            routes: RelayRoutes::new(crate::relay::default_limits()),
-            now_ms: 0,
         }
     }
 
     /// The one shard of a node that is not sharded: it owns every index
     /// (never answers [`Inbound::Foreign`]).
     pub fn whole(keys: &MeshKeys) -> Self {
-        Self {
-            owns_all: true,
-            ..Self::new(0, keys)
-        }
+        let mut s = Self::new(0, keys);
+        s.core.owns_all = true;
+        s
     }
 
     /// This shard's number.
     pub fn id(&self) -> usize {
-        self.id
+        self.core.id
     }
 
     /// Sessions whose cipher this shard holds.
@@ -283,24 +313,24 @@ impl SessionShard {
 
     /// Datagram and drop counters of this shard's transport work.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.core.stats
     }
 
     /// Counts a drop decided by the driver (e.g. an [`Inbound::Unknown`]
     /// datagram that waited in vain).
     pub fn drop_input(&mut self, r: DropReason) {
-        self.stats.drops.add(r);
+        self.core.stats.drops.add(r);
     }
 
     /// The time relay buckets refill by (the driver's clock, set once per
     /// batch; only a relaying shard reads it).
     pub fn set_clock(&mut self, now: crate::Time) {
-        self.now_ms = now.as_millis() as u64;
+        self.core.now_ms = now.as_millis() as u64;
     }
 
     /// Relay routes this shard forwards by.
     pub fn routes(&self) -> &RelayRoutes {
-        &self.routes
+        &self.core.routes
     }
 
     /// Takes over the transport half of session `index`.
@@ -338,15 +368,16 @@ impl SessionShard {
                 route,
                 limits,
             } => {
-                self.routes.set_limits(limits);
+                let c = &mut self.core;
+                c.routes.set_limits(limits);
                 // A taken index stays with its first session: the later
                 // pair's data is not relayed (its ends see a dead relay
                 // and go elsewhere), never misdirected.
-                let _ = self.routes.add(index, route, self.now_ms);
+                let _ = c.routes.add(index, route, c.now_ms);
                 Ok(None)
             }
             TransportOp::Unroute { session } => {
-                self.routes.remove_session(session);
+                self.core.routes.remove_session(session);
                 Ok(None)
             }
             TransportOp::Probe { index, to } => {
@@ -358,8 +389,8 @@ impl SessionShard {
 
     /// Handles a datagram received on this shard's socket (counted).
     pub fn receive(&mut self, from: impl Into<Path>, datagram: &mut [u8]) -> Inbound {
-        self.stats.datagrams_in += 1;
-        self.stats.bytes_in += datagram.len() as u64;
+        self.core.stats.datagrams_in += 1;
+        self.core.stats.bytes_in += datagram.len() as u64;
         self.receive_forwarded(from, datagram)
     }
 
@@ -367,11 +398,12 @@ impl SessionShard {
     /// counted there; drops are counted here).
     pub fn receive_forwarded(&mut self, from: impl Into<Path>, datagram: &mut [u8]) -> Inbound {
         let r = self.open(from.into(), datagram);
+        let stats = &mut self.core.stats;
         match r {
-            Inbound::Dropped(reason) => self.stats.drops.add(reason),
+            Inbound::Dropped(reason) => stats.drops.add(reason),
             Inbound::Relay { .. } => {
-                self.stats.relayed_datagrams += 1;
-                self.stats.relayed_bytes += datagram.len() as u64;
+                stats.relayed_datagrams += 1;
+                stats.relayed_bytes += datagram.len() as u64;
             }
             _ => {}
         }
@@ -384,6 +416,50 @@ impl SessionShard {
     /// authenticated data arrives on a new path has roamed: its sends
     /// follow.
     pub fn open(&mut self, from: Path, datagram: &mut [u8]) -> Inbound {
+        self.core.open(from, datagram, &mut self.sessions)
+    }
+
+    /// [`SessionShard::open`] with the records kept elsewhere (a
+    /// single-threaded node's session table).
+    pub(crate) fn open_in(
+        &mut self,
+        from: Path,
+        datagram: &mut [u8],
+        records: &mut impl Records,
+    ) -> Inbound {
+        self.core.open(from, datagram, records)
+    }
+
+    /// Seals `plaintext` as one datagram of the session whose record is
+    /// `record` into `out` (cleared first) and returns where it goes.
+    pub(crate) fn seal_record(
+        &mut self,
+        record: &mut ShardSession,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Path, ShardSealError> {
+        self.core.seal(record, plaintext, out)
+    }
+
+    /// Seals `plaintext` as one datagram of session `index` into `out`
+    /// (cleared first) and returns where it goes.
+    pub fn seal(
+        &mut self,
+        index: u32,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Path, ShardSealError> {
+        let s = self
+            .sessions
+            .get_mut(&index)
+            .ok_or(ShardSealError::UnknownSession)?;
+        self.core.seal(s, plaintext, out)
+    }
+}
+
+impl Core {
+    /// [`SessionShard::open`] over `records`.
+    fn open(&mut self, from: Path, datagram: &mut [u8], records: &mut impl Records) -> Inbound {
         if datagram.len() < MIN_DATAGRAM {
             return Inbound::Dropped(DropReason::TooShort);
         }
@@ -398,7 +474,7 @@ impl SessionShard {
             Ok(Head::Handshake { .. }) => return Inbound::Handshake,
             Err(_) => return Inbound::Dropped(DropReason::Unrecognized),
         };
-        if !self.routes.is_empty() && !self.sessions.contains_key(&receiver) {
+        if !self.routes.is_empty() && !records.holds(receiver) {
             let len = datagram.len();
             match self.routes.forward(receiver, from, len, self.now_ms) {
                 Some(Ok(to)) => return Inbound::Relay { to },
@@ -410,7 +486,7 @@ impl SessionShard {
         if owner != self.id && !self.owns_all {
             return Inbound::Foreign { owner };
         }
-        let Some(s) = self.sessions.get_mut(&receiver) else {
+        let Some(s) = records.record(receiver) else {
             return Inbound::Unknown { index: receiver };
         };
         datagram[..HEAD_LEN].copy_from_slice(&raw);
@@ -427,21 +503,16 @@ impl SessionShard {
         }
     }
 
-    /// Seals `plaintext` as one datagram of session `index` into `out`
-    /// (cleared first) and returns where it goes.
-    pub fn seal(
+    /// Seals `plaintext` as one datagram of the session of record `s`.
+    fn seal(
         &mut self,
-        index: u32,
+        s: &mut ShardSession,
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Path, ShardSealError> {
         if plaintext.len() > MAX_PLAINTEXT {
             return Err(ShardSealError::TooLarge);
         }
-        let s = self
-            .sessions
-            .get_mut(&index)
-            .ok_or(ShardSealError::UnknownSession)?;
         let head = Head::Data {
             receiver: s.remote_index,
             counter: s.cipher.next_counter(),

@@ -7,7 +7,8 @@
 //! dial to any of them counts as connected; they go with the slot.
 
 use crate::path::Path;
-use crate::session::{Established, Session};
+use crate::session::{Established, FragmentResult, Piece, ReassemblyPool, Session};
+use crate::shard::{Records, ShardSession};
 use crate::Time;
 use moss_crypto::PeerId;
 use rand_core::RngCore;
@@ -30,6 +31,20 @@ pub(crate) struct SessionTable {
     /// initiator's index of the message 1 that made them: a repeated
     /// message 1 finds its answer here.
     by_dial: HashMap<(Path, u32), u32>,
+    /// Buffers every session's reassembly reuses.
+    pub reassembly: ReassemblyPool,
+}
+
+/// With local transport the established sessions hold their transport
+/// records: the shard opens through the table.
+impl Records for SessionTable {
+    fn record(&mut self, index: u32) -> Option<&mut ShardSession> {
+        self.established_mut(index)?.keys.as_deref_mut()
+    }
+
+    fn holds(&self, index: u32) -> bool {
+        self.established(index).is_some_and(|e| e.keys.is_some())
+    }
 }
 
 impl SessionTable {
@@ -51,6 +66,21 @@ impl SessionTable {
     /// The established state of slot `idx`, mutably.
     pub fn established_mut(&mut self, idx: u32) -> Option<&mut Established> {
         self.get_mut(idx).and_then(Session::established_mut)
+    }
+
+    /// Adds one piece of a fragmented message to established session
+    /// `idx`'s reassembly (buffers from the table's pool); `None` for a
+    /// slot that is not established. A complete body goes back with
+    /// `self.reassembly.recycle_body` once used.
+    pub fn add_fragment(
+        &mut self,
+        idx: u32,
+        piece: Piece<'_>,
+        max_body: usize,
+        now: Time,
+    ) -> Option<FragmentResult> {
+        let e = self.sessions.get_mut(&idx)?.established_mut()?;
+        Some(e.reassembly.add(&mut self.reassembly, piece, max_body, now))
     }
 
     /// The authenticated peer of slot `idx`.

@@ -1,17 +1,20 @@
 //! The node's one transport path (the quinn Endpoint/Connection split):
-//! every established session's keys live in a [`SessionShard`]. A
-//! single-threaded node owns that shard ([`Transport::Local`]): it opens
-//! and seals datagrams itself. A sharded node ([`Transport::Remote`]) hands
-//! the keys to the engine shards and gets their plaintext back; what it
-//! seals becomes [`TransportOp::Send`] for the owning shard. Either way the
-//! node calls the same few operations here, and the wire bytes are the
-//! same.
+//! every established session's keys are opened and sealed by a
+//! [`SessionShard`]. A single-threaded node owns that shard
+//! ([`Transport::Local`]): it opens and seals datagrams itself, and each
+//! session's transport record stays in its established state in the
+//! session table (one table: no second map by index, the path not kept a
+//! third time). A sharded node ([`Transport::Remote`]) hands the keys to
+//! the engine shards and gets their plaintext back; what it seals becomes
+//! [`TransportOp::Send`] for the owning shard. Either way the node calls
+//! the same few operations here, and the wire bytes are the same.
 
 use crate::path::Path;
 use crate::relay::route::{Route, RouteLimits};
 use crate::session::{Session, Stamp};
 use crate::shard::{with_owner, Inbound, SessionShard, ShardSession, TransportOp};
 use crate::stats::Stats;
+use crate::table::SessionTable;
 use crate::wire::MAX_DATAGRAM;
 use crate::Time;
 use moss_crypto::{MeshKeys, TransportCipher};
@@ -33,10 +36,23 @@ const FREE_BUFFERS: usize = 256;
 
 /// Where sessions' keys live and how sealed datagrams leave.
 pub(crate) enum Transport {
-    /// This node opens and seals: the shard holds every session's keys.
-    Local(SessionShard),
+    /// This node opens and seals; every session's keys are in its slot.
+    Local(Local),
     /// Engine shards open and seal; the node queues work for them.
     Remote(Remote),
+}
+
+/// Most direct-path probes waiting for the next flush.
+const MAX_PROBES: usize = 256;
+
+/// The transport of a single-threaded node.
+pub(crate) struct Local {
+    /// Opens and seals with the records the session table holds (its own
+    /// map stays empty).
+    shard: SessionShard,
+    /// Direct-path probes asked for where the session table is not at
+    /// hand: sealed at the next flush ([`Transport::flush_probes`]).
+    probes: Vec<(u32, SocketAddr)>,
 }
 
 /// The node's side of detached shards.
@@ -124,23 +140,36 @@ impl Outbox {
 impl Transport {
     /// The local transport of a single-threaded node.
     pub fn local(keys: &MeshKeys) -> Self {
-        Self::Local(SessionShard::whole(keys))
+        Self::Local(Local {
+            shard: SessionShard::whole(keys),
+            probes: Vec::new(),
+        })
     }
 
-    /// Classifies (and, locally, opens in place) one received datagram.
-    pub fn open(&mut self, from: Path, datagram: &mut [u8]) -> Inbound {
+    /// Classifies (and, locally, opens in place) one received datagram;
+    /// a single-threaded node's keys are in `table`.
+    pub fn open(&mut self, from: Path, datagram: &mut [u8], table: &mut SessionTable) -> Inbound {
         match self {
-            Self::Local(shard) => shard.open(from, datagram),
+            Self::Local(l) => l.shard.open_in(from, datagram, table),
             Self::Remote(r) => r.classifier.open(from, datagram),
         }
     }
 
     /// Takes the keys of a just-established session (a sharded node keeps
     /// those of TCP and channel paths: the shards own UDP sockets only).
-    pub fn install(&mut self, index: u32, remote_index: u32, path: Path, cipher: TransportCipher) {
+    /// Returns the record for the session itself to keep when transport
+    /// is local ([`crate::session::Established::keys`]).
+    #[must_use = "a local session's keys are its own to keep"]
+    pub fn install(
+        &mut self,
+        index: u32,
+        remote_index: u32,
+        path: Path,
+        cipher: TransportCipher,
+    ) -> Option<Box<ShardSession>> {
         let session = Box::new(ShardSession::new(remote_index, path, cipher));
         match self {
-            Self::Local(shard) => shard.install(index, session),
+            Self::Local(_) => return Some(session),
             // The engine shards send on UDP sockets only: TCP connections
             // and host channels (spray sockets) are the core thread's.
             Self::Remote(r) if matches!(path, Path::Tcp { .. } | Path::Channel(_)) => {
@@ -148,14 +177,14 @@ impl Transport {
             }
             Self::Remote(r) => r.ops.push_back(TransportOp::Install { index, session }),
         }
+        None
     }
 
-    /// Forgets the keys of an ended session.
+    /// Forgets the keys of an ended session (a local session's went with
+    /// its slot).
     pub fn remove(&mut self, index: u32) {
         match self {
-            Self::Local(shard) => {
-                shard.remove(index);
-            }
+            Self::Local(l) => l.probes.retain(|&(i, _)| i != index),
             Self::Remote(r) if r.classifier.contains(index) => {
                 r.classifier.remove(index);
             }
@@ -181,18 +210,27 @@ impl Transport {
         if e.pending.is_empty() && !allow_empty {
             return;
         }
-        let shard = match self {
-            Self::Local(shard) => shard,
-            Self::Remote(r) if r.classifier.contains(index) => &mut r.classifier,
+        let mut buf = out.buffer();
+        let sealed = match self {
+            Self::Local(l) => match e.keys.as_deref_mut() {
+                Some(keys) => l.shard.seal_record(keys, &e.pending, &mut buf),
+                None => {
+                    // Not installed: nothing can be sealed.
+                    out.recycle(buf);
+                    return;
+                }
+            },
+            Self::Remote(r) if r.classifier.contains(index) => {
+                r.classifier.seal(index, &e.pending, &mut buf)
+            }
             Self::Remote(r) => {
+                out.recycle(buf);
                 let plaintext = std::mem::replace(&mut e.pending, out.buffer());
                 s.last_send = Stamp::at(now);
                 r.ops.push_back(TransportOp::Send { index, plaintext });
                 return;
             }
         };
-        let mut buf = out.buffer();
-        let sealed = shard.seal(index, &e.pending, &mut buf);
         out.recycle(std::mem::take(&mut e.pending));
         match sealed {
             Ok(to) => {
@@ -213,8 +251,8 @@ impl Transport {
             limits,
         };
         match self {
-            Self::Local(shard) => {
-                let _ = shard.apply(op, &mut Vec::new());
+            Self::Local(l) => {
+                let _ = l.shard.apply(op, &mut Vec::new());
             }
             Self::Remote(r) => r.ops.push_back(op),
         }
@@ -224,33 +262,55 @@ impl Transport {
     pub fn unroute(&mut self, session: u64) {
         let op = TransportOp::Unroute { session };
         match self {
-            Self::Local(shard) => {
-                let _ = shard.apply(op, &mut Vec::new());
+            Self::Local(l) => {
+                let _ = l.shard.apply(op, &mut Vec::new());
             }
             Self::Remote(r) => r.ops.push_back(op),
         }
     }
 
     /// Seals an empty keepalive of session `index` to `to` instead of its
-    /// path (a direct-path probe of a relayed session).
-    pub fn probe(&mut self, out: &mut Outbox, stats: &mut Stats, index: u32, to: SocketAddr) {
+    /// path (a direct-path probe of a relayed session): locally at the
+    /// next flush ([`Transport::flush_probes`], where the session's keys
+    /// are at hand), else by its shard. `out` and `stats` are the ones the
+    /// flush uses.
+    pub fn probe(&mut self, _out: &mut Outbox, _stats: &mut Stats, index: u32, to: SocketAddr) {
         match self {
-            Self::Local(shard) => {
-                let mut buf = out.buffer();
-                match shard.apply(TransportOp::Probe { index, to }, &mut buf) {
-                    Ok(Some((to, _))) => out.emit(stats, to, buf),
-                    _ => out.recycle(buf),
+            Self::Local(l) => {
+                if l.probes.len() < MAX_PROBES && !l.probes.contains(&(index, to)) {
+                    l.probes.push((index, to));
                 }
             }
             Self::Remote(r) => r.ops.push_back(TransportOp::Probe { index, to }),
         }
     }
 
+    /// Seals the direct-path probes asked for since the last flush (local
+    /// transport; the keys are in `table`), in the order asked.
+    pub fn flush_probes(&mut self, out: &mut Outbox, stats: &mut Stats, table: &mut SessionTable) {
+        let Self::Local(l) = self else {
+            return;
+        };
+        for (index, to) in l.probes.drain(..) {
+            let Some(keys) = table
+                .established_mut(index)
+                .and_then(|e| e.keys.as_deref_mut())
+            else {
+                continue;
+            };
+            let mut buf = out.buffer();
+            match l.shard.seal_record(keys, &[], &mut buf) {
+                Ok(_) => out.emit(stats, Path::Udp(to), buf),
+                Err(_) => out.recycle(buf),
+            }
+        }
+    }
+
     /// The clock relay buckets refill by (the local shard's; engine shards
     /// keep their own).
     pub fn set_clock(&mut self, now: Time) {
-        if let Self::Local(shard) = self {
-            shard.set_clock(now);
+        if let Self::Local(l) = self {
+            l.shard.set_clock(now);
         }
     }
 
