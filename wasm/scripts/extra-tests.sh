@@ -52,9 +52,11 @@ done
 # finds the same fingerprints as the workspace build and rebuilds nothing.
 mapfile -d '' ORIG_ENV < <(env -0)
 source "$HERE/scripts/env.sh"
-# workspace_cargo ARGS...: the workspace toolchain (rustup) in the caller's
-# environment, in the repository root, on the shared target/.
-workspace_cargo() { (cd "$ROOT" && env -i "${ORIG_ENV[@]}" cargo "$@"); }
+# workspace_env CMD...: CMD in the caller's environment (the workspace
+# toolchain, rustup's), in the repository root, on the shared target/.
+workspace_env() { (cd "$ROOT" && env -i "${ORIG_ENV[@]}" "$@"); }
+# workspace_cargo ARGS...: the workspace's cargo in that environment.
+workspace_cargo() { workspace_env cargo "$@"; }
 cd "$HERE"
 
 stage "moss-wasm: build (wasm32, std from source)"
@@ -121,10 +123,20 @@ workspace_build() {
 }
 # The gateway and the CLI with WebRTC (feature `webrtc`, off in the
 # workspace build so the C ABI stays OpenSSL-free): the native page test
-# needs both, and the gateway serves the explorer tests as well. Built even
-# after a workspace build.
-workspace_cargo build --quiet -p moss-gateway -p moss-cli --features moss-gateway/webrtc,moss-cli/webrtc
-export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
+# needs both, and the gateway serves the explorer tests as well. One cargo
+# call builds them with the engine's webrtc test (scripts/webrtc-build.sh)
+# and copies them to target/webrtc-bins/, where nothing overwrites them
+# while tests run; scripts/test-all.sh runs it in its phase webrtc-build
+# (MOSS_WEBRTC_PREBUILT=1: no cargo call here).
+WEBRTC_BINS=$ROOT/target/webrtc-bins
+if [ "${MOSS_WEBRTC_PREBUILT:-}" = 1 ]; then
+  for b in moss-gateway moss; do
+    [ -x "$WEBRTC_BINS/$b" ] || { echo "FAIL: MOSS_WEBRTC_PREBUILT=1 but no $WEBRTC_BINS/$b (scripts/webrtc-build.sh)" >&2; exit 1; }
+  done
+else
+  workspace_env bash scripts/webrtc-build.sh
+fi
+export GATEWAY_BIN=$WEBRTC_BINS/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
 node tests/page/explorer.mjs
 
 peer_build
@@ -138,5 +150,5 @@ SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/tar
   node tests/page/peer.mjs
 
 stage "browser peer: pages meeting a native gateway over DataChannels (str0m)"
-SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$ROOT/target/debug/moss-gateway MOSS_BIN=$ROOT/target/debug/moss \
+SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$WEBRTC_BINS/moss-gateway MOSS_BIN=$WEBRTC_BINS/moss \
   PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts node tests/page/native.mjs
