@@ -32,23 +32,42 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo build "${selection[@]}" --bin moss-gateway --bin moss --test webrtc \
   --message-format=json-render-diagnostics >"$log"
-for bin in moss-gateway moss; do
-  exe=$(python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
+# Cargo names a binary by its uplifted path (target/debug/<bin>), which
+# holds the last variant linked: after this call's link (not fresh) that is
+# ours; when fresh, the workspace build may have linked its own there since,
+# and the copy of the last link, or else the newest webrtc-feature build in
+# target/debug/deps (its fingerprint names the features), is ours.
+python3 - "$log" "$out" <<'PY'
+import glob, json, os, shutil, sys
+log, out = sys.argv[1], sys.argv[2]
+found = {}
+for line in open(log):
     try:
         m = json.loads(line)
     except ValueError:
         continue
     t = m.get("target") or {}
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name") == sys.argv[2] and "bin" in t.get("kind", []):
-        print(m["executable"])
-' "$log" "$bin")
-  [ -n "$exe" ] && [ -x "$exe" ] || {
-    echo "FAIL: cargo built no $bin binary"
-    exit 1
-  }
-  cp "$exe" "$out/$bin.tmp"
-  mv "$out/$bin.tmp" "$out/$bin"
-done
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "bin" in t.get("kind", []):
+        found[t["name"]] = (m["executable"], m.get("fresh", False))
+for name, pkg in (("moss-gateway", "moss-gateway"), ("moss", "moss-cli")):
+    if name not in found:
+        sys.exit(f"FAIL: cargo built no {name} binary")
+    exe, fresh = found[name]
+    dst = os.path.join(out, name)
+    if fresh:
+        if os.path.exists(dst):
+            continue
+        fps = []
+        for fp in glob.glob(f"target/debug/.fingerprint/{pkg}-*/bin-{name}.json"):
+            h = os.path.basename(os.path.dirname(fp))[len(pkg) + 1:]
+            bin_ = f"target/debug/deps/{name.replace('-', '_')}-{h}"
+            with open(fp) as f:
+                if "webrtc" in json.load(f).get("features", "") and os.path.exists(bin_):
+                    fps.append((os.path.getmtime(bin_), bin_))
+        if not fps:
+            sys.exit(f"FAIL: no webrtc build of {name} in target/debug/deps")
+        exe = max(fps)[1]
+    shutil.copy2(exe, dst + ".tmp")
+    os.replace(dst + ".tmp", dst)
+PY
 ls -l "$out"
