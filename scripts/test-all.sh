@@ -24,16 +24,14 @@ install_deps() {
     apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
   fi
   command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
-  if fuzz_wanted; then
-    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-  fi
   local s
   for s in */scripts/install-test-deps.sh; do
     echo "-- $s"
     bash "$s"
   done
 }
-# fuzz_wanted: the fuzz phases run (a budget, and nightly for cargo-fuzz).
+# fuzz_wanted: the fuzz phases run (a budget, and nightly for libFuzzer's
+# instrumentation; scripts/fuzz-smoke.sh needs no cargo-fuzz).
 fuzz_wanted() {
   [ "${FUZZ_BUDGET:-120}" != 0 ] && rustup toolchain list | grep -q '^nightly'
 }
@@ -44,14 +42,15 @@ fuzz() {
   elif [ "${FUZZ_BUDGET:-120}" = 0 ]; then
     echo "SKIP: fuzz smoke runs (FUZZ_BUDGET=0)"
   else
-    echo "SKIP: no nightly toolchain for cargo-fuzz (the decoders' proptests still ran)"
+    echo "SKIP: no nightly toolchain for the fuzz targets (the decoders' proptests still ran)"
     [ "${CI:-}" != true ] || { echo "FAIL: CI=true and the fuzz smoke runs cannot run"; return 1; }
   fi
 }
 export -f install_deps fuzz_wanted fuzz
 
 # The 500-node telemetry run is a scale run: it runs in an optimised build
-# of the simulator (debug builds list it as ignored).
+# of the simulator (debug builds list it as ignored; the debug test binary
+# of the workspace build was not cheaper in CPU, docs/CI.md Session 8).
 SIM_RELEASE=(cargo test --release -p moss-sim --test telemetry)
 
 # Every crate's suites outside cargo (browser, real NATs, Python host,
@@ -60,7 +59,8 @@ SIM_RELEASE=(cargo test --release -p moss-sim --test telemetry)
 # (their own toolchain and target dir) start early, in wasm-build.
 extra_phase() {
   local s=$1 crate=${1%%/*} after=build
-  [ "$crate" = wasm ] && after=build,wasm-build
+  [ "$crate" = engine ] && after=build,webrtc-build
+  [ "$crate" = wasm ] && after=build,wasm-build,webrtc-build
   phase "extra-$crate" "$after" bash "$s"
 }
 
@@ -70,10 +70,15 @@ all_phases() {
   # Lanes: each line runs its phases in order; the lanes run side by side.
   # Everything beside the workspace lane (its build is the long pole, and
   # nextest, doctest and doc wait for it) runs at a lower priority (nice):
-  # the fuzz, wasm and release-sim builds, the 500-node run (386 s of CPU
-  # beside the build in the last CI) and the fuzz runs.
+  # the fuzz, wasm and release-sim builds, the 500-node run and the fuzz
+  # runs.
+  # webrtc-build (scripts/webrtc-build.sh: the webrtc feature's test and
+  # binaries, one cargo call in target/debug) runs before the workspace
+  # build, so nothing builds in target/debug while tests run, and the
+  # workspace build's binaries are the ones left in target/debug.
   {
     phase fmt install cargo fmt --all -- --check
+    phase webrtc-build install bash scripts/webrtc-build.sh
     phase build install cargo build --workspace --all-targets
     phase nextest build cargo nextest run --workspace --no-fail-fast
     phase doctest build cargo test --workspace --doc
@@ -246,8 +251,10 @@ stop() {
 }
 trap stop INT TERM
 # The extra suites use the workspace build's binaries instead of building
-# their packages alone (which resolves other features and rebuilds).
+# their packages alone (which resolves other features and rebuilds), and
+# the browser suite the WebRTC binaries of phase webrtc-build.
 selected build && export MOSS_PREBUILT=1
+selected webrtc-build && export MOSS_WEBRTC_PREBUILT=1
 all_phases
 kill $HEARTBEAT 2>/dev/null
 wait $HEARTBEAT 2>/dev/null

@@ -11,9 +11,12 @@ cd "$(dirname "$0")/../.."
 # Native WebRTC is an opt-in feature (str0m links OpenSSL), so the workspace
 # build has it off (the C ABI's static library stays OpenSSL-free): its
 # suite runs here, with the feature on. Two native nodes meet through a real
-# moss-signal over a str0m DataChannel on loopback.
+# moss-signal over a str0m DataChannel on loopback. Its build is shared
+# with the browser suite's WebRTC binaries (scripts/webrtc-build.sh, one
+# cargo call; scripts/test-all.sh runs it before the workspace build), so
+# this run compiles nothing then.
 echo "== engine: WebRTC DataChannel path (feature webrtc)"
-cargo nextest run -p moss --features webrtc --test webrtc
+bash scripts/webrtc-build.sh --nextest
 bash engine/scripts/tcp-netns.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

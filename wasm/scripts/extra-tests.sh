@@ -4,7 +4,10 @@
 #     checks the committed explorer/pkg (what the gateway embeds) was built
 #     from the checkout's sources (explorer/pkg/inputs.sha256);
 #  2. runs the #[wasm_bindgen_test] tests in headless Chromium;
-#  3. times the 10,000-link verification natively (same code, same profile);
+#  3. times the 10,000-link verification natively (same code, same profile),
+#     for the page test's wasm/native ratio; not under CI=true unless
+#     WASM_NATIVE_BENCH=1 (a figure, no test: its cold native release
+#     build cost 158 s of CPU, docs/CI.md Session 8);
 #  4. runs the playwright page tests (tests/page/explorer.mjs) against real
 #     gateways; screenshots and bench.txt land in target/explorer-artifacts/;
 #  5. the browser peer (peer/): builds it fresh (not committed), runs its
@@ -52,9 +55,11 @@ done
 # finds the same fingerprints as the workspace build and rebuilds nothing.
 mapfile -d '' ORIG_ENV < <(env -0)
 source "$HERE/scripts/env.sh"
-# workspace_cargo ARGS...: the workspace toolchain (rustup) in the caller's
-# environment, in the repository root, on the shared target/.
-workspace_cargo() { (cd "$ROOT" && env -i "${ORIG_ENV[@]}" cargo "$@"); }
+# workspace_env CMD...: CMD in the caller's environment (the workspace
+# toolchain, rustup's), in the repository root, on the shared target/.
+workspace_env() { (cd "$ROOT" && env -i "${ORIG_ENV[@]}" "$@"); }
+# workspace_cargo ARGS...: the workspace's cargo in that environment.
+workspace_cargo() { workspace_env cargo "$@"; }
 cd "$HERE"
 
 stage "moss-wasm: build (wasm32, std from source)"
@@ -89,6 +94,9 @@ stage "moss-wasm: wasm-bindgen-test in headless Chromium"
 wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD" "${NO_RUN[@]}"
 
 stage "moss-wasm: native verification benchmark"
+# native_bench_wanted: the native twin is built and timed (see the top).
+native_bench_wanted() { [ "${CI:-}" != true ] || [ "${WASM_NATIVE_BENCH:-}" = 1 ]; }
+native_bench_wanted || echo "NOTE: CI=true: no native benchmark (WASM_NATIVE_BENCH=1 runs it); bench.txt gets the wasm figure alone"
 native_cargo() {
   env -u CARGO_TARGET_DIR CARGO_TARGET_DIR="$CARGO_TARGET_DIR/native" \
     /usr/bin/cargo "$1" --locked --quiet --release --example verify_bench
@@ -103,12 +111,13 @@ peer_wasm_tests() {
   (source peer/scripts/env.sh && cd peer && wasm_cargo test --locked --target wasm32-unknown-unknown "$BUILD_STD" "${NO_RUN[@]}")
 }
 if ! run_tests; then
-  native_cargo build
+  native_bench_wanted && native_cargo build
   peer_build
   peer_wasm_tests
   exit 0
 fi
-NATIVE_BENCH_MS=$(native_cargo run)
+NATIVE_BENCH_MS=
+native_bench_wanted && NATIVE_BENCH_MS=$(native_cargo run)
 export NATIVE_BENCH_MS
 
 stage "explorer: page tests in Chromium"
@@ -121,10 +130,20 @@ workspace_build() {
 }
 # The gateway and the CLI with WebRTC (feature `webrtc`, off in the
 # workspace build so the C ABI stays OpenSSL-free): the native page test
-# needs both, and the gateway serves the explorer tests as well. Built even
-# after a workspace build.
-workspace_cargo build --quiet -p moss-gateway -p moss-cli --features moss-gateway/webrtc,moss-cli/webrtc
-export GATEWAY_BIN=$ROOT/target/debug/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
+# needs both, and the gateway serves the explorer tests as well. One cargo
+# call builds them with the engine's webrtc test (scripts/webrtc-build.sh)
+# and copies them to target/webrtc-bins/, where nothing overwrites them
+# while tests run; scripts/test-all.sh runs it in its phase webrtc-build
+# (MOSS_WEBRTC_PREBUILT=1: no cargo call here).
+WEBRTC_BINS=$ROOT/target/webrtc-bins
+if [ "${MOSS_WEBRTC_PREBUILT:-}" = 1 ]; then
+  for b in moss-gateway moss; do
+    [ -x "$WEBRTC_BINS/$b" ] || { echo "FAIL: MOSS_WEBRTC_PREBUILT=1 but no $WEBRTC_BINS/$b (scripts/webrtc-build.sh)" >&2; exit 1; }
+  done
+else
+  workspace_env bash scripts/webrtc-build.sh
+fi
+export GATEWAY_BIN=$WEBRTC_BINS/moss-gateway EXPLORER_PKG=$ROOT/explorer/pkg ARTIFACTS=$ROOT/target/explorer-artifacts
 node tests/page/explorer.mjs
 
 peer_build
@@ -138,5 +157,5 @@ SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/tar
   node tests/page/peer.mjs
 
 stage "browser peer: pages meeting a native gateway over DataChannels (str0m)"
-SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$ROOT/target/debug/moss-gateway MOSS_BIN=$ROOT/target/debug/moss \
+SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$WEBRTC_BINS/moss-gateway MOSS_BIN=$WEBRTC_BINS/moss \
   PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts node tests/page/native.mjs
