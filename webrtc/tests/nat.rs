@@ -9,6 +9,9 @@
 //! no reflexive candidate, so the other side never sends the check that
 //! would open its own NAT, and every check through it is filtered.
 
+mod common;
+
+use common::Wire;
 use moss_webrtc::{Endpoint, Output, MAX_HELD};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -26,14 +29,38 @@ struct Lab {
     filtered: [u64; 2],
 }
 
-fn stamp(text: &str, from: &str) -> String {
-    let mut v: serde_json::Value = serde_json::from_str(text).expect("an envelope");
-    v["from"] = serde_json::Value::String(from.into());
-    v.to_string()
-}
-
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("an address")
+}
+
+impl Wire for Lab {
+    fn parts(&mut self) -> (&mut [Endpoint; 2], &mut Instant) {
+        (&mut self.eps, &mut self.now)
+    }
+    /// Signal goes through the server; UDP through both NATs.
+    fn carry(&mut self, i: usize, o: Output) {
+        let j = 1 - i;
+        match o {
+            Output::Transmit { from, to, bytes } => {
+                assert_eq!(from, self.host[i], "sent from the ICE socket");
+                // Anything but the other NAT's public address is a
+                // private, unroutable one.
+                if to != self.public[j] {
+                    return;
+                }
+                self.holes[i].insert(to);
+                if self.holes[j].contains(&self.public[i]) {
+                    let (src, dst) = (self.public[i], self.host[j]);
+                    self.eps[j].handle_receive(self.now, src, dst, &bytes);
+                } else {
+                    self.filtered[j] += 1;
+                }
+            }
+            Output::Signal { text, .. } => self.relay_signal(i, &text),
+            Output::Opened { channel, .. } => self.opened[i].push(channel),
+            _ => {}
+        }
+    }
 }
 
 impl Lab {
@@ -65,54 +92,9 @@ impl Lab {
         self.eps[1].handle_signal(self.now, 0, r#"{"type":"join","from":"aa"}"#);
     }
 
-    /// Moves outputs across (signal through the server, UDP through both
-    /// NATs) until nothing moves, then advances time to the next
-    /// deadline; `steps` rounds at most.
+    /// [`common::drive`] on this lab.
     fn drive(&mut self, steps: usize, until: impl Fn(&Self) -> bool) {
-        for _ in 0..steps {
-            if until(self) {
-                return;
-            }
-            let mut moved = true;
-            while moved {
-                moved = false;
-                for i in 0..2 {
-                    let j = 1 - i;
-                    while let Some(o) = self.eps[i].poll_output() {
-                        moved = true;
-                        match o {
-                            Output::Transmit { from, to, bytes } => {
-                                assert_eq!(from, self.host[i], "sent from the ICE socket");
-                                // Anything but the other NAT's public
-                                // address is a private, unroutable one.
-                                if to != self.public[j] {
-                                    continue;
-                                }
-                                self.holes[i].insert(to);
-                                if self.holes[j].contains(&self.public[i]) {
-                                    let (src, dst) = (self.public[i], self.host[j]);
-                                    self.eps[j].handle_receive(self.now, src, dst, &bytes);
-                                } else {
-                                    self.filtered[j] += 1;
-                                }
-                            }
-                            Output::Signal { text, .. } => {
-                                let id = self.eps[i].id().to_string();
-                                self.eps[j].handle_signal(self.now, 0, &stamp(&text, &id));
-                            }
-                            Output::Opened { channel, .. } => self.opened[i].push(channel),
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            let next = self.eps.iter().filter_map(|e| e.poll_timeout()).min();
-            let Some(next) = next else { return };
-            self.now = self.now.max(next);
-            for e in &mut self.eps {
-                e.handle_timeout(self.now);
-            }
-        }
+        common::drive(self, steps, until);
     }
 
     fn both_open(&self) -> bool {
