@@ -35,18 +35,9 @@ cd "$(dirname "$0")/../.."
 LAB=nat/scripts/natlab
 export NATLAB_PREFIX=${NATLAB_PREFIX:-mnt-}
 
-skip() {
-  echo "SKIP: moss-nat real-NAT suite: $*"
-  [ "${CI:-}" = true ] && { echo "FAIL: CI=true and the real-NAT suite cannot run"; exit 1; }
-  exit 0
-}
-[ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
-for tool in ip nft turnserver miniupnpd; do
-  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || skip "$tool missing (run nat/scripts/install-test-deps.sh)"
-done
-probe_ns="${NATLAB_PREFIX}probe-$$"
-ip netns add "$probe_ns" 2>/dev/null || skip "cannot create network namespaces"
-ip netns del "$probe_ns"
+# shellcheck source=lab-preflight.sh
+source nat/scripts/lab-preflight.sh
+lab_preflight "moss-nat real-NAT suite" "$NATLAB_PREFIX" turnserver miniupnpd
 
 # MOSS_PREBUILT=1: scripts/test-all.sh's workspace build made them (a
 # build of these packages alone would resolve other features and rebuild).

@@ -31,18 +31,9 @@ LAB=$PWD/nat/scripts/natlab
 export NATLAB_PREFIX=mrl-
 STATE=${NATLAB_STATE:-/run/moss-natlab-mrl}
 
-skip() {
-  echo "SKIP: relay real-NAT suite: $*"
-  [ "${CI:-}" = true ] && { echo "FAIL: CI=true and the relay real-NAT suite cannot run"; exit 1; }
-  exit 0
-}
-[ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
-for tool in ip nft turnserver; do
-  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || skip "$tool missing (run nat/scripts/install-test-deps.sh)"
-done
-probe_ns="mrl-probe-$$"
-ip netns add "$probe_ns" 2>/dev/null || skip "cannot create network namespaces"
-ip netns del "$probe_ns"
+# shellcheck source=lab-preflight.sh
+source nat/scripts/lab-preflight.sh
+lab_preflight "relay real-NAT suite" mrl- turnserver
 
 # MOSS_PREBUILT=1: scripts/test-all.sh's workspace build (--all-targets)
 # made both examples; `-p moss` alone resolves other features and rebuilt

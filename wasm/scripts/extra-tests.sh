@@ -16,7 +16,10 @@
 #     moss-signal); screenshot and figures in target/peer-artifacts/;
 #  6. browsers meeting a native node (tests/page/native.mjs: two pages and a
 #     moss-gateway with -webrtc in one mesh, a wrong-PSK page, browser →
-#     native figures); screenshot and figures in target/peer-artifacts/.
+#     native figures); screenshot and figures in target/peer-artifacts/;
+#  7. native WebRTC through real Linux NATs (webrtc/scripts/nat-lab.sh, with
+#     the gateway of step 6): two gateways behind twin NATs meet through a
+#     moss-signal and STUN (the full cone pair; WEBRTC_LAB_KINDS for others).
 # Without the toolchain or browser it prints SKIP, and fails when CI=true.
 # With --build it only builds (the pkgs, the test binaries and the bench,
 # steps 1, 2, 3 and 5 without running anything), so scripts/test-all.sh can
@@ -159,3 +162,10 @@ SIGNAL_BIN=$ROOT/target/debug/moss-signal PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/tar
 stage "browser peer: pages meeting a native gateway over DataChannels (str0m)"
 SIGNAL_BIN=$ROOT/target/debug/moss-signal GATEWAY_BIN=$WEBRTC_BINS/moss-gateway MOSS_BIN=$WEBRTC_BINS/moss \
   PEER_PKG=$PEER_PKG ARTIFACTS=$ROOT/target/peer-artifacts node tests/page/native.mjs
+
+stage "native WebRTC through real NATs (webrtc/scripts/nat-lab.sh: natlab, the gateway built above)"
+# Its own lab (prefix mwr-); the gateway and signal binaries of the page
+# tests above, so it builds nothing. Skips visibly without network
+# namespaces, fails under CI=true.
+GATEWAY_BIN=$ROOT/target/debug/moss-gateway SIGNAL_BIN=$ROOT/target/debug/moss-signal \
+  bash "$ROOT/webrtc/scripts/nat-lab.sh"

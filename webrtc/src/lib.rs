@@ -40,6 +40,10 @@ pub const MAX_LINKS: usize = 64;
 /// browser peer does).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Most signal envelopes held while candidates are gathered
+/// ([`Endpoint::hold_links`]); more are dropped and counted as junk.
+pub const MAX_HELD: usize = 2 * MAX_LINKS;
+
 /// The local ICE candidates every new link offers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Candidates {
@@ -106,7 +110,8 @@ pub struct EndpointStats {
     pub links_open: u64,
     /// Offers refused because [`MAX_LINKS`] links exist.
     pub links_refused: u64,
-    /// Signal envelopes not understood or not expected.
+    /// Signal envelopes not understood, not expected, or beyond
+    /// [`MAX_HELD`] while links were held.
     pub signal_junk: u64,
     /// UDP datagrams no link accepted.
     pub udp_unmatched: u64,
@@ -125,6 +130,8 @@ pub struct Endpoint {
     next_channel: u64,
     out: VecDeque<Output>,
     stats: EndpointStats,
+    /// Envelopes waiting for the candidates (`Some` while held).
+    held: Option<VecDeque<(usize, String)>>,
 }
 
 impl Endpoint {
@@ -143,7 +150,34 @@ impl Endpoint {
             next_channel: 1,
             out: VecDeque::new(),
             stats: EndpointStats::default(),
+            held: None,
         }
+    }
+
+    /// While `hold` is true, signal envelopes are kept (in order, at most
+    /// [`MAX_HELD`]) instead of making links; set it to false and the
+    /// kept ones are handled at `now`. The driver holds links while it
+    /// gathers server-reflexive candidates: an SDP goes out once, with the
+    /// candidates known when it is made, and a peer behind a
+    /// port-restricted (address-and-port-dependent filtering) NAT can be
+    /// reached only if both SDPs carry the reflexive addresses, since
+    /// each NAT opens only for checks its own side sent out.
+    pub fn hold_links(&mut self, hold: bool, now: Instant) {
+        if hold {
+            self.held.get_or_insert_with(VecDeque::new);
+            return;
+        }
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        for (server, text) in held {
+            self.handle_signal(now, server, &text);
+        }
+    }
+
+    /// True while [`Endpoint::hold_links`] holds envelopes back.
+    pub fn holding(&self) -> bool {
+        self.held.is_some()
     }
 
     /// Adds a server-reflexive candidate: `addr` is what a STUN server saw
@@ -181,6 +215,14 @@ impl Endpoint {
 
     /// One text message from signal server `server`. Junk is counted.
     pub fn handle_signal(&mut self, now: Instant, server: usize, text: &str) {
+        if let Some(held) = &mut self.held {
+            if held.len() < MAX_HELD {
+                held.push_back((server, text.to_string()));
+            } else {
+                self.stats.signal_junk += 1;
+            }
+            return;
+        }
         match envelope::decode(text) {
             Ok(Signal::Peers(ids)) => ids.into_iter().for_each(|id| self.seen(now, server, id)),
             Ok(Signal::Join(id)) => self.seen(now, server, id),

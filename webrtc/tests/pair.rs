@@ -2,6 +2,9 @@
 //! as a `moss-signal` server would, `from` stamped; UDP datagrams handed
 //! across), on a virtual clock: real ICE, DTLS and SCTP from str0m.
 
+mod common;
+
+use common::Wire;
 use moss_webrtc::{Endpoint, Output};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -15,10 +18,26 @@ struct Pair {
     closed: [Vec<u64>; 2],
 }
 
-fn stamp(text: &str, from: &str) -> String {
-    let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
-    v["from"] = serde_json::Value::String(from.into());
-    v.to_string()
+impl Wire for Pair {
+    fn parts(&mut self) -> (&mut [Endpoint; 2], &mut Instant) {
+        (&mut self.eps, &mut self.now)
+    }
+    fn carry(&mut self, i: usize, o: Output) {
+        let j = 1 - i;
+        match o {
+            Output::Transmit { from, to, bytes } => {
+                assert_eq!(from, self.addrs[i]);
+                if to == self.addrs[j] {
+                    self.eps[j].handle_receive(self.now, from, to, &bytes);
+                }
+            }
+            Output::Signal { text, .. } => self.relay_signal(i, &text),
+            Output::Opened { channel, offerer } => self.opened[i].push((channel, offerer)),
+            Output::Datagram { channel, bytes } => self.got[i].push((channel, bytes)),
+            Output::Junk { .. } => {}
+            Output::Closed { channel } => self.closed[i].push(channel),
+        }
+    }
 }
 
 impl Pair {
@@ -40,50 +59,9 @@ impl Pair {
         }
     }
 
-    /// Moves every output across until nothing moves, then advances time
-    /// to the next deadline; `steps` rounds at most.
+    /// [`common::drive`] on this pair.
     fn drive(&mut self, steps: usize, until: impl Fn(&Self) -> bool) {
-        for _ in 0..steps {
-            if until(self) {
-                return;
-            }
-            let mut moved = true;
-            while moved {
-                moved = false;
-                for i in 0..2 {
-                    while let Some(o) = self.eps[i].poll_output() {
-                        moved = true;
-                        let j = 1 - i;
-                        match o {
-                            Output::Transmit { from, to, bytes } => {
-                                assert_eq!(from, self.addrs[i]);
-                                if to == self.addrs[j] {
-                                    self.eps[j].handle_receive(self.now, from, to, &bytes);
-                                }
-                            }
-                            Output::Signal { text, .. } => {
-                                let id = self.eps[i].id().to_string();
-                                self.eps[j].handle_signal(self.now, 0, &stamp(&text, &id));
-                            }
-                            Output::Opened { channel, offerer } => {
-                                self.opened[i].push((channel, offerer))
-                            }
-                            Output::Datagram { channel, bytes } => {
-                                self.got[i].push((channel, bytes))
-                            }
-                            Output::Junk { .. } => {}
-                            Output::Closed { channel } => self.closed[i].push(channel),
-                        }
-                    }
-                }
-            }
-            let next = self.eps.iter().filter_map(|e| e.poll_timeout()).min();
-            let Some(next) = next else { return };
-            self.now = self.now.max(next);
-            for e in &mut self.eps {
-                e.handle_timeout(self.now);
-            }
-        }
+        common::drive(self, steps, until);
     }
 }
 

@@ -44,8 +44,14 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = mio::Events::with_capacity(64);
         let mut buf = vec![0u8; 2048];
-        // The first STUN requests go out before the first wait.
-        self.stun(Instant::now());
+        // Links wait for the reflexive candidates (each SDP goes out
+        // once, with the candidates known then); the first STUN requests
+        // go out before the first wait.
+        let now = Instant::now();
+        if self.gather.busy() {
+            self.endpoint.hold_links(true, now);
+        }
+        self.stun(now);
         while !self.stop.load(Ordering::SeqCst) {
             let now = Instant::now();
             let wait = [self.endpoint.poll_timeout(), self.gather.poll_timeout()]
@@ -112,9 +118,13 @@ impl Worker {
     }
 
     /// Runs the STUN bindings: requests out, reflexive addresses into the
-    /// endpoint (links made from now on offer them).
+    /// endpoint (links made from now on offer them); once every binding
+    /// has ended, the links held back meanwhile are made.
     fn stun(&mut self, now: Instant) {
         if !self.gather.busy() {
+            if self.endpoint.holding() {
+                self.endpoint.hold_links(false, now);
+            }
             return;
         }
         if self.gather.poll_timeout().is_some_and(|t| t <= now) {
@@ -142,6 +152,9 @@ impl Worker {
                     self.counters.stun_failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+        if !self.gather.busy() {
+            self.endpoint.hold_links(false, now);
         }
     }
 
