@@ -185,6 +185,8 @@ struct Run {
     cfg: Config,
     /// Topics of each honest node (index = node id; attackers have none).
     topics_of: Vec<Vec<usize>>,
+    /// Honest subscribers of each topic, online or not, in node order.
+    subs_of: Vec<Vec<usize>>,
     honest: Vec<bool>,
     left: HashSet<usize>,
     joined: HashSet<usize>,
@@ -205,6 +207,7 @@ impl Run {
             nat_rng: SimRng::new(derive(sc.seed, 3)),
             cfg,
             topics_of: Vec::new(),
+            subs_of: vec![Vec::new(); sc.topics],
             honest: Vec::new(),
             left: HashSet::new(),
             joined: HashSet::new(),
@@ -250,6 +253,7 @@ impl Run {
         for &t in &topics {
             self.sim
                 .with_node(n, |node, _| node.subscribe(&topic_name(t)));
+            self.subs_of[t].push(n);
         }
         self.topics_of.push(topics);
         self.honest.push(true);
@@ -270,10 +274,12 @@ impl Run {
         n
     }
 
-    /// Online honest subscribers of topic `t`.
+    /// Online honest subscribers of topic `t`, in node order.
     fn subscribers(&self, t: usize) -> Vec<usize> {
-        (0..self.topics_of.len())
-            .filter(|&i| self.honest[i] && self.sim.online(i) && self.topics_of[i].contains(&t))
+        self.subs_of[t]
+            .iter()
+            .copied()
+            .filter(|&i| self.sim.online(i))
             .collect()
     }
 
@@ -300,6 +306,9 @@ impl Run {
 
     fn rendezvous(&mut self) {
         let d_lo = self.cfg.gossipsub.d_lo as usize;
+        // Dials change no one's presence: each topic's list holds for the
+        // whole round.
+        let online: Vec<Vec<usize>> = (0..self.sc.topics).map(|t| self.subscribers(t)).collect();
         for i in 0..self.topics_of.len() {
             if !self.honest[i] || !self.sim.online(i) {
                 continue;
@@ -312,11 +321,7 @@ impl Run {
                 if have >= d_lo {
                     continue;
                 }
-                let subs: Vec<usize> = self
-                    .subscribers(t)
-                    .into_iter()
-                    .filter(|&j| j != i)
-                    .collect();
+                let subs: Vec<usize> = online[t].iter().copied().filter(|&j| j != i).collect();
                 for k in self.rng.sample(subs.len(), 2) {
                     self.sim.dial(i, subs[k]);
                 }

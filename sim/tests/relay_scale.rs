@@ -1,28 +1,34 @@
 //! Relays at scale (issue #12), on real `mesh::Node`s in the simulator:
 //! 10,000 nodes (`RELAY_SIM_NODES`), 30 % public and 70 % behind NATs —
 //! 20 % of all behind symmetric NATs, the rest spread over full-cone,
-//! address-restricted and port-restricted cones. Every node is one end of
-//! a subscriber pair (a topic only the two subscribe to). The ends of a
-//! pair learn each other's address from a public node both dialled (as a
-//! tracker would give it) and dial it at the same moment: cone pairs punch,
-//! the rest time out and ask a supernode (the public nodes promote
-//! themselves) to relay. Asserts that every pair ends connected, direct or
-//! relayed, and that each end gets the other's message; reports the
-//! relayed share, relay sessions per supernode and drops by limit. Then 30
-//! % of the supernodes that serve sessions leave at once; pairs that still
-//! share a supernode must be connected again and deliver, the others are
-//! counted.
+//! address-restricted and port-restricted cones — with 10 % datagram loss
+//! (`RELAY_SIM_LOSS`) and 30 % churn (`RELAY_SIM_CHURN`). Every node is
+//! one end of a subscriber pair (a topic only the two subscribe to). The
+//! ends of a pair learn each other's address from a public node both
+//! dialled (as a tracker would give it) and dial it at the same moment:
+//! cone pairs punch, the rest time out and ask a supernode (the public
+//! nodes promote themselves) to relay. Then `churn` of all nodes leave at
+//! random moments of a 20 s window while every end that stays publishes 3
+//! messages; each must reach the other end if it stayed (unless no public
+//! the pair shares is left to relay it). Reports the direct and relayed
+//! shares, relay sessions and relayed datagrams per serving supernode and
+//! drops by limit. Then 30 % of the supernodes that serve sessions leave
+//! at once; the pairs they relayed are counted back every 5 s, and pairs
+//! that still share a public must be connected again and deliver. Every
+//! phase runs and prints before the collected failures fail the test.
 //!
-//! **Last run: fails.** 2,000 nodes, seed 1 (16:58–17:13 UTC, load
-//! 21–30, 681 s): 999 of 1,000 pairs connected (907 direct, 92 relayed,
-//! 115 supernodes serving 1–2 sessions, no bucket drops), one
-//! port-restricted ↔ symmetric pair not connected after 40 s; not yet
-//! understood. The 10,000-node run has not been made.
+//! **Last runs: fail** (BENCHMARKS.md, "Session 8: the simulator at
+//! 1,000–10,000 nodes"). 1,000 nodes, seed 1, loss 0.1, churn 0.3: 3
+//! symmetric ↔ symmetric pairs of 500 not connected before the churn
+//! (every relay request refused or lost: the request by address can only
+//! be resolved by the one public that sees the symmetric end there), and
+//! 1,390 of 1,411 messages to ends that stayed delivered. The
+//! 10,000-node run has not finished on this shared machine.
 //!
 //! Not in the default run (minutes of CPU and gigabytes of memory):
 //! `cargo test -p moss-sim --release --test relay_scale -- --ignored --nocapture`
 //! (`RELAY_SIM_NODES=2000` for a quicker look, `RELAY_SIM_SEED`,
-//! `RELAY_SIM_LOSS` for a loss rate).
+//! `RELAY_SIM_LOSS`, `RELAY_SIM_CHURN`).
 
 use moss_mesh::{Config, DropReason, Identity, Node, Path, PeerId};
 use moss_sim::scenario::{honest_addr, nat_ip, private_addr};
@@ -35,6 +41,13 @@ use std::time::{Duration, Instant};
 const SHARED: usize = 3;
 /// Other public nodes each end dials (observers for classification).
 const RANDOM: usize = 2;
+/// The churn window: nodes leave and ends publish during it.
+const WINDOW: Duration = Duration::from_secs(20);
+/// Messages each end that stays publishes during the window.
+const MESSAGES: usize = 3;
+/// Time after publishing for repairs (IHAVE to mesh peers under loss,
+/// relay failover) before delivery is counted.
+const DRAIN: Duration = Duration::from_secs(30);
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -82,6 +95,69 @@ fn seen_by(sim: &Sim, via: usize, i: usize) -> Option<SocketAddr> {
         .and_then(|p| p.addr.udp())
 }
 
+/// The supernode relaying `a`'s session with `b`, if it is relayed.
+fn relay_via(sim: &Sim, a: usize, b: usize) -> Option<PeerId> {
+    let kb = key(sim, b)?;
+    let p = sim.node(a)?.peers().into_iter().find(|p| p.peer == kb)?;
+    match p.addr {
+        Path::Relay { via, .. } => Some(via),
+        _ => None,
+    }
+}
+
+/// True when every public pair `k` shares has left.
+fn no_shared(sim: &Sim, pairs: &Pairs, k: usize) -> bool {
+    pairs.shared[k].iter().all(|&s| !sim.online(s))
+}
+
+/// What each end of pair `k` holds: its session with the other end (path),
+/// its relay view, and for each shared public whether it is a supernode,
+/// sees each end, and how many relay sessions it serves.
+fn diagnose(sim: &Sim, pairs: &Pairs, k: usize) -> String {
+    let (a, b) = pairs.ends[k];
+    let mut out = format!("pair {k}:");
+    for (x, y) in [(a, b), (b, a)] {
+        let path = key(sim, y).and_then(|ky| {
+            sim.node(x)?
+                .peers()
+                .into_iter()
+                .find(|p| p.peer == ky)
+                .map(|p| p.addr)
+        });
+        let ri = sim.node(x).map(Node::relay_info);
+        let ps = key(sim, y).and_then(|ky| sim.node(x)?.punch_state(&ky));
+        out += &format!(
+            " | {x}->{y}: {path:?}, punch {ps:?}, relayed peers {}, known supernodes {}, last refusal {:?}",
+            ri.as_ref().map_or(0, |r| r.relayed_peers.len()),
+            ri.as_ref().map_or(0, |r| r.known_supernodes.len()),
+            ri.and_then(|r| r.last_refusal)
+        );
+    }
+    for &s in &pairs.shared[k] {
+        let sn = sim.node(s).is_some_and(Node::is_supernode);
+        out += &format!(
+            " | shared {s}: supernode {sn}, sees {a} at {:?}, {b} at {:?}, serves {}",
+            seen_by(sim, s, a),
+            seen_by(sim, s, b),
+            sim.node(s).map_or(0, |n| n.relay_info().served_sessions)
+        );
+    }
+    out
+}
+
+/// Up to ten of the pairs `ks` with their ends' kinds.
+fn describe(pairs: &Pairs, kinds: &[Option<NatKind>], ks: &[usize]) -> String {
+    let v: Vec<String> = ks
+        .iter()
+        .take(10)
+        .map(|&k| {
+            let (a, b) = pairs.ends[k];
+            format!("{a}({:?})-{b}({:?})", kinds[a], kinds[b])
+        })
+        .collect();
+    format!("{v:?}")
+}
+
 struct Pairs {
     ends: Vec<(usize, usize)>,
     shared: Vec<[usize; SHARED]>,
@@ -116,7 +192,8 @@ fn ten_thousand_nodes_every_subscriber_pair_connects_direct_or_relayed() {
     let started = Instant::now();
     let n: usize = env("RELAY_SIM_NODES", 10_000usize).max(20) & !1;
     let seed: u64 = env("RELAY_SIM_SEED", 1u64);
-    let loss: f64 = env("RELAY_SIM_LOSS", 0.0f64);
+    let loss: f64 = env("RELAY_SIM_LOSS", 0.1f64);
+    let churn: f64 = env("RELAY_SIM_CHURN", 0.3f64);
     let mut cfg = Config::default();
     cfg.nat.supernode_min_uptime_sec = 1;
     cfg.max_peers = 400;
@@ -213,21 +290,6 @@ fn ten_thousand_nodes_every_subscriber_pair_connects_direct_or_relayed() {
         pairs.ends.push((a, b));
         pairs.shared.push(sh);
     }
-    // Classification and promotion.
-    sim.run_for(Duration::from_secs(40));
-    let supernodes = publics
-        .iter()
-        .filter(|&&p| sim.node(p).is_some_and(Node::is_supernode))
-        .count();
-    // Each end dials the other where the first shared public sees it.
-    for (k, &(a, b)) in pairs.ends.iter().enumerate() {
-        let r = pairs.shared[k][0];
-        if let (Some(xa), Some(xb)) = (seen_by(&sim, r, a), seen_by(&sim, r, b)) {
-            sim.dial_addr(a, xb);
-            sim.dial_addr(b, xa);
-        }
-    }
-    sim.run_for(Duration::from_secs(40));
     let publish_all = |sim: &mut Sim, pairs: &Pairs, live: &dyn Fn(usize) -> bool| {
         let mut ids = Vec::new();
         for (k, &(a, b)) in pairs.ends.iter().enumerate() {
@@ -235,8 +297,11 @@ fn ten_thousand_nodes_every_subscriber_pair_connects_direct_or_relayed() {
                 continue;
             }
             let topic = format!("pair-{k}");
-            for (from, to) in [(a, b), (b, a)] {
-                if let Some(Ok(id)) = sim.publish(from, &topic, &[k as u8; 16]) {
+            for (side, (from, to)) in [(a, b), (b, a)].into_iter().enumerate() {
+                let mut data = [0xeeu8; 16];
+                data[..8].copy_from_slice(&(k as u64).to_le_bytes());
+                data[8] = side as u8;
+                if let Some(Ok(id)) = sim.publish(from, &topic, &data) {
                     ids.push((to, id, k));
                 }
             }
@@ -256,43 +321,179 @@ fn ten_thousand_nodes_every_subscriber_pair_connects_direct_or_relayed() {
         }
         per.values().filter(|&&c| c == 2).count()
     };
-    let mark = sim.deliveries.len();
-    let ids = publish_all(&mut sim, &pairs, &|_| true);
-    sim.run_for(Duration::from_secs(15));
-    let both_ways = delivered_pairs(&sim, &ids, mark);
-    let (total, direct, relayed, missing) = census(&sim, &pairs, |_| true);
-    let served: BTreeMap<usize, usize> = publics
+    // Classification and promotion.
+    sim.run_for(Duration::from_secs(40));
+    let supernodes = publics
         .iter()
-        .filter_map(|&p| sim.node(p).map(|nd| (p, nd.relay_info().served_sessions)))
-        .filter(|&(_, s)| s > 0)
-        .collect();
-    let stats = sim.total_stats();
-    let max_served = served.values().copied().max().unwrap_or(0);
-    let mean_served = served.values().sum::<usize>() as f64 / served.len().max(1) as f64;
+        .filter(|&&p| sim.node(p).is_some_and(Node::is_supernode))
+        .count();
+    // Each end dials the other where the first shared public sees it.
+    for (k, &(a, b)) in pairs.ends.iter().enumerate() {
+        let r = pairs.shared[k][0];
+        if let (Some(xa), Some(xb)) = (seen_by(&sim, r, a), seen_by(&sim, r, b)) {
+            sim.dial_addr(a, xb);
+            sim.dial_addr(b, xa);
+        }
+    }
+    sim.run_for(Duration::from_secs(40));
+    let (total, direct, relayed, missing) = census(&sim, &pairs, |_| true);
     println!(
-        "{n} nodes ({} public, {supernodes} promoted), seed {seed}, loss {loss}: {total} pairs, {direct} direct, {relayed} relayed ({:.1} %), {} not connected; both ways delivered {both_ways}/{total}",
+        "{n} nodes ({} public, {supernodes} promoted), seed {seed}, loss {loss}, churn {churn}: before churn {total} pairs, {direct} direct, {relayed} relayed ({:.1} %), {} not connected {}",
         publics.len(),
         100.0 * relayed as f64 / total.max(1) as f64,
-        missing.len()
+        missing.len(),
+        describe(&pairs, &kinds, &missing)
+    );
+    let before_churn = missing.len();
+    for &k in missing.iter().take(5) {
+        println!("  {}", diagnose(&sim, &pairs, k));
+    }
+
+    // Churn: `churn` of all nodes (any kind, supernodes too) leave at
+    // random moments of the window, while every end that stays publishes
+    // MESSAGES messages at random moments of it.
+    let t0 = sim.now;
+    let at =
+        |lcg: &mut Lcg| t0 + Duration::from_millis(lcg.below(WINDOW.as_millis() as usize) as u64);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = lcg.below(i + 1);
+        order.swap(i, j);
+    }
+    let left: HashSet<usize> = order
+        .iter()
+        .copied()
+        .take((n as f64 * churn).round() as usize)
+        .collect();
+    // (time, 0 = leave / 1 = publish, node or message index)
+    let mut plan: Vec<(Duration, u8, usize)> = Vec::new();
+    let mut sorted_left: Vec<usize> = left.iter().copied().collect();
+    sorted_left.sort_unstable();
+    for &l in &sorted_left {
+        plan.push((at(&mut lcg), 0, l));
+    }
+    // Messages: (publisher, receiver, pair).
+    let mut msgs: Vec<(usize, usize, usize)> = Vec::new();
+    for (k, &(a, b)) in pairs.ends.iter().enumerate() {
+        for (from, to) in [(a, b), (b, a)] {
+            if left.contains(&from) {
+                continue;
+            }
+            for _ in 0..MESSAGES {
+                plan.push((at(&mut lcg), 1, msgs.len()));
+                msgs.push((from, to, k));
+            }
+        }
+    }
+    plan.sort_unstable();
+    let mark = sim.deliveries.len();
+    let mut sent: Vec<(usize, [u8; 32], usize)> = Vec::new();
+    let mut no_peers = 0usize;
+    for (t, kind, arg) in plan {
+        sim.run_until(t);
+        if kind == 0 {
+            sim.kill(arg);
+            continue;
+        }
+        let (from, to, k) = msgs[arg];
+        let mut data = [0u8; 16];
+        data[..8].copy_from_slice(&(arg as u64).to_le_bytes());
+        match sim.publish(from, &format!("pair-{k}"), &data) {
+            Some(Ok(id)) if !left.contains(&to) => sent.push((to, id, k)),
+            Some(Ok(_)) | None => {}
+            Some(Err(_)) => no_peers += usize::from(!left.contains(&to)),
+        }
+    }
+    sim.run_for(DRAIN);
+    let stayed = |k: usize| {
+        let (a, b) = pairs.ends[k];
+        !left.contains(&a) && !left.contains(&b)
+    };
+    let got: HashSet<(usize, [u8; 32])> = sim.deliveries[mark..]
+        .iter()
+        .map(|d| (d.node, d.id))
+        .collect();
+    let lost: Vec<usize> = sent
+        .iter()
+        .filter(|(to, id, _)| !got.contains(&(*to, *id)))
+        .map(|m| m.2)
+        .collect();
+    let (total, direct, relayed, missing) = census(&sim, &pairs, stayed);
+    let stranded = missing
+        .iter()
+        .filter(|&&k| no_shared(&sim, &pairs, k))
+        .count();
+    let served: BTreeMap<usize, (usize, u64)> = publics
+        .iter()
+        .filter_map(|&p| {
+            let nd = sim.node(p)?;
+            Some((
+                p,
+                (
+                    nd.relay_info().served_sessions,
+                    nd.stats().relayed_datagrams,
+                ),
+            ))
+        })
+        .filter(|&(_, (s, _))| s > 0)
+        .collect();
+    let stats = sim.total_stats();
+    let sessions: Vec<usize> = served.values().map(|v| v.0).collect();
+    let mut per_sn: Vec<u64> = served.values().map(|v| v.1).collect();
+    per_sn.sort_unstable();
+    let live_supernodes = publics
+        .iter()
+        .filter(|&&p| sim.node(p).is_some_and(Node::is_supernode))
+        .count();
+    println!(
+        "after {} of {n} nodes left over {} s ({} messages to ends that stayed published, {no_peers} refused for want of a peer): {total} pairs stayed, {direct} direct, {relayed} relayed ({:.1} %), {} not connected ({stranded} share no live public) {}; delivered {}/{} ({:.4} %), lost in pairs {:?} ({} of the lost in pairs that share no live public)",
+        left.len(),
+        WINDOW.as_secs(),
+        sent.len(),
+        100.0 * relayed as f64 / total.max(1) as f64,
+        missing.len(),
+        describe(&pairs, &kinds, &missing),
+        sent.len() - lost.len(),
+        sent.len(),
+        100.0 * (sent.len() - lost.len()) as f64 / sent.len().max(1) as f64,
+        lost.iter().take(10).collect::<Vec<_>>(),
+        lost.iter().filter(|&&k| no_shared(&sim, &pairs, k)).count()
     );
     println!(
-        "relay sessions: {} supernodes serve any, mean {mean_served:.2}, max {max_served} (limit {}); drops: {} rate limited, {} unknown relay session; {} relayed datagrams",
+        "relay load: {live_supernodes} supernodes online, {} serve sessions: sessions per serving supernode mean {:.2}, max {} (limit {}); relayed datagrams per serving supernode median {}, max {}; drops: {} rate limited, {} unknown relay session; {} relayed datagrams in all",
         served.len(),
+        sessions.iter().sum::<usize>() as f64 / sessions.len().max(1) as f64,
+        sessions.iter().copied().max().unwrap_or(0),
         cfg.nat.relay_max_sessions,
+        per_sn.get(per_sn.len() / 2).copied().unwrap_or(0),
+        per_sn.last().copied().unwrap_or(0),
         stats.drops.get(DropReason::RelayRateLimited),
         stats.drops.get(DropReason::RelayUnknownSession),
         stats.relayed_datagrams
     );
-    let show: Vec<String> = missing
-        .iter()
-        .take(10)
-        .map(|&k| {
-            let (a, b) = pairs.ends[k];
-            format!("{a}({:?})-{b}({:?})", kinds[a], kinds[b])
-        })
-        .collect();
-    assert!(missing.is_empty(), "pairs not connected: {show:?}");
-    assert_eq!(both_ways, total, "every pair hears the other");
+    for &k in missing.iter().take(5) {
+        println!("  {}", diagnose(&sim, &pairs, k));
+    }
+    // Failures are collected, so that every phase runs and reports.
+    let mut failures: Vec<String> = Vec::new();
+    if before_churn > 0 {
+        failures.push(format!(
+            "{before_churn} pairs not connected before the churn"
+        ));
+    }
+    let lost_stranded = lost.iter().filter(|&&k| no_shared(&sim, &pairs, k)).count();
+    if lost.len() > lost_stranded {
+        failures.push(format!(
+            "{} messages to ends that stayed not delivered in pairs that share a live public",
+            lost.len() - lost_stranded
+        ));
+    }
+    if missing.len() > stranded {
+        failures.push(format!(
+            "pairs that stayed and share a live public not connected: {}",
+            describe(&pairs, &kinds, &missing)
+        ));
+    }
 
     // 30 % of the supernodes that serve sessions leave at once.
     let mut serving: Vec<usize> = served.keys().copied().collect();
@@ -305,38 +506,85 @@ fn ten_thousand_nodes_every_subscriber_pair_connects_direct_or_relayed() {
         .copied()
         .take(serving.len() * 3 / 10)
         .collect();
+    let gone_keys: HashSet<PeerId> = gone.iter().filter_map(|&g| key(&sim, g)).collect();
+    // Pairs relayed through a supernode that leaves.
+    let hit: Vec<usize> = (0..pairs.ends.len())
+        .filter(|&k| {
+            stayed(k) && !gone.contains(&pairs.ends[k].0) && !gone.contains(&pairs.ends[k].1)
+        })
+        .filter(|&k| {
+            let (a, b) = pairs.ends[k];
+            relay_via(&sim, a, b).is_some_and(|v| gone_keys.contains(&v))
+        })
+        .collect();
     for &g in &gone {
         sim.kill(g);
     }
     // A pair whose ends left is not counted; one that shares no live
-    // supernode any more cannot be relayed again (reported).
+    // public any more cannot be relayed again (reported).
     let alive = |k: usize| {
         let (a, b) = pairs.ends[k];
-        !gone.contains(&a) && !gone.contains(&b)
+        stayed(k) && !gone.contains(&a) && !gone.contains(&b)
     };
-    let stranded = (0..pairs.ends.len())
-        .filter(|&k| alive(k) && link(&sim, pairs.ends[k].0, pairs.ends[k].1) == Some(true))
-        .filter(|&k| pairs.shared[k].iter().all(|s| gone.contains(s)))
-        .count();
-    sim.run_for(Duration::from_secs(60));
+    let stranded: Vec<usize> = (0..pairs.ends.len())
+        .filter(|&k| alive(k) && no_shared(&sim, &pairs, k))
+        .collect();
+    // How the pairs that lost their relay come back, every 5 s.
+    let mut series = Vec::new();
+    for step in 1..=12u64 {
+        sim.run_for(Duration::from_secs(5));
+        let back = hit
+            .iter()
+            .filter(|&&k| {
+                let (a, b) = pairs.ends[k];
+                link(&sim, a, b).is_some() && link(&sim, b, a).is_some()
+            })
+            .count();
+        series.push(format!("{}s:{back}", step * 5));
+    }
     let mark = sim.deliveries.len();
     let ids = publish_all(&mut sim, &pairs, &alive);
-    sim.run_for(Duration::from_secs(15));
+    sim.run_for(DRAIN);
     let both_ways = delivered_pairs(&sim, &ids, mark);
     let (total, direct, relayed, missing) = census(&sim, &pairs, alive);
+    let stranded_missing = missing.iter().filter(|k| stranded.contains(k)).count();
     println!(
-        "after {} of {} serving supernodes left at once: {total} pairs, {direct} direct, {relayed} relayed, {} not connected ({stranded} shared no live supernode); both ways delivered {both_ways}/{total}; {:.0} s wall",
+        "after {} of {} serving supernodes left at once: {} pairs were relayed through them, back connected by {}; after 60 s {total} pairs, {direct} direct, {relayed} relayed, {} not connected ({stranded_missing} of them share no live public) {}; both ways delivered {both_ways}/{total}",
         gone.len(),
         serving.len(),
+        hit.len(),
+        series.join(" "),
         missing.len(),
-        started.elapsed().as_secs_f64()
+        describe(&pairs, &kinds, &missing),
     );
-    assert!(
-        missing.len() <= stranded,
-        "only pairs without a shared live supernode stay apart"
+    for &k in missing.iter().take(5) {
+        println!("  {}", diagnose(&sim, &pairs, k));
+    }
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<u64> = s
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some(f.iter().sum::<u64>() as f64 / 100.0)
+        })
+        .unwrap_or(0.0);
+    println!(
+        "{:.0} s wall, {cpu:.0} s CPU (user + system, at 100 ticks/s), {} events",
+        started.elapsed().as_secs_f64(),
+        sim.events
     );
-    assert!(
-        both_ways + stranded >= total,
-        "every reconnected pair hears the other"
-    );
+    if missing.len() > stranded_missing {
+        failures
+            .push("after the supernodes left, pairs with a shared live public stay apart".into());
+    }
+    if both_ways + stranded_missing < total {
+        failures.push("after the supernodes left, connected pairs did not hear each other".into());
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
