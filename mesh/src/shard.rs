@@ -12,7 +12,7 @@
 //! ([`TransportOp::Send`]). The wire format is the same either way.
 
 use crate::path::Path;
-use crate::relay::route::{RelayRoutes, Route, RouteLimits};
+use crate::relay::route::{IndexHash, RelayRoutes, Route, RouteLimits};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Head, MAX_DATAGRAM, MAX_PLAINTEXT};
 use moss_crypto::scramble::{HEAD_LEN, MIN_DATAGRAM};
@@ -237,7 +237,9 @@ pub struct SessionShard {
     scrambler: Scrambler,
     /// Boxed: an idle session's slot is a pointer, not its 144 B of keys
     /// and counters, at the map's spare capacity (`moss-bench idle`).
-    sessions: HashMap<u32, Box<ShardSession>>,
+    /// Keyed by index with [`IndexHash`]: every received data datagram
+    /// (relayed ones too) looks its receiver index up here first.
+    sessions: HashMap<u32, Box<ShardSession>, IndexHash>,
     stats: Stats,
     routes: RelayRoutes,
     now_ms: u64,
@@ -250,7 +252,7 @@ impl SessionShard {
             id,
             owns_all: false,
             scrambler: Scrambler::new(keys.scramble_key),
-            sessions: HashMap::new(),
+            sessions: HashMap::with_hasher(IndexHash::random()),
             stats: Stats::default(),
             routes: RelayRoutes::new(crate::relay::default_limits()),
             now_ms: 0,
