@@ -2,14 +2,17 @@
 //! backend, 1 and 2 shards) is promoted to supernode, two sans-IO ends on
 //! their own loopback sockets meet through it by the protocol, and pub/sub
 //! goes both ways through its shards (the core thread never sees the ends'
-//! data). The supernode reports event 3 to the host.
+//! data). The supernode reports event 3 to the host. And an engine node
+//! relayed to a sans-IO end whose direct path to it is cut reports event 7
+//! to its host when the cut heals and the session moves to the direct
+//! path.
 
 mod common;
 
 use common::backends;
-use moss::Node;
+use moss::{Event, Node};
 use moss_mesh::{Identity, Node as Core, Path};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 const MESH: &str = "relay-test";
@@ -17,6 +20,9 @@ const MESH: &str = "relay-test";
 struct End {
     core: Core,
     sock: UdpSocket,
+    /// The direct path to this address is cut: what comes from it is
+    /// dropped, and nothing is sent to it.
+    cut: Option<SocketAddr>,
 }
 
 impl End {
@@ -34,17 +40,23 @@ impl End {
         .unwrap();
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_nonblocking(true).unwrap();
-        Self { core, sock }
+        Self {
+            core,
+            sock,
+            cut: None,
+        }
     }
 
     fn pump(&mut self, now: Duration) {
         let mut buf = [0u8; 2048];
         while let Ok((n, from)) = self.sock.recv_from(&mut buf) {
-            self.core.handle_datagram(now, from, &mut buf[..n]);
+            if self.cut != Some(from) {
+                self.core.handle_datagram(now, from, &mut buf[..n]);
+            }
         }
         self.core.handle_timeout(now);
         while let Some(t) = self.core.poll_transmit() {
-            if let Some(to) = t.to.udp() {
+            if let Some(to) = t.to.udp().filter(|&to| self.cut != Some(to)) {
                 let _ = self.sock.send_to(&t.bytes, to);
             }
         }
@@ -155,6 +167,206 @@ fn ends_exchange_pubsub_through_a_sharded_supernode_on_every_backend() {
                 seen.push(e.id());
             }
             assert!(seen.contains(&3), "{b}/{shards}: event 3 {seen:?}");
+        }
+    }
+}
+
+/// What a pumped end and the engine node beside it delivered.
+#[derive(Default)]
+struct Heard {
+    /// Messages the engine node's subscription got.
+    at_a: Vec<Vec<u8>>,
+    /// Messages the sans-IO end's node delivered.
+    at_b: Vec<Vec<u8>>,
+    /// The engine node's host events.
+    events: Vec<Event>,
+}
+
+/// Pumps `b` until `done` (at most 20 s), collecting what `a`'s
+/// subscription, `a`'s host events and `b` deliver into `heard`.
+fn pump_beside(
+    b: &mut End,
+    t0: Instant,
+    a: (&moss::Subscription, &crossbeam_channel::Receiver<Event>),
+    heard: &mut Heard,
+    mut done: impl FnMut(&mut End, &Heard) -> bool,
+) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        b.pump(t0.elapsed());
+        while let Some(ev) = b.core.poll_event() {
+            if let moss_mesh::Event::Message(m) = ev {
+                heard.at_b.push(m.data().to_vec());
+            }
+        }
+        while let Some(m) = a.0.try_recv() {
+            heard.at_a.push(m.data().to_vec());
+        }
+        while let Ok(e) = a.1.try_recv() {
+            heard.events.push(e);
+        }
+        if done(b, heard) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+/// A publishes "`tag` a" and B "`tag` b" on `chat`; true once each heard
+/// the other's (within [`pump_beside`]'s bound).
+fn exchange(
+    a: &Node,
+    b: &mut End,
+    t0: Instant,
+    ax: (&moss::Subscription, &crossbeam_channel::Receiver<Event>),
+    heard: &mut Heard,
+    tag: &str,
+) -> bool {
+    let (from_a, from_b) = (
+        format!("{tag} a").into_bytes(),
+        format!("{tag} b").into_bytes(),
+    );
+    a.publish("chat", &from_a).unwrap();
+    b.core.publish(t0.elapsed(), "chat", &from_b).unwrap();
+    pump_beside(b, t0, ax, heard, |_, h| {
+        h.at_a.contains(&from_b) && h.at_b.contains(&from_a)
+    })
+}
+
+/// Event 7 at host level: engine node A (every backend, 1 and 2 shards)
+/// and sans-IO end B are both connected to an engine supernode, but the
+/// direct path between them is cut (B drops A's datagrams and sends none
+/// to A's address). B asks the supernode for a relay session; pub/sub
+/// goes both ways through it. Then the cut heals: the ends' direct probes
+/// get through, the session moves to the direct path, A's host hears
+/// event 7 (`moss::Node::events`, its detail naming B's address) and
+/// pub/sub goes on, direct.
+#[test]
+#[ignore = "fails today (portable/1, every run): once the cut heals, A's relayed session with B ends (event 2, closed) instead of migrating; no event 7 reaches the host. Run with --ignored to reproduce"]
+fn a_relayed_engine_node_gaining_a_direct_path_reports_event_7() {
+    for backend in backends() {
+        for shards in [1, 2] {
+            let what = format!("{backend}/{shards}");
+            let mut s = supernode(backend, 1);
+            let sid = s.public_key();
+            let mut a = Node::builder(MESH)
+                .config(common::cfg(backend, Some(shards)))
+                .bind("127.0.0.1:0".parse().unwrap())
+                .start()
+                .unwrap();
+            let a_id = a.public_key();
+            let a_addr = a.local_addr();
+            let a_events = a.events().clone();
+            let a_sub = a.subscribe("chat").unwrap();
+            let ax = (&a_sub, &a_events);
+            a.connect(&s.local_addr().to_string()).unwrap();
+            let t0 = Instant::now();
+            let mut b = End::new(41);
+            b.cut = Some(a_addr);
+            let b_id = b.core.public_key();
+            let b_addr = b.sock.local_addr().unwrap();
+            b.core.add_static_peer(s.local_addr());
+            b.core.subscribe("chat");
+            let mut heard = Heard::default();
+            assert!(
+                pump_beside(&mut b, t0, ax, &mut heard, |b, _| b
+                    .core
+                    .relay_info()
+                    .known_supernodes
+                    .contains(&sid)
+                    && s.peer_count() == 2),
+                "{what}: supernode promoted, both ends connected"
+            );
+            // The supernode may not know A is relay-capable yet: B asks
+            // again every 3 s until the pair is relayed.
+            let mut asked: Option<Instant> = None;
+            let relayed_at_a = |a: &Node| {
+                a.mesh_info()
+                    .unwrap()
+                    .peers
+                    .iter()
+                    .any(|p| p.starts_with(&format!("relay:{sid}")))
+            };
+            assert!(
+                pump_beside(&mut b, t0, ax, &mut heard, |b, _| {
+                    if b.core.relayed_peers() == vec![a_id] {
+                        return relayed_at_a(&a);
+                    }
+                    if asked.is_none_or(|t| t.elapsed() >= Duration::from_secs(3)) {
+                        asked = Some(Instant::now());
+                        assert!(b.core.connect_via_relay(a_id), "{what}: a usable supernode");
+                    }
+                    false
+                }),
+                "{what}: relayed"
+            );
+            let joined = heard
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::PeerJoined { peer, .. } if *peer == b_id));
+            assert!(joined, "{what}: event 1 for B at A: {:?}", heard.events);
+            // Pub/sub through the relay, both ways.
+            let subscribed = |b: &End| {
+                b.core
+                    .peers()
+                    .iter()
+                    .any(|p| p.peer == a_id && p.topics.iter().any(|t| t == "chat"))
+            };
+            assert!(
+                pump_beside(&mut b, t0, ax, &mut heard, |b, _| subscribed(b)),
+                "{what}: A's subscription reached B"
+            );
+            assert!(
+                exchange(&a, &mut b, t0, ax, &mut heard, "relayed"),
+                "{what}: both ways through the relay"
+            );
+            assert!(
+                !heard.events.iter().any(|e| e.id() == 7),
+                "{what}: no migration while the direct path is cut"
+            );
+            // The direct path heals.
+            b.cut = None;
+            let direct = Path::Udp(a_addr);
+            assert!(
+                pump_beside(&mut b, t0, ax, &mut heard, |b, h| {
+                    let b_direct = b
+                        .core
+                        .peers()
+                        .iter()
+                        .any(|p| p.peer == a_id && p.addr == direct);
+                    b_direct && h.events.iter().any(|e| e.id() == 7)
+                }),
+                "{what}: migrated, event 7 at A: {:?}",
+                heard.events
+            );
+            let Some(e7) = heard.events.iter().find(|e| e.id() == 7) else {
+                unreachable!("found above");
+            };
+            let Event::RelayMigrated { peer, from, to } = e7 else {
+                panic!("{what}: event 7 is {e7:?}");
+            };
+            assert_eq!(*peer, b_id, "{what}");
+            assert!(from.starts_with(&format!("relay:{sid}")), "{what}: {from}");
+            assert_eq!(*to, b_addr.to_string(), "{what}");
+            let detail = e7.detail_json();
+            assert!(
+                detail.contains(&format!("\"addr\":\"{b_addr}\"")),
+                "{detail}"
+            );
+            assert!(
+                a.mesh_info().unwrap().peers.contains(&b_addr.to_string()),
+                "{what}: A's path to B is direct"
+            );
+            // Pub/sub goes on, direct.
+            assert!(
+                exchange(&a, &mut b, t0, ax, &mut heard, "direct"),
+                "{what}: both ways, direct"
+            );
+            let migrations = heard.events.iter().filter(|e| e.id() == 7).count();
+            assert_eq!(migrations, 1, "{what}: one migration");
+            a.stop();
+            s.stop();
         }
     }
 }

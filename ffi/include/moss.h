@@ -85,9 +85,11 @@ typedef void (*MossMessageCallback)(const char *channel,
                                     const uint8_t *data,
                                     uint32_t len);
 
-// Event callback: `event_type` (1 peer joined, 2 peer left, 5 tracker
-// announce, 6 tracker failure, 100 host queue overflow) and a JSON detail
-// valid only during the call. Called on the node's dispatch thread.
+// Event callback: `event_type` (1 peer joined, 2 peer left, 3 supernode
+// promoted, 4 supernode revoked, 5 tracker announce, 6 tracker failure,
+// 7 relayed peer migrated to a direct path, 100 host queue overflow) and
+// a JSON detail valid only during the call. Called on the node's dispatch
+// thread.
 typedef void (*MossEventCallback)(int32_t event_type, const char *detail_json);
 
 // Scoring callback: `peer_id` (32 bytes) and the router's base score;
@@ -193,10 +195,12 @@ int32_t Moss_Connect(MossHandle handle, const char *host_port);
 int32_t Moss_SetCallback(MossHandle handle, MossMessageCallback cb);
 
 // Sets (or with NULL clears) the event callback (same thread rules as the
-// message callback). Event ids: 1 peer joined, 2 peer left, 5 tracker
-// announce, 6 tracker failure, 100 overflow (`{"dropped":N}`: messages or
-// events the engine dropped because callbacks did not keep up). Ids 3, 4
-// and 7 (supernode, relay) are not produced yet. Returns `MOSS_OK` or
+// message callback). Event ids: 1 peer joined, 2 peer left, 3 supernode
+// promoted (`{}`), 4 supernode revoked (`{"reason":…}`), 5 tracker
+// announce, 6 tracker failure, 7 relayed peer migrated to a direct path
+// (`{"peer_id":…,"from":"relay:…","addr":…}`), 100 overflow
+// (`{"dropped":N}`: messages or events the engine dropped because
+// callbacks did not keep up). Returns `MOSS_OK` or
 // `MOSS_ERR_INVALID_HANDLE`.
 int32_t Moss_SetEventCallback(MossHandle handle, MossEventCallback cb);
 

@@ -289,10 +289,12 @@ pub extern "C" fn Moss_SetCallback(handle: MossHandle, cb: MossMessageCallback) 
 }
 
 /// Sets (or with NULL clears) the event callback (same thread rules as the
-/// message callback). Event ids: 1 peer joined, 2 peer left, 5 tracker
-/// announce, 6 tracker failure, 100 overflow (`{"dropped":N}`: messages or
-/// events the engine dropped because callbacks did not keep up). Ids 3, 4
-/// and 7 (supernode, relay) are not produced yet. Returns `MOSS_OK` or
+/// message callback). Event ids: 1 peer joined, 2 peer left, 3 supernode
+/// promoted (`{}`), 4 supernode revoked (`{"reason":…}`), 5 tracker
+/// announce, 6 tracker failure, 7 relayed peer migrated to a direct path
+/// (`{"peer_id":…,"from":"relay:…","addr":…}`), 100 overflow
+/// (`{"dropped":N}`: messages or events the engine dropped because
+/// callbacks did not keep up). Returns `MOSS_OK` or
 /// `MOSS_ERR_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn Moss_SetEventCallback(handle: MossHandle, cb: MossEventCallback) -> i32 {

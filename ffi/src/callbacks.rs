@@ -25,9 +25,11 @@ pub type MossMessageCallback = Option<
     unsafe extern "C" fn(channel: *const c_char, sender_id: *const u8, data: *const u8, len: u32),
 >;
 
-/// Event callback: `event_type` (1 peer joined, 2 peer left, 5 tracker
-/// announce, 6 tracker failure, 100 host queue overflow) and a JSON detail
-/// valid only during the call. Called on the node's dispatch thread.
+/// Event callback: `event_type` (1 peer joined, 2 peer left, 3 supernode
+/// promoted, 4 supernode revoked, 5 tracker announce, 6 tracker failure,
+/// 7 relayed peer migrated to a direct path, 100 host queue overflow) and
+/// a JSON detail valid only during the call. Called on the node's dispatch
+/// thread.
 pub type MossEventCallback =
     Option<unsafe extern "C" fn(event_type: i32, detail_json: *const c_char)>;
 

@@ -1,5 +1,10 @@
 //! Builds `examples/c/two_nodes.c` with `cc` against `include/moss.h` and
 //! runs it: against `libmoss.so`, against `libmoss.a`, and under valgrind.
+//! Its event callback prints events 3 (supernode promoted) and 4 (revoked,
+//! naming the condition) as they reach it. Event 7 (relay migrated) is not
+//! checked here: two nodes on one loopback never relay (every path is
+//! direct at once, and the C ABI cannot cut one); the engine's
+//! `tests/relay.rs` checks it at host level on a cut-then-healed path.
 
 mod common;
 
@@ -17,11 +22,23 @@ fn run(cmd: &mut Command) -> String {
     stdout + &stderr
 }
 
+/// The supernode events the callback printed, in order: 3 before 4, and
+/// 4's detail names the failed condition.
+fn assert_supernode_events(out: &str) {
+    let promoted = out.find("event 3 (supernode promoted) {}");
+    let revoked = out.find("event 4 (supernode revoked) {\"reason\":");
+    assert!(
+        matches!((promoted, revoked), (Some(p), Some(r)) if p < r),
+        "events 3 then 4 printed:\n{out}"
+    );
+}
+
 #[test]
 fn c_two_nodes_with_the_shared_library() {
     let exe = common::compile_c("two_nodes.c", "two_nodes_shared", false);
     let out = run(Command::new(&exe).env("LD_LIBRARY_PATH", common::lib_dir()));
     assert!(out.contains("\nOK\n"), "{out}");
+    assert_supernode_events(&out);
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! ([`TransportOp::Send`]). The wire format is the same either way.
 
 use crate::path::Path;
-use crate::relay::route::{RelayRoutes, Route, RouteLimits};
+use crate::relay::route::{IndexHash, RelayRoutes, Route, RouteLimits};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Head, MAX_DATAGRAM, MAX_PLAINTEXT};
 use moss_crypto::scramble::{HEAD_LEN, MIN_DATAGRAM};
@@ -241,7 +241,7 @@ pub(crate) trait Records {
     fn holds(&self, index: u32) -> bool;
 }
 
-impl Records for HashMap<u32, Box<ShardSession>> {
+impl Records for HashMap<u32, Box<ShardSession>, IndexHash> {
     fn record(&mut self, index: u32) -> Option<&mut ShardSession> {
         self.get_mut(&index).map(|b| &mut **b)
     }
@@ -257,7 +257,9 @@ pub struct SessionShard {
     core: Core,
     /// Boxed: an idle session's slot is a pointer, not its 144 B of keys
     /// and counters, at the map's spare capacity (`moss-bench idle`).
-    sessions: HashMap<u32, Box<ShardSession>>,
+    /// Keyed by index with [`IndexHash`]: every received data datagram
+    /// (relayed ones too) looks its receiver index up here first.
+    sessions: HashMap<u32, Box<ShardSession>, IndexHash>,
 }
 
 /// Everything of a shard but its records: the receive and seal steps run
@@ -284,7 +286,7 @@ impl SessionShard {
                 routes: RelayRoutes::new(crate::relay::default_limits()),
                 now_ms: 0,
             },
-            sessions: HashMap::new(),
+            sessions: HashMap::with_hasher(IndexHash::random()),
         }
     }
 

@@ -15,7 +15,11 @@
  * callback and `supernode_ready` turns true in its mesh info. Then B stops:
  * A, left without a peer, no longer has the standing a supernode needs and
  * revokes its status: event 4 (its detail names the failed condition), and
- * `supernode_ready` turns false. Exits 0 once both messages arrived with
+ * `supernode_ready` turns false. The event callback prints every event with
+ * its name; event 7 (a relayed peer moved to a direct path) is printed when
+ * it happens, which needs a pair whose direct path failed and later works
+ * (real NATs: `nat/scripts/relay-lab.sh`), never two nodes on one loopback,
+ * where every path is direct from the start. Exits 0 once both messages arrived with
  * the right sender ids, A was promoted and then revoked, 1 on any failure
  * or after a bounded wait. MOSS_BACKEND=<auto|uring|mmsg|portable> picks
  * the I/O backend.
@@ -86,6 +90,30 @@ static void on_message_b(const char *channel, const uint8_t *sender_id,
   }
 }
 
+/* The C ABI event ids (MOSS.md, "C ABI"), 100 = host queue overflow. */
+static const char *event_name(int32_t event_type) {
+  switch (event_type) {
+  case 1:
+    return "peer joined";
+  case 2:
+    return "peer left";
+  case 3:
+    return "supernode promoted";
+  case 4:
+    return "supernode revoked";
+  case 5:
+    return "tracker announce";
+  case 6:
+    return "tracker failure";
+  case 7:
+    return "relay migrated to a direct path";
+  case 100:
+    return "host queue overflow";
+  default:
+    return "unknown";
+  }
+}
+
 static void on_event(int32_t event_type, const char *detail_json) {
   if (event_type == 1) {
     atomic_fetch_add(&peers_joined, 1);
@@ -96,7 +124,7 @@ static void on_event(int32_t event_type, const char *detail_json) {
   if (event_type == 4 && strstr(detail_json, "\"reason\"") != NULL) {
     atomic_fetch_add(&revoked, 1);
   }
-  printf("event %d %s\n", (int)event_type, detail_json);
+  printf("event %d (%s) %s\n", (int)event_type, event_name(event_type), detail_json);
 }
 
 /* 1 if the mesh info says supernode_ready, 0 if not, -1 on error. */

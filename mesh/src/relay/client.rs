@@ -165,6 +165,13 @@ impl Node {
         }
     }
 
+    /// A random nonce for a request, never 0: a supernode's own accepts
+    /// (an end moved) carry nonce 0, which no end may have pending, so such
+    /// an accept is only ever a renewal of a session the end holds.
+    fn request_nonce(&mut self) -> u64 {
+        self.rng.next_u64().max(1)
+    }
+
     /// Sends a signed request for `target` (or the peer at `addr`) to the
     /// best usable supernode not in `tried`.
     fn request_relay(
@@ -190,7 +197,7 @@ impl Node {
         let Some(relay) = super::choose::pick(&candidates, salt) else {
             return false;
         };
-        let nonce = self.rng.next_u64();
+        let nonce = self.request_nonce();
         let r = Request::sign(&self.identity, &relay, target, addr, nonce);
         if !self.send_relay(relay, &Relay::Request(r)) {
             return false;
@@ -380,7 +387,7 @@ impl Node {
         if pending {
             return;
         }
-        let nonce = self.rng.next_u64();
+        let nonce = self.request_nonce();
         let req = Request::sign(&self.identity, &via, peer, None, nonce);
         if self.send_relay(via, &Relay::Request(req)) {
             self.relay.client.pending.insert(

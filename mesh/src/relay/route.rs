@@ -14,8 +14,9 @@
 //! the registered end's (a spoofed source gets nothing back and spends the
 //! victim's bucket only: see PROTOCOL.md). So a forwarded datagram costs
 //! one block of keystream, two hash lookups (the shard's own sessions,
-//! then the receiver index → relay slot map), an address compare and a
-//! token-bucket check: no lock, no allocation.
+//! then the receiver index → relay slot map, both with the keyed
+//! multiply-fold [`IndexHash`]), an address compare and a token-bucket
+//! check: no lock, no allocation.
 //!
 //! Memory: one [`SLOT_BYTES`] slot per relay session (both directions,
 //! compact addresses, the two ends' buckets) in chunks indexed by the
@@ -26,6 +27,7 @@ use crate::path::Path;
 use crate::stats::DropReason;
 use moss_nat::relay::Bucket;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Rate limits of the data plane.
@@ -77,6 +79,24 @@ impl From<SocketAddr> for Addr {
     }
 }
 
+impl Addr {
+    /// Whether `a` is this address: `Addr::from(*a) == *self`, without
+    /// building the 19 bytes (once per forwarded datagram).
+    fn is(&self, a: &SocketAddr) -> bool {
+        match a {
+            SocketAddr::V4(a) => {
+                self.v4
+                    && self.port == a.port().to_be_bytes()
+                    && self.ip[12..] == a.ip().octets()
+                    && self.ip[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
+            }
+            SocketAddr::V6(a) => {
+                !self.v4 && self.port == a.port().to_be_bytes() && self.ip == a.ip().octets()
+            }
+        }
+    }
+}
+
 impl From<Addr> for SocketAddr {
     fn from(a: Addr) -> Self {
         let v6 = Ipv6Addr::from(a.ip);
@@ -115,13 +135,81 @@ impl Default for Slot {
     }
 }
 
+/// Hashes session indices (the route map's, and a shard's own sessions'):
+/// the index XOR a key, times a multiplier, 64 × 64 → 128 bits folded to
+/// 64 (foldhash's folded multiply). The ends choose the routed indices, so
+/// key and multiplier are secret and drawn per map (from the standard
+/// library's randomly keyed hasher): an end cannot aim its indices at one
+/// bucket. SipHash, the default, cost two of its rounds per forwarded
+/// datagram, once per map.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexHash {
+    key: u64,
+    mul: u64,
+}
+
+impl IndexHash {
+    /// A hasher with fresh random keys.
+    pub fn random() -> Self {
+        let r = std::collections::hash_map::RandomState::new();
+        Self {
+            key: r.hash_one(1u64),
+            mul: r.hash_one(2u64) | 1,
+        }
+    }
+}
+
+/// The state of one [`IndexHash`] hashing.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexHasher {
+    key: u64,
+    mul: u64,
+    acc: u64,
+}
+
+fn fold(x: u64, y: u64) -> u64 {
+    let m = u128::from(x).wrapping_mul(u128::from(y));
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+impl Hasher for IndexHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by the u32 keys of the map; correct for any input.
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.acc = fold(self.acc ^ u64::from_le_bytes(w), self.mul);
+        }
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.acc ^= u64::from(i);
+    }
+
+    fn finish(&self) -> u64 {
+        fold(self.acc ^ self.key, self.mul)
+    }
+}
+
+impl BuildHasher for IndexHash {
+    type Hasher = IndexHasher;
+
+    fn build_hasher(&self) -> IndexHasher {
+        IndexHasher {
+            key: self.key,
+            mul: self.mul,
+            acc: 0,
+        }
+    }
+}
+
 /// A shard's relay routes: one dense slot per relay session, found from a
 /// receiver index through one small map.
 #[derive(Debug)]
 pub struct RelayRoutes {
     slots: Slab<Slot>,
     /// Receiver index → slot × 2 + end.
-    by_index: HashMap<u32, u32>,
+    by_index: HashMap<u32, u32, IndexHash>,
     total: Bucket,
     limits: RouteLimits,
 }
@@ -147,7 +235,7 @@ impl RelayRoutes {
     pub fn new(limits: RouteLimits) -> Self {
         Self {
             slots: Slab::default(),
-            by_index: HashMap::new(),
+            by_index: HashMap::with_hasher(IndexHash::random()),
             total: Bucket::full(limits.total_rate, 0),
             limits,
         }
@@ -262,7 +350,7 @@ impl RelayRoutes {
         let at = *self.by_index.get(&index)?;
         let s = self.slots.get_mut(at / 2)?;
         let e = (at % 2) as usize;
-        if from.udp().map(Addr::from) != Some(s.addr[1 - e]) {
+        if !from.udp().is_some_and(|a| s.addr[1 - e].is(&a)) {
             return Some(Err(DropReason::RelayUnknownSession));
         }
         let n = u32::try_from(len).unwrap_or(u32::MAX);
@@ -287,6 +375,37 @@ mod tests {
 
     fn a(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_is_itself_and_no_other() {
+        let v4 = [
+            a("192.0.2.1:4000"),
+            a("192.0.2.1:4001"),
+            a("192.0.2.2:4000"),
+        ];
+        let v6 = [a("[2001:db8::1]:4000"), a("[::ffff:192.0.2.1]:4000")];
+        let all: Vec<SocketAddr> = v4.iter().chain(&v6).copied().collect();
+        for x in &all {
+            for y in &all {
+                assert_eq!(Addr::from(*x).is(y), x == y, "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_index_hash_spreads_and_depends_on_its_key() {
+        let (h1, h2) = (IndexHash::random(), IndexHash::random());
+        let mut low = std::collections::HashSet::new();
+        let mut same = 0;
+        for i in 0..1024u32 {
+            let x = h1.hash_one(i << 20);
+            low.insert(x & 1023);
+            same += usize::from(x == h2.hash_one(i << 20));
+        }
+        // Indices differing only in high bits still fill the low bits.
+        assert!(low.len() > 512, "{}", low.len());
+        assert_eq!(same, 0);
     }
 
     #[test]

@@ -466,6 +466,50 @@ fn forged_announcements_and_accepts_are_rejected() {
     assert!(n.relay_info().relayed_peers.is_empty());
 }
 
+/// An accept validly signed by supernode 0 (node 0's key is seed 1) for
+/// initiator node 1.
+fn supernode_accept(net: &Net, session: u64, responder: usize, nonce: u64) -> Accept {
+    let mut a = Accept {
+        session,
+        initiator: net.id(1),
+        responder: net.id(responder),
+        nonce,
+        ttl_sec: 60,
+        peer_addr: net.addrs[responder],
+        signature: [0; 64],
+    };
+    a.signature = Identity::from_seed([1; 32]).sign(&a.signing_bytes(&net.id(0)));
+    a
+}
+
+#[test]
+fn a_nonce_0_accept_without_the_relay_session_is_forged() {
+    // Nonce 0 is what the supernode sends when an end moved: a renewal of
+    // a session both ends hold, never pending at an end.
+    let mut net = relayed_star(4, cfg(), &[(1, 2)], "t");
+    let session = session_of(&net, 1, 2).expect("1 is relayed to 2");
+    let forged = |net: &Net| net.nodes[1].stats().drops.get(DropReason::RelayForged);
+    let before = forged(&net);
+    let probes = net.nodes[1].relay.client.probe_addrs();
+    // For the session node 1 holds: a renewal, not a forgery.
+    let renewal = supernode_accept(&net, session, 2, 0);
+    net.send_frame(0, 1, &Relay::Accept(renewal));
+    net.run(Duration::from_secs(1));
+    assert_eq!(forged(&net), before, "the renewal is taken");
+    // For a session of another slot with the same pair, and for a pair
+    // (with node 3) node 1 has no relay session of at all.
+    let other_slot = supernode_accept(&net, session.wrapping_add(1 << 32), 2, 0);
+    net.send_frame(0, 1, &Relay::Accept(other_slot));
+    let stranger = supernode_accept(&net, session.wrapping_add(2 << 32), 3, 0);
+    net.send_frame(0, 1, &Relay::Accept(stranger));
+    net.run(Duration::from_secs(3));
+    assert_eq!(forged(&net), before + 2, "both counted as forged");
+    assert_eq!(net.nodes[1].relay.client.probe_addrs(), probes);
+    assert_eq!(net.nodes[1].relayed_peers(), vec![net.id(2)]);
+    assert!(!net.connected(1, 3), "no dial through the forged accept");
+    assert_eq!(session_of(&net, 1, 2), Some(session));
+}
+
 #[test]
 fn an_unconfirmed_node_never_announces() {
     // Node 1 dials everyone itself: nobody ever reaches it unsolicited.
