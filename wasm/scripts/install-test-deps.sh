@@ -28,7 +28,12 @@ fi
 WBG=$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p}' Cargo.lock)
 if ! "$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -qx "wasm-bindgen $WBG"; then
   echo "moss-wasm: cargo install wasm-bindgen-cli $WBG into $TOOLS (slow the first time)"
-  RUSTC=/usr/bin/rustc /usr/bin/cargo install wasm-bindgen-cli --version "=$WBG" --root "$TOOLS" --force
+  # Built unoptimised: 300 s of CPU instead of about 450 (a fresh CI machine
+  # builds it in the install phase, before every lane); it then takes
+  # 1.7 s instead of 0.3 s on the 2.4 MB peer wasm (docs/CI.md, Session 8).
+  RUSTC=/usr/bin/rustc CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 CARGO_PROFILE_RELEASE_LTO=false \
+    /usr/bin/cargo install wasm-bindgen-cli --version "=$WBG" --root "$TOOLS" --force
 fi
 
 # npm packages, pinned by package-lock.json.
