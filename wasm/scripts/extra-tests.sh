@@ -167,5 +167,5 @@ stage "native WebRTC through real NATs (webrtc/scripts/nat-lab.sh: natlab, the g
 # Its own lab (prefix mwr-); the gateway and signal binaries of the page
 # tests above, so it builds nothing. Skips visibly without network
 # namespaces, fails under CI=true.
-GATEWAY_BIN=$ROOT/target/debug/moss-gateway SIGNAL_BIN=$ROOT/target/debug/moss-signal \
+GATEWAY_BIN=$WEBRTC_BINS/moss-gateway SIGNAL_BIN=$ROOT/target/debug/moss-signal \
   bash "$ROOT/webrtc/scripts/nat-lab.sh"
