@@ -43,7 +43,7 @@ pub const SPRAY_SOCKETS: u16 = 256;
 pub const SPRAY_PORTS: u16 = 343;
 /// Spray probes sent per housekeeping tick (100 ms), every punch together:
 /// the pace is by time, so a tick that runs late (a starved CPU) sends
-/// its elapsed share, up to [`MAX_PROBES_PER_CALL`].
+/// its elapsed share, up to `MAX_PROBES_PER_CALL`.
 pub const SPRAY_PROBES_PER_TICK: usize = 100;
 /// Most spray probes one late tick sends (four ticks' worth).
 const MAX_PROBES_PER_CALL: usize = 4 * SPRAY_PROBES_PER_TICK;
