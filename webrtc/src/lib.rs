@@ -21,14 +21,17 @@
 //! ```
 
 mod link;
+mod room;
 
 /// The peer's half of the signaling envelope (shared with `moss-signal`).
 pub use moss_signal_envelope::peer as envelope;
 
 pub use envelope::{EnvelopeError, Signal};
 pub use link::LinkError;
+pub use room::{MAX_ATTEMPTS, RETRY_MAX, RETRY_MIN};
 
 use link::Link;
+use room::Room;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -119,6 +122,10 @@ pub struct EndpointStats {
     pub send_dropped: u64,
     /// Text messages on a DataChannel (not Moss), dropped.
     pub text_dropped: u64,
+    /// Offers made again to a peer still in the room after its link
+    /// failed or closed (backing off from [`RETRY_MIN`] to [`RETRY_MAX`],
+    /// at most [`MAX_ATTEMPTS`] in a row).
+    pub links_retried: u64,
 }
 
 /// The sans-IO WebRTC side of one native node.
@@ -132,6 +139,10 @@ pub struct Endpoint {
     stats: EndpointStats,
     /// Envelopes waiting for the candidates (`Some` while held).
     held: Option<VecDeque<(usize, String)>>,
+    /// The peers we offer to, and when to offer again.
+    room: Room,
+    /// The latest time the driver gave (a lost link's retry counts from it).
+    now: Option<Instant>,
 }
 
 impl Endpoint {
@@ -151,6 +162,8 @@ impl Endpoint {
             out: VecDeque::new(),
             stats: EndpointStats::default(),
             held: None,
+            room: Room::default(),
+            now: None,
         }
     }
 
@@ -163,6 +176,7 @@ impl Endpoint {
     /// reached only if both SDPs carry the reflexive addresses, since
     /// each NAT opens only for checks its own side sent out.
     pub fn hold_links(&mut self, hold: bool, now: Instant) {
+        self.now = Some(now);
         if hold {
             self.held.get_or_insert_with(VecDeque::new);
             return;
@@ -215,6 +229,7 @@ impl Endpoint {
 
     /// One text message from signal server `server`. Junk is counted.
     pub fn handle_signal(&mut self, now: Instant, server: usize, text: &str) {
+        self.now = Some(now);
         if let Some(held) = &mut self.held {
             if held.len() < MAX_HELD {
                 held.push_back((server, text.to_string()));
@@ -227,6 +242,7 @@ impl Endpoint {
             Ok(Signal::Peers(ids)) => ids.into_iter().for_each(|id| self.seen(now, server, id)),
             Ok(Signal::Join(id)) => self.seen(now, server, id),
             Ok(Signal::Leave(id)) => {
+                self.room.left(&id);
                 if self.links.get(&id).is_some_and(|l| !l.open) {
                     self.remove(&id);
                 }
@@ -251,11 +267,20 @@ impl Endpoint {
         }
     }
 
-    /// A peer is in the room: the smaller id offers, so two peers never both do.
+    /// A peer is in the room: the smaller id offers, so two peers never both
+    /// do, and offers again if that link fails while the peer stays.
     fn seen(&mut self, now: Instant, server: usize, remote: String) {
-        if remote == self.id || self.links.contains_key(&remote) || self.id >= remote {
+        if remote == self.id || self.id >= remote {
             return;
         }
+        self.room.named(&remote, server);
+        if !self.links.contains_key(&remote) {
+            self.offer(now, server, remote);
+        }
+    }
+
+    /// Offers a link to `remote` through signal server `server`.
+    fn offer(&mut self, now: Instant, server: usize, remote: String) {
         if self.links.len() >= MAX_LINKS {
             self.stats.links_refused += 1;
             return;
@@ -278,6 +303,7 @@ impl Endpoint {
             Err(e) => {
                 tracing::debug!(%remote, error = %e, "webrtc offer failed");
                 self.stats.links_failed += 1;
+                self.room.lost(&remote, now);
             }
         }
     }
@@ -325,6 +351,7 @@ impl Endpoint {
         destination: SocketAddr,
         bytes: &[u8],
     ) {
+        self.now = Some(now);
         let Some(link) = self
             .links
             .values_mut()
@@ -366,11 +393,14 @@ impl Endpoint {
                     l.timeout.min(l.created + SETUP_TIMEOUT)
                 }
             })
+            .chain(self.room.poll_timeout())
             .min()
     }
 
-    /// Runs every due timer; gives up links that did not open in time.
+    /// Runs every due timer; gives up links that did not open in time, and
+    /// offers again to peers whose link was lost while they stayed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
         let mut late = Vec::new();
         for (id, l) in &mut self.links {
             if !l.open && now >= l.created + SETUP_TIMEOUT {
@@ -384,6 +414,13 @@ impl Endpoint {
             self.remove(&id);
         }
         self.reap();
+        for (id, server) in self.room.take_due(now) {
+            if !self.links.contains_key(&id) {
+                tracing::debug!(remote = %id, "webrtc: offering again");
+                self.stats.links_retried += 1;
+                self.offer(now, server, id);
+            }
+        }
     }
 
     /// Closes the link carrying `channel` (the node found no use for it:
@@ -397,8 +434,9 @@ impl Endpoint {
         true
     }
 
-    /// Closes every link.
+    /// Closes every link, and offers to nobody again.
     pub fn close_all(&mut self) {
+        self.room.clear();
         let ids: Vec<String> = self.links.keys().cloned().collect();
         for id in ids {
             self.remove(&id);
@@ -409,7 +447,12 @@ impl Endpoint {
     pub fn poll_output(&mut self) -> Option<Output> {
         let o = self.out.pop_front()?;
         match o {
-            Output::Opened { .. } => self.stats.links_opened += 1,
+            Output::Opened { channel, .. } => {
+                self.stats.links_opened += 1;
+                if let Some(remote) = self.by_channel.get(&channel) {
+                    self.room.opened(remote);
+                }
+            }
             Output::Junk { .. } => self.stats.text_dropped += 1,
             _ => {}
         }
@@ -456,6 +499,9 @@ impl Endpoint {
 
     fn forget(&mut self, l: &Link) {
         self.by_channel.remove(&l.channel);
+        if let Some(now) = self.now {
+            self.room.lost(&l.remote, now);
+        }
         self.out.push_back(Output::Closed { channel: l.channel });
     }
 }

@@ -16,6 +16,8 @@ struct Pair {
     opened: [Vec<(u64, bool)>; 2],
     got: [Vec<(u64, Vec<u8>)>; 2],
     closed: [Vec<u64>; 2],
+    /// While true, UDP between the two is lost (signal still crosses).
+    cut: bool,
 }
 
 impl Wire for Pair {
@@ -27,7 +29,7 @@ impl Wire for Pair {
         match o {
             Output::Transmit { from, to, bytes } => {
                 assert_eq!(from, self.addrs[i]);
-                if to == self.addrs[j] {
+                if to == self.addrs[j] && !self.cut {
                     self.eps[j].handle_receive(self.now, from, to, &bytes);
                 }
             }
@@ -56,6 +58,7 @@ impl Pair {
             opened: Default::default(),
             got: Default::default(),
             closed: Default::default(),
+            cut: false,
         }
     }
 
@@ -148,4 +151,51 @@ fn a_link_closed_by_channel_is_seen_closed_by_the_peer_at_once() {
         "closed on the shutdown, not on a consent timeout ({:?} of virtual time)",
         p.now.duration_since(opened_at)
     );
+}
+
+#[test]
+fn a_link_that_failed_is_offered_again_while_the_peer_stays_in_the_room() {
+    use moss_webrtc::{RETRY_MIN, SETUP_TIMEOUT};
+    let mut p = Pair::new();
+    p.cut = true;
+    p.eps[0].handle_signal(p.now, 0, r#"{"type":"peers","peers":["bb"]}"#);
+    p.eps[1].handle_signal(p.now, 0, r#"{"type":"join","from":"aa"}"#);
+    let t0 = p.now;
+    // No UDP crosses: aa gives the link up (str0m's ICE, or the setup
+    // timeout at the latest).
+    p.drive(20_000, |p| p.eps[0].stats().links_failed > 0);
+    assert!(p.now <= t0 + SETUP_TIMEOUT);
+    assert!(p.opened[0].is_empty() && p.opened[1].is_empty());
+    assert_eq!(p.eps[0].stats().links_retried, 0);
+    // The path heals; nobody rejoins the room, yet aa offers again.
+    p.cut = false;
+    let failed_at = p.now;
+    p.drive(20_000, |p| {
+        !p.opened[0].is_empty() && !p.opened[1].is_empty()
+    });
+    assert_eq!(p.opened[0].len(), 1, "aa's second link opened");
+    assert_eq!(p.opened[1].len(), 1, "bb answered the second offer");
+    assert!(p.opened[0][0].1, "aa offered again, bb never offers");
+    assert_eq!(p.eps[0].stats().links_retried, 1);
+    assert_eq!(p.eps[1].stats().links_retried, 0);
+    assert!(p.now >= failed_at + RETRY_MIN, "after the backoff");
+    let (ca, cb) = (p.opened[0][0].0, p.opened[1][0].0);
+    assert!(p.eps[0].send(ca, b"again"));
+    p.drive(2000, |p| !p.got[1].is_empty());
+    assert_eq!(p.got[1], vec![(cb, b"again".to_vec())]);
+}
+
+#[test]
+fn a_peer_that_left_the_room_is_not_offered_again() {
+    let mut p = Pair::new();
+    p.cut = true;
+    p.eps[0].handle_signal(p.now, 0, r#"{"type":"peers","peers":["bb"]}"#);
+    p.eps[1].handle_signal(p.now, 0, r#"{"type":"join","from":"aa"}"#);
+    p.drive(20_000, |p| p.eps[0].stats().links_failed > 0);
+    p.eps[0].handle_signal(p.now, 0, r#"{"type":"leave","from":"bb"}"#);
+    p.cut = false;
+    p.drive(20_000, |_| false);
+    assert_eq!(p.eps[0].stats().links_retried, 0);
+    assert!(p.opened[0].is_empty());
+    assert_eq!(p.eps[0].poll_timeout(), None, "nothing left to do");
 }
