@@ -69,6 +69,7 @@ pub struct WebrtcCounters {
     pub(crate) links_failed: AtomicU64,
     pub(crate) links_open: AtomicU64,
     pub(crate) links_refused: AtomicU64,
+    pub(crate) links_retried: AtomicU64,
     pub(crate) links_no_session: AtomicU64,
     pub(crate) links_session_ended: AtomicU64,
     pub(crate) stun_mapped: AtomicU64,
@@ -94,6 +95,9 @@ pub struct WebrtcStats {
     pub links_open: u64,
     /// Offers refused at the link limit.
     pub links_refused: u64,
+    /// Offers made again to a peer still in the signal room after its link
+    /// failed or closed (with backoff, a bounded number of times).
+    pub links_retried: u64,
     /// Links the engine closed because no Noise session formed on them
     /// within the handshake timeout (a wrong PSK, a peer that never dials).
     pub links_no_session: u64,
@@ -130,6 +134,7 @@ impl WebrtcCounters {
             links_failed: r(&self.links_failed),
             links_open: r(&self.links_open),
             links_refused: r(&self.links_refused),
+            links_retried: r(&self.links_retried),
             links_no_session: r(&self.links_no_session),
             links_session_ended: r(&self.links_session_ended),
             stun_mapped: r(&self.stun_mapped),

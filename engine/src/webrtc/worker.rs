@@ -224,6 +224,7 @@ impl Worker {
         c.links_failed.store(s.links_failed, Ordering::Relaxed);
         c.links_open.store(s.links_open, Ordering::Relaxed);
         c.links_refused.store(s.links_refused, Ordering::Relaxed);
+        c.links_retried.store(s.links_retried, Ordering::Relaxed);
         c.signal_junk.store(s.signal_junk, Ordering::Relaxed);
         c.udp_unmatched.store(s.udp_unmatched, Ordering::Relaxed);
         c.text_dropped.store(s.text_dropped, Ordering::Relaxed);
