@@ -67,7 +67,7 @@ export interface MossStats {
   /** Counted in wasm: non-binary DataChannel messages, datagrams for paths a page cannot carry, closed channels. */
   host: { junk_dropped: number; unroutable_dropped: number; channels_closed: number };
   /** Counted in JS: malformed signaling, datagrams a channel could not take, links that never opened. */
-  js: { signal_junk: number; send_dropped: number; links_failed: number; links: number; channels_open: number; signal_connected: number };
+  js: { signal_junk: number; send_dropped: number; links_failed: number; links_retried: number; links: number; channels_open: number; signal_connected: number };
 }
 
 export class Moss {

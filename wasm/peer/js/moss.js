@@ -7,6 +7,15 @@ import { SignalClient } from './signal.js';
 import { Link } from './link.js';
 import { loadIdentity, saveIdentity } from './identity.js';
 
+/** Re-offers to a peer still in the room after its link failed: the first wait (ms). */
+const RETRY_MIN_MS = 2000;
+/** The longest wait between re-offers (ms). */
+const RETRY_MAX_MS = 60000;
+/** Failed links in a row after which a peer is offered again only when the room names it anew. */
+const MAX_ATTEMPTS = 8;
+/** Most room members remembered for re-offers. */
+const MAX_MEMBERS = 1024;
+
 /** An error of a Moss call; `code` is the C ABI's MOSS_ERR_* value. */
 export class MossError extends Error {
   constructor(code, message) {
@@ -83,7 +92,8 @@ export class Moss {
     this._handlers = new Map(); // event -> Set(cb)
     this._timer = null;
     this._closed = false;
-    this._js = { signal_junk: 0, send_dropped: 0, links_failed: 0 };
+    this._js = { signal_junk: 0, send_dropped: 0, links_failed: 0, links_retried: 0 };
+    this._members = new Map(); // remote id we offer to -> {signal, failures, timer}
     this._signals = (opts.signal ?? []).map(url => new SignalClient(url, this._room, this._id, this));
     this._signals.forEach(s => s.start());
     this._pump();
@@ -156,6 +166,8 @@ export class Moss {
     this._pump();
     this._closed = true;
     clearTimeout(this._timer);
+    this._members.forEach(m => clearTimeout(m.timer));
+    this._members.clear();
     // Let the close frames leave before the channels go.
     const links = [...this._links.values()];
     for (let i = 0; i < 20 && links.some(l => l.buffered() > 0); i++) await new Promise(r => setTimeout(r, 10));
@@ -204,12 +216,47 @@ export class Moss {
 
   /** A remote id appeared on a signal server: the smaller id offers, so two peers never both do. */
   _seen(remote, signal) {
-    if (this._closed || remote === this._id || this._links.has(remote) || !(this._id < remote)) return;
-    this._link(remote, signal).offer();
+    if (this._closed || remote === this._id || !(this._id < remote)) return;
+    this._named(remote, signal);
+    if (!this._links.has(remote)) this._link(remote, signal).offer();
   }
 
-  /** A remote id left a signal server: a link still being set up is given up. */
+  /** The room named `remote`, whom we offer to: remember it, its failures start over. */
+  _named(remote, signal) {
+    const m = this._members.get(remote);
+    if (m) {
+      clearTimeout(m.timer);
+      Object.assign(m, { signal, failures: 0, timer: undefined });
+    } else if (this._members.size < MAX_MEMBERS) {
+      this._members.set(remote, { signal, failures: 0, timer: undefined });
+    }
+  }
+
+  /**
+   * The link to `remote` failed or closed while it stays in the room: offer
+   * again after a backoff (RETRY_MIN_MS doubling to RETRY_MAX_MS), at most
+   * MAX_ATTEMPTS times in a row, as native nodes do (docs/PROTOCOL.md).
+   */
+  _lost(remote) {
+    const m = this._members.get(remote);
+    if (!m || this._closed) return;
+    clearTimeout(m.timer);
+    m.timer = undefined;
+    m.failures++;
+    if (m.failures > MAX_ATTEMPTS) return;
+    const ms = Math.min(RETRY_MIN_MS * 2 ** (m.failures - 1), RETRY_MAX_MS);
+    m.timer = setTimeout(() => {
+      m.timer = undefined;
+      if (this._closed || this._members.get(remote) !== m || this._links.has(remote)) return;
+      this._js.links_retried++;
+      this._link(remote, m.signal).offer();
+    }, ms);
+  }
+
+  /** A remote id left a signal server: a link still being set up is given up, and it is not offered again. */
   _gone(remote) {
+    const m = this._members.get(remote);
+    if (m) { clearTimeout(m.timer); this._members.delete(remote); }
     const l = this._links.get(remote);
     if (l && !l.open) this._drop(l);
   }
@@ -245,6 +292,8 @@ export class Moss {
   /** Link `link`'s DataChannel opened: the offerer dials through it. */
   _opened(link) {
     if (this._closed) return;
+    const m = this._members.get(link.remote);
+    if (m) m.failures = 0;
     if (link.offerer) this._node.connect(link.channel);
     this._pump();
   }
@@ -263,6 +312,7 @@ export class Moss {
     if (!this._byChannel.delete(link.channel)) return;
     link.close();
     if (this._closed) return;
+    this._lost(link.remote);
     this._node.channelClosed(link.channel);
     this._pump();
   }

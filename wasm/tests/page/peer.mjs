@@ -168,6 +168,25 @@ try {
     await p.close();
   });
 
+  await step('a link lost while both stay in the room is offered again, and the peers meet again', async () => {
+    const r1 = await open('R1', { mesh: 'browser-retry' });
+    const r2 = await open('R2', { mesh: 'browser-retry' });
+    const [id1, id2] = [await idOf(r1), await idOf(r2)];
+    await until('R1 and R2 peered', async () => (await peersOf(r1)).includes(id2) && (await peersOf(r2)).includes(id1));
+    // The larger id answered; it drops its link (as a failed ICE or DTLS
+    // would). The offerer sees its channel close, nobody leaves the room.
+    const [offerer, answerer, offererId] = id1 < id2 ? [r1, r2, id1] : [r2, r1, id2];
+    const before = (await statsOf(offerer)).js.links_retried;
+    await answerer.evaluate(remote => { const m = window.moss; m._drop(m._links.get(remote)); }, offererId);
+    await until('the offerer offered again and both peered again', async () => {
+      const js = (await statsOf(offerer)).js;
+      return js.links_retried > before && js.channels_open === 1 && (await peersOf(answerer)).includes(offererId);
+    }, 20000);
+    await publish(offerer, 'after the retry');
+    await until('the answerer got it', async () => (await receivedOf(answerer)).some(m => m.text === 'after the retry'));
+    await r1.close(); await r2.close();
+  });
+
   let figures = {};
   await step('figures: cold start, messages/s, one-hop latency', async () => {
     // Two fresh pages in a mesh of their own, the per-peer inbound rate
