@@ -6,6 +6,7 @@
 static GLOBAL: alloc::Counting = alloc::Counting;
 
 mod alloc;
+mod compare;
 mod crypto;
 mod e2e;
 mod inproc;
@@ -62,15 +63,18 @@ enum Scenario {
     Relay,
     /// The WebRTC DataChannel path beside UDP: msg/s and one-hop p50/p99.
     Webrtc,
+    /// One table: the one-hop limit line, ours and rust-libp2p gossipsub
+    /// (the `benches/libp2p` binary, run as a child process).
+    Compare,
 }
 
 /// Moss benchmark harness.
 #[derive(Debug, Parser)]
 #[command(name = "moss-bench", version)]
 struct Args {
-    /// Scenario to run.
-    #[arg(value_enum, default_value = "all")]
-    scenario: Scenario,
+    /// Scenarios to run, in this order, in one process and one report.
+    #[arg(value_enum, default_values_t = vec![Scenario::All])]
+    scenarios: Vec<Scenario>,
     /// Seconds per figure (at most 2 on shared machines).
     #[arg(long, default_value_t = 2.0)]
     duration: f64,
@@ -103,6 +107,9 @@ struct Args {
     /// Sender nodes in the `shards` scenario's fan-in rows.
     #[arg(long, default_value_t = 4)]
     senders: usize,
+    /// The `benches/libp2p` binary the `compare` scenario runs.
+    #[arg(long, default_value_os_t = compare::default_libp2p_bin())]
+    libp2p: PathBuf,
     /// Also write the markdown section into this file (replacing an earlier
     /// `moss-bench` section in place).
     #[arg(long)]
@@ -121,6 +128,7 @@ struct Run {
     senders: usize,
     busy_poll_us: Vec<u32>,
     gap: Duration,
+    libp2p: PathBuf,
     raw: HashMap<(Mode, usize), Result<f64, String>>,
     tables: Vec<Table>,
 }
@@ -145,6 +153,14 @@ const FLOOD_PORTS: usize = 512;
 fn ms(d: Option<Duration>) -> String {
     d.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
         .unwrap_or_else(|| "-".into())
+}
+
+/// `/proc/loadavg`'s three load averages, or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -1149,47 +1165,59 @@ fn main() -> ExitCode {
             .map(|&u| u.min(moss_mesh::config::MAX_BUSY_POLL_US))
             .collect(),
         gap: Duration::from_micros(args.gap_us.min(1_000_000)),
+        libp2p: args.libp2p.clone(),
         raw: HashMap::new(),
         tables: Vec::new(),
     };
-    match args.scenario {
-        Scenario::All => {
-            run.limits();
-            run.crypto();
-            run.backends();
-            run.latency();
-            run.one_hop();
-            run.echo();
-            run.handshakes();
-            run.flood();
-            run.first_session();
-            run.idle();
-            run.shards();
-            run.reconnect();
-            run.relay();
-            run.webrtc_in_all();
+    let load_before = load_average();
+    for &scenario in &args.scenarios {
+        match scenario {
+            Scenario::All => {
+                run.limits();
+                run.crypto();
+                run.backends();
+                run.latency();
+                run.one_hop();
+                run.echo();
+                run.compare();
+                run.handshakes();
+                run.flood();
+                run.first_session();
+                run.idle();
+                run.shards();
+                run.reconnect();
+                run.relay();
+                run.webrtc_in_all();
+            }
+            Scenario::Limits => run.limits(),
+            Scenario::Crypto => run.crypto(),
+            Scenario::Backends => run.backends(),
+            Scenario::Latency => {
+                run.latency();
+                run.one_hop();
+            }
+            Scenario::Echo => run.echo(),
+            Scenario::Handshakes => run.handshakes(),
+            Scenario::Flood => run.flood(),
+            Scenario::FirstSession => run.first_session(),
+            Scenario::Idle => run.idle(),
+            Scenario::Shards => run.shards(),
+            Scenario::Reconnect => run.reconnect(),
+            Scenario::Relay => run.relay(),
+            Scenario::Webrtc => run.webrtc(),
+            Scenario::Compare => run.compare(),
         }
-        Scenario::Limits => run.limits(),
-        Scenario::Crypto => run.crypto(),
-        Scenario::Backends => run.backends(),
-        Scenario::Latency => {
-            run.latency();
-            run.one_hop();
-        }
-        Scenario::Echo => run.echo(),
-        Scenario::Handshakes => run.handshakes(),
-        Scenario::Flood => run.flood(),
-        Scenario::FirstSession => run.first_session(),
-        Scenario::Idle => run.idle(),
-        Scenario::Shards => run.shards(),
-        Scenario::Reconnect => run.reconnect(),
-        Scenario::Relay => run.relay(),
-        Scenario::Webrtc => run.webrtc(),
     }
+    let names: Vec<String> = args
+        .scenarios
+        .iter()
+        .map(|s| format!("{s:?}").to_lowercase())
+        .collect();
     let header = format!(
-        "Run: `moss-bench {}` ({:.1} s per figure). Machine: {machine}.",
-        format!("{:?}", args.scenario).to_lowercase(),
-        args.duration
+        "Run: `moss-bench {}` ({:.1} s per figure). Machine: {machine}. Load average (1, 5, 15 min) at the start {load_before}, at the end {}.",
+        names.join(" "),
+        args.duration,
+        load_average()
     );
     let section = report::render(&header, &run.tables);
     println!("{section}");

@@ -19,10 +19,11 @@
 
 use crate::identity::{Identity, PeerId};
 use blake2::{Blake2s256, Digest};
+use curve25519_dalek::montgomery::MontgomeryPoint;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
-use snow::resolvers::{CryptoResolver, DefaultResolver, RingResolver};
+use snow::resolvers::{CryptoResolver, RingResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 
 /// The Noise protocol name of first contact.
@@ -103,6 +104,7 @@ pub struct HandshakeOutcome {
 #[derive(Clone)]
 pub struct LocalStatic {
     secret: [u8; 32],
+    public: [u8; 32],
     binding: [u8; BINDING_LEN],
     prologue: [u8; 32],
 }
@@ -117,6 +119,7 @@ impl LocalStatic {
         binding[32..].copy_from_slice(&identity.sign(&bind_message(prologue, &public)));
         Self {
             secret,
+            public,
             binding,
             prologue: *prologue,
         }
@@ -152,10 +155,16 @@ impl RngCore for SeededRng {
 impl CryptoRng for SeededRng {}
 impl Random for SeededRng {}
 
-/// ring for the cipher, snow's defaults (BLAKE2s, X25519) for the rest, and
-/// our seeded RNG for ephemeral keys.
+/// The primitives of moss's two patterns and nothing else: X25519
+/// ([`Dh25519`]), BLAKE2s ([`Blake2sHash`]), ring's ChaCha20-Poly1305, and
+/// our seeded RNG for ephemeral keys. snow's default resolver (AES-GCM,
+/// SHA-2, BLAKE2b and a second ChaCha20-Poly1305) is not referenced, so
+/// a build that drops unused code (the browser's LTO) leaves it out.
 struct Resolver {
     seed: [u8; 32],
+    /// Our static key pair, so setting the static key costs no scalar
+    /// multiplication.
+    local: ([u8; 32], [u8; 32]),
 }
 
 impl CryptoResolver for Resolver {
@@ -163,15 +172,111 @@ impl CryptoResolver for Resolver {
         Some(Box::new(SeededRng(ChaCha20Rng::from_seed(self.seed))))
     }
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        DefaultResolver.resolve_dh(choice)
+        match choice {
+            DHChoice::Curve25519 => Some(Box::new(Dh25519 {
+                privkey: [0; 32],
+                pubkey: [0; 32],
+                known: self.local,
+            })),
+            _ => None,
+        }
     }
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
-        DefaultResolver.resolve_hash(choice)
+        match choice {
+            HashChoice::Blake2s => Some(Box::new(Blake2sHash(Blake2s256::new()))),
+            _ => None,
+        }
     }
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
-        RingResolver
-            .resolve_cipher(choice)
-            .or_else(|| DefaultResolver.resolve_cipher(choice))
+        match choice {
+            CipherChoice::ChaChaPoly => RingResolver.resolve_cipher(choice),
+            _ => None,
+        }
+    }
+}
+
+/// X25519 through curve25519-dalek (as snow's default). `set` with the
+/// secret of `known` takes its public key instead of deriving it again.
+struct Dh25519 {
+    privkey: [u8; 32],
+    pubkey: [u8; 32],
+    known: ([u8; 32], [u8; 32]),
+}
+
+impl Dh for Dh25519 {
+    fn name(&self) -> &'static str {
+        "25519"
+    }
+    fn pub_len(&self) -> usize {
+        32
+    }
+    fn priv_len(&self) -> usize {
+        32
+    }
+    fn set(&mut self, privkey: &[u8]) {
+        let mut bytes = [0u8; 32];
+        let n = privkey.len().min(32);
+        bytes[..n].copy_from_slice(&privkey[..n]);
+        self.privkey = bytes;
+        self.pubkey = if same_secret(&bytes, &self.known.0) {
+            self.known.1
+        } else {
+            MontgomeryPoint::mul_base_clamped(bytes).to_bytes()
+        };
+    }
+    fn generate(&mut self, rng: &mut dyn Random) {
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        self.privkey = bytes;
+        self.pubkey = MontgomeryPoint::mul_base_clamped(bytes).to_bytes();
+    }
+    fn pubkey(&self) -> &[u8] {
+        &self.pubkey
+    }
+    fn privkey(&self) -> &[u8] {
+        &self.privkey
+    }
+    fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
+        let mut point = [0u8; 32];
+        point.copy_from_slice(pubkey.get(..32).ok_or(snow::Error::Dh)?);
+        let shared = MontgomeryPoint(point).mul_clamped(self.privkey).to_bytes();
+        out.get_mut(..32)
+            .ok_or(snow::Error::Dh)?
+            .copy_from_slice(&shared);
+        Ok(())
+    }
+}
+
+/// Equality of two secrets without a data-dependent early exit.
+fn same_secret(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// BLAKE2s-256 for snow's hash, HMAC and HKDF.
+struct Blake2sHash(Blake2s256);
+
+impl Hash for Blake2sHash {
+    fn name(&self) -> &'static str {
+        "BLAKE2s"
+    }
+    fn block_len(&self) -> usize {
+        64
+    }
+    fn hash_len(&self) -> usize {
+        32
+    }
+    fn reset(&mut self) {
+        self.0 = Blake2s256::new();
+    }
+    fn input(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn result(&mut self, out: &mut [u8]) {
+        let h = self.0.finalize_reset();
+        if let Some(o) = out.get_mut(..32) {
+            o.copy_from_slice(&h);
+        }
     }
 }
 
@@ -257,10 +362,15 @@ impl Handshake {
         let params = name
             .parse()
             .map_err(|e: snow::Error| HandshakeError::Setup(e.to_string()))?;
-        let mut builder =
-            snow::Builder::with_resolver(params, Box::new(Resolver { seed: rng_seed }))
-                .local_private_key(&local.secret)
-                .prologue(&local.prologue);
+        let mut builder = snow::Builder::with_resolver(
+            params,
+            Box::new(Resolver {
+                seed: rng_seed,
+                local: (local.secret, local.public),
+            }),
+        )
+        .local_private_key(&local.secret)
+        .prologue(&local.prologue);
         if let Some(rs) = remote_static {
             builder = builder.remote_public_key(rs);
         }
@@ -420,6 +530,101 @@ mod tests {
         assert_eq!(b.read(&buf[..n])?, b"x");
         assert_eq!(b.remote(), Some(ida.public_key()));
         Ok((a.finish()?, b.finish()?))
+    }
+
+    /// snow's default X25519 and BLAKE2s with ring's cipher (the resolver
+    /// this module used before its own), for the interop check.
+    struct SnowDefaults([u8; 32]);
+
+    impl CryptoResolver for SnowDefaults {
+        fn resolve_rng(&self) -> Option<Box<dyn Random>> {
+            Some(Box::new(SeededRng(ChaCha20Rng::from_seed(self.0))))
+        }
+        fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
+            snow::resolvers::DefaultResolver.resolve_dh(choice)
+        }
+        fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
+            snow::resolvers::DefaultResolver.resolve_hash(choice)
+        }
+        fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
+            RingResolver.resolve_cipher(choice)
+        }
+    }
+
+    fn snow_side(
+        resolver: Box<dyn CryptoResolver + Send>,
+        local: &LocalStatic,
+        initiator: bool,
+    ) -> snow::HandshakeState {
+        let b = snow::Builder::with_resolver(PATTERN.parse().unwrap(), resolver)
+            .local_private_key(&local.secret)
+            .prologue(&local.prologue);
+        if initiator {
+            b.build_initiator().unwrap()
+        } else {
+            b.build_responder().unwrap()
+        }
+    }
+
+    #[test]
+    fn own_resolver_writes_what_snows_default_writes() {
+        let k = MeshKeys::derive("m", None);
+        let la = LocalStatic::new(&Identity::from_seed([1; 32]), &k.prologue);
+        let lb = LocalStatic::new(&Identity::from_seed([2; 32]), &k.prologue);
+        let ours = |l: &LocalStatic, seed| {
+            Box::new(Resolver {
+                seed,
+                local: (l.secret, l.public),
+            })
+        };
+        // Same seeds: our resolver and snow's defaults write the same bytes.
+        let mut a1 = snow_side(ours(&la, [3; 32]), &la, true);
+        let mut b1 = snow_side(ours(&lb, [4; 32]), &lb, false);
+        let mut a2 = snow_side(Box::new(SnowDefaults([3; 32])), &la, true);
+        let mut b2 = snow_side(Box::new(SnowDefaults([4; 32])), &lb, false);
+        type Hs = snow::HandshakeState;
+        fn step(w1: &mut Hs, r1: &mut Hs, w2: &mut Hs, r2: &mut Hs) {
+            let (mut m1, mut m2, mut p) = ([0u8; 256], [0u8; 256], [0u8; 256]);
+            let n1 = w1.write_message(b"x", &mut m1).unwrap();
+            let n2 = w2.write_message(b"x", &mut m2).unwrap();
+            assert_eq!(m1[..n1], m2[..n2]);
+            r1.read_message(&m1[..n1], &mut p).unwrap();
+            r2.read_message(&m2[..n2], &mut p).unwrap();
+        }
+        step(&mut a1, &mut b1, &mut a2, &mut b2);
+        step(&mut b1, &mut a1, &mut b2, &mut a2);
+        step(&mut a1, &mut b1, &mut a2, &mut b2);
+        let (mut m1, mut p) = ([0u8; 256], [0u8; 256]);
+        assert_eq!(a1.get_handshake_hash(), a2.get_handshake_hash());
+        // Across resolvers: ours against snow's defaults completes.
+        let mut a = snow_side(ours(&la, [5; 32]), &la, true);
+        let mut b = snow_side(Box::new(SnowDefaults([6; 32])), &lb, false);
+        let n = a.write_message(&[], &mut m1).unwrap();
+        b.read_message(&m1[..n], &mut p).unwrap();
+        let n = b.write_message(&[], &mut m1).unwrap();
+        a.read_message(&m1[..n], &mut p).unwrap();
+        let n = a.write_message(&[], &mut m1).unwrap();
+        b.read_message(&m1[..n], &mut p).unwrap();
+        assert_eq!(a.get_handshake_hash(), b.get_handshake_hash());
+        assert_eq!(b.get_remote_static(), Some(&la.public[..]));
+    }
+
+    #[test]
+    fn static_key_of_another_secret_is_derived() {
+        let mut dh = Dh25519 {
+            privkey: [0; 32],
+            pubkey: [0; 32],
+            known: ([1; 32], [2; 32]),
+        };
+        dh.set(&[1; 32]);
+        assert_eq!(dh.pubkey(), &[2; 32]);
+        dh.set(&[9; 32]);
+        assert_eq!(
+            dh.pubkey(),
+            &MontgomeryPoint::mul_base_clamped([9; 32]).to_bytes()
+        );
+        let mut out = [0u8; 32];
+        assert!(dh.dh(&[5; 31], &mut out).is_err());
     }
 
     #[test]
