@@ -13,20 +13,10 @@ P=${MOSS_TCP_NS_PREFIX:-mtcp$$-}
 A=${P}a
 B=${P}b
 
-skip() {
-  if [ "${CI:-}" = true ]; then
-    echo "FAIL: $1 (CI=true: the netns TCP test must run)"
-    exit 1
-  fi
-  echo "SKIP: $1"
-  exit 0
-}
-
-[ "$(id -u)" = 0 ] || skip "netns TCP test needs root"
-command -v ip >/dev/null || skip "netns TCP test needs iproute2"
-command -v nft >/dev/null || skip "netns TCP test needs nftables"
-ip netns add "${P}probe" 2>/dev/null || skip "cannot create network namespaces here"
-ip netns del "${P}probe"
+# The lab preflight shared with the NAT labs (root, ip, nft, a namespace).
+# shellcheck source=../../nat/scripts/lab-preflight.sh
+source nat/scripts/lab-preflight.sh
+lab_preflight "netns TCP test" "$P"
 
 bin_dir=${MOSS_BIN_DIR:-$ROOT/target/debug}
 if [ ! -x "$bin_dir/moss" ] || [ ! -x "$bin_dir/moss-gateway" ]; then

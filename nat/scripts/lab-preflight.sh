@@ -1,4 +1,5 @@
-# Sourced by the scripts that build a natlab (nat/scripts/extra-tests.sh,
+# Sourced by the scripts that build a natlab or other namespaces
+# (nat/scripts/extra-tests.sh, punch-timings.sh, engine/scripts/tcp-netns.sh,
 # nat/scripts/relay-lab.sh, webrtc/scripts/nat-lab.sh): can this machine
 # run one? One copy of the checks, so every lab skips the same way.
 #

@@ -25,15 +25,9 @@ STATE=/run/moss-natlab-mpt
 TRIES=${TRIES:-20}
 TRY_S=${TRY_S:-60}
 OUT=${OUT:-target/punch-timings.md}
-skip() {
-  echo "SKIP: punch timings: $*"
-  [ "${CI:-}" = true ] && { echo "FAIL: CI=true and the punch timings cannot run"; exit 1; }
-  exit 0
-}
-[ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
-for tool in ip nft turnserver miniupnpd; do
-  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || skip "$tool missing (nat/scripts/install-test-deps.sh)"
-done
+# shellcheck source=lab-preflight.sh
+source nat/scripts/lab-preflight.sh
+lab_preflight "punch timings" "$NATLAB_PREFIX" turnserver miniupnpd
 [ -x target/debug/examples/nat_peer ] || nice -n 10 cargo build -q -p moss --example nat_peer
 PEER=$PWD/target/debug/examples/nat_peer
 DIR=$(mktemp -d -t moss-punch-timings.XXXXXX); echo "punch timings: node status files in $DIR"

@@ -111,7 +111,12 @@ pub struct Verdict {
 }
 
 /// Accumulates evidence and classifies (sans-IO: the driver feeds it).
-#[derive(Debug, Default)]
+///
+/// The verdict is computed when evidence changes (an observation, a
+/// filtering result, a confirmed probe, a gateway report), not when it is
+/// read: the node reads it several times per tick, and judging the mapping
+/// compares every pair of the stored observations.
+#[derive(Debug)]
 pub struct Classifier {
     observations: Vec<Observation>,
     sent_to: Vec<IpAddr>,
@@ -120,6 +125,28 @@ pub struct Classifier {
     other_port: Option<bool>,
     probe_confirmed: bool,
     mapping_external: Option<GatewayReport>,
+    /// The verdict of the evidence above, refreshed by every change to it.
+    cached: Verdict,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier {
+            observations: Vec::new(),
+            sent_to: Vec::new(),
+            sent_overflow: false,
+            other_ip_and_port: None,
+            other_port: None,
+            probe_confirmed: false,
+            mapping_external: None,
+            cached: Verdict {
+                class: NatType::Unknown,
+                mapping: Mapping::Unknown,
+                filtering: Filtering::Unknown,
+                reachable: false,
+            },
+        }
+    }
 }
 
 /// True for RFC 6598 shared address space, 100.64.0.0/10.
@@ -182,6 +209,7 @@ impl Classifier {
             self.observations.remove(0);
         }
         self.observations.push(obs);
+        self.refresh();
         outcome
     }
 
@@ -192,6 +220,7 @@ impl Classifier {
             FilteringTest::OtherPort => &mut self.other_port,
         };
         *slot = Some(slot.unwrap_or(false) || reached);
+        self.refresh();
     }
 
     /// Records an inbound probe we asked a third party for, arriving from `from`.
@@ -203,16 +232,29 @@ impl Classifier {
             return Err(ProbeRejected::FromContacted);
         }
         self.probe_confirmed = true;
+        self.refresh();
         Ok(())
     }
 
     /// Records what a port-mapping protocol (NAT-PMP, PCP, UPnP) said about the gateway.
     pub fn port_mapping(&mut self, report: GatewayReport) {
         self.mapping_external = Some(report);
+        self.refresh();
+    }
+
+    /// Recomputes the cached verdict from the evidence.
+    fn refresh(&mut self) {
+        self.cached = self.compute();
     }
 
     /// Mapping behaviour from the observations.
     pub fn mapping(&self) -> Mapping {
+        self.cached.mapping
+    }
+
+    /// Judges the mapping: compares every pair of stored observations made
+    /// from the same local address towards observers at different IPs.
+    fn compute_mapping(&self) -> Mapping {
         let mut judged = false;
         let mut all_local = true;
         for (i, a) in self.observations.iter().enumerate() {
@@ -268,9 +310,14 @@ impl Classifier {
         }
     }
 
-    /// The current conclusion.
+    /// The current conclusion (computed when the evidence last changed).
     pub fn verdict(&self) -> Verdict {
-        let mapping = self.mapping();
+        self.cached
+    }
+
+    /// The conclusion from the evidence, computed afresh.
+    fn compute(&self) -> Verdict {
+        let mapping = self.compute_mapping();
         let filtering = self.filtering();
         let class = if self.is_cgnat() {
             NatType::Cgnat
@@ -351,5 +398,112 @@ impl PortPrediction {
         }
         out.retain(|&p| p != 0);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::net::Ipv4Addr;
+
+    /// A small deterministic generator (xorshift64*), so the test needs no crate.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        }
+    }
+
+    fn v4(a: u8, b: u8, c: u8, d: u8, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(a, b, c, d)), port)
+    }
+
+    /// One random piece of evidence: mostly observations (from a few local
+    /// addresses, towards a few observers, seen at a few mapped addresses,
+    /// some in 100.64.0.0/10 and some equal to the local one), sometimes a
+    /// filtering result, an inbound probe or a gateway report. A `stable`
+    /// network keeps its local and mapped IPs, so the window of stored
+    /// observations fills and evicts instead of being reset.
+    fn step(c: &mut Classifier, g: &mut Gen, stable: bool) {
+        let locals = [
+            v4(10, 0, 0, 2, 4000),
+            v4(10, 0, 0, 3, 4000),
+            v4(198, 51, 100, 7, 4000),
+        ];
+        match g.next(20) {
+            0 => {
+                let test = if g.next(2) == 0 {
+                    FilteringTest::OtherIpAndPort
+                } else {
+                    FilteringTest::OtherPort
+                };
+                c.filtering_result(test, g.next(3) == 0);
+            }
+            1 => {
+                let _ = c.inbound_probe(v4(203, 0, 113, g.next(8) as u8, 9000));
+            }
+            2 => c.port_mapping(match g.next(3) {
+                0 => GatewayReport::NoPublicAddress,
+                1 => GatewayReport::External(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+                _ => GatewayReport::External(IpAddr::V4(Ipv4Addr::new(100, 64, 0, 9))),
+            }),
+            3 => c.note_sent(IpAddr::V4(Ipv4Addr::new(203, 0, 113, g.next(8) as u8))),
+            _ => {
+                // Mostly one local address, so the profile is rarely reset.
+                let local = locals[if g.next(16) == 0 {
+                    g.next(3) as usize
+                } else {
+                    0
+                }];
+                let observer = v4(203, 0, 113, g.next(8) as u8, 5000 + g.next(2) as u16);
+                let mapped = match g.next(10) {
+                    _ if stable => v4(192, 0, 2, 1, 6000 + (g.next(8) / 6) as u16),
+                    0 => local,
+                    1 => v4(100, 64, 3, 3, 6000),
+                    2 | 3 => v4(192, 0, 2, 1, 6000 + g.next(4) as u16),
+                    _ => v4(192, 0, 2, 1, 6000),
+                };
+                let _ = c.observe(Observation {
+                    local,
+                    observer,
+                    mapped,
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn the_cached_verdict_equals_a_fresh_computation_after_every_change() {
+        let mut classes = HashSet::new();
+        let mut evictions = 0;
+        for seed in 1..=40u64 {
+            let mut g = Gen(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut c = Classifier::new();
+            assert_eq!(c.verdict(), c.compute());
+            for _ in 0..400 {
+                let full = c.observations.len() == MAX_OBSERVATIONS;
+                step(&mut c, &mut g, seed % 2 == 0);
+                evictions += usize::from(full && c.observations.len() == MAX_OBSERVATIONS);
+                assert_eq!(c.verdict(), c.compute(), "seed {seed}");
+                assert_eq!(c.mapping(), c.compute_mapping(), "seed {seed}");
+                assert_eq!(c.class(), c.compute().class, "seed {seed}");
+                classes.insert(c.class());
+            }
+        }
+        // The sequences went through the interesting states, not one class.
+        for class in [
+            NatType::Unknown,
+            NatType::SymmetricNat,
+            NatType::Cgnat,
+            NatType::FullCone,
+        ] {
+            assert!(classes.contains(&class), "never reached {class:?}");
+        }
+        assert!(evictions > 0, "the observation window never filled");
     }
 }

@@ -148,11 +148,14 @@ pub fn private_addr(i: usize) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8), 4000))
 }
 
-/// Public IP of the NAT in front of honest node `i`.
+/// Public IP of the NAT in front of honest node `i`: in 198.18.0.0/15
+/// (RFC 2544 benchmarking space), not 100.64.0.0/10, which is RFC 6598
+/// carrier-grade NAT space and makes every NATed node conclude `cgnat`
+/// (MOSS.md: a mapped address there means CGNAT).
 pub fn nat_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(
-        100,
-        64 + (i >> 16) as u8,
+        198,
+        18 + ((i >> 16) & 1) as u8,
         (i >> 8) as u8,
         i as u8,
     ))

@@ -12,8 +12,9 @@
 //!    `public`, `full_cone` or `restricted_cone` peer); the helper picks a
 //!    third party and answers PROBE_ACK naming it.
 //! 2. The requester's fresh socket sends a NAT token datagram carrying
-//!    `seen` to the helper (test III: first one to the third party's IP at
-//!    its port + 1, which opens an address-dependent filter to that IP).
+//!    `seen` to the helper (test III: first [`FRESH_COPIES`] to the third
+//!    party's IP at its port + 1, which open an address-dependent filter
+//!    to that IP).
 //! 3. The helper takes the token's source as the fresh socket's address
 //!    (only from the requester's session IP), orders the third party with
 //!    FRESH_ORDER to send `probe` there ([`FRESH_COPIES`] datagrams, so one
@@ -294,19 +295,23 @@ impl Node {
         p.third = Some(t);
         p.deadline = now + super::PROBE_WAIT;
         let mode = p.mode;
-        let mut sends = Vec::with_capacity(2);
+        let mut sends = Vec::with_capacity(FRESH_COPIES + 1);
         if mode == ProbeMode::OtherPort {
             // Opens an address-dependent filter toward the third party's IP
-            // (at a port it does not send from).
+            // (at a port it does not send from). As many copies as the third
+            // party sends probes: one lost opener would turn a restricted
+            // cone's pass into a miss (seen at 10 % loss in natlab).
             let port = if t.addr.port() == u16::MAX {
                 1024
             } else {
                 t.addr.port() + 1
             };
-            let mut junk = [0u8; TOKEN_LEN];
-            self.rng.fill_bytes(&mut junk);
-            let d = self.token_datagram(&junk);
-            sends.push((SocketAddr::new(t.addr.ip(), port), d));
+            for _ in 0..FRESH_COPIES {
+                let mut junk = [0u8; TOKEN_LEN];
+                self.rng.fill_bytes(&mut junk);
+                let d = self.token_datagram(&junk);
+                sends.push((SocketAddr::new(t.addr.ip(), port), d));
+            }
         }
         let d = self.token_datagram(&f.seen_token);
         sends.push((f.helper_addr, d));

@@ -309,8 +309,8 @@ pub(crate) struct NatState {
     punch: HashMap<PeerId, (Time, punch::PunchState)>,
     /// Forwarder side: last introduction per (requester, target).
     last_punch: HashMap<(PeerId, PeerId), Time>,
-    /// End side: when recent punch offers were carried out.
-    punch_orders: VecDeque<Time>,
+    /// End side: when recent punch offers were carried out, and whose.
+    punch_orders: VecDeque<(Time, PeerId)>,
     /// Rounds of punches in progress, by the peer they aim at.
     punch_runs: HashMap<PeerId, punch::PunchRun>,
     /// Punch offers carried out per peer.

@@ -52,7 +52,7 @@ impl Node {
             NatFrame::ProbeAck { txid, third } => self.nat_ack(peer, txid, third),
             NatFrame::NatClass(c) => self.nat.note_class(peer, c),
             NatFrame::PunchRequest { target, .. } => self.nat_introduce(idx, peer, target),
-            NatFrame::PunchOffer { peer: other, offer } => self.nat_offer(other, offer),
+            NatFrame::PunchOffer { peer: other, offer } => self.nat_offer(peer, other, offer),
             NatFrame::FreshRequest { txid, seen, probe } => {
                 self.nat_fresh_help(idx, peer, from, (txid, seen, probe))
             }

@@ -72,9 +72,16 @@ pub(crate) struct PunchRun {
 }
 /// Longest delay an offer may ask for.
 pub const MAX_PUNCH_DELAY: Duration = Duration::from_secs(2);
-/// Punch offers an end carries out per [`super::ORDER_WINDOW`] (its own budget,
-/// beside the probe orders').
-pub const PUNCH_BURST: usize = 16;
+/// Punch offers an end carries out per [`super::ORDER_WINDOW`] from all
+/// forwarders together (its own budget, beside the probe orders'). A
+/// message's first forwarders introduce every subscriber that received it
+/// from them to its origin at once, and an offer the origin refuses leaves
+/// the other end punching alone, which opens only a full cone or a public
+/// node: the budget must cover such a burst.
+pub const PUNCH_BURST: usize = 64;
+/// Punch offers an end carries out per [`super::ORDER_WINDOW`] from one
+/// forwarder (so no one peer can make it dial more than this).
+pub const PUNCH_BURST_PER_FORWARDER: usize = 16;
 /// A forwarder introduces one pair at most this often.
 pub const INTRODUCE_INTERVAL: Duration = Duration::from_secs(5);
 /// Ports either side of a symmetric peer's observed one that are dialled
@@ -275,8 +282,14 @@ impl Node {
     }
 
     /// An end of a punch: dial `offer.addr` (and predicted ports) after its
-    /// delay, within the same budget as probe orders.
-    pub(crate) fn nat_offer(&mut self, peer: [u8; 32], offer: Option<super::Offer>) {
+    /// delay, within the punch budget ([`PUNCH_BURST`] in all,
+    /// [`PUNCH_BURST_PER_FORWARDER`] from `forwarder`).
+    pub(crate) fn nat_offer(
+        &mut self,
+        forwarder: PeerId,
+        peer: [u8; 32],
+        offer: Option<super::Offer>,
+    ) {
         let now = self.now;
         let peer = PeerId(peer);
         let Some(o) = offer else {
@@ -293,12 +306,22 @@ impl Node {
             self.stats.nat.punch_offers_duplicate += 1;
             return;
         }
-        super::prune_window(&mut self.nat.punch_orders, now);
-        if self.nat.punch_orders.len() >= PUNCH_BURST || self.nat.dials.len() >= MAX_DIALS {
+        let orders = &mut self.nat.punch_orders;
+        while orders
+            .front()
+            .is_some_and(|&(t, _)| now.saturating_sub(t) >= super::ORDER_WINDOW)
+        {
+            orders.pop_front();
+        }
+        let from_forwarder = orders.iter().filter(|o| o.1 == forwarder).count();
+        if orders.len() >= PUNCH_BURST
+            || from_forwarder >= PUNCH_BURST_PER_FORWARDER
+            || self.nat.dials.len() >= MAX_DIALS
+        {
             self.stats.nat.punch_offers_refused += 1;
             return;
         }
-        self.nat.punch_orders.push_back(now);
+        self.nat.punch_orders.push_back((now, forwarder));
         if self.nat.punch.len() >= MAX_PEER_NOTES {
             self.nat.punch.clear();
         }
@@ -447,5 +470,68 @@ impl Node {
                 times.insert(peer, ms);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nat::Offer;
+    use crate::{Config, Identity};
+
+    fn node() -> Node {
+        let mut n = Node::new(
+            Config::default(),
+            Identity::from_seed([1; 32]),
+            "punch",
+            None,
+            [2; 32],
+            Duration::ZERO,
+        )
+        .unwrap();
+        n.reach.set_nat_type(NatType::RestrictedCone);
+        n
+    }
+
+    /// An offer from `forwarder` to punch toward peer number `k`.
+    fn offer(n: &mut Node, forwarder: u8, k: u16) {
+        let mut peer = [0xAA; 32];
+        peer[..2].copy_from_slice(&k.to_le_bytes());
+        let addr = SocketAddr::from(([198, 51, 100, (k % 250) as u8 + 1], 40000 + k));
+        n.nat_offer(
+            PeerId([forwarder; 32]),
+            peer,
+            Some(Offer {
+                addr,
+                class: NatType::RestrictedCone,
+                delay_ms: 0,
+            }),
+        );
+    }
+
+    #[test]
+    fn the_punch_budget_covers_a_burst_from_many_forwarders_but_not_one_forwarder() {
+        let mut n = node();
+        // One forwarder: PUNCH_BURST_PER_FORWARDER per window, the rest refused.
+        for k in 0..20 {
+            offer(&mut n, 3, k);
+        }
+        assert_eq!(n.stats.nat.punch_attempts, PUNCH_BURST_PER_FORWARDER as u64);
+        assert_eq!(n.stats.nat.punch_offers_refused, 4);
+        // Many forwarders at once (a message's first forwarders introducing
+        // its receivers to the origin): up to PUNCH_BURST in all.
+        for k in 0..60 {
+            offer(&mut n, 10 + (k % 200) as u8, 100 + k);
+        }
+        assert_eq!(n.stats.nat.punch_attempts, PUNCH_BURST as u64);
+        let refused = 4 + 60 - (PUNCH_BURST - PUNCH_BURST_PER_FORWARDER) as u64;
+        assert_eq!(n.stats.nat.punch_offers_refused, refused);
+        // A window later the first forwarder's budget is back.
+        n.handle_timeout(super::super::ORDER_WINDOW + Duration::from_millis(100));
+        for k in 0..20 {
+            offer(&mut n, 3, 1000 + k);
+        }
+        let carried = PUNCH_BURST + PUNCH_BURST_PER_FORWARDER;
+        assert_eq!(n.stats.nat.punch_attempts, carried as u64);
     }
 }

@@ -325,6 +325,7 @@ mod tests {
 
     fn offer(n: &mut Node, addr: SocketAddr, class: NatType) {
         n.nat_offer(
+            PeerId([9; 32]),
             PEER.0,
             Some(Offer {
                 addr,
