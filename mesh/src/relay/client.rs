@@ -13,7 +13,7 @@ use crate::wire::Head;
 use crate::Time;
 use moss_crypto::PeerId;
 use rand_core::RngCore;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,6 +35,9 @@ pub const REPAIR_AFTER: Duration = Duration::from_secs(4);
 pub const RELEASE_AFTER: Duration = Duration::from_secs(10);
 /// The id that names the target by address in a request.
 const BY_ADDRESS: PeerId = PeerId([0; 32]);
+/// Relay sessions whose peer's address [`Node::path_addr`] still knows
+/// after they ended (an event about the session may be read later).
+const ADDR_MEMO: usize = 64;
 
 #[derive(Debug, Clone)]
 struct Pending {
@@ -71,6 +74,9 @@ pub struct Client {
     /// When we last asked a supernode for a peer the NAT code gave up on.
     asked_peer: HashMap<PeerId, Time>,
     kick: Vec<u32>,
+    /// The peer's address of the latest relay sessions, newest last (at
+    /// most [`ADDR_MEMO`]).
+    addr_memo: VecDeque<((PeerId, u64), SocketAddr)>,
     next_probe: Time,
     /// The last refusal a supernode sent.
     pub last_refusal: Option<RefuseReason>,
@@ -84,7 +90,45 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Notes the peer's address of relay session `key`.
+    fn remember_addr(&mut self, key: (PeerId, u64), addr: SocketAddr) {
+        self.addr_memo.retain(|(k, _)| *k != key);
+        if self.addr_memo.len() >= ADDR_MEMO {
+            self.addr_memo.pop_front();
+        }
+        self.addr_memo.push_back((key, addr));
+    }
+}
+
 impl Node {
+    /// The socket address that stands for `path` in what a host reports
+    /// (events 1 and 2): a UDP or TCP path's own; for a relay path, the
+    /// peer's address as its supernode sees it (the direct address this
+    /// node probes; also after the relay session ended, for the latest 64
+    /// relay sessions), else the supernode's own. `None` for a host
+    /// channel, or a relay path nothing is known of.
+    pub fn path_addr(&self, path: Path) -> Option<SocketAddr> {
+        let Path::Relay { via, session } = path else {
+            return match path {
+                Path::Tcp { addr, .. } => Some(addr),
+                p => p.udp(),
+            };
+        };
+        let c = &self.relay.client;
+        c.sessions
+            .get(&(via, session))
+            .map(|r| r.peer_addr)
+            .or_else(|| {
+                c.addr_memo
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| *k == (via, session))
+                    .map(|(_, a)| *a)
+            })
+            .or_else(|| self.relay_wire_path(path).udp())
+    }
+
     /// Asks a supernode we and `peer` are both connected to for a relay
     /// session, then dials `peer` through it. False if no usable supernode
     /// is connected.
@@ -245,6 +289,7 @@ impl Node {
                 r.expires = now + ttl;
                 r.initiator = true;
                 r.peer_addr = a.peer_addr;
+                self.relay.client.remember_addr(key, a.peer_addr);
                 return self.dial_relayed(from, a.session, a.responder);
             }
             let Some(p) = p else {
@@ -263,6 +308,7 @@ impl Node {
                     unused_since: None,
                 },
             );
+            self.relay.client.remember_addr(key, a.peer_addr);
             let direct = self
                 .table
                 .by_peer(&a.responder)
@@ -298,6 +344,7 @@ impl Node {
             r.expires = now + ttl;
             r.initiator = false;
             r.peer_addr = a.peer_addr;
+            self.relay.client.remember_addr(key, a.peer_addr);
         } else {
             self.drop_input(DropReason::RelayForged);
         }

@@ -593,6 +593,93 @@ fn a_direct_path_appearing_migrates_without_loss_and_emits_event_7() {
     assert_eq!(net.nodes[0].relay_info().served_sessions, 0);
 }
 
+/// The supernode's leg to node 2 is slow (433 ms), so datagrams it
+/// relayed are still in flight when the pair migrates to the direct
+/// path. Arriving late from the supernode's address, they are delivered
+/// but do not move node 2's session back to it (its sends there would be
+/// lost: the relay session is closed); no message is lost either way and
+/// no session ends.
+#[test]
+fn datagrams_relayed_late_after_a_migration_do_not_move_the_session_back() {
+    // Node 1 asks for the relay itself (no dial of node 2's address: the
+    // direct path must come by the relayed session's probes, a
+    // migration, not by a new direct session).
+    let mut net = star(3, &[0], cfg());
+    let b = net.id(2);
+    assert!(net.nodes[1].connect_via_relay(b));
+    let ok = net.until(|net| {
+        matches!(net.path_to(1, 2), Some(Path::Relay { .. }))
+            && matches!(net.path_to(2, 1), Some(Path::Relay { .. }))
+    });
+    assert!(ok, "relayed");
+    for n in [1, 2] {
+        net.nodes[n].subscribe("m");
+    }
+    net.run(Duration::from_secs(3));
+    // Not a multiple of the tick: late datagrams arrive between direct ones.
+    net.set_latency(0, 2, Duration::from_millis(433));
+    net.run(Duration::from_secs(1));
+    let mut sent = [0u32; 2];
+    let mut migrated_at = None;
+    let mut back_at_relay = 0u32;
+    for round in 0..120u32 {
+        if round == 10 {
+            net.unblock(1, 2);
+        }
+        let now = net.now;
+        for (k, n) in [1usize, 2].into_iter().enumerate() {
+            net.nodes[n]
+                .publish(now, "m", &[n as u8, round as u8])
+                .unwrap();
+            sent[k] += 1;
+        }
+        // Every step: the session may move back and forth within one.
+        let end = net.now + Duration::from_millis(50);
+        while net.now < end {
+            net.step();
+            let direct = net.path_to(2, 1) == Some(Path::Udp(net.addrs[1]));
+            if direct && migrated_at.is_none() {
+                migrated_at = Some(round);
+            }
+            if migrated_at.is_some() && net.path_to(2, 1) == Some(Path::Udp(net.addrs[0])) {
+                back_at_relay += 1;
+            }
+        }
+    }
+    net.run(Duration::from_secs(3));
+    assert!(migrated_at.is_some(), "node 2 migrated to the direct path");
+    for (a, b) in [(1, 2), (2, 1)] {
+        let migrated = net.events[a]
+            .iter()
+            .filter(|e| matches!(e, Event::RelayMigrated { peer, .. } if *peer == net.id(b)))
+            .count();
+        assert_eq!(migrated, 1, "one event 7 at node {a}");
+    }
+    assert_eq!(
+        back_at_relay, 0,
+        "node 2's session never moved to the relay"
+    );
+    assert_eq!(net.path_to(1, 2), Some(Path::Udp(net.addrs[2])));
+    assert_eq!(net.path_to(2, 1), Some(Path::Udp(net.addrs[1])));
+    assert_eq!(
+        net.messages(2, "m").len() as u32,
+        sent[0],
+        "1 → 2 lost none"
+    );
+    assert_eq!(
+        net.messages(1, "m").len() as u32,
+        sent[1],
+        "2 → 1 lost none"
+    );
+    for n in [1, 2] {
+        let left = net.events[n]
+            .iter()
+            .filter(|e| matches!(e, Event::PeerDisconnected { .. }))
+            .count();
+        assert_eq!(left, 0, "no session of node {n} ended");
+    }
+}
+
 #[test]
 fn a_supernode_that_loses_its_standing_revokes_and_peers_forget_it() {
     let mut net = star(3, &[0], cfg());
