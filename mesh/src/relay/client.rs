@@ -13,7 +13,7 @@ use crate::wire::Head;
 use crate::Time;
 use moss_crypto::PeerId;
 use rand_core::RngCore;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,6 +35,15 @@ pub const REPAIR_AFTER: Duration = Duration::from_secs(4);
 pub const RELEASE_AFTER: Duration = Duration::from_secs(10);
 /// The id that names the target by address in a request.
 const BY_ADDRESS: PeerId = PeerId([0; 32]);
+/// Times one supernode is asked for a request before the next one is:
+/// the request or its accept may be lost, and for a target named by
+/// address only the supernode that sees the peer there can answer.
+pub const ASKS_PER_SUPERNODE: u8 = 2;
+/// Rounds of a request after every candidate refused or stayed silent:
+/// each asks them all again, [`ADDR_RETRY`] after the last round ended.
+pub const REQUEST_ROUNDS: u8 = 6;
+/// Most requests waiting for their next round.
+const MAX_STALLED: usize = 256;
 /// Relay sessions whose peer's address [`Node::path_addr`] still knows
 /// after they ended (an event about the session may be read later).
 const ADDR_MEMO: usize = 64;
@@ -46,6 +55,21 @@ struct Pending {
     addr: Option<SocketAddr>,
     tried: Vec<PeerId>,
     at: Time,
+    /// Times `relay` was asked (the signed request is sent again, with
+    /// its nonce, when it stays unanswered).
+    asks: u8,
+    /// The request's round (0: the first).
+    round: u8,
+}
+
+/// A request every candidate refused or left unanswered: asked again, of
+/// them all, at `due`.
+#[derive(Debug, Clone, Copy)]
+struct Stalled {
+    target: PeerId,
+    addr: Option<SocketAddr>,
+    round: u8,
+    due: Time,
 }
 
 /// A relay session this node is an end of.
@@ -64,15 +88,18 @@ struct Relayed {
     unused_since: Option<Time>,
 }
 
-/// The client half of a node's relay state.
+/// The client half of a node's relay state. Its maps are ordered: the
+/// order requests are retried and sessions probed in (each consuming the
+/// node's seeded random numbers) is the same in every run of a seed.
 #[derive(Debug, Default)]
 pub struct Client {
-    pending: HashMap<u64, Pending>,
-    sessions: HashMap<(PeerId, u64), Relayed>,
+    pending: BTreeMap<u64, Pending>,
+    sessions: BTreeMap<(PeerId, u64), Relayed>,
     closing: Vec<(PeerId, u64, Time)>,
-    asked: HashMap<SocketAddr, Time>,
+    stalled: Vec<Stalled>,
+    asked: BTreeMap<SocketAddr, Time>,
     /// When we last asked a supernode for a peer the NAT code gave up on.
-    asked_peer: HashMap<PeerId, Time>,
+    asked_peer: BTreeMap<PeerId, Time>,
     kick: Vec<u32>,
     /// The peer's address of the latest relay sessions, newest last (at
     /// most [`ADDR_MEMO`]).
@@ -87,6 +114,11 @@ impl Client {
     /// The direct addresses this node probes for its relayed peers.
     pub(crate) fn probe_addrs(&self) -> Vec<SocketAddr> {
         self.sessions.values().map(|r| r.peer_addr).collect()
+    }
+
+    /// Requests waiting for an answer.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 }
 
@@ -224,6 +256,43 @@ impl Node {
         addr: Option<SocketAddr>,
         tried: Vec<PeerId>,
     ) -> bool {
+        self.request_relay_round(target, addr, tried, 0)
+    }
+
+    /// [`Self::request_relay`] in round `round`. When no candidate is
+    /// left after some were tried, the request waits [`ADDR_RETRY`] and
+    /// asks them all again, for at most [`REQUEST_ROUNDS`] rounds.
+    fn request_relay_round(
+        &mut self,
+        target: PeerId,
+        addr: Option<SocketAddr>,
+        tried: Vec<PeerId>,
+        round: u8,
+    ) -> bool {
+        let sent = self.send_request(target, addr, tried.clone(), round);
+        let c = &mut self.relay.client;
+        if !sent && !tried.is_empty() && round + 1 < REQUEST_ROUNDS {
+            if c.stalled.len() >= MAX_STALLED {
+                c.stalled.remove(0);
+            }
+            c.stalled.push(Stalled {
+                target,
+                addr,
+                round: round + 1,
+                due: self.now + ADDR_RETRY,
+            });
+        }
+        sent
+    }
+
+    /// Sends the request of [`Self::request_relay_round`].
+    fn send_request(
+        &mut self,
+        target: PeerId,
+        addr: Option<SocketAddr>,
+        tried: Vec<PeerId>,
+        round: u8,
+    ) -> bool {
         let me = self.public_key();
         let mut candidates = self.usable_supernodes();
         candidates.retain(|c| !tried.contains(&c.id) && c.id != target && c.id != me);
@@ -255,6 +324,8 @@ impl Node {
                 addr,
                 tried,
                 at: now,
+                asks: 1,
+                round,
             },
         );
         true
@@ -374,7 +445,7 @@ impl Node {
             RefuseReason::Full | RefuseReason::NotSupernode | RefuseReason::TargetUnreachable
         ) {
             p.tried.push(from);
-            self.request_relay(p.target, p.addr, p.tried);
+            self.request_relay_round(p.target, p.addr, p.tried, p.round);
         }
     }
 
@@ -445,6 +516,8 @@ impl Node {
                     addr: None,
                     tried: Vec::new(),
                     at: now,
+                    asks: 1,
+                    round: 0,
                 },
             );
         }
@@ -531,12 +604,15 @@ impl Node {
         for session in via {
             self.drop_relayed(node, session, node);
         }
-        self.retry_pending(|p| p.relay == node);
+        self.retry_pending(|p| p.relay == node, false);
     }
 
-    /// Asks the next supernode for every pending request `pick` selects
-    /// (the one asked is added to those tried).
-    fn retry_pending(&mut self, pick: impl Fn(&Pending) -> bool) {
+    /// Retries every pending request `pick` selects: with `again`, one
+    /// asked fewer than [`ASKS_PER_SUPERNODE`] times is sent to the same
+    /// supernode again (same nonce: a late accept of the first still
+    /// answers it); otherwise the next supernode is asked (the one asked
+    /// is added to those tried).
+    fn retry_pending(&mut self, pick: impl Fn(&Pending) -> bool, again: bool) {
         let retry: Vec<u64> = self
             .relay
             .client
@@ -546,9 +622,50 @@ impl Node {
             .map(|(n, _)| *n)
             .collect();
         for nonce in retry {
-            if let Some(mut p) = self.relay.client.pending.remove(&nonce) {
-                p.tried.push(p.relay);
-                self.request_relay(p.target, p.addr, p.tried);
+            let Some(mut p) = self.relay.client.pending.remove(&nonce) else {
+                continue;
+            };
+            if again && p.asks < ASKS_PER_SUPERNODE {
+                let r = Request::sign(&self.identity, &p.relay, p.target, p.addr, nonce);
+                if self.send_relay(p.relay, &Relay::Request(r)) {
+                    p.asks += 1;
+                    p.at = self.now;
+                    self.relay.client.pending.insert(nonce, p);
+                    continue;
+                }
+            }
+            p.tried.push(p.relay);
+            self.request_relay_round(p.target, p.addr, p.tried, p.round);
+        }
+    }
+
+    /// Requests whose round is due ask every candidate again, unless the
+    /// peer is reached (or being asked for) by then.
+    fn retry_stalled(&mut self, now: Time) {
+        let c = &mut self.relay.client;
+        if !c.stalled.iter().any(|s| s.due <= now) {
+            return;
+        }
+        let (due, wait): (Vec<Stalled>, Vec<Stalled>) =
+            c.stalled.iter().partition(|s| s.due <= now);
+        c.stalled = wait;
+        for s in due {
+            let c = &self.relay.client;
+            let reached = if s.target != BY_ADDRESS {
+                self.table.by_peer(&s.target).is_some()
+                    || c.sessions.values().any(|r| r.peer == s.target)
+            } else {
+                s.addr.is_some_and(|a| {
+                    self.table.by_path(&Path::Udp(a)).is_some()
+                        || c.sessions.values().any(|r| r.dialled == Some(a))
+                })
+            };
+            let busy = c
+                .pending
+                .values()
+                .any(|p| p.target == s.target && p.addr == s.addr);
+            if !reached && !busy {
+                self.request_relay_round(s.target, s.addr, Vec::new(), s.round);
             }
         }
     }
@@ -570,7 +687,8 @@ impl Node {
         for (via, session) in due {
             self.drop_relayed(via, session, via);
         }
-        self.retry_pending(|p| now >= p.at + REQUEST_TIMEOUT);
+        self.retry_pending(|p| now >= p.at + REQUEST_TIMEOUT, true);
+        self.retry_stalled(now);
         if now < self.relay.client.next_probe {
             return;
         }

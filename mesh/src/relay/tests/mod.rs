@@ -30,6 +30,8 @@ struct Net {
     blocked: HashSet<(usize, usize)>,
     /// Nodes whose datagrams, in and out, are lost (crashed).
     dead: HashSet<usize>,
+    /// (from, to): datagrams in that one direction are lost.
+    oneway: HashSet<(usize, usize)>,
     events: Vec<Vec<Event>>,
     /// Node `tap.0`'s received datagrams, and those it sent on unchanged
     /// (relayed).
@@ -74,6 +76,7 @@ impl Net {
             now: Duration::ZERO,
             blocked: HashSet::new(),
             dead: HashSet::new(),
+            oneway: HashSet::new(),
             events: vec![Vec::new(); n],
             tap: None,
             corrupt_next: false,
@@ -136,6 +139,7 @@ impl Net {
                     }
                 }
                 if self.blocked.contains(&(i, j))
+                    || self.oneway.contains(&(i, j))
                     || self.dead.contains(&i)
                     || self.dead.contains(&j)
                 {
@@ -731,3 +735,68 @@ mod failover;
 mod limits;
 mod load;
 mod rebind;
+
+/// Supernodes 0 and 3; end 1 is connected to both, end 2 to supernode 0
+/// only, and 1 and 2 cannot reach each other. End 1's dial of 2's address
+/// timed out, so it asks for a relay naming the target by address, which
+/// only supernode 0 resolves (3 refuses: target unreachable). Whatever
+/// supernode 0 sends end 1 is lost for `lose_for` after the request left
+/// (its accept among it). Returns the network once the pair is relayed
+/// through 0, or `None` if it is not within 60 s.
+fn relay_by_address_losing_the_accept(lose_for: Duration) -> Option<Net> {
+    let mut net = Net::new(4, cfg());
+    for s in [0, 3] {
+        let a = net.addrs[s];
+        net.nodes[1].add_static_peer(a);
+    }
+    let a0 = net.addrs[0];
+    net.nodes[2].add_static_peer(a0);
+    net.block(1, 2);
+    net.block(2, 3);
+    let ok = net.until(|net| {
+        net.nodes[0].is_supernode()
+            && net.nodes[3].is_supernode()
+            && net.nodes[1].usable_supernodes().len() == 2
+            && net.connected(2, 0)
+    });
+    assert!(ok, "both supernodes promoted, end 1 connected to both");
+    let addr2 = net.addrs[2];
+    net.nodes[1].relay_dial_failed(Path::Udp(addr2));
+    assert_eq!(net.nodes[1].relay.client.pending_len(), 1, "asked");
+    net.oneway.insert((0, 1));
+    net.run(lose_for);
+    net.oneway.clear();
+    let ok = net.until(|net| {
+        net.now >= Duration::from_secs(300)
+            || (matches!(net.path_to(1, 2), Some(Path::Relay { via, .. }) if via == net.id(0))
+                && matches!(net.path_to(2, 1), Some(Path::Relay { .. })))
+    });
+    (ok && net.connected(1, 2)).then_some(net)
+}
+
+/// The lost-accept case: the one supernode that resolves the target's
+/// address is asked again after [`super::client::REQUEST_TIMEOUT`] rather
+/// than excluded, and the pair meets through it.
+#[test]
+fn a_lost_accept_is_asked_again_of_the_one_supernode_that_resolves_the_address() {
+    let net = relay_by_address_losing_the_accept(Duration::from_millis(500));
+    assert!(
+        net.is_some(),
+        "relayed through supernode 0 after a lost accept"
+    );
+}
+
+/// Both asks of supernode 0 lose their accept (its link to end 1 is
+/// down for 12 s) and supernode 3 refuses: the request waits
+/// [`super::client::ADDR_RETRY`] and a new round asks every supernode
+/// again, so the pair still meets through 0.
+#[test]
+fn a_request_every_supernode_failed_is_asked_again_after_addr_retry() {
+    let net = relay_by_address_losing_the_accept(Duration::from_secs(12));
+    let net = net.expect("relayed through supernode 0 in a later round");
+    assert_eq!(
+        net.nodes[1].relay_info().last_refusal,
+        Some(RefuseReason::TargetUnreachable),
+        "supernode 3 refused"
+    );
+}
