@@ -366,6 +366,19 @@ impl Relayed {
     }
 }
 
+/// Runs `f` on a fresh [`Relayed`] pair for every backend, A with 1 and
+/// 2 shards, and stops the nodes after.
+fn each_relayed(mut f: impl FnMut(&mut Relayed)) {
+    for backend in backends() {
+        for shards in [1, 2] {
+            let mut r = Relayed::new(backend, shards);
+            f(&mut r);
+            r.a.stop();
+            r.s.stop();
+        }
+    }
+}
+
 /// Event 7 at host level: engine node A (every backend, 1 and 2 shards)
 /// relayed to sans-IO end B ([`Relayed`]): A's events and mesh info name
 /// the relay (event 1 carries B's address as the supernode sees it, the
@@ -379,89 +392,84 @@ impl Relayed {
 /// dropped, and the relay's close then ended it with event 2.)
 #[test]
 fn a_relayed_engine_node_gaining_a_direct_path_reports_event_7() {
-    for backend in backends() {
-        for shards in [1, 2] {
-            let mut r = Relayed::new(backend, shards);
-            let what = r.what.clone();
-            let sid = r.s.public_key();
-            let a_id = r.a.public_key();
-            let a_addr = r.a.local_addr();
-            let b_id = r.b.core.public_key();
-            let b_addr = r.b.sock.local_addr().unwrap();
-            let e1 = r.heard.events.iter().find_map(|e| match e {
-                Event::PeerJoined { peer, addr } if *peer == b_id => Some(*addr),
-                _ => None,
-            });
-            assert_eq!(e1, Some(b_addr), "{what}: event 1 names B's address");
-            let (addr, path, relay) = r.a_sees_b().expect("B in A's mesh info");
-            assert!(addr.starts_with(&format!("relay:{sid}")), "{what}: {addr}");
-            assert_eq!(path, "relayed", "{what}");
-            assert_eq!(relay, Some(sid.to_hex()), "{what}");
-            // Pub/sub through the relay, both ways.
-            let subscribed = |b: &End| {
-                b.core
+    each_relayed(|r| {
+        let what = r.what.clone();
+        let sid = r.s.public_key();
+        let a_id = r.a.public_key();
+        let a_addr = r.a.local_addr();
+        let b_id = r.b.core.public_key();
+        let b_addr = r.b.sock.local_addr().unwrap();
+        let e1 = r.heard.events.iter().find_map(|e| match e {
+            Event::PeerJoined { peer, addr } if *peer == b_id => Some(*addr),
+            _ => None,
+        });
+        assert_eq!(e1, Some(b_addr), "{what}: event 1 names B's address");
+        let (addr, path, relay) = r.a_sees_b().expect("B in A's mesh info");
+        assert!(addr.starts_with(&format!("relay:{sid}")), "{what}: {addr}");
+        assert_eq!(path, "relayed", "{what}");
+        assert_eq!(relay, Some(sid.to_hex()), "{what}");
+        // Pub/sub through the relay, both ways.
+        let subscribed = |b: &End| {
+            b.core
+                .peers()
+                .iter()
+                .any(|p| p.peer == a_id && p.topics.iter().any(|t| t == "chat"))
+        };
+        assert!(
+            r.pump(|b, _| subscribed(b)),
+            "{what}: A's subscription reached B"
+        );
+        assert!(r.exchange("relayed"), "{what}: both ways through the relay");
+        assert!(
+            !r.heard.events.iter().any(|e| e.id() == 7),
+            "{what}: no migration while the direct path is cut"
+        );
+        // The direct path heals.
+        r.b.cut = None;
+        let direct = Path::Udp(a_addr);
+        assert!(
+            r.pump(|b, h| {
+                let b_direct = b
+                    .core
                     .peers()
                     .iter()
-                    .any(|p| p.peer == a_id && p.topics.iter().any(|t| t == "chat"))
-            };
-            assert!(
-                r.pump(|b, _| subscribed(b)),
-                "{what}: A's subscription reached B"
-            );
-            assert!(r.exchange("relayed"), "{what}: both ways through the relay");
-            assert!(
-                !r.heard.events.iter().any(|e| e.id() == 7),
-                "{what}: no migration while the direct path is cut"
-            );
-            // The direct path heals.
-            r.b.cut = None;
-            let direct = Path::Udp(a_addr);
-            assert!(
-                r.pump(|b, h| {
-                    let b_direct = b
-                        .core
-                        .peers()
-                        .iter()
-                        .any(|p| p.peer == a_id && p.addr == direct);
-                    b_direct && h.events.iter().any(|e| e.id() == 7)
-                }),
-                "{what}: migrated, event 7 at A: {:?}",
-                r.heard.events
-            );
-            let Some(e7) = r.heard.events.iter().find(|e| e.id() == 7) else {
-                unreachable!("found above");
-            };
-            let Event::RelayMigrated { peer, from, to } = e7 else {
-                panic!("{what}: event 7 is {e7:?}");
-            };
-            assert_eq!(*peer, b_id, "{what}");
-            assert!(from.starts_with(&format!("relay:{sid}")), "{what}: {from}");
-            assert_eq!(*to, b_addr.to_string(), "{what}");
-            let detail = e7.detail_json();
-            assert!(
-                detail.contains(&format!("\"addr\":\"{b_addr}\"")),
-                "{detail}"
-            );
-            assert_eq!(
-                r.a_sees_b(),
-                Some((b_addr.to_string(), "direct".into(), None)),
-                "{what}: A's path to B is direct"
-            );
-            // Pub/sub goes on, direct.
-            assert!(r.exchange("direct"), "{what}: both ways, direct");
-            assert_eq!(
-                r.a_sees_b(),
-                Some((b_addr.to_string(), "direct".into(), None)),
-                "{what}: still direct after the relay's close"
-            );
-            let migrations = r.heard.events.iter().filter(|e| e.id() == 7).count();
-            assert_eq!(migrations, 1, "{what}: one migration");
-            let left = r.heard.events.iter().filter(|e| e.id() == 2).count();
-            assert_eq!(left, 0, "{what}: no event 2: {:?}", r.heard.events);
-            r.a.stop();
-            r.s.stop();
-        }
-    }
+                    .any(|p| p.peer == a_id && p.addr == direct);
+                b_direct && h.events.iter().any(|e| e.id() == 7)
+            }),
+            "{what}: migrated, event 7 at A: {:?}",
+            r.heard.events
+        );
+        let Some(e7) = r.heard.events.iter().find(|e| e.id() == 7) else {
+            unreachable!("found above");
+        };
+        let Event::RelayMigrated { peer, from, to } = e7 else {
+            panic!("{what}: event 7 is {e7:?}");
+        };
+        assert_eq!(*peer, b_id, "{what}");
+        assert!(from.starts_with(&format!("relay:{sid}")), "{what}: {from}");
+        assert_eq!(*to, b_addr.to_string(), "{what}");
+        let detail = e7.detail_json();
+        assert!(
+            detail.contains(&format!("\"addr\":\"{b_addr}\"")),
+            "{detail}"
+        );
+        assert_eq!(
+            r.a_sees_b(),
+            Some((b_addr.to_string(), "direct".into(), None)),
+            "{what}: A's path to B is direct"
+        );
+        // Pub/sub goes on, direct.
+        assert!(r.exchange("direct"), "{what}: both ways, direct");
+        assert_eq!(
+            r.a_sees_b(),
+            Some((b_addr.to_string(), "direct".into(), None)),
+            "{what}: still direct after the relay's close"
+        );
+        let migrations = r.heard.events.iter().filter(|e| e.id() == 7).count();
+        assert_eq!(migrations, 1, "{what}: one migration");
+        let left = r.heard.events.iter().filter(|e| e.id() == 2).count();
+        assert_eq!(left, 0, "{what}: no event 2: {:?}", r.heard.events);
+    });
 }
 
 /// Event 2 for a relayed peer names its address too: B, relayed to A
@@ -470,30 +478,25 @@ fn a_relayed_engine_node_gaining_a_direct_path_reports_event_7() {
 /// no longer lists it.
 #[test]
 fn a_relayed_peer_leaving_reports_event_2_with_its_address() {
-    for backend in backends() {
-        for shards in [1, 2] {
-            let mut r = Relayed::new(backend, shards);
-            let what = r.what.clone();
-            let b_id = r.b.core.public_key();
-            let b_addr = r.b.sock.local_addr().unwrap();
-            r.b.core.shutdown();
-            let now = r.t0.elapsed();
-            r.b.pump(now);
-            let left = |h: &Heard| {
-                h.events.iter().find_map(|e| match e {
-                    Event::PeerLeft { peer, addr, .. } if *peer == b_id => Some(*addr),
-                    _ => None,
-                })
-            };
-            assert!(
-                r.pump(|_, h| left(h).is_some()),
-                "{what}: event 2 for B: {:?}",
-                r.heard.events
-            );
-            assert_eq!(left(&r.heard), Some(b_addr), "{what}: {:?}", r.heard.events);
-            assert_eq!(r.a_sees_b(), None, "{what}: B gone from A's mesh info");
-            r.a.stop();
-            r.s.stop();
-        }
-    }
+    each_relayed(|r| {
+        let what = r.what.clone();
+        let b_id = r.b.core.public_key();
+        let b_addr = r.b.sock.local_addr().unwrap();
+        r.b.core.shutdown();
+        let now = r.t0.elapsed();
+        r.b.pump(now);
+        let left = |h: &Heard| {
+            h.events.iter().find_map(|e| match e {
+                Event::PeerLeft { peer, addr, .. } if *peer == b_id => Some(*addr),
+                _ => None,
+            })
+        };
+        assert!(
+            r.pump(|_, h| left(h).is_some()),
+            "{what}: event 2 for B: {:?}",
+            r.heard.events
+        );
+        assert_eq!(left(&r.heard), Some(b_addr), "{what}: {:?}", r.heard.events);
+        assert_eq!(r.a_sees_b(), None, "{what}: B gone from A's mesh info");
+    });
 }

@@ -269,30 +269,6 @@ impl Node {
         tried: Vec<PeerId>,
         round: u8,
     ) -> bool {
-        let sent = self.send_request(target, addr, tried.clone(), round);
-        let c = &mut self.relay.client;
-        if !sent && !tried.is_empty() && round + 1 < REQUEST_ROUNDS {
-            if c.stalled.len() >= MAX_STALLED {
-                c.stalled.remove(0);
-            }
-            c.stalled.push(Stalled {
-                target,
-                addr,
-                round: round + 1,
-                due: self.now + ADDR_RETRY,
-            });
-        }
-        sent
-    }
-
-    /// Sends the request of [`Self::request_relay_round`].
-    fn send_request(
-        &mut self,
-        target: PeerId,
-        addr: Option<SocketAddr>,
-        tried: Vec<PeerId>,
-        round: u8,
-    ) -> bool {
         let me = self.public_key();
         let mut candidates = self.usable_supernodes();
         candidates.retain(|c| !tried.contains(&c.id) && c.id != target && c.id != me);
@@ -308,11 +284,13 @@ impl Node {
             target.0[7] ^ me.0[7],
         ]);
         let Some(relay) = super::choose::pick(&candidates, salt) else {
+            self.stall(target, addr, &tried, round);
             return false;
         };
         let nonce = self.request_nonce();
         let r = Request::sign(&self.identity, &relay, target, addr, nonce);
         if !self.send_relay(relay, &Relay::Request(r)) {
+            self.stall(target, addr, &tried, round);
             return false;
         }
         let now = self.now;
@@ -329,6 +307,24 @@ impl Node {
             },
         );
         true
+    }
+
+    /// A request of round `round` found no candidate to ask: after some
+    /// were `tried`, it waits for its next round (if any is left).
+    fn stall(&mut self, target: PeerId, addr: Option<SocketAddr>, tried: &[PeerId], round: u8) {
+        let c = &mut self.relay.client;
+        if tried.is_empty() || round + 1 >= REQUEST_ROUNDS {
+            return;
+        }
+        if c.stalled.len() >= MAX_STALLED {
+            c.stalled.remove(0);
+        }
+        c.stalled.push(Stalled {
+            target,
+            addr,
+            round: round + 1,
+            due: self.now + ADDR_RETRY,
+        });
     }
 
     /// An accept from supernode `from`.
