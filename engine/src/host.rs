@@ -168,16 +168,13 @@ pub(crate) struct Host {
     pub publish_unrouted: u64,
 }
 
-/// The address the engine's host events carry for a path: the engine
-/// creates UDP and TCP paths (relays and channels have no engine driver
-/// yet).
-fn udp_of(p: Path) -> SocketAddr {
-    match p {
-        Path::Tcp { addr, .. } => addr,
-        _ => p
-            .udp()
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-    }
+/// The address the engine's host events carry for a path: a UDP or TCP
+/// path's own, a relayed peer's address as its supernode sees it (else the
+/// supernode's), `0.0.0.0:0` for a host channel
+/// ([`moss_mesh::Node::path_addr`]).
+fn udp_of(core: &Core, p: Path) -> SocketAddr {
+    core.path_addr(p)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 impl Host {
@@ -279,14 +276,14 @@ impl Host {
         while let Some(e) = core.poll_event() {
             match e {
                 moss_mesh::Event::PeerConnected { peer, addr } => {
-                    let addr = udp_of(addr);
+                    let addr = udp_of(core, addr);
                     self.answer_waiters(addr, Ok(peer));
                     self.emit(Event::PeerJoined { peer, addr });
                 }
                 moss_mesh::Event::PeerDisconnected { peer, addr, reason } => {
                     self.emit(Event::PeerLeft {
                         peer,
-                        addr: udp_of(addr),
+                        addr: udp_of(core, addr),
                         reason: reason.as_str(),
                     });
                 }
@@ -299,7 +296,11 @@ impl Host {
                             }
                         }
                     }
-                    self.answer_waiters(udp_of(addr), Err(reason));
+                    // A failed relayed handshake answers no dial of an
+                    // address (those were answered when they failed).
+                    if !matches!(addr, Path::Relay { .. }) {
+                        self.answer_waiters(udp_of(core, addr), Err(reason));
+                    }
                 }
                 moss_mesh::Event::Message(m) => self.route(core, m),
                 moss_mesh::Event::SupernodePromoted => self.emit(Event::SupernodePromoted),

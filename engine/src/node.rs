@@ -669,11 +669,8 @@ impl Node {
                     addr: p.addr.to_string(),
                     topics: p.topics.clone(),
                     outbound: p.outbound,
-                    path: if s.punched.contains(&p.peer) {
-                        "punched"
-                    } else {
-                        "direct"
-                    },
+                    path: path_kind(p, &s.punched),
+                    relay: relay_of(p),
                     punch_ms: s
                         .punch_ms
                         .iter()
@@ -746,14 +743,9 @@ impl Node {
             paths: s
                 .peers
                 .iter()
-                .map(|p| {
-                    if s.punched.contains(&p.peer) {
-                        "punched".into()
-                    } else {
-                        "direct".into()
-                    }
-                })
+                .map(|p| path_kind(p, &s.punched).into())
                 .collect(),
+            relays: s.peers.iter().map(relay_of).collect(),
             channels: s.subscriptions,
             nat_type: s.nat_type.as_str().into(),
             public_key: self.public_key.to_hex(),
@@ -804,6 +796,25 @@ impl Node {
             self.shared.messages_dropped.load(Ordering::Relaxed),
             self.shared.events_dropped.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// How peer `p`'s session is reached, as mesh info and stats name it.
+fn path_kind(p: &moss_mesh::PeerInfo, punched: &[PeerId]) -> &'static str {
+    if matches!(p.addr, moss_mesh::Path::Relay { .. }) {
+        "relayed"
+    } else if punched.contains(&p.peer) {
+        "punched"
+    } else {
+        "direct"
+    }
+}
+
+/// The supernode (hex) peer `p` is relayed through, if it is.
+fn relay_of(p: &moss_mesh::PeerInfo) -> Option<String> {
+    match p.addr {
+        moss_mesh::Path::Relay { via, .. } => Some(via.to_hex()),
+        _ => None,
     }
 }
 

@@ -14,9 +14,13 @@ pub struct MeshInfo {
     pub peer_count: usize,
     /// Their addresses.
     pub peers: Vec<String>,
-    /// How each of them was reached, in the same order: `direct`, or
-    /// `punched` (through a hole punch).
+    /// How each of them was reached, in the same order: `direct`,
+    /// `punched` (through a hole punch), or `relayed` (through a
+    /// supernode, named in `relays`).
     pub paths: Vec<String>,
+    /// The supernode (peer id, hex) each of them is relayed through, in
+    /// the same order; `null` for a peer reached directly.
+    pub relays: Vec<Option<String>>,
     /// Our topics.
     pub channels: Vec<String>,
     /// NAT class (`unknown` until the node's classifier concludes).
@@ -89,8 +93,11 @@ pub struct PeerStat {
     pub topics: Vec<String>,
     /// True if we dialled it.
     pub outbound: bool,
-    /// How the session came up: `punched` (a hole punch) or `direct`.
+    /// How the session came up: `punched` (a hole punch), `direct`, or
+    /// `relayed` (through the supernode in `relay`).
     pub path: &'static str,
+    /// For a relayed session, the supernode's peer id, hex.
+    pub relay: Option<String>,
     /// For a punched session, the punch's time from offer to session, ms.
     pub punch_ms: Option<u64>,
     /// For a punched session, the punch offers it took (1: the first).

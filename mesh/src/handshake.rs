@@ -818,6 +818,7 @@ impl Node {
             s.remote_index,
             self.relay_wire_path(path),
             TransportCipher::new(&out.send_key, &out.recv_key),
+            matches!(path, Path::Relay { .. }),
         );
         let unconfirmed = ik && !initiator;
         s.state = State::Established(Box::new(Established {

@@ -44,6 +44,11 @@ pub(crate) fn with_owner(random: u32, owner: usize) -> u32 {
 pub struct ShardSession {
     remote_index: u32,
     path: Path,
+    /// A relayed session's supernode address (its path at install):
+    /// authenticated data from there never moves the session, so a
+    /// datagram the relay forwarded late does not take a session that
+    /// migrated to a direct path back to the relay.
+    relay: Option<Path>,
     cipher: TransportCipher,
 }
 
@@ -52,8 +57,15 @@ impl ShardSession {
         Self {
             remote_index,
             path,
+            relay: None,
             cipher,
         }
+    }
+
+    /// This session is relayed: its path is the supernode's address.
+    pub(crate) fn relayed(mut self) -> Self {
+        self.relay = Some(self.path);
+        self
     }
 
     /// Where the peer's datagrams come from (and ours go).
@@ -494,7 +506,9 @@ impl Core {
         datagram[..HEAD_LEN].copy_from_slice(&raw);
         match s.cipher.open(counter, &raw, &mut datagram[HEAD_LEN..]) {
             Ok(n) => {
-                s.path = from;
+                if s.path != from && s.relay != Some(from) {
+                    s.path = from;
+                }
                 Inbound::Frames {
                     index: receiver,
                     plain: HEAD_LEN..HEAD_LEN + n,

@@ -158,7 +158,9 @@ impl Transport {
     /// Takes the keys of a just-established session (a sharded node keeps
     /// those of TCP and channel paths: the shards own UDP sockets only).
     /// Returns the record for the session itself to keep when transport
-    /// is local ([`crate::session::Established::keys`]).
+    /// is local ([`crate::session::Established::keys`]). A `relayed`
+    /// session's `path` is its supernode's address, from which its data
+    /// never moves it.
     #[must_use = "a local session's keys are its own to keep"]
     pub fn install(
         &mut self,
@@ -166,8 +168,13 @@ impl Transport {
         remote_index: u32,
         path: Path,
         cipher: TransportCipher,
+        relayed: bool,
     ) -> Option<Box<ShardSession>> {
-        let session = Box::new(ShardSession::new(remote_index, path, cipher));
+        let mut session = ShardSession::new(remote_index, path, cipher);
+        if relayed {
+            session = session.relayed();
+        }
+        let session = Box::new(session);
         match self {
             Self::Local(_) => return Some(session),
             // The engine shards send on UDP sockets only: TCP connections

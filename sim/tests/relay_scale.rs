@@ -338,8 +338,9 @@ fn ten_thousand_nodes_every_subscriber_pair_connects_direct_or_relayed() {
     sim.run_for(Duration::from_secs(40));
     let (total, direct, relayed, missing) = census(&sim, &pairs, |_| true);
     println!(
-        "{n} nodes ({} public, {supernodes} promoted), seed {seed}, loss {loss}, churn {churn}: before churn {total} pairs, {direct} direct, {relayed} relayed ({:.1} %), {} not connected {}",
+        "{n} nodes ({} public, {supernodes} promoted), seed {seed}, loss {loss}, churn {churn}: before churn (fingerprint {:016x}) {total} pairs, {direct} direct, {relayed} relayed ({:.1} %), {} not connected {}",
         publics.len(),
+        sim.fingerprint(),
         100.0 * relayed as f64 / total.max(1) as f64,
         missing.len(),
         describe(&pairs, &kinds, &missing)
@@ -575,9 +576,10 @@ fn ten_thousand_nodes_every_subscriber_pair_connects_direct_or_relayed() {
         })
         .unwrap_or(0.0);
     println!(
-        "{:.0} s wall, {cpu:.0} s CPU (user + system, at 100 ticks/s), {} events",
+        "{:.0} s wall, {cpu:.0} s CPU (user + system, at 100 ticks/s), {} events, fingerprint {:016x}",
         started.elapsed().as_secs_f64(),
-        sim.events
+        sim.events,
+        sim.fingerprint()
     );
     if missing.len() > stranded_missing {
         failures

@@ -13,7 +13,7 @@ use crate::wire::Head;
 use crate::Time;
 use moss_crypto::PeerId;
 use rand_core::RngCore;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,6 +35,18 @@ pub const REPAIR_AFTER: Duration = Duration::from_secs(4);
 pub const RELEASE_AFTER: Duration = Duration::from_secs(10);
 /// The id that names the target by address in a request.
 const BY_ADDRESS: PeerId = PeerId([0; 32]);
+/// Times one supernode is asked for a request before the next one is:
+/// the request or its accept may be lost, and for a target named by
+/// address only the supernode that sees the peer there can answer.
+pub const ASKS_PER_SUPERNODE: u8 = 2;
+/// Rounds of a request after every candidate refused or stayed silent:
+/// each asks them all again, [`ADDR_RETRY`] after the last round ended.
+pub const REQUEST_ROUNDS: u8 = 6;
+/// Most requests waiting for their next round.
+const MAX_STALLED: usize = 256;
+/// Relay sessions whose peer's address [`Node::path_addr`] still knows
+/// after they ended (an event about the session may be read later).
+const ADDR_MEMO: usize = 64;
 
 #[derive(Debug, Clone)]
 struct Pending {
@@ -43,6 +55,21 @@ struct Pending {
     addr: Option<SocketAddr>,
     tried: Vec<PeerId>,
     at: Time,
+    /// Times `relay` was asked (the signed request is sent again, with
+    /// its nonce, when it stays unanswered).
+    asks: u8,
+    /// The request's round (0: the first).
+    round: u8,
+}
+
+/// A request every candidate refused or left unanswered: asked again, of
+/// them all, at `due`.
+#[derive(Debug, Clone, Copy)]
+struct Stalled {
+    target: PeerId,
+    addr: Option<SocketAddr>,
+    round: u8,
+    due: Time,
 }
 
 /// A relay session this node is an end of.
@@ -61,16 +88,22 @@ struct Relayed {
     unused_since: Option<Time>,
 }
 
-/// The client half of a node's relay state.
+/// The client half of a node's relay state. Its maps are ordered: the
+/// order requests are retried and sessions probed in (each consuming the
+/// node's seeded random numbers) is the same in every run of a seed.
 #[derive(Debug, Default)]
 pub struct Client {
-    pending: HashMap<u64, Pending>,
-    sessions: HashMap<(PeerId, u64), Relayed>,
+    pending: BTreeMap<u64, Pending>,
+    sessions: BTreeMap<(PeerId, u64), Relayed>,
     closing: Vec<(PeerId, u64, Time)>,
-    asked: HashMap<SocketAddr, Time>,
+    stalled: Vec<Stalled>,
+    asked: BTreeMap<SocketAddr, Time>,
     /// When we last asked a supernode for a peer the NAT code gave up on.
-    asked_peer: HashMap<PeerId, Time>,
+    asked_peer: BTreeMap<PeerId, Time>,
     kick: Vec<u32>,
+    /// The peer's address of the latest relay sessions, newest last (at
+    /// most [`ADDR_MEMO`]).
+    addr_memo: VecDeque<((PeerId, u64), SocketAddr)>,
     next_probe: Time,
     /// The last refusal a supernode sent.
     pub last_refusal: Option<RefuseReason>,
@@ -82,9 +115,52 @@ impl Client {
     pub(crate) fn probe_addrs(&self) -> Vec<SocketAddr> {
         self.sessions.values().map(|r| r.peer_addr).collect()
     }
+
+    /// Requests waiting for an answer.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+impl Client {
+    /// Notes the peer's address of relay session `key`.
+    fn remember_addr(&mut self, key: (PeerId, u64), addr: SocketAddr) {
+        self.addr_memo.retain(|(k, _)| *k != key);
+        if self.addr_memo.len() >= ADDR_MEMO {
+            self.addr_memo.pop_front();
+        }
+        self.addr_memo.push_back((key, addr));
+    }
 }
 
 impl Node {
+    /// The socket address that stands for `path` in what a host reports
+    /// (events 1 and 2): a UDP or TCP path's own; for a relay path, the
+    /// peer's address as its supernode sees it (the direct address this
+    /// node probes; also after the relay session ended, for the latest 64
+    /// relay sessions), else the supernode's own. `None` for a host
+    /// channel, or a relay path nothing is known of.
+    pub fn path_addr(&self, path: Path) -> Option<SocketAddr> {
+        let Path::Relay { via, session } = path else {
+            return match path {
+                Path::Tcp { addr, .. } => Some(addr),
+                p => p.udp(),
+            };
+        };
+        let c = &self.relay.client;
+        c.sessions
+            .get(&(via, session))
+            .map(|r| r.peer_addr)
+            .or_else(|| {
+                c.addr_memo
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| *k == (via, session))
+                    .map(|(_, a)| *a)
+            })
+            .or_else(|| self.relay_wire_path(path).udp())
+    }
+
     /// Asks a supernode we and `peer` are both connected to for a relay
     /// session, then dials `peer` through it. False if no usable supernode
     /// is connected.
@@ -180,6 +256,19 @@ impl Node {
         addr: Option<SocketAddr>,
         tried: Vec<PeerId>,
     ) -> bool {
+        self.request_relay_round(target, addr, tried, 0)
+    }
+
+    /// [`Self::request_relay`] in round `round`. When no candidate is
+    /// left after some were tried, the request waits [`ADDR_RETRY`] and
+    /// asks them all again, for at most [`REQUEST_ROUNDS`] rounds.
+    fn request_relay_round(
+        &mut self,
+        target: PeerId,
+        addr: Option<SocketAddr>,
+        tried: Vec<PeerId>,
+        round: u8,
+    ) -> bool {
         let me = self.public_key();
         let mut candidates = self.usable_supernodes();
         candidates.retain(|c| !tried.contains(&c.id) && c.id != target && c.id != me);
@@ -195,11 +284,13 @@ impl Node {
             target.0[7] ^ me.0[7],
         ]);
         let Some(relay) = super::choose::pick(&candidates, salt) else {
+            self.stall(target, addr, &tried, round);
             return false;
         };
         let nonce = self.request_nonce();
         let r = Request::sign(&self.identity, &relay, target, addr, nonce);
         if !self.send_relay(relay, &Relay::Request(r)) {
+            self.stall(target, addr, &tried, round);
             return false;
         }
         let now = self.now;
@@ -211,9 +302,29 @@ impl Node {
                 addr,
                 tried,
                 at: now,
+                asks: 1,
+                round,
             },
         );
         true
+    }
+
+    /// A request of round `round` found no candidate to ask: after some
+    /// were `tried`, it waits for its next round (if any is left).
+    fn stall(&mut self, target: PeerId, addr: Option<SocketAddr>, tried: &[PeerId], round: u8) {
+        let c = &mut self.relay.client;
+        if tried.is_empty() || round + 1 >= REQUEST_ROUNDS {
+            return;
+        }
+        if c.stalled.len() >= MAX_STALLED {
+            c.stalled.remove(0);
+        }
+        c.stalled.push(Stalled {
+            target,
+            addr,
+            round: round + 1,
+            due: self.now + ADDR_RETRY,
+        });
     }
 
     /// An accept from supernode `from`.
@@ -245,6 +356,7 @@ impl Node {
                 r.expires = now + ttl;
                 r.initiator = true;
                 r.peer_addr = a.peer_addr;
+                self.relay.client.remember_addr(key, a.peer_addr);
                 return self.dial_relayed(from, a.session, a.responder);
             }
             let Some(p) = p else {
@@ -263,6 +375,7 @@ impl Node {
                     unused_since: None,
                 },
             );
+            self.relay.client.remember_addr(key, a.peer_addr);
             let direct = self
                 .table
                 .by_peer(&a.responder)
@@ -298,6 +411,7 @@ impl Node {
             r.expires = now + ttl;
             r.initiator = false;
             r.peer_addr = a.peer_addr;
+            self.relay.client.remember_addr(key, a.peer_addr);
         } else {
             self.drop_input(DropReason::RelayForged);
         }
@@ -327,7 +441,7 @@ impl Node {
             RefuseReason::Full | RefuseReason::NotSupernode | RefuseReason::TargetUnreachable
         ) {
             p.tried.push(from);
-            self.request_relay(p.target, p.addr, p.tried);
+            self.request_relay_round(p.target, p.addr, p.tried, p.round);
         }
     }
 
@@ -398,6 +512,8 @@ impl Node {
                     addr: None,
                     tried: Vec::new(),
                     at: now,
+                    asks: 1,
+                    round: 0,
                 },
             );
         }
@@ -484,12 +600,15 @@ impl Node {
         for session in via {
             self.drop_relayed(node, session, node);
         }
-        self.retry_pending(|p| p.relay == node);
+        self.retry_pending(|p| p.relay == node, false);
     }
 
-    /// Asks the next supernode for every pending request `pick` selects
-    /// (the one asked is added to those tried).
-    fn retry_pending(&mut self, pick: impl Fn(&Pending) -> bool) {
+    /// Retries every pending request `pick` selects: with `again`, one
+    /// asked fewer than [`ASKS_PER_SUPERNODE`] times is sent to the same
+    /// supernode again (same nonce: a late accept of the first still
+    /// answers it); otherwise the next supernode is asked (the one asked
+    /// is added to those tried).
+    fn retry_pending(&mut self, pick: impl Fn(&Pending) -> bool, again: bool) {
         let retry: Vec<u64> = self
             .relay
             .client
@@ -499,9 +618,50 @@ impl Node {
             .map(|(n, _)| *n)
             .collect();
         for nonce in retry {
-            if let Some(mut p) = self.relay.client.pending.remove(&nonce) {
-                p.tried.push(p.relay);
-                self.request_relay(p.target, p.addr, p.tried);
+            let Some(mut p) = self.relay.client.pending.remove(&nonce) else {
+                continue;
+            };
+            if again && p.asks < ASKS_PER_SUPERNODE {
+                let r = Request::sign(&self.identity, &p.relay, p.target, p.addr, nonce);
+                if self.send_relay(p.relay, &Relay::Request(r)) {
+                    p.asks += 1;
+                    p.at = self.now;
+                    self.relay.client.pending.insert(nonce, p);
+                    continue;
+                }
+            }
+            p.tried.push(p.relay);
+            self.request_relay_round(p.target, p.addr, p.tried, p.round);
+        }
+    }
+
+    /// Requests whose round is due ask every candidate again, unless the
+    /// peer is reached (or being asked for) by then.
+    fn retry_stalled(&mut self, now: Time) {
+        let c = &mut self.relay.client;
+        if !c.stalled.iter().any(|s| s.due <= now) {
+            return;
+        }
+        let (due, wait): (Vec<Stalled>, Vec<Stalled>) =
+            c.stalled.iter().partition(|s| s.due <= now);
+        c.stalled = wait;
+        for s in due {
+            let c = &self.relay.client;
+            let reached = if s.target != BY_ADDRESS {
+                self.table.by_peer(&s.target).is_some()
+                    || c.sessions.values().any(|r| r.peer == s.target)
+            } else {
+                s.addr.is_some_and(|a| {
+                    self.table.by_path(&Path::Udp(a)).is_some()
+                        || c.sessions.values().any(|r| r.dialled == Some(a))
+                })
+            };
+            let busy = c
+                .pending
+                .values()
+                .any(|p| p.target == s.target && p.addr == s.addr);
+            if !reached && !busy {
+                self.request_relay_round(s.target, s.addr, Vec::new(), s.round);
             }
         }
     }
@@ -523,7 +683,8 @@ impl Node {
         for (via, session) in due {
             self.drop_relayed(via, session, via);
         }
-        self.retry_pending(|p| now >= p.at + REQUEST_TIMEOUT);
+        self.retry_pending(|p| now >= p.at + REQUEST_TIMEOUT, true);
+        self.retry_stalled(now);
         if now < self.relay.client.next_probe {
             return;
         }

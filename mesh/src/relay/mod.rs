@@ -273,12 +273,23 @@ impl Node {
     /// Authenticated data of session `idx` came on `from`: for a relayed
     /// session, its relay's address is the session's own path (no roaming);
     /// any other address means a direct path works, and the session
-    /// migrates there. Returns the path to note.
+    /// migrates there. An address that is another peer's own path is a
+    /// relay's (a datagram it forwarded late, after the session migrated):
+    /// the session stays where it is, as its shard's record does
+    /// ([`crate::shard::ShardSession`]). Returns the path to note.
     pub(crate) fn relay_inbound(&mut self, idx: u32, from: Path) -> Path {
         let Some(s) = self.table.get(idx) else {
             return from;
         };
         let own = s.path;
+        if own != from {
+            let peer = s.established().map(|e| e.peer);
+            if let Some((_, other)) = self.table.other_on(from, idx) {
+                if Some(other) != peer {
+                    return own;
+                }
+            }
+        }
         let Path::Relay { via, session } = own else {
             // A relayed end's own session with us roamed: its relay
             // sessions' data plane follows (the table rebinds the session

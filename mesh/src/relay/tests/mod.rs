@@ -30,6 +30,8 @@ struct Net {
     blocked: HashSet<(usize, usize)>,
     /// Nodes whose datagrams, in and out, are lost (crashed).
     dead: HashSet<usize>,
+    /// (from, to): datagrams in that one direction are lost.
+    oneway: HashSet<(usize, usize)>,
     events: Vec<Vec<Event>>,
     /// Node `tap.0`'s received datagrams, and those it sent on unchanged
     /// (relayed).
@@ -74,6 +76,7 @@ impl Net {
             now: Duration::ZERO,
             blocked: HashSet::new(),
             dead: HashSet::new(),
+            oneway: HashSet::new(),
             events: vec![Vec::new(); n],
             tap: None,
             corrupt_next: false,
@@ -136,6 +139,7 @@ impl Net {
                     }
                 }
                 if self.blocked.contains(&(i, j))
+                    || self.oneway.contains(&(i, j))
                     || self.dead.contains(&i)
                     || self.dead.contains(&j)
                 {
@@ -593,6 +597,93 @@ fn a_direct_path_appearing_migrates_without_loss_and_emits_event_7() {
     assert_eq!(net.nodes[0].relay_info().served_sessions, 0);
 }
 
+/// The supernode's leg to node 2 is slow (433 ms), so datagrams it
+/// relayed are still in flight when the pair migrates to the direct
+/// path. Arriving late from the supernode's address, they are delivered
+/// but do not move node 2's session back to it (its sends there would be
+/// lost: the relay session is closed); no message is lost either way and
+/// no session ends.
+#[test]
+fn datagrams_relayed_late_after_a_migration_do_not_move_the_session_back() {
+    // Node 1 asks for the relay itself (no dial of node 2's address: the
+    // direct path must come by the relayed session's probes, a
+    // migration, not by a new direct session).
+    let mut net = star(3, &[0], cfg());
+    let b = net.id(2);
+    assert!(net.nodes[1].connect_via_relay(b));
+    let ok = net.until(|net| {
+        matches!(net.path_to(1, 2), Some(Path::Relay { .. }))
+            && matches!(net.path_to(2, 1), Some(Path::Relay { .. }))
+    });
+    assert!(ok, "relayed");
+    for n in [1, 2] {
+        net.nodes[n].subscribe("m");
+    }
+    net.run(Duration::from_secs(3));
+    // Not a multiple of the tick: late datagrams arrive between direct ones.
+    net.set_latency(0, 2, Duration::from_millis(433));
+    net.run(Duration::from_secs(1));
+    let mut sent = [0u32; 2];
+    let mut migrated_at = None;
+    let mut back_at_relay = 0u32;
+    for round in 0..120u32 {
+        if round == 10 {
+            net.unblock(1, 2);
+        }
+        let now = net.now;
+        for (k, n) in [1usize, 2].into_iter().enumerate() {
+            net.nodes[n]
+                .publish(now, "m", &[n as u8, round as u8])
+                .unwrap();
+            sent[k] += 1;
+        }
+        // Every step: the session may move back and forth within one.
+        let end = net.now + Duration::from_millis(50);
+        while net.now < end {
+            net.step();
+            let direct = net.path_to(2, 1) == Some(Path::Udp(net.addrs[1]));
+            if direct && migrated_at.is_none() {
+                migrated_at = Some(round);
+            }
+            if migrated_at.is_some() && net.path_to(2, 1) == Some(Path::Udp(net.addrs[0])) {
+                back_at_relay += 1;
+            }
+        }
+    }
+    net.run(Duration::from_secs(3));
+    assert!(migrated_at.is_some(), "node 2 migrated to the direct path");
+    for (a, b) in [(1, 2), (2, 1)] {
+        let migrated = net.events[a]
+            .iter()
+            .filter(|e| matches!(e, Event::RelayMigrated { peer, .. } if *peer == net.id(b)))
+            .count();
+        assert_eq!(migrated, 1, "one event 7 at node {a}");
+    }
+    assert_eq!(
+        back_at_relay, 0,
+        "node 2's session never moved to the relay"
+    );
+    assert_eq!(net.path_to(1, 2), Some(Path::Udp(net.addrs[2])));
+    assert_eq!(net.path_to(2, 1), Some(Path::Udp(net.addrs[1])));
+    assert_eq!(
+        net.messages(2, "m").len() as u32,
+        sent[0],
+        "1 → 2 lost none"
+    );
+    assert_eq!(
+        net.messages(1, "m").len() as u32,
+        sent[1],
+        "2 → 1 lost none"
+    );
+    for n in [1, 2] {
+        let left = net.events[n]
+            .iter()
+            .filter(|e| matches!(e, Event::PeerDisconnected { .. }))
+            .count();
+        assert_eq!(left, 0, "no session of node {n} ended");
+    }
+}
+
 #[test]
 fn a_supernode_that_loses_its_standing_revokes_and_peers_forget_it() {
     let mut net = star(3, &[0], cfg());
@@ -644,3 +735,68 @@ mod failover;
 mod limits;
 mod load;
 mod rebind;
+
+/// Supernodes 0 and 3; end 1 is connected to both, end 2 to supernode 0
+/// only, and 1 and 2 cannot reach each other. End 1's dial of 2's address
+/// timed out, so it asks for a relay naming the target by address, which
+/// only supernode 0 resolves (3 refuses: target unreachable). Whatever
+/// supernode 0 sends end 1 is lost for `lose_for` after the request left
+/// (its accept among it). Returns the network once the pair is relayed
+/// through 0, or `None` if it is not within 60 s.
+fn relay_by_address_losing_the_accept(lose_for: Duration) -> Option<Net> {
+    let mut net = Net::new(4, cfg());
+    for s in [0, 3] {
+        let a = net.addrs[s];
+        net.nodes[1].add_static_peer(a);
+    }
+    let a0 = net.addrs[0];
+    net.nodes[2].add_static_peer(a0);
+    net.block(1, 2);
+    net.block(2, 3);
+    let ok = net.until(|net| {
+        net.nodes[0].is_supernode()
+            && net.nodes[3].is_supernode()
+            && net.nodes[1].usable_supernodes().len() == 2
+            && net.connected(2, 0)
+    });
+    assert!(ok, "both supernodes promoted, end 1 connected to both");
+    let addr2 = net.addrs[2];
+    net.nodes[1].relay_dial_failed(Path::Udp(addr2));
+    assert_eq!(net.nodes[1].relay.client.pending_len(), 1, "asked");
+    net.oneway.insert((0, 1));
+    net.run(lose_for);
+    net.oneway.clear();
+    let ok = net.until(|net| {
+        net.now >= Duration::from_secs(300)
+            || (matches!(net.path_to(1, 2), Some(Path::Relay { via, .. }) if via == net.id(0))
+                && matches!(net.path_to(2, 1), Some(Path::Relay { .. })))
+    });
+    (ok && net.connected(1, 2)).then_some(net)
+}
+
+/// The lost-accept case: the one supernode that resolves the target's
+/// address is asked again after [`super::client::REQUEST_TIMEOUT`] rather
+/// than excluded, and the pair meets through it.
+#[test]
+fn a_lost_accept_is_asked_again_of_the_one_supernode_that_resolves_the_address() {
+    let net = relay_by_address_losing_the_accept(Duration::from_millis(500));
+    assert!(
+        net.is_some(),
+        "relayed through supernode 0 after a lost accept"
+    );
+}
+
+/// Both asks of supernode 0 lose their accept (its link to end 1 is
+/// down for 12 s) and supernode 3 refuses: the request waits
+/// [`super::client::ADDR_RETRY`] and a new round asks every supernode
+/// again, so the pair still meets through 0.
+#[test]
+fn a_request_every_supernode_failed_is_asked_again_after_addr_retry() {
+    let net = relay_by_address_losing_the_accept(Duration::from_secs(12));
+    let net = net.expect("relayed through supernode 0 in a later round");
+    assert_eq!(
+        net.nodes[1].relay_info().last_refusal,
+        Some(RefuseReason::TargetUnreachable),
+        "supernode 3 refused"
+    );
+}
