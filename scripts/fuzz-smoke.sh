@@ -11,7 +11,8 @@
 # debug assertions and overflow checks. It differs in three ways, to cost
 # less CPU (docs/CI.md, Session 8): one `cargo +nightly build --workspace`
 # for all targets instead of one call per crate; the `smoke` profile of
-# fuzz/Cargo.toml (no debug info); and no AddressSanitizer, since the
+# fuzz/Cargo.toml (no debug info, opt-level 1, 16 codegen units); and no
+# AddressSanitizer, since the
 # fuzzed code is safe Rust. FUZZ_SANITIZER=address builds with it.
 # A run starts from the target's seed corpus (<crate>/fuzz/corpus/<target>,
 # read only) in a scratch directory; a crash fails the run and leaves its

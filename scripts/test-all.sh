@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every Moss test on a fresh machine: installs what the tests need,
-# then runs the suites as phases, the independent ones in parallel (see
+# Runs every Moss test on a fresh machine: installs what the builds need,
+# then runs the suites as phases, the independent ones in parallel, the
+# rest of the install (test tools, browsers) beside the builds (see
 # docs/CI.md for what runs where and how long it takes). A phase's output
 # is kept in target/ci-logs/PHASE.log and printed whole when the phase
 # ends; a table of every phase's wall time and CPU seconds closes the run.
@@ -13,10 +14,21 @@ ROOT=$PWD
 export ROOT
 
 # ---- the phases: NAME, the phases it runs after, the command ----------
-# install_deps: everything later phases need, idempotent.
+# install_build_deps: what the cargo builds need (a C compiler for ring's
+# and OpenSSL's build scripts, OpenSSL's headers and pkg-config), idempotent.
+# The builds start after it, beside install_deps.
+install_build_deps() {
+  command -v cc >/dev/null || {
+    apt-get update -qq && apt-get install -y -qq gcc
+  }
+  bash webrtc/scripts/install-test-deps.sh
+}
+# install_deps: everything else later phases need (test tools, browsers,
+# wasm toolchain, npm packages), idempotent. On a fresh machine it is
+# mostly downloads and one `cargo install` (wasm-bindgen-cli), so the
+# builds run beside it instead of after it.
 install_deps() {
   local need_apt=()
-  command -v cc >/dev/null || need_apt+=(gcc)
   command -v valgrind >/dev/null || need_apt+=(valgrind)
   command -v python3 >/dev/null || need_apt+=(python3)
   command -v node >/dev/null || need_apt+=(nodejs npm)
@@ -46,7 +58,7 @@ fuzz() {
     [ "${CI:-}" != true ] || { echo "FAIL: CI=true and the fuzz smoke runs cannot run"; return 1; }
   fi
 }
-export -f install_deps fuzz_wanted fuzz
+export -f install_build_deps install_deps fuzz_wanted fuzz
 
 # The 500-node telemetry run is a scale run: it runs in an optimised build
 # of the simulator (debug builds list it as ignored; the debug test binary
@@ -58,15 +70,20 @@ SIM_RELEASE=(cargo test --release -p moss-sim --test telemetry)
 # of its own after the workspace build. The browser suite's wasm builds
 # (their own toolchain and target dir) start early, in wasm-build.
 extra_phase() {
-  local s=$1 crate=${1%%/*} after=build
-  [ "$crate" = engine ] && after=build,webrtc-build
-  [ "$crate" = wasm ] && after=build,wasm-build,webrtc-build
+  local s=$1 crate=${1%%/*} after=build,install
+  [ "$crate" = engine ] && after=build,webrtc-build,install
+  [ "$crate" = wasm ] && after=build,wasm-build,webrtc-build,install
   phase "extra-$crate" "$after" bash "$s"
 }
 
 all_phases() {
   local lanes
-  phase install - install_deps
+  phase install-build - install_build_deps
+  # install (test tools, browsers, the wasm toolchain) runs in a lane of its
+  # own, beside the builds: only nextest, wasm-build and the extra suites
+  # wait for it.
+  phase install install-build install_deps &
+  lanes=($!)
   # Lanes: each line runs its phases in order; the lanes run side by side.
   # Everything beside the workspace lane (its build is the long pole, and
   # nextest, doctest and doc wait for it) runs at a lower priority (nice):
@@ -77,21 +94,21 @@ all_phases() {
   # build, so nothing builds in target/debug while tests run, and the
   # workspace build's binaries are the ones left in target/debug.
   {
-    phase fmt install cargo fmt --all -- --check
-    phase webrtc-build install bash scripts/webrtc-build.sh
-    phase build install cargo build --workspace --all-targets
-    phase nextest build cargo nextest run --workspace --no-fail-fast
+    phase fmt install-build cargo fmt --all -- --check
+    phase webrtc-build install-build bash scripts/webrtc-build.sh
+    phase build install-build cargo build --workspace --all-targets
+    phase nextest build,install cargo nextest run --workspace --no-fail-fast
     phase doctest build cargo test --workspace --doc
     phase doc build env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
   } &
-  lanes=($!)
+  lanes+=($!)
   {
-    phase fuzz-build install fuzz build
+    phase fuzz-build install-build fuzz build
     phase fuzz-run fuzz-build fuzz run
   } &
   lanes+=($!)
   {
-    phase sim-release-build install nice -n 10 "${SIM_RELEASE[@]}" --no-run
+    phase sim-release-build install-build nice -n 10 "${SIM_RELEASE[@]}" --no-run
     phase sim-release sim-release-build nice -n 10 "${SIM_RELEASE[@]}"
   } &
   lanes+=($!)

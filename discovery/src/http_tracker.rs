@@ -236,7 +236,9 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, HttpTrackerError> {
         if size == 0 {
             return Ok(out);
         }
-        if body.len() < size + 2 || &body[size..size + 2] != b"\r\n" {
+        // checked: a size field of `ffffffffffffffff` must not overflow
+        let end = size.checked_add(2).ok_or(HttpTrackerError::BadChunk)?;
+        if body.len() < end || &body[size..end] != b"\r\n" {
             return Err(HttpTrackerError::BadChunk);
         }
         out.extend_from_slice(&body[..size]);
@@ -491,6 +493,16 @@ mod tests {
         let r = parse_response(&raw, 50).unwrap();
         assert_eq!(r.peers, vec!["127.0.0.1:7000".parse().unwrap()]);
         assert_eq!(r.interval, None);
+    }
+
+    #[test]
+    fn a_chunk_size_near_usize_max_is_a_bad_chunk() {
+        // found by the fuzz target http_tracker_response (an overflow panic)
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n\xaf!";
+        assert!(matches!(
+            parse_response(raw, 50),
+            Err(HttpTrackerError::BadChunk)
+        ));
     }
 
     #[test]

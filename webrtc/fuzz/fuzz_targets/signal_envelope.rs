@@ -1,9 +1,10 @@
 //! Decoding what a signal server sends is total: any text gives a signal or
 //! an error, never a panic, and every decoded id and SDP is within its bound.
+//! The decoder is `moss_webrtc::envelope`, a re-export of the peer half of
+//! moss-signal-envelope, used here directly so the build has no str0m.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use moss_webrtc::envelope::{decode, MAX_ID, MAX_SDP};
-use moss_webrtc::Signal;
+use moss_signal_envelope::peer::{decode, Signal, MAX_ID, MAX_SDP};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
