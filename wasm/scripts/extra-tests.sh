@@ -20,7 +20,8 @@
 #     native figures); screenshot and figures in target/peer-artifacts/;
 #  7. native WebRTC through real Linux NATs (webrtc/scripts/nat-lab.sh, with
 #     the gateway of step 6): two gateways behind twin NATs meet through a
-#     moss-signal and STUN (the full cone pair; WEBRTC_LAB_KINDS for others).
+#     moss-signal and STUN (the full cone and port-restricted pairs;
+#     WEBRTC_LAB_KINDS picks others).
 # Without the toolchain or browser it prints SKIP, and fails when CI=true.
 # With --build it only builds (the pkgs, the test binaries and the bench,
 # steps 1, 2, 3 and 5 without running anything), so scripts/test-all.sh can
