@@ -178,8 +178,18 @@ phase() {
   if [ "$result" = ok ]; then
     say "-- [$(clock)] start $name: $*"
     cpu_mark "$LOGS/$name.cpu0"
-    # its own session, so an interrupted run can stop all it started
-    setsid bash -euo pipefail -c '"$@"' "$name" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+    # its own session, so an interrupted run can stop all it started.
+    # A new session is a new scheduler autogroup (sched_autogroup_enabled
+    # on Debian kernels), and the kernel shares CPU equally between
+    # autogroups whatever `nice` says inside them: a background lane (its
+    # command starts with nice, or the fuzz phases) sets its own
+    # autogroup's nice to 10, so the workspace lane, the long pole, keeps
+    # its priority over the builds beside it.
+    local ag=0
+    [[ $1 == nice || $1 == fuzz ]] && ag=10
+    MOSS_AUTOGROUP_NICE=$ag setsid bash -euo pipefail -c \
+      '[ "$MOSS_AUTOGROUP_NICE" = 0 ] || echo "$MOSS_AUTOGROUP_NICE" 2>/dev/null >/proc/self/autogroup || true; "$@"' \
+      "$name" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
     echo $! >"$LOGS/$name.pid"
     wait $!
     rc=$?
