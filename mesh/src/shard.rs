@@ -39,16 +39,29 @@ pub(crate) fn with_owner(random: u32, owner: usize) -> u32 {
     (random & LOCAL_MASK) | (((owner % MAX_SHARDS) as u32) << SHARD_SHIFT)
 }
 
+/// A 32-bit digest of `path` (std's fixed-key SipHash), never 0: enough
+/// to tell a relayed session's supernode from a roaming peer (a collision
+/// only keeps a session where it is). Computed at install and when a
+/// relayed session's datagram comes from elsewhere, never per datagram.
+fn path_tag(path: &Path) -> u32 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    path.hash(&mut h);
+    (h.finish() as u32).max(1)
+}
+
 /// Transport state of one established session, moved from the node to the
 /// shard that owns it.
 pub struct ShardSession {
     remote_index: u32,
     path: Path,
-    /// A relayed session's supernode address (its path at install):
-    /// authenticated data from there never moves the session, so a
-    /// datagram the relay forwarded late does not take a session that
-    /// migrated to a direct path back to the relay.
-    relay: Option<Path>,
+    /// A relayed session's supernode address (its path at install), as
+    /// [`path_tag`] (0: not relayed): authenticated data from there never
+    /// moves the session, so a datagram the relay forwarded late does not
+    /// take a session that migrated to a direct path back to the relay.
+    /// A tag, not the address: it fits beside `remote_index` and keeps
+    /// every idle session's record at its old size.
+    relay: u32,
     cipher: TransportCipher,
 }
 
@@ -57,14 +70,14 @@ impl ShardSession {
         Self {
             remote_index,
             path,
-            relay: None,
+            relay: 0,
             cipher,
         }
     }
 
     /// This session is relayed: its path is the supernode's address.
     pub(crate) fn relayed(mut self) -> Self {
-        self.relay = Some(self.path);
+        self.relay = path_tag(&self.path);
         self
     }
 
@@ -506,7 +519,7 @@ impl Core {
         datagram[..HEAD_LEN].copy_from_slice(&raw);
         match s.cipher.open(counter, &raw, &mut datagram[HEAD_LEN..]) {
             Ok(n) => {
-                if s.path != from && s.relay != Some(from) {
+                if s.path != from && (s.relay == 0 || s.relay != path_tag(&from)) {
                     s.path = from;
                 }
                 Inbound::Frames {
