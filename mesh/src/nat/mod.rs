@@ -270,13 +270,31 @@ fn other_than(
     }
 }
 
-/// Forgets the times in `q` older than [`ORDER_WINDOW`].
-fn prune_window(q: &mut VecDeque<Time>, now: Time) {
+/// Forgets the entries of `q` recorded longer than [`ORDER_WINDOW`] ago.
+fn prune_window<T: WindowEntry>(q: &mut VecDeque<T>, now: Time) {
     while q
         .front()
-        .is_some_and(|&t| now.saturating_sub(t) >= ORDER_WINDOW)
+        .is_some_and(|e| now.saturating_sub(e.at()) >= ORDER_WINDOW)
     {
         q.pop_front();
+    }
+}
+
+/// An entry of a time-ordered budget queue ([`prune_window`]).
+trait WindowEntry {
+    /// When it was recorded.
+    fn at(&self) -> Time;
+}
+
+impl WindowEntry for Time {
+    fn at(&self) -> Time {
+        *self
+    }
+}
+
+impl<K> WindowEntry for (Time, K) {
+    fn at(&self) -> Time {
+        self.0
     }
 }
 

@@ -307,12 +307,7 @@ impl Node {
             return;
         }
         let orders = &mut self.nat.punch_orders;
-        while orders
-            .front()
-            .is_some_and(|&(t, _)| now.saturating_sub(t) >= super::ORDER_WINDOW)
-        {
-            orders.pop_front();
-        }
+        super::prune_window(orders, now);
         let from_forwarder = orders.iter().filter(|o| o.1 == forwarder).count();
         if orders.len() >= PUNCH_BURST
             || from_forwarder >= PUNCH_BURST_PER_FORWARDER
