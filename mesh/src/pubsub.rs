@@ -352,6 +352,11 @@ impl Node {
                         || i % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX
                 })
                 .collect();
+            // The table is a hash map: in index order, so that a peer's
+            // sessions that share a wire address (a supernode's own and
+            // the ones it relays) send in the same order in every run.
+            let mut due = due;
+            due.sort_unstable();
             for idx in due {
                 let topics: Vec<String> = self.pubsub.subscriptions.iter().cloned().collect();
                 for t in topics {

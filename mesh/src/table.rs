@@ -98,9 +98,13 @@ impl SessionTable {
         self.by_peer.get(peer).copied()
     }
 
-    /// Indices of every established peer's session.
+    /// Indices of every established peer's session, in index order (the
+    /// map's own order is random: frames queued in it would leave in
+    /// another order in every run).
     pub fn peer_indices(&self) -> Vec<u32> {
-        self.by_peer.values().copied().collect()
+        let mut v: Vec<u32> = self.by_peer.values().copied().collect();
+        v.sort_unstable();
+        v
     }
 
     /// Handshakes in flight.

@@ -86,6 +86,21 @@ pub struct Delivery {
     pub hops: u8,
 }
 
+/// One datagram a node sent, as [`Sim::trace`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Virtual time it left the node.
+    pub at: Time,
+    /// The sending node.
+    pub from: usize,
+    /// Its destination.
+    pub to: SocketAddr,
+    /// Its length in bytes.
+    pub len: usize,
+    /// A hash of its bytes.
+    pub hash: u64,
+}
+
 /// One simulated node.
 pub struct SimNode {
     /// The node, `None` once it left.
@@ -136,6 +151,9 @@ pub struct Sim {
     pub retired: Stats,
     /// Events processed so far (datagrams delivered and timers fired).
     pub events: u64,
+    /// When `Some`, every datagram sent is recorded in order (to find
+    /// where two runs that should be equal part).
+    pub trace: Option<Vec<Sent>>,
     by_addr: FastMap<SocketAddr, usize>,
     nat_by_ip: FastMap<IpAddr, usize>,
     queue: Calendar,
@@ -179,6 +197,7 @@ impl Sim {
             unroutable: 0,
             retired: Stats::default(),
             events: 0,
+            trace: None,
             by_addr: FastMap::default(),
             nat_by_ip: FastMap::default(),
             queue: Calendar::default(),
@@ -427,6 +446,15 @@ impl Sim {
         h = mix(h, &to_ip);
         h = mix(h, &to.port().to_le_bytes());
         self.fingerprint = mix(h, &bytes);
+        if let Some(trace) = &mut self.trace {
+            trace.push(Sent {
+                at: now,
+                from: i,
+                to,
+                len: bytes.len(),
+                hash: mix(0, &bytes),
+            });
+        }
         let sn = &mut self.nodes[i];
         let depart = {
             let start = sn.uplink_free.max(now);
