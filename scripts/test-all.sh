@@ -85,10 +85,12 @@ all_phases() {
   phase install install-build install_deps &
   lanes=($!)
   # Lanes: each line runs its phases in order; the lanes run side by side.
-  # Everything beside the workspace lane (its build is the long pole, and
-  # nextest, doctest and doc wait for it) runs at a lower priority (nice):
-  # the fuzz, wasm and release-sim builds, the 500-node run and the fuzz
-  # runs.
+  # The workspace lane (nextest, doctest and doc wait for its build) and
+  # the wasm lane (install -> wasm-build -> extra-wasm: the run's longest
+  # chain once the tools are fetched, 1254 s wall of 1254 in a fresh run
+  # on 2 Dec 2026 while wasm-build was niced) run at normal priority;
+  # the fuzz and release-sim builds, the 500-node run and the fuzz runs
+  # at a lower one (nice), filling the time the others leave idle.
   # webrtc-build (scripts/webrtc-build.sh: the webrtc feature's test and
   # binaries, one cargo call in target/debug) runs before the workspace
   # build, so nothing builds in target/debug while tests run, and the
@@ -112,7 +114,7 @@ all_phases() {
     phase sim-release sim-release-build nice -n 10 "${SIM_RELEASE[@]}"
   } &
   lanes+=($!)
-  phase wasm-build install nice -n 10 bash wasm/scripts/extra-tests.sh --build &
+  phase wasm-build install bash wasm/scripts/extra-tests.sh --build &
   lanes+=($!)
   local s
   for s in */scripts/extra-tests.sh; do
