@@ -86,9 +86,9 @@ all_phases() {
   lanes=($!)
   # Lanes: each line runs its phases in order; the lanes run side by side.
   # The workspace lane (nextest, doctest and doc wait for its build) and
-  # the wasm lane (install -> wasm-build -> extra-wasm: the run's longest
-  # chain once the tools are fetched, 1254 s wall of 1254 in a fresh run
-  # on 2 Dec 2026 while wasm-build was niced) run at normal priority;
+  # the wasm lane (install -> wasm-build -> extra-wasm: the whole of a
+  # 1254 s fresh run on 2 Dec 2026, while wasm-build was niced and
+  # starved) run at normal priority;
   # the fuzz and release-sim builds, the 500-node run and the fuzz runs
   # at a lower one (nice), filling the time the others leave idle.
   # webrtc-build (scripts/webrtc-build.sh: the webrtc feature's test and

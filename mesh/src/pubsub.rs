@@ -341,10 +341,12 @@ impl Node {
             // goes to it anyway, and every RESUBSCRIBE_MAX regardless.
             let beat = self.pubsub.router.heartbeat_count();
             let t = &self.table;
+            // In index order (`peer_indices`): a peer's sessions that share
+            // a wire address (a supernode's own and the ones it relays)
+            // then send in the same order in every run.
             let due: Vec<u32> = t
-                .by_peer
-                .values()
-                .copied()
+                .peer_indices()
+                .into_iter()
                 .filter(|&idx| {
                     let i = u64::from(idx);
                     let busy = t.established(idx).is_some_and(|e| !e.pending.is_empty());
@@ -352,20 +354,15 @@ impl Node {
                         || i % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX
                 })
                 .collect();
-            // The table is a hash map: in index order, so that a peer's
-            // sessions that share a wire address (a supernode's own and
-            // the ones it relays) send in the same order in every run.
-            let mut due = due;
-            due.sort_unstable();
+            let topics: Vec<String> = self.pubsub.subscriptions.iter().cloned().collect();
             for idx in due {
-                let topics: Vec<String> = self.pubsub.subscriptions.iter().cloned().collect();
-                for t in topics {
+                for t in &topics {
                     // Capabilities go with the first subscriptions and then
                     // only on the rare forced round: they change nothing
                     // the router sees, and peers rarely need them.
                     let forced = u64::from(idx) % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX;
-                    if forced || !is_capability(&t) {
-                        self.queue_frame(idx, &Frame::Subscribe(&t));
+                    if forced || !is_capability(t) {
+                        self.queue_frame(idx, &Frame::Subscribe(t));
                     }
                 }
             }
