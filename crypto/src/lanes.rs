@@ -1,9 +1,9 @@
 //! Lane-wise ChaCha20: the first four words of one block for each of many
-//! (block counter, nonce) pairs under one key, the pairs side by side in the
-//! lanes of `[u32; L]` arrays so the compiler keeps each state word of all
-//! lanes in one vector register. Eight lanes with AVX2 where the CPU has it
-//! (detected at run time), four (SSE2 / NEON width) otherwise; the scramble
-//! codec computes the last few heads of a batch with its scalar block.
+//! (block counter, nonce) pairs under one key at once, the pairs side by
+//! side in the lanes of vector registers: eight lanes with AVX2 where the
+//! CPU has it (detected at run time), four otherwise (SSE2 on x86-64,
+//! plain `[u32; 4]` arrays elsewhere); the scramble codec computes the last
+//! few heads of a batch with its scalar block.
 
 /// ChaCha20's constant words ("expand 32-byte k").
 pub(crate) const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
@@ -15,45 +15,54 @@ pub(crate) const WIDE: usize = 8;
 
 /// The inputs of one block per lane: counter words, then the three nonce
 /// words (RFC 8439 state words 12–15).
-pub(crate) type Inputs<const L: usize> = [[u32; L]; 4];
+type Inputs<const L: usize> = [[u32; L]; 4];
 /// The first four output words of one block per lane.
-pub(crate) type Outputs<const L: usize> = [[u32; L]; 4];
+type Outputs<const L: usize> = [[u32; L]; 4];
 
-#[inline(always)]
-fn add<const L: usize>(a: &mut [u32; L], b: &[u32; L]) {
-    for i in 0..L {
-        a[i] = a[i].wrapping_add(b[i]);
-    }
-}
-
-#[inline(always)]
-fn xor_rotate<const L: usize>(d: &mut [u32; L], a: &[u32; L], r: u32) {
-    for i in 0..L {
-        d[i] = (d[i] ^ a[i]).rotate_left(r);
-    }
-}
-
-#[inline(always)]
-fn quarter_round<const L: usize>(x: &mut [[u32; L]; 16], a: usize, b: usize, c: usize, d: usize) {
-    let (mut va, mut vb, mut vc, mut vd) = (x[a], x[b], x[c], x[d]);
-    add(&mut va, &vb);
-    xor_rotate(&mut vd, &va, 16);
-    add(&mut vc, &vd);
-    xor_rotate(&mut vb, &vc, 12);
-    add(&mut va, &vb);
-    xor_rotate(&mut vd, &va, 8);
-    add(&mut vc, &vd);
-    xor_rotate(&mut vb, &vc, 7);
-    x[a] = va;
-    x[b] = vb;
-    x[c] = vc;
-    x[d] = vd;
+/// ChaCha20's twenty rounds (RFC 8439 §2.3) over the state `$x`, sixteen
+/// words of whatever lane type the operations `$add`, `$xor` and the
+/// rotations by 16, 12, 8 and 7 work on.
+macro_rules! rounds {
+    ($x:ident, $add:expr, $xor:expr, $r16:expr, $r12:expr, $r8:expr, $r7:expr) => {{
+        macro_rules! quarter {
+            ($a:expr, $b:expr, $c:expr, $d:expr) => {
+                $x[$a] = $add($x[$a], $x[$b]);
+                $x[$d] = $r16($xor($x[$d], $x[$a]));
+                $x[$c] = $add($x[$c], $x[$d]);
+                $x[$b] = $r12($xor($x[$b], $x[$c]));
+                $x[$a] = $add($x[$a], $x[$b]);
+                $x[$d] = $r8($xor($x[$d], $x[$a]));
+                $x[$c] = $add($x[$c], $x[$d]);
+                $x[$b] = $r7($xor($x[$b], $x[$c]));
+            };
+        }
+        for _ in 0..10 {
+            quarter!(0, 4, 8, 12);
+            quarter!(1, 5, 9, 13);
+            quarter!(2, 6, 10, 14);
+            quarter!(3, 7, 11, 15);
+            quarter!(0, 5, 10, 15);
+            quarter!(1, 6, 11, 12);
+            quarter!(2, 7, 8, 13);
+            quarter!(3, 4, 9, 14);
+        }
+    }};
 }
 
 /// Words 0–3 of ChaCha20 block `inputs[0][l]` with nonce `inputs[1..][l]`
-/// under `key`, for every lane `l` (RFC 8439 §2.3, lane by lane).
-#[inline(always)]
-pub(crate) fn blocks<const L: usize>(key: &[u32; 8], inputs: &Inputs<L>) -> Outputs<L> {
+/// under `key` for every lane `l`, on plain arrays (the compiler's own
+/// vectorisation, if any).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn blocks_arrays<const L: usize>(key: &[u32; 8], inputs: &Inputs<L>) -> Outputs<L> {
+    fn add<const L: usize>(a: [u32; L], b: [u32; L]) -> [u32; L] {
+        std::array::from_fn(|i| a[i].wrapping_add(b[i]))
+    }
+    fn xor<const L: usize>(a: [u32; L], b: [u32; L]) -> [u32; L] {
+        std::array::from_fn(|i| a[i] ^ b[i])
+    }
+    fn rotate<const L: usize, const R: u32>(a: [u32; L]) -> [u32; L] {
+        a.map(|w| w.rotate_left(R))
+    }
     let mut x = [[0u32; L]; 16];
     for (w, &s) in x.iter_mut().zip(&SIGMA) {
         *w = [s; L];
@@ -62,22 +71,102 @@ pub(crate) fn blocks<const L: usize>(key: &[u32; 8], inputs: &Inputs<L>) -> Outp
         *w = [k; L];
     }
     x[12..].copy_from_slice(inputs);
-    for _ in 0..10 {
-        quarter_round(&mut x, 0, 4, 8, 12);
-        quarter_round(&mut x, 1, 5, 9, 13);
-        quarter_round(&mut x, 2, 6, 10, 14);
-        quarter_round(&mut x, 3, 7, 11, 15);
-        quarter_round(&mut x, 0, 5, 10, 15);
-        quarter_round(&mut x, 1, 6, 11, 12);
-        quarter_round(&mut x, 2, 7, 8, 13);
-        quarter_round(&mut x, 3, 4, 9, 14);
+    rounds!(
+        x,
+        add,
+        xor,
+        rotate::<L, 16>,
+        rotate::<L, 12>,
+        rotate::<L, 8>,
+        rotate::<L, 7>
+    );
+    std::array::from_fn(|i| add(x[i], [SIGMA[i]; L]))
+}
+
+/// [`blocks_arrays`] on four lanes with SSE2 (always present on x86-64).
+#[cfg(target_arch = "x86_64")]
+fn blocks_sse2(key: &[u32; 8], inputs: &Inputs<NARROW>) -> Outputs<NARROW> {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86-64 baseline; the loads and stores
+    // read and write whole `[u32; 4]` arrays (16 bytes, unaligned forms).
+    unsafe {
+        let splat = |w: u32| _mm_set1_epi32(w as i32);
+        let mut x = [_mm_setzero_si128(); 16];
+        for (v, &s) in x.iter_mut().zip(&SIGMA) {
+            *v = splat(s);
+        }
+        for (v, &k) in x[4..12].iter_mut().zip(key) {
+            *v = splat(k);
+        }
+        for (v, w) in x[12..].iter_mut().zip(inputs) {
+            *v = _mm_loadu_si128(w.as_ptr().cast());
+        }
+        let add = |a, b| _mm_add_epi32(a, b);
+        let xor = |a, b| _mm_xor_si128(a, b);
+        rounds!(
+            x,
+            add,
+            xor,
+            |v| _mm_or_si128(_mm_slli_epi32::<16>(v), _mm_srli_epi32::<16>(v)),
+            |v| _mm_or_si128(_mm_slli_epi32::<12>(v), _mm_srli_epi32::<20>(v)),
+            |v| _mm_or_si128(_mm_slli_epi32::<8>(v), _mm_srli_epi32::<24>(v)),
+            |v| _mm_or_si128(_mm_slli_epi32::<7>(v), _mm_srli_epi32::<25>(v))
+        );
+        let mut out = [[0u32; NARROW]; 4];
+        for ((o, v), &s) in out.iter_mut().zip(x).zip(&SIGMA) {
+            _mm_storeu_si128(o.as_mut_ptr().cast(), add(v, splat(s)));
+        }
+        out
     }
-    let mut out = [[0u32; L]; 4];
-    for (o, (w, &s)) in out.iter_mut().zip(x.iter().zip(&SIGMA)) {
-        *o = *w;
-        add(o, &[s; L]);
+}
+
+/// [`blocks_sse2`] on eight lanes with AVX2 (the 16- and 8-bit rotations
+/// as byte shuffles).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn blocks_avx2(key: &[u32; 8], inputs: &Inputs<WIDE>) -> Outputs<WIDE> {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller runs only where AVX2 is present (this function's
+    // target feature); the loads and stores read and write whole
+    // `[u32; 8]` arrays (32 bytes, unaligned forms).
+    unsafe {
+        let splat = |w: u32| _mm256_set1_epi32(w as i32);
+        // Byte shuffles rotating every 32-bit word left by 16 and by 8.
+        let rot16 = _mm256_setr_epi8(
+            2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11,
+            8, 9, 14, 15, 12, 13,
+        );
+        let rot8 = _mm256_setr_epi8(
+            3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9,
+            10, 15, 12, 13, 14,
+        );
+        let mut x = [_mm256_setzero_si256(); 16];
+        for (v, &s) in x.iter_mut().zip(&SIGMA) {
+            *v = splat(s);
+        }
+        for (v, &k) in x[4..12].iter_mut().zip(key) {
+            *v = splat(k);
+        }
+        for (v, w) in x[12..].iter_mut().zip(inputs) {
+            *v = _mm256_loadu_si256(w.as_ptr().cast());
+        }
+        let add = |a, b| _mm256_add_epi32(a, b);
+        let xor = |a, b| _mm256_xor_si256(a, b);
+        rounds!(
+            x,
+            add,
+            xor,
+            |v| _mm256_shuffle_epi8(v, rot16),
+            |v| _mm256_or_si256(_mm256_slli_epi32::<12>(v), _mm256_srli_epi32::<20>(v)),
+            |v| _mm256_shuffle_epi8(v, rot8),
+            |v| _mm256_or_si256(_mm256_slli_epi32::<7>(v), _mm256_srli_epi32::<25>(v))
+        );
+        let mut out = [[0u32; WIDE]; 4];
+        for ((o, v), &s) in out.iter_mut().zip(x).zip(&SIGMA) {
+            _mm256_storeu_si256(o.as_mut_ptr().cast(), add(v, splat(s)));
+        }
+        out
     }
-    out
 }
 
 /// Block counter and nonce words of a head-mask sample: the first word
@@ -88,13 +177,15 @@ pub(crate) fn sample_words(sample: &[u8; 16]) -> [u32; 4] {
     [w(0) & 0x7fff_ffff, w(4), w(8), w(12)]
 }
 
-/// The head masks of `samples` in full groups of `L` lanes into `masks`;
-/// returns how many it computed (the rest is under one group).
+/// The head masks of `samples` in full groups of `L` lanes into `masks`
+/// with the block function `blocks`; returns how many it computed (the
+/// rest is under one group).
 #[inline(always)]
 fn masks_lanes<const L: usize>(
     key: &[u32; 8],
     samples: &[[u8; 16]],
     masks: &mut [[u8; 16]],
+    blocks: impl Fn(&[u32; 8], &Inputs<L>) -> Outputs<L>,
 ) -> usize {
     let mut done = 0;
     for (s, m) in samples.chunks_exact(L).zip(masks.chunks_exact_mut(L)) {
@@ -104,7 +195,7 @@ fn masks_lanes<const L: usize>(
                 w[l] = v;
             }
         }
-        let out = blocks::<L>(key, &inputs);
+        let out = blocks(key, &inputs);
         for (l, mask) in m.iter_mut().enumerate() {
             for (b, w) in mask.chunks_exact_mut(4).zip(&out) {
                 b.copy_from_slice(&w[l].to_le_bytes());
@@ -115,17 +206,26 @@ fn masks_lanes<const L: usize>(
     done
 }
 
-/// [`masks_lanes`] on [`WIDE`] lanes, compiled for AVX2 so the lane
-/// arrays live in 256-bit registers.
+/// [`masks_lanes`] on [`WIDE`] lanes with AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn masks_avx2(key: &[u32; 8], samples: &[[u8; 16]], masks: &mut [[u8; 16]]) -> usize {
-    masks_lanes::<WIDE>(key, samples, masks)
+    masks_lanes::<WIDE>(key, samples, masks, |k, i| blocks_avx2(k, i))
 }
 
 /// [`masks_lanes`] on [`NARROW`] lanes with the target's baseline vectors.
 pub(crate) fn masks_narrow(key: &[u32; 8], samples: &[[u8; 16]], masks: &mut [[u8; 16]]) -> usize {
-    masks_lanes::<NARROW>(key, samples, masks)
+    #[cfg(target_arch = "x86_64")]
+    return masks_lanes::<NARROW>(key, samples, masks, blocks_sse2);
+    #[cfg(not(target_arch = "x86_64"))]
+    masks_lanes::<NARROW>(key, samples, masks, blocks_arrays::<NARROW>)
+}
+
+/// [`masks_lanes`] on [`NARROW`] lanes of plain arrays (the portable
+/// code, which x86-64 runs only in tests).
+#[cfg(test)]
+pub(crate) fn masks_arrays(key: &[u32; 8], samples: &[[u8; 16]], masks: &mut [[u8; 16]]) -> usize {
+    masks_lanes::<NARROW>(key, samples, masks, blocks_arrays::<NARROW>)
 }
 
 /// [`masks_lanes`] on [`WIDE`] lanes with AVX2; `None` when the CPU lacks

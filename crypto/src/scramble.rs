@@ -286,6 +286,9 @@ mod tests {
         let mut masks = [[0u8; HEAD_LEN]; 8];
         assert_eq!(lanes::masks_narrow(&key_words, &samples, &mut masks), 8);
         assert_eq!(masks, [expected; 8]);
+        let mut arrays = [[0u8; HEAD_LEN]; 8];
+        assert_eq!(lanes::masks_arrays(&key_words, &samples, &mut arrays), 8);
+        assert_eq!(arrays, [expected; 8]);
         let mut wide = [[0u8; HEAD_LEN]; 8];
         if let Some(n) = lanes::masks_wide(&key_words, &samples, &mut wide) {
             assert_eq!(n, 8);
@@ -323,6 +326,9 @@ mod tests {
             let n = lanes::masks_narrow(&s.key_words, &samples, &mut narrow);
             prop_assert_eq!(n, samples.len() / lanes::NARROW * lanes::NARROW);
             prop_assert_eq!(&narrow[..n], &scalar[..n]);
+            let mut arrays = vec![[0u8; HEAD_LEN]; samples.len()];
+            let n = lanes::masks_arrays(&s.key_words, &samples, &mut arrays);
+            prop_assert_eq!(&arrays[..n], &scalar[..n]);
             let mut wide = vec![[0u8; HEAD_LEN]; samples.len()];
             if let Some(n) = lanes::masks_wide(&s.key_words, &samples, &mut wide) {
                 prop_assert_eq!(n, samples.len() / lanes::WIDE * lanes::WIDE);
