@@ -1,9 +1,10 @@
 //! Lane-wise ChaCha20: the first four words of one block for each of many
 //! (block counter, nonce) pairs under one key at once, the pairs side by
-//! side in the lanes of vector registers: eight lanes with AVX2 where the
-//! CPU has it (detected at run time), four otherwise (SSE2 on x86-64,
-//! plain `[u32; 4]` arrays elsewhere); the scramble codec computes the last
-//! few heads of a batch with its scalar block.
+//! side in the lanes of vector registers: sixteen lanes with AVX-512F and
+//! eight with AVX2 where the CPU has them (detected at run time), four
+//! otherwise (SSE2 on x86-64, plain `[u32; 4]` arrays elsewhere); the
+//! scramble codec computes the last few heads of a batch with its scalar
+//! block.
 
 /// ChaCha20's constant words ("expand 32-byte k").
 pub(crate) const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
@@ -12,6 +13,8 @@ pub(crate) const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b2
 pub(crate) const NARROW: usize = 4;
 /// Lanes of the AVX2 path.
 pub(crate) const WIDE: usize = 8;
+/// Lanes of the AVX-512F path.
+pub(crate) const WIDEST: usize = 16;
 
 /// The inputs of one block per lane: counter words, then the three nonce
 /// words (RFC 8439 state words 12–15).
@@ -169,6 +172,46 @@ fn blocks_avx2(key: &[u32; 8], inputs: &Inputs<WIDE>) -> Outputs<WIDE> {
     }
 }
 
+/// [`blocks_sse2`] on sixteen lanes with AVX-512F: its 32 registers hold
+/// the whole state, and every rotation is one instruction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn blocks_avx512(key: &[u32; 8], inputs: &Inputs<WIDEST>) -> Outputs<WIDEST> {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller runs only where AVX-512F is present (this
+    // function's target feature); the loads and stores read and write whole
+    // `[u32; 16]` arrays (64 bytes, unaligned forms).
+    unsafe {
+        let splat = |w: u32| _mm512_set1_epi32(w as i32);
+        let mut x = [_mm512_setzero_si512(); 16];
+        for (v, &s) in x.iter_mut().zip(&SIGMA) {
+            *v = splat(s);
+        }
+        for (v, &k) in x[4..12].iter_mut().zip(key) {
+            *v = splat(k);
+        }
+        for (v, w) in x[12..].iter_mut().zip(inputs) {
+            *v = _mm512_loadu_si512(w.as_ptr().cast());
+        }
+        let add = |a, b| _mm512_add_epi32(a, b);
+        let xor = |a, b| _mm512_xor_si512(a, b);
+        rounds!(
+            x,
+            add,
+            xor,
+            |v| _mm512_rol_epi32::<16>(v),
+            |v| _mm512_rol_epi32::<12>(v),
+            |v| _mm512_rol_epi32::<8>(v),
+            |v| _mm512_rol_epi32::<7>(v)
+        );
+        let mut out = [[0u32; WIDEST]; 4];
+        for ((o, v), &s) in out.iter_mut().zip(x).zip(&SIGMA) {
+            _mm512_storeu_si512(o.as_mut_ptr().cast(), add(v, splat(s)));
+        }
+        out
+    }
+}
+
 /// Block counter and nonce words of a head-mask sample: the first word
 /// with its top bit cleared (the keystream never wraps), then three words.
 #[inline(always)]
@@ -213,6 +256,29 @@ fn masks_avx2(key: &[u32; 8], samples: &[[u8; 16]], masks: &mut [[u8; 16]]) -> u
     masks_lanes::<WIDE>(key, samples, masks, |k, i| blocks_avx2(k, i))
 }
 
+/// [`masks_lanes`] on [`WIDEST`] lanes with AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn masks_avx512(key: &[u32; 8], samples: &[[u8; 16]], masks: &mut [[u8; 16]]) -> usize {
+    masks_lanes::<WIDEST>(key, samples, masks, |k, i| blocks_avx512(k, i))
+}
+
+/// [`masks_lanes`] on [`WIDEST`] lanes with AVX-512F; `None` when the CPU
+/// lacks it (or is not x86-64).
+pub(crate) fn masks_widest(
+    key: &[u32; 8],
+    samples: &[[u8; 16]],
+    masks: &mut [[u8; 16]],
+) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        return Some(unsafe { masks_avx512(key, samples, masks) });
+    }
+    let _ = (key, samples, masks);
+    None
+}
+
 /// [`masks_lanes`] on [`NARROW`] lanes with the target's baseline vectors.
 pub(crate) fn masks_narrow(key: &[u32; 8], samples: &[[u8; 16]], masks: &mut [[u8; 16]]) -> usize {
     #[cfg(target_arch = "x86_64")]
@@ -247,18 +313,24 @@ pub(crate) fn masks_wide(
 /// The lanes [`masks`] computes at once on this CPU.
 pub(crate) fn width() -> usize {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        return WIDE;
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return WIDEST;
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return WIDE;
+        }
     }
     NARROW
 }
 
 /// The head masks of `samples` into `masks`, as many as both hold, in
-/// groups of [`width`] lanes then [`NARROW`]; returns how many (the rest,
-/// under [`NARROW`], is the caller's scalar tail).
+/// groups of the widest lanes the CPU has, then narrower ones; returns how
+/// many (the rest, under [`NARROW`], is the caller's scalar tail).
 pub(crate) fn masks(key: &[u32; 8], samples: &[[u8; 16]], masks: &mut [[u8; 16]]) -> usize {
     let n = samples.len().min(masks.len());
     let (samples, masks) = (&samples[..n], &mut masks[..n]);
-    let wide = masks_wide(key, samples, masks).unwrap_or(0);
-    wide + masks_narrow(key, &samples[wide..], &mut masks[wide..])
+    let mut done = masks_widest(key, samples, masks).unwrap_or(0);
+    done += masks_wide(key, &samples[done..], &mut masks[done..]).unwrap_or(0);
+    done + masks_narrow(key, &samples[done..], &mut masks[done..])
 }

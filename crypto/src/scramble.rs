@@ -139,9 +139,9 @@ impl Scrambler {
 
     /// The head masks of many samples at once: `masks[i]` becomes the mask
     /// [`Scrambler::toggle_head`] would apply for body sample `samples[i]`,
-    /// for as many as both slices hold. Lane-wise ChaCha20 (eight lanes
-    /// with AVX2 where the CPU has it, four otherwise), the last few
-    /// one by one.
+    /// for as many as both slices hold. Lane-wise ChaCha20 (sixteen lanes
+    /// with AVX-512F, eight with AVX2 where the CPU has them, four
+    /// otherwise), the last few one by one.
     pub fn head_masks(&self, samples: &[[u8; SAMPLE_LEN]], masks: &mut [[u8; HEAD_LEN]]) {
         let n = samples.len().min(masks.len());
         let done = lanes::masks(&self.key_words, &samples[..n], &mut masks[..n]);
@@ -175,7 +175,7 @@ impl Scrambler {
     }
 
     /// The lanes [`Scrambler::head_masks`] computes at once on this CPU
-    /// (8 with AVX2, else 4).
+    /// (16 with AVX-512F, 8 with AVX2, else 4).
     pub fn mask_lanes() -> usize {
         lanes::width()
     }
@@ -294,6 +294,11 @@ mod tests {
             assert_eq!(n, 8);
             assert_eq!(wide, [expected; 8]);
         }
+        let mut widest = [[0u8; HEAD_LEN]; 16];
+        if let Some(n) = lanes::masks_widest(&key_words, &[sample; 16], &mut widest) {
+            assert_eq!(n, 16);
+            assert_eq!(widest, [expected; 16]);
+        }
         let mut all = [[0u8; HEAD_LEN]; 8];
         Scrambler::new(key).head_masks(&samples, &mut all);
         assert_eq!(all, [expected; 8]);
@@ -333,6 +338,11 @@ mod tests {
             if let Some(n) = lanes::masks_wide(&s.key_words, &samples, &mut wide) {
                 prop_assert_eq!(n, samples.len() / lanes::WIDE * lanes::WIDE);
                 prop_assert_eq!(&wide[..n], &scalar[..n]);
+            }
+            let mut widest = vec![[0u8; HEAD_LEN]; samples.len()];
+            if let Some(n) = lanes::masks_widest(&s.key_words, &samples, &mut widest) {
+                prop_assert_eq!(n, samples.len() / lanes::WIDEST * lanes::WIDEST);
+                prop_assert_eq!(&widest[..n], &scalar[..n]);
             }
         }
 
