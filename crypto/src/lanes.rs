@@ -52,6 +52,33 @@ macro_rules! rounds {
     }};
 }
 
+/// Words 0–3 of one ChaCha20 block per lane (RFC 8439 §2.3) for the key
+/// words `$key` and the per-lane `$inputs` (counter and nonce words), on
+/// `$lanes`-lane vectors built by `$zero`/`$splat`, loaded from and stored
+/// into `[u32; $lanes]` arrays by `$load`/`$store`, with the lane operations
+/// [`rounds!`] takes.
+macro_rules! lane_blocks {
+    ($key:ident, $inputs:ident, $lanes:expr, $zero:expr, $splat:expr, $load:expr, $store:expr,
+     $add:expr, $xor:expr, $r16:expr, $r12:expr, $r8:expr, $r7:expr) => {{
+        let mut x = [$zero; 16];
+        for (v, &s) in x.iter_mut().zip(&SIGMA) {
+            *v = $splat(s);
+        }
+        for (v, &k) in x[4..12].iter_mut().zip($key) {
+            *v = $splat(k);
+        }
+        for (v, w) in x[12..].iter_mut().zip($inputs) {
+            *v = $load(w);
+        }
+        rounds!(x, $add, $xor, $r16, $r12, $r8, $r7);
+        let mut out = [[0u32; $lanes]; 4];
+        for ((o, v), &s) in out.iter_mut().zip(x).zip(&SIGMA) {
+            $store(o, $add(v, $splat(s)));
+        }
+        out
+    }};
+}
+
 /// Words 0–3 of ChaCha20 block `inputs[0][l]` with nonce `inputs[1..][l]`
 /// under `key` for every lane `l`, on plain arrays (the compiler's own
 /// vectorisation, if any).
@@ -66,24 +93,21 @@ fn blocks_arrays<const L: usize>(key: &[u32; 8], inputs: &Inputs<L>) -> Outputs<
     fn rotate<const L: usize, const R: u32>(a: [u32; L]) -> [u32; L] {
         a.map(|w| w.rotate_left(R))
     }
-    let mut x = [[0u32; L]; 16];
-    for (w, &s) in x.iter_mut().zip(&SIGMA) {
-        *w = [s; L];
-    }
-    for (w, &k) in x[4..12].iter_mut().zip(key) {
-        *w = [k; L];
-    }
-    x[12..].copy_from_slice(inputs);
-    rounds!(
-        x,
+    lane_blocks!(
+        key,
+        inputs,
+        L,
+        [0u32; L],
+        |w: u32| [w; L],
+        |w: &[u32; L]| *w,
+        |o: &mut [u32; L], v| *o = v,
         add,
         xor,
         rotate::<L, 16>,
         rotate::<L, 12>,
         rotate::<L, 8>,
         rotate::<L, 7>
-    );
-    std::array::from_fn(|i| add(x[i], [SIGMA[i]; L]))
+    )
 }
 
 /// [`blocks_arrays`] on four lanes with SSE2 (always present on x86-64).
@@ -93,33 +117,21 @@ fn blocks_sse2(key: &[u32; 8], inputs: &Inputs<NARROW>) -> Outputs<NARROW> {
     // SAFETY: SSE2 is part of the x86-64 baseline; the loads and stores
     // read and write whole `[u32; 4]` arrays (16 bytes, unaligned forms).
     unsafe {
-        let splat = |w: u32| _mm_set1_epi32(w as i32);
-        let mut x = [_mm_setzero_si128(); 16];
-        for (v, &s) in x.iter_mut().zip(&SIGMA) {
-            *v = splat(s);
-        }
-        for (v, &k) in x[4..12].iter_mut().zip(key) {
-            *v = splat(k);
-        }
-        for (v, w) in x[12..].iter_mut().zip(inputs) {
-            *v = _mm_loadu_si128(w.as_ptr().cast());
-        }
-        let add = |a, b| _mm_add_epi32(a, b);
-        let xor = |a, b| _mm_xor_si128(a, b);
-        rounds!(
-            x,
-            add,
-            xor,
+        lane_blocks!(
+            key,
+            inputs,
+            NARROW,
+            _mm_setzero_si128(),
+            |w: u32| _mm_set1_epi32(w as i32),
+            |w: &[u32; NARROW]| _mm_loadu_si128(w.as_ptr().cast()),
+            |o: &mut [u32; NARROW], v| _mm_storeu_si128(o.as_mut_ptr().cast(), v),
+            |a, b| _mm_add_epi32(a, b),
+            |a, b| _mm_xor_si128(a, b),
             |v| _mm_or_si128(_mm_slli_epi32::<16>(v), _mm_srli_epi32::<16>(v)),
             |v| _mm_or_si128(_mm_slli_epi32::<12>(v), _mm_srli_epi32::<20>(v)),
             |v| _mm_or_si128(_mm_slli_epi32::<8>(v), _mm_srli_epi32::<24>(v)),
             |v| _mm_or_si128(_mm_slli_epi32::<7>(v), _mm_srli_epi32::<25>(v))
-        );
-        let mut out = [[0u32; NARROW]; 4];
-        for ((o, v), &s) in out.iter_mut().zip(x).zip(&SIGMA) {
-            _mm_storeu_si128(o.as_mut_ptr().cast(), add(v, splat(s)));
-        }
-        out
+        )
     }
 }
 
@@ -133,7 +145,6 @@ fn blocks_avx2(key: &[u32; 8], inputs: &Inputs<WIDE>) -> Outputs<WIDE> {
     // target feature); the loads and stores read and write whole
     // `[u32; 8]` arrays (32 bytes, unaligned forms).
     unsafe {
-        let splat = |w: u32| _mm256_set1_epi32(w as i32);
         // Byte shuffles rotating every 32-bit word left by 16 and by 8.
         let rot16 = _mm256_setr_epi8(
             2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11,
@@ -143,32 +154,21 @@ fn blocks_avx2(key: &[u32; 8], inputs: &Inputs<WIDE>) -> Outputs<WIDE> {
             3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9,
             10, 15, 12, 13, 14,
         );
-        let mut x = [_mm256_setzero_si256(); 16];
-        for (v, &s) in x.iter_mut().zip(&SIGMA) {
-            *v = splat(s);
-        }
-        for (v, &k) in x[4..12].iter_mut().zip(key) {
-            *v = splat(k);
-        }
-        for (v, w) in x[12..].iter_mut().zip(inputs) {
-            *v = _mm256_loadu_si256(w.as_ptr().cast());
-        }
-        let add = |a, b| _mm256_add_epi32(a, b);
-        let xor = |a, b| _mm256_xor_si256(a, b);
-        rounds!(
-            x,
-            add,
-            xor,
+        lane_blocks!(
+            key,
+            inputs,
+            WIDE,
+            _mm256_setzero_si256(),
+            |w: u32| _mm256_set1_epi32(w as i32),
+            |w: &[u32; WIDE]| _mm256_loadu_si256(w.as_ptr().cast()),
+            |o: &mut [u32; WIDE], v| _mm256_storeu_si256(o.as_mut_ptr().cast(), v),
+            |a, b| _mm256_add_epi32(a, b),
+            |a, b| _mm256_xor_si256(a, b),
             |v| _mm256_shuffle_epi8(v, rot16),
             |v| _mm256_or_si256(_mm256_slli_epi32::<12>(v), _mm256_srli_epi32::<20>(v)),
             |v| _mm256_shuffle_epi8(v, rot8),
             |v| _mm256_or_si256(_mm256_slli_epi32::<7>(v), _mm256_srli_epi32::<25>(v))
-        );
-        let mut out = [[0u32; WIDE]; 4];
-        for ((o, v), &s) in out.iter_mut().zip(x).zip(&SIGMA) {
-            _mm256_storeu_si256(o.as_mut_ptr().cast(), add(v, splat(s)));
-        }
-        out
+        )
     }
 }
 
@@ -182,33 +182,21 @@ fn blocks_avx512(key: &[u32; 8], inputs: &Inputs<WIDEST>) -> Outputs<WIDEST> {
     // function's target feature); the loads and stores read and write whole
     // `[u32; 16]` arrays (64 bytes, unaligned forms).
     unsafe {
-        let splat = |w: u32| _mm512_set1_epi32(w as i32);
-        let mut x = [_mm512_setzero_si512(); 16];
-        for (v, &s) in x.iter_mut().zip(&SIGMA) {
-            *v = splat(s);
-        }
-        for (v, &k) in x[4..12].iter_mut().zip(key) {
-            *v = splat(k);
-        }
-        for (v, w) in x[12..].iter_mut().zip(inputs) {
-            *v = _mm512_loadu_si512(w.as_ptr().cast());
-        }
-        let add = |a, b| _mm512_add_epi32(a, b);
-        let xor = |a, b| _mm512_xor_si512(a, b);
-        rounds!(
-            x,
-            add,
-            xor,
+        lane_blocks!(
+            key,
+            inputs,
+            WIDEST,
+            _mm512_setzero_si512(),
+            |w: u32| _mm512_set1_epi32(w as i32),
+            |w: &[u32; WIDEST]| _mm512_loadu_si512(w.as_ptr().cast()),
+            |o: &mut [u32; WIDEST], v| _mm512_storeu_si512(o.as_mut_ptr().cast(), v),
+            |a, b| _mm512_add_epi32(a, b),
+            |a, b| _mm512_xor_si512(a, b),
             |v| _mm512_rol_epi32::<16>(v),
             |v| _mm512_rol_epi32::<12>(v),
             |v| _mm512_rol_epi32::<8>(v),
             |v| _mm512_rol_epi32::<7>(v)
-        );
-        let mut out = [[0u32; WIDEST]; 4];
-        for ((o, v), &s) in out.iter_mut().zip(x).zip(&SIGMA) {
-            _mm512_storeu_si512(o.as_mut_ptr().cast(), add(v, splat(s)));
-        }
-        out
+        )
     }
 }
 
