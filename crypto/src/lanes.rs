@@ -12,8 +12,10 @@ pub(crate) const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b2
 /// Lanes of the portable path.
 pub(crate) const NARROW: usize = 4;
 /// Lanes of the AVX2 path.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const WIDE: usize = 8;
 /// Lanes of the AVX-512F path.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const WIDEST: usize = 16;
 
 /// The inputs of one block per lane: counter words, then the three nonce
