@@ -34,6 +34,7 @@
 
 pub mod derive;
 pub mod identity;
+mod lanes;
 pub mod msgid;
 pub mod noise;
 pub mod replay;

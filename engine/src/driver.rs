@@ -6,13 +6,15 @@
 //! timers, output, events; then it sleeps until input, a command or the
 //! next timer.
 
-use crate::backend::RecvBatch;
+use crate::backend::{Forward, RecvBatch, FORWARD_CHUNK};
 pub(crate) use crate::host::{Command, Host, Shared, Snapshot};
 use crate::io::Transport;
 use crate::shard::ToCore;
 use crate::spin::Spin;
 use crossbeam_channel::Receiver;
+use moss_crypto::scramble::HEAD_LEN;
 use moss_mesh::{Input, Node as Core, Path, Transmit};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -168,12 +170,14 @@ impl Driver {
             let Transport::Direct(backend) = &mut self.transport else {
                 return false;
             };
-            let core = &mut self.core;
             // Relayed datagrams leave from the receive buffer inside this
             // call, batched, uncopied.
-            let n = match backend.recv_forward(batch, &mut |from, bytes| {
-                core.handle_datagram_forwarding(now, from, bytes)
-            }) {
+            let mut fwd = CoreForward {
+                core: &mut self.core,
+                now,
+                heads: [None; FORWARD_CHUNK],
+            };
+            let n = match backend.recv_forward_batch(batch, &mut fwd) {
                 Ok(r) => r.datagrams,
                 Err(e) => {
                     tracing::warn!(error = %e, "receive failed");
@@ -418,6 +422,30 @@ impl Driver {
             if !full {
                 return;
             }
+        }
+    }
+}
+
+/// The 1-shard node's receive chunks: every head unmasked in one
+/// lane-wise pass, then each datagram handed to the core, which returns
+/// the destination of a relayed one.
+struct CoreForward<'a> {
+    core: &'a mut Core,
+    now: Duration,
+    heads: [Option<[u8; HEAD_LEN]>; FORWARD_CHUNK],
+}
+
+impl Forward for CoreForward<'_> {
+    fn chunk(&mut self, datagrams: &[&[u8]]) {
+        self.core.peek_heads(datagrams, &mut self.heads);
+    }
+
+    fn datagram(&mut self, i: usize, from: SocketAddr, bytes: &mut [u8]) -> Option<SocketAddr> {
+        match self.heads.get(i) {
+            Some(&head) => self
+                .core
+                .handle_datagram_forwarding_peeked(self.now, from, bytes, head),
+            None => self.core.handle_datagram_forwarding(self.now, from, bytes),
         }
     }
 }

@@ -246,6 +246,7 @@ pub(crate) fn start(
                     .collect(),
                 stopping: false,
                 epoch,
+                heads: [None; crate::backend::FORWARD_CHUNK],
             },
         };
         let cpu = id % cpus;

@@ -4,7 +4,8 @@
 //! a deadline that fails the test instead of hanging; no timing assertions.
 
 use moss::backend::{
-    open_with_socket, Backend, BackendKind, OutDatagram, RecvBatch, MAX_RECV_DATAGRAM,
+    open_with_socket, Backend, BackendKind, Forward, OutDatagram, RecvBatch, FORWARD_CHUNK,
+    MAX_RECV_DATAGRAM,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -673,6 +674,117 @@ fn recv_forward_relays_what_the_callback_routes() {
         let (got, _) = recv_n(rx.as_mut(), &mut rbatch, want.len());
         check_exact(name, &got, &want, via);
         assert_eq!(relay.send_drops().total(), 0, "{name}: send drops");
+        assert_quiet(rx.as_mut(), &mut rbatch);
+    }
+}
+
+/// What a [`Forward`] saw: every chunk whole, then each of its datagrams.
+struct Recorder {
+    from: SocketAddr,
+    to: SocketAddr,
+    /// Copies of the current chunk's datagrams as `chunk` saw them.
+    chunk: Vec<Vec<u8>>,
+    /// The next index `datagram` must get.
+    next: usize,
+    /// Every datagram handed over, in order, with its sender.
+    seen: Vec<(SocketAddr, Vec<u8>)>,
+    /// Sizes of the chunks.
+    chunks: Vec<usize>,
+}
+
+impl Forward for Recorder {
+    fn chunk(&mut self, datagrams: &[&[u8]]) {
+        assert!(!datagrams.is_empty() && datagrams.len() <= FORWARD_CHUNK);
+        assert_eq!(
+            self.next,
+            self.chunk.len(),
+            "a chunk was not handed over whole"
+        );
+        self.chunk = datagrams.iter().map(|d| d.to_vec()).collect();
+        self.next = 0;
+        self.chunks.push(datagrams.len());
+    }
+
+    fn datagram(&mut self, i: usize, from: SocketAddr, bytes: &mut [u8]) -> Option<SocketAddr> {
+        assert_eq!(i, self.next, "datagrams of a chunk in order");
+        assert_eq!(
+            bytes,
+            &self.chunk[i][..],
+            "datagram {i} is the one its chunk showed"
+        );
+        assert_eq!(from, self.from);
+        self.next += 1;
+        self.seen.push((from, bytes.to_vec()));
+        // Every other one is routed, rewritten in place.
+        self.seen.len().is_multiple_of(2).then(|| {
+            bytes.iter_mut().for_each(|b| *b ^= 0x3c);
+            self.to
+        })
+    }
+}
+
+/// `recv_forward_batch` shows each chunk (at most `FORWARD_CHUNK`) whole
+/// before handing its datagrams over one by one with their index, hands
+/// every datagram over once in order, and sends on what `datagram`
+/// routes; batches larger than a chunk are split.
+#[test]
+fn recv_forward_batch_shows_each_chunk_before_its_datagrams() {
+    for kind in kinds() {
+        let name = kind.as_str();
+        let (mut tx, mut relay) = pair(kind, kind, "127.0.0.1:0");
+        let mut rx = open(kind, "127.0.0.1:0").unwrap_or_else(|e| panic!("open {name}: {e}"));
+        let via = relay.local_addr().expect("addr");
+        let mut f = Recorder {
+            from: tx.local_addr().expect("addr"),
+            to: rx.local_addr().expect("addr"),
+            chunk: Vec::new(),
+            next: 0,
+            seen: Vec::new(),
+            chunks: Vec::new(),
+        };
+        let mut msgs: Vec<Vec<u8>> = (0..200).map(|i| payload(500 + i, 64)).collect();
+        msgs.extend(MIXED.iter().enumerate().map(|(i, &l)| payload(i, l)));
+        send_all(tx.as_mut(), via, &msgs);
+        let mut batch = RecvBatch::new(100);
+        let end = Instant::now() + DEADLINE;
+        let mut forwarded = 0;
+        while f.seen.len() < msgs.len() {
+            assert!(
+                Instant::now() < end,
+                "{name}: saw {} of {}",
+                f.seen.len(),
+                msgs.len()
+            );
+            let r = relay
+                .recv_forward_batch(&mut batch, &mut f)
+                .unwrap_or_else(|e| panic!("{name} recv_forward_batch: {e}"));
+            assert_eq!(
+                f.next,
+                f.chunk.len(),
+                "{name}: the last chunk was handed over whole"
+            );
+            assert!(r.datagrams <= 100, "{name}: {} > 100 slots", r.datagrams);
+            forwarded += r.forwarded;
+            if r.datagrams == 0 {
+                relay.wait(Some(Duration::from_millis(100))).expect("wait");
+            }
+        }
+        check_exact(name, &f.seen, &msgs, f.from);
+        assert!(
+            f.chunks.iter().all(|&n| n <= FORWARD_CHUNK),
+            "{name}: {:?}",
+            f.chunks
+        );
+        let want: Vec<Vec<u8>> = msgs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, m)| m.iter().map(|b| b ^ 0x3c).collect())
+            .collect();
+        assert_eq!(forwarded, want.len(), "{name}: forwarded count");
+        let mut rbatch = RecvBatch::new(64);
+        let (got, _) = recv_n(rx.as_mut(), &mut rbatch, want.len());
+        check_exact(name, &got, &want, via);
         assert_quiet(rx.as_mut(), &mut rbatch);
     }
 }

@@ -164,12 +164,36 @@ impl Node {
         from: SocketAddr,
         datagram: &mut [u8],
     ) -> Option<SocketAddr> {
+        let head = self.transport.peek_head(datagram);
+        self.handle_datagram_forwarding_peeked(now, from, datagram, head)
+    }
+
+    /// The unmasked heads of a receive chunk in one lane-wise pass
+    /// (`heads[i]` for `datagrams[i]`, `None` for one too short), for
+    /// [`Node::handle_datagram_forwarding_peeked`].
+    pub fn peek_heads(&self, datagrams: &[&[u8]], heads: &mut [Option<[u8; HEAD_LEN]>]) {
+        self.transport.peek_heads(datagrams, heads);
+    }
+
+    /// [`Node::handle_datagram_forwarding`] of a datagram whose head
+    /// [`Node::peek_heads`] unmasked already: `head` must be that peek of
+    /// these very bytes.
+    pub fn handle_datagram_forwarding_peeked(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        head: Option<[u8; HEAD_LEN]>,
+    ) -> Option<SocketAddr> {
         self.now = now;
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
         self.transport.set_clock(self.now);
         let from = Path::Udp(from);
-        match self.transport.open(from, datagram, &mut self.table) {
+        match self
+            .transport
+            .open_peeked(from, datagram, head, &mut self.table)
+        {
             Inbound::Relay { to } => {
                 let len = datagram.len() as u64;
                 self.stats.relayed_datagrams += 1;

@@ -416,21 +416,47 @@ impl SessionShard {
 
     /// Handles a datagram received on this shard's socket (counted).
     pub fn receive(&mut self, from: impl Into<Path>, datagram: &mut [u8]) -> Inbound {
+        let head = self.core.scrambler.peek_head(datagram);
+        self.receive_peeked(from, datagram, head)
+    }
+
+    /// The unmasked heads of a receive chunk in one lane-wise pass
+    /// ([`Scrambler::peek_heads`]): `heads[i]` is what
+    /// [`SessionShard::receive_peeked`] takes for `datagrams[i]`.
+    pub fn peek_heads(&self, datagrams: &[&[u8]], heads: &mut [Option<[u8; HEAD_LEN]>]) {
+        self.core.scrambler.peek_heads(datagrams, heads);
+    }
+
+    /// [`SessionShard::receive`] of a datagram whose head
+    /// [`SessionShard::peek_heads`] unmasked already: `head` must be that
+    /// peek of these very bytes.
+    pub fn receive_peeked(
+        &mut self,
+        from: impl Into<Path>,
+        datagram: &mut [u8],
+        head: Option<[u8; HEAD_LEN]>,
+    ) -> Inbound {
         self.core.stats.datagrams_in += 1;
         self.core.stats.bytes_in += datagram.len() as u64;
-        self.receive_forwarded(from, datagram)
+        let r = self.open_peeked(from.into(), datagram, head);
+        self.tally(r, datagram.len())
     }
 
     /// Handles a datagram another shard received and handed over (already
     /// counted there; drops are counted here).
     pub fn receive_forwarded(&mut self, from: impl Into<Path>, datagram: &mut [u8]) -> Inbound {
         let r = self.open(from.into(), datagram);
+        self.tally(r, datagram.len())
+    }
+
+    /// Counts a drop or a relayed datagram of `len` bytes; returns `r`.
+    fn tally(&mut self, r: Inbound, len: usize) -> Inbound {
         let stats = &mut self.core.stats;
         match r {
             Inbound::Dropped(reason) => stats.drops.add(reason),
             Inbound::Relay { .. } => {
                 stats.relayed_datagrams += 1;
-                stats.relayed_bytes += datagram.len() as u64;
+                stats.relayed_bytes += len as u64;
             }
             _ => {}
         }
@@ -446,15 +472,34 @@ impl SessionShard {
         self.core.open(from, datagram, &mut self.sessions)
     }
 
+    /// [`SessionShard::open`] with the head unmasked already (`head`:
+    /// [`SessionShard::peek_heads`] of these bytes).
+    pub(crate) fn open_peeked(
+        &mut self,
+        from: Path,
+        datagram: &mut [u8],
+        head: Option<[u8; HEAD_LEN]>,
+    ) -> Inbound {
+        self.core
+            .open_peeked(from, datagram, head, &mut self.sessions)
+    }
+
     /// [`SessionShard::open`] with the records kept elsewhere (a
-    /// single-threaded node's session table).
+    /// single-threaded node's session table) and the head unmasked already
+    /// (`head`: [`SessionShard::peek_heads`] of these bytes).
     pub(crate) fn open_in(
         &mut self,
         from: Path,
         datagram: &mut [u8],
+        head: Option<[u8; HEAD_LEN]>,
         records: &mut impl Records,
     ) -> Inbound {
-        self.core.open(from, datagram, records)
+        self.core.open_peeked(from, datagram, head, records)
+    }
+
+    /// The unmasked head of `datagram` (`None` if it is too short).
+    pub fn peek_head(&self, datagram: &[u8]) -> Option<[u8; HEAD_LEN]> {
+        self.core.scrambler.peek_head(datagram)
     }
 
     /// Seals `plaintext` as one datagram of the session whose record is
@@ -487,13 +532,26 @@ impl SessionShard {
 impl Core {
     /// [`SessionShard::open`] over `records`.
     fn open(&mut self, from: Path, datagram: &mut [u8], records: &mut impl Records) -> Inbound {
+        let head = self.scrambler.peek_head(datagram);
+        self.open_peeked(from, datagram, head, records)
+    }
+
+    /// [`Core::open`] with the unmasked head given (`head`: the peek of
+    /// `datagram`, `None` when it is too short).
+    fn open_peeked(
+        &mut self,
+        from: Path,
+        datagram: &mut [u8],
+        head: Option<[u8; HEAD_LEN]>,
+        records: &mut impl Records,
+    ) -> Inbound {
         if datagram.len() < MIN_DATAGRAM {
             return Inbound::Dropped(DropReason::TooShort);
         }
         if datagram.len() > MAX_DATAGRAM {
             return Inbound::Dropped(DropReason::Oversize);
         }
-        let Some(raw) = self.scrambler.peek_head(datagram) else {
+        let Some(raw) = head else {
             return Inbound::Dropped(DropReason::TooShort);
         };
         let (receiver, counter) = match Head::decode(&raw) {
@@ -656,6 +714,136 @@ mod tests {
             Err(ShardSealError::UnknownSession)
         );
         assert_eq!(b.stats().drops.get(DropReason::Replay), 1);
+    }
+
+    /// Shard 1 of [`pair`] relaying receiver index `RELAYED` from x to y.
+    fn relaying() -> (SessionShard, SessionShard, MeshKeys) {
+        let (a, mut b, keys) = pair();
+        let route = Route {
+            src: "10.0.0.7:7".parse().unwrap(),
+            dst: "10.0.0.8:8".parse().unwrap(),
+            session: 9,
+        };
+        let limits = RouteLimits {
+            peer_burst: 1 << 30,
+            peer_rate: 1 << 30,
+            total_rate: 1 << 30,
+        };
+        let op = TransportOp::Route {
+            index: RELAYED,
+            route,
+            limits,
+        };
+        b.apply(op, &mut Vec::new()).unwrap();
+        (a, b, keys)
+    }
+
+    const RELAYED: u32 = 0x1777_0001;
+
+    /// 80 datagrams of every kind a shard tells apart, with their senders.
+    fn mixed(a: &mut SessionShard, keys: &MeshKeys) -> Vec<(SocketAddr, Vec<u8>)> {
+        let ia = with_owner(0x1234_5678, 0);
+        let peer: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let x: SocketAddr = "10.0.0.7:7".parse().unwrap();
+        let sc = Scrambler::new(keys.scramble_key);
+        let mut out = Vec::new();
+        let mut last = Vec::new();
+        for k in 0..80u32 {
+            let mut d = Vec::new();
+            let mut from = peer;
+            match k % 9 {
+                0 | 1 => {
+                    a.seal(ia, &k.to_le_bytes(), &mut d).unwrap();
+                    last = d.clone();
+                }
+                2 => d = last.clone(),
+                3 | 4 => {
+                    d = Head::Data {
+                        receiver: RELAYED,
+                        counter: u64::from(k),
+                    }
+                    .encode()
+                    .to_vec();
+                    d.extend((0..24 + k).map(|j| (j * 7 + k) as u8));
+                    sc.toggle_head(&mut d);
+                    // Every other one from an address the route is not for.
+                    from = if k % 9 == 3 { x } else { peer };
+                }
+                5 => d = vec![k as u8; (k % 32) as usize],
+                6 => {
+                    d = Head::Handshake {
+                        kind: crate::wire::Kind::Init,
+                        pad_len: 0,
+                        nonce: [k as u8; 12],
+                    }
+                    .encode()
+                    .to_vec();
+                    d.extend_from_slice(&[0u8; 40]);
+                    sc.toggle_head(&mut d);
+                }
+                7 => d = (0..48 + k).map(|j| (j * 13 + k * 3) as u8).collect(),
+                _ => {
+                    // Data for a session no shard holds, then an oversize one.
+                    d = Head::Data {
+                        receiver: with_owner(k, (k % 2) as usize),
+                        counter: 1,
+                    }
+                    .encode()
+                    .to_vec();
+                    d.extend_from_slice(&[1u8; 40]);
+                    if k % 2 == 0 {
+                        d.resize(MAX_DATAGRAM + 1, 0);
+                    }
+                    sc.toggle_head(&mut d);
+                }
+            }
+            out.push((from, d));
+        }
+        out
+    }
+
+    #[test]
+    fn batched_heads_give_the_same_verdicts_as_one_by_one() {
+        let (mut a, mut one, keys) = relaying();
+        let (_, mut batched, _) = relaying();
+        let input = mixed(&mut a, &keys);
+        let mut by_one = input.clone();
+        let singles: Vec<Inbound> = by_one
+            .iter_mut()
+            .map(|(from, d)| one.receive(*from, d))
+            .collect();
+        let mut by_chunk = input.clone();
+        let mut verdicts = Vec::new();
+        // A full receive chunk of 64, then a short one (lane tails too).
+        let mut rest = &mut by_chunk[..];
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at_mut(rest.len().min(64));
+            let views: Vec<&[u8]> = chunk.iter().map(|(_, d)| &d[..]).collect();
+            let mut heads = vec![None; views.len()];
+            batched.peek_heads(&views, &mut heads);
+            for ((from, d), head) in chunk.iter_mut().zip(heads) {
+                verdicts.push(batched.receive_peeked(*from, d, head));
+            }
+            rest = tail;
+        }
+        assert_eq!(verdicts, singles);
+        assert_eq!(by_chunk, by_one);
+        assert_eq!(batched.stats(), one.stats());
+        // Every kind is in the mix.
+        let kinds = |f: fn(&Inbound) -> bool| singles.iter().filter(|v| f(v)).count();
+        assert!(kinds(|v| matches!(v, Inbound::Frames { .. })) >= 9);
+        assert!(kinds(|v| matches!(v, Inbound::Relay { .. })) >= 4);
+        assert!(kinds(|v| matches!(v, Inbound::Handshake)) >= 4);
+        assert!(kinds(|v| matches!(v, Inbound::Unknown { .. } | Inbound::Foreign { .. })) >= 2);
+        for r in [
+            DropReason::Replay,
+            DropReason::TooShort,
+            DropReason::Oversize,
+            DropReason::Unrecognized,
+        ] {
+            assert!(one.stats().drops.get(r) > 0, "{r:?}");
+        }
+        assert!(one.stats().relayed_datagrams >= 4);
     }
 
     #[test]

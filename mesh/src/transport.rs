@@ -17,6 +17,7 @@ use crate::stats::Stats;
 use crate::table::SessionTable;
 use crate::wire::MAX_DATAGRAM;
 use crate::Time;
+use moss_crypto::scramble::HEAD_LEN;
 use moss_crypto::{MeshKeys, TransportCipher};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -149,9 +150,41 @@ impl Transport {
     /// Classifies (and, locally, opens in place) one received datagram;
     /// a single-threaded node's keys are in `table`.
     pub fn open(&mut self, from: Path, datagram: &mut [u8], table: &mut SessionTable) -> Inbound {
+        let head = self.peek_head(datagram);
+        self.open_peeked(from, datagram, head, table)
+    }
+
+    /// [`Transport::open`] of a datagram whose head
+    /// [`Transport::peek_heads`] unmasked already (`head`: that peek).
+    pub fn open_peeked(
+        &mut self,
+        from: Path,
+        datagram: &mut [u8],
+        head: Option<[u8; HEAD_LEN]>,
+        table: &mut SessionTable,
+    ) -> Inbound {
         match self {
-            Self::Local(l) => l.shard.open_in(from, datagram, table),
-            Self::Remote(r) => r.classifier.open(from, datagram),
+            Self::Local(l) => l.shard.open_in(from, datagram, head, table),
+            Self::Remote(r) => r.classifier.open_peeked(from, datagram, head),
+        }
+    }
+
+    /// The unmasked heads of a receive chunk in one lane-wise pass, for
+    /// [`Transport::open_peeked`].
+    pub fn peek_heads(&self, datagrams: &[&[u8]], heads: &mut [Option<[u8; HEAD_LEN]>]) {
+        self.shard().peek_heads(datagrams, heads);
+    }
+
+    /// The unmasked head of `datagram` (`None` if it is too short).
+    pub fn peek_head(&self, datagram: &[u8]) -> Option<[u8; HEAD_LEN]> {
+        self.shard().peek_head(datagram)
+    }
+
+    /// The shard that opens what this node is fed.
+    fn shard(&self) -> &SessionShard {
+        match self {
+            Self::Local(l) => &l.shard,
+            Self::Remote(r) => &r.classifier,
         }
     }
 

@@ -26,8 +26,8 @@ use super::linux::{
     RunFailure, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{
-    forward_slots, Backend, OutDatagram, Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK,
-    MAX_RECV_DATAGRAM,
+    forward_pieces, forward_slots, Backend, Forward, OutDatagram, Piece, Received, RecvBatch,
+    SendDrops, Wakeup, FORWARD_CHUNK, MAX_RECV_DATAGRAM,
 };
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -100,6 +100,9 @@ pub struct MmsgBackend {
     /// Datagrams of the GRO scratch buffers to forward: (buffer, range,
     /// destination), sent before the buffers are reused.
     fwd: Vec<(usize, std::ops::Range<usize>, SocketAddr)>,
+    /// Where the held datagrams of a forwarding receive lie (scratch
+    /// buffer and range), gathered before they are handed over.
+    pieces: Vec<Piece<usize>>,
     // Send scratch, rebuilt on every call.
     runs: Vec<Run>,
     send_hdrs: Vec<libc::mmsghdr>,
@@ -147,6 +150,7 @@ impl MmsgBackend {
             stats: MmsgStats::default(),
             drops: SendDrops::default(),
             fwd: Vec::with_capacity(FORWARD_CHUNK),
+            pieces: Vec::with_capacity(FORWARD_CHUNK),
             runs: Vec::new(),
             send_hdrs: Vec::new(),
             send_iov: Vec::new(),
@@ -232,34 +236,29 @@ impl MmsgBackend {
         n
     }
 
-    /// [`Self::drain_held`] for [`Backend::recv_forward`]: datagrams `f`
-    /// sends on are queued in `fwd` (sent whenever it is full), counted in
-    /// `forwarded`.
-    fn drain_held_forward(
+    /// [`Self::drain_held`] for [`Backend::recv_forward_batch`]: gathers
+    /// the held datagrams (up to `max` in all, counting the `n` handed over
+    /// already), hands them to `f` a chunk at a time, and sends on the ones
+    /// it routes (counted in `forwarded`) before the scratch buffers can be
+    /// reused. Returns the new count.
+    fn forward_held(
         &mut self,
         max: usize,
-        mut n: usize,
+        n: usize,
         forwarded: &mut usize,
-        f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
+        f: &mut dyn Forward,
     ) -> usize {
-        loop {
-            if self.fwd.len() >= FORWARD_CHUNK {
-                self.send_forwards();
-            }
-            let limit = max.min(n + FORWARD_CHUNK - self.fwd.len());
-            let mut fwd = std::mem::take(&mut self.fwd);
-            let before = n;
-            n = self.drain_held_at(limit, n, &mut |from, msg, range, d| {
-                if let Some(to) = f(from, d) {
-                    fwd.push((msg, range, to));
-                    *forwarded += 1;
-                }
-            });
-            self.fwd = fwd;
-            if n >= max || n == before || !self.has_held() {
-                return n;
-            }
-        }
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.clear();
+        let n = self.drain_held_at(max, n, &mut |from, msg, range, _| {
+            pieces.push((from, msg, range));
+        });
+        let mut fwd = std::mem::take(&mut self.fwd);
+        *forwarded += forward_pieces(&mut self.gro_bufs, &pieces, f, &mut fwd);
+        self.fwd = fwd;
+        self.pieces = pieces;
+        self.send_forwards();
+        n
     }
 
     /// Sends the queued forwards out of the scratch buffers.
@@ -688,10 +687,10 @@ impl Backend for MmsgBackend {
     /// buffer is reused; a run of them to one destination leaves as one
     /// GSO message over one contiguous iovec when they were coalesced on
     /// receive.
-    fn recv_forward(
+    fn recv_forward_batch(
         &mut self,
         batch: &mut RecvBatch,
-        f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
+        f: &mut dyn Forward,
     ) -> io::Result<Received> {
         let cap = batch
             .bufs
@@ -708,17 +707,15 @@ impl Backend for MmsgBackend {
             return forward_slots(self, batch, n, f);
         }
         let mut forwarded = 0;
-        let mut n = self.drain_held_forward(cap, 0, &mut forwarded, f);
+        let mut n = self.forward_held(cap, 0, &mut forwarded, f);
         if n < cap && !self.has_held() {
-            // The scratch buffers are about to be reused.
-            self.send_forwards();
+            // The scratch buffers' forwards went out: they may be reused.
             match self.recv_gro(cap - n) {
-                Ok(()) => n = self.drain_held_forward(cap, n, &mut forwarded, f),
+                Ok(()) => n = self.forward_held(cap, n, &mut forwarded, f),
                 Err(e) if n == 0 => return Err(e),
                 Err(_) => {}
             }
         }
-        self.send_forwards();
         Ok(Received {
             datagrams: n,
             forwarded,

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod forward;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -18,6 +19,12 @@ pub mod mmsg;
 pub mod portable;
 #[cfg(target_os = "linux")]
 pub mod uring;
+
+pub(crate) use forward::forward_slots;
+use forward::EachDatagram;
+#[cfg(target_os = "linux")]
+pub(crate) use forward::{forward_pieces, Buffers, Piece};
+pub use forward::{Forward, Received, FORWARD_CHUNK};
 
 /// Largest datagram any backend receives into one buffer slot.
 pub const MAX_RECV_DATAGRAM: usize = 2048;
@@ -186,18 +193,6 @@ pub(crate) fn is_refusal(e: &io::Error) -> bool {
     )
 }
 
-/// What one [`Backend::recv_forward`] call did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Received {
-    /// Datagrams handed to the callback.
-    pub datagrams: usize,
-    /// Of those, the ones the callback sent on unchanged.
-    pub forwarded: usize,
-}
-
-/// Most datagrams [`Backend::recv_forward`] forwards per `send_batch`.
-pub const FORWARD_CHUNK: usize = 64;
-
 /// Wakes a backend that is blocked in [`Backend::wait`] from another thread.
 pub trait Wakeup: Send + Sync {
     /// Makes the current or next `wait` return promptly.
@@ -248,6 +243,18 @@ pub trait Backend: Send {
         batch: &mut RecvBatch,
         f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
     ) -> io::Result<Received> {
+        self.recv_forward_batch(batch, &mut EachDatagram(f))
+    }
+
+    /// [`Backend::recv_forward`] with the datagrams handed to `f` a chunk
+    /// at a time ([`Forward`]: all of a chunk first, for batch work, then
+    /// each), forwarded the same way. This default receives into `batch`
+    /// and sends from its slots.
+    fn recv_forward_batch(
+        &mut self,
+        batch: &mut RecvBatch,
+        f: &mut dyn Forward,
+    ) -> io::Result<Received> {
         let n = self.recv_batch(batch)?;
         forward_slots(self, batch, n, f)
     }
@@ -269,64 +276,6 @@ pub trait Backend: Send {
 
     /// A handle that interrupts `wait` from another thread.
     fn waker(&self) -> Arc<dyn Wakeup>;
-}
-
-/// Placeholder destination of an unused send view.
-const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::UNSPECIFIED,
-    0,
-));
-
-/// Hands the first `n` slots of `batch` to `f` and sends on, straight from
-/// the slots, the datagrams it returns a destination for (the tail of
-/// [`Backend::recv_forward`] for backends that received into `batch`).
-pub(crate) fn forward_slots<B: Backend + ?Sized>(
-    b: &mut B,
-    batch: &mut RecvBatch,
-    n: usize,
-    f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
-) -> io::Result<Received> {
-    let mut fwd = [(UNSPECIFIED, 0usize); FORWARD_CHUNK];
-    let mut k = 0;
-    let mut forwarded = 0;
-    for i in 0..n {
-        let len = batch.lens[i];
-        if let Some(to) = f(batch.addrs[i], &mut batch.bufs[i][..len]) {
-            fwd[k] = (to, i);
-            k += 1;
-            forwarded += 1;
-            if k == FORWARD_CHUNK {
-                send_slots(b, batch, &fwd[..k]);
-                k = 0;
-            }
-        }
-    }
-    send_slots(b, batch, &fwd[..k]);
-    Ok(Received {
-        datagrams: n,
-        forwarded,
-    })
-}
-
-/// Sends the slots of `batch` named in `fwd` (destination, slot) in one
-/// `send_batch`; losses are counted by the backend.
-fn send_slots<B: Backend + ?Sized>(b: &mut B, batch: &RecvBatch, fwd: &[(SocketAddr, usize)]) {
-    if fwd.is_empty() {
-        return;
-    }
-    let mut views = [OutDatagram {
-        to: UNSPECIFIED,
-        bytes: &[],
-    }; FORWARD_CHUNK];
-    for (v, &(to, i)) in views.iter_mut().zip(fwd) {
-        *v = OutDatagram {
-            to,
-            bytes: &batch.bufs[i][..batch.lens[i]],
-        };
-    }
-    if let Err(e) = b.send_batch(&views[..fwd.len()]) {
-        tracing::trace!(error = %e, "forward send failed");
-    }
 }
 
 /// Why a backend could not be started.

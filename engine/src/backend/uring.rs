@@ -30,8 +30,8 @@ use super::linux::{
     write_segment_cmsg, EventFd, PieceFn, RawAddr, Run, RunFailure, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{
-    Backend, BackendError, OutDatagram, Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK,
-    MAX_RECV_DATAGRAM,
+    forward_pieces, Backend, BackendError, Forward, OutDatagram, Piece, Received, RecvBatch,
+    SendDrops, Wakeup, FORWARD_CHUNK, MAX_RECV_DATAGRAM,
 };
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, IoUring, Probe};
@@ -168,6 +168,9 @@ pub struct UringBackend {
     /// Datagrams of ring buffers to forward: (buffer, byte range,
     /// destination).
     fwd: Vec<(u16, std::ops::Range<usize>, SocketAddr)>,
+    /// Where the datagrams of a forwarding receive lie (ring buffer and
+    /// range), gathered before they are handed over.
+    pieces: Vec<Piece<u16>>,
 }
 
 // SAFETY: the ring, the mappings and the scratch pointers are owned by the
@@ -322,7 +325,8 @@ impl UringBackend {
             send_addrs: Vec::new(),
             send_cmsg: Vec::new(),
             send_res: Vec::new(),
-            fwd: Vec::new(),
+            fwd: Vec::with_capacity(FORWARD_CHUNK),
+            pieces: Vec::with_capacity(FORWARD_CHUNK),
         };
         me.arm();
         me.ring
@@ -767,24 +771,23 @@ impl Backend for UringBackend {
     /// buffer they arrived in, before the buffers this call used up are
     /// handed back to the kernel; a run to one destination coalesced on
     /// receive leaves as one GSO message over one contiguous iovec.
-    fn recv_forward(
+    fn recv_forward_batch(
         &mut self,
         batch: &mut RecvBatch,
-        f: &mut dyn FnMut(SocketAddr, &mut [u8]) -> Option<SocketAddr>,
+        f: &mut dyn Forward,
     ) -> io::Result<Received> {
         batch.filled = 0;
         let max = batch.bufs.len();
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.clear();
+        let got = self.recv_each_at(max, &mut |from, bid, range, _| {
+            pieces.push((from, bid, range));
+        });
         let mut fwd = std::mem::take(&mut self.fwd);
         fwd.clear();
-        fwd.reserve(max);
-        let mut forwarded = 0;
-        let got = self.recv_each_at(max, &mut |from, bid, range, d| {
-            if let Some(to) = f(from, d) {
-                fwd.push((bid, range, to));
-                forwarded += 1;
-            }
-        });
+        let forwarded = forward_pieces(&mut self.bufs, &pieces, f, &mut fwd);
         self.fwd = fwd;
+        self.pieces = pieces;
         self.send_forwards();
         let datagrams = self.finish_recv(got)?;
         Ok(Received {

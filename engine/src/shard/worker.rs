@@ -3,6 +3,8 @@
 //! datagrams waiting for their session's install, and batched sends.
 
 use super::*;
+use crate::backend::{Forward, FORWARD_CHUNK};
+use moss_crypto::scramble::HEAD_LEN;
 
 /// A shard thread: its backend and everything the per-datagram path needs.
 pub(super) struct Worker {
@@ -32,6 +34,9 @@ pub(super) struct Ctx {
     pub(super) stopping: bool,
     /// Origin of the relay buckets' clock.
     pub(super) epoch: Instant,
+    /// The unmasked heads of the receive chunk being worked (one
+    /// lane-wise pass per chunk, [`Forward::chunk`]).
+    pub(super) heads: [Option<[u8; HEAD_LEN]>; FORWARD_CHUNK],
 }
 
 impl Worker {
@@ -49,10 +54,7 @@ impl Worker {
                 ctx.shard.set_clock(ctx.epoch.elapsed());
                 // Relayed datagrams leave from the receive buffer inside
                 // this call (batched, no copy); the rest is worked here.
-                let n = match self
-                    .backend
-                    .recv_forward(&mut batch, &mut |from, bytes| ctx.on_datagram(from, bytes))
-                {
+                let n = match self.backend.recv_forward_batch(&mut batch, ctx) {
                     Ok(r) => r.datagrams,
                     Err(e) => {
                         tracing::warn!(shard = self.ctx.id, error = %e, "receive failed");
@@ -146,7 +148,7 @@ impl Ctx {
                     self.shared[self.id]
                         .handoffs_in
                         .fetch_add(1, Ordering::Relaxed);
-                    if let Some(to) = self.process(from, &mut bytes, true) {
+                    if let Some(to) = self.process_handoff(from, &mut bytes) {
                         // A relayed datagram handed over: it leaves with
                         // the shard's sends, in its buffer.
                         self.out.push((to, bytes));
@@ -169,25 +171,22 @@ impl Ctx {
         worked
     }
 
-    /// A datagram from this shard's socket; `Some(to)`: relay it, as it
-    /// is, to `to`.
-    fn on_datagram(&mut self, from: SocketAddr, bytes: &mut [u8]) -> Option<SocketAddr> {
-        self.process(from, bytes, false)
+    /// Works one datagram another shard handed over; returns the
+    /// destination of a relayed one (the caller sends it on unchanged).
+    fn process_handoff(&mut self, from: SocketAddr, bytes: &mut [u8]) -> Option<SocketAddr> {
+        let r = self.shard.receive_forwarded(from, bytes);
+        self.route(from, bytes, r, true)
     }
 
-    /// Works one datagram; returns the destination of a relayed one (the
-    /// caller sends it on unchanged).
-    fn process(
+    /// Acts on what the shard made of one datagram (`forwarded`: handed
+    /// over by another shard); returns the destination of a relayed one.
+    fn route(
         &mut self,
         from: SocketAddr,
         bytes: &mut [u8],
+        r: Inbound,
         forwarded: bool,
     ) -> Option<SocketAddr> {
-        let r = if forwarded {
-            self.shard.receive_forwarded(from, bytes)
-        } else {
-            self.shard.receive(from, bytes)
-        };
         match r {
             Inbound::Frames { index, plain } => {
                 self.frames_to_core(index, from, bytes.get(plain).unwrap_or(&[]))
@@ -361,5 +360,23 @@ impl Ctx {
                 g.clone_from(self.shard.stats());
             }
         }
+    }
+}
+
+/// The socket's datagrams, a receive chunk at a time: every head unmasked
+/// in one lane-wise pass, then each datagram worked; `Some(to)` relays it,
+/// as it is, to `to`.
+impl Forward for Ctx {
+    fn chunk(&mut self, datagrams: &[&[u8]]) {
+        self.shard.peek_heads(datagrams, &mut self.heads);
+    }
+
+    fn datagram(&mut self, i: usize, from: SocketAddr, bytes: &mut [u8]) -> Option<SocketAddr> {
+        let head = match self.heads.get(i) {
+            Some(h) => *h,
+            None => self.shard.peek_head(bytes),
+        };
+        let r = self.shard.receive_peeked(from, bytes, head);
+        self.route(from, bytes, r, false)
     }
 }

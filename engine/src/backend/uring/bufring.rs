@@ -129,3 +129,13 @@ impl BufRing {
         }
     }
 }
+
+impl crate::backend::Buffers<u16> for BufRing {
+    fn bytes(&self, id: u16) -> &[u8] {
+        self.buf(id.min(self.entries - 1), self.buf_len)
+    }
+
+    fn bytes_mut(&mut self, id: u16) -> &mut [u8] {
+        self.buf_mut(id)
+    }
+}
