@@ -1,0 +1,184 @@
+//! Builds `examples/c/relay_events.c` and runs it in a network namespace
+//! of this test's own (`unshare -n`, loopback up) whose nftables input
+//! hook drops UDP between A's and B's ports both ways. When the program
+//! prints `RELAYED` (A and B relayed through supernode S), this test
+//! deletes the rule from outside (`nsenter -t <pid> -n nft delete table
+//! …`); the program then sees event 7 and, once A and B stop, event 4 at
+//! S. Events 3, 7 and 4 must reach the C callbacks in that order. Needs
+//! root, `unshare`, `nsenter`, `ip` and `nft` (a visible skip otherwise, a
+//! failure under `CI=true`).
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// UDP ports of S, A and B (the namespace is fresh: nothing else binds).
+const PORTS: [u16; 3] = [41001, 41002, 41003];
+/// The nftables table holding the cut.
+const TABLE: &str = "moss_cut";
+/// The whole run: the program's own waits add up to less than this.
+const DEADLINE: Duration = Duration::from_secs(150);
+
+/// The ruleset that cuts the direct path between A and B (dropped on
+/// input, so the sender's `sendmsg` still succeeds).
+fn cut_rules() -> String {
+    let (a, b) = (PORTS[1], PORTS[2]);
+    format!(
+        "table inet {TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
+         udp sport {a} udp dport {b} drop\n    udp sport {b} udp dport {a} drop\n  }}\n}}\n"
+    )
+}
+
+/// Why this machine cannot run the test, if it cannot: a namespace of our
+/// own with loopback up and an nftables table in it must be possible.
+fn unsupported() -> Option<String> {
+    let probe = format!("ip link set lo up && nft add table inet {TABLE}");
+    match Command::new("unshare")
+        .args(["-n", "--", "sh", "-c", &probe])
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "no network namespace with nftables here: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("unshare: {e}")),
+    }
+}
+
+/// Starts `exe` in a fresh network namespace with the cut in place. `sh`
+/// execs the program, and `unshare` (no `--fork`) execs `sh`: the child's
+/// pid is the program's and names its namespace.
+fn spawn_cut(exe: &Path, rules: &Path) -> Child {
+    let ports = PORTS.map(|p| p.to_string()).join(" ");
+    let script = format!("ip link set lo up && nft -f \"$1\" && exec \"$0\" {ports}");
+    Command::new("unshare")
+        .args(["-n", "--", "sh", "-c", &script])
+        .arg(exe)
+        .arg(rules)
+        .env("LD_LIBRARY_PATH", common::lib_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare")
+}
+
+/// Deletes the cut in the namespace of process `pid`.
+fn heal(pid: u32) -> Result<(), String> {
+    let o = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            TABLE,
+        ])
+        .output()
+        .map_err(|e| format!("nsenter: {e}"))?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+    }
+}
+
+/// Runs the program, healing the cut when it prints `RELAYED`; its stdout,
+/// stderr, whether it exited 0, and whether the cut was healed.
+fn run() -> (String, String, bool, bool) {
+    let exe = common::compile_c("relay_events.c", "relay_events", false);
+    let rules = common::scratch("relay_events").join("cut.nft");
+    std::fs::write(&rules, cut_rules()).expect("write the ruleset");
+    let mut child = spawn_cut(&exe, &rules);
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (tx, lines) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let errs = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let end = Instant::now() + DEADLINE;
+    let mut out = String::new();
+    let mut healed = false;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                if line.starts_with("RELAYED") && !healed {
+                    healed = true;
+                    if let Err(e) = heal(pid) {
+                        out.push_str(&format!("(test) healing failed: {e}\n"));
+                    }
+                }
+                out.push_str(&line);
+                out.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                out.push_str("(test) deadline passed: killed\n");
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let status = child.wait().expect("wait for the program");
+    let _ = reader.join();
+    let err = errs.join().unwrap_or_default();
+    (out, err, status.success(), healed)
+}
+
+/// Where `needle` first occurs in `out` (`usize::MAX` if it does not).
+fn at(out: &str, needle: &str) -> usize {
+    out.find(needle).unwrap_or(usize::MAX)
+}
+
+/// Events 3 (at S), 7 (at A or B, after `RELAYED`) and 4 (at S, naming
+/// the failed condition) reach the C event callbacks in that order; the
+/// direct dial failed first (the cut held), and A ends direct to B.
+#[test]
+fn c_relay_events_3_7_4_in_order() {
+    if let Some(why) = unsupported() {
+        return common::skip(&why);
+    }
+    let (out, err, success, healed) = run();
+    let all = format!("stdout:\n{out}\nstderr:\n{err}");
+    assert!(success, "the example failed\n{all}");
+    assert!(out.ends_with("\nOK\n"), "{all}");
+    assert!(healed, "RELAYED printed, the cut healed\n{all}");
+    let dial = format!("A: Moss_Connect(127.0.0.1:{}) = -", PORTS[2]);
+    let promoted = at(&out, "S: event 3 (supernode promoted) {}");
+    let failed_dial = at(&out, &dial);
+    let relayed = at(&out, "\nRELAYED");
+    let migrated = at(
+        &out,
+        ": event 7 (relay migrated to a direct path) {\"peer_id\":",
+    );
+    let revoked = at(&out, "S: event 4 (supernode revoked) {\"reason\":");
+    assert!(
+        promoted < failed_dial
+            && failed_dial < relayed
+            && relayed < migrated
+            && migrated < revoked
+            && revoked < out.len(),
+        "event 3, a failed direct dial, RELAYED, event 7, event 4, in that order\n{all}"
+    );
+}
