@@ -136,42 +136,37 @@ static char *mesh_info(int n) {
   return info;
 }
 
-/* 1 if end `n`'s mesh info lists a peer reached through S (`relay:<S>`
- * among the peers, `relayed` among the paths). */
-static int relayed(int n) {
+/* 1 if node `n`'s mesh info contains `want` and `also` (unless NULL) and
+ * does not contain `unwanted` (unless NULL). */
+static int info_matches(int n, const char *want, const char *also, const char *unwanted) {
   char *info = mesh_info(n);
   if (info == NULL) {
     return 0;
   }
-  char relay[80];
-  snprintf(relay, sizeof relay, "\"relay:%s", keys[S]);
-  int r = strstr(info, relay) != NULL && strstr(info, "\"relayed\"") != NULL;
+  int r = strstr(info, want) != NULL && (also == NULL || strstr(info, also) != NULL) &&
+          (unwanted == NULL || strstr(info, unwanted) == NULL);
   Moss_Free(info);
   return r;
+}
+
+/* 1 if end `n`'s mesh info lists a peer reached through S (`relay:<S>`
+ * among the peers, `relayed` among the paths). */
+static int relayed(int n) {
+  char relay[80];
+  snprintf(relay, sizeof relay, "\"relay:%s", keys[S]);
+  return info_matches(n, relay, "\"relayed\"", NULL);
 }
 
 /* 1 if A's mesh info lists B at its direct address and no relayed peer. */
 static int a_direct_to_b(void) {
-  char *info = mesh_info(A);
-  if (info == NULL) {
-    return 0;
-  }
   char addr[32];
   snprintf(addr, sizeof addr, "\"127.0.0.1:%d\"", ports[B]);
-  int r = strstr(info, addr) != NULL && strstr(info, "\"relayed\"") == NULL;
-  Moss_Free(info);
-  return r;
+  return info_matches(A, addr, NULL, "\"relayed\"");
 }
 
 /* 1 if S's mesh info says supernode_ready, else 0. */
 static int supernode_ready(void) {
-  char *info = mesh_info(S);
-  if (info == NULL) {
-    return 0;
-  }
-  int r = strstr(info, "\"supernode_ready\":true") != NULL;
-  Moss_Free(info);
-  return r;
+  return info_matches(S, "\"supernode_ready\":true", NULL, NULL);
 }
 
 static void print_info(int n) {
