@@ -166,7 +166,8 @@ fn at(out: &str, needle: &str) -> usize {
 /// Runs the program (see [`run`]) and checks what it printed: events 3
 /// (at S), 7 (at A or B, after `RELAYED`) and 4 (at S, naming the failed
 /// condition) reached the C event callbacks in that order, after a failed
-/// direct dial (the cut held); the program's own checks passed. Its
+/// direct dial (the cut held); messages went both ways through S before
+/// event 7 and direct after it; the program's own checks passed. Its
 /// stderr, or `None` when the machine cannot run it (a visible skip).
 fn run_and_check(name: &str, valgrind: bool) -> Option<String> {
     if let Some(why) = unsupported() {
@@ -181,19 +182,27 @@ fn run_and_check(name: &str, valgrind: bool) -> Option<String> {
     let dial = format!("A: Moss_Connect(127.0.0.1:{}) = -", PORTS[2]);
     let promoted = at(&out, "S: event 3 (supernode promoted) {}");
     let failed_dial = at(&out, &dial);
+    let through_s = at(&out, "\"relayed\" delivered both ways: 1");
     let relayed = at(&out, "\nRELAYED");
     let migrated = at(
         &out,
         ": event 7 (relay migrated to a direct path) {\"peer_id\":",
     );
+    let direct = at(&out, "\"direct\" delivered both ways: 1");
     let revoked = at(&out, "S: event 4 (supernode revoked) {\"reason\":");
+    let order = [
+        promoted,
+        failed_dial,
+        through_s,
+        relayed,
+        migrated,
+        direct,
+        revoked,
+    ];
     assert!(
-        promoted < failed_dial
-            && failed_dial < relayed
-            && relayed < migrated
-            && migrated < revoked
-            && revoked < out.len(),
-        "event 3, a failed direct dial, RELAYED, event 7, event 4, in that order\n{all}"
+        order.windows(2).all(|w| w[0] < w[1]) && revoked < out.len(),
+        "event 3, a failed direct dial, pub/sub through S, RELAYED, event 7, pub/sub \
+         direct, event 4, in that order\n{all}"
     );
     Some(err)
 }

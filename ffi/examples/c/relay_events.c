@@ -25,18 +25,20 @@
  * (event 3 at S). A then dials B directly: the dial times out (the path is
  * cut), and a dial nobody answered makes A ask a supernode both are
  * connected to, S, for a relay session to the peer at that address. S
- * relays; A's and B's mesh info show each other `relayed` through S. The
- * program prints RELAYED and waits. The ends probe each other's direct
- * address every 2 s; once the cut is removed a probe gets through, the
- * session moves to the direct path without the peer leaving, and event 7
- * (its detail: the peer, the relay path it left, the direct address)
- * reaches the event callback of A or B, or both. Then A and B stop: S,
+ * relays; A's and B's mesh info show each other `relayed` through S, and
+ * a message on "chat" goes each way. The program prints RELAYED and waits.
+ * The ends probe each other's direct address every 2 s; once the cut is
+ * removed a probe gets through, the session moves to the direct path
+ * without the peer leaving, and event 7 (its detail: the peer, the relay
+ * path it left, the direct address) reaches the event callback of A or B,
+ * or both; a message goes each way again, direct. Then A and B stop: S,
  * left without a peer, steps down (event 4, its detail names the failed
  * condition). The TCP carrier is off, so that the direct path is the UDP
- * one the cut drops. Exits 0 if S was promoted, A was relayed to B, event 7
- * came only after RELAYED and named the right peers, A's path to B became
- * direct, no event 2 between A and B came while both ran, and S revoked
- * after event 7; 1 on any failure or after a bounded wait.
+ * one the cut drops. Exits 0 if S was promoted, A was relayed to B, both
+ * messages arrived both ways with the right sender ids, event 7 came only
+ * after RELAYED and named the right peers, A's path to B became direct, no
+ * event 2 between A and B came while both ran, and S revoked after event
+ * 7; 1 on any failure or after a bounded wait.
  * MOSS_BACKEND=<auto|uring|mmsg|portable> picks the I/O backend.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -70,6 +72,10 @@ static atomic_int bad_migrations;
 static atomic_int stopping;
 /* Event 2 between A and B while both ran. */
 static atomic_int ends_left;
+/* got[n][phase]: end n received the other end's message of `phase`
+ * (0: "relayed", sent through S; 1: "direct", sent after event 7). */
+static const char *const phases[2] = {"relayed", "direct"};
+static atomic_int got[NODES][2];
 
 /* 1 if `json` contains `"<field>":"<prefix>` (a string field starting with
  * `prefix`), else 0. */
@@ -122,10 +128,56 @@ static void on_event(int me, int32_t event_type, const char *detail_json) {
          detail_json);
 }
 
-/* The callback takes no handle: one function per node names the node. */
+/* The callbacks take no handle: one function per node names the node. */
 static void on_event_s(int32_t t, const char *d) { on_event(S, t, d); }
 static void on_event_a(int32_t t, const char *d) { on_event(A, t, d); }
 static void on_event_b(int32_t t, const char *d) { on_event(B, t, d); }
+
+/* A message at end `me` (A or B): notes a phase's message from the other. */
+static void on_message(int me, const char *channel, const uint8_t *sender_id,
+                       const uint8_t *data, uint32_t len) {
+  char from[65];
+  to_hex(sender_id, from);
+  if (strcmp(channel, "chat") != 0 || strcmp(from, keys[me == A ? B : A]) != 0) {
+    return;
+  }
+  for (int ph = 0; ph < 2; ph++) {
+    if (len == strlen(phases[ph]) && memcmp(data, phases[ph], len) == 0) {
+      atomic_store(&got[me][ph], 1);
+    }
+  }
+}
+
+static void on_message_a(const char *c, const uint8_t *s, const uint8_t *d, uint32_t l) {
+  on_message(A, c, s, d, l);
+}
+static void on_message_b(const char *c, const uint8_t *s, const uint8_t *d, uint32_t l) {
+  on_message(B, c, s, d, l);
+}
+
+/* A and B publish the message of `phase` on "chat" until each has the
+ * other's (subscriptions travel asynchronously; bounded: 100 rounds,
+ * 100 ms apart). 1 when both arrived. */
+static int exchange(int phase) {
+  const char *msg = phases[phase];
+  for (int i = 0; i < 100 && !(atomic_load(&got[A][phase]) && atomic_load(&got[B][phase]));
+       i++) {
+    for (int n = A; n <= B; n++) {
+      if (atomic_load(&got[n == A ? B : A][phase])) {
+        continue;
+      }
+      int rc = Moss_Publish(nodes[n], "chat", (const uint8_t *)msg, (uint32_t)strlen(msg));
+      if (rc != MOSS_OK && rc != MOSS_ERR_NO_PEERS) {
+        fprintf(stderr, "Moss_Publish(%s) = %d: %s\n", names[n], rc, Moss_LastError());
+        return 0;
+      }
+    }
+    sleep_ms(100);
+  }
+  int ok = atomic_load(&got[A][phase]) && atomic_load(&got[B][phase]);
+  printf("\"%s\" delivered both ways: %d\n", msg, ok);
+  return ok;
+}
 
 /* Node `n`'s mesh info (Moss-owned: release with Moss_Free), or NULL. */
 static char *mesh_info(int n) {
@@ -246,6 +298,13 @@ static int start_nodes(void) {
     Moss_Free(k);
     printf("%s: %s on port %d\n", names[n], keys[n], ports[n]);
     Moss_SetEventCallback(nodes[n], callbacks[n]);
+    if (n != S) {
+      Moss_SetCallback(nodes[n], n == A ? on_message_a : on_message_b);
+      if (Moss_Subscribe(nodes[n], "chat") != MOSS_OK) {
+        fprintf(stderr, "Moss_Subscribe(%s): %s\n", names[n], Moss_LastError());
+        return -1;
+      }
+    }
     if (Moss_Start(nodes[n]) != MOSS_OK) {
       fprintf(stderr, "Moss_Start(%s): %s\n", names[n], Moss_LastError());
       return -1;
@@ -288,7 +347,7 @@ int main(int argc, char **argv) {
   }
   print_info(A);
   print_info(B);
-  ok = ok && relayed_ok;
+  ok = ok && relayed_ok && exchange(0);
 
   if (ok) {
     atomic_store(&healing, 1);
@@ -296,6 +355,7 @@ int main(int argc, char **argv) {
     /* The ends probe the direct path every 2 s (bounded: 30 s). */
     ok = wait_for(migrated, 30000);
     print_info(A);
+    ok = ok && exchange(1);
   }
 
   /* A and B leave: S has no peer, so no standing, and steps down. */

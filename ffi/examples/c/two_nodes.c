@@ -45,12 +45,6 @@ static atomic_int peers_joined;
 static atomic_int promoted;
 static atomic_int revoked;
 
-static void to_hex(const uint8_t *id, char out[65]) {
-  for (int i = 0; i < 32; i++) {
-    snprintf(out + 2 * i, 3, "%02x", id[i]);
-  }
-}
-
 static int copy_key(MossHandle h, char out[65]) {
   char *k = Moss_GetPublicKey(h);
   if (k == NULL || strlen(k) != 64) {
