@@ -3,8 +3,9 @@
 //! Its event callback prints events 3 (supernode promoted) and 4 (revoked,
 //! naming the condition) as they reach it. Event 7 (relay migrated) is not
 //! checked here: two nodes on one loopback never relay (every path is
-//! direct at once, and the C ABI cannot cut one); the engine's
-//! `tests/relay.rs` checks it at host level on a cut-then-healed path.
+//! direct at once, and the C ABI cannot cut one); `c_relay_events.rs`
+//! checks it with `relay_events.c`, whose direct path this test cuts and
+//! heals from outside.
 
 mod common;
 

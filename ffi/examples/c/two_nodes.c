@@ -16,22 +16,23 @@
  * A, left without a peer, no longer has the standing a supernode needs and
  * revokes its status: event 4 (its detail names the failed condition), and
  * `supernode_ready` turns false. The event callback prints every event with
- * its name; event 7 (a relayed peer moved to a direct path) is printed when
- * it happens, which needs a pair whose direct path failed and later works
- * (real NATs: `nat/scripts/relay-lab.sh`), never two nodes on one loopback,
- * where every path is direct from the start. Exits 0 once both messages arrived with
+ * its name; event 7 (a relayed peer moved to a direct path) needs a pair
+ * whose direct path failed and later works, which two nodes dialling each
+ * other on one loopback never are: `relay_events.c` shows it, with a
+ * supernode and a direct path cut and healed from outside (nftables in a
+ * network namespace of its own). Exits 0 once both messages arrived with
  * the right sender ids, A was promoted and then revoked, 1 on any failure
  * or after a bounded wait. MOSS_BACKEND=<auto|uring|mmsg|portable> picks
  * the I/O backend.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "moss.h"
+#include "example_common.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static MossHandle node_a;
 static MossHandle node_b;
@@ -43,17 +44,6 @@ static atomic_int b_reply_code = 1;
 static atomic_int peers_joined;
 static atomic_int promoted;
 static atomic_int revoked;
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static void to_hex(const uint8_t *id, char out[65]) {
-  for (int i = 0; i < 32; i++) {
-    snprintf(out + 2 * i, 3, "%02x", id[i]);
-  }
-}
 
 static int copy_key(MossHandle h, char out[65]) {
   char *k = Moss_GetPublicKey(h);
@@ -87,30 +77,6 @@ static void on_message_b(const char *channel, const uint8_t *sender_id,
     /* Re-entrant: publish from inside the message callback. */
     int rc = Moss_Publish(node_b, "chat", (const uint8_t *)"pong", 4);
     atomic_store(&b_reply_code, rc);
-  }
-}
-
-/* The C ABI event ids (MOSS.md, "C ABI"), 100 = host queue overflow. */
-static const char *event_name(int32_t event_type) {
-  switch (event_type) {
-  case 1:
-    return "peer joined";
-  case 2:
-    return "peer left";
-  case 3:
-    return "supernode promoted";
-  case 4:
-    return "supernode revoked";
-  case 5:
-    return "tracker announce";
-  case 6:
-    return "tracker failure";
-  case 7:
-    return "relay migrated to a direct path";
-  case 100:
-    return "host queue overflow";
-  default:
-    return "unknown";
   }
 }
 

@@ -177,3 +177,14 @@ pub fn compile_c(src: &str, out_name: &str, static_lib: bool) -> PathBuf {
     );
     out
 }
+
+/// Reports that a test cannot run on this machine (a tool or a privilege
+/// it needs is missing): prints `SKIP: reason`, and panics when `CI=true`
+/// (CI must run it).
+pub fn skip(reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "SKIP refused under CI=true: {reason}"
+    );
+    eprintln!("SKIP: {reason}");
+}
