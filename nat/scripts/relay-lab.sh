@@ -20,11 +20,18 @@
 #      group ends it at once: no CLOSE, no revocation, its peers notice the
 #      silence); every pair must be relayed again by the other supernode,
 #      or direct, and hear the other on `e2e` after the kill;
-#   3. the other supernode gets SIGTERM: it must stop cleanly within 10 s,
-#      printing its final relay counters and `stopped`.
+#   3. the killed supernode is restarted (same host and port, a new process
+#      and so a new identity): it must be promoted again;
+#   4. the other supernode gets SIGTERM: it must stop cleanly within 10 s,
+#      printing its final relay counters and `stopped`; every pair must move
+#      back to the restarted supernode (or direct) and hear the other on
+#      `e2e` after the stop;
+#   5. the restarted supernode must still be one after its 60 s re-check
+#      (no event 4).
 #   Prints per pair the supernode used, the times, and the supernodes'
 #   relayed datagrams, events (3 promoted, 4 revoked) and bucket drops.
-#   RELAY_LAB_S: how long each phase may take (default 90 s).
+#   RELAY_LAB_S: how long each phase may take (default 90 s);
+#   RELAY_LAB_KILL=sn1|sn2: kill and restart that one instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=$PWD/nat/scripts/natlab
@@ -43,15 +50,22 @@ HOST=$PWD/target/debug/examples/relay_host
 PEER=$PWD/target/debug/examples/relay_peer
 DIR=$(mktemp -d -t moss-relay-lab.XXXXXX)
 PHASE_S=${RELAY_LAB_S:-90}
-RUN_S=$((3 * PHASE_S + 60))
+RUN_S=$((5 * PHASE_S + 120))
 cleanup() { "$LAB" down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --kinds symmetric,cgnat
 
 S1=203.0.113.20:4200 S2=203.0.113.10:4300
-"$LAB" bg pub2 sn1 "$HOST" natlab 0.0.0.0:4200 2 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn1.json"
-"$LAB" bg pub1 sn2 "$HOST" natlab 0.0.0.0:4300 1 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn2.json"
+# start_sn NAME: sn1 on pub2 (2 shards), sn2 on pub1 (1 shard).
+start_sn() {
+  case $1 in
+    sn1) "$LAB" bg pub2 sn1 "$HOST" natlab 0.0.0.0:4200 2 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn1.json";;
+    sn2) "$LAB" bg pub1 sn2 "$HOST" natlab 0.0.0.0:4300 1 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn2.json";;
+  esac
+}
+start_sn sn1
+start_sn sn2
 sleep 0.5
 ENDS="symmetric symmetric2 cgnat"
 for site in $ENDS; do
@@ -101,8 +115,8 @@ if phase == "final" or phase == "kill":
     for a, b, va, vb, ha, hb, ok in rows:
         print("%-11s %-11s %-10s %-10s %-12s %-12s %s" % (a, b, va, vb, ha, hb, "" if ok else "<-- expected relayed (or direct) and heard both ways on e2e"))
     for n, v in sorted(sn.items()):
-        print("%s: supernode=%s events=%s relayed %s datagrams, %s bytes, %s over the buckets" % (
-            n, v.get("supernode"), v.get("events"), v.get("relayed_datagrams"), v.get("relayed_bytes"), v.get("relay_rate_limited")))
+        print("%s: %s supernode=%s events=%s relayed %s datagrams, %s bytes, %s over the buckets" % (
+            n, v.get("nat_type"), v.get("supernode"), v.get("events"), v.get("relayed_datagrams"), v.get("relayed_bytes"), v.get("relay_rate_limited")))
     for e in ends:
         ev = [x["id"] for x in st[e].get("events", [])]
         print("%s (%s): host events %s, forged relay frames %s" % (e, st[e].get("nat_type"), ev, st[e].get("relay_forged")))
@@ -127,7 +141,7 @@ echo "== relays between real Moss nodes behind symmetric NATs and a CGNAT (super
 if wait_for 0 ""; then :; else echo "not all pairs after ${PHASE_S} s"; fail=1; fi
 out=$(check kill 0 "") || fail=1
 echo "$out" | grep -v '^KILL'
-victim=$(echo "$out" | sed -n 's/^KILL //p')
+victim=${RELAY_LAB_KILL:-$(echo "$out" | sed -n 's/^KILL //p')}
 if [ -z "$victim" ]; then
   echo "FAIL: no pair was relayed, nothing to kill"
   exit 1
@@ -155,8 +169,31 @@ for e in ends:
 PY
 survivor=sn1; [ "$victim" = sn1 ] && survivor=sn2
 echo
-echo "== SIGTERM to $survivor: a clean stop with its final counters"
+echo "== restarting $victim (same host and port, a new process and identity): it must be promoted again"
+cp "$STATE/$victim.log" "$DIR/$victim.first.log"
+rm -f "$DIR/$victim.json"
+t_restart=$(date +%s.%N)
+start_sn "$victim"
+sn_field() {  # NAME FIELD: a field of a supernode's status, or empty
+  python3 -c 'import json,sys
+try: print(json.load(open(sys.argv[1]))[sys.argv[2]])
+except Exception: print("")' "$DIR/$1.json" "$2"
+}
+promoted=no
+for _ in $(seq $((PHASE_S * 2))); do
+  [ "$(sn_field "$victim" supernode)" = True ] && { promoted=yes; break; }
+  sleep 0.5
+done
+if [ $promoted = yes ]; then
+  echo "$victim promoted again after $(python3 -c "import time; print('%.1f' % (time.time() - $t_restart))") s"
+else
+  echo "FAIL: the restarted $victim was not promoted within ${PHASE_S} s"; tail -5 "$STATE/$victim.log"; fail=1
+fi
+survivor_id=$(sn_field "$survivor" id)
+echo
+echo "== SIGTERM to $survivor: a clean stop with its final counters; pairs move back to the restarted $victim"
 spid=$(cat "$STATE/$survivor.pid")
+t_term=$(date +%s.%N)
 kill -TERM "$spid"
 for _ in $(seq 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$spid" 2>/dev/null; then
@@ -165,5 +202,19 @@ elif grep -q '^final: ' "$STATE/$survivor.log" && grep -qx 'stopped' "$STATE/$su
   grep '^final: ' "$STATE/$survivor.log"
 else
   echo "FAIL: $survivor did not print its final counters and 'stopped':"; tail -5 "$STATE/$survivor.log"; fail=1
+fi
+echo "stopped $(python3 -c "import time; print('%.1f' % (time.time() - $t_term))") s after the SIGTERM"
+if wait_for "$t_term" "$survivor_id"; then :; else echo "not all pairs back after ${PHASE_S} s"; fail=1; fi
+check final "$t_term" "$survivor_id" || fail=1
+echo
+echo "== the restarted $victim past its 60 s re-check: still a supernode, no event 4"
+up_s() { python3 -c "import time; print(int(time.time() - $t_restart))"; }
+while [ "$(up_s)" -lt 75 ]; do sleep 1; done
+events=$(sn_field "$victim" events)
+if [ "$(sn_field "$victim" supernode)" = True ] && ! echo "$events" | grep -qw 4; then
+  echo "$victim: supernode after $(up_s) s, events $events"
+else
+  echo "FAIL: the restarted $victim is not a supernode after $(up_s) s (events $events):"
+  grep -i 'revoked\|nat' "$STATE/$victim.log" | tail -5; fail=1
 fi
 if [ $fail = 0 ]; then echo "relay real-NAT suite: all as expected"; else echo "FAIL: relay real-NAT suite"; exit 1; fi
