@@ -8,14 +8,21 @@
 #     on pub2 (2 engine shards) and on pub1 (1 shard), promoted after 3 s of
 #     uptime (supernode_min_uptime_sec lowered for the test), both carrying
 #     the `chat` topic;
-#   - three ends (engine/examples/relay_peer) behind a symmetric NAT, its
-#     twin symmetric NAT and a CGNAT: symmetric<->symmetric and
-#     symmetric<->CGNAT cannot be punched, symmetric2<->CGNAT neither;
+#   - four ends (engine/examples/relay_peer) behind a symmetric NAT, its
+#     twin symmetric NAT, a CGNAT and a symmetric NAT with a routable-looking
+#     WAN (natlab kind mapped_symmetric; its end asks for a port mapping,
+#     which fails until miniupnpd starts there): symmetric<->symmetric
+#     cannot be punched, symmetric<->CGNAT only by birthday spraying;
 #     each end's static peers are the two supernodes only.
 #   1. every pair must end with a relayed session on both sides
 #      (`relay:<supernode>/<session>` paths) and hear the other on `e2e`,
 #      a topic only the ends subscribe (so its messages took the ends' own
 #      session through the relay's data plane), both ways;
+#   1a. miniupnpd (NAT-PMP, PCP) starts on the mapped_symmetric router
+#      mid-run: that end's mapping must be taken (the engine asks again
+#      10 s after a failure, doubling), and each pair of it that was
+#      relayed must migrate to direct, with event 7 at both ends (MAPPED,
+#      docs/PROTOCOL.md), and hear the other on `e2e` afterwards;
 #   2. the supernode carrying most pairs is killed (SIGKILL to its process
 #      group ends it at once: no CLOSE, no revocation, its peers notice the
 #      silence); every pair must be relayed again by the other supernode,
@@ -54,7 +61,7 @@ RUN_S=$((5 * PHASE_S + 120))
 cleanup() { "$LAB" down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 "$LAB" down >/dev/null 2>&1 || true
-"$LAB" up --kinds symmetric,cgnat
+"$LAB" up --kinds symmetric,cgnat,mapped_symmetric
 
 S1=203.0.113.20:4200 S2=203.0.113.10:4300
 # start_sn NAME: sn1 on pub2 (2 shards), sn2 on pub1 (1 shard).
@@ -67,10 +74,11 @@ start_sn() {
 start_sn sn1
 start_sn sn2
 sleep 0.5
-ENDS="symmetric symmetric2 cgnat"
+ENDS="symmetric symmetric2 cgnat mapped_symmetric"
 for site in $ENDS; do
+  map=(); [ "$site" = mapped_symmetric ] && map=(--map)
   "$LAB" bg "h-$site" "end-$site" "$PEER" --port 4000 --static "$S1" --static "$S2" \
-      --seconds "$RUN_S" --status "$DIR/$site.json"
+      --seconds "$RUN_S" --status "$DIR/$site.json" "${map[@]}"
 done
 
 # check PHASE [SINCE [GONE]]: prints the table; exit 0 when every pair is
@@ -139,6 +147,57 @@ wait_for() {  # SINCE GONE: polls check until it passes or PHASE_S runs out
 fail=0
 echo "== relays between real Moss nodes behind symmetric NATs and a CGNAT (supernodes on pub2 and pub1)"
 if wait_for 0 ""; then :; else echo "not all pairs after ${PHASE_S} s"; fail=1; fi
+check final 0 "" >"$DIR/first.txt" || true
+
+echo
+echo "== a port mapping opened mid-run: miniupnpd starts on nat-mapped_symmetric; its relayed pairs migrate to direct (event 7)"
+t_map=$(date +%s.%N)
+"$LAB" portmap nat-mapped_symmetric 192.168.8.0/24
+# migrated SINCE: exit 0 when the mapped end holds a mapping and each of its
+# pairs relayed before (in first.txt) is direct at both ends, with event 7
+# at both after SINCE and e2e heard both ways after it; prints the times.
+migrated() {
+  python3 - "$DIR" "$1" mapped_symmetric $ENDS <<'PY'
+import json, os, sys
+d, since, m, ends = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+def load(n):
+    try:
+        return json.load(open(os.path.join(d, n + ".json")))
+    except Exception:
+        return {}
+st = {e: load(e) for e in ends}
+first = open(os.path.join(d, "first.txt")).read().splitlines()
+relayed = [e for e in ends if e != m and any(
+    l.split()[:2] in ([e, m], [m, e]) and l.split()[2] not in ("direct", "None") for l in first)]
+ok = bool(st[m].get("mapped")) and bool(relayed)
+print("%s mapped at %s; pairs relayed before the mapping: %s" % (m, st[m].get("mapped"), relayed))
+for e in relayed:
+    for a, b in ((e, m), (m, e)):
+        path = next((p["addr"] for p in st[a].get("peers", []) if p["id"] == st[b].get("id")), None)
+        ev = [x for x in st[a].get("events", []) if x["id"] == 7 and x["t"] >= since
+              and x["detail"].get("peer_id") == st[b].get("id")]
+        heard = st[a].get("heard", {}).get("e2e", {}).get(st[b].get("id"), 0)
+        good = path is not None and not path.startswith("relay:") and ev and heard > ev[0]["t"]
+        ok &= bool(good)
+        print("  %-16s -> %-16s path %-24s event 7 %s  heard after it %s" % (
+            a, b, path, "%.1f s after the mapping started (%s -> %s)" % (
+                ev[0]["t"] - since, ev[0]["detail"].get("from"), ev[0]["detail"].get("addr")) if ev else "none",
+            heard > ev[0]["t"] if ev else False))
+sys.exit(0 if ok else 1)
+PY
+}
+start=$(date +%s); moved=no
+while [ $(( $(date +%s) - start )) -lt "$PHASE_S" ]; do
+  if migrated "$t_map" >/dev/null 2>&1; then moved=yes; break; fi
+  sleep 2
+done
+migrated "$t_map" || true
+if [ $moved = yes ]; then
+  echo "migrated after $(( $(date +%s) - start )) s"
+else
+  echo "FAIL: the mapped end's relayed pairs did not all migrate to direct with event 7 within ${PHASE_S} s"; fail=1
+fi
+echo
 out=$(check kill 0 "") || fail=1
 echo "$out" | grep -v '^KILL'
 victim=${RELAY_LAB_KILL:-$(echo "$out" | sed -n 's/^KILL //p')}
