@@ -38,7 +38,8 @@
 #   Prints per pair the supernode used, the times, and the supernodes'
 #   relayed datagrams, events (3 promoted, 4 revoked) and bucket drops.
 #   RELAY_LAB_S: how long each phase may take (default 90 s);
-#   RELAY_LAB_KILL=sn1|sn2: kill and restart that one instead.
+#   RELAY_LAB_KILL=sn1|sn2: kill and restart that one instead;
+#   RELAY_LAB_KEEP=DIR: keep the logs and status files there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=$PWD/nat/scripts/natlab
@@ -58,7 +59,14 @@ PEER=$PWD/target/debug/examples/relay_peer
 DIR=$(mktemp -d -t moss-relay-lab.XXXXXX)
 PHASE_S=${RELAY_LAB_S:-90}
 RUN_S=$((5 * PHASE_S + 120))
-cleanup() { "$LAB" down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+# RELAY_LAB_KEEP=DIR: the processes' logs and status files are copied there at exit.
+cleanup() {
+  if [ -n "${RELAY_LAB_KEEP:-}" ]; then
+    mkdir -p "$RELAY_LAB_KEEP" && cp "$STATE"/*.log "$DIR"/* "$RELAY_LAB_KEEP"/ 2>/dev/null || true
+  fi
+  "$LAB" down >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+}
 trap cleanup EXIT
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --kinds symmetric,cgnat,mapped_symmetric
