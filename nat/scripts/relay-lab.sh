@@ -89,20 +89,28 @@ for site in $ENDS; do
       --seconds "$RUN_S" --status "$DIR/$site.json" "${map[@]}"
 done
 
+# The status files' reader, shared by the checks below.
+cat >"$DIR/labstatus.py" <<'PY'
+import json, os
+def load(d, name):
+    """A process's status file as a dict ({} while it is missing or half written)."""
+    try:
+        return json.load(open(os.path.join(d, name + ".json")))
+    except Exception:
+        return {}
+PY
+
 # check PHASE [SINCE [GONE]]: prints the table; exit 0 when every pair is
 # connected (relayed through a live supernode, or direct) both ways and each
 # end heard the other on e2e after SINCE. GONE: the killed supernode's id.
 check() {
   python3 - "$DIR" "$1" "${2:-0}" "${3:-}" $ENDS <<'PY'
-import itertools, json, os, sys
+import itertools, sys
 d, phase, since, gone, ends = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5:]
-def load(name):
-    try:
-        return json.load(open(os.path.join(d, name + ".json")))
-    except Exception:
-        return {}
-st = {e: load(e) for e in ends}
-sn = {n: load(n) for n in ("sn1", "sn2")}
+sys.path.insert(0, d)
+from labstatus import load
+st = {e: load(d, e) for e in ends}
+sn = {n: load(d, n) for n in ("sn1", "sn2")}
 names = {v.get("id"): n for n, v in sn.items() if v.get("id")}
 def path(a, b):
     for p in st[a].get("peers", []):
@@ -166,14 +174,11 @@ t_map=$(date +%s.%N)
 # at both after SINCE and e2e heard both ways after it; prints the times.
 migrated() {
   python3 - "$DIR" "$1" mapped_symmetric $ENDS <<'PY'
-import json, os, sys
+import os, sys
 d, since, m, ends = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
-def load(n):
-    try:
-        return json.load(open(os.path.join(d, n + ".json")))
-    except Exception:
-        return {}
-st = {e: load(e) for e in ends}
+sys.path.insert(0, d)
+from labstatus import load
+st = {e: load(d, e) for e in ends}
 first = open(os.path.join(d, "first.txt")).read().splitlines()
 relayed = [e for e in ends if e != m and any(
     l.split()[:2] in ([e, m], [m, e]) and l.split()[2] not in ("direct", "None") for l in first)]
@@ -222,13 +227,12 @@ kill -KILL -- -"$(cat "$STATE/$victim.pid")"
 if wait_for "$t_kill" "$gone"; then :; else echo "not all pairs recovered after ${PHASE_S} s"; fail=1; fi
 check final "$t_kill" "$gone" || fail=1
 python3 - "$DIR" "$t_kill" $ENDS <<'PY'
-import json, os, sys
+import sys
 d, t, ends = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+sys.path.insert(0, d)
+from labstatus import load
 for e in ends:
-    try:
-        ev = json.load(open(os.path.join(d, e + ".json"))).get("events", [])
-    except Exception:
-        ev = []
+    ev = load(d, e).get("events", [])
     left = [x for x in ev if x["id"] == 2 and x["t"] >= t]
     back = [x for x in ev if x["id"] == 1 and x["t"] >= t]
     print("%s after the kill: %d peer-left, %d peer-joined events, first rejoin %.1f s after it" % (
