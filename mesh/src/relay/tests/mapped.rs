@@ -88,3 +88,31 @@ fn mapped_on_a_direct_session_is_ignored() {
     assert_eq!(n.stats().nat.mapped_ignored, 1);
     assert_eq!(n.stats().nat.mapped_received, 0);
 }
+
+/// A relayed pair whose direct path opens and which then dials it (a new
+/// direct session, not the relayed one roaming): the direct session wins
+/// the duplicate and each end reports event 7, relay to direct.
+#[test]
+fn a_direct_session_replacing_a_relayed_one_emits_event_7() {
+    let mut net = relayed_star(3, cfg(), &[(1, 2)], "m");
+    net.unblock(1, 2);
+    let addr = net.addrs[2];
+    net.nodes[1].connect(addr);
+    let ok = net.until(|net| {
+        net.path_to(1, 2) == Some(Path::Udp(net.addrs[2]))
+            && net.path_to(2, 1) == Some(Path::Udp(net.addrs[1]))
+    });
+    assert!(ok, "direct at both ends");
+    net.run(Duration::from_secs(1));
+    for (a, b) in [(1, 2), (2, 1)] {
+        let to = Path::Udp(net.addrs[b]);
+        let n = net.events[a]
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::RelayMigrated { peer, from: Path::Relay { .. }, to: t }
+                    if *peer == net.id(b) && *t == to)
+            })
+            .count();
+        assert_eq!(n, 1, "one event 7 at node {a}");
+    }
+}
