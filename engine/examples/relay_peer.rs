@@ -8,7 +8,11 @@
 //! each origin was last heard, and the host events seen (ids 1–7 with
 //! their details); times are Unix seconds, comparable across processes.
 //!
-//! `relay_peer --port P --static ADDR [--static ADDR...] --seconds N --status FILE`
+//! `relay_peer --port P --static ADDR [--static ADDR...] --seconds N --status FILE [--map]`
+//!
+//! `--map`: ask the gateway for a port mapping (PCP, NAT-PMP), also when its
+//! mapping service starts mid-run; the status then carries `mapped`, the
+//! external address.
 
 use moss::Event;
 use serde_json::{json, Map, Value};
@@ -27,8 +31,13 @@ fn unix() -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut port, mut seconds, mut status, mut statics) = (None, None, None, Vec::new());
+    let mut map = false;
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
+        if x == "--map" {
+            map = true;
+            continue;
+        }
         let v = it.next().ok_or_else(|| format!("{x} needs a value"))?;
         match x.as_str() {
             "--port" => port = Some(v.parse::<u16>()?),
@@ -49,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "lan_discovery_enabled": false,
         "listen_port": port,
         "static_peers": statics,
+        "nat": { "pcp_enabled": map, "natpmp_enabled": map },
     });
     let node = moss::Node::builder("natlab")
         .config_json(&cfg.to_string())?
@@ -94,6 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "heard": h,
             "events": events,
             "relay_forged": st.counters.drops.get(moss_mesh::DropReason::RelayForged),
+            "mapped": st.port_mapping.external,
         });
         let tmp = format!("{status}.tmp");
         std::fs::write(&tmp, doc.to_string())?;

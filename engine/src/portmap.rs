@@ -5,8 +5,10 @@
 //! lifetime, deletes it when the node stops, and hands the mapped external
 //! address to the sans-IO node (which counts it as a candidate address of
 //! its own; reachability still needs a real inbound probe). Failures are
-//! counted in [`PortmapStatus`]; a gateway that maps nothing is retried
-//! after [`RETRY_AFTER`].
+//! counted in [`PortmapStatus`]; a gateway that maps nothing is asked
+//! again [`RETRY_FIRST`] later, the wait doubling up to [`RETRY_MAX`] (a
+//! gateway whose mapping service starts mid-run is found within that); a
+//! lost mapping is asked for again after [`RETRY_FIRST`].
 
 use crate::host::{Command, Shared};
 use crossbeam_channel::Sender;
@@ -29,8 +31,19 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// 500 ms, 1 s: under 2 s per protocol).
 const UDP_ATTEMPTS: u32 = 3;
 /// After every enabled protocol failed (or a mapping was lost), the next
-/// try waits this long.
-pub const RETRY_AFTER: Duration = Duration::from_secs(300);
+/// try waits this long at first ...
+pub const RETRY_FIRST: Duration = Duration::from_secs(10);
+/// ... doubling after each failed try up to this.
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The wait before the next try: [`RETRY_FIRST`] after a round that held
+/// a mapping, else double the last wait, at most [`RETRY_MAX`].
+fn next_retry(last: Option<Duration>, held: bool) -> Duration {
+    match last {
+        Some(w) if !held => (w * 2).min(RETRY_MAX),
+        _ => RETRY_FIRST,
+    }
+}
 /// How long an SSDP search waits for the gateway's answer.
 const SSDP_WAIT: Duration = Duration::from_secs(3);
 /// Connect and read timeout of each UPnP HTTP exchange.
@@ -310,7 +323,9 @@ impl Ctx {
     }
 
     fn run(self, which: Protocols) {
+        let mut wait = None;
         loop {
+            let created_before = self.status.lock().map_or(0, |s| s.created);
             let turns: [(&'static str, bool); 3] = [
                 ("pcp", which.pcp),
                 ("natpmp", which.natpmp),
@@ -351,7 +366,10 @@ impl Ctx {
                     }
                 }
             }
-            if self.sleep(RETRY_AFTER) {
+            let held = self.status.lock().map_or(0, |s| s.created) != created_before;
+            let w = next_retry(wait, held);
+            wait = Some(w);
+            if self.sleep(w) {
                 return;
             }
         }
@@ -594,6 +612,19 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+    #[test]
+    fn retries_start_at_10_s_double_to_300_s_and_restart_after_a_mapping() {
+        let mut w = None;
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            let next = next_retry(w, false);
+            seen.push(next.as_secs());
+            w = Some(next);
+        }
+        assert_eq!(seen, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(next_retry(w, true), RETRY_FIRST);
+    }
 
     fn shared() -> Arc<Shared> {
         Arc::new(Shared {

@@ -954,8 +954,17 @@ impl Node {
                     e.retired = Some(Stamp::at(now + RETIRE_GRACE));
                     e.pending.clear();
                 }
+                let loser_path = self.table.get(loser).map(|l| l.path);
                 if let Some(w) = self.table.get(winner).map(|w| w.path) {
                     self.table.bind(w, winner);
+                    // A direct session took over a relayed one (a punch or
+                    // a dial that got through while relayed): event 7.
+                    if let Some(from @ Path::Relay { .. }) = loser_path {
+                        if !matches!(w, Path::Relay { .. }) {
+                            self.events
+                                .push_back(Event::RelayMigrated { peer, from, to: w });
+                        }
+                    }
                 }
                 if winner == idx {
                     self.send_subscriptions(idx);

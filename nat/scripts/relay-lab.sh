@@ -8,9 +8,11 @@
 #     on pub2 (2 engine shards) and on pub1 (1 shard), promoted after 3 s of
 #     uptime (supernode_min_uptime_sec lowered for the test), both carrying
 #     the `chat` topic;
-#   - three ends (engine/examples/relay_peer) behind a symmetric NAT, its
-#     twin symmetric NAT and a CGNAT: symmetric<->symmetric and
-#     symmetric<->CGNAT cannot be punched, symmetric2<->CGNAT neither;
+#   - ends (engine/examples/relay_peer) behind a symmetric NAT, its
+#     twin symmetric NAT, a CGNAT and a symmetric NAT with a routable-looking
+#     WAN (natlab kind mapped_symmetric; its end asks for a port mapping,
+#     which fails until miniupnpd starts there): symmetric<->symmetric
+#     cannot be punched, symmetric<->CGNAT only by birthday spraying;
 #     each end's static peers are the two supernodes only.
 #   1. every pair must end with a relayed session on both sides
 #      (`relay:<supernode>/<session>` paths) and hear the other on `e2e`,
@@ -20,11 +22,32 @@
 #      group ends it at once: no CLOSE, no revocation, its peers notice the
 #      silence); every pair must be relayed again by the other supernode,
 #      or direct, and hear the other on `e2e` after the kill;
-#   3. the other supernode gets SIGTERM: it must stop cleanly within 10 s,
-#      printing its final relay counters and `stopped`.
+#   3. the killed supernode is restarted (same host and port, a new process
+#      and so a new identity): it must be promoted again;
+#   4. the other supernode gets SIGTERM: it must stop cleanly within 10 s,
+#      printing its final relay counters and `stopped`; every pair must move
+#      back to the restarted supernode (or direct) and hear the other on
+#      `e2e` after the stop;
+#   5. the restarted supernode must still be one after its 60 s re-check
+#      (no event 4);
+#   6. the fourth end starts, gets relayed pairs, then miniupnpd (NAT-PMP,
+#      PCP) starts on its mapped_symmetric router mid-run: its mapping must
+#      be taken (the engine asks again 10 s after a failure, doubling), and
+#      each of its relayed pairs must migrate to direct, with event 7 at both
+#      ends (MAPPED, docs/PROTOCOL.md), and hear the other on `e2e` after it.
+#      Last, because of an open classification bug: once the mapping exists,
+#      a supernode that dials the mapped address while that end's earlier
+#      flow to the supernode is still tracked gets its source port rewritten
+#      by the NAT (a conntrack tuple clash), the end reports that port, and
+#      the supernode classifies itself symmetric_nat and revokes at its next
+#      60 s re-check. RELAY_LAB_MAP_WAIT=70 waits that long after the
+#      migration and asserts the supernode is still one (fails while the bug
+#      is open).
 #   Prints per pair the supernode used, the times, and the supernodes'
 #   relayed datagrams, events (3 promoted, 4 revoked) and bucket drops.
-#   RELAY_LAB_S: how long each phase may take (default 90 s).
+#   RELAY_LAB_S: how long each phase may take (default 90 s);
+#   RELAY_LAB_KILL=sn1|sn2: kill and restart that one instead;
+#   RELAY_LAB_KEEP=DIR: keep the logs and status files there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=$PWD/nat/scripts/natlab
@@ -33,7 +56,7 @@ STATE=${NATLAB_STATE:-/run/moss-natlab-mrl}
 
 # shellcheck source=lab-preflight.sh
 source nat/scripts/lab-preflight.sh
-lab_preflight "relay real-NAT suite" mrl- turnserver
+lab_preflight "relay real-NAT suite" mrl- turnserver miniupnpd
 
 # MOSS_PREBUILT=1: scripts/test-all.sh's workspace build (--all-targets)
 # made both examples; `-p moss` alone resolves other features and rebuilt
@@ -43,36 +66,61 @@ HOST=$PWD/target/debug/examples/relay_host
 PEER=$PWD/target/debug/examples/relay_peer
 DIR=$(mktemp -d -t moss-relay-lab.XXXXXX)
 PHASE_S=${RELAY_LAB_S:-90}
-RUN_S=$((3 * PHASE_S + 60))
-cleanup() { "$LAB" down >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+RUN_S=$((6 * PHASE_S + 120 + ${RELAY_LAB_MAP_WAIT:-0}))
+# RELAY_LAB_KEEP=DIR: the processes' logs and status files are copied there at exit.
+cleanup() {
+  if [ -n "${RELAY_LAB_KEEP:-}" ]; then
+    mkdir -p "$RELAY_LAB_KEEP" && cp "$STATE"/*.log "$DIR"/* "$RELAY_LAB_KEEP"/ 2>/dev/null || true
+  fi
+  "$LAB" down >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+}
 trap cleanup EXIT
 "$LAB" down >/dev/null 2>&1 || true
-"$LAB" up --kinds symmetric,cgnat
+"$LAB" up --kinds symmetric,cgnat,mapped_symmetric
 
 S1=203.0.113.20:4200 S2=203.0.113.10:4300
-"$LAB" bg pub2 sn1 "$HOST" natlab 0.0.0.0:4200 2 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn1.json"
-"$LAB" bg pub1 sn2 "$HOST" natlab 0.0.0.0:4300 1 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn2.json"
+# start_sn NAME: sn1 on pub2 (2 shards), sn2 on pub1 (1 shard).
+start_sn() {
+  case $1 in
+    sn1) "$LAB" bg pub2 sn1 "$HOST" natlab 0.0.0.0:4200 2 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn1.json";;
+    sn2) "$LAB" bg pub1 sn2 "$HOST" natlab 0.0.0.0:4300 1 3 --subscribe chat --seconds "$RUN_S" --status "$DIR/sn2.json";;
+  esac
+}
+start_sn sn1
+start_sn sn2
 sleep 0.5
 ENDS="symmetric symmetric2 cgnat"
-for site in $ENDS; do
+# start_end SITE [OPTION...]
+start_end() {
+  local site=$1; shift
   "$LAB" bg "h-$site" "end-$site" "$PEER" --port 4000 --static "$S1" --static "$S2" \
-      --seconds "$RUN_S" --status "$DIR/$site.json"
-done
+      --seconds "$RUN_S" --status "$DIR/$site.json" "$@"
+}
+for site in $ENDS; do start_end "$site"; done
+
+# The status files' reader, shared by the checks below.
+cat >"$DIR/labstatus.py" <<'PY'
+import json, os
+def load(d, name):
+    """A process's status file as a dict ({} while it is missing or half written)."""
+    try:
+        return json.load(open(os.path.join(d, name + ".json")))
+    except Exception:
+        return {}
+PY
 
 # check PHASE [SINCE [GONE]]: prints the table; exit 0 when every pair is
 # connected (relayed through a live supernode, or direct) both ways and each
 # end heard the other on e2e after SINCE. GONE: the killed supernode's id.
 check() {
   python3 - "$DIR" "$1" "${2:-0}" "${3:-}" $ENDS <<'PY'
-import itertools, json, os, sys
+import itertools, sys
 d, phase, since, gone, ends = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5:]
-def load(name):
-    try:
-        return json.load(open(os.path.join(d, name + ".json")))
-    except Exception:
-        return {}
-st = {e: load(e) for e in ends}
-sn = {n: load(n) for n in ("sn1", "sn2")}
+sys.path.insert(0, d)
+from labstatus import load
+st = {e: load(d, e) for e in ends}
+sn = {n: load(d, n) for n in ("sn1", "sn2")}
 names = {v.get("id"): n for n, v in sn.items() if v.get("id")}
 def path(a, b):
     for p in st[a].get("peers", []):
@@ -101,8 +149,8 @@ if phase == "final" or phase == "kill":
     for a, b, va, vb, ha, hb, ok in rows:
         print("%-11s %-11s %-10s %-10s %-12s %-12s %s" % (a, b, va, vb, ha, hb, "" if ok else "<-- expected relayed (or direct) and heard both ways on e2e"))
     for n, v in sorted(sn.items()):
-        print("%s: supernode=%s events=%s relayed %s datagrams, %s bytes, %s over the buckets" % (
-            n, v.get("supernode"), v.get("events"), v.get("relayed_datagrams"), v.get("relayed_bytes"), v.get("relay_rate_limited")))
+        print("%s: %s supernode=%s events=%s relayed %s datagrams, %s bytes, %s over the buckets" % (
+            n, v.get("nat_type"), v.get("supernode"), v.get("events"), v.get("relayed_datagrams"), v.get("relayed_bytes"), v.get("relay_rate_limited")))
     for e in ends:
         ev = [x["id"] for x in st[e].get("events", [])]
         print("%s (%s): host events %s, forged relay frames %s" % (e, st[e].get("nat_type"), ev, st[e].get("relay_forged")))
@@ -127,7 +175,7 @@ echo "== relays between real Moss nodes behind symmetric NATs and a CGNAT (super
 if wait_for 0 ""; then :; else echo "not all pairs after ${PHASE_S} s"; fail=1; fi
 out=$(check kill 0 "") || fail=1
 echo "$out" | grep -v '^KILL'
-victim=$(echo "$out" | sed -n 's/^KILL //p')
+victim=${RELAY_LAB_KILL:-$(echo "$out" | sed -n 's/^KILL //p')}
 if [ -z "$victim" ]; then
   echo "FAIL: no pair was relayed, nothing to kill"
   exit 1
@@ -141,13 +189,12 @@ kill -KILL -- -"$(cat "$STATE/$victim.pid")"
 if wait_for "$t_kill" "$gone"; then :; else echo "not all pairs recovered after ${PHASE_S} s"; fail=1; fi
 check final "$t_kill" "$gone" || fail=1
 python3 - "$DIR" "$t_kill" $ENDS <<'PY'
-import json, os, sys
+import sys
 d, t, ends = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+sys.path.insert(0, d)
+from labstatus import load
 for e in ends:
-    try:
-        ev = json.load(open(os.path.join(d, e + ".json"))).get("events", [])
-    except Exception:
-        ev = []
+    ev = load(d, e).get("events", [])
     left = [x for x in ev if x["id"] == 2 and x["t"] >= t]
     back = [x for x in ev if x["id"] == 1 and x["t"] >= t]
     print("%s after the kill: %d peer-left, %d peer-joined events, first rejoin %.1f s after it" % (
@@ -155,8 +202,31 @@ for e in ends:
 PY
 survivor=sn1; [ "$victim" = sn1 ] && survivor=sn2
 echo
-echo "== SIGTERM to $survivor: a clean stop with its final counters"
+echo "== restarting $victim (same host and port, a new process and identity): it must be promoted again"
+cp "$STATE/$victim.log" "$DIR/$victim.first.log"
+rm -f "$DIR/$victim.json"
+t_restart=$(date +%s.%N)
+start_sn "$victim"
+sn_field() {  # NAME FIELD: a field of a supernode's status, or empty
+  python3 -c 'import json,sys
+try: print(json.load(open(sys.argv[1]))[sys.argv[2]])
+except Exception: print("")' "$DIR/$1.json" "$2"
+}
+promoted=no
+for _ in $(seq $((PHASE_S * 2))); do
+  [ "$(sn_field "$victim" supernode)" = True ] && { promoted=yes; break; }
+  sleep 0.5
+done
+if [ $promoted = yes ]; then
+  echo "$victim promoted again after $(python3 -c "import time; print('%.1f' % (time.time() - $t_restart))") s"
+else
+  echo "FAIL: the restarted $victim was not promoted within ${PHASE_S} s"; tail -5 "$STATE/$victim.log"; fail=1
+fi
+survivor_id=$(sn_field "$survivor" id)
+echo
+echo "== SIGTERM to $survivor: a clean stop with its final counters; pairs move back to the restarted $victim"
 spid=$(cat "$STATE/$survivor.pid")
+t_term=$(date +%s.%N)
 kill -TERM "$spid"
 for _ in $(seq 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$spid" 2>/dev/null; then
@@ -165,5 +235,81 @@ elif grep -q '^final: ' "$STATE/$survivor.log" && grep -qx 'stopped' "$STATE/$su
   grep '^final: ' "$STATE/$survivor.log"
 else
   echo "FAIL: $survivor did not print its final counters and 'stopped':"; tail -5 "$STATE/$survivor.log"; fail=1
+fi
+echo "stopped $(python3 -c "import time; print('%.1f' % (time.time() - $t_term))") s after the SIGTERM"
+if wait_for "$t_term" "$survivor_id"; then :; else echo "not all pairs back after ${PHASE_S} s"; fail=1; fi
+check final "$t_term" "$survivor_id" || fail=1
+echo
+echo "== the restarted $victim past its 60 s re-check: still a supernode, no event 4"
+up_s() { python3 -c "import time; print(int(time.time() - $t_restart))"; }
+while [ "$(up_s)" -lt 75 ]; do sleep 1; done
+events=$(sn_field "$victim" events)
+if [ "$(sn_field "$victim" supernode)" = True ] && ! echo "$events" | grep -qw 4; then
+  echo "$victim: supernode after $(up_s) s, events $events"
+else
+  echo "FAIL: the restarted $victim is not a supernode after $(up_s) s (events $events):"
+  grep -i 'revoked\|nat' "$STATE/$victim.log" | tail -5; fail=1
+fi
+echo
+echo "== a port mapping opened mid-run: the end behind nat-mapped_symmetric starts, then miniupnpd there; its relayed pairs migrate to direct (event 7)"
+ENDS="$ENDS mapped_symmetric"
+start_end mapped_symmetric --map
+if wait_for "$(date +%s.%N)" "$survivor_id"; then :; else echo "the fourth end's pairs not all connected after ${PHASE_S} s"; fail=1; fi
+check final 0 "$survivor_id" >"$DIR/first.txt" || true
+grep '^[a-z_0-9]* *[a-z_0-9]* ' "$DIR/first.txt" | grep mapped_symmetric | grep -v '(' || true
+t_map=$(date +%s.%N)
+"$LAB" portmap nat-mapped_symmetric 192.168.8.0/24
+# migrated SINCE: exit 0 when the mapped end holds a mapping and each of its
+# pairs relayed before (in first.txt) is direct at both ends, with event 7
+# at both after SINCE and e2e heard both ways after it; prints the times.
+migrated() {
+  python3 - "$DIR" "$1" mapped_symmetric $ENDS <<'PY'
+import os, sys
+d, since, m, ends = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+sys.path.insert(0, d)
+from labstatus import load
+st = {e: load(d, e) for e in ends}
+first = open(os.path.join(d, "first.txt")).read().splitlines()
+relayed = [e for e in ends if e != m and any(
+    l.split()[:2] in ([e, m], [m, e]) and l.split()[2] not in ("direct", "None") for l in first)]
+ok = bool(st[m].get("mapped")) and bool(relayed)
+print("%s mapped at %s; pairs relayed before the mapping: %s" % (m, st[m].get("mapped"), relayed))
+for e in relayed:
+    for a, b in ((e, m), (m, e)):
+        path = next((p["addr"] for p in st[a].get("peers", []) if p["id"] == st[b].get("id")), None)
+        ev = [x for x in st[a].get("events", []) if x["id"] == 7 and x["t"] >= since
+              and x["detail"].get("peer_id") == st[b].get("id")]
+        heard = st[a].get("heard", {}).get("e2e", {}).get(st[b].get("id"), 0)
+        good = path is not None and not path.startswith("relay:") and ev and heard > ev[0]["t"]
+        ok &= bool(good)
+        print("  %-16s -> %-16s path %-24s event 7 %s  heard after it %s" % (
+            a, b, path, "%.1f s after the mapping started (%s -> %s)" % (
+                ev[0]["t"] - since, ev[0]["detail"].get("from"), ev[0]["detail"].get("addr")) if ev else "none",
+            heard > ev[0]["t"] if ev else False))
+sys.exit(0 if ok else 1)
+PY
+}
+start=$(date +%s); moved=no
+while [ $(( $(date +%s) - start )) -lt "$PHASE_S" ]; do
+  if migrated "$t_map" >/dev/null 2>&1; then moved=yes; break; fi
+  sleep 2
+done
+migrated "$t_map" || true
+if [ $moved = yes ]; then
+  echo "migrated after $(( $(date +%s) - start )) s"
+else
+  echo "FAIL: the mapped end's relayed pairs did not all migrate to direct with event 7 within ${PHASE_S} s"; fail=1
+fi
+map_wait=${RELAY_LAB_MAP_WAIT:-0}
+if [ "$map_wait" -gt 0 ]; then
+  echo
+  echo "== ${map_wait} s after the migration: the supernode must still be one (the open classification bug)"
+  sleep "$map_wait"
+  events=$(sn_field "$victim" events)
+  if [ "$(sn_field "$victim" supernode)" = True ]; then
+    echo "$victim: supernode, events $events"
+  else
+    echo "FAIL: $victim is no longer a supernode (events $events, class $(sn_field "$victim" nat_type))"; fail=1
+  fi
 fi
 if [ $fail = 0 ]; then echo "relay real-NAT suite: all as expected"; else echo "FAIL: relay real-NAT suite"; exit 1; fi

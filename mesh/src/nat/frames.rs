@@ -19,6 +19,7 @@ pub(crate) mod ty {
     pub const FRESH_REQUEST: u8 = 0x58;
     pub const FRESH_ORDER: u8 = 0x59;
     pub const FRESH_SEEN: u8 = 0x5A;
+    pub const MAPPED: u8 = 0x5B;
     pub const FIRST: u8 = 0x50;
     pub const LAST: u8 = 0x5F;
 }
@@ -165,6 +166,9 @@ pub enum NatFrame {
         /// The fresh socket's address as the helper saw it.
         observed: SocketAddr,
     },
+    /// On a relayed session: the sender's gateway maps it this external
+    /// address now (probe it; the session migrates when a probe arrives).
+    Mapped(SocketAddr),
 }
 
 impl NatFrame {
@@ -182,6 +186,7 @@ impl NatFrame {
             NatFrame::FreshRequest { .. } => ty::FRESH_REQUEST,
             NatFrame::FreshOrder { .. } => ty::FRESH_ORDER,
             NatFrame::FreshSeen { .. } => ty::FRESH_SEEN,
+            NatFrame::Mapped(_) => ty::MAPPED,
         }
     }
 
@@ -201,6 +206,7 @@ impl NatFrame {
             NatFrame::FreshRequest { .. } => 4 + 2 * TOKEN_LEN,
             NatFrame::FreshOrder { target, .. } => TOKEN_LEN + addr_len(*target),
             NatFrame::FreshSeen { observed, .. } => 4 + addr_len(*observed),
+            NatFrame::Mapped(a) => addr_len(*a),
         }
     }
 
@@ -262,6 +268,7 @@ impl NatFrame {
                 out.extend_from_slice(&txid.to_le_bytes());
                 encode_addr(observed, out);
             }
+            NatFrame::Mapped(a) => encode_addr(a, out),
         }
     }
 
@@ -372,6 +379,7 @@ impl NatFrame {
                     observed: decode_addr(rest)?,
                 }
             }
+            ty::MAPPED => NatFrame::Mapped(decode_addr(b)?),
             other => return Err(NatFrameError::Undefined(other)),
         })
     }
@@ -509,6 +517,8 @@ mod tests {
                 txid: 7,
                 observed: a("203.0.113.103:40001"),
             },
+            NatFrame::Mapped(a("192.0.32.108:4000")),
+            NatFrame::Mapped(a("[2001:db8::7]:4000")),
         ] {
             round_trip(f);
         }
@@ -551,6 +561,29 @@ mod tests {
             }),
             "5a0900000004cb0071679c41"
         );
+    }
+
+    /// The PROTOCOL.md test vector of MAPPED, and its bad bodies.
+    #[test]
+    fn mapped_frame_vector_and_bad_bodies() {
+        let mut b = Vec::new();
+        let f = NatFrame::Mapped(a("192.0.32.108:4000"));
+        b.push(f.type_byte());
+        f.encode_body(&mut b);
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        assert_eq!(hex, "5b04c000206c0fa0");
+        assert!(matches!(
+            NatFrame::decode(ty::MAPPED, &[]),
+            Err(NatFrameError::Addr(_))
+        ));
+        assert!(matches!(
+            NatFrame::decode(ty::MAPPED, &[4, 192, 0, 32, 108, 0x0f, 0xa0, 0]),
+            Err(NatFrameError::Addr(_))
+        ));
+        assert!(matches!(
+            NatFrame::decode(ty::MAPPED, &[4, 192, 0, 32]),
+            Err(NatFrameError::Addr(_))
+        ));
     }
 
     #[test]

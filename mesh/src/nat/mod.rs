@@ -10,6 +10,7 @@ mod addr;
 mod classify;
 mod frames;
 mod fresh;
+mod mapped;
 mod probe;
 mod punch;
 mod spray;
@@ -20,6 +21,7 @@ pub use fresh::{
     decode_token_body, encode_token_body, FreshSocket, TokenError, FRESH_CAP_TOPIC, FRESH_COPIES,
     FRESH_HOLD, FRESH_MISSES_FOR_NEGATIVE, FRESH_SOCKET_BASE, FRESH_WAIT, TOKEN_BODY,
 };
+pub use mapped::{MAPPED_EVERY, MAPPED_PROBES, MAPPED_SENDS};
 pub use punch::{
     PunchFailure, PunchState, MAX_PUNCH_ATTEMPTS, MAX_PUNCH_DELAY, MAX_PUNCH_FAILURES,
     PREDICTION_SPREAD, PUNCH_DEADLINE, PUNCH_RETRY, PUNCH_ROUND,
@@ -172,6 +174,14 @@ pub struct NatStats {
     pub fresh_helped: u64,
     /// NAT token datagrams that matched no request of ours (dropped).
     pub fresh_tokens_unmatched: u64,
+    /// MAPPED frames we sent (our port mapping, to relayed peers).
+    pub mapped_sent: u64,
+    /// MAPPED frames taken: a relayed peer's mapped address to probe.
+    pub mapped_received: u64,
+    /// MAPPED frames ignored (not on a relayed session, or too many peers).
+    pub mapped_ignored: u64,
+    /// Probes sent to relayed peers' mapped addresses.
+    pub mapped_probes: u64,
 }
 
 impl NatStats {
@@ -222,6 +232,10 @@ impl NatStats {
         self.fresh_foreign += o.fresh_foreign;
         self.fresh_helped += o.fresh_helped;
         self.fresh_tokens_unmatched += o.fresh_tokens_unmatched;
+        self.mapped_sent += o.mapped_sent;
+        self.mapped_received += o.mapped_received;
+        self.mapped_ignored += o.mapped_ignored;
+        self.mapped_probes += o.mapped_probes;
     }
 }
 
@@ -320,6 +334,8 @@ pub(crate) struct NatState {
     local: Vec<SocketAddr>,
     /// The external address the gateway's port mapping forwards to us.
     mapped: Option<SocketAddr>,
+    /// Our mapped address told to relayed peers, and theirs probed.
+    mapped_peers: mapped::MappedState,
     bindings: VecDeque<(u32, PeerId, Time)>,
     /// Round trips measured by binding requests.
     rtt: HashMap<PeerId, Duration>,

@@ -58,6 +58,7 @@ impl Node {
             }
             NatFrame::FreshOrder { token, target } => self.nat_fresh_order(token, target),
             NatFrame::FreshSeen { txid, observed } => self.nat_fresh_seen(peer, txid, observed),
+            NatFrame::Mapped(addr) => self.nat_peer_mapped(idx, peer, addr),
         }
     }
 

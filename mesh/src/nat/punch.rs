@@ -439,6 +439,7 @@ impl Node {
         }
         // After the rounds: a round's probes start in the tick it fired.
         self.spray_tick(now);
+        self.nat_mapped_tick(now);
     }
 
     /// A session with `peer` came up: a punch in progress succeeded.

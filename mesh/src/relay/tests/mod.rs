@@ -41,6 +41,13 @@ struct Net {
     /// One-way delay of a link (both directions) where it is not
     /// [`LATENCY`].
     latency: HashMap<(usize, usize), Duration>,
+    /// A gateway's port mapping: datagrams to this external address reach
+    /// this node, past any cut (a DNAT) ...
+    portmap: Option<(SocketAddr, usize)>,
+    /// ... and (sender, mapped node) pairs it let through: the mapped
+    /// node's datagrams back to that sender come from the external
+    /// address (the DNAT's connection tracking).
+    conntrack: HashSet<(usize, usize)>,
 }
 
 fn cfg() -> Config {
@@ -81,6 +88,8 @@ impl Net {
             tap: None,
             corrupt_next: false,
             latency: HashMap::new(),
+            portmap: None,
+            conntrack: HashSet::new(),
         }
     }
 
@@ -92,10 +101,14 @@ impl Net {
 
     /// Queues a datagram from node `i` to node `j`, in arrival order.
     fn send(&mut self, i: usize, j: usize, bytes: Vec<u8>) {
+        self.send_from(self.addrs[i], i, j, bytes);
+    }
+
+    /// [`Net::send`] with the source address `from` as `j` sees it.
+    fn send_from(&mut self, from: SocketAddr, i: usize, j: usize, bytes: Vec<u8>) {
         let at = self.now + self.latency.get(&(i, j)).copied().unwrap_or(LATENCY);
         let pos = self.queue.partition_point(|q| q.0 <= at);
-        self.queue
-            .insert(pos, (at, self.addrs[i], self.addrs[j], bytes));
+        self.queue.insert(pos, (at, from, self.addrs[j], bytes));
     }
 
     fn id(&self, i: usize) -> PeerId {
@@ -122,7 +135,22 @@ impl Net {
                 let Some(to) = t.to.udp() else {
                     continue;
                 };
-                let Some(j) = self.at(to) else { continue };
+                let mapped = self.portmap.filter(|&(m, _)| m == to);
+                let Some(j) = self.at(to).or(mapped.map(|(_, j)| j)) else {
+                    continue;
+                };
+                let alive = !self.dead.contains(&i) && !self.dead.contains(&j);
+                if mapped.is_some() && alive {
+                    self.conntrack.insert((i, j));
+                    self.send(i, j, t.bytes);
+                    continue;
+                }
+                if let Some((m, _)) = self.portmap.filter(|_| self.conntrack.contains(&(j, i))) {
+                    if alive {
+                        self.send_from(m, i, j, t.bytes);
+                    }
+                    continue;
+                }
                 if let Some((r, seen, log)) = &mut self.tap {
                     // Forwarded untouched: the very bytes it received.
                     if *r == i && seen.contains(&t.bytes) {
@@ -734,6 +762,7 @@ fn a_revocation_reaches_peers_and_a_replayed_announcement_does_not_undo_it() {
 mod failover;
 mod limits;
 mod load;
+mod mapped;
 mod rebind;
 
 /// Supernodes 0 and 3; end 1 is connected to both, end 2 to supernode 0
