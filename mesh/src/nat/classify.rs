@@ -138,7 +138,19 @@ impl Node {
             .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
     }
 
+    /// True when `mapped` is one of our interface IPs at a port that is
+    /// not ours: no NAT keeps the IP and changes the port, so it is a
+    /// report about another socket (the port before a restart or rebind,
+    /// held by a peer's old session), not an observation of this one.
+    fn nat_foreign_port(&self, mapped: SocketAddr) -> bool {
+        let local = &self.nat.local;
+        local.iter().any(|a| a.ip() == mapped.ip()) && !local.contains(&mapped)
+    }
+
     pub(crate) fn nat_observe(&mut self, observer: SocketAddr, mapped: SocketAddr) {
+        if self.nat_foreign_port(mapped) {
+            return;
+        }
         let local = self.nat_local_for(mapped);
         let outcome = self.nat.classifier.observe(Observation {
             local,
@@ -493,5 +505,49 @@ impl Node {
         let n = &mut self.nat;
         n.probe_backoff = (n.probe_backoff * 2).clamp(PROBE_RETRY, max);
         n.next_probe = now + n.probe_backoff;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Identity};
+
+    fn node(local: SocketAddr) -> Node {
+        let mut n = Node::new(
+            Config::default(),
+            Identity::from_seed([1; 32]),
+            "classify",
+            None,
+            [2; 32],
+            Duration::ZERO,
+        )
+        .unwrap();
+        n.set_local_addrs(&[local]);
+        n
+    }
+
+    #[test]
+    fn a_report_of_our_ip_at_another_port_is_not_an_observation() {
+        // A public node restarted on port 4100; peers that still hold its
+        // old session (port 4000) report that port.
+        let me: SocketAddr = "203.0.113.10:4100".parse().unwrap();
+        let old: SocketAddr = "203.0.113.10:4000".parse().unwrap();
+        let mut n = node(me);
+        n.nat_observe("198.51.100.20:4000".parse().unwrap(), me);
+        n.nat_observe("203.0.113.20:4000".parse().unwrap(), me);
+        assert_eq!(n.nat_verdict().mapping, Mapping::NoNat);
+        // Two stale peers at two more IPs agree on the old port.
+        n.nat_observe("198.51.100.30:4000".parse().unwrap(), old);
+        n.nat_observe("203.0.113.30:4000".parse().unwrap(), old);
+        assert_eq!(n.nat_verdict().mapping, Mapping::NoNat);
+        assert_eq!(n.stats.nat.observations, 2);
+        // Behind a NAT the observed IP is the NAT's: still counted.
+        let mut natted = node("192.168.1.2:4000".parse().unwrap());
+        natted.nat_observe(
+            "198.51.100.20:4000".parse().unwrap(),
+            "203.0.113.50:6000".parse().unwrap(),
+        );
+        assert_eq!(natted.stats.nat.observations, 1);
     }
 }
