@@ -4,9 +4,11 @@
 //! `restricted_cone`), and the restricted controls must never be called
 //! `full_cone` on the way (a false positive is worse than a slow verdict).
 
-use moss_mesh::{Config, Identity};
+mod common;
+
+use common::{add_behind_nat, add_public};
+use moss_mesh::Config;
 use moss_sim::{LinkModel, NatKind, Sim};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// The cone kinds classified, with the class each must end with.
@@ -45,27 +47,14 @@ fn run(seed: u64, loss: f64, secs: u64, tally: &mut [Tally; 3]) {
     let cfg = Config::default();
     let mut publics = Vec::new();
     for i in 1..=PUBLICS {
-        let a = SocketAddr::from((Ipv4Addr::new(203, 0, 113, i), 4000));
-        let n = sim.add_node(cfg.clone(), Identity::from_seed([i; 32]), a);
-        sim.with_node(n, |node, _| node.set_local_addrs(&[a]));
-        publics.push(n);
+        publics.push(add_public(&mut sim, &cfg, i));
     }
     let mut natted = Vec::new();
     let mut k = 10u8;
     for (slot, &(kind, _)) in KINDS.iter().enumerate() {
         for _ in 0..2 {
             k += 1;
-            let private = SocketAddr::from((Ipv4Addr::new(192, 168, k, 2), 4000));
-            let nat_ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, k));
-            let n = sim.add_node_behind_nat(
-                cfg.clone(),
-                Identity::from_seed([k; 32]),
-                private,
-                kind,
-                nat_ip,
-                Duration::from_secs(30),
-            );
-            sim.with_node(n, |node, _| node.set_local_addrs(&[private]));
+            let n = add_behind_nat(&mut sim, &cfg, k, kind);
             natted.push((n, slot, None::<u64>, false));
         }
     }
