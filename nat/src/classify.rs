@@ -254,12 +254,20 @@ impl Classifier {
 
     /// Judges the mapping: compares every pair of stored observations made
     /// from the same local address towards observers at different IPs.
+    /// A pair where one observer saw our local address itself and the
+    /// other saw another is no evidence of a NAT's mapping (no NAT makes
+    /// an untranslated mapping): it is a report about another socket (a
+    /// port from before a restart, an observer on our own host) or a lie,
+    /// and is not compared.
     fn compute_mapping(&self) -> Mapping {
         let mut judged = false;
         let mut all_local = true;
         for (i, a) in self.observations.iter().enumerate() {
             for b in &self.observations[i + 1..] {
-                if a.local != b.local || a.observer.ip() == b.observer.ip() {
+                if a.local != b.local
+                    || a.observer.ip() == b.observer.ip()
+                    || (a.mapped == a.local) != (b.mapped == b.local)
+                {
                     continue;
                 }
                 if a.mapped != b.mapped {

@@ -154,7 +154,51 @@ fn a_hostile_observer_claiming_our_local_address_cannot_make_us_public() {
     c.filtering_result(FilteringTest::OtherIpAndPort, true);
     let _ = c.inbound_probe(sa("192.0.2.66:1"));
     assert_ne!(c.class(), NatType::Public);
-    assert_eq!(c.class(), NatType::SymmetricNat);
+    // The two reports contradict each other: no verdict on the mapping.
+    assert_eq!(c.verdict().mapping, Mapping::Unknown);
+    assert_eq!(c.class(), NatType::Unknown);
+}
+
+/// A public node at `me` seen there by two observers, with an inbound
+/// probe: `public`.
+fn public_at(me: &str) -> Classifier {
+    let mut c = observed(me, me, me);
+    c.inbound_probe(sa("192.0.2.77:4001")).unwrap();
+    assert_eq!(c.class(), NatType::Public);
+    c
+}
+
+#[test]
+fn a_stray_report_of_another_port_does_not_make_a_public_node_symmetric() {
+    // A restarted supernode: a peer still holding the old session reports
+    // the old port, or an observer on the same host sees us at loopback.
+    // The driver gives an observation it cannot place the socket's own
+    // address as its local one, so these come with `local` = our address.
+    const ME: &str = "203.0.113.10:4100";
+    for stray in ["203.0.113.10:4000", "127.0.0.1:4100", "198.51.100.10:4100"] {
+        let mut c = public_at(ME);
+        c.observe(Observation {
+            local: sa(ME),
+            observer: sa("198.51.100.30:4000"),
+            mapped: sa(stray),
+        });
+        assert_eq!(c.verdict().mapping, Mapping::NoNat, "stray {stray}");
+        assert_eq!(c.class(), NatType::Public, "stray {stray}");
+    }
+}
+
+#[test]
+fn a_lan_peer_seeing_our_private_address_does_not_make_a_cone_symmetric() {
+    // Behind a full cone, a peer on our LAN sees our private address and
+    // two outside observers see the NAT's.
+    let mut c = cone(true, true);
+    c.observe(Observation {
+        local: sa(LOCAL),
+        observer: sa("192.168.1.7:4000"),
+        mapped: sa(LOCAL),
+    });
+    assert_eq!(c.verdict().mapping, Mapping::EndpointIndependent);
+    assert_eq!(c.class(), NatType::FullCone);
 }
 
 #[test]

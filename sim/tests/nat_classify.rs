@@ -4,14 +4,13 @@
 //! class from the observations and third-party probes of the node's NAT
 //! driver (binding and probe frames), with no STUN server.
 
-use moss_mesh::{Config, Identity};
+mod common;
+
+use common::{add_behind_nat, add_public};
+use moss_mesh::Config;
 use moss_sim::{LinkModel, NatKind, Sim};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
-
-fn public(i: u8) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::new(203, 0, 113, i), 4000))
-}
 
 fn expected(kind: Option<NatKind>) -> &'static str {
     match kind {
@@ -28,27 +27,13 @@ fn classify_run(seed: u64, link: LinkModel, run: Duration) -> Vec<(Option<NatKin
     let cfg = Config::default();
     let mut nodes = Vec::new();
     for i in 1..=3u8 {
-        let a = public(i);
-        let n = sim.add_node(cfg.clone(), Identity::from_seed([i; 32]), a);
-        sim.with_node(n, |node, _| node.set_local_addrs(&[a]));
-        nodes.push(n);
+        nodes.push(add_public(&mut sim, &cfg, i));
     }
     let mut k = 10u8;
     for kind in NatKind::ALL {
         for _ in 0..2 {
             k += 1;
-            let private = SocketAddr::from((Ipv4Addr::new(192, 168, k, 2), 4000));
-            let nat_ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, k));
-            let n = sim.add_node_behind_nat(
-                cfg.clone(),
-                Identity::from_seed([k; 32]),
-                private,
-                kind,
-                nat_ip,
-                Duration::from_secs(30),
-            );
-            sim.with_node(n, |node, _| node.set_local_addrs(&[private]));
-            nodes.push(n);
+            nodes.push(add_behind_nat(&mut sim, &cfg, k, kind));
         }
     }
     for &n in &nodes[1..] {
@@ -99,22 +84,9 @@ fn mapped_run(kind: NatKind, other_ip: bool) -> String {
     let cfg = Config::default();
     let mut publics = Vec::new();
     for i in 1..=8u8 {
-        let a = public(i);
-        let n = sim.add_node(cfg.clone(), Identity::from_seed([i; 32]), a);
-        sim.with_node(n, |node, _| node.set_local_addrs(&[a]));
-        publics.push(n);
+        publics.push(add_public(&mut sim, &cfg, i));
     }
-    let private = SocketAddr::from((Ipv4Addr::new(192, 168, 9, 2), 4000));
-    let nat_ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9));
-    let n = sim.add_node_behind_nat(
-        cfg,
-        Identity::from_seed([9; 32]),
-        private,
-        kind,
-        nat_ip,
-        Duration::from_secs(30),
-    );
-    sim.with_node(n, |node, _| node.set_local_addrs(&[private]));
+    let n = add_behind_nat(&mut sim, &cfg, 9, kind);
     for &p in &publics[1..] {
         sim.dial(p, publics[0]);
     }

@@ -15,6 +15,10 @@ use moss_nat::classify::{
 use moss_telemetry::NatType;
 use rand_core::RngCore;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Longest wait between rechecks of a negative filtering test.
+const RECHECK_MAX: Duration = Duration::from_secs(300);
 
 impl Node {
     /// The host's interface addresses with the bound port: an observed
@@ -134,7 +138,19 @@ impl Node {
             .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
     }
 
+    /// True when `mapped` is one of our interface IPs at a port that is
+    /// not ours: no NAT keeps the IP and changes the port, so it is a
+    /// report about another socket (the port before a restart or rebind,
+    /// held by a peer's old session), not an observation of this one.
+    fn nat_foreign_port(&self, mapped: SocketAddr) -> bool {
+        let local = &self.nat.local;
+        local.iter().any(|a| a.ip() == mapped.ip()) && !local.contains(&mapped)
+    }
+
     pub(crate) fn nat_observe(&mut self, observer: SocketAddr, mapped: SocketAddr) {
+        if self.nat_foreign_port(mapped) {
+            return;
+        }
         let local = self.nat_local_for(mapped);
         let outcome = self.nat.classifier.observe(Observation {
             local,
@@ -234,6 +250,30 @@ impl Node {
         }
     }
 
+    /// A negative filtering test to run again (the tests are done): test
+    /// II while it is negative (a positive means endpoint-independent
+    /// filtering), test III while it is negative behind a NAT; when both
+    /// are, the one fewer third parties missed.
+    fn nat_recheck_test(&mut self) -> Option<ProbeMode> {
+        let v = self.nat.classifier.verdict();
+        if v.class == NatType::Cgnat
+            || !matches!(v.mapping, Mapping::NoNat | Mapping::EndpointIndependent)
+        {
+            return None;
+        }
+        let ip = self.nat.other_ip == Some(false);
+        let port = self.nat.other_port == Some(false) && v.mapping != Mapping::NoNat;
+        let misses = |m: &(Vec<[u8; 32]>, Vec<[u8; 32]>)| (m.0.len(), m.1.len());
+        let (ip_in, port_in) = misses(&self.nat.misses);
+        let (ip_fresh, port_fresh) = misses(&self.nat.fresh_misses);
+        match (ip, port) {
+            (true, true) if port_in + port_fresh < ip_in + ip_fresh => Some(ProbeMode::OtherPort),
+            (true, _) => Some(ProbeMode::OtherIp),
+            (false, true) => Some(ProbeMode::OtherPort),
+            (false, false) => None,
+        }
+    }
+
     fn nat_probe_step(&mut self, now: Time, peers: &[(u32, PeerId, SocketAddr)]) {
         if let Some(p) = self.nat.probe {
             self.nat_probe_check(now, p);
@@ -272,7 +312,15 @@ impl Node {
                 self.nat_backoff(now);
                 ProbeMode::OtherIp
             }
-            None => return,
+            // A negative may be lost frames, not the NAT: ask again, less
+            // often each time, so a later positive corrects the class.
+            None => match self.nat_recheck_test() {
+                Some(m) => {
+                    self.nat_backoff_to(now, RECHECK_MAX);
+                    m
+                }
+                None => return,
+            },
         };
         // Behind an endpoint-independent mapping the test runs from a
         // fresh socket when the host opens them and a helper would let it
@@ -430,17 +478,76 @@ impl Node {
         self.nat_update();
     }
 
+    /// Records a test's outcome; a new one moves on to the next test at
+    /// once (a recheck that missed again keeps its backoff).
     fn nat_record(&mut self, mode: ProbeMode, reached: bool) {
-        match mode {
-            ProbeMode::OtherIp => self.nat.other_ip = Some(reached),
-            ProbeMode::OtherPort => self.nat.other_port = Some(reached),
+        let slot = match mode {
+            ProbeMode::OtherIp => &mut self.nat.other_ip,
+            ProbeMode::OtherPort => &mut self.nat.other_port,
+        };
+        if *slot == Some(reached) {
+            return;
         }
+        *slot = Some(reached);
         self.nat.next_probe = self.now;
+        if !reached {
+            // Rechecks of this negative start from the shortest wait.
+            self.nat.probe_backoff = Duration::ZERO;
+        }
     }
 
     pub(crate) fn nat_backoff(&mut self, now: Time) {
+        self.nat_backoff_to(now, PROBE_RETRY_MAX);
+    }
+
+    /// Doubles the wait before the next probe, up to `max`.
+    fn nat_backoff_to(&mut self, now: Time, max: Duration) {
         let n = &mut self.nat;
-        n.probe_backoff = (n.probe_backoff * 2).clamp(PROBE_RETRY, PROBE_RETRY_MAX);
+        n.probe_backoff = (n.probe_backoff * 2).clamp(PROBE_RETRY, max);
         n.next_probe = now + n.probe_backoff;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Identity};
+
+    fn node(local: SocketAddr) -> Node {
+        let mut n = Node::new(
+            Config::default(),
+            Identity::from_seed([1; 32]),
+            "classify",
+            None,
+            [2; 32],
+            Duration::ZERO,
+        )
+        .unwrap();
+        n.set_local_addrs(&[local]);
+        n
+    }
+
+    #[test]
+    fn a_report_of_our_ip_at_another_port_is_not_an_observation() {
+        // A public node restarted on port 4100; peers that still hold its
+        // old session (port 4000) report that port.
+        let me: SocketAddr = "203.0.113.10:4100".parse().unwrap();
+        let old: SocketAddr = "203.0.113.10:4000".parse().unwrap();
+        let mut n = node(me);
+        n.nat_observe("198.51.100.20:4000".parse().unwrap(), me);
+        n.nat_observe("203.0.113.20:4000".parse().unwrap(), me);
+        assert_eq!(n.nat_verdict().mapping, Mapping::NoNat);
+        // Two stale peers at two more IPs agree on the old port.
+        n.nat_observe("198.51.100.30:4000".parse().unwrap(), old);
+        n.nat_observe("203.0.113.30:4000".parse().unwrap(), old);
+        assert_eq!(n.nat_verdict().mapping, Mapping::NoNat);
+        assert_eq!(n.stats.nat.observations, 2);
+        // Behind a NAT the observed IP is the NAT's: still counted.
+        let mut natted = node("192.168.1.2:4000".parse().unwrap());
+        natted.nat_observe(
+            "198.51.100.20:4000".parse().unwrap(),
+            "203.0.113.50:6000".parse().unwrap(),
+        );
+        assert_eq!(natted.stats.nat.observations, 1);
     }
 }
