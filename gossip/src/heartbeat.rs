@@ -47,6 +47,7 @@ impl Router {
         {
             self.own.pop_front();
         }
+        self.late.retain(|(_, _, until)| *until > beat);
         self.seen.expire(now);
         self.expire_dont_want(now);
     }
@@ -367,6 +368,32 @@ impl Router {
                 .collect();
             if !missing.is_empty() {
                 shuffle(&mut missing, rng);
+                self.send(
+                    p,
+                    Control::IHave {
+                        topic: t.clone(),
+                        ids: missing,
+                    },
+                );
+            }
+        }
+        // Late joiners (not in the mesh: those heard above) may have
+        // missed our own messages: our flood went before they subscribed.
+        let late: Vec<PeerId> = self
+            .late
+            .iter()
+            .filter(|(p, lt, _)| lt == t && !exclude.contains(p))
+            .map(|(p, _, _)| *p)
+            .filter(|p| self.score_of(p, now) >= gossip_min)
+            .collect();
+        for p in late {
+            let missing: Vec<MessageId> = ids
+                .iter()
+                .chain(own.iter())
+                .filter(|id| !self.mcache.peer_has(id, &p))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
                 self.send(
                     p,
                     Control::IHave {

@@ -142,3 +142,39 @@ fn a_peer_joining_the_mesh_hears_of_cached_messages_older_than_the_gossip_window
     assert!(r.mesh_peers("t").contains(&p(51)));
     assert!(ihaves_to(&drain(&mut r), &p(51)).is_empty());
 }
+
+/// A peer whose session died unnoticed while we published (the flood went
+/// to the dead session), and that comes back on a new session while its
+/// PRUNE backoff keeps it out of our mesh, still hears of our message:
+/// the relay simulator's pairs lost their messages this way when their
+/// supernode left mid-publish. It hears of it for `LATE_BEATS` heartbeats
+/// (an IHAVE may be lost too), then no more.
+#[test]
+fn a_peer_back_on_a_new_session_hears_of_our_messages_it_missed_outside_the_mesh() {
+    let (mut r, mut g) = joined(1, Config::default());
+    r.heartbeat(secs(1), &mut g);
+    assert_eq!(r.mesh_peers("t"), vec![p(1)]);
+    drain(&mut r);
+    let id = [9; 32];
+    r.publish(secs(1), id, "t", body(10), &mut g).unwrap();
+    drain(&mut r);
+    // Silent: out of the mesh with backoff; then its session ends.
+    r.peer_unresponsive(&p(1), secs(2));
+    r.remove_peer(&p(1), secs(3));
+    drain(&mut r);
+    // Back on a new session.
+    r.add_peer(p(1), addr(1), true);
+    r.peer_subscribed(&p(1), "t");
+    let mut told = 0;
+    for s in 4..40 {
+        r.heartbeat(secs(s), &mut g);
+        let a = drain(&mut r);
+        assert!(!r.mesh_peers("t").contains(&p(1)), "in backoff");
+        let heard = ihaves_to(&a, &p(1)).iter().any(|ids| ids.contains(&id));
+        if s == 4 {
+            assert!(heard, "the returning peer hears of our message");
+        }
+        told += usize::from(heard);
+    }
+    assert_eq!(told as u64, moss_gossip::LATE_BEATS);
+}

@@ -142,6 +142,18 @@ fn diagnose(sim: &Sim, pairs: &Pairs, k: usize) -> String {
             ri.and_then(|r| r.last_refusal)
         );
     }
+    if std::env::var("RELAY_SIM_DEBUG").is_ok() {
+        for (x, y) in [(a, b), (b, a)] {
+            if let (Some(nx), Some(ky)) = (sim.node(x), key(sim, y)) {
+                out += &format!(" | {x} of {y}: {}", nx.relay_debug(&ky));
+            }
+        }
+        for &s in &pairs.shared[k] {
+            if let (Some(ns), Some(ka)) = (sim.node(s), key(sim, a)) {
+                out += &format!(" | at {s}: {}", ns.served_debug(&ka));
+            }
+        }
+    }
     for &s in &pairs.shared[k] {
         let sn = sim.node(s).is_some_and(Node::is_supernode);
         out += &format!(
@@ -166,6 +178,11 @@ fn describe(pairs: &Pairs, kinds: &[Option<NatKind>], ks: &[usize]) -> String {
         .collect();
     format!("{v:?}")
 }
+
+/// A message's publish: the moment, how the publisher reached the
+/// receiver (`Some(true)` relayed), and whether the receiver was in its
+/// mesh of the topic.
+type AtPublish = (Duration, Option<bool>, bool);
 
 struct Pairs {
     ends: Vec<(usize, usize)>,
@@ -410,8 +427,31 @@ fn run(n: usize, seed: u64, loss: f64, churn: f64, trace: bool) -> (Outcome, Sim
     let mark = sim.deliveries.len();
     let mut sent: Vec<(usize, [u8; 32], usize)> = Vec::new();
     let mut no_peers = 0usize;
+    // For each message sent: publisher, and at publish (time, how the
+    // publisher reached the receiver, receiver in its mesh).
+    let mut sent_state: Vec<(usize, AtPublish)> = Vec::new();
+    // RELAY_SIM_WATCH=k prints pair k every second of the window and drain.
+    let watch: Option<usize> = std::env::var("RELAY_SIM_WATCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if watch.is_some() {
+        for s in 0..WINDOW.as_secs() {
+            plan.push((t0 + Duration::from_secs(s), 2, 0));
+        }
+        plan.sort_unstable();
+    }
     for (t, kind, arg) in plan {
         sim.run_until(t);
+        if kind == 2 {
+            if let Some(k) = watch {
+                println!(
+                    "  watch {:.1} s: {}",
+                    sim.now.as_secs_f64(),
+                    diagnose(&sim, &pairs, k)
+                );
+            }
+            continue;
+        }
         if kind == 0 {
             sim.kill(arg);
             continue;
@@ -419,13 +459,34 @@ fn run(n: usize, seed: u64, loss: f64, churn: f64, trace: bool) -> (Outcome, Sim
         let (from, to, k) = msgs[arg];
         let mut data = [0u8; 16];
         data[..8].copy_from_slice(&(arg as u64).to_le_bytes());
-        match sim.publish(from, &format!("pair-{k}"), &data) {
-            Some(Ok(id)) if !left.contains(&to) => sent.push((to, id, k)),
+        let topic = format!("pair-{k}");
+        let at_publish = (
+            sim.now,
+            link(&sim, from, to),
+            key(&sim, to).is_some_and(|kt| {
+                sim.node(from)
+                    .is_some_and(|nd| nd.mesh_peers(&topic).contains(&kt))
+            }),
+        );
+        match sim.publish(from, &topic, &data) {
+            Some(Ok(id)) if !left.contains(&to) => {
+                sent.push((to, id, k));
+                sent_state.push((from, at_publish));
+            }
             Some(Ok(_)) | None => {}
             Some(Err(_)) => no_peers += usize::from(!left.contains(&to)),
         }
     }
-    sim.run_for(DRAIN);
+    let drained = sim.now + DRAIN;
+    while let Some(k) = watch.filter(|_| sim.now + Duration::from_secs(1) < drained) {
+        sim.run_for(Duration::from_secs(1));
+        println!(
+            "  watch {:.1} s: {}",
+            sim.now.as_secs_f64(),
+            diagnose(&sim, &pairs, k)
+        );
+    }
+    sim.run_until(drained);
     let stayed = |k: usize| {
         let (a, b) = pairs.ends[k];
         !left.contains(&a) && !left.contains(&b)
@@ -495,6 +556,17 @@ fn run(n: usize, seed: u64, loss: f64, churn: f64, trace: bool) -> (Outcome, Sim
     );
     for &k in missing.iter().take(5) {
         println!("  {}", diagnose(&sim, &pairs, k));
+    }
+    for (m, (to, id, k)) in sent.iter().enumerate() {
+        if got.contains(&(*to, *id)) {
+            continue;
+        }
+        let (from, (t, path, in_mesh)) = sent_state[m];
+        println!(
+            "  lost: pair {k}, {from} -> {to} at {:.3} s (path then {path:?}, in mesh {in_mesh}) | {}",
+            t.as_secs_f64(),
+            diagnose(&sim, &pairs, *k)
+        );
     }
     // Failures are collected, so that every phase runs and reports.
     let mut failures: Vec<String> = Vec::new();

@@ -749,3 +749,55 @@ impl Node {
         }
     }
 }
+
+impl Node {
+    /// A one-line view, for diagnosis in the simulator, of this node's
+    /// session with `peer` (index, peer's index, path, state, last heard
+    /// and sent) and the relay sessions and requests it holds for `peer`.
+    #[doc(hidden)]
+    pub fn relay_debug(&self, peer: &PeerId) -> String {
+        use crate::session::State;
+        let mut out = String::new();
+        if let Some(idx) = self.table.by_peer(peer) {
+            if let Some(s) = self.table.get(idx) {
+                let state = match &s.state {
+                    State::Initiating(_) => "initiating".to_string(),
+                    State::Responding(_) => "responding".to_string(),
+                    State::Established(e) => format!(
+                        "established (initiator {}, retired {:?}, unconfirmed {}, up {:?})",
+                        e.initiator, e.retired, e.unconfirmed, e.up
+                    ),
+                };
+                out += &format!(
+                    "session {idx} (peer's {}) on {:?}, {state}, heard {:?} ago, sent {:?} ago",
+                    s.remote_index,
+                    s.path,
+                    s.last_recv.since(self.now),
+                    s.last_send.since(self.now)
+                );
+            }
+        } else {
+            out += "no session";
+        }
+        let c = &self.relay.client;
+        for ((via, session), r) in c.sessions.iter().filter(|(_, r)| r.peer == *peer) {
+            out += &format!(
+                "; relay {via:?}/{session} (initiator {}, expires in {:?}, unused since {:?}, probes {})",
+                r.initiator,
+                r.expires.saturating_sub(self.now),
+                r.unused_since,
+                r.peer_addr
+            );
+        }
+        for (n, p) in c.pending.iter().filter(|(_, p)| p.target == *peer) {
+            out += &format!(
+                "; pending {n:x} at {:?} (asks {}, round {}, tried {})",
+                p.relay,
+                p.asks,
+                p.round,
+                p.tried.len()
+            );
+        }
+        out
+    }
+}
