@@ -635,6 +635,13 @@ fn run(n: usize, seed: u64, loss: f64, churn: f64, trace: bool) -> (Outcome, Sim
             })
             .count();
         series.push(format!("{}s:{back}", step * 5));
+        if let Some(k) = watch {
+            println!(
+                "  watch {:.1} s: {}",
+                sim.now.as_secs_f64(),
+                diagnose(&sim, &pairs, k)
+            );
+        }
     }
     let mark = sim.deliveries.len();
     let ids = publish_all(&mut sim, &pairs, &alive);
@@ -653,6 +660,24 @@ fn run(n: usize, seed: u64, loss: f64, churn: f64, trace: bool) -> (Outcome, Sim
     );
     for &k in missing.iter().take(5) {
         println!("  {}", diagnose(&sim, &pairs, k));
+    }
+    // Connected pairs that did not hear each other both ways: how many of
+    // their two messages were published (a publish without a peer is
+    // refused) and delivered.
+    let got: HashSet<(usize, [u8; 32])> = sim.deliveries[mark..]
+        .iter()
+        .map(|d| (d.node, d.id))
+        .collect();
+    for k in (0..pairs.ends.len()).filter(|&k| alive(k) && !missing.contains(&k)) {
+        let mine: Vec<&(usize, [u8; 32], usize)> = ids.iter().filter(|m| m.2 == k).collect();
+        let heard = mine.iter().filter(|m| got.contains(&(m.0, m.1))).count();
+        if heard < 2 {
+            println!(
+                "  not both ways: pair {k}, {} published, {heard} delivered | {}",
+                mine.len(),
+                diagnose(&sim, &pairs, k)
+            );
+        }
     }
     let cpu = std::fs::read_to_string("/proc/self/stat")
         .ok()
