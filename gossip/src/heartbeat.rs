@@ -379,13 +379,27 @@ impl Router {
         }
         // Late joiners (not in the mesh: those heard above) may have
         // missed our own messages: our flood went before they subscribed.
-        let late: Vec<PeerId> = self
+        // And while our mesh is thinner than D_lo (a topic of few peers,
+        // or peers in PRUNE backoff), our flood to the topic peers outside
+        // it is their only copy: they hear of our own messages as mesh
+        // peers do, for the own-gossip windows.
+        let thin = exclude.len() < self.cfg.d_lo;
+        let mut late: Vec<PeerId> = self
             .late
             .iter()
             .filter(|(p, lt, _)| lt == t && !exclude.contains(p))
             .map(|(p, _, _)| *p)
-            .filter(|p| self.score_of(p, now) >= gossip_min)
             .collect();
+        if thin {
+            late.extend(
+                self.topic_peers(t)
+                    .into_iter()
+                    .filter(|p| !exclude.contains(p)),
+            );
+        }
+        late.sort_unstable();
+        late.dedup();
+        late.retain(|p| self.score_of(p, now) >= gossip_min);
         for p in late {
             let missing: Vec<MessageId> = ids
                 .iter()
