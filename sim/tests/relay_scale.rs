@@ -156,8 +156,16 @@ fn diagnose(sim: &Sim, pairs: &Pairs, k: usize) -> String {
     }
     for &s in &pairs.shared[k] {
         let sn = sim.node(s).is_some_and(Node::is_supernode);
+        let known = |e: usize| {
+            key(sim, s).is_some_and(|ks| {
+                sim.node(e)
+                    .is_some_and(|n| n.relay_info().known_supernodes.contains(&ks))
+            })
+        };
         out += &format!(
-            " | shared {s}: supernode {sn}, sees {a} at {:?}, {b} at {:?}, serves {}",
+            " | shared {s}: supernode {sn} (known to {a}: {}, to {b}: {}), sees {a} at {:?}, {b} at {:?}, serves {}",
+            known(a),
+            known(b),
             seen_by(sim, s, a),
             seen_by(sim, s, b),
             sim.node(s).map_or(0, |n| n.relay_info().served_sessions)
