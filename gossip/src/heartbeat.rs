@@ -358,31 +358,11 @@ impl Router {
         }
         // Mesh peers normally have every message by push; under loss one
         // may not. Those not known to have a message hear of it too.
-        let mesh: Vec<PeerId> = exclude.iter().copied().collect();
-        for p in mesh {
-            let mut missing: Vec<MessageId> = ids
-                .iter()
-                .chain(own.iter())
-                .filter(|id| !self.mcache.peer_has(id, &p))
-                .copied()
-                .collect();
-            if !missing.is_empty() {
-                shuffle(&mut missing, rng);
-                self.send(
-                    p,
-                    Control::IHave {
-                        topic: t.clone(),
-                        ids: missing,
-                    },
-                );
-            }
-        }
-        // Late joiners (not in the mesh: those heard above) may have
-        // missed our own messages: our flood went before they subscribed.
-        // And while our mesh is thinner than D_lo (a topic of few peers,
-        // or peers in PRUNE backoff), our flood to the topic peers outside
-        // it is their only copy: they hear of our own messages as mesh
-        // peers do, for the own-gossip windows.
+        // So do late joiners (not in the mesh): our flood went before they
+        // subscribed. And while our mesh is thinner than D_lo (a topic of
+        // few peers, or peers in PRUNE backoff), our flood to the topic
+        // peers outside it is their only copy: they hear of our messages
+        // as mesh peers do (our own for the own-gossip windows).
         let thin = exclude.len() < self.cfg.d_lo;
         let mut late: Vec<PeerId> = self
             .late
@@ -400,14 +380,16 @@ impl Router {
         late.sort_unstable();
         late.dedup();
         late.retain(|p| self.score_of(p, now) >= gossip_min);
-        for p in late {
-            let missing: Vec<MessageId> = ids
+        let mesh: Vec<PeerId> = exclude.iter().copied().collect();
+        for p in mesh.into_iter().chain(late) {
+            let mut missing: Vec<MessageId> = ids
                 .iter()
                 .chain(own.iter())
                 .filter(|id| !self.mcache.peer_has(id, &p))
                 .copied()
                 .collect();
             if !missing.is_empty() {
+                shuffle(&mut missing, rng);
                 self.send(
                     p,
                     Control::IHave {

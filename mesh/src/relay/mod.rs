@@ -69,7 +69,7 @@ pub const ANNOUNCE_HOPS: u8 = 2;
 const PROMOTE_POLL: Duration = Duration::from_secs(1);
 /// How often announcements go to peers that have not had ours.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
-/// Times each peer is sent our announcement, [`ANNOUNCE_EVERY`] apart (a
+/// Times each peer is sent our announcement, a second apart (a
 /// lost one left an end unaware of the one supernode it shares with its
 /// peer, in the relay simulator, and the pair apart).
 pub const ANNOUNCE_REPEATS: u8 = 3;
