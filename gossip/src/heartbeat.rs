@@ -47,6 +47,7 @@ impl Router {
         {
             self.own.pop_front();
         }
+        self.late.retain(|(_, _, until)| *until > beat);
         self.seen.expire(now);
         self.expire_dont_want(now);
     }
@@ -357,8 +358,30 @@ impl Router {
         }
         // Mesh peers normally have every message by push; under loss one
         // may not. Those not known to have a message hear of it too.
+        // So do late joiners (not in the mesh): our flood went before they
+        // subscribed. And while our mesh is thinner than D_lo (a topic of
+        // few peers, or peers in PRUNE backoff), our flood to the topic
+        // peers outside it is their only copy: they hear of our messages
+        // as mesh peers do (our own for the own-gossip windows).
+        let thin = exclude.len() < self.cfg.d_lo;
+        let mut late: Vec<PeerId> = self
+            .late
+            .iter()
+            .filter(|(p, lt, _)| lt == t && !exclude.contains(p))
+            .map(|(p, _, _)| *p)
+            .collect();
+        if thin {
+            late.extend(
+                self.topic_peers(t)
+                    .into_iter()
+                    .filter(|p| !exclude.contains(p)),
+            );
+        }
+        late.sort_unstable();
+        late.dedup();
+        late.retain(|p| self.score_of(p, now) >= gossip_min);
         let mesh: Vec<PeerId> = exclude.iter().copied().collect();
-        for p in mesh {
+        for p in mesh.into_iter().chain(late) {
             let mut missing: Vec<MessageId> = ids
                 .iter()
                 .chain(own.iter())

@@ -59,7 +59,8 @@ pub use config::{Config, ConfigBuilder, ConfigError};
 pub use control::{Control, PxPeer};
 pub use heartbeat::GRAFT_CATCH_UP;
 pub use router::{
-    peer_record_sizes, AppScoreFn, PublishError, Received, Router, MAX_BACKOFF, MAX_PEER_TOPICS,
+    peer_record_sizes, AppScoreFn, PublishError, Received, Router, LATE_BEATS, MAX_BACKOFF,
+    MAX_LATE, MAX_PEER_TOPICS,
 };
 pub use score::{ScoreParams, Thresholds, TopicParams};
 pub use types::{Action, MessageId, Topic};

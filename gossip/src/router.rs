@@ -133,6 +133,10 @@ pub struct Router {
     pub(crate) early_order: VecDeque<MessageId>,
     /// Our own recent messages: (id, topic, heartbeat published).
     pub(crate) own: VecDeque<(MessageId, Topic, u64)>,
+    /// Peers that subscribed to a topic after we published on it: (peer,
+    /// topic, last heartbeat it hears of our own messages there), at most
+    /// [`MAX_LATE`].
+    pub(crate) late: VecDeque<(PeerId, Topic, u64)>,
     /// Scratch list of forward targets (kept to avoid an allocation per
     /// message).
     pub(crate) scratch_peers: Vec<PeerId>,
@@ -153,6 +157,10 @@ pub const MAX_ASKS: usize = 2;
 
 /// Most topics one peer may announce.
 pub const MAX_PEER_TOPICS: usize = 4096;
+/// Most (peer, topic) pairs hearing of our own messages as late joiners.
+pub const MAX_LATE: usize = 1024;
+/// Heartbeats a late joiner hears of our own messages of its topic.
+pub const LATE_BEATS: u64 = 10;
 /// Longest backoff a PRUNE may impose.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -177,6 +185,7 @@ impl Router {
             heartbeats: 0,
             app_score: None,
             own: VecDeque::new(),
+            late: VecDeque::new(),
             early: std::collections::HashSet::new(),
             early_order: VecDeque::new(),
             scratch_peers: Vec::new(),
@@ -324,6 +333,7 @@ impl Router {
         for f in self.fanout.values_mut() {
             f.peers.remove(peer);
         }
+        self.late.retain(|(p, _, _)| p != peer);
         self.score.remove_peer(peer, st.addr.ip(), now);
     }
 
@@ -351,17 +361,30 @@ impl Router {
         }
     }
 
-    /// `peer` subscribed to `topic`.
+    /// `peer` subscribed to `topic`. If we published on the topic within
+    /// the own-gossip windows, the peer (new, or back on a new session:
+    /// our flood may have gone to its dead session) hears of those
+    /// messages for [`LATE_BEATS`] heartbeats, in or out of our mesh.
     pub fn peer_subscribed(&mut self, peer: &PeerId, topic: &str) {
         let t = self.topic(topic);
-        if let Some(st) = self.peers.get_mut(peer) {
-            if let Err(i) = st.topics.binary_search_by(|x| (**x).cmp(&*t)) {
-                if st.topics.len() < MAX_PEER_TOPICS {
-                    let mut v = std::mem::take(&mut st.topics).into_vec();
-                    v.insert(i, t);
-                    st.topics = v.into_boxed_slice();
-                }
+        let Some(st) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let Err(i) = st.topics.binary_search_by(|x| (**x).cmp(&*t)) else {
+            return;
+        };
+        if st.topics.len() >= MAX_PEER_TOPICS {
+            return;
+        }
+        let mut v = std::mem::take(&mut st.topics).into_vec();
+        v.insert(i, t.clone());
+        st.topics = v.into_boxed_slice();
+        if self.own.iter().any(|(_, ot, _)| *ot == t) {
+            if self.late.len() >= MAX_LATE {
+                self.late.pop_front();
             }
+            self.late
+                .push_back((*peer, t, self.heartbeats + LATE_BEATS));
         }
     }
 

@@ -142,3 +142,70 @@ fn a_peer_joining_the_mesh_hears_of_cached_messages_older_than_the_gossip_window
     assert!(r.mesh_peers("t").contains(&p(51)));
     assert!(ihaves_to(&drain(&mut r), &p(51)).is_empty());
 }
+
+/// A mesh peer whose session died unnoticed while we published (the
+/// flood went to the dead session), and that comes back on a new session
+/// while its PRUNE backoff keeps it out of our mesh, still hears of our
+/// message, for `LATE_BEATS` heartbeats (an IHAVE may be lost too), then
+/// no more (the mesh is full: its peers carry the topic).
+#[test]
+fn a_peer_back_on_a_new_session_hears_of_our_messages_it_missed_outside_the_mesh() {
+    let (mut r, mut g) = joined(8, Config::default());
+    r.heartbeat(secs(1), &mut g);
+    let mesh = r.mesh_peers("t");
+    assert!(mesh.len() > Config::default().d_lo);
+    let q = mesh[0];
+    drain(&mut r);
+    let id = [9; 32];
+    r.publish(secs(1), id, "t", body(10), &mut g).unwrap();
+    drain(&mut r);
+    // Silent: out of the mesh with backoff; then its session ends.
+    r.peer_unresponsive(&q, secs(2));
+    r.remove_peer(&q, secs(3));
+    drain(&mut r);
+    // Back on a new session.
+    let i = q.0[0];
+    r.add_peer(q, addr(i), true);
+    r.peer_subscribed(&q, "t");
+    let mut told = 0;
+    for s in 4..40 {
+        r.heartbeat(secs(s), &mut g);
+        let a = drain(&mut r);
+        assert!(!r.mesh_peers("t").contains(&q), "in backoff");
+        let heard = ihaves_to(&a, &q).iter().any(|ids| ids.contains(&id));
+        if s == 4 {
+            assert!(heard, "the returning peer hears of our message");
+        }
+        told += usize::from(heard);
+    }
+    assert_eq!(told as u64, moss_gossip::LATE_BEATS);
+}
+
+/// The relay simulator's pairs: a topic of two. The other end went silent
+/// for a while and left our mesh (backoff keeps it out) just after we
+/// published; a datagram of our flood was lost. It hears of our message
+/// for the own-gossip windows, as a mesh peer would, not only for the
+/// few heartbeats of ordinary gossip.
+#[test]
+fn in_a_mesh_thinner_than_d_lo_topic_peers_outside_it_hear_of_our_messages() {
+    let (mut r, mut g) = joined(1, Config::default());
+    r.heartbeat(secs(1), &mut g);
+    assert_eq!(r.mesh_peers("t"), vec![p(1)]);
+    let id = [9; 32];
+    r.publish(secs(1), id, "t", body(10), &mut g).unwrap();
+    r.peer_unresponsive(&p(1), secs(2));
+    drain(&mut r);
+    // Every heartbeat of the backoff (60 s), which is within the
+    // own-gossip windows (60 heartbeats).
+    let mut told = 0;
+    for s in 3..60 {
+        r.heartbeat(secs(s), &mut g);
+        assert!(r.mesh_peers("t").is_empty(), "in backoff");
+        told += usize::from(
+            ihaves_to(&drain(&mut r), &p(1))
+                .iter()
+                .any(|ids| ids.contains(&id)),
+        );
+    }
+    assert_eq!(told, 57);
+}

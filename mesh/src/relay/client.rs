@@ -6,6 +6,7 @@
 
 use super::frames::{Accept, RefuseReason, Relay, Request};
 use crate::event::{DisconnectReason, Event};
+use crate::liveness::SILENCE;
 use crate::node::Node;
 use crate::path::Path;
 use crate::stats::DropReason;
@@ -569,9 +570,33 @@ impl Node {
         }
     }
 
+    /// True while our session with supernode `via` is established and
+    /// heard from within [`SILENCE`]: it is alive, and a silence of a
+    /// session relayed through it is the relayed peer's or the way's.
+    fn supernode_alive(&self, via: PeerId) -> bool {
+        self.table
+            .by_peer(&via)
+            .and_then(|i| self.table.get(i))
+            .is_some_and(|s| s.established().is_some() && s.last_recv.since(self.now) < SILENCE)
+    }
+
     /// Peer `peer` is gone (its last session was on `path`).
     pub(crate) fn client_peer_down(&mut self, peer: PeerId, path: Path) {
         if let Path::Relay { via, session } = path {
+            if self.relay.client.sessions.contains_key(&(via, session)) && self.supernode_alive(via)
+            {
+                // The supernode is alive: it is the one that sees both
+                // ends (others may not). The relay session stays; as its
+                // initiator we ask the supernode again at once (the accept
+                // makes us dial through it), else the repair of an unused
+                // relay session does after REPAIR_AFTER. If the peer left,
+                // the supernode closes the session when it notices.
+                let r = self.relay.client.sessions.get(&(via, session)).copied();
+                if let Some(r) = r.filter(|r| r.initiator) {
+                    self.ask_again(via, r.peer);
+                }
+                return self.relay_supernode_gone(peer);
+            }
             // The relayed end went silent or left: release the relay
             // session. The silence may be the supernode's (dead, its own
             // session not timed out yet): as initiator, ask another one;
@@ -747,5 +772,57 @@ impl Node {
         } else if now >= since + REPAIR_AFTER {
             self.ask_again(via, r.peer);
         }
+    }
+}
+
+impl Node {
+    /// A one-line view, for diagnosis in the simulator, of this node's
+    /// session with `peer` (index, peer's index, path, state, last heard
+    /// and sent) and the relay sessions and requests it holds for `peer`.
+    #[doc(hidden)]
+    pub fn relay_debug(&self, peer: &PeerId) -> String {
+        use crate::session::State;
+        let mut out = String::new();
+        if let Some(idx) = self.table.by_peer(peer) {
+            if let Some(s) = self.table.get(idx) {
+                let state = match &s.state {
+                    State::Initiating(_) => "initiating".to_string(),
+                    State::Responding(_) => "responding".to_string(),
+                    State::Established(e) => format!(
+                        "established (initiator {}, retired {:?}, unconfirmed {}, up {:?})",
+                        e.initiator, e.retired, e.unconfirmed, e.up
+                    ),
+                };
+                out += &format!(
+                    "session {idx} (peer's {}) on {:?}, {state}, heard {:?} ago, sent {:?} ago",
+                    s.remote_index,
+                    s.path,
+                    s.last_recv.since(self.now),
+                    s.last_send.since(self.now)
+                );
+            }
+        } else {
+            out += "no session";
+        }
+        let c = &self.relay.client;
+        for ((via, session), r) in c.sessions.iter().filter(|(_, r)| r.peer == *peer) {
+            out += &format!(
+                "; relay {via:?}/{session} (initiator {}, expires in {:?}, unused since {:?}, probes {})",
+                r.initiator,
+                r.expires.saturating_sub(self.now),
+                r.unused_since,
+                r.peer_addr
+            );
+        }
+        for (n, p) in c.pending.iter().filter(|(_, p)| p.target == *peer) {
+            out += &format!(
+                "; pending {n:x} at {:?} (asks {}, round {}, tried {})",
+                p.relay,
+                p.asks,
+                p.round,
+                p.tried.len()
+            );
+        }
+        out
     }
 }

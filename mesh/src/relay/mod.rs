@@ -69,6 +69,10 @@ pub const ANNOUNCE_HOPS: u8 = 2;
 const PROMOTE_POLL: Duration = Duration::from_secs(1);
 /// How often announcements go to peers that have not had ours.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
+/// Times each peer is sent our announcement, a second apart (a
+/// lost one left an end unaware of the one supernode it shares with its
+/// peer, in the relay simulator, and the pair apart).
+pub const ANNOUNCE_REPEATS: u8 = 3;
 /// Bytes a relay DATA frame adds to the datagram it carries.
 pub const DATA_OVERHEAD: usize = 3 + 8;
 
@@ -113,8 +117,9 @@ pub(crate) struct RelayState {
     seq: u64,
     /// Our current announcement while we are a supernode.
     announcement: Option<Announce>,
-    /// Peers that got it.
-    announced_to: HashSet<PeerId>,
+    /// Peers it went to, and how many times ([`ANNOUNCE_REPEATS`] at
+    /// most: a datagram may be lost, and nothing acknowledges it).
+    announced_to: HashMap<PeerId, u8>,
     last_verdict: Option<Ineligible>,
     /// Supernodes we heard of: their latest announcement counter and
     /// whether that was an announcement (true) or a revocation.
@@ -140,7 +145,7 @@ impl RelayState {
             next_announce: now,
             seq: 0,
             announcement: None,
-            announced_to: HashSet::new(),
+            announced_to: HashMap::new(),
             last_verdict: None,
             known: HashMap::new(),
             loads: HashMap::new(),
@@ -531,8 +536,9 @@ impl Node {
             return;
         };
         for p in self.capable_peers() {
-            if !self.relay.announced_to.contains(&p) && self.send_relay(p, &Relay::Announce(a)) {
-                self.relay.announced_to.insert(p);
+            let sent = self.relay.announced_to.get(&p).copied().unwrap_or(0);
+            if sent < ANNOUNCE_REPEATS && self.send_relay(p, &Relay::Announce(a)) {
+                self.relay.announced_to.insert(p, sent + 1);
             }
         }
     }

@@ -309,6 +309,21 @@ impl Node {
         }
     }
 
+    /// A one-line view, for diagnosis in the simulator, of the relay
+    /// sessions this supernode serves for `peer`: each with its ends and
+    /// the session indices learnt from their handshakes.
+    #[doc(hidden)]
+    pub fn served_debug(&self, peer: &PeerId) -> String {
+        let mut out = String::new();
+        for id in self.relay.server.sessions.of_peer(peer) {
+            out += &format!(
+                "served {id}: {:?}; ",
+                self.relay.server.sessions.indexed_ends(id)
+            );
+        }
+        out
+    }
+
     /// Every session ends (the node stepped down).
     pub(crate) fn close_all_served(&mut self) {
         for id in self.relay.server.sessions.all() {

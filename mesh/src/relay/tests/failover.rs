@@ -10,6 +10,7 @@
 //! session's data.
 
 use super::*;
+use crate::event::DisconnectReason;
 
 /// Supernodes 0 and 1; end 2 is near 0 and end 3 near 1, so each picks
 /// its own when both ask at once.
@@ -127,4 +128,32 @@ fn a_left_over_relay_session_is_released() {
         0,
         "not asked again"
     );
+}
+
+/// The relayed session of a pair ends (a re-handshake after a silence
+/// failed, in the relay simulator) while both ends still hear their
+/// supernode: the initiator asks that supernode again at once, the one
+/// that sees both ends, instead of excluding it and asking others (which
+/// cannot reach the peer, so the pair stayed apart for a request round of
+/// `ADDR_RETRY`, 10 s, or more).
+#[test]
+fn a_relayed_session_lost_while_the_supernode_lives_is_relayed_again_by_it() {
+    let mut net = relayed_star(3, cfg(), &[(1, 2)], "t");
+    let via = net.id(0);
+    assert!(matches!(net.path_to(1, 2), Some(Path::Relay { via: v, .. }) if v == via));
+    let peer = net.id(2);
+    let Some(idx) = net.nodes[1].table.by_peer(&peer) else {
+        panic!("1 has a session with 2");
+    };
+    net.nodes[1].remove_session(idx, Some(DisconnectReason::Timeout));
+    assert!(!net.connected(1, 2));
+    // Within one request timeout, well before a new request round.
+    net.run(super::super::client::REQUEST_TIMEOUT);
+    assert!(
+        matches!(net.path_to(1, 2), Some(Path::Relay { via: v, .. }) if v == via),
+        "1 reaches 2 through the same supernode again: {:?}",
+        net.path_to(1, 2)
+    );
+    assert!(matches!(net.path_to(2, 1), Some(Path::Relay { .. })));
+    exchange(&mut net, 1, 2, "again");
 }

@@ -542,6 +542,28 @@ fn a_nonce_0_accept_without_the_relay_session_is_forged() {
     assert_eq!(session_of(&net, 1, 2), Some(session));
 }
 
+/// The datagram carrying a supernode's announcement to a peer is lost:
+/// the peer still learns of it, from the next of the
+/// [`super::ANNOUNCE_REPEATS`] sends (nothing acknowledges one).
+#[test]
+fn a_lost_announcement_is_sent_again() {
+    let mut net = Net::new(3, cfg());
+    let a0 = net.addrs[0];
+    net.nodes[1].add_static_peer(a0);
+    net.nodes[2].add_static_peer(a0);
+    assert!(net.until(|net| net.connected(1, 0) && net.connected(0, 1)));
+    // Everything 0 sends 1 is lost from before its promotion until just
+    // after it.
+    net.oneway.insert((0, 1));
+    assert!(net.until(|net| net.nodes[0].is_supernode()));
+    net.run(Duration::from_millis(300));
+    net.oneway.remove(&(0, 1));
+    assert!(net.nodes[1].relay_info().known_supernodes.is_empty());
+    net.run(Duration::from_secs(5));
+    assert_eq!(net.nodes[1].relay_info().known_supernodes, vec![net.id(0)]);
+    assert!(net.connected(1, 0), "the session lived through the loss");
+}
+
 #[test]
 fn an_unconfirmed_node_never_announces() {
     // Node 1 dials everyone itself: nobody ever reaches it unsolicited.
