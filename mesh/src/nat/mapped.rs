@@ -39,6 +39,12 @@ pub(crate) struct MappedState {
 }
 
 impl Node {
+    /// The mapped address of `peer` we are probing, if any.
+    #[cfg(test)]
+    pub(crate) fn mapped_probing(&self, peer: &PeerId) -> Option<SocketAddr> {
+        self.nat.mapped_peers.probe.get(peer).map(|&(a, _)| a)
+    }
+
     /// Whether session `idx` is established, NAT-capable and relayed.
     fn relayed_nat_session(&self, idx: u32) -> bool {
         self.nat_capable(idx)
@@ -120,7 +126,10 @@ impl Node {
     }
 
     /// MAPPED from `peer` on session `idx`: probed while the session is
-    /// relayed; the same address again does not restart the probes.
+    /// relayed; the same address again does not restart the probes, and
+    /// another address is ignored until the current one's probes are spent
+    /// (so a peer makes us probe at most one address per
+    /// [`MAPPED_PROBES`] × [`MAPPED_EVERY`], whatever it sends).
     pub(crate) fn nat_peer_mapped(&mut self, idx: u32, peer: PeerId, addr: SocketAddr) {
         let probe = &self.nat.mapped_peers.probe;
         let full = probe.len() >= MAX_MAPPED_PEERS && !probe.contains_key(&peer);
@@ -128,8 +137,13 @@ impl Node {
             self.stats.nat.mapped_ignored += 1;
             return;
         }
-        if probe.get(&peer).is_some_and(|&(a, _)| a == addr) {
-            return;
+        match probe.get(&peer) {
+            Some(&(a, _)) if a == addr => return,
+            Some(&(_, left)) if left > 0 => {
+                self.stats.nat.mapped_ignored += 1;
+                return;
+            }
+            _ => {}
         }
         self.stats.nat.mapped_received += 1;
         self.nat

@@ -89,6 +89,27 @@ fn mapped_on_a_direct_session_is_ignored() {
     assert_eq!(n.stats().nat.mapped_received, 0);
 }
 
+/// A relayed peer that keeps announcing new mapped addresses makes us probe
+/// only the first until its probes are spent: MAPPED cannot turn one frame
+/// into a burst of probes at addresses of its choosing.
+#[test]
+fn a_new_mapped_address_waits_until_the_last_ones_probes_are_spent() {
+    let mut net = relayed_star(3, cfg(), &[(1, 2)], "m");
+    let peer = net.id(2);
+    let n = &mut net.nodes[1];
+    let idx = n.table.by_peer(&peer).unwrap();
+    for port in 4000..4010u16 {
+        n.nat_peer_mapped(idx, peer, SocketAddr::new(mapped_addr().ip(), port));
+    }
+    assert_eq!(n.stats().nat.mapped_received, 1);
+    assert_eq!(n.stats().nat.mapped_ignored, 9);
+    assert_eq!(
+        n.mapped_probing(&peer),
+        Some(mapped_addr()),
+        "still probing the first address"
+    );
+}
+
 /// A relayed pair whose direct path opens and which then dials it (a new
 /// direct session, not the relayed one roaming): the direct session wins
 /// the duplicate and each end reports event 7, relay to direct.
