@@ -35,14 +35,13 @@
 #      be taken (the engine asks again 10 s after a failure, doubling), and
 #      each of its relayed pairs must migrate to direct, with event 7 at both
 #      ends (MAPPED, docs/PROTOCOL.md), and hear the other on `e2e` after it.
-#      Last, because of an open classification bug: once the mapping exists,
+#      Then, 70 s later (RELAY_LAB_MAP_WAIT, 0 skips it), the supernode
+#      must still be one after its 60 s re-check. Once the mapping exists,
 #      a supernode that dials the mapped address while that end's earlier
 #      flow to the supernode is still tracked gets its source port rewritten
-#      by the NAT (a conntrack tuple clash), the end reports that port, and
-#      the supernode classifies itself symmetric_nat and revokes at its next
-#      60 s re-check. RELAY_LAB_MAP_WAIT=70 waits that long after the
-#      migration and asserts the supernode is still one (fails while the bug
-#      is open).
+#      by the NAT (a conntrack tuple clash) and the end reports that port;
+#      the classifier used to compare that report with the supernode's
+#      untranslated ones, call itself symmetric_nat and revoke.
 #   Prints per pair the supernode used, the times, and the supernodes'
 #   relayed datagrams, events (3 promoted, 4 revoked) and bucket drops.
 #   RELAY_LAB_S: how long each phase may take (default 90 s);
@@ -66,7 +65,7 @@ HOST=$PWD/target/debug/examples/relay_host
 PEER=$PWD/target/debug/examples/relay_peer
 DIR=$(mktemp -d -t moss-relay-lab.XXXXXX)
 PHASE_S=${RELAY_LAB_S:-90}
-RUN_S=$((6 * PHASE_S + 120 + ${RELAY_LAB_MAP_WAIT:-0}))
+RUN_S=$((6 * PHASE_S + 120 + ${RELAY_LAB_MAP_WAIT:-70}))
 # RELAY_LAB_KEEP=DIR: the processes' logs and status files are copied there at exit.
 cleanup() {
   if [ -n "${RELAY_LAB_KEEP:-}" ]; then
@@ -300,10 +299,10 @@ if [ $moved = yes ]; then
 else
   echo "FAIL: the mapped end's relayed pairs did not all migrate to direct with event 7 within ${PHASE_S} s"; fail=1
 fi
-map_wait=${RELAY_LAB_MAP_WAIT:-0}
+map_wait=${RELAY_LAB_MAP_WAIT:-70}
 if [ "$map_wait" -gt 0 ]; then
   echo
-  echo "== ${map_wait} s after the migration: the supernode must still be one (the open classification bug)"
+  echo "== ${map_wait} s after the migration: the supernode must still be one after its re-check"
   sleep "$map_wait"
   events=$(sn_field "$victim" events)
   if [ "$(sn_field "$victim" supernode)" = True ]; then
