@@ -198,6 +198,21 @@ impl<P: MappingProtocol> MappingClient<P> {
         Ok(())
     }
 
+    /// Asks again now, with fresh attempts (the gateway announced a restart
+    /// or a new address): a mapped client renews, a requesting one resends;
+    /// a no-op otherwise.
+    pub fn ask_now(&mut self) {
+        if matches!(
+            self.state,
+            MappingState::Mapped { .. } | MappingState::Requesting
+        ) {
+            self.renew_at = None;
+            self.deadline = None;
+            self.attempts = 0;
+            self.pending = true;
+        }
+    }
+
     /// Deletes the mapping (lifetime 0); a no-op unless mapped or requesting.
     pub fn stop(&mut self) {
         if matches!(
