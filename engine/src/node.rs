@@ -49,6 +49,7 @@ pub struct NodeBuilder {
     bind: Option<SocketAddr>,
     queues: (usize, usize),
     map_lifetime: Duration,
+    map_retry: Duration,
     engine: Option<crate::shared::SharedEngine>,
 }
 
@@ -101,6 +102,14 @@ impl NodeBuilder {
     /// it is renewed at half the granted lifetime.
     pub fn port_mapping_lifetime(mut self, lifetime: Duration) -> Self {
         self.map_lifetime = lifetime.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long port mapping waits after a round that mapped nothing before
+    /// it asks again (default 10 s, doubling up to 300 s); an announcement
+    /// from the gateway (224.0.0.1:5350) still makes it ask at once.
+    pub fn port_mapping_retry(mut self, first: Duration) -> Self {
+        self.map_retry = first;
         self
     }
 
@@ -315,6 +324,7 @@ impl NodeBuilder {
                 map_protocols,
                 local_addr.port(),
                 self.map_lifetime,
+                self.map_retry,
                 cmd_tx.clone(),
                 shared.clone(),
             )
@@ -468,6 +478,7 @@ impl Node {
             bind: None,
             queues: (COMMAND_QUEUE, MESSAGE_QUEUE),
             map_lifetime: crate::portmap::DEFAULT_LIFETIME,
+            map_retry: crate::portmap::RETRY_FIRST,
             engine: None,
         }
     }

@@ -6,11 +6,17 @@
 //! address to the sans-IO node (which counts it as a candidate address of
 //! its own; reachability still needs a real inbound probe). Failures are
 //! counted in [`PortmapStatus`]; a gateway that maps nothing is asked
-//! again [`RETRY_FIRST`] later, the wait doubling up to [`RETRY_MAX`] (a
-//! gateway whose mapping service starts mid-run is found within that); a
-//! lost mapping is asked for again after [`RETRY_FIRST`].
+//! again [`RETRY_FIRST`] later, the wait doubling up to [`RETRY_MAX`]; a
+//! lost mapping is asked for again after [`RETRY_FIRST`]. With PCP or
+//! NAT-PMP on, a listener ([`announce`]) hears the gateway announce itself
+//! on 224.0.0.1:5350 (its mapping service starting mid-run, a restart, a
+//! new external address) and the thread asks at once: it maps, renews, or
+//! takes the announced external address, without waiting for a timer.
+
+mod announce;
 
 use crate::host::{Command, Shared};
+use announce::{Listener, Signal, Woke};
 use crossbeam_channel::Sender;
 use moss_nat::natpmp::NatPmp;
 use moss_nat::pcp::Pcp;
@@ -19,7 +25,6 @@ use moss_nat::upnp::{self, Action, Control, UpnpError};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,19 +41,20 @@ pub const RETRY_FIRST: Duration = Duration::from_secs(10);
 /// ... doubling after each failed try up to this.
 pub const RETRY_MAX: Duration = Duration::from_secs(300);
 
-/// The wait before the next try: [`RETRY_FIRST`] after a round that held
-/// a mapping, else double the last wait, at most [`RETRY_MAX`].
-fn next_retry(last: Option<Duration>, held: bool) -> Duration {
+/// The wait before the next try: `first` after a round that held a
+/// mapping, else double the last wait, at most [`RETRY_MAX`].
+fn next_retry(last: Option<Duration>, held: bool, first: Duration) -> Duration {
     match last {
-        Some(w) if !held => (w * 2).min(RETRY_MAX),
-        _ => RETRY_FIRST,
+        Some(w) if !held => (w * 2).min(RETRY_MAX.max(first)),
+        _ => first,
     }
 }
 /// How long an SSDP search waits for the gateway's answer.
 const SSDP_WAIT: Duration = Duration::from_secs(3);
 /// Connect and read timeout of each UPnP HTTP exchange.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often the thread looks at the stop flag while it waits.
+/// How often the thread looks at the stop flag and for an announcement
+/// while it waits for a NAT-PMP or PCP reply.
 const TICK: Duration = Duration::from_millis(100);
 /// Longest [`Portmap::stop`] waits for the mapping's deletion: past it the
 /// thread is left to finish (or give up) on its own, so a slow or dead
@@ -89,6 +95,14 @@ pub struct PortmapStatus {
     /// The node stopped while the gateway was still busy: the deletion
     /// was left to finish after a second.
     pub stop_abandoned: bool,
+    /// Announcements heard from the gateway (224.0.0.1:5350).
+    pub announcements: u64,
+    /// Datagrams on the announcement port dropped: not from the gateway,
+    /// or announcing nothing.
+    pub announcements_ignored: u64,
+    /// Why the node does not listen for announcements (the port could not
+    /// be bound or the group joined), if so.
+    pub announce_error: Option<String>,
 }
 
 /// Which protocols `nat` enables.
@@ -107,7 +121,8 @@ impl Protocols {
 
 /// The running port-mapping thread.
 pub(crate) struct Portmap {
-    stop: Arc<AtomicBool>,
+    signal: Arc<Signal>,
+    listener: Option<Listener>,
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<PortmapStatus>>,
 }
@@ -118,7 +133,8 @@ struct Ctx {
     local_ip: Ipv4Addr,
     port: u16,
     lifetime: u32,
-    stop: Arc<AtomicBool>,
+    retry_first: Duration,
+    signal: Arc<Signal>,
     status: Arc<Mutex<PortmapStatus>>,
     commands: Sender<Command>,
     shared: Arc<Shared>,
@@ -150,11 +166,14 @@ enum Ended {
 
 impl Portmap {
     /// Starts mapping UDP `port` on the default gateway, when a protocol is
-    /// enabled and the host has an IPv4 default route.
+    /// enabled and the host has an IPv4 default route; a round that maps
+    /// nothing is tried again `retry_first` later ([`RETRY_FIRST`] by
+    /// default), doubling.
     pub(crate) fn start(
         which: Protocols,
         port: u16,
         lifetime: Duration,
+        retry_first: Duration,
         commands: Sender<Command>,
         shared: Arc<Shared>,
     ) -> Option<Portmap> {
@@ -172,27 +191,45 @@ impl Portmap {
                 return None;
             }
         };
-        Self::start_on(which, gateway, local_ip, port, lifetime, commands, shared)
+        let times = (lifetime, retry_first);
+        Self::start_on(which, gateway, local_ip, port, times, commands, shared)
     }
 
-    /// Starts mapping UDP `port` of `local_ip` on `gateway`.
+    /// Starts mapping UDP `port` of `local_ip` on `gateway`; `times` is
+    /// the lifetime asked for and the first retry wait.
     fn start_on(
         which: Protocols,
         gateway: Ipv4Addr,
         local_ip: Ipv4Addr,
         port: u16,
-        lifetime: Duration,
+        (lifetime, retry_first): (Duration, Duration),
         commands: Sender<Command>,
         shared: Arc<Shared>,
     ) -> Option<Portmap> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(Signal::new());
         let status = Arc::new(Mutex::new(PortmapStatus::default()));
+        // Only NAT-PMP and PCP gateways announce themselves.
+        let listener = if which.pcp || which.natpmp {
+            match announce::listen(gateway, local_ip, signal.clone(), status.clone()) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::info!(error = %e, "port mapping: not listening for the gateway's announcements");
+                    if let Ok(mut s) = status.lock() {
+                        s.announce_error = Some(e.to_string());
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let ctx = Ctx {
             gateway,
             local_ip,
             port,
             lifetime: lifetime.as_secs().clamp(1, u64::from(u32::MAX)) as u32,
-            stop: stop.clone(),
+            retry_first: retry_first.max(TICK),
+            signal: signal.clone(),
             status: status.clone(),
             commands,
             shared,
@@ -203,7 +240,8 @@ impl Portmap {
             .map_err(|e| tracing::warn!(error = %e, "port mapping thread did not start"))
             .ok()?;
         Some(Portmap {
-            stop,
+            signal,
+            listener,
             thread: Some(thread),
             status,
         })
@@ -219,7 +257,10 @@ impl Portmap {
     /// in the middle of a slow exchange; the deletion has its own
     /// [`DELETE_TIMEOUT`], and an undeleted mapping expires with its lease).
     pub(crate) fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.signal.stop();
+        if let Some(mut l) = self.listener.take() {
+            l.stop();
+        }
         let Some(t) = self.thread.take() else {
             return;
         };
@@ -262,7 +303,7 @@ fn route_source(gateway: Ipv4Addr) -> Option<Ipv4Addr> {
 
 impl Ctx {
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.signal.stopping()
     }
 
     fn with_status(&self, f: impl FnOnce(&mut PortmapStatus)) {
@@ -310,18 +351,6 @@ impl Ctx {
         }
     }
 
-    /// Waits `d`, or less when the node stops. True if it stopped.
-    fn sleep(&self, d: Duration) -> bool {
-        let end = Instant::now() + d;
-        while Instant::now() < end {
-            if self.stopping() {
-                return true;
-            }
-            std::thread::sleep(TICK.min(end.saturating_duration_since(Instant::now())));
-        }
-        self.stopping()
-    }
-
     fn run(self, which: Protocols) {
         let mut wait = None;
         loop {
@@ -367,10 +396,15 @@ impl Ctx {
                 }
             }
             let held = self.status.lock().map_or(0, |s| s.created) != created_before;
-            let w = next_retry(wait, held);
+            let w = next_retry(wait, held, self.retry_first);
             wait = Some(w);
-            if self.sleep(w) {
-                return;
+            match self.signal.wait(w) {
+                Woke::Stop => return,
+                // The gateway (its mapping service started, or restarted): try now.
+                Woke::Heard(a) => {
+                    tracing::info!(?a, "port mapping: asking the announcing gateway now")
+                }
+                Woke::Timeout => {}
             }
         }
     }
@@ -382,7 +416,7 @@ impl Ctx {
         &self,
         name: &'static str,
         proto: P,
-        external_ip: Option<Ipv4Addr>,
+        mut external_ip: Option<Ipv4Addr>,
     ) -> Ended {
         let sock = match UdpSocket::bind((self.local_ip, 0)).and_then(|s| {
             s.connect((self.gateway, moss_nat::natpmp::SERVER_PORT))?;
@@ -409,6 +443,14 @@ impl Ctx {
                 return Ended::Stopped;
             }
             let now = Instant::now();
+            if let Some(a) = self.signal.take(now) {
+                // A restart or a new external address: ask (renew) now;
+                // the reply reports the address.
+                if let Some(ip) = a.address() {
+                    external_ip = Some(ip);
+                }
+                client.ask_now();
+            }
             while let Some(req) = client.poll_transmit(now) {
                 renewing = matches!(client.state(), MappingState::Mapped { .. });
                 self.with_status(|s| s.requests += 1);
@@ -502,13 +544,14 @@ impl Ctx {
         let Some(ext) = port else {
             return Ended::Failed("every external port tried is taken".into());
         };
-        let external = SocketAddr::new(IpAddr::V4(ip), ext);
+        let mut external = SocketAddr::new(IpAddr::V4(ip), ext);
         self.mapped("upnp", external, lease, false);
         // A permanent lease is still refreshed, every default half-lifetime.
         let half =
             Duration::from_secs(u64::from(if lease == 0 { self.lifetime } else { lease })) / 2;
         loop {
-            if self.sleep(half) {
+            let woke = self.signal.wait(half);
+            if woke == Woke::Stop {
                 self.with_status(|s| s.requests += 1);
                 if self
                     .soap_within(
@@ -521,6 +564,14 @@ impl Ctx {
                     self.with_status(|s| s.deleted += 1);
                 }
                 return Ended::Stopped;
+            }
+            if matches!(woke, Woke::Heard(_)) {
+                // An announcement: the external address may have changed.
+                match self.soap(&ctl, &Action::GetExternalIp) {
+                    Ok(Some(ip)) => external.set_ip(IpAddr::V4(ip)),
+                    Ok(None) => return Ended::Failed("no external address".into()),
+                    Err(e) => return Ended::Failed(format!("GetExternalIPAddress: {e}")),
+                }
             }
             self.with_status(|s| s.requests += 1);
             let renew = Action::AddUdp {
@@ -611,19 +662,22 @@ fn http_exchange(to: SocketAddrV4, req: &[u8], timeout: Duration) -> std::io::Re
 mod tests {
     use super::*;
     use std::net::TcpListener;
-    use std::sync::atomic::{AtomicU64, AtomicUsize};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
     #[test]
     fn retries_start_at_10_s_double_to_300_s_and_restart_after_a_mapping() {
         let mut w = None;
         let mut seen = Vec::new();
         for _ in 0..7 {
-            let next = next_retry(w, false);
+            let next = next_retry(w, false, RETRY_FIRST);
             seen.push(next.as_secs());
             w = Some(next);
         }
         assert_eq!(seen, [10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(next_retry(w, true), RETRY_FIRST);
+        assert_eq!(next_retry(w, true, RETRY_FIRST), RETRY_FIRST);
+        // A longer first wait (the test knob) is not cut by the cap.
+        let long = Duration::from_secs(600);
+        assert_eq!(next_retry(Some(long), false, long), long);
     }
 
     fn shared() -> Arc<Shared> {
@@ -686,7 +740,7 @@ mod tests {
             ip,
             Ipv4Addr::LOCALHOST,
             41999,
-            Duration::from_secs(60),
+            (Duration::from_secs(60), RETRY_FIRST),
             tx,
             shared(),
         )
