@@ -5,7 +5,11 @@
 //! two nodes of one host (both listen on 5350: SO_REUSEPORT) have failed
 //! their first round and wait a 60 s retry: only the announcement can make
 //! them map within 10 s. Before miniupnpd starts, an announcement from
-//! another host on the LAN is counted and ignored. The nodes run in a child
+//! another host on the LAN is counted and ignored. Then the router's WAN
+//! address changes and miniupnpd is told (SIGUSR1, as a DHCP hook would):
+//! it multicasts a NAT-PMP public-address notice and a PCP ANNOUNCE, and
+//! both nodes must report the new external address within 10 s (their
+//! renewal is 30 min away). The nodes run in a child
 //! process (this test binary, re-run inside the host's namespace, where the
 //! default route is the router). Needs root, `ip`, `nft`, `miniupnpd` and
 //! `turnserver` (a visible skip otherwise, a failure under `CI=true`).
@@ -33,6 +37,8 @@ const RETRY: Duration = Duration::from_secs(60);
 const WITHIN: Duration = Duration::from_secs(10);
 /// The `mapped` router's WAN address (natlab).
 const WAN: &str = "192.0.32.107";
+/// The WAN address it moves to.
+const NEW_WAN: &str = "192.0.32.108";
 /// The router's LAN (natlab site 7).
 const LAN: &str = "192.168.7.0/24";
 
@@ -191,6 +197,42 @@ fn nodes_map_at_once_when_the_gateway_announces_itself() {
             "PCP (asked first) should map: {l}"
         );
     }
+    // The WAN address changes; miniupnpd announces it.
+    std::thread::sleep(Duration::from_millis(500));
+    // (Deleting the old address first: a primary's deletion takes its
+    // secondaries with it; the default route goes with it too.)
+    let (old, new) = (format!("{WAN}/24"), format!("{NEW_WAN}/24"));
+    for args in [
+        ["addr", "del", &old, "dev", "wan0"],
+        ["addr", "add", &new, "dev", "wan0"],
+        ["route", "add", "default", "via", "192.0.32.1"],
+    ] {
+        let mut a = vec!["exec", "nat-mapped", "ip"];
+        a.extend(args);
+        lab.run(&a).expect("readdress the WAN");
+    }
+    let pid_file = format!(
+        "/run/moss-natlab-{}/miniupnpd-nat-mapped.self.pid",
+        lab.prefix.trim_end_matches('-')
+    );
+    let pid = std::fs::read_to_string(&pid_file).expect("miniupnpd's pid");
+    let t1 = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-USR1", pid.trim()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "SIGUSR1 to miniupnpd");
+    for _ in PORTS {
+        let Some(l) = expect(&rx, "moved", WITHIN.saturating_sub(t1.elapsed())) else {
+            expect(&rx, "unchanged", Duration::from_secs(40));
+            panic!("not every node took the announced address {NEW_WAN} within {WITHIN:?}");
+        };
+        eprintln!(
+            "{:.2} s after the address change: {l}",
+            t1.elapsed().as_secs_f64()
+        );
+        assert!(l.contains(&format!(" {NEW_WAN}:")), "moved elsewhere: {l}");
+    }
     let _ = child.wait();
 }
 
@@ -238,22 +280,30 @@ fn child_nodes() {
         .iter()
         .all(|n| pm(n).failures >= 2)));
     println!("waiting");
-    let mut left: Vec<&moss::Node> = nodes.iter().collect();
-    let end = Instant::now() + Duration::from_secs(40);
-    while !left.is_empty() && Instant::now() < end {
-        left.retain(|n| {
-            let s = pm(n);
-            let Some(ext) = s.external else {
-                return true;
-            };
-            println!(
-                "mapped {ext} protocol={} announcements={} failures={} ",
-                s.protocol.unwrap_or("-"),
-                s.announcements,
-                s.failures
-            );
-            false
-        });
-        std::thread::sleep(Duration::from_millis(20));
+    // Each node's first external address, then a different one.
+    for tag in ["mapped", "moved"] {
+        let mut left: Vec<(&moss::Node, Option<std::net::SocketAddr>)> =
+            nodes.iter().map(|n| (n, pm(n).external)).collect();
+        let end = Instant::now() + Duration::from_secs(40);
+        while !left.is_empty() && Instant::now() < end {
+            left.retain(|(n, before)| {
+                let s = pm(n);
+                let Some(ext) = s.external.filter(|e| Some(*e) != *before) else {
+                    return true;
+                };
+                println!(
+                    "{tag} {ext} protocol={} announcements={} failures={} renewed={} ",
+                    s.protocol.unwrap_or("-"),
+                    s.announcements,
+                    s.failures,
+                    s.renewed
+                );
+                false
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (n, _) in left {
+            println!("unchanged {:?}", pm(n));
+        }
     }
 }
