@@ -159,6 +159,14 @@ impl IndexHash {
     }
 }
 
+/// Fresh random keys, as [`IndexHash::random`] (for maps built with
+/// `Default`).
+impl Default for IndexHash {
+    fn default() -> Self {
+        Self::random()
+    }
+}
+
 /// The state of one [`IndexHash`] hashing.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexHasher {
