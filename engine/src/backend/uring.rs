@@ -31,7 +31,7 @@ use super::linux::{
 };
 use super::{
     forward_messages, send_each, Backend, BackendError, Forward, Message, OutDatagram, Passed,
-    Received, RecvBatch, SendDrops, Wakeup, MAX_RECV_DATAGRAM,
+    Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK, MAX_RECV_DATAGRAM,
 };
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, IoUring, Probe};
@@ -65,9 +65,6 @@ const SEND_CHUNK: usize = 192;
 const RING_ENTRIES_PLAIN: u16 = 512;
 /// Provided buffers with GRO (each holds a 64 KiB super-datagram).
 const RING_ENTRIES_GRO: u16 = 128;
-/// Most ring buffers one forwarding receive holds at once (a quarter of
-/// the GRO ring: the kernel keeps receiving into the rest meanwhile).
-const MAX_FORWARD_MSGS: usize = RING_ENTRIES_GRO as usize / 4;
 /// Buffer group id of our ring.
 const BGID: u16 = 0;
 /// `sizeof(struct io_uring_recvmsg_out)`.
@@ -325,9 +322,9 @@ impl UringBackend {
             send_addrs: Vec::new(),
             send_cmsg: Vec::new(),
             send_res: Vec::new(),
-            passed: Vec::with_capacity(MAX_FORWARD_MSGS),
-            msgs: Vec::with_capacity(MAX_FORWARD_MSGS),
-            used: Vec::with_capacity(MAX_FORWARD_MSGS),
+            passed: Vec::with_capacity(FORWARD_CHUNK),
+            msgs: Vec::with_capacity(FORWARD_CHUNK),
+            used: Vec::with_capacity(FORWARD_CHUNK),
         };
         me.arm();
         me.ring
@@ -793,7 +790,7 @@ impl Backend for UringBackend {
     /// Zero-copy forwarding: datagrams `f` sends on go out of the ring
     /// buffer they arrived in, before the buffers this call used up are
     /// handed back to the kernel. One call takes the completed buffers (at
-    /// most as many as `batch` has slots, and [`MAX_FORWARD_MSGS`]) and
+    /// most as many as `batch` has slots, and a quarter of the ring) and
     /// hands `f` every datagram in them; a run to one destination coalesced
     /// on receive leaves as one GSO message over one contiguous iovec.
     fn recv_forward_batch(
@@ -802,7 +799,9 @@ impl Backend for UringBackend {
         f: &mut dyn Forward,
     ) -> io::Result<Received> {
         batch.filled = 0;
-        let max = batch.bufs.len().min(MAX_FORWARD_MSGS);
+        // At most a quarter of the ring held at once: the kernel keeps
+        // receiving into the rest meanwhile.
+        let max = batch.bufs.len().min(self.bufs.entries as usize / 4).max(1);
         let (mut msgs, mut used) = (
             std::mem::take(&mut self.msgs),
             std::mem::take(&mut self.used),
