@@ -107,6 +107,11 @@ struct Args {
     /// Sender nodes in the `shards` scenario's fan-in rows.
     #[arg(long, default_value_t = 4)]
     senders: usize,
+    /// A → B pairs blasting at once in each `relay` row (0: one per
+    /// shard). More pairs than shards spread fairer over the shards'
+    /// sockets (the kernel's `SO_REUSEPORT` hash picks a shard per pair).
+    #[arg(long, default_value_t = 0)]
+    relay_pairs: usize,
     /// The `benches/libp2p` binary the `compare` scenario runs.
     #[arg(long, default_value_os_t = compare::default_libp2p_bin())]
     libp2p: PathBuf,
@@ -126,6 +131,8 @@ struct Run {
     flood_rate: f64,
     shards: Vec<u32>,
     senders: usize,
+    /// `--relay-pairs` (0: one per shard).
+    relay_pairs: usize,
     busy_poll_us: Vec<u32>,
     gap: Duration,
     libp2p: PathBuf,
@@ -1159,6 +1166,7 @@ fn main() -> ExitCode {
         flood_rate: args.flood_rate.clamp(1.0, 1e6),
         shards: args.shards.iter().map(|&n| n.clamp(1, 16)).collect(),
         senders: args.senders.clamp(1, 32),
+        relay_pairs: args.relay_pairs.min(64),
         busy_poll_us: args
             .busy_poll_us
             .iter()

@@ -713,7 +713,10 @@ impl crate::Run {
                 .flat_map(|&m| self.shards.iter().map(move |&s| (m, s)))
                 .collect();
             for (mode, shards) in combos {
-                let pairs = shards as usize;
+                let pairs = match self.relay_pairs {
+                    0 => shards as usize,
+                    n => n,
+                };
                 for &size in &self.sizes.clone() {
                     eprintln!(
                         "measuring relay {b}, {}, {shards} shard(s), {size} B ...",
@@ -786,8 +789,12 @@ impl crate::Run {
              ChaCha20 block), look the route up by receiver index, check the sending end's bucket and the \
              bandwidth cap (raised here: the product limits are 64 KB/s per end and 256 kbit/s in all), send \
              the datagram unchanged from the buffer it was received into (`Backend::recv_forward`, one send \
-             batch per receive batch, no copy); no re-seal (see PROTOCOL.md). With 2 shards, \
-             2 pairs (the kernel's SO_REUSEPORT hash decides which shard gets which A). `raw forwarder`: a \
+             batch per receive, no copy; with GRO the datagrams of a received super-datagram that all go one \
+             way leave as one GSO message of the same segment size, each still unmasked, looked up and \
+             counted); no re-seal (see PROTOCOL.md). The pairs column: \
+             A → B pairs blasting at once (one per shard unless `--relay-pairs` says otherwise; the kernel's \
+             SO_REUSEPORT hash decides which shard gets which A, so 2 pairs share one shard about half the \
+             time). `raw forwarder`: a \
              thread that only recvmmsg's and sendmmsg's the same datagrams on to B, the kernel cost of any \
              relay (in the GSO rows it receives GRO super-datagrams and sends each on as one GSO message). \
              CPU per forwarded datagram: the supernode's engine and shard threads' time on CPU \

@@ -7,6 +7,7 @@
 //! dial to any of them counts as connected; they go with the slot.
 
 use crate::path::Path;
+use crate::relay::route::IndexHash;
 use crate::session::{Established, FragmentResult, Piece, ReassemblyPool, Session};
 use crate::shard::{Records, ShardSession};
 use crate::Time;
@@ -15,14 +16,21 @@ use rand_core::RngCore;
 use std::collections::HashMap;
 
 /// Session slots and their indices.
+///
+/// Maps keyed by our own local indices (drawn at random by us, never
+/// chosen by a peer) hash with the keyed multiply-fold [`IndexHash`]: the
+/// slot map is looked up once per received data datagram, relayed ones
+/// too, and SipHash cost more than the rest of that lookup. Maps whose keys
+/// a remote picks (its address, its public key, which it can grind, its
+/// own handshake index) keep the standard library's SipHash.
 #[derive(Default)]
 pub(crate) struct SessionTable {
     /// Every slot, handshaking or established, by our local index.
-    pub sessions: HashMap<u32, Session>,
+    pub sessions: HashMap<u32, Session, IndexHash>,
     /// The newest slot per peer path (its own path or an alias).
     pub by_path: HashMap<Path, u32>,
     /// Paths other than its own that a slot owns in `by_path`.
-    aliases: HashMap<u32, Vec<Path>>,
+    aliases: HashMap<u32, Vec<Path>, IndexHash>,
     /// The established session per peer.
     pub by_peer: HashMap<PeerId, u32>,
     /// Sessions with pending frames, in the order they got them.

@@ -50,10 +50,53 @@ impl Forward for EachDatagram<'_> {
     }
 }
 
-/// Where one received datagram lies in a backend's own buffers: sender,
-/// buffer id, byte range.
+/// One received message in a backend's own buffers: its sender, the
+/// buffer, the payload's byte range in it, and the `UDP_GRO` segment size
+/// (0: the message is one datagram; otherwise it is a super-datagram of
+/// `seg`-byte datagrams, the last one possibly shorter).
 #[cfg(target_os = "linux")]
-pub(crate) type Piece<B> = (SocketAddr, B, Range<usize>);
+#[derive(Debug, Clone)]
+pub(crate) struct Message<B> {
+    /// The sender.
+    pub from: SocketAddr,
+    /// The buffer it lies in.
+    pub buf: B,
+    /// Its payload's bytes in the buffer.
+    pub range: Range<usize>,
+    /// Its segment size (0: one datagram).
+    pub seg: usize,
+}
+
+/// Datagrams to send on as one message, straight from the buffer they
+/// arrived in: back to back in `range` of buffer `buf`, `seg` bytes each
+/// but the last (which may be shorter), all to `to`. More than one
+/// datagram only when they are segments of one received message that all
+/// go to `to` (GRO passthrough: they leave as one GSO message, segment
+/// size unchanged).
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Passed<B> {
+    /// The buffer.
+    pub buf: B,
+    /// The datagrams' bytes in it.
+    pub range: Range<usize>,
+    /// Their size (the last may be shorter).
+    pub seg: usize,
+    /// Where they go.
+    pub to: SocketAddr,
+}
+
+#[cfg(target_os = "linux")]
+impl<B> Passed<B> {
+    /// Datagrams in the run.
+    pub fn count(&self) -> usize {
+        if self.seg == 0 {
+            1
+        } else {
+            self.range.len().div_ceil(self.seg).max(1)
+        }
+    }
+}
 
 /// A backend's own receive buffers, by id.
 #[cfg(target_os = "linux")]
@@ -75,35 +118,162 @@ impl Buffers<usize> for Vec<Vec<u8>> {
     }
 }
 
-/// Hands the datagrams at `pieces` of `bufs` to `f` a chunk at a time and
-/// queues in `fwd` (buffer, range, destination) the ones it routes; returns
-/// how many it routed. The caller sends `fwd` before the buffers are
+/// Hands every datagram of `msgs` (super-datagrams split by their segment
+/// size) to `f` a chunk at a time and queues in `out` the ones it routes,
+/// in order. A datagram that follows the previous routed one in the same
+/// buffer, back to back, to the same destination, with the run's segment
+/// size (or shorter, which closes the run), extends that run instead of
+/// starting one, while the run stays within the kernel's GSO limits and
+/// its segment size within `max_seg` (0: no runs). So a super-datagram
+/// whose datagrams all go one way leaves as it came, one GSO message; a
+/// mixed one leaves as one message per stretch. Every datagram still
+/// gets its own verdict. The caller sends `out` before the buffers are
 /// reused.
 #[cfg(target_os = "linux")]
-pub(crate) fn forward_pieces<B: Copy>(
+pub(crate) fn forward_messages<B: Copy + PartialEq>(
     bufs: &mut impl Buffers<B>,
-    pieces: &[Piece<B>],
+    msgs: &[Message<B>],
     f: &mut dyn Forward,
-    fwd: &mut Vec<(B, Range<usize>, SocketAddr)>,
-) -> usize {
-    let mut forwarded = 0;
-    for chunk in pieces.chunks(FORWARD_CHUNK) {
-        let mut views: [&[u8]; FORWARD_CHUNK] = [&[]; FORWARD_CHUNK];
-        for (v, (_, id, range)) in views.iter_mut().zip(chunk) {
-            *v = bufs.bytes(*id).get(range.clone()).unwrap_or(&[]);
-        }
-        f.chunk(&views[..chunk.len()]);
-        for (i, (from, id, range)) in chunk.iter().enumerate() {
-            let Some(d) = bufs.bytes_mut(*id).get_mut(range.clone()) else {
-                continue;
+    max_seg: usize,
+    out: &mut Vec<Passed<B>>,
+) -> Received {
+    // (message, start, end) of each datagram of the chunk being gathered.
+    let mut chunk = [(0usize, 0usize, 0usize); FORWARD_CHUNK];
+    let mut k = 0;
+    let mut got = Received::default();
+    for (i, m) in msgs.iter().enumerate() {
+        let mut at = m.range.start;
+        loop {
+            let end = if m.seg == 0 {
+                m.range.end
+            } else {
+                (at + m.seg).min(m.range.end)
             };
-            if let Some(to) = f.datagram(i, *from, d) {
-                fwd.push((*id, range.clone(), to));
-                forwarded += 1;
+            chunk[k] = (i, at, end);
+            k += 1;
+            at = end;
+            if k == FORWARD_CHUNK {
+                work_chunk(bufs, msgs, &chunk[..k], f, max_seg, out, &mut got);
+                k = 0;
+            }
+            if at >= m.range.end {
+                break;
             }
         }
     }
-    forwarded
+    work_chunk(bufs, msgs, &chunk[..k], f, max_seg, out, &mut got);
+    got
+}
+
+/// One chunk of [`forward_messages`]: `f` sees it whole, then each
+/// datagram; the routed ones join `out`.
+#[cfg(target_os = "linux")]
+fn work_chunk<B: Copy + PartialEq>(
+    bufs: &mut impl Buffers<B>,
+    msgs: &[Message<B>],
+    chunk: &[(usize, usize, usize)],
+    f: &mut dyn Forward,
+    max_seg: usize,
+    out: &mut Vec<Passed<B>>,
+    got: &mut Received,
+) {
+    if chunk.is_empty() {
+        return;
+    }
+    let mut views: [&[u8]; FORWARD_CHUNK] = [&[]; FORWARD_CHUNK];
+    for (v, &(m, start, end)) in views.iter_mut().zip(chunk) {
+        *v = bufs.bytes(msgs[m].buf).get(start..end).unwrap_or(&[]);
+    }
+    f.chunk(&views[..chunk.len()]);
+    got.datagrams += chunk.len();
+    for (i, &(m, start, end)) in chunk.iter().enumerate() {
+        let Message { from, buf, .. } = msgs[m];
+        let Some(d) = bufs.bytes_mut(buf).get_mut(start..end) else {
+            continue;
+        };
+        if let Some(to) = f.datagram(i, from, d) {
+            got.forwarded += 1;
+            pass(out, buf, start..end, to, max_seg);
+        }
+    }
+}
+
+/// Queues one routed datagram at `range` of buffer `buf` for `to` in
+/// `out`: it extends the last run when it may ([`forward_messages`]).
+#[cfg(target_os = "linux")]
+fn pass<B: Copy + PartialEq>(
+    out: &mut Vec<Passed<B>>,
+    buf: B,
+    range: Range<usize>,
+    to: SocketAddr,
+    max_seg: usize,
+) {
+    use super::linux::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
+    let len = range.len();
+    if let Some(p) = out.last_mut() {
+        let held = p.range.len();
+        let extends = p.buf == buf
+            && p.range.end == range.start
+            && p.to == to
+            && p.seg > 0
+            && p.seg <= max_seg
+            && len > 0
+            && len <= p.seg
+            && held % p.seg == 0
+            && held / p.seg < MAX_GSO_SEGMENTS
+            && held + len <= MAX_GSO_BYTES;
+        if extends {
+            p.range.end = range.end;
+            return;
+        }
+    }
+    out.push(Passed {
+        buf,
+        range,
+        seg: len,
+        to,
+    });
+}
+
+/// Sends the runs of `passed` datagram by datagram through `send` (at
+/// most [`FORWARD_CHUNK`] per call; `bytes` gives a run's bytes), for a
+/// backend without a send of its own for runs or after such a send
+/// failed: the backend's `send_batch` plans and counts them as always.
+#[cfg(target_os = "linux")]
+pub(crate) fn send_each<'a, B>(
+    passed: &[Passed<B>],
+    bytes: impl Fn(&Passed<B>) -> &'a [u8],
+    mut send: impl FnMut(&[OutDatagram<'a>]),
+) {
+    let mut views = [OutDatagram {
+        to: UNSPECIFIED,
+        bytes: &[],
+    }; FORWARD_CHUNK];
+    let mut k = 0;
+    for p in passed {
+        let all = bytes(p);
+        let seg = if p.seg == 0 { all.len().max(1) } else { p.seg };
+        let mut at = 0;
+        loop {
+            let end = (at + seg).min(all.len());
+            views[k] = OutDatagram {
+                to: p.to,
+                bytes: &all[at..end],
+            };
+            k += 1;
+            if k == FORWARD_CHUNK {
+                send(&views[..k]);
+                k = 0;
+            }
+            at = end;
+            if at >= all.len() {
+                break;
+            }
+        }
+    }
+    if k > 0 {
+        send(&views[..k]);
+    }
 }
 
 /// Placeholder destination of an unused send view.

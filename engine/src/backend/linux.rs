@@ -2,7 +2,7 @@
 //! in C form, the eventfd waker, UDP GSO run planning, `UDP_GRO` control
 //! messages and splitting of coalesced receive buffers.
 
-use super::{OutDatagram, Wakeup};
+use super::{Message, OutDatagram, Wakeup, MAX_RECV_DATAGRAM};
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -529,6 +529,62 @@ pub(crate) struct Segments {
 }
 
 impl Segments {
+    /// Datagrams left from `off` (a piece boundary) on.
+    pub fn left(&self, off: usize) -> usize {
+        if off >= self.len {
+            return usize::from(off == 0 && self.len == 0);
+        }
+        if self.seg == 0 {
+            1
+        } else {
+            (self.len - off).div_ceil(self.seg)
+        }
+    }
+
+    /// Pushes the datagrams of this buffer from `off` on as one
+    /// [`Message`] of buffer `buf` (payload at `base` in it) from `from`;
+    /// datagrams longer than [`MAX_RECV_DATAGRAM`] are left out. Returns
+    /// how many were left out.
+    pub fn push_message<B>(
+        &self,
+        msgs: &mut Vec<Message<B>>,
+        from: SocketAddr,
+        buf: B,
+        base: usize,
+        off: usize,
+    ) -> usize {
+        let left = self.left(off);
+        if left == 0 {
+            return 0;
+        }
+        let piece = if self.seg == 0 { self.len } else { self.seg };
+        if piece <= MAX_RECV_DATAGRAM {
+            msgs.push(Message {
+                from,
+                buf,
+                range: base + off..base + self.len,
+                seg: self.seg,
+            });
+            return 0;
+        }
+        // Every full segment is too large; a shorter last one may fit.
+        let tail = if self.seg == 0 {
+            0
+        } else {
+            (self.len - off) % self.seg
+        };
+        if tail > 0 && tail <= MAX_RECV_DATAGRAM {
+            msgs.push(Message {
+                from,
+                buf,
+                range: base + self.len - tail..base + self.len,
+                seg: 0,
+            });
+            return left - 1;
+        }
+        left
+    }
+
     /// The byte range of the piece starting at `off`, or `None` at the end.
     pub fn piece(&self, off: usize) -> Option<std::ops::Range<usize>> {
         if off >= self.len && !(off == 0 && self.len == 0) {
@@ -559,7 +615,6 @@ pub(crate) fn disable_gro(fd: RawFd) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::MAX_RECV_DATAGRAM;
     use super::*;
 
     #[test]

@@ -26,20 +26,14 @@ use super::linux::{
     RunFailure, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{
-    forward_pieces, forward_slots, Backend, Forward, OutDatagram, Piece, Received, RecvBatch,
-    SendDrops, Wakeup, FORWARD_CHUNK, MAX_RECV_DATAGRAM,
+    forward_messages, forward_slots, send_each, Backend, Forward, Message, OutDatagram, Passed,
+    Received, RecvBatch, SendDrops, Wakeup, MAX_RECV_DATAGRAM,
 };
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Placeholder destination of an unused send view.
-const UNSPEC: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::UNSPECIFIED,
-    0,
-));
 
 /// Most messages handed to one `sendmmsg` (the kernel's `UIO_MAXIOV`).
 const MAX_MSGS_PER_CALL: usize = 1024;
@@ -97,12 +91,12 @@ pub struct MmsgBackend {
     gro: bool,
     stats: MmsgStats,
     drops: SendDrops,
-    /// Datagrams of the GRO scratch buffers to forward: (buffer, range,
-    /// destination), sent before the buffers are reused.
-    fwd: Vec<(usize, std::ops::Range<usize>, SocketAddr)>,
-    /// Where the held datagrams of a forwarding receive lie (scratch
-    /// buffer and range), gathered before they are handed over.
-    pieces: Vec<Piece<usize>>,
+    /// Runs of datagrams of the GRO scratch buffers to forward, sent
+    /// before the buffers are reused.
+    passed: Vec<Passed<usize>>,
+    /// The held messages of a forwarding receive, gathered before their
+    /// datagrams are handed over.
+    msgs: Vec<Message<usize>>,
     // Send scratch, rebuilt on every call.
     runs: Vec<Run>,
     send_hdrs: Vec<libc::mmsghdr>,
@@ -149,8 +143,8 @@ impl MmsgBackend {
             gro,
             stats: MmsgStats::default(),
             drops: SendDrops::default(),
-            fwd: Vec::with_capacity(FORWARD_CHUNK),
-            pieces: Vec::with_capacity(FORWARD_CHUNK),
+            passed: Vec::with_capacity(MAX_GRO_BUFS),
+            msgs: Vec::with_capacity(MAX_GRO_BUFS),
             runs: Vec::new(),
             send_hdrs: Vec::new(),
             send_iov: Vec::new(),
@@ -236,56 +230,110 @@ impl MmsgBackend {
         n
     }
 
-    /// [`Self::drain_held`] for [`Backend::recv_forward_batch`]: gathers
-    /// the held datagrams (up to `max` in all, counting the `n` handed over
-    /// already), hands them to `f` a chunk at a time, and sends on the ones
-    /// it routes (counted in `forwarded`) before the scratch buffers can be
-    /// reused. Returns the new count.
-    fn forward_held(
-        &mut self,
-        max: usize,
-        n: usize,
-        forwarded: &mut usize,
-        f: &mut dyn Forward,
-    ) -> usize {
-        let mut pieces = std::mem::take(&mut self.pieces);
-        pieces.clear();
-        let n = self.drain_held_at(max, n, &mut |from, msg, range, _| {
-            pieces.push((from, msg, range));
-        });
-        let mut fwd = std::mem::take(&mut self.fwd);
-        *forwarded += forward_pieces(&mut self.gro_bufs, &pieces, f, &mut fwd);
-        self.fwd = fwd;
-        self.pieces = pieces;
-        self.send_forwards();
-        n
+    /// The rest of every held message, for [`Backend::recv_forward_batch`]:
+    /// its datagrams are handed to `f` a chunk at a time and the ones it
+    /// routes sent on ([`Self::send_passed`]) before the scratch buffers
+    /// can be reused; counted into `got`.
+    fn forward_held(&mut self, f: &mut dyn Forward, got: &mut Received) {
+        let mut msgs = std::mem::take(&mut self.msgs);
+        msgs.clear();
+        while self.held_msg < self.held.len() {
+            let (j, off) = (self.held_msg, self.held_off);
+            let h = self.held[j];
+            self.held_msg += 1;
+            self.held_off = 0;
+            match h.from {
+                Some(from) => {
+                    self.stats.oversized += h.segs.push_message(&mut msgs, from, j, 0, off) as u64;
+                }
+                None => self.stats.bad_addr += h.segs.left(off) as u64,
+            }
+        }
+        let mut passed = std::mem::take(&mut self.passed);
+        passed.clear();
+        let r = forward_messages(&mut self.gro_bufs, &msgs, f, self.gso_max_seg, &mut passed);
+        got.datagrams += r.datagrams;
+        got.forwarded += r.forwarded;
+        self.send_passed(&passed);
+        self.passed = passed;
+        self.msgs = msgs;
     }
 
-    /// Sends the queued forwards out of the scratch buffers.
-    fn send_forwards(&mut self) {
-        if self.fwd.is_empty() {
-            return;
-        }
+    /// Sends runs of datagrams out of the scratch buffers: a run of more
+    /// than one datagram as one GSO message over one iovec, as it arrived
+    /// (segment size unchanged), all in one `sendmmsg` where the socket
+    /// takes them. What a GSO send is refused for, or what a failing
+    /// socket does not take, goes through [`Backend::send_batch`] datagram
+    /// by datagram, which retries without GSO and counts the losses.
+    fn send_passed(&mut self, passed: &[Passed<usize>]) {
         let bufs = std::mem::take(&mut self.gro_bufs);
-        let fwd = std::mem::take(&mut self.fwd);
-        for chunk in fwd.chunks(FORWARD_CHUNK) {
-            let mut views = [OutDatagram {
-                to: UNSPEC,
-                bytes: &[],
-            }; FORWARD_CHUNK];
-            for (v, (b, range, to)) in views.iter_mut().zip(chunk) {
-                *v = OutDatagram {
-                    to: *to,
-                    bytes: &bufs[*b][range.clone()],
-                };
+        let bytes = |p: &Passed<usize>| {
+            bufs.get(p.buf)
+                .and_then(|b| b.get(p.range.clone()))
+                .unwrap_or(&[])
+        };
+        self.send_iov.clear();
+        self.send_addrs.clear();
+        self.send_cmsg.clear();
+        self.send_hdrs.clear();
+        for p in passed {
+            let b = bytes(p);
+            self.send_iov.push(libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            });
+            self.send_addrs.push(RawAddr::from_std(p.to));
+            self.send_cmsg.push([0u64; CMSG_BUF / 8]);
+        }
+        for (i, p) in passed.iter().enumerate() {
+            // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
+            let mut h = unsafe { std::mem::zeroed::<libc::mmsghdr>() };
+            h.msg_hdr.msg_name =
+                (&mut self.send_addrs[i].storage as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = self.send_addrs[i].len;
+            h.msg_hdr.msg_iov = &mut self.send_iov[i];
+            h.msg_hdr.msg_iovlen = 1;
+            if p.count() > 1 {
+                let len = write_segment_cmsg(&mut self.send_cmsg[i], p.seg as u16);
+                h.msg_hdr.msg_control = self.send_cmsg[i].as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = len as _;
             }
-            if let Err(e) = self.send_batch(&views[..chunk.len()]) {
-                tracing::trace!(error = %e, "mmsg: forward send failed");
+            self.send_hdrs.push(h);
+        }
+        let mut r = 0;
+        while r < passed.len() {
+            let k = (passed.len() - r).min(MAX_MSGS_PER_CALL);
+            // SAFETY: send_hdrs[r..r + k] point at iovecs over `bufs` (alive
+            // and unmoved until the end of this function), names and control
+            // buffers owned by `self` and not moved since they were built.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    self.socket.as_raw_fd(),
+                    self.send_hdrs.as_mut_ptr().add(r),
+                    k as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if rc > 0 {
+                let done = rc as usize;
+                self.stats.gso_sends +=
+                    passed[r..r + done].iter().filter(|p| p.count() > 1).count() as u64;
+                r += done;
+                continue;
             }
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // The rest goes datagram by datagram, planned and counted as
+            // every send is.
+            send_each(&passed[r..], bytes, |views| {
+                if let Err(e) = self.send_batch(views) {
+                    tracing::trace!(error = %e, "mmsg: forward send failed");
+                }
+            });
+            break;
         }
         self.gro_bufs = bufs;
-        self.fwd = fwd;
-        self.fwd.clear();
     }
 
     /// Receives through the 64 KiB scratch buffers and hands each datagram
@@ -684,9 +732,12 @@ impl Backend for MmsgBackend {
 
     /// Zero-copy forwarding: datagrams `f` sends on go out of the GRO
     /// scratch buffer they arrived in (or the slot of `batch`), before the
-    /// buffer is reused; a run of them to one destination leaves as one
-    /// GSO message over one contiguous iovec when they were coalesced on
-    /// receive.
+    /// buffer is reused. With GRO one call takes up to one `recvmmsg` of
+    /// messages (as many as `batch` has slots) and hands `f` every
+    /// datagram of them; the datagrams of a super-datagram that all go to
+    /// one destination leave as it came, one GSO message of the same
+    /// segment size (GRO passthrough), and every run of them to one
+    /// destination otherwise.
     fn recv_forward_batch(
         &mut self,
         batch: &mut RecvBatch,
@@ -706,20 +757,18 @@ impl Backend for MmsgBackend {
             batch.filled = n;
             return forward_slots(self, batch, n, f);
         }
-        let mut forwarded = 0;
-        let mut n = self.forward_held(cap, 0, &mut forwarded, f);
-        if n < cap && !self.has_held() {
+        let mut got = Received::default();
+        // What an earlier `recv_batch` or `recv_with` left held goes first.
+        self.forward_held(f, &mut got);
+        if got.datagrams < cap {
             // The scratch buffers' forwards went out: they may be reused.
-            match self.recv_gro(cap - n) {
-                Ok(()) => n = self.forward_held(cap, n, &mut forwarded, f),
-                Err(e) if n == 0 => return Err(e),
+            match self.recv_gro(cap) {
+                Ok(()) => self.forward_held(f, &mut got),
+                Err(e) if got.datagrams == 0 => return Err(e),
                 Err(_) => {}
             }
         }
-        Ok(Received {
-            datagrams: n,
-            forwarded,
-        })
+        Ok(got)
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {

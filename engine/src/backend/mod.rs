@@ -23,7 +23,7 @@ pub mod uring;
 pub(crate) use forward::forward_slots;
 use forward::EachDatagram;
 #[cfg(target_os = "linux")]
-pub(crate) use forward::{forward_pieces, Buffers, Piece};
+pub(crate) use forward::{forward_messages, send_each, Buffers, Message, Passed};
 pub use forward::{Forward, Received, FORWARD_CHUNK};
 
 /// Largest datagram any backend receives into one buffer slot.
@@ -237,7 +237,8 @@ pub trait Backend: Send {
     /// datagrams of the call (runs to one destination coalesced with GSO
     /// where the backend does that). No copy, no allocation: the relay data
     /// plane. Send losses are counted in [`Backend::send_drops`]. This
-    /// default receives into `batch` and sends from its slots.
+    /// default receives into `batch` and sends from its slots. How many
+    /// datagrams one call may hand over: [`Backend::recv_forward_batch`].
     fn recv_forward(
         &mut self,
         batch: &mut RecvBatch,
@@ -250,6 +251,12 @@ pub trait Backend: Send {
     /// at a time ([`Forward`]: all of a chunk first, for batch work, then
     /// each), forwarded the same way. This default receives into `batch`
     /// and sends from its slots.
+    ///
+    /// Backends with GRO take up to as many *messages* as `batch` has
+    /// slots and hand `f` every datagram of them (a super-datagram holds up
+    /// to 64), so one call may hand over more datagrams than `batch` has
+    /// slots; the datagrams of a super-datagram that all go to one
+    /// destination then leave as one GSO message (GRO passthrough).
     fn recv_forward_batch(
         &mut self,
         batch: &mut RecvBatch,

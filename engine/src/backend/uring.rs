@@ -30,8 +30,8 @@ use super::linux::{
     write_segment_cmsg, EventFd, PieceFn, RawAddr, Run, RunFailure, Segments, CMSG_BUF, GRO_BUF,
 };
 use super::{
-    forward_pieces, Backend, BackendError, Forward, OutDatagram, Piece, Received, RecvBatch,
-    SendDrops, Wakeup, FORWARD_CHUNK, MAX_RECV_DATAGRAM,
+    forward_messages, send_each, Backend, BackendError, Forward, Message, OutDatagram, Passed,
+    Received, RecvBatch, SendDrops, Wakeup, FORWARD_CHUNK, MAX_RECV_DATAGRAM,
 };
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, IoUring, Probe};
@@ -49,11 +49,6 @@ mod tests;
 use bufring::{BufRing, Mapping};
 
 const NAME: &str = "uring";
-/// Placeholder destination of an unused send view.
-const UNSPEC: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::UNSPECIFIED,
-    0,
-));
 /// `user_data` of the multishot receive.
 const RECV_TAG: u64 = 1 << 62;
 /// `user_data` of the multishot eventfd poll.
@@ -165,12 +160,14 @@ pub struct UringBackend {
     send_addrs: Vec<RawAddr>,
     send_cmsg: Vec<[u64; CMSG_BUF / 8]>,
     send_res: Vec<Option<i32>>,
-    /// Datagrams of ring buffers to forward: (buffer, byte range,
-    /// destination).
-    fwd: Vec<(u16, std::ops::Range<usize>, SocketAddr)>,
-    /// Where the datagrams of a forwarding receive lie (ring buffer and
-    /// range), gathered before they are handed over.
-    pieces: Vec<Piece<u16>>,
+    /// Runs of datagrams of ring buffers to forward.
+    passed: Vec<Passed<u16>>,
+    /// The messages of a forwarding receive, gathered before their
+    /// datagrams are handed over.
+    msgs: Vec<Message<u16>>,
+    /// The ring buffers a forwarding receive used up, handed back once its
+    /// forwards went out.
+    used: Vec<u16>,
 }
 
 // SAFETY: the ring, the mappings and the scratch pointers are owned by the
@@ -325,8 +322,9 @@ impl UringBackend {
             send_addrs: Vec::new(),
             send_cmsg: Vec::new(),
             send_res: Vec::new(),
-            fwd: Vec::with_capacity(FORWARD_CHUNK),
-            pieces: Vec::with_capacity(FORWARD_CHUNK),
+            passed: Vec::with_capacity(FORWARD_CHUNK),
+            msgs: Vec::with_capacity(FORWARD_CHUNK),
+            used: Vec::with_capacity(FORWARD_CHUNK),
         };
         me.arm();
         me.ring
@@ -505,33 +503,55 @@ impl UringBackend {
         }
     }
 
-    /// Sends the queued forwards out of the ring buffers (which the kernel
-    /// cannot reuse until [`Self::finish_recv`] publishes them).
-    fn send_forwards(&mut self) {
-        let fwd = std::mem::take(&mut self.fwd);
-        for chunk in fwd.chunks(FORWARD_CHUNK) {
-            let mut views = [OutDatagram {
-                to: UNSPEC,
-                bytes: &[],
-            }; FORWARD_CHUNK];
-            for (v, (bid, range, to)) in views.iter_mut().zip(chunk) {
-                let buf = self.bufs.buf_ptr(*bid);
-                // SAFETY: `range` lies inside buffer `bid` of the mapping
-                // (it came from `drain_held`), which lives as long as
-                // `self`; the buffer is withheld from the kernel until
-                // `finish_recv`, and nothing writes it before these views
-                // die at the end of this iteration.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(buf.add(range.start), range.end - range.start)
-                };
-                *v = OutDatagram { to: *to, bytes };
+    /// The held buffer and stashed completions as [`Message`]s for
+    /// [`Backend::recv_forward_batch`], at most `max` buffers; the buffers
+    /// go to `used` (the caller hands them back after its sends). Returns
+    /// the error that stopped it, if one did.
+    fn gather(
+        &mut self,
+        max: usize,
+        msgs: &mut Vec<Message<u16>>,
+        used: &mut Vec<u16>,
+    ) -> io::Result<Option<io::Error>> {
+        self.check_poisoned()?;
+        self.reap();
+        loop {
+            if let Some(h) = self.held.take() {
+                let left_out = h.segs.push_message(msgs, h.from, h.bid, h.payload, h.off);
+                self.stats.oversized += left_out as u64;
+                used.push(h.bid);
             }
-            if let Err(e) = self.send_batch(&views[..chunk.len()]) {
-                tracing::trace!(error = %e, "uring: forward send failed");
+            if used.len() >= max {
+                return Ok(None);
+            }
+            let Some(c) = self.stash.pop_front() else {
+                return Ok(None);
+            };
+            if let Err(e) = self.take(c) {
+                return Ok(Some(e));
             }
         }
-        self.fwd = fwd;
-        self.fwd.clear();
+    }
+
+    /// Sends runs of datagrams out of the ring buffers (which the kernel
+    /// cannot reuse until [`Self::finish_recv`] publishes them), datagram
+    /// by datagram through [`Backend::send_batch`]: it gathers a run lying
+    /// back to back into one iovec and one GSO message again.
+    fn send_passed(&mut self, passed: &[Passed<u16>]) {
+        let ring = self.bufs.views();
+        let bytes = |p: &Passed<u16>| {
+            // SAFETY: `p.range` lies inside buffer `p.buf` of the mapping
+            // (it came from `gather`), which lives as long as `self`; the
+            // buffer is withheld from the kernel until `finish_recv`, and
+            // nothing writes it before these views die at the end of this
+            // function.
+            unsafe { ring.get(p.buf, p.range.clone()) }
+        };
+        send_each(passed, bytes, |views| {
+            if let Err(e) = self.send_batch(views) {
+                tracing::trace!(error = %e, "uring: forward send failed");
+            }
+        });
     }
 
     fn recycle(&mut self, bid: u16) {
@@ -769,30 +789,40 @@ impl Backend for UringBackend {
 
     /// Zero-copy forwarding: datagrams `f` sends on go out of the ring
     /// buffer they arrived in, before the buffers this call used up are
-    /// handed back to the kernel; a run to one destination coalesced on
-    /// receive leaves as one GSO message over one contiguous iovec.
+    /// handed back to the kernel. One call takes the completed buffers (at
+    /// most as many as `batch` has slots, and a quarter of the ring) and
+    /// hands `f` every datagram in them; a run to one destination coalesced
+    /// on receive leaves as one GSO message over one contiguous iovec.
     fn recv_forward_batch(
         &mut self,
         batch: &mut RecvBatch,
         f: &mut dyn Forward,
     ) -> io::Result<Received> {
         batch.filled = 0;
-        let max = batch.bufs.len();
-        let mut pieces = std::mem::take(&mut self.pieces);
-        pieces.clear();
-        let got = self.recv_each_at(max, &mut |from, bid, range, _| {
-            pieces.push((from, bid, range));
-        });
-        let mut fwd = std::mem::take(&mut self.fwd);
-        fwd.clear();
-        let forwarded = forward_pieces(&mut self.bufs, &pieces, f, &mut fwd);
-        self.fwd = fwd;
-        self.pieces = pieces;
-        self.send_forwards();
-        let datagrams = self.finish_recv(got)?;
+        // At most a quarter of the ring held at once: the kernel keeps
+        // receiving into the rest meanwhile.
+        let max = batch.bufs.len().min(self.bufs.entries as usize / 4).max(1);
+        let (mut msgs, mut used) = (
+            std::mem::take(&mut self.msgs),
+            std::mem::take(&mut self.used),
+        );
+        msgs.clear();
+        used.clear();
+        let stopped = self.gather(max, &mut msgs, &mut used);
+        let mut passed = std::mem::take(&mut self.passed);
+        passed.clear();
+        let r = forward_messages(&mut self.bufs, &msgs, f, self.gso_max_seg, &mut passed);
+        self.send_passed(&passed);
+        for &bid in &used {
+            self.recycle(bid);
+        }
+        self.passed = passed;
+        self.msgs = msgs;
+        self.used = used;
+        let datagrams = self.finish_recv(stopped.map(|e| (r.datagrams, e)))?;
         Ok(Received {
             datagrams,
-            forwarded,
+            forwarded: r.forwarded,
         })
     }
 

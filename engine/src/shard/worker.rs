@@ -61,7 +61,7 @@ impl Worker {
                         0
                     }
                 };
-                more = n == BATCH;
+                more = n >= BATCH;
                 worked |= n > 0;
                 if !more {
                     break;

@@ -88,7 +88,7 @@ impl Addr {
                 self.v4
                     && self.port == a.port().to_be_bytes()
                     && self.ip[12..] == a.ip().octets()
-                    && self.ip[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
+                    && self.ip[..12] == V4_MAPPED
             }
             SocketAddr::V6(a) => {
                 !self.v4 && self.port == a.port().to_be_bytes() && self.ip == a.ip().octets()
@@ -97,15 +97,22 @@ impl Addr {
     }
 }
 
+/// The first 12 bytes of an IPv4-mapped IPv6 address.
+const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/// Built once per forwarded datagram (its destination): an IPv4 address
+/// straight from its four bytes, without going through `Ipv6Addr`.
 impl From<Addr> for SocketAddr {
     fn from(a: Addr) -> Self {
-        let v6 = Ipv6Addr::from(a.ip);
-        let ip = match (a.v4, v6.to_ipv4_mapped()) {
-            (true, Some(v4)) => IpAddr::V4(v4),
-            (true, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            (false, _) => IpAddr::V6(v6),
+        let port = u16::from_be_bytes(a.port);
+        if !a.v4 {
+            return SocketAddr::new(IpAddr::V6(Ipv6Addr::from(a.ip)), port);
+        }
+        let ip = match (a.ip[..12] == V4_MAPPED, &a.ip[12..]) {
+            (true, &[b0, b1, b2, b3]) => Ipv4Addr::new(b0, b1, b2, b3),
+            _ => Ipv4Addr::UNSPECIFIED,
         };
-        SocketAddr::new(ip, u16::from_be_bytes(a.port))
+        SocketAddr::V4(std::net::SocketAddrV4::new(ip, port))
     }
 }
 
@@ -156,6 +163,14 @@ impl IndexHash {
             key: r.hash_one(1u64),
             mul: r.hash_one(2u64) | 1,
         }
+    }
+}
+
+/// Fresh random keys, as [`IndexHash::random`] (for maps built with
+/// `Default`).
+impl Default for IndexHash {
+    fn default() -> Self {
+        Self::random()
     }
 }
 
@@ -390,6 +405,7 @@ mod tests {
         let v6 = [a("[2001:db8::1]:4000"), a("[::ffff:192.0.2.1]:4000")];
         let all: Vec<SocketAddr> = v4.iter().chain(&v6).copied().collect();
         for x in &all {
+            assert_eq!(SocketAddr::from(Addr::from(*x)), *x, "{x} round trip");
             for y in &all {
                 assert_eq!(Addr::from(*x).is(y), x == y, "{x} vs {y}");
             }

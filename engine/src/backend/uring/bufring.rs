@@ -105,14 +105,14 @@ impl BufRing {
         unsafe { std::slice::from_raw_parts(self.bufs.ptr.add(bid as usize * self.buf_len), len) }
     }
 
-    /// The start of buffer `bid` (clamped to the last), for views that must
-    /// outlive a borrow of the ring; `buf_len` bytes follow it.
-    pub(super) fn buf_ptr(&self, bid: u16) -> *const u8 {
-        let bid = bid.min(self.entries - 1);
-        self.bufs
-            .ptr
-            .cast_const()
-            .wrapping_add(bid as usize * self.buf_len)
+    /// The mapping's address and layout, for views that must outlive a
+    /// borrow of the ring ([`Views::get`]).
+    pub(super) fn views(&self) -> Views {
+        Views {
+            base: self.bufs.ptr.cast_const(),
+            buf_len: self.buf_len,
+            entries: self.entries,
+        }
     }
 
     /// Buffer `bid`, writable (for in-place processing by the caller).
@@ -137,5 +137,35 @@ impl crate::backend::Buffers<u16> for BufRing {
 
     fn bytes_mut(&mut self, id: u16) -> &mut [u8] {
         self.buf_mut(id)
+    }
+}
+
+/// Where a ring's buffers lie ([`BufRing::views`]).
+#[derive(Clone, Copy)]
+pub(super) struct Views {
+    base: *const u8,
+    buf_len: usize,
+    entries: u16,
+}
+
+impl Views {
+    /// Bytes `range` of buffer `bid` (both clamped to the mapping).
+    ///
+    /// # Safety
+    /// The ring must outlive `'a`, the kernel must not write buffer `bid`
+    /// during `'a` (its CQE is held and it is not pushed back), and
+    /// nothing may write those bytes through the ring during `'a`.
+    pub(super) unsafe fn get<'a>(&self, bid: u16, range: std::ops::Range<usize>) -> &'a [u8] {
+        let bid = bid.min(self.entries.saturating_sub(1));
+        let end = range.end.min(self.buf_len);
+        let start = range.start.min(end);
+        // SAFETY: the bytes lie inside buffer `bid` of the live mapping
+        // (clamped above); the caller guarantees nothing writes them.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.add(bid as usize * self.buf_len + start),
+                end - start,
+            )
+        }
     }
 }
