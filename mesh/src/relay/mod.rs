@@ -467,9 +467,15 @@ impl Node {
             self.relay.load_sent = Some(now);
             self.relay.load_told.clear();
         }
+        let mut to = self.load_capable_peers();
+        to.retain(|p| !self.relay.load_told.contains(p));
+        if to.is_empty() {
+            // Every peer has it: no need to sign it again (each second).
+            return;
+        }
         let l = Load::sign(&self.identity, a.seq, self.relay.load_count, now.0, now.1);
-        for p in self.load_capable_peers() {
-            if !self.relay.load_told.contains(&p) && self.send_relay(p, &Relay::Load(l)) {
+        for p in to {
+            if self.send_relay(p, &Relay::Load(l)) {
                 self.relay.load_told.insert(p);
             }
         }
