@@ -356,19 +356,25 @@ impl Node {
     }
 
     /// A verified-or-not announcement or revocation from `from`.
+    ///
+    /// One that would change nothing (not newer than what we know of its
+    /// supernode, or a new supernode while we know [`MAX_KNOWN`]) is
+    /// dropped before its signature is checked: every announcement reaches
+    /// a node many times, and at 10,000 simulated nodes checking those
+    /// copies was half of all CPU.
     fn on_announce(&mut self, from: PeerId, mut a: Announce, revoke: bool) {
-        if !a.verify(revoke) {
-            self.pubsub.router.penalise(&from, 1.0);
-            return self.drop_input(DropReason::RelayForged);
-        }
-        if a.node == self.public_key() {
-            return;
-        }
         let newer = self.relay.known.get(&a.node).is_none_or(|k| a.seq > k.0);
         if !newer {
             return;
         }
         if !self.relay.known.contains_key(&a.node) && self.relay.known.len() >= MAX_KNOWN {
+            return;
+        }
+        if !a.verify(revoke) {
+            self.pubsub.router.penalise(&from, 1.0);
+            return self.drop_input(DropReason::RelayForged);
+        }
+        if a.node == self.public_key() {
             return;
         }
         // A revocation is remembered (with its counter) so an older
@@ -402,18 +408,24 @@ impl Node {
     /// A load report from `from`: kept when it belongs to the supernode's
     /// current announcement and is newer than the last, and passed on like
     /// the announcement (to load-capable peers).
+    ///
+    /// One that would change nothing is dropped before its signature is
+    /// checked, as an announcement is.
     fn on_load(&mut self, from: PeerId, mut l: Load) {
-        if !l.verify() {
-            self.pubsub.router.penalise(&from, 1.0);
-            return self.drop_input(DropReason::RelayForged);
-        }
         let current = self.relay.known.get(&l.node) == Some(&(l.seq, true));
         let newer = self
             .relay
             .loads
             .get(&l.node)
             .is_none_or(|o| (l.seq, l.count) > (o.seq, o.count));
-        if l.node == self.public_key() || !current || !newer {
+        if !current || !newer {
+            return;
+        }
+        if !l.verify() {
+            self.pubsub.router.penalise(&from, 1.0);
+            return self.drop_input(DropReason::RelayForged);
+        }
+        if l.node == self.public_key() {
             return;
         }
         self.relay.loads.insert(l.node, l);
@@ -455,9 +467,15 @@ impl Node {
             self.relay.load_sent = Some(now);
             self.relay.load_told.clear();
         }
+        let mut to = self.load_capable_peers();
+        to.retain(|p| !self.relay.load_told.contains(p));
+        if to.is_empty() {
+            // Every peer has it: no need to sign it again (each second).
+            return;
+        }
         let l = Load::sign(&self.identity, a.seq, self.relay.load_count, now.0, now.1);
-        for p in self.load_capable_peers() {
-            if !self.relay.load_told.contains(&p) && self.send_relay(p, &Relay::Load(l)) {
+        for p in to {
+            if self.send_relay(p, &Relay::Load(l)) {
                 self.relay.load_told.insert(p);
             }
         }
