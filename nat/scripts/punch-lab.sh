@@ -12,7 +12,7 @@
 # connected (direct or relayed) and heard each other, that every pair the
 # rig measured as punchable with plain UDP ends with a direct session, that
 # the spray pairs (symmetric with port-restricted or CGNAT) go direct in at
-# least 1 of the 4 pairs of each kind pair, with the symmetric end's
+# least 1 of the 4 pairs of each kind pair (3 of 4 with a supernode), with the symmetric end's
 # /api/stats `spray` counters showing the won round, that an end that saw a
 # pair relayed before it saw it direct reported event 7 for it, and that
 # every node, the cones included (they punch to everyone, so only a
@@ -134,7 +134,11 @@ for a, b in itertools.combinations(sites, 2):
 # inside the full NAT suite at load 6-9 one run got 1 of 4 (cause not yet
 # known), so the bar is 1: a broken spray (0 of 4, as before it existed)
 # always fails, and the per-run counts are printed for the record.
-SPRAY_MIN = 1
+# With a supernode, a spray pair relayed after a failed first punch is
+# punched again while relayed (15 s later, then further apart): 3 of 4.
+# Three runs of this lab with a supernode met 4 of 4 in every kind pair;
+# the code before that (nothing punched a relayed pair) met 1 and 2 of 4.
+SPRAY_MIN = 3 if relays else 1
 spray_rows = {}
 for a, b, want, direct, heard, ok, connected, no7 in rows:
     k = frozenset((kind(a), kind(b)))
