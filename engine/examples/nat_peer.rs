@@ -7,9 +7,13 @@
 //! and its port mapping, and per peer the sessions that came up and how
 //! each ended (reason and second). `--map` picks the port-mapping protocols
 //! (comma-separated `pcp`, `natpmp`, `upnp`, or `none`; default `natpmp`),
-//! `--map-lifetime` the lifetime asked for in seconds.
+//! `--map-lifetime` the lifetime asked for in seconds. `--supernode-after S`
+//! sets `supernode_min_uptime_sec` (a public node then relays, from S
+//! seconds in); the status then also says whether the node is a supernode,
+//! the host events 3, 4 and 7 (id, second, peer), and per peer the second
+//! its path was first seen relayed and first seen direct.
 //!
-//! `nat_peer --port P [--static ADDR] [--topics LIST] [--map LIST] [--map-lifetime S] --seconds N --status FILE`
+//! `nat_peer --port P [--static ADDR] [--topics LIST] [--map LIST] [--map-lifetime S] [--supernode-after S] --seconds N --status FILE`
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -33,13 +37,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(3600);
+    let supernode_after: u64 = arg(&args, "--supernode-after")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(300);
     let cfg = serde_json::json!({
         "trackers": [],
         "dht_enabled": false,
         "lan_discovery_enabled": false,
         "listen_port": port,
         "static_peers": statics,
-        "nat": { "natpmp_enabled": on("natpmp"), "pcp_enabled": on("pcp"), "upnp_enabled": on("upnp") },
+        "nat": {
+            "natpmp_enabled": on("natpmp"),
+            "pcp_enabled": on("pcp"),
+            "upnp_enabled": on("upnp"),
+            "supernode_min_uptime_sec": supernode_after,
+        },
     });
     let mut node = moss::Node::builder("natlab")
         .config_json(&cfg.to_string())?
@@ -63,6 +76,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // each last session ended.
     let mut joined: BTreeMap<String, u32> = BTreeMap::new();
     let mut left: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Host events 3, 4 and 7, and per peer the second its path was first
+    // seen relayed and first seen direct.
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    let mut relayed_at: BTreeMap<String, f64> = BTreeMap::new();
+    let mut direct_at: BTreeMap<String, f64> = BTreeMap::new();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(seconds);
     while Instant::now() < end && !term.load(std::sync::atomic::Ordering::SeqCst) {
@@ -88,10 +106,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .entry(peer.to_hex())
                     .or_default()
                     .push(format!("{reason}@{:.1}", t0.elapsed().as_secs_f64())),
+                moss::Event::RelayMigrated { ref peer, .. } => events.push(serde_json::json!({
+                    "id": ev.id(), "t": t0.elapsed().as_secs_f64(), "peer": peer.to_hex(),
+                })),
+                moss::Event::SupernodePromoted | moss::Event::SupernodeRevoked { .. } => {
+                    events.push(serde_json::json!({"id": ev.id(), "t": t0.elapsed().as_secs_f64()}))
+                }
                 _ => {}
             }
         }
         let st = node.stats()?;
+        let t = t0.elapsed().as_secs_f64();
+        for p in &st.peers {
+            let seen = if p.addr.starts_with("relay:") {
+                &mut relayed_at
+            } else {
+                &mut direct_at
+            };
+            seen.entry(p.peer_id.clone()).or_insert(t);
+        }
         let doc = serde_json::json!({
             "id": me,
             "nat_type": st.nat_type,
@@ -110,6 +143,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "port_mapping": st.port_mapping,
             "joined": joined,
             "left": left,
+            "supernode": node.mesh_info()?.supernode_ready,
+            "events": events,
+            "relayed_at": relayed_at,
+            "direct_at": direct_at,
         });
         // Written whole, then renamed: a reader never sees half a file.
         let tmp = format!("{status}.tmp");

@@ -10,9 +10,11 @@
 #     impair: tc netem where the kernel has it, else nftables); asserts the
 #     same classes, and that the loss rule dropped packets.
 #  0b. hole punching between real Moss nodes (nat/scripts/punch-lab.sh): every
-#     pair of hosts chats on one topic through the public node; every pair
-#     the rig measured as punchable ends with a direct session, every pair
-#     hears the other, the unpunchable ones are printed.
+#     pair of hosts chats on one topic through the public node, a supernode
+#     after 5 s; every pair is connected (direct or relayed) and hears the
+#     other, every pair the rig measured as punchable ends with a direct
+#     session, a pair relayed first and direct later reports event 7, the
+#     unpunchable ones and the relayed pairs' timings are printed.
 #  1. classification: examples/natlab (sans-IO STUN client + classifier, std
 #     sockets) in every h-<kind> host and its twin; asserts each class. The
 #     cgnat home routers run miniupnpd: with an RFC 6598 WAN it answers

@@ -13,6 +13,7 @@ mod fresh;
 mod mapped;
 mod probe;
 mod punch;
+mod relayed;
 mod spray;
 
 pub use addr::{decode_addr, encode_addr, split_addr, AddrError};
@@ -26,6 +27,7 @@ pub use punch::{
     PunchFailure, PunchState, MAX_PUNCH_ATTEMPTS, MAX_PUNCH_DELAY, MAX_PUNCH_FAILURES,
     PREDICTION_SPREAD, PUNCH_DEADLINE, PUNCH_RETRY, PUNCH_ROUND,
 };
+pub use relayed::{RELAYED_BACKOFF_MAX, RELAYED_PUNCH_MAX};
 pub use spray::{
     PunchMode, SprayOrder, SPRAY_CAP_TOPIC, SPRAY_CHANNEL_BASE, SPRAY_PORTS, SPRAY_PROBES_PER_TICK,
     SPRAY_SOCKETS, SPRAY_STAGGER,
@@ -112,6 +114,8 @@ pub struct NatStats {
     pub address_changes: u64,
     /// PUNCH_REQUESTs we sent (a topic's origin with no session to us).
     pub punch_requests: u64,
+    /// PUNCH_REQUESTs we sent for relayed peers (in `punch_requests` too).
+    pub relayed_punch_requests: u64,
     /// PUNCH_REQUESTs we refused as forwarder (too frequent, unknown peer).
     pub punch_requests_refused: u64,
     /// Pairs we introduced as forwarder (offers to both ends).
@@ -202,6 +206,7 @@ impl NatStats {
         self.probe_orders_refused += o.probe_orders_refused;
         self.address_changes += o.address_changes;
         self.punch_requests += o.punch_requests;
+        self.relayed_punch_requests += o.relayed_punch_requests;
         self.punch_requests_refused += o.punch_requests_refused;
         self.punch_introductions += o.punch_introductions;
         self.punch_unpunchable += o.punch_unpunchable;
@@ -355,6 +360,10 @@ pub(crate) struct NatState {
     punch_rounds: HashMap<PeerId, u32>,
     /// Punches that failed after all their rounds, not yet taken.
     punch_failures: VecDeque<PunchFailure>,
+    /// Punch requests for relayed peers, by peer.
+    relayed_punch: HashMap<PeerId, relayed::RelayedPunch>,
+    /// When the relayed peers are looked at next.
+    relayed_scan: Time,
     /// Predicted-port dials of punches toward symmetric peers.
     predicted: Vec<(Time, SocketAddr)>,
     /// Spray sockets the host opens per round (0: it opens none).

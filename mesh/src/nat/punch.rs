@@ -176,7 +176,9 @@ impl Node {
 
     /// A message of a subscribed topic from `origin`, forwarded by `via`
     /// with `hops` (before our increment): when `via` got it from the
-    /// origin itself and we have no session with it, ask for a punch.
+    /// origin itself and we have no session with it, ask for a punch. A
+    /// relayed origin is asked for by [`Node::nat_relayed_tick`] (through
+    /// its relay's supernode, with its own back-off).
     pub(crate) fn nat_saw_origin(&mut self, via: PeerId, origin: PeerId, hops: u8) {
         let now = self.now;
         if hops != 1
@@ -194,17 +196,24 @@ impl Node {
         let Some(idx) = self.table.by_peer(&via).filter(|&i| self.nat_capable(i)) else {
             return;
         };
+        self.nat_ask_punch(idx, origin);
+    }
+
+    /// Sends PUNCH_REQUEST for `target` to the forwarder of session `idx`;
+    /// the punch counts as failed until an offer starts it.
+    pub(crate) fn nat_ask_punch(&mut self, idx: u32, target: PeerId) {
+        let now = self.now;
         if self.nat.punch.len() >= MAX_PEER_NOTES {
             self.nat.punch.clear();
         }
-        self.nat.punch.insert(origin, (now, PunchState::Failed));
+        self.nat.punch.insert(target, (now, PunchState::Failed));
         self.stats.nat.punch_requests += 1;
         let txid = self.rng.next_u32();
         self.queue_frame(
             idx,
             &Frame::Nat(NatFrame::PunchRequest {
                 txid,
-                target: origin.0,
+                target: target.0,
             }),
         );
     }
@@ -297,7 +306,9 @@ impl Node {
             self.nat.punch.insert(peer, (now, PunchState::Unpunchable));
             return;
         };
-        if peer == self.identity.public_key() || self.table.by_peer(&peer).is_some() {
+        // A relayed peer is punched to all the same: a direct session takes
+        // over from the relayed one.
+        if peer == self.identity.public_key() || self.reached_directly(&peer) {
             return;
         }
         // Both ends ask for the introduction, so a second offer often comes
@@ -376,9 +387,19 @@ impl Node {
     }
 
     /// One punch round toward `addr`: message 1 of the pending dial again,
-    /// or a new dial when there is none.
+    /// or a new dial when there is none. The address may stand for a
+    /// relayed session (the relay client's alias of the address it dialled
+    /// first): the punch dials it all the same.
     fn punch_round(&mut self, addr: SocketAddr) {
         let path = crate::path::Path::Udp(addr);
+        let relay_alias = self
+            .table
+            .by_path(&path)
+            .and_then(|i| self.table.get(i))
+            .is_some_and(|s| matches!(s.path, crate::path::Path::Relay { .. }));
+        if relay_alias {
+            self.table.by_path.remove(&path);
+        }
         let pending = self
             .table
             .by_path(&path)
@@ -405,7 +426,8 @@ impl Node {
             let Some(mut run) = self.nat.punch_runs.get(&peer).copied() else {
                 continue;
             };
-            let connected = self.table.by_peer(&peer).is_some();
+            // Relayed is not connected: the punch goes on.
+            let connected = self.reached_directly(&peer);
             if !connected && run.fired < run.attempts && now >= run.next {
                 run.fired += 1;
                 run.next = now + PUNCH_ROUND;
@@ -439,12 +461,29 @@ impl Node {
         }
         // After the rounds: a round's probes start in the tick it fired.
         self.spray_tick(now);
+        self.nat_relayed_tick(now);
         self.nat_mapped_tick(now);
     }
 
-    /// A session with `peer` came up: a punch in progress succeeded.
+    /// A session with `peer` came up: a punch in progress succeeded, unless
+    /// the session is a relayed one (asked of a supernode while the punch
+    /// ran), which neither ends the punch nor counts as it.
     pub(crate) fn nat_punch_established(&mut self, peer: PeerId) {
         let now = self.now;
+        if !matches!(
+            self.nat.punch.get(&peer),
+            Some((_, PunchState::Punching { .. }))
+        ) {
+            return;
+        }
+        let direct = self.table.sessions.values().any(|s| {
+            !matches!(s.path, crate::path::Path::Relay { .. })
+                && s.established()
+                    .is_some_and(|e| e.peer == peer && e.retired.is_none())
+        });
+        if !direct {
+            return;
+        }
         if let Some((_, st)) = self.nat.punch.get_mut(&peer) {
             if let PunchState::Punching { since } = *st {
                 *st = PunchState::Punched;

@@ -223,9 +223,10 @@ impl Node {
             let Some((peer, dialled, to, queued)) = self.nat.spray_queue.pop_front() else {
                 break;
             };
-            // A probe is the pending message 1 itself; none left (the
-            // session came up, or the dial gave up) means no probe.
-            if self.table.by_peer(&peer).is_some() {
+            // A probe is the pending message 1 itself; none left (a direct
+            // session came up, or the dial gave up) means no probe. A
+            // relayed peer is still sprayed to.
+            if self.reached_directly(&peer) {
                 continue;
             }
             let Some(d) = self.pending_message1(dialled) else {
