@@ -657,7 +657,16 @@ fn run(n: usize, seed: u64, loss: f64, churn: f64, trace: bool) -> (Outcome, Sim
     }
     let mark = sim.deliveries.len();
     let ids = publish_all(&mut sim, &pairs, &alive);
-    sim.run_for(DRAIN);
+    let drained = sim.now + DRAIN;
+    while let Some(k) = watch.filter(|_| sim.now + Duration::from_secs(1) < drained) {
+        sim.run_for(Duration::from_secs(1));
+        println!(
+            "  watch {:.1} s: {}",
+            sim.now.as_secs_f64(),
+            diagnose(&sim, &pairs, k)
+        );
+    }
+    sim.run_until(drained);
     let both_ways = delivered_pairs(&sim, &ids, mark);
     let (total, direct, relayed, missing) = census(&sim, &pairs, alive);
     let stranded_missing = missing.iter().filter(|k| stranded.contains(k)).count();
