@@ -116,14 +116,25 @@ impl Router {
             .filter(|id| !self.mcache.peer_has(id, &p))
             .collect();
         if !ids.is_empty() {
-            self.send(
-                p,
-                Control::IHave {
-                    topic: t.clone(),
-                    ids,
-                },
-            );
+            self.offer(p, t, ids);
         }
+    }
+
+    /// Sends `p` an IHAVE of `ids` in topic `t`. Each id may then be asked
+    /// for once more ([`crate::mcache::MessageCache::offered`]): the
+    /// answers to `p`'s earlier IWANTs may have been lost, and we offer a
+    /// message again only while `p` is not known to have it.
+    fn offer(&mut self, p: PeerId, t: &Topic, ids: Vec<MessageId>) {
+        for id in &ids {
+            self.mcache.offered(id, &p);
+        }
+        self.send(
+            p,
+            Control::IHave {
+                topic: t.clone(),
+                ids,
+            },
+        );
     }
 
     fn prune(&mut self, t: &Topic, p: PeerId, now: Time, px: bool) {
@@ -390,13 +401,7 @@ impl Router {
                 .collect();
             if !missing.is_empty() {
                 shuffle(&mut missing, rng);
-                self.send(
-                    p,
-                    Control::IHave {
-                        topic: t.clone(),
-                        ids: missing,
-                    },
-                );
+                self.offer(p, t, missing);
             }
         }
         if ids.is_empty() {
@@ -405,13 +410,7 @@ impl Router {
         for p in c {
             let mut mine = ids.clone();
             shuffle(&mut mine, rng);
-            self.send(
-                p,
-                Control::IHave {
-                    topic: t.clone(),
-                    ids: mine,
-                },
-            );
+            self.offer(p, t, mine);
         }
     }
 }

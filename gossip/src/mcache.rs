@@ -24,7 +24,8 @@ pub struct Entry {
     off: usize,
     /// Body length.
     len: usize,
-    /// How often each peer was sent it on IWANT.
+    /// How often each peer was sent it on IWANT, less the IHAVEs of it
+    /// sent to that peer since.
     iwant: Vec<(PeerId, u32)>,
     /// Peers known to have it (sent it to us, announced it, or said
     /// IDONTWANT).
@@ -171,6 +172,19 @@ impl MessageCache {
             None => e.iwant.push((peer, 1)),
         }
         true
+    }
+
+    /// We advertised message `id` to `peer` (IHAVE): it may ask for it
+    /// once more than [`Self::take_for_iwant`]'s limit would let it, since
+    /// an answer to its last IWANT may have been lost.
+    pub fn offered(&mut self, id: &MessageId, peer: &PeerId) {
+        if let Some((_, n)) = self
+            .msgs
+            .get_mut(id)
+            .and_then(|e| e.iwant.iter_mut().find(|(p, _)| p == peer))
+        {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// Records that `peer` has message `id`.

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use moss_crypto::PeerId;
-use moss_gossip::{Action, Config, Control};
+use moss_gossip::{Action, Config, Control, Router};
 
 #[test]
 fn ihave_iwant_repair_with_limits_and_broken_promise_penalty() {
@@ -208,4 +208,39 @@ fn in_a_mesh_thinner_than_d_lo_topic_peers_outside_it_hear_of_our_messages() {
         );
     }
     assert_eq!(told, 57);
+}
+
+/// The relay simulator's pairs under 10 % loss: over a relayed path a copy
+/// crosses two lossy links, and the three IWANT answers a peer may have
+/// were all lost while we kept telling it of the message (our own, for the
+/// own-gossip windows). Every IHAVE we send a peer lets it ask for that
+/// message once more, so the repair goes on as long as we advertise it;
+/// unasked-for IWANTs stay capped at `gossip_retransmission`.
+#[test]
+fn each_ihave_we_send_lets_the_peer_ask_for_the_message_once_more() {
+    let (mut r, mut g) = joined(1, Config::default());
+    r.heartbeat(secs(1), &mut g);
+    assert_eq!(r.mesh_peers("t"), vec![p(1)]);
+    let id = [9; 32];
+    r.publish(secs(1), id, "t", body(10), &mut g).unwrap();
+    drain(&mut r);
+    let limit = Config::default().gossip_retransmission as usize;
+    let want = |r: &mut Router, g: &mut rand_chacha::ChaCha20Rng, s: u64| {
+        r.on_control(secs(s), &p(1), Control::IWant { ids: vec![id] }, g);
+        sends(&drain(r)).len()
+    };
+    // Unasked for: at most `limit` answers.
+    let answered: usize = (0..limit + 2).map(|_| want(&mut r, &mut g, 1)).sum();
+    assert_eq!(answered, limit);
+    // Every heartbeat tells it again (every copy was lost), and each of
+    // those IHAVEs is answered once.
+    for s in 2..12 {
+        r.heartbeat(secs(s), &mut g);
+        let told = ihaves_to(&drain(&mut r), &p(1))
+            .iter()
+            .any(|ids| ids.contains(&id));
+        assert!(told, "heartbeat {s}: IHAVE of our message");
+        assert_eq!(want(&mut r, &mut g, s), 1, "heartbeat {s}: answered");
+        assert_eq!(want(&mut r, &mut g, s), 0, "heartbeat {s}: once");
+    }
 }

@@ -31,6 +31,9 @@ pub const ECHO_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a session that lost a duplicate still takes the peer's
 /// datagrams (below [`crate::liveness::IDLE_TIMEOUT`]).
 pub const RETIRE_GRACE: Duration = Duration::from_secs(5);
+/// CLOSE reason 1: the session lost to a duplicate with the same peer, or
+/// another peer's session took its path.
+pub const CLOSE_DUPLICATE: u8 = 1;
 /// An IK dial with no answer for this long falls back to XX (a hint that
 /// the responder refused it falls back at once).
 pub const IK_FALLBACK: Duration = Duration::from_millis(1200);
@@ -741,6 +744,49 @@ impl Node {
         }
     }
 
+    /// The peer closed session `idx` with a CLOSE of `reason`. A
+    /// duplicate's CLOSE on the peer's current session while a newer
+    /// handshake on the same path is completing here (an XX responder
+    /// waiting for message 3, an IK responder for the initiator's first
+    /// data) means the peer already holds the session that replaces this
+    /// one: it sends that CLOSE before the new session's first datagram
+    /// (a re-handshake probe), and either may be lost. This session is
+    /// then retired like a duplicate's loser (it takes the peer's
+    /// datagrams for [`RETIRE_GRACE`] and sends nothing), so the new one
+    /// replaces it without the peer going down here in between (its
+    /// gossip meshes, the relay sessions it is an end of); if none comes
+    /// up, it ends after the grace. Any other CLOSE ends it at once.
+    pub(crate) fn on_close(&mut self, idx: u32, reason: u8) {
+        if reason == CLOSE_DUPLICATE && self.replacement_pending(idx) {
+            let until = Stamp::at(self.now + RETIRE_GRACE);
+            if let Some(e) = self.table.established_mut(idx) {
+                e.retired = Some(until);
+                e.pending.clear();
+            }
+            return;
+        }
+        self.remove_session(idx, Some(DisconnectReason::Closed));
+    }
+
+    /// True when `idx` is its peer's current session and another handshake
+    /// on its path has not completed here yet.
+    fn replacement_pending(&self, idx: u32) -> bool {
+        let Some(s) = self.table.get(idx) else {
+            return false;
+        };
+        let current = s
+            .established()
+            .is_some_and(|e| e.retired.is_none() && self.table.by_peer(&e.peer) == Some(idx));
+        if !current {
+            return false;
+        }
+        let path = s.path;
+        self.table.answering(path)
+            || self.table.sessions.iter().any(|(&i, o)| {
+                i != idx && o.path == path && o.established().is_some_and(|e| e.unconfirmed)
+            })
+    }
+
     /// The rank of established session `idx` among duplicates with
     /// `remote` (lowest is kept), computed alike at both ends: first the
     /// session the smaller peer id initiated, then (both initiated by the
@@ -900,7 +946,7 @@ impl Node {
         self.table.forget_dial(idx, path, remote_index);
         if let Some((other, other_peer)) = self.table.other_on(path, idx) {
             if other_peer != peer {
-                self.queue_frame(other, &Frame::Close(1));
+                self.queue_frame(other, &Frame::Close(CLOSE_DUPLICATE));
                 self.seal_and_send(other, false);
                 self.remove_session(other, Some(DisconnectReason::Closed));
             }
@@ -946,7 +992,7 @@ impl Node {
                 // the loser was its only session, and the CLOSE makes it
                 // dial again. The loser's paths stay mapped to the winner,
                 // so the same peer is not dialled there again.
-                self.queue_frame(loser, &Frame::Close(1));
+                self.queue_frame(loser, &Frame::Close(CLOSE_DUPLICATE));
                 self.seal_and_send(loser, false);
                 self.table.by_peer.insert(peer, winner);
                 self.table.merge_paths(loser, winner);

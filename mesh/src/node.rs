@@ -376,7 +376,9 @@ impl Node {
             }
         }
         for idx in retired {
-            self.remove_session(idx, None);
+            // A loser of a duplicate is no peer's session (no event); one
+            // retired by the peer's CLOSE still is when nothing replaced it.
+            self.remove_session(idx, Some(DisconnectReason::Closed));
         }
         for (to, bytes) in retransmit {
             self.emit(to, bytes);

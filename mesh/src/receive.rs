@@ -3,7 +3,7 @@
 //! first hop, signature, validator, delivery, forwarding through the
 //! router), fragments and their reassembly, and GossipSub control.
 
-use crate::event::{DisconnectReason, Event, Message};
+use crate::event::{Event, Message};
 use crate::node::Node;
 use crate::pubsub::MAX_HOPS;
 use crate::session::{FragmentResult, Piece};
@@ -128,7 +128,7 @@ impl Node {
                     }
                 }
             }
-            Frame::Close(_) => self.remove_session(idx, Some(DisconnectReason::Closed)),
+            Frame::Close(reason) => self.on_close(idx, reason),
             Frame::Nat(f) => self.nat_frame(idx, peer, f),
             Frame::Relay { ty, body } => self.relay_frame(peer, ty, body),
             f => {
