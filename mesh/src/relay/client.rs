@@ -87,6 +87,11 @@ struct Relayed {
     dialled: Option<SocketAddr>,
     /// Since when no local session is on this relay path.
     unused_since: Option<Time>,
+    /// The supernode's address when the session began. What it forwards
+    /// may still come from there after our own session with it moved (a
+    /// NAT that rewrote its port when it reached us anew): relayed data,
+    /// not a direct path.
+    via_addr: Option<SocketAddr>,
 }
 
 /// The client half of a node's relay state. Its maps are ordered: the
@@ -131,6 +136,13 @@ impl Client {
             self.addr_memo.pop_front();
         }
         self.addr_memo.push_back((key, addr));
+    }
+
+    /// Whether `from` is the address supernode `via` had when relay
+    /// session `session` began.
+    pub(crate) fn began_at(&self, via: PeerId, session: u64, from: Path) -> bool {
+        let at = self.sessions.get(&(via, session)).and_then(|r| r.via_addr);
+        at.is_some() && at == from.udp()
     }
 }
 
@@ -338,6 +350,12 @@ impl Node {
         let now = self.now;
         let ttl = Duration::from_secs(u64::from(a.ttl_sec));
         let key = (from, a.session);
+        let via_addr = self
+            .relay_wire_path(Path::Relay {
+                via: from,
+                session: a.session,
+            })
+            .udp();
         if a.initiator == me {
             let asked = self
                 .relay
@@ -374,6 +392,7 @@ impl Node {
                     ttl,
                     dialled: p.addr,
                     unused_since: None,
+                    via_addr,
                 },
             );
             self.relay.client.remember_addr(key, a.peer_addr);
@@ -408,6 +427,7 @@ impl Node {
                 ttl,
                 dialled: None,
                 unused_since: None,
+                via_addr,
             });
             r.expires = now + ttl;
             r.initiator = false;

@@ -276,7 +276,8 @@ impl Node {
     }
 
     /// Authenticated data of session `idx` came on `from`: for a relayed
-    /// session, its relay's address is the session's own path (no roaming);
+    /// session, its relay's address (now, or when the relay session began)
+    /// is the session's own path (no roaming);
     /// any other address means a direct path works, and the session
     /// migrates there. An address that is another peer's own path is a
     /// relay's (a datagram it forwarded late, after the session migrated):
@@ -310,7 +311,10 @@ impl Node {
             }
             return from;
         };
-        if self.relay_wire_path(own) == from || from == own {
+        if self.relay_wire_path(own) == from
+            || from == own
+            || self.relay.client.began_at(via, session, from)
+        {
             return own;
         }
         let Some(peer) = s.established().map(|e| e.peer) else {

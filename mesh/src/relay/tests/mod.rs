@@ -48,6 +48,11 @@ struct Net {
     /// node's datagrams back to that sender come from the external
     /// address (the DNAT's connection tracking).
     conntrack: HashSet<(usize, usize)>,
+    /// (r, j, addr): what node r sends node j comes from `addr` (a NAT in
+    /// front of j that rewrote r's port), except what r forwards
+    /// unchanged (the tap must be on r), which still comes from r's own
+    /// address; datagrams to `addr` reach r.
+    rewritten: Option<(usize, usize, SocketAddr)>,
 }
 
 fn cfg() -> Config {
@@ -90,6 +95,7 @@ impl Net {
             latency: HashMap::new(),
             portmap: None,
             conntrack: HashSet::new(),
+            rewritten: None,
         }
     }
 
@@ -136,7 +142,12 @@ impl Net {
                     continue;
                 };
                 let mapped = self.portmap.filter(|&(m, _)| m == to);
-                let Some(j) = self.at(to).or(mapped.map(|(_, j)| j)) else {
+                let rewritten = self.rewritten.filter(|&(_, _, a)| a == to);
+                let Some(j) = self
+                    .at(to)
+                    .or(mapped.map(|(_, j)| j))
+                    .or(rewritten.map(|(r, _, _)| r))
+                else {
                     continue;
                 };
                 let alive = !self.dead.contains(&i) && !self.dead.contains(&j);
@@ -151,6 +162,10 @@ impl Net {
                     }
                     continue;
                 }
+                let forwarded = self
+                    .tap
+                    .as_ref()
+                    .is_some_and(|(r, seen, _)| *r == i && seen.contains(&t.bytes));
                 if let Some((r, seen, log)) = &mut self.tap {
                     // Forwarded untouched: the very bytes it received.
                     if *r == i && seen.contains(&t.bytes) {
@@ -173,7 +188,12 @@ impl Net {
                 {
                     continue;
                 }
-                self.send(i, j, t.bytes);
+                match self.rewritten {
+                    Some((r, to, a)) if r == i && to == j && !forwarded => {
+                        self.send_from(a, i, j, t.bytes)
+                    }
+                    _ => self.send(i, j, t.bytes),
+                }
             }
             while let Some(e) = self.nodes[i].poll_event() {
                 self.events[i].push(e);
