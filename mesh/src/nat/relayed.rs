@@ -68,17 +68,14 @@ impl Node {
             return;
         }
         self.nat.relayed_scan = now + RELAYED_SCAN;
+        let mut notes = std::mem::take(&mut self.nat.relayed_punch);
+        notes.retain(|p, _| !self.reached_directly(p));
+        self.nat.relayed_punch = notes;
         let mut relayed: Vec<(PeerId, PeerId)> = Vec::new();
-        let mut direct: Vec<PeerId> = Vec::new();
         for (&peer, &idx) in &self.table.by_peer {
-            match self.table.get(idx).map(|s| s.path) {
-                Some(Path::Relay { via, .. }) => relayed.push((peer, via)),
-                Some(_) => direct.push(peer),
-                None => {}
+            if let Some(Path::Relay { via, .. }) = self.table.get(idx).map(|s| s.path) {
+                relayed.push((peer, via));
             }
-        }
-        for p in direct {
-            self.nat.relayed_punch.remove(&p);
         }
         relayed.sort_unstable();
         for (peer, via) in relayed {
