@@ -215,7 +215,10 @@ fn pump_beside(
 }
 
 /// A publishes "`tag` a" and B "`tag` b" on `chat`; true once each heard
-/// the other's (within [`pump_beside`]'s bound).
+/// the other's (within [`pump_beside`]'s bound). A publishes only once
+/// its stats show B on `chat`: a message published before the publisher
+/// knows any subscriber reaches one only through gossip, within the
+/// message cache's few heartbeats (this failed CI once under load).
 fn exchange(
     a: &Node,
     b: &mut End,
@@ -224,15 +227,32 @@ fn exchange(
     heard: &mut Heard,
     tag: &str,
 ) -> bool {
+    let b_hex = b.core.public_key().to_hex();
+    let a_knows_b = pump_beside(b, t0, ax, heard, |_, _| {
+        a.stats().is_ok_and(|st| {
+            st.peers
+                .iter()
+                .any(|p| p.peer_id == b_hex && p.topics.iter().any(|t| t == "chat"))
+        })
+    });
+    if !a_knows_b {
+        eprintln!("{tag}: A never listed B on chat");
+        return false;
+    }
     let (from_a, from_b) = (
         format!("{tag} a").into_bytes(),
         format!("{tag} b").into_bytes(),
     );
     a.publish("chat", &from_a).unwrap();
     b.core.publish(t0.elapsed(), "chat", &from_b).unwrap();
-    pump_beside(b, t0, ax, heard, |_, h| {
+    let both = pump_beside(b, t0, ax, heard, |_, h| {
         h.at_a.contains(&from_b) && h.at_b.contains(&from_a)
-    })
+    });
+    if !both {
+        let (at_a, at_b) = (heard.at_a.contains(&from_b), heard.at_b.contains(&from_a));
+        eprintln!("{tag}: A heard B's {at_a}, B heard A's {at_b}");
+    }
+    both
 }
 
 /// Engine node A and sans-IO end B, both connected to an engine
