@@ -30,6 +30,19 @@ try:
 except Exception:
     print("down")'
 }
+gw_why() {  # site -> what its classifier had: peers and the NAT counters that decide
+  "$LAB" exec "h-$1" python3 -c '
+import json, urllib.request
+try:
+    d = json.load(urllib.request.urlopen("http://127.0.0.1:8787/api/stats", timeout=2))
+    n = d["counters"]["nat"]
+    keys = ("observations", "binding_answers", "address_changes", "probes_requested", "probes_reached",
+            "probes_missed", "probes_inconclusive", "fresh_requests", "fresh_seen", "fresh_reached",
+            "fresh_missed", "fresh_inconclusive", "fresh_sockets_refused")
+    print("    peers %d; nat: %s" % (d["peer_count"], " ".join("%s=%s" % (k, n.get(k)) for k in keys)))
+except Exception as e:
+    print("    no stats: %s" % e)'
+}
 gw_expect() {
   case ${1%2} in symmetric) echo symmetric_nat;; *) echo "${1%2}";; esac
 }
@@ -67,6 +80,7 @@ for site in "${gw_sites[@]}"; do
     fail=1
   fi
   printf '%-26s %-22s %-22s %s %s\n' "h-$site" "$got" "$want" "${AT[$site]:--}" "$mark"
+  [ "$mark" = ok ] || gw_why "$site"
 done
 # Stop the nodes this section started (by their pids), so later sections
 # run on quiet NATs.
