@@ -35,6 +35,7 @@ gw_why() {  # site -> what its classifier had: peers and the NAT counters that d
 import json, urllib.request
 try:
     d = json.load(urllib.request.urlopen("http://127.0.0.1:8787/api/stats", timeout=2))
+    d = d["node"]
     n = d["counters"]["nat"]
     keys = ("observations", "binding_answers", "address_changes", "probes_requested", "probes_reached",
             "probes_missed", "probes_inconclusive", "fresh_requests", "fresh_seen", "fresh_reached",
