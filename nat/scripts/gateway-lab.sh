@@ -21,28 +21,24 @@ for kind in $KINDS; do gw_sites+=("$kind" "${kind}2"); done
 for site in "${gw_sites[@]}"; do
   "$LAB" bg "h-$site" "gw-$site" "$GW" "${GW_FLAGS[@]}" -listen-port "$GW_PORT" -static "203.0.113.20:$GW_PUB_PORT"
 done
-gw_class() {  # site -> nat_type from the node's /api/stats
+gw_node() {  # site expr fallback -> python expr over n (the node's /api/stats "node"), or fallback ({} = the error)
   "$LAB" exec "h-$1" python3 -c '
-import json, urllib.request
+import json, sys, urllib.request
 try:
-    d = json.load(urllib.request.urlopen("http://127.0.0.1:8787/api/stats", timeout=2))
-    print(d["node"]["nat_type"])
-except Exception:
-    print("down")'
-}
-gw_why() {  # site -> what its classifier had: peers and the NAT counters that decide
-  "$LAB" exec "h-$1" python3 -c '
-import json, urllib.request
-try:
-    d = json.load(urllib.request.urlopen("http://127.0.0.1:8787/api/stats", timeout=2))
-    d = d["node"]
-    n = d["counters"]["nat"]
-    keys = ("observations", "binding_answers", "address_changes", "probes_requested", "probes_reached",
-            "probes_missed", "probes_inconclusive", "fresh_requests", "fresh_seen", "fresh_reached",
-            "fresh_missed", "fresh_inconclusive", "fresh_sockets_refused")
-    print("    peers %d; nat: %s" % (d["peer_count"], " ".join("%s=%s" % (k, n.get(k)) for k in keys)))
+    n = json.load(urllib.request.urlopen("http://127.0.0.1:8787/api/stats", timeout=2))["node"]
+    print(eval(sys.argv[1]))
 except Exception as e:
-    print("    no stats: %s" % e)'
+    print(sys.argv[2].replace("{}", str(e)))' "$2" "$3"
+}
+gw_class() {  # site -> nat_type, or "down"
+  gw_node "$1" 'n["nat_type"]' down
+}
+# The NAT counters that decide a class (printed when a node ends wrong).
+GW_WHY_KEYS='("observations", "binding_answers", "address_changes", "probes_requested", "probes_reached",
+  "probes_missed", "probes_inconclusive", "fresh_requests", "fresh_seen", "fresh_reached",
+  "fresh_missed", "fresh_inconclusive", "fresh_sockets_refused")'
+gw_why() {  # site -> its peer count and those counters
+  gw_node "$1" '"    peers %d; nat: %s" % (n["peer_count"], " ".join("%s=%s" % (k, n["counters"]["nat"].get(k)) for k in '"$GW_WHY_KEYS"'))' '    no stats: {}'
 }
 gw_expect() {
   case ${1%2} in symmetric) echo symmetric_nat;; *) echo "${1%2}";; esac
