@@ -600,6 +600,40 @@ impl Node {
             .is_some_and(|s| s.established().is_some() && s.last_recv.since(self.now) < SILENCE)
     }
 
+    /// Supernodes carrying relay sessions of ours that have gone silent:
+    /// our own session with the supernode unheard for [`SILENCE`], and
+    /// every local session relayed through it too (a supernode that still
+    /// forwards our peer's datagrams is alive, only its own datagrams were
+    /// lost). A crashed supernode is left this way within seconds instead
+    /// of at [`crate::IDLE_TIMEOUT`] of the relayed sessions.
+    fn silent_supernodes(&self) -> Vec<PeerId> {
+        let now = self.now;
+        let mut vias: Vec<PeerId> = self
+            .relay
+            .client
+            .sessions
+            .keys()
+            .map(|(via, _)| *via)
+            .collect();
+        vias.dedup();
+        vias.retain(|&via| {
+            let Some(s) = self.table.by_peer(&via).and_then(|i| self.table.get(i)) else {
+                return false;
+            };
+            let relayed_silent = self
+                .relay
+                .client
+                .sessions
+                .keys()
+                .filter(|(v, _)| *v == via)
+                .filter_map(|&(v, session)| self.relayed_index(v, session))
+                .filter_map(|i| self.table.get(i))
+                .all(|r| r.last_recv.since(now) >= SILENCE);
+            s.established().is_some() && s.last_recv.since(now) >= SILENCE && relayed_silent
+        });
+        vias
+    }
+
     /// Peer `peer` is gone (its last session was on `path`).
     pub(crate) fn client_peer_down(&mut self, peer: PeerId, path: Path) {
         if let Path::Relay { via, session } = path {
@@ -730,6 +764,9 @@ impl Node {
         }
         self.retry_pending(|p| now >= p.at + REQUEST_TIMEOUT, true);
         self.retry_stalled(now);
+        for via in self.silent_supernodes() {
+            self.relay_supernode_gone(via);
+        }
         if now < self.relay.client.next_probe {
             return;
         }

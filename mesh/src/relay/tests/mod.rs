@@ -669,11 +669,21 @@ fn supernode_goes(clean: bool) {
             .any(|e| matches!(e, Event::SupernodeRevoked { reason } if reason == "shutdown")));
     }
     net.dead.insert(gone);
+    let t0 = net.now;
     let ok = net.until(|net| {
         matches!(net.path_to(2, 3), Some(Path::Relay { via, .. }) if via == other)
             && matches!(net.path_to(3, 2), Some(Path::Relay { via, .. }) if via == other)
     });
     assert!(ok, "moved to the other supernode");
+    // Virtual time: a crash is noticed by the silence of the supernode and
+    // of the sessions it carried (SILENCE, 6 s; 6.1 s here), not at
+    // IDLE_TIMEOUT of the relayed session (10.1 s so, 10–11 s in the relay
+    // lab).
+    let took = net.now - t0;
+    assert!(
+        took < crate::liveness::SILENCE + Duration::from_secs(2),
+        "moved to the other supernode in {took:?}"
+    );
     exchange(&mut net, 2, 3, "after");
 }
 
