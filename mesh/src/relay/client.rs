@@ -601,37 +601,41 @@ impl Node {
     }
 
     /// Supernodes carrying relay sessions of ours that have gone silent:
-    /// our own session with the supernode unheard for [`SILENCE`], and
-    /// every local session relayed through it too (a supernode that still
+    /// our established session with the supernode is not
+    /// [`Self::supernode_alive`], and no local session relayed through it
+    /// was heard within [`SILENCE`] either (a supernode that still
     /// forwards our peer's datagrams is alive, only its own datagrams were
     /// lost). A crashed supernode is left this way within seconds instead
-    /// of at [`crate::IDLE_TIMEOUT`] of the relayed sessions.
+    /// of at [`crate::IDLE_TIMEOUT`] of the relayed sessions. Runs every
+    /// tick: allocates only when a supernode is silent.
     fn silent_supernodes(&self) -> Vec<PeerId> {
-        let now = self.now;
-        let mut vias: Vec<PeerId> = self
-            .relay
-            .client
-            .sessions
-            .keys()
-            .map(|(via, _)| *via)
-            .collect();
-        vias.dedup();
-        vias.retain(|&via| {
-            let Some(s) = self.table.by_peer(&via).and_then(|i| self.table.get(i)) else {
-                return false;
-            };
-            let relayed_silent = self
-                .relay
-                .client
+        let c = &self.relay.client;
+        let mut silent = Vec::new();
+        let mut last = None;
+        for &(via, _) in c.sessions.keys() {
+            if last == Some(via) {
+                continue;
+            }
+            last = Some(via);
+            let established = self
+                .table
+                .by_peer(&via)
+                .and_then(|i| self.table.get(i))
+                .is_some_and(|s| s.established().is_some());
+            if !established || self.supernode_alive(via) {
+                continue;
+            }
+            let relayed_heard = c
                 .sessions
-                .keys()
-                .filter(|(v, _)| *v == via)
-                .filter_map(|&(v, session)| self.relayed_index(v, session))
+                .range((via, 0)..=(via, u64::MAX))
+                .filter_map(|(&(v, session), _)| self.relayed_index(v, session))
                 .filter_map(|i| self.table.get(i))
-                .all(|r| r.last_recv.since(now) >= SILENCE);
-            s.established().is_some() && s.last_recv.since(now) >= SILENCE && relayed_silent
-        });
-        vias
+                .any(|r| r.last_recv.since(self.now) < SILENCE);
+            if !relayed_heard {
+                silent.push(via);
+            }
+        }
+        silent
     }
 
     /// Peer `peer` is gone (its last session was on `path`).
