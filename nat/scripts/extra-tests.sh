@@ -52,6 +52,9 @@ BIN=$PWD/target/debug/examples/natlab
 WORK=$(mktemp -d -t moss-nat-lab.XXXXXX)
 cleanup() { "$LAB" down || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+# Everything printed is kept, so the failed checks can be listed at the
+# end (CI shows only the tail of a long run).
+exec > >(tee "$WORK/out") 2>&1
 "$LAB" up
 
 # NAT-PMP on the cgnat home routers (real miniupnpd, nftables build).
@@ -196,4 +199,9 @@ source nat/scripts/portmap-lab.sh
 
 nat/scripts/relay-lab.sh || fail=1  # relays through supernodes (its own lab)
 
-if [ $fail = 0 ]; then echo "moss-nat real-NAT suite: all as expected"; else echo "FAIL: moss-nat real-NAT suite"; exit 1; fi
+if [ $fail = 0 ]; then echo "moss-nat real-NAT suite: all as expected"; exit 0; fi
+sleep 0.5  # let tee catch up
+echo "== the checks that failed (lines marked <--, and FAIL lines):"
+grep -E -- '<--|FAIL' "$WORK/out" || echo "(none marked: see above)"
+echo "FAIL: moss-nat real-NAT suite"
+exit 1
