@@ -320,7 +320,11 @@ impl Node {
         let Some(peer) = s.established().map(|e| e.peer) else {
             return from;
         };
-        if from.udp().is_some() {
+        // Any direct path: a UDP address, or a host channel (a symmetric
+        // end's spray socket that heard back is one; before, only UDP
+        // counted, so such an end moved off the relay without event 7).
+        // Another relay is no migration.
+        if !matches!(from, Path::Relay { .. }) {
             self.relay_migrated(idx, peer, via, session, from);
         }
         from

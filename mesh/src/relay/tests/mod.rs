@@ -717,6 +717,45 @@ fn a_direct_path_appearing_migrates_without_loss_and_emits_event_7() {
     assert_eq!(net.nodes[0].relay_info().served_sessions, 0);
 }
 
+/// A symmetric end's punch succeeds on a spray socket: the relayed session
+/// then hears the peer on a host channel, not a UDP address. It migrates
+/// there with event 7 as on a UDP path (the real-NAT suite once saw a
+/// symmetric end leave the relay for a spray socket with no event 7).
+#[test]
+fn a_relayed_session_heard_on_a_host_channel_migrates_with_event_7() {
+    let mut net = relayed_star(3, cfg(), &[(1, 2)], "m");
+    // What node 1 sends node 2 through the supernode is kept, and the
+    // supernode's copies to node 2 lost: node 2 takes it first from the
+    // channel (as it would from a spray socket).
+    net.tap = Some((0, HashSet::new(), Vec::new()));
+    net.oneway.insert((0, 2));
+    let now = net.now;
+    net.nodes[1].publish(now, "m", b"on a channel").unwrap();
+    net.run(Duration::from_millis(300));
+    net.oneway.clear();
+    let seen = net.tap.take().map(|t| t.1).unwrap_or_default();
+    let channel = Path::Channel(9);
+    for mut d in seen {
+        let now = net.now;
+        net.nodes[2].handle(
+            now,
+            crate::Input::Datagram {
+                from: channel,
+                bytes: &mut d,
+            },
+        );
+    }
+    net.collect();
+    let id1 = net.id(1);
+    let migrated = net.events[2].iter().any(|e| {
+        matches!(e, Event::RelayMigrated { peer, from: Path::Relay { .. }, to }
+            if *peer == id1 && *to == channel)
+    });
+    assert!(migrated, "event 7 at node 2: {:?}", net.events[2]);
+    assert_eq!(net.path_to(2, 1), Some(channel));
+    assert!(net.messages(2, "m").iter().any(|m| m.as_slice() == b"on a channel"));
+}
+
 /// The supernode's leg to node 2 is slow (433 ms), so datagrams it
 /// relayed are still in flight when the pair migrates to the direct
 /// path. Arriving late from the supernode's address, they are delivered
