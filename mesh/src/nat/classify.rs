@@ -3,6 +3,7 @@
 //! for bindings and probes, and publishes the verdict.
 
 use super::{NatFrame, Probe, ProbeMode, BINDING_EVERY, BINDING_FANOUT, CAP_TOPIC};
+use super::{CLASS_EVERY, CLASS_SENDS, MAX_PEER_NOTES};
 use super::{MAX_PENDING_BINDINGS, PROBE_RETRY, PROBE_RETRY_MAX};
 use crate::node::Node;
 use crate::path::Path;
@@ -104,6 +105,8 @@ impl Node {
         peer: PeerId,
     ) {
         self.nat_punch_established(peer);
+        // A new session (the peer may have restarted): told anew.
+        self.nat.told.remove(&peer);
         self.nat_feed_confirmation();
         if let (Some(mapped), Some(observer)) = (observed, path.udp()) {
             self.nat_observe(observer, mapped);
@@ -208,11 +211,24 @@ impl Node {
             self.nat_send_bindings(&peers);
         }
         self.nat_probe_step(now, &peers);
-        for &(idx, peer, _) in &peers {
-            if self.nat.told.insert(peer) {
-                let class = self.reach.nat_type();
-                self.queue_frame(idx, &Frame::Nat(NatFrame::NatClass(class)));
+        self.nat_tell_class(now, &peers);
+    }
+
+    /// Tells each peer our class, [`CLASS_SENDS`] times [`CLASS_EVERY`]
+    /// apart (per class and session).
+    fn nat_tell_class(&mut self, now: Time, peers: &[(u32, PeerId, SocketAddr)]) {
+        let class = self.reach.nat_type();
+        for &(idx, peer, _) in peers {
+            let sent = match self.nat.told.get(&peer) {
+                None => 0,
+                Some(&(n, at)) if n < CLASS_SENDS && now >= at + CLASS_EVERY => n,
+                Some(_) => continue,
+            };
+            if sent == 0 && self.nat.told.len() >= MAX_PEER_NOTES {
+                self.nat.told.clear();
             }
+            self.nat.told.insert(peer, (sent + 1, now));
+            self.queue_frame(idx, &Frame::Nat(NatFrame::NatClass(class)));
         }
     }
 
@@ -525,6 +541,75 @@ mod tests {
         .unwrap();
         n.set_local_addrs(&[local]);
         n
+    }
+
+    #[test]
+    fn a_lost_nat_class_frame_is_sent_again() {
+        let addrs: [SocketAddr; 2] = [
+            "198.51.100.1:4000".parse().unwrap(),
+            "198.51.100.2:4000".parse().unwrap(),
+        ];
+        let mut nodes: Vec<Node> = (0..2u8)
+            .map(|i| {
+                let mut n = Node::new(
+                    Config::default(),
+                    Identity::from_seed([i + 1; 32]),
+                    "classify",
+                    None,
+                    [i + 7; 32],
+                    Duration::ZERO,
+                )
+                .unwrap();
+                n.set_local_addrs(&[addrs[usize::from(i)]]);
+                n
+            })
+            .collect();
+        nodes[1].add_static_peer(addrs[0]);
+        let mut now = Duration::ZERO;
+        // Steps 20 ms; with `cut`, what node 0 sends is lost.
+        let step = |nodes: &mut Vec<Node>, now: &mut Time, cut: bool| {
+            *now += Duration::from_millis(20);
+            for i in 0..2 {
+                nodes[i].handle_timeout(*now);
+                let out: Vec<_> = std::iter::from_fn(|| nodes[i].poll_transmit()).collect();
+                for mut t in out {
+                    let Some(j) = addrs.iter().position(|a| Some(*a) == t.to.udp()) else {
+                        continue;
+                    };
+                    if !(cut && i == 0) {
+                        nodes[j].handle_datagram(*now, addrs[i], &mut t.bytes);
+                    }
+                }
+            }
+        };
+        while now < Duration::from_secs(10)
+            && (nodes[0].nat_peers().is_empty() || nodes[1].nat_peers().is_empty())
+        {
+            step(&mut nodes, &mut now, false);
+        }
+        assert!(
+            !nodes[1].nat_peers().is_empty(),
+            "the two are NAT-capable peers"
+        );
+        // Node 0's class changes (as `nat_update` does it); every frame it
+        // sends in the next 300 ms is lost, its first NAT_CLASS with them.
+        nodes[0].reach.set_nat_type(NatType::Public);
+        nodes[0].nat.told.clear();
+        let cut_until = now + Duration::from_millis(300);
+        while now < cut_until {
+            step(&mut nodes, &mut now, true);
+        }
+        let peer = nodes[0].public_key();
+        assert_eq!(
+            nodes[1].peer_nat_type(&peer),
+            NatType::Unknown,
+            "the first was lost"
+        );
+        let end = now + CLASS_EVERY * u32::from(CLASS_SENDS);
+        while now < end && nodes[1].peer_nat_type(&peer) == NatType::Unknown {
+            step(&mut nodes, &mut now, false);
+        }
+        assert_eq!(nodes[1].peer_nat_type(&peer), NatType::Public);
     }
 
     #[test]

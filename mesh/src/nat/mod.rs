@@ -37,7 +37,7 @@ use crate::Time;
 use moss_crypto::PeerId;
 use moss_nat::classify::Classifier;
 use moss_telemetry::NatType;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -49,6 +49,12 @@ pub(crate) const FRAME_TYPES_LAST: u8 = frames::ty::LAST;
 
 /// How often each of a few peers is asked for our observed address.
 pub const BINDING_EVERY: Duration = Duration::from_secs(30);
+/// NAT_CLASS frames each peer is sent per class and session: one lost
+/// frame left a node with a single public peer unaware that it was public,
+/// so with no helper for its fresh-socket tests (the lossy real-NAT lab).
+pub const CLASS_SENDS: u8 = 3;
+/// Time between two NAT_CLASS sends to one peer.
+pub const CLASS_EVERY: Duration = Duration::from_secs(2);
 /// How long a probe's outcome is awaited after its acknowledgement.
 pub const PROBE_WAIT: Duration = Duration::from_secs(3);
 /// First wait before a probe is retried (doubles up to [`PROBE_RETRY_MAX`]).
@@ -407,8 +413,9 @@ pub(crate) struct NatState {
     next_fresh_id: u64,
     /// A helper whose last third party was of no use.
     avoid_helper: Option<PeerId>,
-    /// Peers told our current class.
-    told: HashSet<PeerId>,
+    /// Peers told our current class: the sends so far and the last one's
+    /// time (forgotten when a new session with the peer is established).
+    told: HashMap<PeerId, (u8, Time)>,
     /// Third parties learnt from probes, to dial for a second
     /// observation (best announced class first).
     mapping_dial: Vec<(SocketAddr, NatType)>,
