@@ -454,6 +454,7 @@ impl Node {
                 Action::Dial(addr) if addr.port() != 0 => {
                     if self.table.sessions.len() < self.cfg.max_peers as usize
                         && self.table.by_path(&addr.into()).is_none()
+                        && !self.nat_probe_third(addr)
                     {
                         self.connect(addr);
                     }

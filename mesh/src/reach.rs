@@ -21,6 +21,8 @@ const CONTACTED_CAP: usize = 4096;
 /// How many unsolicited half-open handshakes are tracked at once (the
 /// handshake table's own bound keeps this far lower in practice).
 const PENDING_CAP: usize = 1024;
+/// How many addresses a first message 1 came from are remembered.
+const FIRST_FROM_CAP: usize = 64;
 
 /// This node's reachability state (see the module doc).
 #[derive(Debug, Default)]
@@ -32,6 +34,9 @@ pub struct Reachability {
     contacted_addrs: HashSet<SocketAddr>,
     addr_order: VecDeque<SocketAddr>,
     unsolicited: HashSet<u32>,
+    /// Addresses whose message 1 arrived before we had ever sent to that
+    /// exact address (what test III's proof needs; bounded, oldest out).
+    first_from: VecDeque<SocketAddr>,
     confirmed: Option<Confirmation>,
     nat_type: NatType,
 }
@@ -92,6 +97,19 @@ impl Reachability {
         if !self.contacted(addr.ip()) && self.unsolicited.len() < PENDING_CAP {
             self.unsolicited.insert(idx);
         }
+        if !self.contacted_addr(addr) && !self.first_from.contains(&addr) {
+            if self.first_from.len() >= FIRST_FROM_CAP {
+                self.first_from.pop_front();
+            }
+            self.first_from.push_back(addr);
+        }
+    }
+
+    /// Whether a message 1 from `addr` reached us before we had sent to
+    /// that exact address (its IP may have been sent to): a port-dependent
+    /// filter would have kept it out.
+    pub fn unsolicited_from(&self, addr: SocketAddr) -> bool {
+        self.first_from.contains(&addr)
     }
 
     /// Responder slot `idx` left the half-open state: established (`from`
@@ -143,6 +161,17 @@ mod tests {
 
     fn p(s: &str) -> Path {
         Path::Udp(s.parse().unwrap())
+    }
+
+    #[test]
+    fn a_message_1_from_an_address_sent_to_first_is_not_unsolicited_from_it() {
+        let mut r = Reachability::default();
+        r.note_sent(p("203.0.113.7:9001"));
+        r.on_init(p("203.0.113.7:9000"), 1);
+        assert!(r.unsolicited_from("203.0.113.7:9000".parse().unwrap()));
+        r.note_sent(p("203.0.113.8:9000"));
+        r.on_init(p("203.0.113.8:9000"), 2);
+        assert!(!r.unsolicited_from("203.0.113.8:9000".parse().unwrap()));
     }
 
     #[test]

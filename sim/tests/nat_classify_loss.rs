@@ -149,6 +149,10 @@ fn cones_classify_right_at_twenty_percent_loss() {
     // restricted cones `port_restricted_cone`. The two restricted cones
     // still wrong there rechecked test II first (fewer third parties had
     // missed it) and found few usable third parties for test III in time
-    // (every one had a session with them or was contacted).
-    check(0.20, 100, 240, 2, 10);
+    // (every one had a session with them or was contacted). Since probe
+    // orders go twice, test III's opener three times and helpers name
+    // each of their peers in turn (session 17), none is wrong: seeds 1-300
+    // ended 0 wrong at 10 % and 20 %, where 2 (20 %) and 3 (10 %, seeds
+    // 101-200) restricted cones had ended `port_restricted_cone`.
+    check(0.20, 100, 240, 0, 10);
 }

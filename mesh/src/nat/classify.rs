@@ -82,6 +82,16 @@ impl Node {
             .is_some_and(|e| e.topics.contains(CAP_TOPIC))
     }
 
+    /// Whether `addr` is the third party of the probe we run: a dial of
+    /// ours there now would open our NAT to it and spoil the probe (the
+    /// router's peer-exchange dials skip it; the router offers peers again).
+    pub(crate) fn nat_probe_third(&self, addr: SocketAddr) -> bool {
+        self.nat
+            .probe
+            .and_then(|p| p.third)
+            .is_some_and(|t| t.addr == addr)
+    }
+
     /// Established NAT-capable peers (session index, peer id, UDP address).
     pub(crate) fn nat_peers(&self) -> Vec<(u32, PeerId, SocketAddr)> {
         let t = &self.table;
@@ -345,11 +355,14 @@ impl Node {
         if self.nat.classifier.mapping() == Mapping::EndpointIndependent {
             let helpers = self.fresh_helpers(peers);
             if let Some((idx, helper, addr)) = self.nat_pick_helper(&helpers) {
+                self.nat.streak = None;
                 self.nat_fresh_request(idx, helper, addr, mode);
                 return;
             }
         }
-        let Some((idx, helper, _)) = self.nat_pick_helper(peers) else {
+        let again = self.nat.streak.as_ref().map(|s| s.0);
+        let again = again.and_then(|h| peers.iter().find(|c| c.1 == h).copied());
+        let Some((idx, helper, _)) = again.or_else(|| self.nat_pick_helper(peers)) else {
             return;
         };
         let txid = self.rng.next_u32();
@@ -393,14 +406,17 @@ impl Node {
         let reached = match p.mode {
             ProbeMode::OtherIp => self.reach.confirmation().is_some_and(|c| c.at >= p.sent),
             // The third party dialled us from the address the helper saw
-            // it at (a symmetric third party's fresh port proves nothing).
+            // it at (a symmetric third party's fresh port proves nothing),
+            // and its message 1 came before we sent there ourselves.
             ProbeMode::OtherPort => p.third.is_some_and(|t| {
-                self.table
-                    .by_peer(&PeerId(t.peer))
-                    .and_then(|i| self.table.get(i))
-                    .is_some_and(|s| {
-                        s.path == t.addr && s.established().is_some_and(|e| !e.initiator)
-                    })
+                self.reach.unsolicited_from(t.addr)
+                    && self
+                        .table
+                        .by_peer(&PeerId(t.peer))
+                        .and_then(|i| self.table.get(i))
+                        .is_some_and(|s| {
+                            s.path == t.addr && s.established().is_some_and(|e| !e.initiator)
+                        })
             }),
         };
         if !reached && now < p.deadline {
@@ -413,13 +429,11 @@ impl Node {
         };
         // A session with the third party from elsewhere than the helper
         // saw it (a symmetric NAT's fresh port): no verdict either way.
+        // Or one we opened, or invited by sending there first (a dial of
+        // our own while the probe ran).
         let elsewhere = p.mode == ProbeMode::OtherPort
-            && p.third.is_some_and(|t| {
-                self.table
-                    .by_peer(&PeerId(t.peer))
-                    .and_then(|i| self.table.get(i))
-                    .is_some_and(|s| s.path != t.addr)
-            });
+            && p.third
+                .is_some_and(|t| self.table.by_peer(&PeerId(t.peer)).is_some());
         match (reached, p.third) {
             (false, Some(_)) if elsewhere => {
                 self.stats.nat.probes_inconclusive += 1;
@@ -448,7 +462,7 @@ impl Node {
             (false, None) => {
                 // No acknowledgement: the helper is gone or refused.
                 self.stats.nat.probes_inconclusive += 1;
-                self.nat.avoid_helper = Some(p.helper);
+                self.nat.avoid(p.helper);
                 self.nat.next_probe = now + super::PROBE_RETRY;
             }
         }
@@ -487,7 +501,7 @@ impl Node {
                 // No acknowledgement or no FRESH_SEEN (a frame or the
                 // token was lost, or the helper's NAT kept the token out).
                 self.stats.nat.fresh_inconclusive += 1;
-                self.nat.avoid_helper = Some(p.helper);
+                self.nat.avoid(p.helper);
                 self.nat.next_probe = now + PROBE_RETRY;
             }
         }

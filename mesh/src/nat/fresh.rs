@@ -350,9 +350,10 @@ impl Node {
         (txid, seen, probe): (u32, [u8; TOKEN_LEN], [u8; TOKEN_LEN]),
     ) {
         let now = self.now;
-        let last = self.nat.last_request.get(&peer).copied();
+        let last = self.nat.last_request.get(&peer);
         let recent =
-            last.is_some_and(|(t, _)| now.saturating_sub(t) < super::PROBE_REQUEST_INTERVAL);
+            last.is_some_and(|(t, _)| now.saturating_sub(*t) < super::PROBE_REQUEST_INTERVAL);
+        let mut offered = last.map(|(_, o)| o.clone()).unwrap_or_default();
         self.nat.fresh_pending.retain(|p| p.until > now);
         let full = self.nat.fresh_pending.len() >= MAX_FRESH_PENDING;
         let Some(target) = from.filter(|_| !recent && !full) else {
@@ -363,20 +364,21 @@ impl Node {
             self.nat.last_request.clear();
         }
         // Any fresh-capable peer other than the requester, not behind its
-        // NAT; another one than last time when there is one.
+        // NAT; one not offered to it yet when there is one.
         let pool: Vec<_> = self
             .nat_peers()
             .into_iter()
             .filter(|&(i, p, a)| p != peer && a.ip() != target.ip() && self.fresh_capable(i))
             .collect();
-        let pool = super::other_than(pool, last.and_then(|(_, t)| t));
+        let pool = super::not_offered(pool, &mut offered);
         let third = if pool.is_empty() {
-            self.nat.last_request.insert(peer, (now, None));
+            self.nat.last_request.insert(peer, (now, offered));
             self.stats.nat.probe_requests_refused += 1;
             None
         } else {
             let (_, tpeer, taddr) = pool[self.rng.next_u32() as usize % pool.len()];
-            self.nat.last_request.insert(peer, (now, Some(tpeer)));
+            super::note_offered(&mut offered, tpeer);
+            self.nat.last_request.insert(peer, (now, offered));
             self.nat.fresh_pending.push(FreshPending {
                 requester: peer,
                 ip: target.ip(),

@@ -63,6 +63,8 @@ pub const PROBE_RETRY: Duration = Duration::from_secs(2);
 pub const PROBE_RETRY_MAX: Duration = Duration::from_secs(30);
 /// A helper answers one probe request per peer in this interval.
 pub const PROBE_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+/// Third parties a helper remembers offering to one requester.
+pub const MAX_OFFERED: usize = 16;
 /// A third party carries out at most this many probe orders …
 pub const ORDER_BURST: usize = 8;
 /// … per this window (so no helper can make it spray a victim).
@@ -277,22 +279,42 @@ fn take_due(v: &mut Vec<(Time, SocketAddr)>, now: Time) -> Vec<SocketAddr> {
     due
 }
 
-/// The candidates in `pool` other than `before` (a helper's last third
-/// party for the same requester), or all of them when none is.
-fn other_than(
+/// The candidates in `pool` that the requester was not offered yet
+/// (`offered`: the third parties a helper named to it, oldest first).
+/// When every one was, the list starts over, but never with the last one
+/// while there is another: so a requester that must rule out the many
+/// peers it already contacted meets each other one in turn, not the same
+/// few at random.
+fn not_offered(
     pool: Vec<(u32, PeerId, SocketAddr)>,
-    before: Option<PeerId>,
+    offered: &mut Vec<PeerId>,
 ) -> Vec<(u32, PeerId, SocketAddr)> {
     let fresh: Vec<_> = pool
         .iter()
-        .filter(|c| Some(c.1) != before)
+        .filter(|c| !offered.contains(&c.1))
         .copied()
         .collect();
-    if fresh.is_empty() {
+    if !fresh.is_empty() {
+        return fresh;
+    }
+    let last = offered.last().copied();
+    offered.clear();
+    let others: Vec<_> = pool.iter().filter(|c| Some(c.1) != last).copied().collect();
+    if others.is_empty() {
         pool
     } else {
-        fresh
+        others
     }
+}
+
+/// Notes that `peer` was offered (the list stays within
+/// [`MAX_OFFERED`]).
+fn note_offered(offered: &mut Vec<PeerId>, peer: PeerId) {
+    offered.retain(|p| *p != peer);
+    if offered.len() >= MAX_OFFERED {
+        offered.remove(0);
+    }
+    offered.push(peer);
 }
 
 /// Forgets the entries of `q` recorded longer than [`ORDER_WINDOW`] ago.
@@ -391,9 +413,9 @@ pub(crate) struct NatState {
     probe_backoff: Duration,
     /// Whether the reach confirmation was fed to the classifier.
     confirmation_fed: bool,
-    /// Helper side: last probe request per peer, and the third party
-    /// given for it.
-    last_request: HashMap<PeerId, (Time, Option<PeerId>)>,
+    /// Helper side: last probe request per peer, and the third parties
+    /// offered to it so far (oldest first, see [`not_offered`]).
+    last_request: HashMap<PeerId, (Time, Vec<PeerId>)>,
     /// Third-party side: when recent orders were carried out.
     orders: VecDeque<Time>,
     dials: Vec<(Time, SocketAddr)>,
@@ -413,6 +435,9 @@ pub(crate) struct NatState {
     next_fresh_id: u64,
     /// A helper whose last third party was of no use.
     avoid_helper: Option<PeerId>,
+    /// A helper to ask again next, with the third parties it named in a
+    /// row that were of no use (ones we had contacted).
+    streak: Option<(PeerId, Vec<PeerId>)>,
     /// Peers told our current class: the sends so far and the last one's
     /// time (forgotten when a new session with the peer is established).
     told: HashMap<PeerId, (u8, Time)>,
@@ -458,6 +483,29 @@ impl NatState {
         misses.len() >= needed
     }
 
+    /// A helper that failed us: another one next time.
+    fn avoid(&mut self, helper: PeerId) {
+        self.avoid_helper = Some(helper);
+        self.streak = None;
+    }
+
+    /// `helper` named `third`, of no use to us: true to ask it again (it
+    /// named somebody new), false when it named one it did before in
+    /// this streak (it has nobody else).
+    fn note_streak(&mut self, helper: PeerId, third: [u8; 32]) -> bool {
+        let third = PeerId(third);
+        let mut named = match self.streak.take() {
+            Some((h, v)) if h == helper => v,
+            _ => Vec::new(),
+        };
+        if named.contains(&third) || named.len() >= MAX_OFFERED {
+            return false;
+        }
+        named.push(third);
+        self.streak = Some((helper, named));
+        true
+    }
+
     fn note_rtt(&mut self, peer: PeerId, rtt: Duration) {
         if self.rtt.len() >= MAX_PEER_NOTES && !self.rtt.contains_key(&peer) {
             self.rtt.clear();
@@ -490,6 +538,40 @@ impl NatState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_helper_names_each_of_its_peers_in_turn_then_starts_over() {
+        let pool: Vec<_> = (1..=4u8)
+            .map(|i| {
+                (
+                    u32::from(i),
+                    PeerId([i; 32]),
+                    SocketAddr::from(([198, 51, 100, i], 4000)),
+                )
+            })
+            .collect();
+        let mut offered = Vec::new();
+        let mut named = Vec::new();
+        for k in 0..4usize {
+            let left = not_offered(pool.clone(), &mut offered);
+            assert_eq!(left.len(), 4 - k, "the ones not named yet");
+            // The first of what is left, as a helper picking at random might.
+            named.push(left[0].1);
+            note_offered(&mut offered, left[0].1);
+        }
+        named.sort();
+        named.dedup();
+        assert_eq!(named.len(), 4, "all four named once");
+        // All named: it starts over, never with the last one named.
+        let last = offered.last().copied();
+        let again = not_offered(pool.clone(), &mut offered);
+        assert_eq!(again.len(), 3);
+        assert!(again.iter().all(|c| Some(c.1) != last));
+        // A pool of one is named every time.
+        let one = vec![pool[0]];
+        let mut offered = vec![pool[0].1];
+        assert_eq!(not_offered(one, &mut offered).len(), 1);
+    }
 
     #[test]
     fn a_bad_observed_address_is_ignored_and_counted() {

@@ -3,6 +3,7 @@
 //! probe acknowledgements (we are the node being classified) and class
 //! announcements.
 
+use super::{not_offered, note_offered};
 use super::{NatFrame, ProbeMode, ThirdParty, MAX_DIALS, MAX_ORDER_DELAY, MAX_PEER_NOTES};
 use super::{ORDER_BURST, OTHER_PORT_DELAY_MS, PROBE_REQUEST_INTERVAL, PROBE_WAIT};
 use crate::node::Node;
@@ -17,6 +18,11 @@ use std::time::Duration;
 /// Bytes of the datagram an other-port probe sends to the third party's
 /// IP (random, so it looks like nothing).
 const OPENER_LEN: usize = 48;
+/// Opener datagrams sent (one lost opener made an address-dependent
+/// filter look port-dependent).
+const OPENERS: usize = 3;
+/// Copies of a probe order a helper sends the third party.
+const ORDER_COPIES: usize = 2;
 
 impl Node {
     /// One NAT frame from established session `idx` of `peer`.
@@ -75,8 +81,9 @@ impl Node {
         mode: ProbeMode,
     ) {
         let now = self.now;
-        let last = self.nat.last_request.get(&peer).copied();
-        let recent = last.is_some_and(|(t, _)| now.saturating_sub(t) < PROBE_REQUEST_INTERVAL);
+        let last = self.nat.last_request.get(&peer);
+        let recent = last.is_some_and(|(t, _)| now.saturating_sub(*t) < PROBE_REQUEST_INTERVAL);
+        let mut offered = last.map(|(_, o)| o.clone()).unwrap_or_default();
         let Some(target) = from.filter(|_| !recent) else {
             self.stats.nat.probe_requests_refused += 1;
             return;
@@ -93,7 +100,7 @@ impl Node {
             .into_iter()
             .filter(|&(_, p, a)| p != peer && a.ip() != target.ip())
             .collect();
-        let pool = super::other_than(pool, last.and_then(|(_, t)| t));
+        let pool = not_offered(pool, &mut offered);
         let third = if pool.is_empty() {
             None
         } else {
@@ -102,8 +109,15 @@ impl Node {
                 ProbeMode::OtherIp => 0,
                 ProbeMode::OtherPort => OTHER_PORT_DELAY_MS,
             };
-            self.queue_frame(tidx, &Frame::Nat(NatFrame::ProbeOrder { delay_ms, target }));
-            self.nat.last_request.insert(peer, (now, Some(tpeer)));
+            // Each copy in a datagram of its own: one lost order was a
+            // miss, and two misses a false negative (the third party
+            // carries out the first copy and ignores the other).
+            for _ in 0..ORDER_COPIES {
+                let order = NatFrame::ProbeOrder { delay_ms, target };
+                self.queue_frame(tidx, &Frame::Nat(order));
+                self.seal_and_send(tidx, false);
+            }
+            note_offered(&mut offered, tpeer);
             Some(ThirdParty {
                 peer: tpeer.0,
                 addr: taddr,
@@ -113,9 +127,9 @@ impl Node {
         if third.is_some() {
             self.stats.nat.probes_helped += 1;
         } else {
-            self.nat.last_request.insert(peer, (now, None));
             self.stats.nat.probe_requests_refused += 1;
         }
+        self.nat.last_request.insert(peer, (now, offered));
         self.queue_frame(idx, &Frame::Nat(NatFrame::ProbeAck { txid, third }));
     }
 
@@ -142,10 +156,14 @@ impl Node {
             self.stats.nat.probe_orders_done += 1;
             return;
         }
+        if scheduled {
+            // A copy of an order we hold (or another helper's for the
+            // same target): the dial is due already.
+            return;
+        }
         if self.nat.orders.len() >= ORDER_BURST
             || self.nat.dials.len() >= MAX_DIALS
             || established
-            || scheduled
             || our_third
         {
             self.stats.nat.probe_orders_refused += 1;
@@ -186,7 +204,7 @@ impl Node {
             let usable = third.is_some_and(|t| self.nat_fresh_ack(t));
             if !usable {
                 self.nat.probe = None;
-                self.nat.avoid_helper = Some(peer);
+                self.nat.avoid(peer);
                 self.stats.nat.fresh_inconclusive += 1;
                 self.nat.next_probe = now + super::PROBE_RETRY;
             }
@@ -194,27 +212,40 @@ impl Node {
         }
         // A third party we have a session with, or whose address we sent
         // to, proves nothing; in test II neither does one whose IP we sent
-        // to (test III sends to that IP itself, at another port).
+        // to (test III sends to that IP itself, at another port). A
+        // symmetric one serves test III: it dials from a port of its own,
+        // which an address-dependent filter lets in (a session from
+        // elsewhere: no verdict) and a port-dependent one keeps out (a
+        // miss); it never makes a success.
         let usable = third.filter(|t| {
             self.table.by_peer(&PeerId(t.peer)).is_none()
                 && !self.reach.contacted_addr(t.addr)
-                && match p.mode {
-                    ProbeMode::OtherIp => !self.reach.contacted(t.addr.ip()),
-                    // A symmetric third party dials from a port of its own.
-                    ProbeMode::OtherPort => t.class != moss_telemetry::NatType::SymmetricNat,
-                }
+                && (p.mode == ProbeMode::OtherPort || !self.reach.contacted(t.addr.ip()))
         });
         let Some(t) = usable else {
             self.nat.probe = None;
-            self.nat.avoid_helper = Some(peer);
             self.stats.nat.probes_inconclusive += 1;
-            // Soon again: the helper picks another third party.
-            self.nat.next_probe = now + super::PROBE_RETRY;
+            // The helper names another of its peers each time (it goes
+            // through them in turn): ask it again as soon as it takes a
+            // request, so a node that already contacted most of the mesh
+            // soon meets the few it has not; once it names one again (or
+            // nobody), another helper, a little later.
+            match third.map(|t| t.peer) {
+                Some(named) if self.nat.note_streak(peer, named) => {
+                    self.nat.next_probe = now + PROBE_REQUEST_INTERVAL;
+                }
+                _ => {
+                    self.nat.avoid(peer);
+                    self.nat.next_probe = now + super::PROBE_RETRY;
+                }
+            }
             return;
         };
         p.third = Some(t);
         p.deadline = now + PROBE_WAIT;
-        if p.mode == ProbeMode::OtherPort {
+        let mode = p.mode;
+        self.nat.streak = None;
+        if mode == ProbeMode::OtherPort {
             // Open the NAT towards the third party's IP at another port: an
             // address-dependent filter then lets its dial in, a port-dependent
             // one does not.
@@ -223,9 +254,11 @@ impl Node {
             } else {
                 t.addr.port() + 1
             };
-            let mut junk = vec![0u8; OPENER_LEN];
-            self.rng.fill_bytes(&mut junk);
-            self.emit(Path::Udp(SocketAddr::new(t.addr.ip(), port)), junk);
+            for _ in 0..OPENERS {
+                let mut junk = vec![0u8; OPENER_LEN];
+                self.rng.fill_bytes(&mut junk);
+                self.emit(Path::Udp(SocketAddr::new(t.addr.ip(), port)), junk);
+            }
         }
     }
 }
