@@ -402,10 +402,16 @@ fn run(n: usize, seed: u64, loss: f64, churn: f64, trace: bool) -> (Outcome, Sim
         .iter()
         .filter(|&&p| sim.node(p).is_some_and(Node::is_supernode))
         .count();
-    // Each end dials the other where the first shared public sees it.
+    // Each end dials the other where the first shared public that sees
+    // both sees it (a tracker that has both; the first shared one may have
+    // lost its session with one end, and the pair then never dialled: seed
+    // 10's public-symmetric pair 60).
     for (k, &(a, b)) in pairs.ends.iter().enumerate() {
-        let r = pairs.shared[k][0];
-        if let (Some(xa), Some(xb)) = (seen_by(&sim, r, a), seen_by(&sim, r, b)) {
+        let seen = pairs.shared[k].iter().find_map(|&r| {
+            let (xa, xb) = (seen_by(&sim, r, a), seen_by(&sim, r, b));
+            xa.zip(xb)
+        });
+        if let Some((xa, xb)) = seen {
             sim.dial_addr(a, xb);
             sim.dial_addr(b, xa);
         }
