@@ -364,27 +364,33 @@ impl Router {
     /// `peer` subscribed to `topic`. If we published on the topic within
     /// the own-gossip windows, the peer (new, or back on a new session:
     /// our flood may have gone to its dead session) hears of those
-    /// messages for [`LATE_BEATS`] heartbeats, in or out of our mesh.
+    /// messages for [`LATE_BEATS`] heartbeats, in or out of our mesh. A
+    /// subscription we already had counts too: a peer sends its
+    /// subscriptions again on each new session, and the old one may have
+    /// died without our noticing (a relay's supernode gone).
     pub fn peer_subscribed(&mut self, peer: &PeerId, topic: &str) {
         let t = self.topic(topic);
         let Some(st) = self.peers.get_mut(peer) else {
             return;
         };
-        let Err(i) = st.topics.binary_search_by(|x| (**x).cmp(&*t)) else {
-            return;
-        };
-        if st.topics.len() >= MAX_PEER_TOPICS {
-            return;
+        if let Err(i) = st.topics.binary_search_by(|x| (**x).cmp(&*t)) {
+            if st.topics.len() >= MAX_PEER_TOPICS {
+                return;
+            }
+            let mut v = std::mem::take(&mut st.topics).into_vec();
+            v.insert(i, t.clone());
+            st.topics = v.into_boxed_slice();
         }
-        let mut v = std::mem::take(&mut st.topics).into_vec();
-        v.insert(i, t.clone());
-        st.topics = v.into_boxed_slice();
         if self.own.iter().any(|(_, ot, _)| *ot == t) {
+            let until = self.heartbeats + LATE_BEATS;
+            if let Some(l) = self.late.iter_mut().find(|l| l.0 == *peer && l.1 == t) {
+                l.2 = until;
+                return;
+            }
             if self.late.len() >= MAX_LATE {
                 self.late.pop_front();
             }
-            self.late
-                .push_back((*peer, t, self.heartbeats + LATE_BEATS));
+            self.late.push_back((*peer, t, until));
         }
     }
 

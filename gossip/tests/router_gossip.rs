@@ -181,6 +181,37 @@ fn a_peer_back_on_a_new_session_hears_of_our_messages_it_missed_outside_the_mesh
     assert_eq!(told as u64, moss_gossip::LATE_BEATS);
 }
 
+/// The same peer back on a new session before we noticed the old one die
+/// (no removal: its new session simply sends its subscriptions again, as
+/// when a relayed pair moves to another supernode). It still hears of the
+/// message our flood sent to the dead session.
+#[test]
+fn a_peer_that_subscribes_again_on_a_new_session_hears_of_our_messages() {
+    let (mut r, mut g) = joined(8, Config::default());
+    r.heartbeat(secs(1), &mut g);
+    let q = r.mesh_peers("t")[0];
+    drain(&mut r);
+    let id = [7; 32];
+    r.publish(secs(1), id, "t", body(10), &mut g).unwrap();
+    drain(&mut r);
+    // Out of the mesh (silent), never removed; then its subscription again.
+    r.peer_unresponsive(&q, secs(2));
+    drain(&mut r);
+    r.peer_subscribed(&q, "t");
+    r.peer_subscribed(&q, "t");
+    let mut told = 0;
+    for s in 3..30 {
+        r.heartbeat(secs(s), &mut g);
+        let a = drain(&mut r);
+        told += usize::from(ihaves_to(&a, &q).iter().any(|ids| ids.contains(&id)));
+    }
+    assert_eq!(
+        told as u64,
+        moss_gossip::LATE_BEATS,
+        "told once per heartbeat, not twice"
+    );
+}
+
 /// The relay simulator's pairs: a topic of two. The other end went silent
 /// for a while and left our mesh (backoff keeps it out) just after we
 /// published; a datagram of our flood was lost. It hears of our message
