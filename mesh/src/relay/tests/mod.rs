@@ -753,7 +753,10 @@ fn a_relayed_session_heard_on_a_host_channel_migrates_with_event_7() {
     });
     assert!(migrated, "event 7 at node 2: {:?}", net.events[2]);
     assert_eq!(net.path_to(2, 1), Some(channel));
-    assert!(net.messages(2, "m").iter().any(|m| m.as_slice() == b"on a channel"));
+    assert!(net
+        .messages(2, "m")
+        .iter()
+        .any(|m| m.as_slice() == b"on a channel"));
 }
 
 /// The supernode's leg to node 2 is slow (433 ms), so datagrams it
