@@ -635,7 +635,7 @@ impl Node {
                 })),
             },
         );
-        self.reach.on_init(from, idx);
+        self.reach.on_init(from, idx, now);
         self.emit(from, datagram.clone());
         if pattern == Pattern::Ik {
             // IK is done on our side; the session waits for the initiator's

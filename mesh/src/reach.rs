@@ -35,8 +35,9 @@ pub struct Reachability {
     addr_order: VecDeque<SocketAddr>,
     unsolicited: HashSet<u32>,
     /// Addresses whose message 1 arrived before we had ever sent to that
-    /// exact address (what test III's proof needs; bounded, oldest out).
-    first_from: VecDeque<SocketAddr>,
+    /// exact address, and when (what test III's proof needs; bounded,
+    /// oldest out).
+    first_from: VecDeque<(SocketAddr, Time)>,
     confirmed: Option<Confirmation>,
     nat_type: NatType,
 }
@@ -87,29 +88,36 @@ impl Reachability {
         self.contacted_addrs.contains(&addr)
     }
 
-    /// A message 1 arrived from `from` and got half-open slot `idx`: it is
-    /// unsolicited when nothing was ever sent to that IP. Call before the
-    /// reply is sent.
-    pub(crate) fn on_init(&mut self, from: Path, idx: u32) {
+    /// A message 1 arrived from `from` at `now` and got half-open slot
+    /// `idx`: it is unsolicited when nothing was ever sent to that IP.
+    /// Call before the reply is sent.
+    pub(crate) fn on_init(&mut self, from: Path, idx: u32, now: Time) {
         let Some(addr) = from.udp() else {
             return;
         };
         if !self.contacted(addr.ip()) && self.unsolicited.len() < PENDING_CAP {
             self.unsolicited.insert(idx);
         }
-        if !self.contacted_addr(addr) && !self.first_from.contains(&addr) {
-            if self.first_from.len() >= FIRST_FROM_CAP {
-                self.first_from.pop_front();
-            }
-            self.first_from.push_back(addr);
+        if self.contacted_addr(addr) {
+            return;
         }
+        if let Some(e) = self.first_from.iter_mut().find(|e| e.0 == addr) {
+            e.1 = now;
+            return;
+        }
+        if self.first_from.len() >= FIRST_FROM_CAP {
+            self.first_from.pop_front();
+        }
+        self.first_from.push_back((addr, now));
     }
 
-    /// Whether a message 1 from `addr` reached us before we had sent to
-    /// that exact address (its IP may have been sent to): a port-dependent
-    /// filter would have kept it out.
-    pub fn unsolicited_from(&self, addr: SocketAddr) -> bool {
-        self.first_from.contains(&addr)
+    /// Whether a message 1 from `addr` reached us at `since` or later,
+    /// before we had sent to that exact address (its IP may have been sent
+    /// to): a port-dependent filter would have kept it out.
+    pub fn unsolicited_from(&self, addr: SocketAddr, since: Time) -> bool {
+        self.first_from
+            .iter()
+            .any(|&(a, at)| a == addr && at >= since)
     }
 
     /// Responder slot `idx` left the half-open state: established (`from`
@@ -167,17 +175,20 @@ mod tests {
     fn a_message_1_from_an_address_sent_to_first_is_not_unsolicited_from_it() {
         let mut r = Reachability::default();
         r.note_sent(p("203.0.113.7:9001"));
-        r.on_init(p("203.0.113.7:9000"), 1);
-        assert!(r.unsolicited_from("203.0.113.7:9000".parse().unwrap()));
+        r.on_init(p("203.0.113.7:9000"), 1, Duration::ZERO);
+        let t0 = Duration::ZERO;
+        assert!(r.unsolicited_from("203.0.113.7:9000".parse().unwrap(), t0));
+        // Not from a probe that began after it.
+        assert!(!r.unsolicited_from("203.0.113.7:9000".parse().unwrap(), Duration::from_secs(1)));
         r.note_sent(p("203.0.113.8:9000"));
-        r.on_init(p("203.0.113.8:9000"), 2);
-        assert!(!r.unsolicited_from("203.0.113.8:9000".parse().unwrap()));
+        r.on_init(p("203.0.113.8:9000"), 2, Duration::ZERO);
+        assert!(!r.unsolicited_from("203.0.113.8:9000".parse().unwrap(), t0));
     }
 
     #[test]
     fn an_unsolicited_handshake_that_completes_confirms() {
         let mut r = Reachability::default();
-        r.on_init(p("203.0.113.7:9000"), 5);
+        r.on_init(p("203.0.113.7:9000"), 5, Duration::ZERO);
         assert!(!r.inbound_confirmed(), "message 1 alone proves nothing");
         r.on_settled(
             5,
@@ -197,7 +208,7 @@ mod tests {
         assert!(!r.contacted_addr("203.0.113.7:9001".parse().unwrap()));
         // The same IP at another port (a port-restricted NAT's pinhole is
         // per IP for restricted cones): still not unsolicited.
-        r.on_init(p("203.0.113.7:9001"), 5);
+        r.on_init(p("203.0.113.7:9001"), 5, Duration::ZERO);
         r.on_settled(5, Some("203.0.113.7:9001".parse().unwrap()), Duration::ZERO);
         assert!(!r.inbound_confirmed());
     }
@@ -205,7 +216,7 @@ mod tests {
     #[test]
     fn a_failed_or_unknown_handshake_does_not_confirm() {
         let mut r = Reachability::default();
-        r.on_init(p("198.51.100.1:1"), 9);
+        r.on_init(p("198.51.100.1:1"), 9, Duration::ZERO);
         r.on_settled(9, None, Duration::ZERO);
         r.on_settled(9, Some("198.51.100.1:1".parse().unwrap()), Duration::ZERO);
         r.on_settled(77, Some("198.51.100.1:1".parse().unwrap()), Duration::ZERO);
@@ -215,7 +226,7 @@ mod tests {
     #[test]
     fn reset_forgets_the_proof_and_the_class() {
         let mut r = Reachability::default();
-        r.on_init(p("203.0.113.7:9000"), 5);
+        r.on_init(p("203.0.113.7:9000"), 5, Duration::ZERO);
         r.on_settled(5, Some("203.0.113.7:9000".parse().unwrap()), Duration::ZERO);
         r.set_nat_type(NatType::Public);
         r.reset();

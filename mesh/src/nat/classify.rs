@@ -84,7 +84,9 @@ impl Node {
 
     /// Whether `addr` is the third party of the probe we run: a dial of
     /// ours there now would open our NAT to it and spoil the probe (the
-    /// router's peer-exchange dials skip it; the router offers peers again).
+    /// router's peer-exchange dials skip it; a skipped one is not tried
+    /// again). The probe's verdict does not rely on this: a spoiled probe
+    /// is inconclusive ([`crate::reach::Reachability::unsolicited_from`]).
     pub(crate) fn nat_probe_third(&self, addr: SocketAddr) -> bool {
         self.nat
             .probe
@@ -409,7 +411,7 @@ impl Node {
             // it at (a symmetric third party's fresh port proves nothing),
             // and its message 1 came before we sent there ourselves.
             ProbeMode::OtherPort => p.third.is_some_and(|t| {
-                self.reach.unsolicited_from(t.addr)
+                self.reach.unsolicited_from(t.addr, p.sent)
                     && self
                         .table
                         .by_peer(&PeerId(t.peer))

@@ -353,13 +353,13 @@ impl Node {
         let last = self.nat.last_request.get(&peer);
         let recent =
             last.is_some_and(|(t, _)| now.saturating_sub(*t) < super::PROBE_REQUEST_INTERVAL);
-        let mut offered = last.map(|(_, o)| o.clone()).unwrap_or_default();
         self.nat.fresh_pending.retain(|p| p.until > now);
         let full = self.nat.fresh_pending.len() >= MAX_FRESH_PENDING;
         let Some(target) = from.filter(|_| !recent && !full) else {
             self.stats.nat.probe_requests_refused += 1;
             return;
         };
+        let mut offered = self.nat.take_offered(&peer);
         if self.nat.last_request.len() >= super::MAX_PEER_NOTES {
             self.nat.last_request.clear();
         }

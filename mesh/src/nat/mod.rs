@@ -483,6 +483,15 @@ impl NatState {
         misses.len() >= needed
     }
 
+    /// Helper side: the third parties named to `peer` so far, taken out
+    /// (put back with the request's time once it is answered).
+    fn take_offered(&mut self, peer: &PeerId) -> Vec<PeerId> {
+        self.last_request
+            .remove(peer)
+            .map(|(_, o)| o)
+            .unwrap_or_default()
+    }
+
     /// A helper that failed us: another one next time.
     fn avoid(&mut self, helper: PeerId) {
         self.avoid_helper = Some(helper);

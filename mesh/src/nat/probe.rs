@@ -83,11 +83,11 @@ impl Node {
         let now = self.now;
         let last = self.nat.last_request.get(&peer);
         let recent = last.is_some_and(|(t, _)| now.saturating_sub(*t) < PROBE_REQUEST_INTERVAL);
-        let mut offered = last.map(|(_, o)| o.clone()).unwrap_or_default();
         let Some(target) = from.filter(|_| !recent) else {
             self.stats.nat.probe_requests_refused += 1;
             return;
         };
+        let mut offered = self.nat.take_offered(&peer);
         if self.nat.last_request.len() >= MAX_PEER_NOTES {
             self.nat.last_request.clear();
         }
