@@ -34,6 +34,18 @@ pub use crate::receive::control_of;
 pub const RESUBSCRIBE_EVERY: u64 = 5;
 /// Longest gap, in heartbeats, between re-announcements to a peer.
 pub const RESUBSCRIBE_MAX: u64 = 30;
+/// A new session hears our subscriptions (not our capabilities) again when
+/// it is 1, 2, 4, … up to this many heartbeats old, idle or not: a lost
+/// first announcement (the initiator's can also arrive before the
+/// responder's session is up) would otherwise leave the peer without our
+/// topics until the next [`RESUBSCRIBE_MAX`] round.
+pub const RESUBSCRIBE_YOUNG: u64 = 16;
+
+/// True if a session `age_beats` heartbeats old is due a re-announcement
+/// for its youth ([`RESUBSCRIBE_YOUNG`]).
+pub(crate) fn young_resubscribe(age_beats: u64) -> bool {
+    age_beats.is_power_of_two() && age_beats <= RESUBSCRIBE_YOUNG
+}
 
 /// Messages are not forwarded beyond this many hops.
 pub const MAX_HOPS: u8 = 32;
@@ -340,27 +352,34 @@ impl Node {
             // them again every RESUBSCRIBE_EVERY heartbeats when a datagram
             // goes to it anyway, and every RESUBSCRIBE_MAX regardless.
             let beat = self.pubsub.router.heartbeat_count();
+            let period = self.pubsub.router.config().heartbeat.as_millis().max(1);
             let t = &self.table;
             // In index order (`peer_indices`): a peer's sessions that share
             // a wire address (a supernode's own and the ones it relays)
             // then send in the same order in every run.
-            let due: Vec<u32> = t
+            let due: Vec<(u32, bool)> = t
                 .peer_indices()
                 .into_iter()
-                .filter(|&idx| {
+                .filter_map(|idx| {
                     let i = u64::from(idx);
-                    let busy = t.established(idx).is_some_and(|e| !e.pending.is_empty());
-                    (busy && i % RESUBSCRIBE_EVERY == beat % RESUBSCRIBE_EVERY)
-                        || i % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX
+                    let e = t.established(idx)?;
+                    let busy = !e.pending.is_empty();
+                    let age =
+                        u64::try_from(e.up.since(now).as_millis() / period).unwrap_or(u64::MAX);
+                    let forced = i % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX;
+                    // A young session's rounds: its first announcement may
+                    // have been lost.
+                    let young = young_resubscribe(age);
+                    let routine = busy && i % RESUBSCRIBE_EVERY == beat % RESUBSCRIBE_EVERY;
+                    (forced || young || routine).then_some((idx, forced))
                 })
                 .collect();
             let topics: Vec<String> = self.pubsub.subscriptions.iter().cloned().collect();
-            for idx in due {
+            for (idx, forced) in due {
                 for t in &topics {
                     // Capabilities go with the first subscriptions and then
                     // only on the rare forced round: they change nothing
                     // the router sees, and peers rarely need them.
-                    let forced = u64::from(idx) % RESUBSCRIBE_MAX == beat % RESUBSCRIBE_MAX;
                     if forced || !is_capability(t) {
                         self.queue_frame(idx, &Frame::Subscribe(t));
                     }

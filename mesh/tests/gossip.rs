@@ -90,3 +90,29 @@ fn gossipsub_json_reaches_the_router() {
     }
     assert!(Config::from_json(r#"{"gossipsub":{"D_out":4}}"#).is_err());
 }
+
+/// Subscriptions ride on unreliable datagrams. Both nodes subscribe on a
+/// session just up and every datagram carrying the announcements is
+/// lost: each still learns the other's topic within a few heartbeats
+/// (the re-announcements of a young session,
+/// `moss_mesh::pubsub::RESUBSCRIBE_YOUNG`), not only at the rare forced
+/// round up to `RESUBSCRIBE_MAX` heartbeats later, and the two mesh.
+#[test]
+fn subscriptions_lost_on_a_new_session_are_announced_again_within_seconds() {
+    let mut net = Net::new(2, "young", None);
+    net.nodes[0].add_static_peer(addr(1));
+    assert!(net.drive(|n| n.nodes[0].peer_count() == 1 && n.nodes[1].peer_count() == 1));
+    net.muted = vec![true, true];
+    for n in &mut net.nodes {
+        n.subscribe("t");
+    }
+    net.run(Duration::from_millis(200));
+    net.muted = vec![false, false];
+    let lost = net.now;
+    assert!(net.drive(|n| (0..2).all(|i| n.nodes[i].mesh_peers("t").len() == 1)));
+    let took = net.now - lost;
+    assert!(
+        took <= Duration::from_secs(4),
+        "meshed {took:?} after the loss"
+    );
+}

@@ -115,6 +115,32 @@ pub struct Client {
     pub last_refusal: Option<RefuseReason>,
 }
 
+impl Client {
+    /// Takes every request, pending or waiting for its next round, for
+    /// `peer` or for the address `addr` (a supernode's view of it): an
+    /// accept for that pair answers them. `Some` with the address the
+    /// first one named, if any were found.
+    fn take_wanted(&mut self, peer: PeerId, addr: SocketAddr) -> Option<Option<SocketAddr>> {
+        let wants = |target: PeerId, a: Option<SocketAddr>| target == peer || a == Some(addr);
+        let mut found = None;
+        self.pending.retain(|_, p| {
+            let hit = wants(p.target, p.addr);
+            if hit {
+                found.get_or_insert(p.addr);
+            }
+            !hit
+        });
+        self.stalled.retain(|s| {
+            let hit = wants(s.target, s.addr);
+            if hit {
+                found.get_or_insert(s.addr);
+            }
+            !hit
+        });
+        found
+    }
+}
+
 #[cfg(test)]
 impl Client {
     /// The direct addresses this node probes for its relayed peers.
@@ -378,8 +404,17 @@ impl Node {
                 self.relay.client.remember_addr(key, a.peer_addr);
                 return self.dial_relayed(from, a.session, a.responder);
             }
-            let Some(p) = p else {
-                // Nobody asked this supernode with that nonce.
+            // Our request's answer; or, with the other end's nonce, its
+            // repair of a session whose first accept we lost (it names us
+            // initiator), taken while we still ask for that peer.
+            let wanted = match p {
+                Some(p) => Some(p.addr),
+                // Nonce 0 answers nothing asked (an end moved).
+                None if a.nonce == 0 => None,
+                None => self.relay.client.take_wanted(a.responder, a.peer_addr),
+            };
+            let Some(dialled) = wanted else {
+                // Nobody asked for this pair.
                 return self.drop_input(DropReason::RelayForged);
             };
             self.relay.client.sessions.insert(
@@ -390,7 +425,7 @@ impl Node {
                     initiator: true,
                     expires: now + ttl,
                     ttl,
-                    dialled: p.addr,
+                    dialled,
                     unused_since: None,
                     via_addr,
                 },

@@ -906,7 +906,7 @@ mod rebind;
 /// supernode 0 sends end 1 is lost for `lose_for` after the request left
 /// (its accept among it). Returns the network once the pair is relayed
 /// through 0, or `None` if it is not within 60 s.
-fn relay_by_address_losing_the_accept(lose_for: Duration) -> Option<Net> {
+fn relay_by_address_losing_the_accept(lose_for: Duration) -> Option<(Net, Time)> {
     let mut net = Net::new(4, cfg());
     for s in [0, 3] {
         let a = net.addrs[s];
@@ -925,6 +925,7 @@ fn relay_by_address_losing_the_accept(lose_for: Duration) -> Option<Net> {
     assert!(ok, "both supernodes promoted, end 1 connected to both");
     let addr2 = net.addrs[2];
     net.nodes[1].relay_dial_failed(Path::Udp(addr2));
+    let asked = net.now;
     assert_eq!(net.nodes[1].relay.client.pending_len(), 1, "asked");
     net.oneway.insert((0, 1));
     net.run(lose_for);
@@ -934,7 +935,7 @@ fn relay_by_address_losing_the_accept(lose_for: Duration) -> Option<Net> {
             || (matches!(net.path_to(1, 2), Some(Path::Relay { via, .. }) if via == net.id(0))
                 && matches!(net.path_to(2, 1), Some(Path::Relay { .. })))
     });
-    (ok && net.connected(1, 2)).then_some(net)
+    (ok && net.connected(1, 2)).then_some((net, asked))
 }
 
 /// The lost-accept case: the one supernode that resolves the target's
@@ -949,6 +950,30 @@ fn a_lost_accept_is_asked_again_of_the_one_supernode_that_resolves_the_address()
     );
 }
 
+/// Both of end 1's asks of supernode 0 lose their accept (its link to
+/// end 1 is down for 11 s). End 2 got its accept: it repairs the unused
+/// relay session by asking supernode 0 again, and that accept, with end
+/// 2's nonce, names end 1 initiator. End 1, still asking for end 2's
+/// address, takes it and dials through 0 before its own next round
+/// ([`super::client::ADDR_RETRY`] after its last ask failed) would.
+#[test]
+fn the_other_ends_repair_answers_a_request_whose_accepts_were_lost() {
+    use super::client::{ADDR_RETRY, REQUEST_TIMEOUT};
+    let (net, asked) = relay_by_address_losing_the_accept(Duration::from_secs(11))
+        .expect("relayed through supernode 0");
+    let next_round = asked + REQUEST_TIMEOUT * 2 + ADDR_RETRY;
+    assert!(
+        net.now < next_round,
+        "relayed at {:?}, not before end 1's next round at {next_round:?}",
+        net.now
+    );
+    assert_eq!(
+        net.nodes[1].stats().drops.get(DropReason::RelayForged),
+        0,
+        "the repair's accept is not taken for a forgery"
+    );
+}
+
 /// Both asks of supernode 0 lose their accept (its link to end 1 is
 /// down for 12 s) and supernode 3 refuses: the request waits
 /// [`super::client::ADDR_RETRY`] and a new round asks every supernode
@@ -956,7 +981,7 @@ fn a_lost_accept_is_asked_again_of_the_one_supernode_that_resolves_the_address()
 #[test]
 fn a_request_every_supernode_failed_is_asked_again_after_addr_retry() {
     let net = relay_by_address_losing_the_accept(Duration::from_secs(12));
-    let net = net.expect("relayed through supernode 0 in a later round");
+    let (net, _) = net.expect("relayed through supernode 0 in a later round");
     assert_eq!(
         net.nodes[1].relay_info().last_refusal,
         Some(RefuseReason::TargetUnreachable),
