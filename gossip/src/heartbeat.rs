@@ -21,6 +21,8 @@ impl Router {
         self.score.refresh(now);
         self.refresh_app_scores(now);
         self.backoff.retain(|_, until| now < *until);
+        let backoff = &self.backoff;
+        self.silenced.retain(|k| backoff.contains_key(k));
         self.broken_promises(now);
         let topics: Vec<Topic> = self.mesh.keys().cloned().collect();
         for t in &topics {

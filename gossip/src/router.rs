@@ -119,6 +119,11 @@ pub struct Router {
     pub(crate) mesh: BTreeMap<Topic, BTreeSet<PeerId>>,
     pub(crate) fanout: BTreeMap<Topic, Fanout>,
     pub(crate) backoff: BTreeMap<(Topic, PeerId), Time>,
+    /// Backoffs we set only because the peer went silent
+    /// ([`Router::peer_unresponsive`]): its PRUNE was likely lost with its
+    /// path, so a GRAFT from it during the backoff is it coming back, not
+    /// misbehaviour.
+    pub(crate) silenced: BTreeSet<(Topic, PeerId)>,
     pub(crate) mcache: MessageCache,
     pub(crate) seen: SeenCache,
     pub(crate) score: PeerScore,
@@ -180,6 +185,7 @@ impl Router {
             mesh: BTreeMap::new(),
             fanout: BTreeMap::new(),
             backoff: BTreeMap::new(),
+            silenced: BTreeSet::new(),
             promises: HashMap::new(),
             actions: VecDeque::new(),
             heartbeats: 0,
@@ -352,7 +358,11 @@ impl Router {
                 m.remove(peer);
             }
             self.score.prune(peer, &t, now);
+            let fresh = !self.in_backoff(&t, peer, now);
             self.set_backoff(&t, *peer, now + self.cfg.prune_backoff);
+            if fresh {
+                self.silenced.insert((t.clone(), *peer));
+            }
             let msg = self.prune_msg(&t, peer, now, false);
             self.send(*peer, msg);
         }
@@ -436,7 +446,9 @@ impl Router {
     }
 
     pub(crate) fn set_backoff(&mut self, topic: &Topic, peer: PeerId, until: Time) {
-        let e = self.backoff.entry((topic.clone(), peer)).or_insert(until);
+        let key = (topic.clone(), peer);
+        self.silenced.remove(&key);
+        let e = self.backoff.entry(key).or_insert(until);
         if *e < until {
             *e = until;
         }
@@ -748,7 +760,12 @@ impl Router {
         if mesh.contains(from) {
             return;
         }
-        if let Some(&until) = self.backoff.get(&(t.clone(), *from)) {
+        let key = (t.clone(), *from);
+        if self.silenced.remove(&key) {
+            // We pruned it for silence and it is back: no penalty.
+            self.backoff.remove(&key);
+        }
+        if let Some(&until) = self.backoff.get(&key) {
             if now < until {
                 // GRAFT during backoff: P7, doubled for a flood.
                 let mut pen = 1.0;

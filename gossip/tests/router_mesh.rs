@@ -77,6 +77,32 @@ fn graft_in_backoff_is_refused_and_penalised() {
     assert!(!grafts(&drain(&mut r)).contains(&p(1)));
 }
 
+/// A mesh peer we left because it went silent (its path died, so our
+/// PRUNE was likely lost) grafts again once it is back: it joins our mesh
+/// at once, without P7 for grafting in backoff. One we pruned and that
+/// heard it is still refused and penalised (above).
+#[test]
+fn a_peer_pruned_for_silence_that_grafts_again_is_taken_back_unpunished() {
+    let (mut r, mut g) = joined(3, Config::default());
+    drain(&mut r);
+    assert!(r.mesh_peers("t").contains(&p(1)));
+    r.peer_unresponsive(&p(1), secs(2));
+    assert!(!r.mesh_peers("t").contains(&p(1)));
+    drain(&mut r);
+    r.on_control(secs(3), &p(1), Control::Graft { topic: "t".into() }, &mut g);
+    assert!(prunes(&drain(&mut r)).is_empty(), "not refused");
+    assert!(r.mesh_peers("t").contains(&p(1)));
+    assert!(r.peer_score(&p(1), secs(3)) >= 0.0, "no P7");
+    // Pruned again for silence, then its own PRUNE arrives (it heard
+    // ours): the backoff is an ordinary one again.
+    r.peer_unresponsive(&p(1), secs(4));
+    r.on_control(secs(5), &p(1), prune_t(60, vec![]), &mut g);
+    drain(&mut r);
+    r.on_control(secs(6), &p(1), Control::Graft { topic: "t".into() }, &mut g);
+    assert_eq!(prunes(&drain(&mut r)).len(), 1, "refused in backoff");
+    assert!(r.peer_score(&p(1), secs(6)) < 0.0);
+}
+
 #[test]
 fn prune_px_dials_unknown_peers_only_from_non_negative_peers() {
     let (mut r, mut g) = joined(2, Config::default());
