@@ -20,9 +20,7 @@ impl Router {
         self.heartbeats += 1;
         self.score.refresh(now);
         self.refresh_app_scores(now);
-        self.backoff.retain(|_, until| now < *until);
-        let backoff = &self.backoff;
-        self.silenced.retain(|k| backoff.contains_key(k));
+        self.backoff.retain(|_, b| now < b.until);
         self.broken_promises(now);
         let topics: Vec<Topic> = self.mesh.keys().cloned().collect();
         for t in &topics {

@@ -112,18 +112,26 @@ pub(crate) struct Fanout {
     pub last_pub: Time,
 }
 
+/// A PRUNE backoff: no GRAFT either way for the (topic, peer) before
+/// `until`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    /// When it ends.
+    pub until: Time,
+    /// Set only because the peer went silent
+    /// ([`Router::peer_unresponsive`]): our PRUNE was likely lost with its
+    /// path, so a GRAFT from it meanwhile is it coming back, not
+    /// misbehaviour.
+    pub silent: bool,
+}
+
 /// A GossipSub router for one node.
 pub struct Router {
     pub(crate) cfg: Config,
     pub(crate) peers: BTreeMap<PeerId, PeerState>,
     pub(crate) mesh: BTreeMap<Topic, BTreeSet<PeerId>>,
     pub(crate) fanout: BTreeMap<Topic, Fanout>,
-    pub(crate) backoff: BTreeMap<(Topic, PeerId), Time>,
-    /// Backoffs we set only because the peer went silent
-    /// ([`Router::peer_unresponsive`]): its PRUNE was likely lost with its
-    /// path, so a GRAFT from it during the backoff is it coming back, not
-    /// misbehaviour.
-    pub(crate) silenced: BTreeSet<(Topic, PeerId)>,
+    pub(crate) backoff: BTreeMap<(Topic, PeerId), Backoff>,
     pub(crate) mcache: MessageCache,
     pub(crate) seen: SeenCache,
     pub(crate) score: PeerScore,
@@ -185,7 +193,6 @@ impl Router {
             mesh: BTreeMap::new(),
             fanout: BTreeMap::new(),
             backoff: BTreeMap::new(),
-            silenced: BTreeSet::new(),
             promises: HashMap::new(),
             actions: VecDeque::new(),
             heartbeats: 0,
@@ -358,11 +365,7 @@ impl Router {
                 m.remove(peer);
             }
             self.score.prune(peer, &t, now);
-            let fresh = !self.in_backoff(&t, peer, now);
-            self.set_backoff(&t, *peer, now + self.cfg.prune_backoff);
-            if fresh {
-                self.silenced.insert((t.clone(), *peer));
-            }
+            self.set_silence_backoff(&t, *peer, now);
             let msg = self.prune_msg(&t, peer, now, false);
             self.send(*peer, msg);
         }
@@ -442,16 +445,34 @@ impl Router {
     pub(crate) fn in_backoff(&self, topic: &Topic, peer: &PeerId, now: Time) -> bool {
         self.backoff
             .get(&(topic.clone(), *peer))
-            .is_some_and(|&until| now < until)
+            .is_some_and(|b| now < b.until)
     }
 
+    /// An ordinary backoff until `until` (a longer one stays).
     pub(crate) fn set_backoff(&mut self, topic: &Topic, peer: PeerId, until: Time) {
-        let key = (topic.clone(), peer);
-        self.silenced.remove(&key);
-        let e = self.backoff.entry(key).or_insert(until);
-        if *e < until {
-            *e = until;
+        let e = self
+            .backoff
+            .entry((topic.clone(), peer))
+            .or_insert(Backoff {
+                until,
+                silent: false,
+            });
+        e.silent = false;
+        e.until = e.until.max(until);
+    }
+
+    /// The prune backoff of a peer we left for silence: marked
+    /// [`Backoff::silent`] unless an ordinary one is running.
+    fn set_silence_backoff(&mut self, topic: &Topic, peer: PeerId, now: Time) {
+        let until = now + self.cfg.prune_backoff;
+        if self.in_backoff(topic, &peer, now) {
+            return self.set_backoff(topic, peer, until);
         }
+        let silent = Backoff {
+            until,
+            silent: true,
+        };
+        self.backoff.insert((topic.clone(), peer), silent);
     }
 
     /// We join `topic`: the mesh starts from fanout peers and other
@@ -761,12 +782,11 @@ impl Router {
             return;
         }
         let key = (t.clone(), *from);
-        if self.silenced.remove(&key) {
-            // We pruned it for silence and it is back: no penalty.
-            self.backoff.remove(&key);
-        }
-        if let Some(&until) = self.backoff.get(&key) {
-            if now < until {
+        if let Some(Backoff { until, silent }) = self.backoff.get(&key).copied() {
+            if silent {
+                // We left it for silence and it is back: no penalty.
+                self.backoff.remove(&key);
+            } else if now < until {
                 // GRAFT during backoff: P7, doubled for a flood.
                 let mut pen = 1.0;
                 let pruned_at = until.saturating_sub(self.cfg.prune_backoff);
